@@ -1,0 +1,185 @@
+package distro
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"reflect"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+)
+
+// The definitions: one file per distribution and one per image type. They
+// are decoded strictly (an unknown key is an error) and kept flat: an image
+// type may name one other with `extends:`, resolved in Go, field by field.
+//
+//go:embed data/distros/*.yaml data/imagetypes/*.yaml data/sets/*.txt
+var dataFS embed.FS
+
+type distroFile struct {
+	Name         string     `yaml:"name"`
+	Product      string     `yaml:"product"`
+	Family       string     `yaml:"family"`
+	Codename     string     `yaml:"codename"`
+	Keyring      string     `yaml:"keyring"`
+	Repositories []repoFile `yaml:"repositories"`
+	Arches       []archFile `yaml:"arches"`
+	ImageTypes   []string   `yaml:"image_types"`
+}
+
+type repoFile struct {
+	ID         string   `yaml:"id"`
+	Mirror     string   `yaml:"mirror"`
+	Suites     []string `yaml:"suites"`
+	Components []string `yaml:"components"`
+}
+
+type archFile struct {
+	Name          string    `yaml:"name"`
+	DebianArch    string    `yaml:"debian_arch"`
+	KernelPackage string    `yaml:"kernel_package"`
+	GrubBIOS      *grubFile `yaml:"grub_bios"`
+	GrubUEFI      *grubFile `yaml:"grub_uefi"`
+	NotBuildable  string    `yaml:"not_buildable"`
+}
+
+type grubFile struct {
+	Target   string   `yaml:"target"`
+	Packages []string `yaml:"packages"`
+}
+
+type imageTypeFile struct {
+	Name             string              `yaml:"name"`
+	Extends          string              `yaml:"extends"`
+	Abstract         bool                `yaml:"abstract"`
+	Aliases          []string            `yaml:"aliases"`
+	Description      string              `yaml:"description"`
+	Extension        string              `yaml:"extension"`
+	MIMEType         string              `yaml:"mime_type"`
+	Bootable         *bool               `yaml:"bootable"`
+	Variant          string              `yaml:"variant"`
+	Kernel           *bool               `yaml:"kernel"`
+	Bootloader       string              `yaml:"bootloader"`
+	Network          string              `yaml:"network"`
+	Packages         *packagesFile       `yaml:"packages"`
+	Services         *servicesFile       `yaml:"services"`
+	KernelCmdline    []string            `yaml:"kernel_cmdline"`
+	DefaultSize      string              `yaml:"default_size"`
+	PartitionTable   *partitionTableFile `yaml:"partition_table"`
+	Output           *outputFile         `yaml:"output"`
+	SupportedOptions []string            `yaml:"supported_options"`
+}
+
+type packagesFile struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
+type servicesFile struct {
+	Enabled  []string `yaml:"enabled"`
+	Disabled []string `yaml:"disabled"`
+	Masked   []string `yaml:"masked"`
+}
+
+type partitionTableFile struct {
+	Type       string          `yaml:"type"`
+	Partitions []partitionFile `yaml:"partitions"`
+}
+
+type partitionFile struct {
+	Role       string          `yaml:"role"`
+	Name       string          `yaml:"name"`
+	Size       string          `yaml:"size"`
+	MinSize    string          `yaml:"min_size"`
+	Bootable   bool            `yaml:"bootable"`
+	Filesystem *filesystemFile `yaml:"filesystem"`
+}
+
+type filesystemFile struct {
+	Type         string `yaml:"type"`
+	Mountpoint   string `yaml:"mountpoint"`
+	Label        string `yaml:"label"`
+	FSTabOptions string `yaml:"fstab_options"`
+}
+
+type outputFile struct {
+	Format      string `yaml:"format"`
+	Compat      string `yaml:"compat"`
+	Compression string `yaml:"compression"`
+}
+
+func decodeStrict(fsys fs.FS, name string, v any) error {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return err
+	}
+	if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// loadImageTypeFiles reads every image type file and resolves `extends:`.
+func loadImageTypeFiles(fsys fs.FS) (map[string]*imageTypeFile, error) {
+	names, err := fs.Glob(fsys, "data/imagetypes/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	raw := map[string]*imageTypeFile{}
+	for _, n := range names {
+		var f imageTypeFile
+		if err := decodeStrict(fsys, n, &f); err != nil {
+			return nil, err
+		}
+		if want := strings.TrimSuffix(path.Base(n), ".yaml"); f.Name != want {
+			return nil, fmt.Errorf("%s: name %q does not match the file name", n, f.Name)
+		}
+		raw[f.Name] = &f
+	}
+	resolved := map[string]*imageTypeFile{}
+	for name := range raw {
+		f, err := resolveExtends(raw, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		resolved[name] = f
+	}
+	return resolved, nil
+}
+
+// resolveExtends returns the image type with every field it leaves unset
+// taken from the type it extends (recursively). Name, Extends, Abstract and
+// Aliases are never inherited.
+func resolveExtends(raw map[string]*imageTypeFile, name string, seen []string) (*imageTypeFile, error) {
+	f, ok := raw[name]
+	if !ok {
+		return nil, fmt.Errorf("image type %q extends unknown image type %q", seen[len(seen)-1], name)
+	}
+	for _, s := range seen {
+		if s == name {
+			return nil, fmt.Errorf("image types extend each other in a loop: %s", strings.Join(append(seen, name), " -> "))
+		}
+	}
+	out := *f
+	if f.Extends == "" {
+		return &out, nil
+	}
+	parent, err := resolveExtends(raw, f.Extends, append(seen, name))
+	if err != nil {
+		return nil, err
+	}
+	dst, src := reflect.ValueOf(&out).Elem(), reflect.ValueOf(parent).Elem()
+	for i := 0; i < dst.NumField(); i++ {
+		switch dst.Type().Field(i).Name {
+		case "Name", "Extends", "Abstract", "Aliases":
+			continue
+		}
+		if dst.Field(i).IsZero() {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	return &out, nil
+}

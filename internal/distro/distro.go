@@ -1,0 +1,356 @@
+// Package distro knows what kiln can build: distributions, their
+// architectures and their image types, all loaded from embedded data files.
+// It is the only reader of blueprints: ImageType.Manifest is the one seam
+// where what the user wants (a blueprint) becomes how to build it (a
+// manifest).
+package distro
+
+import (
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/agnivade/levenshtein"
+
+	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/disk"
+)
+
+// Registry holds every distribution kiln knows.
+type Registry struct {
+	distros []*Distro
+	sets    *knownSets
+}
+
+// Distro is one distribution release.
+type Distro struct {
+	Name     string
+	Product  string
+	Family   string
+	Codename string
+	// Keyring is the host path of the keyring that signs the archive.
+	Keyring      string
+	Repositories []RepositorySpec
+	arches       []*Arch
+	sets         *knownSets
+}
+
+// RepositorySpec is a distribution repository whose mirror is chosen at
+// run time by its role ("debian", "debian-security").
+type RepositorySpec struct {
+	ID         string
+	MirrorRole string
+	Suites     []string
+	Components []string
+}
+
+// Arch is one architecture of a distribution.
+type Arch struct {
+	Name          string // kiln's name: x86_64, aarch64
+	DebianArch    string // amd64, arm64
+	KernelPackage string
+	GrubBIOS      *GrubTarget
+	GrubUEFI      *GrubTarget
+	// NotBuildable, when set, says why images of this arch cannot be built
+	// on this host.
+	NotBuildable string
+	distro       *Distro
+	imageTypes   []*ImageType
+}
+
+// GrubTarget is a GRUB platform and the packages that provide it.
+type GrubTarget struct {
+	Target   string
+	Packages []string
+}
+
+// Bootloader kinds.
+const (
+	BootNone   = "none"
+	BootBIOS   = "bios"
+	BootUEFI   = "uefi"
+	BootHybrid = "hybrid"
+)
+
+// Output formats.
+const (
+	FormatRaw   = "raw"
+	FormatQcow2 = "qcow2"
+	FormatTar   = "tar"
+)
+
+// ImageType is one kind of image of one architecture of one distribution.
+type ImageType struct {
+	Name        string
+	Aliases     []string
+	Description string
+	Extension   string
+	MIMEType    string
+	Bootable    bool
+	// Variant is the base package set (see depsolve.Request.Variant).
+	Variant         string
+	Kernel          bool
+	Bootloader      string
+	Network         string
+	Packages        []string
+	ExcludePackages []string
+	Services        Services
+	KernelCmdline   []string
+	DefaultSize     disk.Size
+	// PartitionTable is nil for types that are not disk images.
+	PartitionTable   *disk.Template
+	Output           Output
+	SupportedOptions []string
+	arch             *Arch
+}
+
+// Services lists systemd units to enable, disable and mask.
+type Services struct {
+	Enabled  []string `json:"enabled,omitempty"`
+	Disabled []string `json:"disabled,omitempty"`
+	Masked   []string `json:"masked,omitempty"`
+}
+
+// Output is the artifact's format.
+type Output struct {
+	Format      string `json:"format"`
+	Compat      string `json:"compat,omitempty"`
+	Compression string `json:"compression,omitempty"`
+}
+
+// Load reads the embedded definitions.
+func Load() (*Registry, error) {
+	return load(dataFS)
+}
+
+func load(fsys fs.FS) (*Registry, error) {
+	types, err := loadImageTypeFiles(fsys)
+	if err != nil {
+		return nil, err
+	}
+	sets, err := loadSets(fsys)
+	if err != nil {
+		return nil, err
+	}
+	files, err := fs.Glob(fsys, "data/distros/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	reg := &Registry{sets: sets}
+	for _, name := range files {
+		var f distroFile
+		if err := decodeStrict(fsys, name, &f); err != nil {
+			return nil, err
+		}
+		d, err := newDistro(&f, types, sets)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		reg.distros = append(reg.distros, d)
+	}
+	sort.Slice(reg.distros, func(i, j int) bool { return reg.distros[i].Name < reg.distros[j].Name })
+	return reg, nil
+}
+
+func newDistro(f *distroFile, types map[string]*imageTypeFile, sets *knownSets) (*Distro, error) {
+	if f.Name == "" || f.Codename == "" || f.Keyring == "" {
+		return nil, fmt.Errorf("name, codename and keyring are required")
+	}
+	d := &Distro{Name: f.Name, Product: f.Product, Family: f.Family, Codename: f.Codename, Keyring: f.Keyring, sets: sets}
+	for _, r := range f.Repositories {
+		d.Repositories = append(d.Repositories, RepositorySpec{ID: r.ID, MirrorRole: r.Mirror, Suites: r.Suites, Components: r.Components})
+	}
+	for _, af := range f.Arches {
+		a := &Arch{Name: af.Name, DebianArch: af.DebianArch, KernelPackage: af.KernelPackage, NotBuildable: af.NotBuildable, distro: d}
+		if af.GrubBIOS != nil {
+			a.GrubBIOS = &GrubTarget{Target: af.GrubBIOS.Target, Packages: af.GrubBIOS.Packages}
+		}
+		if af.GrubUEFI != nil {
+			a.GrubUEFI = &GrubTarget{Target: af.GrubUEFI.Target, Packages: af.GrubUEFI.Packages}
+		}
+		for _, tn := range f.ImageTypes {
+			tf, ok := types[tn]
+			if !ok {
+				return nil, fmt.Errorf("unknown image type %q", tn)
+			}
+			if tf.Abstract {
+				return nil, fmt.Errorf("image type %q is abstract and cannot be listed", tn)
+			}
+			it, err := newImageType(tf, a)
+			if err != nil {
+				return nil, fmt.Errorf("image type %s: %w", tn, err)
+			}
+			a.imageTypes = append(a.imageTypes, it)
+		}
+		d.arches = append(d.arches, a)
+	}
+	return d, nil
+}
+
+func parseSize(field, s string) (disk.Size, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := blueprint.ParseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", field, err)
+	}
+	return disk.Size(v), nil
+}
+
+func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
+	it := &ImageType{
+		Name: f.Name, Aliases: f.Aliases, Description: f.Description, Extension: f.Extension, MIMEType: f.MIMEType,
+		Variant: f.Variant, Bootloader: f.Bootloader, Network: f.Network, KernelCmdline: f.KernelCmdline,
+		SupportedOptions: f.SupportedOptions, arch: a,
+	}
+	it.Bootable = f.Bootable != nil && *f.Bootable
+	it.Kernel = f.Kernel != nil && *f.Kernel
+	if it.Variant == "" {
+		it.Variant = "required"
+	}
+	if it.Bootloader == "" {
+		it.Bootloader = BootNone
+	}
+	if f.Packages != nil {
+		it.Packages, it.ExcludePackages = f.Packages.Include, f.Packages.Exclude
+	}
+	if f.Services != nil {
+		it.Services = Services{Enabled: f.Services.Enabled, Disabled: f.Services.Disabled, Masked: f.Services.Masked}
+	}
+	if f.Output == nil || f.Output.Format == "" {
+		return nil, fmt.Errorf("output.format is required")
+	}
+	it.Output = Output{Format: f.Output.Format, Compat: f.Output.Compat, Compression: f.Output.Compression}
+	switch it.Output.Format {
+	case FormatRaw, FormatQcow2, FormatTar:
+	default:
+		return nil, fmt.Errorf("output.format %q is not one of raw, qcow2, tar", it.Output.Format)
+	}
+	var err error
+	if it.DefaultSize, err = parseSize("default_size", f.DefaultSize); err != nil {
+		return nil, err
+	}
+	if pt := f.PartitionTable; pt != nil {
+		tpl := &disk.Template{Type: disk.TableType(pt.Type)}
+		for i, p := range pt.Partitions {
+			tp := disk.TemplatePartition{Role: disk.Role(p.Role), Name: p.Name, Bootable: p.Bootable}
+			if tp.Size, err = parseSize(fmt.Sprintf("partition_table.partitions[%d].size", i), p.Size); err != nil {
+				return nil, err
+			}
+			if tp.MinSize, err = parseSize(fmt.Sprintf("partition_table.partitions[%d].min_size", i), p.MinSize); err != nil {
+				return nil, err
+			}
+			if fsf := p.Filesystem; fsf != nil {
+				tp.Filesystem = &disk.TemplateFilesystem{Type: fsf.Type, Mountpoint: fsf.Mountpoint, Label: fsf.Label, FSTabOptions: fsf.FSTabOptions}
+			}
+			tpl.Partitions = append(tpl.Partitions, tp)
+		}
+		it.PartitionTable = tpl
+	}
+	if (it.PartitionTable == nil) != (it.Output.Format == FormatTar) {
+		return nil, fmt.Errorf("disk formats need a partition table and archives must not have one")
+	}
+	if it.Bootable && (!it.Kernel || it.Bootloader == BootNone) {
+		return nil, fmt.Errorf("a bootable image type needs kernel: true and a bootloader")
+	}
+	return it, nil
+}
+
+// Distros returns every distribution, sorted by name.
+func (r *Registry) Distros() []*Distro { return r.distros }
+
+// Distro returns the named distribution, or an error listing the known ones.
+func (r *Registry) Distro(name string) (*Distro, error) {
+	var names []string
+	for _, d := range r.distros {
+		if d.Name == name {
+			return d, nil
+		}
+		names = append(names, d.Name)
+	}
+	return nil, fmt.Errorf("unknown distribution %q%s (known: %s)", name, didYouMean(name, names), strings.Join(names, ", "))
+}
+
+// Arches returns the distribution's architectures.
+func (d *Distro) Arches() []*Arch { return d.arches }
+
+// Arch returns the named architecture; Debian names (amd64) are accepted too.
+func (d *Distro) Arch(name string) (*Arch, error) {
+	var names []string
+	for _, a := range d.arches {
+		if a.Name == name || a.DebianArch == name {
+			return a, nil
+		}
+		names = append(names, a.Name)
+	}
+	return nil, fmt.Errorf("unknown architecture %q for %s%s (known: %s)", name, d.Name, didYouMean(name, names), strings.Join(names, ", "))
+}
+
+// Distro returns the distribution the architecture belongs to.
+func (a *Arch) Distro() *Distro { return a.distro }
+
+// ImageTypes returns the architecture's image types.
+func (a *Arch) ImageTypes() []*ImageType { return a.imageTypes }
+
+// ImageType returns the image type with this name or alias.
+func (a *Arch) ImageType(name string) (*ImageType, error) {
+	var names []string
+	for _, it := range a.imageTypes {
+		if it.Name == name || slices.Contains(it.Aliases, name) {
+			return it, nil
+		}
+		names = append(names, it.Name)
+		names = append(names, it.Aliases...)
+	}
+	return nil, fmt.Errorf("unknown image type %q for %s %s%s (known: %s)", name, a.distro.Name, a.Name, didYouMean(name, names), strings.Join(names, ", "))
+}
+
+// Arch returns the architecture the image type belongs to.
+func (it *ImageType) Arch() *Arch { return it.arch }
+
+// Filename is the artifact's file name for a blueprint name:
+// <name>-<distro>-<arch>.<extension>.
+func (it *ImageType) Filename(name string) string {
+	return fmt.Sprintf("%s-%s-%s.%s", name, it.arch.distro.Name, it.arch.Name, it.Extension)
+}
+
+// DefaultPackages are the packages every image of this type gets: the
+// type's own, the kernel and the bootloader's.
+func (it *ImageType) DefaultPackages() []string {
+	pkgs := slices.Clone(it.Packages)
+	if it.Kernel && it.arch.KernelPackage != "" {
+		pkgs = append(pkgs, it.arch.KernelPackage)
+	}
+	for _, g := range it.grubTargets() {
+		pkgs = append(pkgs, g.Packages...)
+	}
+	return pkgs
+}
+
+// grubTargets returns the GRUB platforms the image type boots with.
+func (it *ImageType) grubTargets() []*GrubTarget {
+	var out []*GrubTarget
+	if (it.Bootloader == BootBIOS || it.Bootloader == BootHybrid) && it.arch.GrubBIOS != nil {
+		out = append(out, it.arch.GrubBIOS)
+	}
+	if (it.Bootloader == BootUEFI || it.Bootloader == BootHybrid) && it.arch.GrubUEFI != nil {
+		out = append(out, it.arch.GrubUEFI)
+	}
+	return out
+}
+
+func didYouMean(name string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := levenshtein.ComputeDistance(name, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}

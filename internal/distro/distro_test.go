@@ -1,0 +1,115 @@
+package distro
+
+import (
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func loadRegistry(t *testing.T) *Registry {
+	t.Helper()
+	reg, err := Load()
+	require.NoError(t, err)
+	return reg
+}
+
+func imageType(t *testing.T, reg *Registry, distro, arch, name string) *ImageType {
+	t.Helper()
+	d, err := reg.Distro(distro)
+	require.NoError(t, err)
+	a, err := d.Arch(arch)
+	require.NoError(t, err)
+	it, err := a.ImageType(name)
+	require.NoError(t, err)
+	return it
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	var names []string
+	for _, d := range reg.Distros() {
+		names = append(names, d.Name)
+	}
+	assert.Equal(t, []string{"debian-12", "debian-13"}, names)
+
+	qcow2 := imageType(t, reg, "debian-12", "x86_64", "qcow2")
+	assert.Equal(t, qcow2, imageType(t, reg, "debian-12", "amd64", "guest-image"), "Debian arch names and aliases work")
+	assert.True(t, qcow2.Bootable)
+	assert.Equal(t, BootHybrid, qcow2.Bootloader, "inherited from disk-base")
+	require.NotNil(t, qcow2.PartitionTable, "inherited from disk-base")
+	assert.Len(t, qcow2.PartitionTable.Partitions, 3)
+	assert.Equal(t, "web-debian-12-x86_64.qcow2", qcow2.Filename("web"))
+	assert.Contains(t, qcow2.DefaultPackages(), "linux-image-amd64")
+	assert.Contains(t, qcow2.DefaultPackages(), "grub-pc-bin")
+	assert.Contains(t, qcow2.DefaultPackages(), "grub-efi-amd64-bin")
+
+	tar := imageType(t, reg, "debian-13", "x86_64", "tar")
+	assert.False(t, tar.Bootable)
+	assert.Nil(t, tar.PartitionTable)
+	assert.NotContains(t, tar.DefaultPackages(), "linux-image-amd64")
+
+	d, err := reg.Distro("debian-13")
+	require.NoError(t, err)
+	assert.Equal(t, "trixie", d.Codename)
+	arm, err := d.Arch("aarch64")
+	require.NoError(t, err)
+	assert.NotEmpty(t, arm.NotBuildable)
+}
+
+func TestLookupErrors(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	_, err := reg.Distro("debian-21")
+	assert.ErrorContains(t, err, `unknown distribution "debian-21" (did you mean "debian-12"?) (known: debian-12, debian-13)`)
+	d, _ := reg.Distro("debian-12")
+	_, err = d.Arch("x86-64")
+	assert.ErrorContains(t, err, `did you mean "x86_64"?`)
+	a, _ := d.Arch("x86_64")
+	_, err = a.ImageType("qcow")
+	assert.ErrorContains(t, err, `unknown image type "qcow" for debian-12 x86_64 (did you mean "qcow2"?)`)
+}
+
+// minimalFS is a definition tree that loads; tests break one file of it.
+func minimalFS() fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for _, name := range []string{"timezones.txt", "locales.txt", "keyboards.txt"} {
+		fsys["data/sets/"+name] = &fstest.MapFile{Data: []byte("x\n")}
+	}
+	fsys["data/distros/d.yaml"] = &fstest.MapFile{Data: []byte("name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64, debian_arch: amd64}]\nimage_types: [t]\n")}
+	fsys["data/imagetypes/t.yaml"] = &fstest.MapFile{Data: []byte("name: t\nextension: tar\noutput: {format: tar}\n")}
+	return fsys
+}
+
+func TestLoadRejectsBadDefinitions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, file, data, want string
+	}{
+		{"unknown key", "data/imagetypes/t.yaml", "name: t\nextension: tar\nbootabel: true\noutput: {format: tar}\n", "unknown field \"bootabel\""},
+		{"name does not match the file", "data/imagetypes/t.yaml", "name: u\noutput: {format: tar}\n", "does not match the file name"},
+		{"extends an unknown type", "data/imagetypes/t.yaml", "name: t\nextends: nope\noutput: {format: tar}\n", "extends unknown image type \"nope\""},
+		{"extends loop", "data/imagetypes/u.yaml", "name: u\nextends: v\n", "loop"},
+		{"unknown output format", "data/imagetypes/t.yaml", "name: t\noutput: {format: zip}\n", "not one of raw, qcow2, tar"},
+		{"disk format without partitions", "data/imagetypes/t.yaml", "name: t\noutput: {format: raw}\n", "need a partition table"},
+		{"bad size", "data/imagetypes/t.yaml", "name: t\ndefault_size: 4 GB-ish\noutput: {format: tar}\n", "default_size"},
+		{"distro lists an unknown type", "data/distros/d.yaml", "name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64}]\nimage_types: [zzz]\n", "unknown image type \"zzz\""},
+		{"distro without keyring", "data/distros/d.yaml", "name: d\ncodename: c\n", "keyring"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fsys := minimalFS()
+			_, err := load(fsys)
+			require.NoError(t, err, "the base tree loads")
+			fsys[tc.file] = &fstest.MapFile{Data: []byte(tc.data)}
+			if tc.name == "extends loop" {
+				fsys["data/imagetypes/v.yaml"] = &fstest.MapFile{Data: []byte("name: v\nextends: u\n")}
+			}
+			_, err = load(fsys)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}

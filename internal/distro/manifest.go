@@ -1,0 +1,444 @@
+package distro
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/disk"
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+// Options are the inputs of manifest generation besides the blueprint.
+type Options struct {
+	// Seed fixes every identifier in the manifest (filesystem and partition
+	// UUIDs). Nil means the seed derived from the blueprint name,
+	// distribution, architecture and image type, so that the same inputs
+	// give the same manifest.
+	Seed *uint64
+	// Mirrors maps a mirror role ("debian", "debian-security") to its URI.
+	Mirrors map[string]string
+}
+
+// Plan is a manifest waiting for its packages: Request says what to solve,
+// Finish turns the solution into the manifest. Generating it is pure.
+type Plan struct {
+	// Request is the package set to solve.
+	Request depsolve.Request
+	// Warnings are things the user should know that do not stop the build.
+	Warnings []string
+
+	it       *ImageType
+	bp       *blueprint.Blueprint
+	seed     uint64
+	explicit []string
+	// origins maps a requested package name to the blueprint field that
+	// asked for it, so solver errors can point at the field.
+	origins map[string]string
+	pt      *disk.PartitionTable
+	repos   []manifest.AptSource
+}
+
+// DefaultSeed is the seed used when none is given.
+func DefaultSeed(name, distro, arch, imageType string) uint64 {
+	sum := sha256.Sum256([]byte(strings.Join([]string{"kiln", name, distro, arch, imageType}, "\x00")))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// Manifest is the seam between what and how: it checks the blueprint
+// against the image type and plans the manifest. Call Finish on the plan
+// with the solved package set.
+func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, error) {
+	a, d := it.arch, it.arch.distro
+	if a.NotBuildable != "" {
+		return nil, fmt.Errorf("%s %s images cannot be built on this host: %s", d.Name, a.Name, a.NotBuildable)
+	}
+	if err := it.CheckBlueprint(bp); err != nil {
+		return nil, err
+	}
+	p := &Plan{it: it, bp: bp, origins: map[string]string{}}
+	if opts.Seed != nil {
+		p.seed = *opts.Seed
+	} else {
+		p.seed = DefaultSeed(bp.Name, d.Name, a.Name, it.Name)
+	}
+	c := customizations(bp)
+
+	// Repositories: the distribution's, by mirror role, then the blueprint's.
+	req := depsolve.Request{Arch: a.DebianArch, Variant: it.Variant, Exclude: slices.Clone(it.ExcludePackages)}
+	for _, r := range d.Repositories {
+		uri := opts.Mirrors[r.MirrorRole]
+		if uri == "" {
+			if r.MirrorRole == "debian" {
+				return nil, fmt.Errorf("no mirror is configured for %s: add a Debian mirror to the host's apt sources, pass --mirror, or set mirrors.debian in the configuration file", d.Name)
+			}
+			p.Warnings = append(p.Warnings, fmt.Sprintf("no %s mirror is configured: repository %s (%s) is left out, so the image will not have its updates", r.MirrorRole, r.ID, strings.Join(r.Suites, " ")))
+			continue
+		}
+		req.Repositories = append(req.Repositories, depsolve.Repository{ID: r.ID, URI: uri, Suites: r.Suites, Components: r.Components, SignedBy: d.Keyring})
+		p.repos = append(p.repos, manifest.AptSource{Name: r.ID, URIs: []string{uri}, Suites: r.Suites, Components: r.Components, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"})
+	}
+	for i, r := range c.Repositories {
+		if r.Enabled != nil && !*r.Enabled {
+			continue
+		}
+		keys := strings.Join(r.GPGKeys, "\n")
+		if r.GPGCheck != nil && !*r.GPGCheck {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("customizations.repositories[%d]: gpgcheck is off, packages from %s are not verified", i, r.ID))
+		}
+		p.repos = append(p.repos, manifest.AptSource{Name: r.ID, URIs: r.BaseURLs, Suites: []string{r.Suite}, Components: r.Components, SignedBy: keys})
+		if r.InstallFrom {
+			req.Repositories = append(req.Repositories, depsolve.Repository{ID: r.ID, URI: r.BaseURLs[0], Suites: []string{r.Suite}, Components: r.Components, SignedByKeys: r.GPGKeys})
+		}
+	}
+
+	// Packages: the image type's, what the customizations need, the blueprint's.
+	addPkg := func(name, version, origin string) {
+		if i := slices.IndexFunc(req.Packages, func(s depsolve.PackageSpec) bool { return s.Name == name }); i >= 0 {
+			if version != "" && version != "*" {
+				req.Packages[i].Version = version
+				p.origins[name] = origin
+			}
+			return
+		}
+		if version == "*" {
+			version = ""
+		}
+		req.Packages = append(req.Packages, depsolve.PackageSpec{Name: name, Version: version})
+		p.origins[name] = origin
+	}
+	kernel := a.KernelPackage
+	if c.Kernel != nil && c.Kernel.Name != "" {
+		kernel = c.Kernel.Name
+	}
+	for _, name := range it.DefaultPackages() {
+		if name == a.KernelPackage {
+			addPkg(kernel, "", "customizations.kernel.name")
+			continue
+		}
+		addPkg(name, "", "image type "+it.Name)
+	}
+	if tz := c.Timezone; tz != nil && len(tz.NTPServers) > 0 {
+		addPkg("systemd-timesyncd", "", "customizations.timezone.ntpservers")
+	}
+	if l := c.Locale; l != nil {
+		if len(l.Languages) > 0 {
+			addPkg("locales", "", "customizations.locale.languages")
+		}
+		if l.Keyboard != nil {
+			addPkg("keyboard-configuration", "", "customizations.locale.keyboard")
+			addPkg("console-setup", "", "customizations.locale.keyboard")
+		}
+	}
+	if c.Firewall != nil {
+		addPkg("nftables", "", "customizations.firewall")
+	}
+	if c.CACerts != nil {
+		addPkg("ca-certificates", "", "customizations.cacerts")
+	}
+	if len(c.User) > 0 || len(c.SSHKey) > 0 {
+		addPkg("passwd", "", "customizations.user")
+	}
+	for i, g := range bp.Groups {
+		name := g.Name
+		if !strings.HasPrefix(name, "task-") {
+			name = "task-" + name
+		}
+		addPkg(name, "", fmt.Sprintf("groups[%d].name", i))
+	}
+	for field, list := range map[string][]blueprint.Package{"packages": bp.Packages, "modules": bp.Modules} {
+		for i, pk := range list {
+			addPkg(pk.Name, pk.Version, fmt.Sprintf("%s[%d]", field, i))
+		}
+	}
+	slices.SortFunc(req.Packages, func(a, b depsolve.PackageSpec) int { return strings.Compare(a.Name, b.Name) })
+	for _, s := range req.Packages {
+		p.explicit = append(p.explicit, s.Name)
+		if slices.Contains(req.Exclude, s.Name) {
+			return nil, blueprint.Errors{{Path: p.origins[s.Name], Message: fmt.Sprintf("package %q is excluded from image type %s", s.Name, it.Name)}}
+		}
+	}
+	p.Request = req
+
+	// Disk layout.
+	if it.PartitionTable != nil {
+		dreq := disk.Request{MinDiskSize: it.DefaultSize}
+		for _, fs := range c.Filesystem {
+			dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: fs.Mountpoint, MinSize: disk.Size(fs.MinSize)})
+		}
+		if dk := c.Disk; dk != nil {
+			dreq.Replace, dreq.Type = true, disk.TableType(dk.Type)
+			dreq.MinDiskSize = max(dreq.MinDiskSize, disk.Size(dk.MinSize))
+			for _, part := range dk.Partitions {
+				dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: part.Mountpoint, MinSize: disk.Size(part.MinSize), FSType: part.FSType, Label: part.Label})
+			}
+		}
+		pt, err := disk.NewPartitionTable(*it.PartitionTable, dreq, disk.NewIDs(p.seed))
+		if err != nil {
+			field := "customizations.filesystem"
+			if c.Disk != nil {
+				field = "customizations.disk"
+			}
+			return nil, blueprint.Errors{{Path: field, Message: err.Error()}}
+		}
+		p.pt = pt
+	}
+	return p, nil
+}
+
+// ExplainSolveError points a solver error at the blueprint field that asked
+// for the package, where it can.
+func (p *Plan) ExplainSolveError(err error) error {
+	var missing *depsolve.MissingPackagesError
+	if !errors.As(err, &missing) {
+		return err
+	}
+	var errs blueprint.Errors
+	for _, m := range missing.Missing {
+		msg := fmt.Sprintf("package %q does not exist in %s", m.Name, p.it.arch.distro.Name)
+		if len(m.Suggestions) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", m.Suggestions[0])
+		}
+		path := p.origins[m.Name]
+		if path == "" {
+			path = "packages"
+		}
+		errs = append(errs, blueprint.Problem{Path: path, Message: msg})
+	}
+	return errs
+}
+
+// Finish writes the manifest from the solved packages.
+func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
+	it, a, d := p.it, p.it.arch, p.it.arch.distro
+	c := customizations(p.bp)
+	m := &manifest.Manifest{
+		Version: manifest.Version,
+		Target:  manifest.Target{Distro: d.Name, Arch: a.Name, ImageType: it.Name, Seed: p.seed, Name: p.bp.Name, Version: p.bp.Version},
+		Output:  manifest.Output{Filename: it.Filename(p.bp.Name), MIMEType: it.MIMEType},
+	}
+	for _, r := range res.Repositories {
+		m.Sources.Repositories = append(m.Sources.Repositories, manifest.Repository(r))
+	}
+	for _, pk := range res.Packages {
+		m.Sources.Debs = append(m.Sources.Debs, manifest.Deb(pk))
+	}
+	slices.SortFunc(m.Sources.Debs, func(a, b manifest.Deb) int { return strings.Compare(a.Name, b.Name) })
+	for _, name := range p.explicit {
+		if !slices.ContainsFunc(m.Sources.Debs, func(d manifest.Deb) bool { return d.Name == name }) {
+			return nil, fmt.Errorf("the solved package set lacks the requested package %q", name)
+		}
+	}
+
+	os := manifest.Pipeline{Name: "os", Produces: "tree"}
+	add := func(o manifest.StageOptions) { os.Stages = append(os.Stages, manifest.NewStage(o)) }
+	add(&manifest.DebsInstall{Arch: a.DebianArch, Variant: it.Variant, Packages: p.explicit})
+	add(&manifest.AptSources{Sources: p.repos})
+	if it.Network != "" {
+		add(&manifest.Network{Mode: it.Network})
+	}
+	hostname := "debian"
+	if c.Hostname != nil {
+		hostname = *c.Hostname
+	}
+	add(&manifest.Hostname{Hostname: hostname})
+	zone := "Etc/UTC"
+	if tz := c.Timezone; tz != nil && tz.Timezone != nil {
+		zone = *tz.Timezone
+	}
+	add(&manifest.Timezone{Zone: zone})
+	if tz := c.Timezone; tz != nil && len(tz.NTPServers) > 0 {
+		add(&manifest.NTP{Servers: tz.NTPServers})
+	}
+	if l := c.Locale; l != nil {
+		if len(l.Languages) > 0 {
+			add(&manifest.Locale{Languages: l.Languages, Default: l.Languages[0]})
+		}
+		if l.Keyboard != nil {
+			layout, variant, _ := strings.Cut(*l.Keyboard, "-")
+			add(&manifest.Keyboard{Layout: layout, Variant: variant})
+		}
+	}
+	if len(c.Group) > 0 {
+		g := &manifest.Groups{}
+		for _, bg := range c.Group {
+			g.Groups = append(g.Groups, manifest.Group{Name: bg.Name, GID: bg.GID})
+		}
+		add(g)
+	}
+	if users := p.users(c); len(users) > 0 {
+		add(&manifest.Users{Users: users})
+	}
+	services := manifest.Systemd{Enabled: slices.Clone(it.Services.Enabled), Disabled: slices.Clone(it.Services.Disabled), Masked: slices.Clone(it.Services.Masked)}
+	if fw := c.Firewall; fw != nil {
+		f := &manifest.Firewall{Ports: []manifest.FirewallPort{}}
+		for _, s := range fw.Ports {
+			ports, err := parsePort(s)
+			if err != nil {
+				return nil, err
+			}
+			f.Ports = append(f.Ports, ports...)
+		}
+		if s := fw.Services; s != nil {
+			f.EnabledServices, f.DisabledServices = s.Enabled, s.Disabled
+		}
+		add(f)
+		services.Enabled = append(services.Enabled, "nftables")
+	}
+	if tz := c.Timezone; tz != nil && len(tz.NTPServers) > 0 {
+		services.Enabled = append(services.Enabled, "systemd-timesyncd")
+	}
+	if s := c.Services; s != nil {
+		services.Enabled = append(services.Enabled, s.Enabled...)
+		services.Disabled = append(services.Disabled, s.Disabled...)
+		services.Masked = append(services.Masked, s.Masked...)
+		off := append(slices.Clone(s.Disabled), s.Masked...)
+		services.Enabled = slices.DeleteFunc(services.Enabled, func(u string) bool { return slices.Contains(off, u) })
+	}
+	services.Enabled = uniq(services.Enabled)
+	if len(services.Enabled)+len(services.Disabled)+len(services.Masked) > 0 {
+		add(&services)
+	}
+	if len(c.Directories) > 0 {
+		ds := &manifest.Directories{}
+		for _, bd := range c.Directories {
+			ds.Directories = append(ds.Directories, manifest.Directory{Path: bd.Path, Mode: modeOr(bd.Mode, "0755"), User: bd.User.String(), Group: bd.Group.String(), EnsureParents: bd.EnsureParents})
+		}
+		add(ds)
+	}
+	if len(c.Files) > 0 {
+		fs := &manifest.Files{}
+		for _, bf := range c.Files {
+			fs.Files = append(fs.Files, manifest.File{Path: bf.Path, Mode: modeOr(bf.Mode, "0644"), User: bf.User.String(), Group: bf.Group.String(), Data: bf.Data})
+		}
+		add(fs)
+	}
+	if ca := c.CACerts; ca != nil && len(ca.PEMCerts) > 0 {
+		add(&manifest.CACerts{PEMCerts: ca.PEMCerts})
+	}
+	if p.pt != nil {
+		fstab := &manifest.FSTab{}
+		for _, fs := range p.pt.Filesystems() {
+			mp := fs.Mountpoint
+			if fs.Type == "swap" {
+				mp = "none"
+			}
+			fstab.Entries = append(fstab.Entries, manifest.FSTabEntry{UUID: fs.UUID, Mountpoint: mp, FSType: fs.Type, Options: fs.FSTabOptions, PassNo: fs.FSTabPassNo})
+		}
+		add(fstab)
+	}
+	if it.Bootable {
+		bl := &manifest.Bootloader{RootFSUUID: p.pt.FindMountpoint("/").Payload.UUID, KernelCmdline: p.kernelCmdline(c), Timeout: 1}
+		if boot := p.pt.FindMountpoint("/boot"); boot != nil {
+			bl.BootFSUUID = boot.Payload.UUID
+		}
+		if (it.Bootloader == BootBIOS || it.Bootloader == BootHybrid) && a.GrubBIOS != nil {
+			bl.BIOS = a.GrubBIOS.Target
+		}
+		if (it.Bootloader == BootUEFI || it.Bootloader == BootHybrid) && a.GrubUEFI != nil {
+			bl.UEFI = a.GrubUEFI.Target
+		}
+		add(bl)
+		add(&manifest.Initramfs{})
+	}
+	add(&manifest.Cleanup{MachineID: true, SSHHostKeys: true, AptLists: true})
+	m.Pipelines = append(m.Pipelines, os)
+
+	switch it.Output.Format {
+	case FormatTar:
+		m.Pipelines = append(m.Pipelines, manifest.Pipeline{
+			Name: "archive", Input: "os", Produces: "file", Filename: m.Output.Filename,
+			Stages: []manifest.Stage{manifest.NewStage(&manifest.TarArchive{Compression: it.Output.Compression})},
+		})
+	case FormatRaw, FormatQcow2:
+		img := manifest.DiskImage{PartitionTable: *p.pt}
+		if a.GrubBIOS != nil && (it.Bootloader == BootBIOS || it.Bootloader == BootHybrid) {
+			img.BIOSBootloader = a.GrubBIOS.Target
+		}
+		imgFile := "disk.raw"
+		if it.Output.Format == FormatRaw {
+			imgFile = m.Output.Filename
+		}
+		m.Pipelines = append(m.Pipelines, manifest.Pipeline{Name: "image", Input: "os", Produces: "file", Filename: imgFile, Stages: []manifest.Stage{manifest.NewStage(&img)}})
+		if it.Output.Format == FormatQcow2 {
+			m.Pipelines = append(m.Pipelines, manifest.Pipeline{
+				Name: "qcow2", Input: "image", Produces: "file", Filename: m.Output.Filename,
+				Stages: []manifest.Stage{manifest.NewStage(&manifest.QemuImgConvert{Format: "qcow2", Compat: it.Output.Compat})},
+			})
+		}
+	}
+	m.Output.Pipeline = m.Pipelines[len(m.Pipelines)-1].Name
+	return m, nil
+}
+
+// users merges customizations.user and the legacy customizations.sshkey.
+func (p *Plan) users(c *blueprint.Customizations) []manifest.User {
+	var out []manifest.User
+	for _, u := range c.User {
+		mu := manifest.User{Name: u.Name, Groups: u.Groups, UID: u.UID, GID: u.GID, ExpireDate: u.ExpireDate}
+		mu.Description = deref(u.Description)
+		mu.PasswordHash = deref(u.Password)
+		mu.Home = deref(u.Home)
+		mu.Shell = deref(u.Shell)
+		mu.SSHKeys = splitKeys(deref(u.Key))
+		mu.ForcePasswordReset = u.ForcePasswordReset != nil && *u.ForcePasswordReset
+		out = append(out, mu)
+	}
+	for _, k := range c.SSHKey {
+		i := slices.IndexFunc(out, func(u manifest.User) bool { return u.Name == k.User })
+		if i < 0 {
+			out = append(out, manifest.User{Name: k.User})
+			i = len(out) - 1
+		}
+		out[i].SSHKeys = append(out[i].SSHKeys, splitKeys(k.Key)...)
+	}
+	return out
+}
+
+func (p *Plan) kernelCmdline(c *blueprint.Customizations) []string {
+	args := slices.Clone(p.it.KernelCmdline)
+	if c.Kernel != nil {
+		args = append(args, strings.Fields(c.Kernel.Append)...)
+	}
+	return args
+}
+
+func splitKeys(s string) []string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func modeOr(mode, def string) string {
+	if mode == "" {
+		return def
+	}
+	return mode
+}
+
+func uniq(s []string) []string {
+	var out []string
+	for _, v := range s {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+package distro
+
+import (
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden manifests under testdata/manifests")
+
+var testMirrors = map[string]string{"debian": "http://mirror.example/debian", "debian-security": "http://mirror.example/debian-security"}
+
+func parseBlueprint(t *testing.T, path string) *blueprint.Blueprint {
+	t.Helper()
+	bp, err := blueprint.ParseFile(path)
+	require.NoError(t, err)
+	return bp
+}
+
+// makeManifest plans and finishes a manifest with the deterministic fake
+// resolver.
+func makeManifest(t *testing.T, it *ImageType, bp *blueprint.Blueprint, opts Options) ([]byte, *manifest.Manifest) {
+	t.Helper()
+	if opts.Mirrors == nil {
+		opts.Mirrors = testMirrors
+	}
+	plan, err := it.Manifest(bp, opts)
+	require.NoError(t, err)
+	res, err := depsolve.Fake{}.Resolve(context.Background(), plan.Request)
+	require.NoError(t, err)
+	m, err := plan.Finish(res)
+	require.NoError(t, err)
+	b, err := m.Marshal()
+	require.NoError(t, err)
+	return b, m
+}
+
+// goldenCases is the matrix whose manifests are checked in: every change to
+// a manifest shows up as a diff of these files and is made on purpose.
+var goldenCases = []struct{ blueprint, distro, imageType string }{
+	{"minimal.toml", "debian-12", "qcow2"},
+	{"minimal.toml", "debian-12", "raw"},
+	{"minimal.toml", "debian-12", "tar"},
+	{"minimal.toml", "debian-13", "qcow2"},
+	{"../../../../examples/web.toml", "debian-12", "qcow2"},
+	{"full.json", "debian-12", "qcow2"},
+	{"full.json", "debian-13", "raw"},
+}
+
+func TestGoldenManifests(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	for _, tc := range goldenCases {
+		base := strings.TrimSuffix(filepath.Base(tc.blueprint), filepath.Ext(tc.blueprint))
+		name := fmt.Sprintf("%s-%s-%s", base, tc.distro, tc.imageType)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			bp := parseBlueprint(t, filepath.Join("testdata", "blueprints", tc.blueprint))
+			got, _ := makeManifest(t, imageType(t, reg, tc.distro, "x86_64", tc.imageType), bp, Options{})
+			golden := filepath.Join("testdata", "manifests", name+".json")
+			if *update {
+				require.NoError(t, os.WriteFile(golden, got, 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run go test ./internal/distro -update to create it")
+			assert.Equal(t, string(want), string(got), "manifest changed: if on purpose, run go test ./internal/distro -update and review the diff")
+			_, err = manifest.Parse(got)
+			require.NoError(t, err, "the manifest reads back")
+		})
+	}
+}
+
+func TestManifestIsDeterministic(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	it := imageType(t, reg, "debian-12", "x86_64", "qcow2")
+	bp := parseBlueprint(t, "testdata/blueprints/full.json")
+	a, _ := makeManifest(t, it, bp, Options{})
+	for i := 0; i < 5; i++ {
+		bp := parseBlueprint(t, "testdata/blueprints/full.json")
+		b, _ := makeManifest(t, it, bp, Options{})
+		require.Equal(t, sha256.Sum256(a), sha256.Sum256(b), "same inputs, same bytes")
+	}
+	seed := uint64(99)
+	c, mc := makeManifest(t, it, bp, Options{Seed: &seed})
+	assert.NotEqual(t, string(a), string(c), "another seed changes the identifiers")
+	assert.Equal(t, uint64(99), mc.Target.Seed)
+	d, _ := makeManifest(t, it, bp, Options{Seed: &seed})
+	assert.Equal(t, string(c), string(d), "the same explicit seed gives the same bytes")
+}
+
+func stageOf[T manifest.StageOptions](t *testing.T, m *manifest.Manifest, pipeline string) T {
+	t.Helper()
+	for _, s := range m.Pipeline(pipeline).Stages {
+		if o, ok := s.Options.(T); ok {
+			return o
+		}
+	}
+	var zero T
+	t.Fatalf("pipeline %s has no %T stage", pipeline, zero)
+	return zero
+}
+
+func TestManifestCarriesTheBlueprint(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	bp := parseBlueprint(t, "testdata/blueprints/full.json")
+	_, m := makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "qcow2"), bp, Options{})
+
+	debs := stageOf[*manifest.DebsInstall](t, m, "os")
+	for _, want := range []string{"nginx", "curl", "htop", "task-ssh-server", "linux-image-amd64", "grub-pc-bin", "grub-efi-amd64-bin", "nftables", "locales", "keyboard-configuration", "systemd-timesyncd"} {
+		assert.Contains(t, debs.Packages, want)
+	}
+	assert.Equal(t, "full.example.com", stageOf[*manifest.Hostname](t, m, "os").Hostname)
+	assert.Equal(t, "America/New_York", stageOf[*manifest.Timezone](t, m, "os").Zone)
+	assert.Equal(t, []string{"time.example.com", "192.0.2.1"}, stageOf[*manifest.NTP](t, m, "os").Servers)
+	assert.Equal(t, "de_DE.UTF-8", stageOf[*manifest.Locale](t, m, "os").Default)
+	assert.Equal(t, manifest.Keyboard{Layout: "de", Variant: "nodeadkeys"}, *stageOf[*manifest.Keyboard](t, m, "os"))
+
+	users := stageOf[*manifest.Users](t, m, "os").Users
+	require.Len(t, users, 2, "ops from user[], root from the legacy sshkey[]")
+	assert.Equal(t, "ops", users[0].Name)
+	assert.True(t, strings.HasPrefix(users[0].PasswordHash, "$6$kilnsalt$"))
+	assert.Len(t, users[0].SSHKeys, 1)
+	assert.True(t, users[0].ForcePasswordReset)
+	assert.Equal(t, "root", users[1].Name)
+
+	fw := stageOf[*manifest.Firewall](t, m, "os")
+	assert.Equal(t, []manifest.FirewallPort{{From: 22, To: 22, Protocol: "tcp"}, {From: 8000, To: 8010, Protocol: "udp"}, {From: 443, To: 443, Protocol: "tcp"}}, fw.Ports)
+
+	sd := stageOf[*manifest.Systemd](t, m, "os")
+	assert.Contains(t, sd.Enabled, "nginx")
+	assert.Contains(t, sd.Enabled, "nftables")
+	assert.NotContains(t, sd.Enabled, "systemd-resolved", "masked in the blueprint, so not enabled")
+	assert.Equal(t, []string{"systemd-resolved"}, sd.Masked)
+
+	files := stageOf[*manifest.Files](t, m, "os").Files
+	assert.Equal(t, manifest.File{Path: "/srv/app/config.ini", Mode: "0640", User: "ops", Group: "web", Data: "[app]\nport = 8000\n"}, files[0])
+	dirs := stageOf[*manifest.Directories](t, m, "os").Directories
+	assert.Equal(t, "1300", dirs[0].Group, "numeric owners stay numeric")
+
+	img := stageOf[*manifest.DiskImage](t, m, "image")
+	var mounts []string
+	for _, fs := range img.PartitionTable.Filesystems() {
+		mounts = append(mounts, fs.Mountpoint)
+	}
+	assert.Equal(t, []string{"/boot/efi", "/var", "/home", "/"}, mounts)
+	assert.Equal(t, "i386-pc", img.BIOSBootloader)
+
+	fstab := stageOf[*manifest.FSTab](t, m, "os").Entries
+	require.Len(t, fstab, 4)
+	bl := stageOf[*manifest.Bootloader](t, m, "os")
+	assert.Equal(t, img.PartitionTable.FindMountpoint("/").Payload.UUID, bl.RootFSUUID, "GRUB boots the root filesystem by its UUID")
+	assert.Equal(t, []string{"console=tty0", "console=ttyS0,115200n8", "nosmt", "mitigations=auto"}, bl.KernelCmdline)
+	assert.Equal(t, "x86_64-efi", bl.UEFI)
+
+	src := stageOf[*manifest.AptSources](t, m, "os").Sources
+	require.Len(t, src, 3, "debian, debian-security and the blueprint's repository")
+	assert.Equal(t, "http://mirror.example/debian", src[0].URIs[0])
+
+	assert.Equal(t, "qcow2", m.Output.Pipeline)
+	assert.Equal(t, "full-debian-12-x86_64.qcow2", m.Output.Filename)
+	q := stageOf[*manifest.QemuImgConvert](t, m, "qcow2")
+	assert.Equal(t, "1.1", q.Compat)
+}
+
+func TestManifestWithoutSecurityMirror(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	it := imageType(t, reg, "debian-12", "x86_64", "tar")
+	plan, err := it.Manifest(&blueprint.Blueprint{Name: "x"}, Options{Mirrors: map[string]string{"debian": "http://mirror.example/debian"}})
+	require.NoError(t, err)
+	require.Len(t, plan.Warnings, 1)
+	assert.Contains(t, plan.Warnings[0], "debian-security")
+	require.Len(t, plan.Request.Repositories, 1)
+
+	_, err = it.Manifest(&blueprint.Blueprint{Name: "x"}, Options{})
+	assert.ErrorContains(t, err, "no mirror is configured for debian-12")
+}
+
+func TestManifestNotBuildableArch(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	_, err := imageType(t, reg, "debian-12", "aarch64", "qcow2").Manifest(&blueprint.Blueprint{Name: "x"}, Options{Mirrors: testMirrors})
+	assert.ErrorContains(t, err, "debian-12 aarch64 images cannot be built on this host")
+}
+
+func TestExplainSolveError(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	bp := &blueprint.Blueprint{Name: "x", Packages: []blueprint.Package{{Name: "curl"}, {Name: "missing-nginxx"}}}
+	plan, err := imageType(t, reg, "debian-12", "x86_64", "tar").Manifest(bp, Options{Mirrors: testMirrors})
+	require.NoError(t, err)
+	_, err = depsolve.Fake{}.Resolve(context.Background(), plan.Request)
+	require.Error(t, err)
+	err = plan.ExplainSolveError(&depsolve.MissingPackagesError{Missing: []depsolve.MissingPackage{{Name: "missing-nginxx", Suggestions: []string{"nginx"}}}})
+	var problems blueprint.Errors
+	require.ErrorAs(t, err, &problems)
+	assert.Equal(t, blueprint.Problem{Path: "packages[1]", Message: `package "missing-nginxx" does not exist in debian-12 (did you mean "nginx"?)`}, problems[0])
+}
