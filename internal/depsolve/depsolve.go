@@ -25,6 +25,9 @@ type Repository struct {
 	// SignedBy is the path of the keyring (binary or ASCII-armored) whose
 	// keys must sign the repository's Release file.
 	SignedBy string `json:"signed_by,omitempty"`
+	// SignedByKeys are ASCII-armored public keys, for repositories that
+	// bring their own keys (a blueprint's repositories).
+	SignedByKeys []string `json:"signed_by_keys,omitempty"`
 }
 
 // PackageSpec is one requested package. Version is empty or "*" for any
