@@ -1,0 +1,368 @@
+package apt
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/depsolve"
+)
+
+// stateFile records when a repository set's metadata was fetched and the
+// Date of each suite's Release file.
+const stateFile = "kiln-state.json"
+
+type metaState struct {
+	Arch         string                     `json:"arch"`
+	Repositories []depsolve.Repository      `json:"repositories"`
+	Fetched      time.Time                  `json:"fetched"`
+	Suites       []depsolve.RepositoryState `json:"suites"`
+}
+
+// metadata is the private apt root of one repository set.
+type metadata struct {
+	key   string
+	root  string // CacheDir/metadata/<key>
+	arch  string
+	repos []depsolve.Repository
+}
+
+// keyOf is the sha256 of the architecture and each repository's URI,
+// suites, components and keyring path: what changes apt's view of the
+// archive. Repository IDs are labels and do not count.
+func keyOf(arch string, repos []depsolve.Repository) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "arch %q\n", arch)
+	for _, r := range repos {
+		fmt.Fprintf(h, "repo %q %q %q %q\n", strings.TrimSuffix(r.URI, "/"), r.Suites, r.Components, r.SignedBy)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (r *Resolver) metadataFor(arch string, repos []depsolve.Repository) (*metadata, error) {
+	if err := checkRepositories(arch, repos); err != nil {
+		return nil, err
+	}
+	key := keyOf(arch, repos)
+	return &metadata{
+		key:   key,
+		root:  filepath.Join(r.cfg.CacheDir, "metadata", key),
+		arch:  arch,
+		repos: repos,
+	}, nil
+}
+
+func checkRepositories(arch string, repos []depsolve.Repository) error {
+	if !validArch(arch) {
+		return fmt.Errorf("architecture %q is not a Debian architecture name (e.g. amd64, arm64)", arch)
+	}
+	if len(repos) == 0 {
+		return errors.New("no repositories to resolve against")
+	}
+	var errs []error
+	for i, r := range repos {
+		where := fmt.Sprintf("repository %d (%s)", i+1, r.ID)
+		if !strings.HasPrefix(r.URI, "http://") && !strings.HasPrefix(r.URI, "https://") && !strings.HasPrefix(r.URI, "file:/") {
+			errs = append(errs, fmt.Errorf("%s: URI %q is not http://, https:// or file:/", where, r.URI))
+		}
+		if len(r.Suites) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no suites", where))
+		}
+		if len(r.Components) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no components", where))
+		}
+		for _, f := range append(append([]string{r.URI}, r.Suites...), r.Components...) {
+			if f == "" || strings.ContainsFunc(f, func(c rune) bool { return c <= ' ' || c == 0x7f || c == '#' }) {
+				errs = append(errs, fmt.Errorf("%s: %q contains blanks or control characters", where, f))
+			}
+		}
+		if r.SignedBy == "" {
+			errs = append(errs, fmt.Errorf("%s: no signed-by keyring; kiln only reads signed repositories", where))
+		} else if !filepath.IsAbs(r.SignedBy) {
+			errs = append(errs, fmt.Errorf("%s: keyring %q is not an absolute path", where, r.SignedBy))
+		} else if _, err := os.Stat(r.SignedBy); err != nil {
+			errs = append(errs, fmt.Errorf("%s: keyring: %w", where, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validArch(a string) bool {
+	if a == "" || len(a) > 32 {
+		return false
+	}
+	for _, c := range a {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *metadata) path(elem ...string) string {
+	return filepath.Join(append([]string{m.root}, elem...)...)
+}
+
+func (m *metadata) aptConfig() string { return m.path("apt.conf") }
+func (m *metadata) lists() string     { return m.path("var", "lib", "apt", "lists") }
+
+// describe names the repository set in messages.
+func (m *metadata) describe() string {
+	var parts []string
+	for _, r := range m.repos {
+		parts = append(parts, r.URI+" "+strings.Join(r.Suites, ","))
+	}
+	return strings.Join(parts, "; ") + " (" + m.arch + ")"
+}
+
+// prepare writes the private apt tree. It runs under the exclusive lock;
+// files are only rewritten when their content changes.
+func (m *metadata) prepare(timeout time.Duration) error {
+	for _, d := range [][]string{
+		{"etc", "apt", "apt.conf.d"},
+		{"etc", "apt", "preferences.d"},
+		{"etc", "apt", "sources.list.d"},
+		{"etc", "apt", "keyrings"},
+		{"var", "lib", "apt", "lists", "partial"},
+		{"var", "cache", "apt", "archives", "partial"},
+		{"var", "lib", "dpkg"},
+		{"var", "log", "apt"},
+	} {
+		if err := os.MkdirAll(m.path(d...), 0o755); err != nil {
+			return fmt.Errorf("preparing apt metadata directory: %w", err)
+		}
+	}
+	var sources bytes.Buffer
+	for i, r := range m.repos {
+		keyring, err := m.keyring(i, r.SignedBy)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			sources.WriteString("\n")
+		}
+		fmt.Fprintf(&sources, "Types: deb\nURIs: %s\nSuites: %s\nComponents: %s\nArchitectures: %s\nSigned-By: %s\n",
+			r.URI, strings.Join(r.Suites, " "), strings.Join(r.Components, " "), m.arch, keyring)
+	}
+	secs := strconv.Itoa(max(1, int(timeout/time.Second)))
+	conf := fmt.Sprintf(`// Written by kiln: a private apt root for one repository set.
+Dir "%[1]s/";
+Dir::State::status "%[1]s/var/lib/dpkg/status";
+Dir::Cache::srcpkgcache "";
+APT::Architecture "%[2]s";
+APT::Architectures { "%[2]s"; };
+APT::Install-Suggests "false";
+APT::Cmd::Pattern-Only "true";
+Acquire::Languages "none";
+Acquire::PDiffs "false";
+Acquire::Retries "1";
+Acquire::ForceHash "SHA256";
+Acquire::http::Timeout "%[3]s";
+Acquire::https::Timeout "%[3]s";
+Acquire::ftp::Timeout "%[3]s";
+`, m.root, m.arch, secs)
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{
+		{m.aptConfig(), []byte(conf)},
+		{m.path("etc", "apt", "sources.list.d", "kiln.sources"), sources.Bytes()},
+		{m.path("var", "lib", "dpkg", "status"), nil},
+	} {
+		if err := writeIfChanged(f.path, f.data); err != nil {
+			return fmt.Errorf("preparing apt metadata directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// keyring returns the path apt should read repository i's keyring from. A
+// binary keyring is used in place; an ASCII-armored one not named *.asc is
+// copied to a .asc name, since apt tells the formats apart by suffix.
+func (m *metadata) keyring(i int, path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("repository keyring: %w", err)
+	}
+	if strings.HasSuffix(path, ".asc") || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP")) {
+		return path, nil
+	}
+	dst := m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d.asc", i))
+	if err := writeIfChanged(dst, data); err != nil {
+		return "", fmt.Errorf("repository keyring: %w", err)
+	}
+	return dst, nil
+}
+
+func writeIfChanged(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return writeAtomic(path, data)
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func (m *metadata) readState() (*metaState, error) {
+	data, err := os.ReadFile(m.path(stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading metadata state: %w", err)
+	}
+	var st metaState
+	if err := json.Unmarshal(data, &st); err != nil {
+		// A damaged stamp only costs a fetch.
+		return nil, nil
+	}
+	return &st, nil
+}
+
+func (m *metadata) writeState(st *metaState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing metadata state: %w", err)
+	}
+	if err := writeAtomic(m.path(stateFile), append(data, '\n')); err != nil {
+		return fmt.Errorf("writing metadata state: %w", err)
+	}
+	return nil
+}
+
+// ensure makes the metadata usable and returns its state, fetching it when
+// it is missing, stale or to be refreshed. It returns holding the shared
+// lock; the caller releases it when done reading.
+func (r *Resolver) ensure(ctx context.Context, m *metadata) (*metaState, *fileLock, error) {
+	if err := os.MkdirAll(filepath.Dir(m.root), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("creating metadata cache: %w", err)
+	}
+	lock, err := lockFile(ctx, m.root+".lock", true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.prepare(r.cfg.Timeout); err != nil {
+		lock.release()
+		return nil, nil, err
+	}
+	st, err := m.readState()
+	if err != nil {
+		lock.release()
+		return nil, nil, err
+	}
+	listsPresent := st != nil && hasLists(m.lists())
+	switch {
+	case r.cfg.Offline:
+		if !listsPresent {
+			lock.release()
+			return nil, nil, fmt.Errorf("no cached metadata for %s in %s; run once without --offline", m.describe(), r.cfg.CacheDir)
+		}
+		r.cfg.Log.Debug("using cached metadata (offline)", "repositories", m.describe(), "fetched", st.Fetched)
+	case !listsPresent || time.Since(st.Fetched) > r.cfg.MaxAge || r.wantsRefresh(m.key):
+		if st, err = r.update(ctx, m); err != nil {
+			lock.release()
+			return nil, nil, err
+		}
+		r.markRefreshed(m.key)
+	}
+	if !m.indexCurrent() {
+		if err := m.buildIndex(); err != nil {
+			lock.release()
+			return nil, nil, err
+		}
+	}
+	if err := lock.downgrade(ctx); err != nil {
+		lock.release()
+		return nil, nil, err
+	}
+	return st, lock, nil
+}
+
+func (r *Resolver) wantsRefresh(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg.Refresh && !r.refreshed[key]
+}
+
+func (r *Resolver) markRefreshed(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refreshed[key] = true
+}
+
+func hasLists(dir string) bool {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), "_Packages") {
+			return true
+		}
+	}
+	return false
+}
+
+// update runs apt-get update for m, then stamps the fetch time and the
+// Release dates.
+func (r *Resolver) update(ctx context.Context, m *metadata) (*metaState, error) {
+	start := time.Now()
+	r.cfg.Log.Info("fetching repository metadata", "repositories", m.describe())
+	// The fetch as a whole is bounded too, so a mirror that trickles
+	// bytes cannot hold a build for ever.
+	uctx, cancel := context.WithTimeout(ctx, 10*r.cfg.Timeout)
+	defer cancel()
+	out, err := r.run(uctx, m, r.aptGet, "update", "--error-on=any", "-q")
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("fetching metadata for %s: %w", m.describe(), ctx.Err())
+		}
+		if uctx.Err() != nil {
+			return nil, &depsolve.MirrorError{URI: m.repos[0].URI, Detail: fmt.Sprintf("fetching the metadata took longer than %v", 10*r.cfg.Timeout), Err: uctx.Err()}
+		}
+		return nil, mirrorError(m.repos, out, err)
+	}
+	st := &metaState{Arch: m.arch, Repositories: m.repos, Fetched: time.Now().UTC()}
+	for _, repo := range m.repos {
+		for _, suite := range repo.Suites {
+			date, err := releaseDate(m.lists(), repo.URI, suite)
+			if err != nil {
+				return nil, &depsolve.MirrorError{URI: repo.URI, Detail: "suite " + suite + " has no readable Release file after the fetch", Err: err}
+			}
+			st.Suites = append(st.Suites, depsolve.RepositoryState{ID: repo.ID, URI: repo.URI, Suite: suite, Date: date})
+		}
+	}
+	if err := m.writeState(st); err != nil {
+		return nil, err
+	}
+	r.cfg.Log.Info("fetched repository metadata", "repositories", m.describe(), "duration", time.Since(start).Round(time.Millisecond))
+	return st, nil
+}
