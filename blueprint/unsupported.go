@@ -1,0 +1,62 @@
+package blueprint
+
+// unsupportedField explains why a key that osbuild blueprints know is not
+// accepted here. Such keys are rejected rather than ignored, because a
+// setting that silently does nothing is worse than an error. The path has no
+// list indices ("customizations.files.uri").
+func unsupportedField(path string) (string, bool) {
+	const (
+		notYet    = "not supported yet; remove it (this image builder does not implement it so far)"
+		notDebian = "not supported for Debian-family images; remove it"
+	)
+	switch path {
+	// Planned, but not there yet.
+	case "customizations.firstboot":
+		return "first-boot scripts are " + notYet, true
+	case "customizations.sshd":
+		return "sshd configuration is " + notYet + "; write a drop-in under /etc/ssh/sshd_config.d with customizations.files instead", true
+	case "customizations.firewall.zones":
+		return "firewall zones are " + notYet, true
+	case "customizations.iso":
+		return "ISO settings are " + notYet, true
+	case "customizations.files.uri":
+		return "files fetched from a URI are " + notYet + "; give the content in data", true
+	case "customizations.disk.partitions.subvolumes":
+		return "btrfs subvolumes are " + notYet, true
+	case "customizations.disk.partitions.part_uuid":
+		return "fixed partition UUIDs are " + notYet, true
+	case "customizations.repositories.sslverify", "customizations.repositories.repo_gpgcheck":
+		return notYet + "; apt always verifies TLS and signed repository metadata", true
+
+	// Specific to RPM-family distributions or to Red Hat services.
+	case "enabled_modules":
+		return "module streams are " + notDebian + "; Debian has none, list the packages instead", true
+	case "containers", "customizations.containers-storage":
+		return "embedded containers are " + notDebian, true
+	case "customizations.fdo":
+		return "FIDO device onboarding is " + notDebian, true
+	case "customizations.openscap", "customizations.oscap":
+		return "OpenSCAP remediation is " + notDebian, true
+	case "customizations.ignition":
+		return "Ignition is " + notDebian + "; use customizations.files, user and services", true
+	case "customizations.fips":
+		return "FIPS mode is " + notDebian + "; Debian ships no FIPS-validated crypto policy", true
+	case "customizations.installer":
+		return "Anaconda installer settings are " + notDebian, true
+	case "customizations.rhsm":
+		return "Red Hat Subscription Manager settings are " + notDebian, true
+	case "customizations.rpm":
+		return "RPM settings are " + notDebian, true
+	case "customizations.dnf":
+		return "DNF settings are " + notDebian + "; apt is configured through customizations.repositories", true
+	case "customizations.installation_device", "customizations.partitioning_mode":
+		return "this installer/partitioning option is " + notDebian + "; describe the layout with customizations.filesystem or customizations.disk", true
+	case "customizations.wsl":
+		return "WSL settings are " + notDebian, true
+	case "customizations.repositories.metalink", "customizations.repositories.mirrorlist":
+		return "metalinks and mirror lists are " + notDebian + "; list the mirrors in baseurls", true
+	case "customizations.repositories.module_hotfixes":
+		return "module hotfixes are " + notDebian, true
+	}
+	return "", false
+}
