@@ -52,7 +52,9 @@ func (d decoder) decodeValue(path string, raw any, v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
-		if d.decodeValueOK(path, raw, elem.Elem()) {
+		if d.decodeValueOK(path, raw, elem.Elem()) || elem.Elem().Kind() == reflect.Struct {
+			// A table with a bad field is kept, so that its other
+			// fields are still validated.
 			v.Set(elem)
 		}
 	case reflect.String:
@@ -79,6 +81,9 @@ func (d decoder) decodeValue(path string, raw any, v reflect.Value) {
 		if !ok {
 			d.wrongType(path, "an array", raw)
 			return
+		}
+		if len(list) == 0 {
+			return // an empty list is the same as none
 		}
 		s := reflect.MakeSlice(v.Type(), len(list), len(list))
 		for i, item := range list {

@@ -18,7 +18,9 @@ func (b *Blueprint) ToTOML() ([]byte, error) {
 		return nil, fmt.Errorf("exporting a blueprint: no blueprint given")
 	}
 	var buf bytes.Buffer
-	if err := toml.NewEncoder(&buf).Encode(exportStruct(reflect.ValueOf(b).Elem())); err != nil {
+	enc := toml.NewEncoder(&buf)
+	enc.Indent = ""
+	if err := enc.Encode(exportStruct(reflect.ValueOf(b).Elem())); err != nil {
 		return nil, fmt.Errorf("exporting blueprint %q as TOML: %w", b.Name, err)
 	}
 	return buf.Bytes(), nil
