@@ -115,7 +115,7 @@ func (r *Resolver) packageNames(ctx context.Context, m *metadata) ([]string, err
 // distance, or extending it ("python3-req" → "python3-requests"), closest
 // first.
 func suggest(name string, names []string, n int) []string {
-	maxDist := max(1, min(3, len(name)/3))
+	maxDist := max(1, min(3, (len(name)+1)/3))
 	type cand struct {
 		name  string
 		score int

@@ -31,7 +31,7 @@ const indexFormat = 1
 
 type indexEntry struct {
 	name, arch, version, source, sourceVersion, summary string
-	repo                                                 int
+	repo                                                int
 }
 
 func (e indexEntry) line() string {

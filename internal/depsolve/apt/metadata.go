@@ -38,13 +38,16 @@ type metadata struct {
 }
 
 // keyOf is the sha256 of the architecture and each repository's URI,
-// suites, components and keyring path: what changes apt's view of the
-// archive. Repository IDs are labels and do not count.
+// suites, components, keyring path and inline keys: what changes apt's
+// view of the archive. Repository IDs are labels and do not count.
 func keyOf(arch string, repos []depsolve.Repository) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "arch %q\n", arch)
 	for _, r := range repos {
 		fmt.Fprintf(h, "repo %q %q %q %q\n", strings.TrimSuffix(r.URI, "/"), r.Suites, r.Components, r.SignedBy)
+		for _, k := range r.SignedByKeys {
+			fmt.Fprintf(h, "key %x\n", sha256.Sum256([]byte(k)))
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -86,12 +89,22 @@ func checkRepositories(arch string, repos []depsolve.Repository) error {
 				errs = append(errs, fmt.Errorf("%s: %q contains blanks or control characters", where, f))
 			}
 		}
-		if r.SignedBy == "" {
-			errs = append(errs, fmt.Errorf("%s: no signed-by keyring; kiln only reads signed repositories", where))
-		} else if !filepath.IsAbs(r.SignedBy) {
+		for j, k := range r.SignedByKeys {
+			if !strings.HasPrefix(strings.TrimSpace(k), "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+				errs = append(errs, fmt.Errorf("%s: key %d is not an ASCII-armored public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)", where, j+1))
+			}
+		}
+		switch {
+		case r.SignedBy == "" && len(r.SignedByKeys) == 0:
+			errs = append(errs, fmt.Errorf("%s: no signed-by keyring or keys; kiln only reads signed repositories", where))
+		case r.SignedBy == "":
+			// Inline keys only.
+		case !filepath.IsAbs(r.SignedBy):
 			errs = append(errs, fmt.Errorf("%s: keyring %q is not an absolute path", where, r.SignedBy))
-		} else if _, err := os.Stat(r.SignedBy); err != nil {
-			errs = append(errs, fmt.Errorf("%s: keyring: %w", where, err))
+		default:
+			if _, err := os.Stat(r.SignedBy); err != nil {
+				errs = append(errs, fmt.Errorf("%s: keyring: %w", where, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -144,7 +157,7 @@ func (m *metadata) prepare(timeout time.Duration) error {
 	}
 	var sources bytes.Buffer
 	for i, r := range m.repos {
-		keyring, err := m.keyring(i, r.SignedBy)
+		keyrings, err := m.keyrings(i, r)
 		if err != nil {
 			return err
 		}
@@ -152,7 +165,7 @@ func (m *metadata) prepare(timeout time.Duration) error {
 			sources.WriteString("\n")
 		}
 		fmt.Fprintf(&sources, "Types: deb\nURIs: %s\nSuites: %s\nComponents: %s\nArchitectures: %s\nSigned-By: %s\n",
-			r.URI, strings.Join(r.Suites, " "), strings.Join(r.Components, " "), m.arch, keyring)
+			r.URI, strings.Join(r.Suites, " "), strings.Join(r.Components, " "), m.arch, strings.Join(keyrings, ","))
 	}
 	secs := strconv.Itoa(max(1, int(timeout/time.Second)))
 	conf := fmt.Sprintf(`// Written by kiln: a private apt root for one repository set.
@@ -163,6 +176,9 @@ APT::Architecture "%[2]s";
 APT::Architectures { "%[2]s"; };
 APT::Install-Suggests "false";
 APT::Cmd::Pattern-Only "true";
+// apt counts itself as Essential unless told not to; the essential
+// variant is the packages marked Essential: yes and nothing else.
+pkgCacheGen::ForceEssential ",";
 Acquire::Languages "none";
 Acquire::PDiffs "false";
 Acquire::Retries "1";
@@ -171,6 +187,7 @@ Acquire::http::Timeout "%[3]s";
 Acquire::https::Timeout "%[3]s";
 Acquire::ftp::Timeout "%[3]s";
 `, m.root, m.arch, secs)
+	changed := false
 	for _, f := range []struct {
 		path string
 		data []byte
@@ -179,36 +196,60 @@ Acquire::ftp::Timeout "%[3]s";
 		{m.path("etc", "apt", "sources.list.d", "kiln.sources"), sources.Bytes()},
 		{m.path("var", "lib", "dpkg", "status"), nil},
 	} {
-		if err := writeIfChanged(f.path, f.data); err != nil {
+		c, err := writeIfChanged(f.path, f.data)
+		if err != nil {
+			return fmt.Errorf("preparing apt metadata directory: %w", err)
+		}
+		changed = changed || c
+	}
+	if changed {
+		// apt checks its binary cache against the lists, not against the
+		// configuration it was built with.
+		if err := os.Remove(m.path("var", "cache", "apt", "pkgcache.bin")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("preparing apt metadata directory: %w", err)
 		}
 	}
 	return nil
 }
 
-// keyring returns the path apt should read repository i's keyring from. A
-// binary keyring is used in place; an ASCII-armored one not named *.asc is
-// copied to a .asc name, since apt tells the formats apart by suffix.
-func (m *metadata) keyring(i int, path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("repository keyring: %w", err)
+// keyrings returns the files apt should check repository i's signatures
+// with. A binary keyring is used in place; an ASCII-armored one not named
+// *.asc is copied to a .asc name, since apt tells the formats apart by
+// suffix; inline keys are written to .asc files.
+func (m *metadata) keyrings(i int, r depsolve.Repository) ([]string, error) {
+	var paths []string
+	if r.SignedBy != "" {
+		data, err := os.ReadFile(r.SignedBy)
+		if err != nil {
+			return nil, fmt.Errorf("repository keyring: %w", err)
+		}
+		if strings.HasSuffix(r.SignedBy, ".asc") || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP")) {
+			paths = append(paths, r.SignedBy)
+		} else {
+			dst := m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d.asc", i))
+			if _, err := writeIfChanged(dst, data); err != nil {
+				return nil, fmt.Errorf("repository keyring: %w", err)
+			}
+			paths = append(paths, dst)
+		}
 	}
-	if strings.HasSuffix(path, ".asc") || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP")) {
-		return path, nil
+	for j, k := range r.SignedByKeys {
+		dst := m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d-key-%d.asc", i, j))
+		if _, err := writeIfChanged(dst, []byte(strings.TrimSpace(k)+"\n")); err != nil {
+			return nil, fmt.Errorf("repository key: %w", err)
+		}
+		paths = append(paths, dst)
 	}
-	dst := m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d.asc", i))
-	if err := writeIfChanged(dst, data); err != nil {
-		return "", fmt.Errorf("repository keyring: %w", err)
-	}
-	return dst, nil
+	return paths, nil
 }
 
-func writeIfChanged(path string, data []byte) error {
+// writeIfChanged writes data to path unless it holds data already, and
+// reports whether it wrote.
+func writeIfChanged(path string, data []byte) (bool, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return nil
+		return false, nil
 	}
-	return writeAtomic(path, data)
+	return true, writeAtomic(path, data)
 }
 
 func writeAtomic(path string, data []byte) error {
