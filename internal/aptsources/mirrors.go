@@ -127,17 +127,20 @@ func splitSuite(suite string) (string, suiteKind) {
 	return suite, suiteMain
 }
 
-// fetchable reports whether kiln can fetch from uri with apt (not a CD-ROM).
+// fetchable reports whether kiln's resolver can read uri: http, https or
+// a local file: archive (not a CD-ROM, not apt's mirror+ or tor+ methods).
 func fetchable(uri string) bool {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return false
 	}
 	switch u.Scheme {
-	case "http", "https", "file", "ftp":
-		return u.Host != "" || u.Scheme == "file"
+	case "http", "https":
+		return u.Host != ""
+	case "file":
+		return u.Path != ""
 	}
-	return strings.HasPrefix(u.Scheme, "mirror+") || strings.HasPrefix(u.Scheme, "tor+")
+	return false
 }
 
 func lastElem(uri string) string {

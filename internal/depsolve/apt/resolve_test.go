@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -429,16 +430,54 @@ func TestSearch(t *testing.T) {
 	assert.Zero(t, n)
 }
 
+// benchPackages is a typical small image request.
+var benchPackages = []string{"openssh-server", "curl", "vim-tiny", "ca-certificates", "sudo", "less", "iproute2", "systemd-sysv", "locales", "tzdata"}
+
+// BenchmarkResolveWarm resolves ~10 packages with fresh metadata in the
+// cache: the common case. It reports the peak RSS of this process (apt runs
+// in its own processes).
 func BenchmarkResolveWarm(b *testing.B) {
 	r := newResolver(b, Config{})
-	req := bookworm(b, names("openssh-server", "curl", "vim-tiny", "ca-certificates", "sudo", "less", "iproute2", "systemd-sysv", "locales", "tzdata")...)
+	req := bookworm(b, names(benchPackages...)...)
 	ctx := context.Background()
-	_, err := r.Resolve(ctx, req) // warms the cache
+	res, err := r.Resolve(ctx, req) // warms the cache
 	require.NoError(b, err)
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := r.Resolve(ctx, req); err != nil {
 			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(res.Packages)), "packages")
+	reportPeakRSS(b)
+}
+
+// BenchmarkResolveCold resolves with an empty cache: fetching the
+// metadata from the mirror, indexing it, then solving.
+func BenchmarkResolveCold(b *testing.B) {
+	requireApt(b)
+	req := bookworm(b, names(benchPackages...)...)
+	for b.Loop() {
+		r := newResolver(b, Config{CacheDir: b.TempDir()})
+		if _, err := r.Resolve(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportPeakRSS(b)
+}
+
+// reportPeakRSS reports this process's peak resident set (VmHWM).
+func reportPeakRSS(b *testing.B) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f kB", &kb); err == nil {
+				b.ReportMetric(kb/1024, "peak-RSS-MiB")
+			}
 		}
 	}
 }
