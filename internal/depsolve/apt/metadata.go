@@ -138,34 +138,37 @@ func (m *metadata) describe() string {
 	return strings.Join(parts, "; ") + " (" + m.arch + ")"
 }
 
-// prepare writes the private apt tree. It runs under the exclusive lock;
-// files are only rewritten when their content changes.
-func (m *metadata) prepare(timeout time.Duration) error {
-	for _, d := range [][]string{
-		{"etc", "apt", "apt.conf.d"},
-		{"etc", "apt", "preferences.d"},
-		{"etc", "apt", "sources.list.d"},
-		{"etc", "apt", "keyrings"},
-		{"var", "lib", "apt", "lists", "partial"},
-		{"var", "cache", "apt", "archives", "partial"},
-		{"var", "lib", "dpkg"},
-		{"var", "log", "apt"},
-	} {
-		if err := os.MkdirAll(m.path(d...), 0o755); err != nil {
-			return fmt.Errorf("preparing apt metadata directory: %w", err)
-		}
-	}
+// aptFile is one file of the private apt tree with the content it must
+// have.
+type aptFile struct {
+	path string
+	data []byte
+	// config marks files apt builds its binary cache from.
+	config bool
+}
+
+// files returns the configuration files of the private apt tree. It only
+// reads (the repositories' keyrings).
+func (m *metadata) files(timeout time.Duration) ([]aptFile, error) {
+	var files []aptFile
 	var sources bytes.Buffer
 	for i, r := range m.repos {
 		keyrings, err := m.keyrings(i, r)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		var paths []string
+		for _, k := range keyrings {
+			paths = append(paths, k.path)
+			if k.data != nil {
+				files = append(files, k)
+			}
 		}
 		if i > 0 {
 			sources.WriteString("\n")
 		}
 		fmt.Fprintf(&sources, "Types: deb\nURIs: %s\nSuites: %s\nComponents: %s\nArchitectures: %s\nSigned-By: %s\n",
-			r.URI, strings.Join(r.Suites, " "), strings.Join(r.Components, " "), m.arch, strings.Join(keyrings, ","))
+			r.URI, strings.Join(r.Suites, " "), strings.Join(r.Components, " "), m.arch, strings.Join(paths, ","))
 	}
 	secs := strconv.Itoa(max(1, int(timeout/time.Second)))
 	conf := fmt.Sprintf(`// Written by kiln: a private apt root for one repository set.
@@ -187,20 +190,48 @@ Acquire::http::Timeout "%[3]s";
 Acquire::https::Timeout "%[3]s";
 Acquire::ftp::Timeout "%[3]s";
 `, m.root, m.arch, secs)
-	changed := false
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{
-		{m.aptConfig(), []byte(conf)},
-		{m.path("etc", "apt", "sources.list.d", "kiln.sources"), sources.Bytes()},
-		{m.path("var", "lib", "dpkg", "status"), nil},
+	return append(files,
+		aptFile{path: m.aptConfig(), data: []byte(conf), config: true},
+		aptFile{path: m.path("etc", "apt", "sources.list.d", "kiln.sources"), data: sources.Bytes(), config: true},
+		aptFile{path: m.path("var", "lib", "dpkg", "status"), data: []byte{}},
+	), nil
+}
+
+// current reports whether every file of the tree has its content already.
+func current(files []aptFile) bool {
+	for _, f := range files {
+		old, err := os.ReadFile(f.path)
+		if err != nil || !bytes.Equal(old, f.data) {
+			return false
+		}
+	}
+	return true
+}
+
+// prepare writes the private apt tree. It runs under the exclusive lock;
+// files are only rewritten when their content changes.
+func (m *metadata) prepare(files []aptFile) error {
+	for _, d := range [][]string{
+		{"etc", "apt", "apt.conf.d"},
+		{"etc", "apt", "preferences.d"},
+		{"etc", "apt", "sources.list.d"},
+		{"etc", "apt", "keyrings"},
+		{"var", "lib", "apt", "lists", "partial"},
+		{"var", "cache", "apt", "archives", "partial"},
+		{"var", "lib", "dpkg"},
+		{"var", "log", "apt"},
 	} {
+		if err := os.MkdirAll(m.path(d...), 0o755); err != nil {
+			return fmt.Errorf("preparing apt metadata directory: %w", err)
+		}
+	}
+	changed := false
+	for _, f := range files {
 		c, err := writeIfChanged(f.path, f.data)
 		if err != nil {
 			return fmt.Errorf("preparing apt metadata directory: %w", err)
 		}
-		changed = changed || c
+		changed = changed || (c && f.config)
 	}
 	if changed {
 		// apt checks its binary cache against the lists, not against the
@@ -213,34 +244,30 @@ Acquire::ftp::Timeout "%[3]s";
 }
 
 // keyrings returns the files apt should check repository i's signatures
-// with. A binary keyring is used in place; an ASCII-armored one not named
-// *.asc is copied to a .asc name, since apt tells the formats apart by
-// suffix; inline keys are written to .asc files.
-func (m *metadata) keyrings(i int, r depsolve.Repository) ([]string, error) {
-	var paths []string
+// with, each with the content kiln must write there (nil for a keyring
+// used in place). A binary keyring is used in place; an ASCII-armored one
+// not named *.asc is copied to a .asc name, since apt tells the formats
+// apart by suffix; inline keys are written to .asc files.
+func (m *metadata) keyrings(i int, r depsolve.Repository) ([]aptFile, error) {
+	var files []aptFile
 	if r.SignedBy != "" {
 		data, err := os.ReadFile(r.SignedBy)
 		if err != nil {
 			return nil, fmt.Errorf("repository keyring: %w", err)
 		}
 		if strings.HasSuffix(r.SignedBy, ".asc") || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP")) {
-			paths = append(paths, r.SignedBy)
+			files = append(files, aptFile{path: r.SignedBy})
 		} else {
-			dst := m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d.asc", i))
-			if _, err := writeIfChanged(dst, data); err != nil {
-				return nil, fmt.Errorf("repository keyring: %w", err)
-			}
-			paths = append(paths, dst)
+			files = append(files, aptFile{path: m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d.asc", i)), data: data})
 		}
 	}
 	for j, k := range r.SignedByKeys {
-		dst := m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d-key-%d.asc", i, j))
-		if _, err := writeIfChanged(dst, []byte(strings.TrimSpace(k)+"\n")); err != nil {
-			return nil, fmt.Errorf("repository key: %w", err)
-		}
-		paths = append(paths, dst)
+		files = append(files, aptFile{
+			path: m.path("etc", "apt", "keyrings", fmt.Sprintf("repository-%d-key-%d.asc", i, j)),
+			data: []byte(strings.TrimSpace(k) + "\n"),
+		})
 	}
-	return paths, nil
+	return files, nil
 }
 
 // writeIfChanged writes data to path unless it holds data already, and
@@ -301,50 +328,88 @@ func (m *metadata) writeState(st *metaState) error {
 
 // ensure makes the metadata usable and returns its state, fetching it when
 // it is missing, stale or to be refreshed. It returns holding the shared
-// lock; the caller releases it when done reading.
+// lock; the caller releases it when done reading. The common case — the
+// metadata is there and fresh — never takes the exclusive lock, so
+// resolves against one cache run side by side.
 func (r *Resolver) ensure(ctx context.Context, m *metadata) (*metaState, *fileLock, error) {
 	if err := os.MkdirAll(filepath.Dir(m.root), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("creating metadata cache: %w", err)
 	}
-	lock, err := lockFile(ctx, m.root+".lock", true)
+	files, err := m.files(r.cfg.Timeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := m.prepare(r.cfg.Timeout); err != nil {
+	lock, err := lockFile(ctx, m.root+".lock", false)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, ready, err := r.ready(m, files)
+	if err == nil && !ready {
+		// Re-checked under the exclusive lock: another process may have
+		// done the work meanwhile.
+		if err = lock.lock(ctx, true); err == nil {
+			st, err = r.makeReady(ctx, m, files)
+		}
+		if err == nil {
+			err = lock.lock(ctx, false)
+		}
+	}
+	if err != nil {
 		lock.release()
 		return nil, nil, err
+	}
+	return st, lock, nil
+}
+
+// ready reports whether m can be read as it is.
+func (r *Resolver) ready(m *metadata, files []aptFile) (*metaState, bool, error) {
+	st, err := m.readState()
+	if err != nil {
+		return nil, false, err
+	}
+	if st == nil || !hasLists(m.lists()) {
+		if r.cfg.Offline {
+			return nil, false, r.offlineError(m)
+		}
+		return nil, false, nil
+	}
+	fresh := r.cfg.Offline || (time.Since(st.Fetched) <= r.cfg.MaxAge && !r.wantsRefresh(m.key))
+	return st, fresh && current(files) && m.indexCurrent(), nil
+}
+
+func (r *Resolver) offlineError(m *metadata) error {
+	return fmt.Errorf("no cached metadata for %s in %s; run once without --offline", m.describe(), r.cfg.CacheDir)
+}
+
+// makeReady writes the apt tree, fetches the metadata if needed and builds
+// the index. It runs under the exclusive lock.
+func (r *Resolver) makeReady(ctx context.Context, m *metadata, files []aptFile) (*metaState, error) {
+	if err := m.prepare(files); err != nil {
+		return nil, err
 	}
 	st, err := m.readState()
 	if err != nil {
-		lock.release()
-		return nil, nil, err
+		return nil, err
 	}
 	listsPresent := st != nil && hasLists(m.lists())
 	switch {
 	case r.cfg.Offline:
 		if !listsPresent {
-			lock.release()
-			return nil, nil, fmt.Errorf("no cached metadata for %s in %s; run once without --offline", m.describe(), r.cfg.CacheDir)
+			return nil, r.offlineError(m)
 		}
 		r.cfg.Log.Debug("using cached metadata (offline)", "repositories", m.describe(), "fetched", st.Fetched)
 	case !listsPresent || time.Since(st.Fetched) > r.cfg.MaxAge || r.wantsRefresh(m.key):
 		if st, err = r.update(ctx, m); err != nil {
-			lock.release()
-			return nil, nil, err
+			return nil, err
 		}
 		r.markRefreshed(m.key)
 	}
 	if !m.indexCurrent() {
 		if err := m.buildIndex(); err != nil {
-			lock.release()
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	if err := lock.downgrade(ctx); err != nil {
-		lock.release()
-		return nil, nil, err
-	}
-	return st, lock, nil
+	return st, nil
 }
 
 func (r *Resolver) wantsRefresh(key string) bool {
