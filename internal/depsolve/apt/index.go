@@ -86,12 +86,32 @@ func (m *metadata) buildIndex() error {
 	entries = slices.CompactFunc(entries, func(a, b indexEntry) bool {
 		return a.name == b.name && a.arch == b.arch && a.version == b.version
 	})
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "kiln-packages-index %d\n", indexFormat)
-	for _, e := range entries {
-		buf.WriteString(e.line())
+	return writeIndex(m.path(indexFile), entries)
+}
+
+// writeIndex writes the index through a temporary file, renamed into place.
+func writeIndex(path string, entries []indexEntry) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing package index: %w", err)
 	}
-	if err := writeAtomic(m.path(indexFile), buf.Bytes()); err != nil {
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriterSize(tmp, 256<<10)
+	fmt.Fprintf(w, "kiln-packages-index %d\n", indexFormat)
+	for _, e := range entries {
+		w.WriteString(e.line())
+	}
+	err = w.Flush()
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
 		return fmt.Errorf("writing package index: %w", err)
 	}
 	return nil
@@ -143,34 +163,30 @@ func readPackages(path string, repo int) ([]indexEntry, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("indexing %s: %w", path, err)
 		}
-		text := strings.TrimRight(string(line), "\r\n")
+		line = bytes.TrimRight(line, "\r\n")
 		switch {
-		case text == "":
+		case len(line) == 0:
 			flush()
-		case text[0] == ' ' || text[0] == '\t':
+		case line[0] == ' ' || line[0] == '\t':
 		default:
-			k, v, _ := strings.Cut(text, ":")
-			v = strings.TrimSpace(v)
-			switch k {
+			// Only the few fields kept become strings.
+			k, v, _ := bytes.Cut(line, []byte(":"))
+			field := func() string { return string(bytes.TrimSpace(v)) }
+			switch string(k) {
 			case "Package":
-				cur.name = v
+				cur.name = field()
 			case "Architecture":
-				cur.arch = v
+				cur.arch = field()
 			case "Version":
-				cur.version = v
+				cur.version = field()
 			case "Source":
-				n, sv, ok := strings.Cut(v, " ")
+				n, sv, ok := strings.Cut(field(), " ")
 				cur.source = n
 				if ok {
 					cur.sourceVersion = strings.Trim(strings.TrimSpace(sv), "()")
 				}
 			case "Description":
-				cur.summary = strings.Map(func(r rune) rune {
-					if r == '\t' {
-						return ' '
-					}
-					return r
-				}, v)
+				cur.summary = strings.ReplaceAll(field(), "\t", " ")
 			}
 		}
 		if errors.Is(err, io.EOF) {
