@@ -16,7 +16,7 @@ type aptOutput struct {
 	stdout, stderr string
 }
 
-// lines returns the non-empty lines of stderr then stdout.
+// all is stderr then stdout.
 func (o aptOutput) all() string { return o.stderr + "\n" + o.stdout }
 
 // run runs an apt program against m's private configuration, with an
