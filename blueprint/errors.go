@@ -36,12 +36,30 @@ func (e Errors) Error() string {
 }
 
 // problems collects Problems while a blueprint is decoded or validated.
+// Past maxProblems, further problems are only counted, so that a hostile
+// document cannot make the error itself huge.
 type problems struct {
-	list Errors
+	list    Errors
+	dropped int
 }
 
+// maxProblems is how many problems are reported in full.
+const maxProblems = 200
+
 func (ps *problems) add(path, format string, args ...any) {
+	if len(ps.list) >= maxProblems {
+		ps.dropped++
+		return
+	}
 	ps.list = append(ps.list, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// all returns the problems, ending with a count of those left out.
+func (ps *problems) all() Errors {
+	if ps.dropped == 0 {
+		return ps.list
+	}
+	return append(ps.list, Problem{Message: fmt.Sprintf("and %d more problems; fix the ones above first", ps.dropped)})
 }
 
 // err returns the collected problems as an error, or nil when there are none.
@@ -49,7 +67,7 @@ func (ps *problems) err() error {
 	if len(ps.list) == 0 {
 		return nil
 	}
-	return ps.list
+	return ps.all()
 }
 
 // fieldPath joins a parent path and a field name.

@@ -66,14 +66,17 @@ func fromTree(tree map[string]any, format Format, opts ParseOptions) (*Blueprint
 
 	// Report every problem, but not twice for one field: a value of the
 	// wrong type is left unset, so validation would also call it missing.
-	all := decoding.list
-	for _, p := range validation.list {
+	var all problems
+	for _, p := range decoding.all() {
+		all.add(p.Path, "%s", p.Message)
+	}
+	for _, p := range validation.all() {
 		if !coveredBy(p.Path, decoding.list) {
-			all = append(all, p)
+			all.add(p.Path, "%s", p.Message)
 		}
 	}
-	if len(all) > 0 {
-		return nil, all
+	if err := all.err(); err != nil {
+		return nil, err
 	}
 
 	r := opts.Rand

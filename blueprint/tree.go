@@ -161,8 +161,13 @@ func jsonPosition(data []byte, offset int64) string {
 // checkNesting rejects documents whose tables and arrays nest deeper than
 // MaxNestingDepth before a decoder sees them: decoders recurse, and a few
 // megabytes of "[[[[" must not exhaust the stack or the memory.
+//
+// In TOML a dotted key ("a.b.c = 1", "[a.b.c]") nests tables too, so the
+// dots of one key count as levels: dots are counted from the last
+// structural character, which a value's dots (1.5) never exceed.
 func checkNesting(data []byte, format Format) error {
-	depth := 0
+	tooDeep := Errors{{Message: fmt.Sprintf("tables and arrays nest more than %d levels deep; a blueprint needs far fewer", MaxNestingDepth)}}
+	depth, dots := 0, 0
 	for i := 0; i < len(data); i++ {
 		c := data[i]
 		switch {
@@ -172,15 +177,25 @@ func checkNesting(data []byte, format Format) error {
 			for i < len(data) && data[i] != '\n' {
 				i++
 			}
+			dots = 0
 		case c == '[' || c == '{':
 			depth++
+			dots = 0
 			if depth > MaxNestingDepth {
-				return Errors{{Message: fmt.Sprintf("tables and arrays nest more than %d levels deep; a blueprint needs far fewer", MaxNestingDepth)}}
+				return tooDeep
 			}
 		case c == ']' || c == '}':
 			if depth > 0 {
 				depth--
 			}
+			dots = 0
+		case c == '.' && format == FormatTOML:
+			dots++
+			if depth+dots > MaxNestingDepth {
+				return tooDeep
+			}
+		case c == '=' || c == ',' || c == '\n':
+			dots = 0
 		}
 	}
 	return nil
