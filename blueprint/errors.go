@@ -56,6 +56,7 @@ func (ps *problems) add(path, format string, args ...any) {
 
 // all returns the problems, ending with a count of those left out.
 func (ps *problems) all() Errors {
+	sortProblems(ps.list)
 	if ps.dropped == 0 {
 		return ps.list
 	}

@@ -455,3 +455,20 @@ func TestErrorsFormat(t *testing.T) {
 		t.Fatalf("have %q", errs.Error())
 	}
 }
+
+func TestProblemsAreInSchemaOrder(t *testing.T) {
+	t.Parallel()
+	ps := Errors{
+		{Path: "zzz"}, {Path: "customizations.user[10].name"}, {Path: "customizations.user[2].uid"},
+		{Path: "customizations.user[2].name"}, {Path: "customizations.hostname"}, {Path: "name"}, {Path: ""},
+	}
+	sortProblems(ps)
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.Path)
+	}
+	want := []string{"", "name", "customizations.hostname", "customizations.user[2].name", "customizations.user[2].uid", "customizations.user[10].name", "zzz"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("have %q\nwant %q", got, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 
 	"github.com/BurntSushi/toml"
 )
@@ -45,11 +46,21 @@ func readTOML(data []byte) (tree map[string]any, err error) {
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&tree); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, Errors{{Message: fmt.Sprintf("not valid TOML: line %d, column %d: %s", pe.Position.Line, pe.Position.Col, pe.Message)}}
+			return nil, Errors{{Message: fmt.Sprintf("not valid TOML: line %d, column %d: %s", pe.Position.Line, pe.Position.Col, redactQuoted(pe.Message))}}
 		}
 		return nil, Errors{{Message: fmt.Sprintf("not valid TOML: %v", err)}}
 	}
 	return tree, nil
+}
+
+// quotedValueRe matches a quoted piece of the input inside a decoder's
+// message.
+var quotedValueRe = regexp.MustCompile(`"[^"]{2,}"`)
+
+// redactQuoted drops the pieces of input a TOML syntax error quotes: a
+// mistyped line may be a password.
+func redactQuoted(msg string) string {
+	return quotedValueRe.ReplaceAllString(msg, "a value")
 }
 
 // readJSON reads a JSON object token by token, so that a key given twice is
