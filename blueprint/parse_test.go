@@ -472,3 +472,26 @@ func TestProblemsAreInSchemaOrder(t *testing.T) {
 		t.Fatalf("have %q\nwant %q", got, want)
 	}
 }
+
+// TestReferenceExampleParses keeps the complete example of the user
+// reference valid.
+func TestReferenceExampleParses(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/blueprint.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## A complete example")
+	if !ok {
+		t.Fatal("docs/blueprint.md has no complete example")
+	}
+	_, rest, _ = strings.Cut(rest, "```toml\n")
+	example, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("the complete example has no TOML block")
+	}
+	bp := mustParse(t, example, FormatTOML)
+	if bp.Name != "web-server" {
+		t.Fatalf("have %q", bp.Name)
+	}
+}
