@@ -210,14 +210,15 @@ func (d decoder) integer(path string, raw any) (int64, bool) {
 		if err == nil {
 			return i, true
 		}
+		// The value is not repeated: a mistyped field may hold a secret.
 		if strings.ContainsAny(string(n), ".eE") {
-			d.ps.add(path, "expected an integer, got %s", n)
+			d.ps.add(path, "expected an integer, got a number with a fraction or an exponent")
 		} else {
-			d.ps.add(path, "%s is out of range", n)
+			d.ps.add(path, "the number is out of range")
 		}
 		return 0, false
 	case float64:
-		d.ps.add(path, "expected an integer, got %v", n)
+		d.ps.add(path, "expected an integer, got a floating-point number")
 		return 0, false
 	default:
 		d.wrongType(path, "an integer", raw)

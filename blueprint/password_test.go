@@ -152,3 +152,20 @@ func TestSyntaxErrorsDoNotRepeatValues(t *testing.T) {
 		t.Fatalf("have %v", err)
 	}
 }
+
+func TestMistypedPasswordIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		doc    string
+		format Format
+	}{
+		{"name = \"a\"\n[[customizations.user]]\nname = \"u\"\npassword = 987654.321", FormatTOML},
+		{`{"name": "a", "customizations": {"user": [{"name": "u", "password": 987654.321}]}}`, FormatJSON},
+		{`{"name": "a", "customizations": {"user": [{"name": "u", "password": 987654321}]}}`, FormatJSON},
+	} {
+		errs := problemsOf(t, tc.doc, tc.format)
+		if !hasProblem(errs, "customizations.user[0].password", "expected a string") || strings.Contains(errs.Error(), "987654") {
+			t.Fatalf("have %v", errs)
+		}
+	}
+}
