@@ -342,9 +342,13 @@ func (it *ImageType) grubTargets() []*GrubTarget {
 	return out
 }
 
+// didYouMean suggests the closest candidate within two edits; ties go to
+// the first in sorted order, so the suggestion is stable.
 func didYouMean(name string, candidates []string) string {
 	best, bestD := "", 3
-	for _, c := range candidates {
+	sorted := slices.Clone(candidates)
+	slices.Sort(sorted)
+	for _, c := range sorted {
 		if d := levenshtein.ComputeDistance(name, c); d < bestD {
 			best, bestD = c, d
 		}

@@ -87,14 +87,20 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 		if r.Enabled != nil && !*r.Enabled {
 			continue
 		}
-		keys := strings.Join(r.GPGKeys, "\n")
-		if r.GPGCheck != nil && !*r.GPGCheck {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("customizations.repositories[%d]: gpgcheck is off, packages from %s are not verified", i, r.ID))
+		src := manifest.AptSource{Name: r.ID, URIs: r.BaseURLs, Suites: []string{r.Suite}, Components: r.Components, SignedBy: strings.Join(r.GPGKeys, "\n")}
+		if !r.ChecksSignatures() {
+			src.SignedBy, src.Trusted = "", true
 		}
-		p.repos = append(p.repos, manifest.AptSource{Name: r.ID, URIs: r.BaseURLs, Suites: []string{r.Suite}, Components: r.Components, SignedBy: keys})
+		p.repos = append(p.repos, src)
 		if r.InstallFrom {
+			if !r.ChecksSignatures() {
+				return nil, blueprint.Errors{{Path: fmt.Sprintf("customizations.repositories[%d].install_from", i), Message: "kiln installs only from signed repositories: give the repository's key in gpgkeys and turn gpgcheck on, or drop install_from"}}
+			}
 			req.Repositories = append(req.Repositories, depsolve.Repository{ID: r.ID, URI: r.BaseURLs[0], Suites: []string{r.Suite}, Components: r.Components, SignedByKeys: r.GPGKeys})
 		}
+	}
+	for _, w := range bp.Warnings() {
+		p.Warnings = append(p.Warnings, w.String())
 	}
 
 	// Packages: the image type's, what the customizations need, the blueprint's.

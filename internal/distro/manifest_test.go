@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pmezard/go-difflib/difflib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -75,7 +76,10 @@ func TestGoldenManifests(t *testing.T) {
 			}
 			want, err := os.ReadFile(golden)
 			require.NoError(t, err, "run go test ./internal/distro -update to create it")
-			assert.Equal(t, string(want), string(got), "manifest changed: if on purpose, run go test ./internal/distro -update and review the diff")
+			if string(want) != string(got) {
+				diff, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(string(want)), B: difflib.SplitLines(string(got)), FromFile: golden, ToFile: "generated", Context: 3})
+				t.Errorf("manifest changed; if on purpose, run go test ./internal/distro -update and review the diff:\n%s", diff)
+			}
 			_, err = manifest.Parse(got)
 			require.NoError(t, err, "the manifest reads back")
 		})

@@ -60,6 +60,9 @@ type AptSource struct {
 	Components []string `json:"components"`
 	// SignedBy is a keyring path inside the image, or an armored key block.
 	SignedBy string `json:"signed_by,omitempty"`
+	// Trusted marks a source whose signatures are not checked (the
+	// blueprint turned gpgcheck off).
+	Trusted bool `json:"trusted,omitempty"`
 }
 
 // AptSources writes /etc/apt/sources.list.d/<name>.sources for each source
