@@ -156,7 +156,11 @@ func suggest(key string, known []string) string {
 		if strings.EqualFold(k, key) {
 			return k
 		}
-		if dist := levenshtein.ComputeDistance(strings.ToLower(key), k); dist < bestDist {
+		dist := levenshtein.ComputeDistance(strings.ToLower(key), k)
+		if isTransposition(strings.ToLower(key), k) {
+			dist = 1 // "nmae" for "name" is one slip of the fingers, not two
+		}
+		if dist < bestDist {
 			best, bestDist = k, dist
 		}
 	}
@@ -168,6 +172,19 @@ func suggest(key string, known []string) string {
 		return best
 	}
 	return ""
+}
+
+// isTransposition reports whether a and b differ only by two neighbouring
+// characters swapped.
+func isTransposition(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
 }
 
 // schemaPath removes list indices: "customizations.user[2].foo" becomes

@@ -212,6 +212,7 @@ func TestParseDecodingProblems(t *testing.T) {
 		want   string
 	}{
 		{"unknown top-level field with suggestion", FormatTOML, "name = \"a\"\npackage = []", "package", `did you mean "packages"?`},
+		{"unknown field with swapped letters", FormatTOML, "name = \"a\"\n[[customizations.user]]\nnmae = \"u\"", "customizations.user[0].nmae", `did you mean "name"?`},
 		{"unknown field wrong case", FormatTOML, "Name = \"a\"", "Name", `did you mean "name"?`},
 		{"unknown nested field", FormatTOML, "name = \"a\"\n[customizations]\nhostnme = \"h\"", "customizations.hostnme", `did you mean "hostname"?`},
 		{"unknown field without suggestion", FormatJSON, `{"name":"a","flavour":1}`, "flavour", "known fields here are name, description"},

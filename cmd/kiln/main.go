@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -44,7 +45,12 @@ func main() {
 func printError(w io.Writer, err error) {
 	var problems blueprint.Errors
 	if errors.As(err, &problems) {
-		fmt.Fprintf(w, "kiln: the blueprint has %d problem(s):\n", len(problems))
+		// Keep the context the error was wrapped in ("blueprint web.toml").
+		where := strings.TrimSpace(strings.TrimSuffix(strings.TrimSuffix(err.Error(), problems.Error()), ":\n"))
+		if where == "" {
+			where = "the blueprint"
+		}
+		fmt.Fprintf(w, "kiln: %s has %d problem(s):\n", where, len(problems))
 		for _, p := range problems {
 			fmt.Fprintf(w, "  %s: %s\n", p.Path, p.Message)
 		}

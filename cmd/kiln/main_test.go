@@ -124,7 +124,7 @@ func TestBlueprintValidate(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("name = \"x\"\n[customizations]\nhostname = \"bad_host;rm -rf /\"\n[[customizations.user]]\nname = \"ops\"\nkey = \"not a key\"\n"), 0o644))
 	_, stderr, err := run(t, "blueprint", "validate", bad)
 	require.Error(t, err)
-	assert.Contains(t, stderr, "the blueprint has 2 problem(s)")
+	assert.Contains(t, stderr, "kiln: blueprint "+bad+" has 2 problem(s):")
 	assert.Contains(t, stderr, "customizations.hostname:")
 	assert.Contains(t, stderr, "customizations.user[0].key:")
 

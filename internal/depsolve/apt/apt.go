@@ -47,6 +47,9 @@ type Config struct {
 	// Log receives progress (fetches at Info, apt commands at Debug).
 	// Default: discarded.
 	Log *slog.Logger
+	// NoSolutionCache makes apt solve every request, even one it answered
+	// before against the same metadata.
+	NoSolutionCache bool
 	// AptGet and AptCache are the programs to run. Default: looked up in
 	// PATH.
 	AptGet, AptCache string

@@ -33,6 +33,15 @@ func (r *Resolver) Resolve(ctx context.Context, req depsolve.Request) (*depsolve
 	}
 	defer lock.release()
 
+	key, err := solutionKey(req)
+	if err != nil {
+		return nil, err
+	}
+	if res := loadSolution(m, st, key); res != nil && !r.cfg.NoSolutionCache {
+		res.Repositories = repositoryStates(req.Repositories, st)
+		return res, nil
+	}
+
 	pins, versionErr, err := r.pin(ctx, m, specs)
 	if err != nil {
 		return nil, err
@@ -94,6 +103,12 @@ func (r *Resolver) Resolve(ctx context.Context, req depsolve.Request) (*depsolve
 		return strings.Compare(a.Name+"\x00"+a.Arch, b.Name+"\x00"+b.Arch)
 	})
 	res.Repositories = repositoryStates(req.Repositories, st)
+	if r.cfg.NoSolutionCache {
+		return res, nil
+	}
+	if err := storeSolution(m, st, key, res); err != nil {
+		r.cfg.Log.Debug("could not cache the solution", "err", err)
+	}
 	return res, nil
 }
 

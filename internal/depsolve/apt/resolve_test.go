@@ -74,6 +74,37 @@ func repoURI(req depsolve.Request, id string) string {
 }
 
 // The checksum in the result is the one of the file on the mirror.
+func TestSolutionCache(t *testing.T) {
+	cache := t.TempDir()
+	req := bookworm(t, names("hostname", "curl")...)
+	first, err := newResolver(t, Config{CacheDir: cache}).Resolve(context.Background(), req)
+	require.NoError(t, err)
+	stored, err := filepath.Glob(filepath.Join(cache, "metadata", "*", "solutions", "*", "*.json"))
+	require.NoError(t, err)
+	require.Len(t, stored, 1, "the answer is kept beside the metadata")
+
+	again, err := newResolver(t, Config{CacheDir: cache, Offline: true}).Resolve(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, first, again, "the cached answer is the answer")
+	solved, err := newResolver(t, Config{CacheDir: cache, NoSolutionCache: true}).Resolve(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, first, solved, "apt gives the same answer")
+
+	// A corrupt entry is ignored and apt answers again.
+	require.NoError(t, os.WriteFile(stored[0], []byte("{not json"), 0o644))
+	fixed, err := newResolver(t, Config{CacheDir: cache}).Resolve(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, first, fixed)
+
+	// New metadata leaves old answers behind.
+	_, err = newResolver(t, Config{CacheDir: cache, Refresh: true}).Resolve(context.Background(), req)
+	require.NoError(t, err)
+	now, err := filepath.Glob(filepath.Join(cache, "metadata", "*", "solutions", "*"))
+	require.NoError(t, err)
+	require.Len(t, now, 1)
+	assert.NotEqual(t, filepath.Dir(stored[0]), now[0], "solutions against the old fetch are gone")
+}
+
 func TestResolvedChecksumMatchesDownload(t *testing.T) {
 	t.Parallel()
 	r := newResolver(t, Config{})
@@ -449,6 +480,23 @@ func BenchmarkResolveWarm(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(res.Packages)), "packages")
+	reportPeakRSS(b)
+}
+
+// BenchmarkResolveWarmUncached is BenchmarkResolveWarm with apt solving
+// every time, as for a request it has not answered before.
+func BenchmarkResolveWarmUncached(b *testing.B) {
+	r := newResolver(b, Config{NoSolutionCache: true})
+	req := bookworm(b, names(benchPackages...)...)
+	ctx := context.Background()
+	_, err := r.Resolve(ctx, req) // warms the metadata
+	require.NoError(b, err)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := r.Resolve(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
 	reportPeakRSS(b)
 }
 
