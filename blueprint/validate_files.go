@@ -77,13 +77,7 @@ func (v validator) directoriesAndFiles(parent string, dirs []DirectoryCustomizat
 	dirAt := map[string]string{}
 	for i, d := range dirs {
 		p := indexPath(dp, i)
-		v.owner(fieldPath(p, "user"), d.User, "user")
-		v.owner(fieldPath(p, "group"), d.Group, "group")
-		if d.Mode != "" {
-			if msg := checkMode(d.Mode); msg != "" {
-				v.add(fieldPath(p, "mode"), "%s", msg)
-			}
-		}
+		v.ownership(p, d.User, d.Group, d.Mode)
 		at := fieldPath(p, "path")
 		if msg := checkCustomPath(d.Path); msg != "" {
 			v.add(at, "%s", msg)
@@ -100,13 +94,7 @@ func (v validator) directoriesAndFiles(parent string, dirs []DirectoryCustomizat
 	total := 0
 	for i, f := range files {
 		p := indexPath(fp, i)
-		v.owner(fieldPath(p, "user"), f.User, "user")
-		v.owner(fieldPath(p, "group"), f.Group, "group")
-		if f.Mode != "" {
-			if msg := checkMode(f.Mode); msg != "" {
-				v.add(fieldPath(p, "mode"), "%s", msg)
-			}
-		}
+		v.ownership(p, f.User, f.Group, f.Mode)
 		if len(f.Data) > MaxFileDataSize {
 			v.add(fieldPath(p, "data"), "is %d bytes; a file's data may be at most %d bytes (1 MiB)", len(f.Data), MaxFileDataSize)
 		}
@@ -148,6 +136,17 @@ func (v validator) underFile(at, p string, fileAt map[string]string) {
 		if first, ok := fileAt[dir]; ok {
 			v.add(at, "%s is inside %s, which %s declares as a file", quote(p), quote(dir), first)
 			return
+		}
+	}
+}
+
+// ownership checks the user, group and mode of the directory or file at p.
+func (v *validator) ownership(p string, user, group Owner, mode string) {
+	v.owner(fieldPath(p, "user"), user, "user")
+	v.owner(fieldPath(p, "group"), group, "group")
+	if mode != "" {
+		if msg := checkMode(mode); msg != "" {
+			v.add(fieldPath(p, "mode"), "%s", msg)
 		}
 	}
 }
