@@ -79,6 +79,9 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newDescribeCommand(a),
 		newManifestCommand(a),
 		newBlueprintCommand(a),
+		newBuildCommand(a),
+		newCacheCommand(a),
+		newDoctorCommand(a),
 	)
 	return root
 }

@@ -1,0 +1,383 @@
+// Package engine runs a manifest: it fetches and verifies the pinned
+// packages, runs each pipeline's stages (internal/engine/stages) in order,
+// caches what it can under the hash of everything that produced it, and
+// writes the artifact, the manifest, an SPDX SBOM and the build log.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/engine/sandbox"
+	"github.com/kiln-project/kiln/internal/engine/stages"
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+// Config configures an Engine. The zero value of each field means its
+// default.
+type Config struct {
+	// CacheDir holds downloads, cached trees and files, and work
+	// directories. Required.
+	CacheDir string
+	// Downloads is how many packages are fetched at once. Default 4.
+	Downloads int
+	// Epoch is written wherever a time would be (SOURCE_DATE_EPOCH). Nil
+	// means the newest Release date of the manifest's repositories.
+	Epoch *time.Time
+	// Reporter receives progress events. Default: none.
+	Reporter Reporter
+	// Log receives the engine's own messages. Default: discarded.
+	Log *slog.Logger
+	// HTTPTimeout bounds each package download. Default 10 minutes.
+	HTTPTimeout time.Duration
+}
+
+// WithDefaults fills the unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Downloads <= 0 {
+		c.Downloads = 4
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Reporter == nil {
+		c.Reporter = ReporterFunc(func(Event) {})
+	}
+	if c.HTTPTimeout <= 0 {
+		c.HTTPTimeout = 10 * time.Minute
+	}
+	return c
+}
+
+// Engine builds images.
+type Engine struct {
+	cfg  Config
+	http *http.Client
+}
+
+// New returns an engine.
+func New(cfg Config) (*Engine, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.CacheDir == "" {
+		return nil, errors.New("engine: a cache directory is required")
+	}
+	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the cache directory: %w", err)
+	}
+	return &Engine{cfg: cfg, http: &http.Client{Timeout: cfg.HTTPTimeout}}, nil
+}
+
+func (e *Engine) report(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	e.cfg.Reporter.Report(ev)
+}
+
+// Result is a finished build: the artifact, and the path of the build log.
+type Result struct {
+	// Artifact is the path of the built image in the work directory that
+	// the caller's Output callback received.
+	Artifact string
+	// Elapsed is the build's wall time.
+	Elapsed time.Duration
+}
+
+// Output is called once the artifact exists, while the build's trees are
+// still there: it moves the artifact into place and writes what else the
+// caller wants from the trees (the SBOM). trees maps a tree pipeline's
+// name to its directory.
+type Output func(ctx context.Context, artifact string, trees map[string]string) error
+
+// checkpoints are the stage types after which a tree is cached: the
+// expensive ones, so that changing a later stage's options reruns only
+// what follows.
+var checkpoints = map[string]bool{
+	manifest.DebsInstall{}.StageType(): true,
+}
+
+// Build runs the manifest, writing the tools' output to log, and calls
+// out with the artifact before cleaning up.
+func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer, out Output) (*Result, error) {
+	start := time.Now()
+	runners, total, err := prepare(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHost(m); err != nil {
+		return nil, err
+	}
+	unlock, err := lockCache(e.cfg.CacheDir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	work, release, err := e.newWorkDir()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	e.report(Event{Kind: "build-start", Total: total, Message: m.Output.Filename})
+	epoch := e.epoch(m)
+	debFiles, err := e.fetchDebs(ctx, m.Sources.Debs)
+	if err != nil {
+		return nil, err
+	}
+
+	outputs := map[string]string{} // pipeline → its tree dir or file
+	trees := map[string]string{}
+	keys := map[string]string{}
+	index := 0
+	for pi, p := range m.Pipelines {
+		e.report(Event{Kind: "pipeline-start", Pipeline: p.Name})
+		key := pipelineKey(m, p, keys)
+		var dir, file string
+		if p.Produces == "tree" {
+			dir = filepath.Join(work, "tree-"+p.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+			trees[p.Name] = dir
+			outputs[p.Name] = dir
+		} else {
+			file = filepath.Join(work, "file-"+p.Name, p.Filename)
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				return nil, err
+			}
+			outputs[p.Name] = file
+		}
+
+		// Find the furthest point already in the cache.
+		stageKeys := make([]string, len(p.Stages))
+		k := key
+		for i, s := range p.Stages {
+			k = stageKey(k, s, m)
+			stageKeys[i] = k
+		}
+		resume := 0
+		if p.Produces == "tree" {
+			for i := len(p.Stages) - 1; i >= 0; i-- {
+				if i != len(p.Stages)-1 && !checkpoints[p.Stages[i].Type] {
+					continue
+				}
+				ok, err := e.restoreTree(ctx, stageKeys[i], dir)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					resume = i + 1
+					break
+				}
+			}
+		} else if len(p.Stages) > 0 {
+			ok, err := e.restoreFile(ctx, stageKeys[len(p.Stages)-1], p.Filename, file)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				resume = len(p.Stages)
+			}
+		}
+		for i, s := range p.Stages {
+			index++
+			ev := Event{Pipeline: p.Name, Stage: s.Type, Index: index, Total: total}
+			if i < resume {
+				ev.Kind = "stage-cached"
+				e.report(ev)
+				continue
+			}
+			ev.Kind = "stage-start"
+			e.report(ev)
+			t0 := time.Now()
+			fmt.Fprintf(log, "== %s: %s\n", p.Name, s.Type)
+			scratch := filepath.Join(work, fmt.Sprintf("scratch-%d-%d", pi, i))
+			if err := os.MkdirAll(scratch, 0o755); err != nil {
+				return nil, err
+			}
+			env := &stages.Env{
+				Tree: dir, Work: scratch, Debs: m.Sources.Debs, DebFiles: debFiles, Epoch: epoch, Log: log,
+				Exec: func(ctx context.Context, argv ...string) error { return execTool(ctx, log, argv...) },
+			}
+			if dir != "" {
+				env.Chroot = func(ctx context.Context, stdin io.Reader, argv ...string) error {
+					return sandbox.Run(ctx, dir, stdin, log, sourceDateEnv(epoch), argv...)
+				}
+			} else {
+				env.Input, env.Output = outputs[p.Input], file
+			}
+			if err := runners[pi][i].Run(ctx, env); err != nil {
+				e.report(Event{Kind: "build-failed", Pipeline: p.Name, Stage: s.Type, Message: err.Error()})
+				return nil, fmt.Errorf("%s: stage %s: %w", p.Name, s.Type, err)
+			}
+			os.RemoveAll(scratch)
+			if dir != "" && checkpoints[s.Type] && i < len(p.Stages)-1 {
+				if err := e.storeTree(ctx, stageKeys[i], dir); err != nil {
+					e.cfg.Log.Warn("could not cache the tree", "stage", s.Type, "err", err)
+				}
+			}
+			ev.Kind, ev.Elapsed = "stage-done", time.Since(t0)
+			e.report(ev)
+		}
+		if resume < len(p.Stages) && len(p.Stages) > 0 {
+			last := stageKeys[len(p.Stages)-1]
+			var err error
+			if dir != "" {
+				err = e.storeTree(ctx, last, dir)
+			} else {
+				err = e.storeFile(ctx, last, p.Filename, file)
+			}
+			if err != nil {
+				e.cfg.Log.Warn("could not cache the pipeline's output", "pipeline", p.Name, "err", err)
+			}
+		}
+		keys[p.Name] = stageKeys[len(stageKeys)-1]
+		if len(stageKeys) == 0 {
+			keys[p.Name] = key
+		}
+		e.report(Event{Kind: "pipeline-done", Pipeline: p.Name})
+	}
+	artifact := outputs[m.Output.Pipeline]
+	if err := out(ctx, artifact, trees); err != nil {
+		return nil, err
+	}
+	res := &Result{Artifact: artifact, Elapsed: time.Since(start)}
+	e.report(Event{Kind: "build-done", Message: m.Output.Filename, Elapsed: res.Elapsed})
+	return res, nil
+}
+
+// prepare builds every stage before any runs, so a manifest with a bad
+// stage fails before anything is downloaded.
+func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
+	if m.Version != manifest.Version {
+		return nil, 0, fmt.Errorf("manifest version %q is not supported", m.Version)
+	}
+	seen := map[string]string{}
+	var out [][]stages.Stage
+	total := 0
+	for _, p := range m.Pipelines {
+		switch p.Produces {
+		case "tree":
+		case "file":
+			if p.Filename == "" || strings.ContainsAny(p.Filename, "/\x00") || p.Filename == "." || p.Filename == ".." {
+				return nil, 0, fmt.Errorf("pipeline %s: %q is not a file name", p.Name, p.Filename)
+			}
+			if seen[p.Input] == "" {
+				return nil, 0, fmt.Errorf("pipeline %s: input %q is not an earlier pipeline", p.Name, p.Input)
+			}
+			if len(p.Stages) != 1 {
+				return nil, 0, fmt.Errorf("pipeline %s: a file pipeline has exactly one stage, not %d", p.Name, len(p.Stages))
+			}
+		default:
+			return nil, 0, fmt.Errorf("pipeline %s: produces %q (expected tree or file)", p.Name, p.Produces)
+		}
+		if p.Produces == "tree" && p.Input != "" {
+			return nil, 0, fmt.Errorf("pipeline %s: tree pipelines start from an empty tree", p.Name)
+		}
+		var row []stages.Stage
+		for _, s := range p.Stages {
+			st, err := stages.New(s)
+			if err != nil {
+				return nil, 0, fmt.Errorf("pipeline %s: %w", p.Name, err)
+			}
+			row = append(row, st)
+			total++
+		}
+		out = append(out, row)
+		seen[p.Name] = p.Produces
+	}
+	if seen[m.Output.Pipeline] == "" {
+		return nil, 0, fmt.Errorf("the output pipeline %q does not exist", m.Output.Pipeline)
+	}
+	return out, total, nil
+}
+
+// pipelineKey starts a pipeline's chain of cache keys from its input's.
+func pipelineKey(m *manifest.Manifest, p manifest.Pipeline, keys map[string]string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "kiln engine 1\npipeline %q %q %q\ninput %s\n", p.Name, p.Produces, p.Filename, keys[p.Input])
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// stageKey chains a stage onto the key before it: its type, its options
+// and, for the package installation, every package's checksum.
+func stageKey(prev string, s manifest.Stage, m *manifest.Manifest) string {
+	h := sha256.New()
+	opts, _ := json.Marshal(s.Options)
+	fmt.Fprintf(h, "%s\n%s\n%s\n", prev, s.Type, opts)
+	if s.Type == (manifest.DebsInstall{}).StageType() {
+		for _, d := range m.Sources.Debs {
+			fmt.Fprintf(h, "%s %s\n", d.Name, d.SHA256)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// epoch is SOURCE_DATE_EPOCH, else ManifestEpoch.
+func (e *Engine) epoch(m *manifest.Manifest) time.Time {
+	if e.cfg.Epoch != nil {
+		return e.cfg.Epoch.UTC()
+	}
+	return ManifestEpoch(m)
+}
+
+// ManifestEpoch is the newest Release date of the manifest's repositories,
+// else the Unix epoch: never the wall clock, so a manifest alone decides
+// every timestamp of its image.
+func ManifestEpoch(m *manifest.Manifest) time.Time {
+	var newest time.Time
+	for _, r := range m.Sources.Repositories {
+		for _, layout := range []string{time.RFC1123, time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 MST"} {
+			if t, err := time.Parse(layout, r.Date); err == nil {
+				if t.After(newest) {
+					newest = t
+				}
+				break
+			}
+		}
+	}
+	if newest.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return newest.UTC()
+}
+
+func sourceDateEnv(t time.Time) []string {
+	return []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", t.Unix())}
+}
+
+// execTool runs a host tool with an argument vector, output to log.
+func execTool(ctx context.Context, log io.Writer, argv ...string) error {
+	if len(argv) == 0 {
+		return errors.New("no command")
+	}
+	fmt.Fprintf(log, "+ %s\n", strings.Join(argv, " "))
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", argv[0], ctx.Err())
+		}
+		return fmt.Errorf("%s: %w (see the build log)", argv[0], err)
+	}
+	return nil
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

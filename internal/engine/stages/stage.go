@@ -1,0 +1,60 @@
+// Package stages holds one file per manifest stage type. Each file's doc
+// comment on its options (in internal/manifest/stages.go) is the reference
+// for what the stage does; the file here is how.
+//
+// A stage acts on a tree (a root directory being built) or turns an input
+// into an output file. Anything that comes from packages or from the user
+// and has to execute runs through Env.Chroot: inside the tree, in its own
+// mount, PID and network namespaces, never against the host's root.
+package stages
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+// Stage is one runnable stage.
+type Stage interface {
+	// Run does the stage's work. It must leave no mounts, loop devices or
+	// processes behind, also when it fails or ctx is cancelled.
+	Run(ctx context.Context, env *Env) error
+}
+
+// Env is everything a stage may use.
+type Env struct {
+	// Tree is the root directory a tree pipeline builds (empty for file
+	// pipelines).
+	Tree string
+	// Input is a file pipeline's input: the tree directory or the file the
+	// input pipeline produced.
+	Input string
+	// Output is the file a file pipeline's stage writes.
+	Output string
+	// Work is a scratch directory for this stage, removed afterwards.
+	Work string
+	// Debs are the manifest's pinned packages; DebFiles maps each
+	// package's SHA-256 to its verified file in the download cache.
+	Debs     []manifest.Deb
+	DebFiles map[string]string
+	// Chroot runs argv inside Tree in new mount, PID and network
+	// namespaces with /proc, /dev, /sys and /run set up, and no network.
+	// stdin may be nil. Output goes to Log.
+	Chroot func(ctx context.Context, stdin io.Reader, argv ...string) error
+	// Exec runs a host tool with an argument vector (never a shell),
+	// output to Log.
+	Exec func(ctx context.Context, argv ...string) error
+	// Epoch is the timestamp written wherever a time would be (from
+	// SOURCE_DATE_EPOCH, else the manifest's packages' newest date).
+	Epoch time.Time
+	// Log receives the stage's output and the tools' output.
+	Log io.Writer
+}
+
+// Logf writes one line to the build log.
+func (e *Env) Logf(format string, args ...any) {
+	fmt.Fprintf(e.Log, format+"\n", args...)
+}
