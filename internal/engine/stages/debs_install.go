@@ -81,6 +81,8 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 		"--include=" + strings.Join(all, ","),
 		"--aptopt=APT::Install-Recommends \"false\"",
 		"--dpkgopt=force-unsafe-io",
+		// Bind-mounts the local repository into the tree while installing.
+		"--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
 		"", env.Tree, "deb [trusted=yes] file://" + repo + " ./"}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{

@@ -14,6 +14,8 @@ func New(s manifest.Stage) (Stage, error) {
 		return nil, fmt.Errorf("stage type %s has no implementation", s.Type)
 	case nil:
 		return nil, fmt.Errorf("stage %s has no options", s.Type)
+	case *manifest.DebsInstall:
+		return &DebsInstall{Opts: *o}, nil
 	case *manifest.Hostname:
 		return &Hostname{Opts: *o}, nil
 	}
