@@ -28,7 +28,9 @@ func TestDirectories(t *testing.T) {
 		{name: "sticky, numeric owner", dir: manifest.Directory{Path: "/scratch", Mode: "1777", User: "7", Group: "8"}, uid: 7, gid: 8, mode: 0o1777},
 		{name: "ensure parents", dir: manifest.Directory{Path: "/srv/a/b/c", Mode: "0700", EnsureParents: true}, mode: 0o700},
 		{name: "existing directory gets mode and owner", dir: manifest.Directory{Path: "/var/data", Mode: "0710", User: "ops"}, uid: 1500, mode: 0o710,
-			setup: func(t *testing.T, tree string) { require.NoError(t, os.MkdirAll(filepath.Join(tree, "var/data"), 0o755)) }},
+			setup: func(t *testing.T, tree string) {
+				require.NoError(t, os.MkdirAll(filepath.Join(tree, "var/data"), 0o755))
+			}},
 		{name: "link inside the tree", dir: manifest.Directory{Path: "/data/new", Mode: "0755"}, mode: 0o755, landsIn: "/srv/data/new",
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "srv/data"), 0o755))
