@@ -20,7 +20,8 @@ import (
 //	work/<id>/                 builds in progress (each holds work.lock)
 //
 // A tree or file entry's key is the hash of everything that produced it
-// (see stageKey), so an entry is never stale, only unused. Entries are
+// and the kiln binary that made it (see stageKey), so an entry is never
+// stale, only unused. Entries are
 // written under a temporary name and renamed into place, so a killed build
 // leaves a temporary directory (removed by the next build) and never a
 // half-written entry.

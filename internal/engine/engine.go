@@ -66,6 +66,10 @@ func (c Config) WithDefaults() Config {
 type Engine struct {
 	cfg  Config
 	http *http.Client
+	// build identifies this kiln binary: cached trees and files made by
+	// another build of kiln are not reused, since the stages that made
+	// them may have changed.
+	build string
 }
 
 // New returns an engine.
@@ -77,7 +81,29 @@ func New(cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the cache directory: %w", err)
 	}
-	return &Engine{cfg: cfg, http: &http.Client{Timeout: cfg.HTTPTimeout}}, nil
+	build, err := executableID()
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, http: &http.Client{Timeout: cfg.HTTPTimeout}, build: build}, nil
+}
+
+// executableID is the SHA-256 of the running binary.
+func executableID() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the kiln binary: %w", err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("reading the kiln binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading the kiln binary: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (e *Engine) report(ev Event) {
@@ -144,7 +170,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 	index := 0
 	for pi, p := range m.Pipelines {
 		e.report(Event{Kind: "pipeline-start", Pipeline: p.Name})
-		key := pipelineKey(m, p, keys)
+		key := pipelineKey(fmt.Sprintf("%s epoch %d", e.build, epoch.Unix()), p, keys)
 		var dir, file string
 		if p.Produces == "tree" {
 			dir = filepath.Join(work, "tree-"+p.Name)
@@ -306,9 +332,9 @@ func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
 }
 
 // pipelineKey starts a pipeline's chain of cache keys from its input's.
-func pipelineKey(m *manifest.Manifest, p manifest.Pipeline, keys map[string]string) string {
+func pipelineKey(build string, p manifest.Pipeline, keys map[string]string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "kiln engine 1\npipeline %q %q %q\ninput %s\n", p.Name, p.Produces, p.Filename, keys[p.Input])
+	fmt.Fprintf(h, "kiln %s\npipeline %q %q %q\ninput %s\n", build, p.Name, p.Produces, p.Filename, keys[p.Input])
 	return hex.EncodeToString(h.Sum(nil))
 }
 
