@@ -473,7 +473,7 @@ func makeVFAT(ctx context.Context, env *Env, file, src string, fs *disk.Filesyst
 	if len(entries) == 0 {
 		return nil
 	}
-	argv = []string{"mcopy", "-s", "-p", "-m", "-Q", "-b", "-i", file}
+	argv = []string{"mcopy", "-s", "-p", "-m", "-Q", "-i", file}
 	for _, e := range entries {
 		argv = append(argv, filepath.Join(src, e.Name()))
 	}
