@@ -52,12 +52,12 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// fixtureTarball returns the cached tarball of the test tree, building it
-// with mmdebstrap the first time. A file lock keeps parallel tests and test
-// binaries from building it twice.
-func fixtureTarball(t *testing.T) string {
+// fixtureTarball returns the cached tarball of a test tree holding
+// packages, building it with mmdebstrap the first time. A file lock keeps
+// parallel tests and test binaries from building it twice.
+func fixtureTarball(t *testing.T, packages []string) string {
 	t.Helper()
-	key := sha256.Sum256([]byte(fixtureSuite + "\nrequired\n" + strings.Join(fixturePackages, "\n")))
+	key := sha256.Sum256([]byte(fixtureSuite + "\nrequired\n" + strings.Join(packages, "\n")))
 	dir := filepath.Join(testCacheDir(), "fixtures")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func fixtureTarball(t *testing.T) string {
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "mmdebstrap", "--variant=required",
-		"--include="+strings.Join(fixturePackages, ","),
+		"--include="+strings.Join(packages, ","),
 		fixtureSuite, tmp, "deb "+mirrors.Main+" "+fixtureSuite+" main")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -107,8 +107,15 @@ func fixtureTarball(t *testing.T) string {
 // directory.
 func debianTree(t *testing.T) string {
 	t.Helper()
+	return debianTreeWith(t, fixturePackages)
+}
+
+// debianTreeWith returns a fresh copy of a Debian test tree holding
+// packages (and the required set) in a temporary directory.
+func debianTreeWith(t *testing.T, packages []string) string {
+	t.Helper()
 	requireRoot(t)
-	tarball := fixtureTarball(t)
+	tarball := fixtureTarball(t, packages)
 	dir := t.TempDir()
 	out, err := exec.Command("tar", "-C", dir, "--numeric-owner", "-xpf", tarball).CombinedOutput()
 	if err != nil {
