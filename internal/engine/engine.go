@@ -281,6 +281,8 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 		return nil, err
 	}
 	res := &Result{Artifact: artifact, Elapsed: time.Since(start)}
+	fmt.Fprintf(log, "== built %s in %.1fs; kiln's own peak memory %s (the tools it ran are separate processes)\n",
+		m.Output.Filename, res.Elapsed.Seconds(), peakRSS())
 	e.report(Event{Kind: "build-done", Message: m.Output.Filename, Elapsed: res.Elapsed})
 	return res, nil
 }
@@ -406,4 +408,18 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// peakRSS is this process's peak resident set size, as the kernel counts it.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
