@@ -1,0 +1,478 @@
+// Package boottest boots a disk image in QEMU and checks it over SSH: the
+// proof that an image does not merely build but starts, reaches its
+// network and lets its user in.
+//
+// The image is never modified (QEMU runs it with snapshot=on). KVM is used
+// when /dev/kvm works; otherwise QEMU falls back to TCG emulation, which
+// takes minutes to boot a Debian image rather than seconds.
+package boottest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config says what to boot and how to log in.
+type Config struct {
+	// Image is the disk image (raw or qcow2).
+	Image string
+	// Firmware is "bios" (SeaBIOS, the default) or "uefi" (OVMF).
+	Firmware string
+	// SSHKey is the private key that logs in as User.
+	SSHKey string
+	// User is the user to log in as (default root).
+	User string
+	// Timeout bounds the wait for SSH (default 5 minutes, 10 without KVM).
+	Timeout time.Duration
+	// Memory is the guest's memory in MiB (default 1024).
+	Memory int
+	// Log, when set, receives the serial console as it is written.
+	Log io.Writer
+	// OVMFCode and OVMFVars override where the UEFI firmware is looked for.
+	OVMFCode, OVMFVars string
+}
+
+// Machine is a running virtual machine.
+type Machine struct {
+	cfg     Config
+	dir     string
+	port    int
+	cmd     *exec.Cmd
+	console *consoleLog
+	stderr  *bytes.Buffer
+	done    chan struct{} // closed when QEMU has exited
+	waitErr error
+	kvm     bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ovmfCandidates are the places distributions install OVMF, code and
+// variable template in pairs.
+var ovmfCandidates = [][2]string{
+	{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+	{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+	{"/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"},
+	{"/usr/share/edk2-ovmf/x64/OVMF_CODE.fd", "/usr/share/edk2-ovmf/x64/OVMF_VARS.fd"},
+}
+
+func (c Config) withDefaults() Config {
+	if c.Firmware == "" {
+		c.Firmware = "bios"
+	}
+	if c.User == "" {
+		c.User = "root"
+	}
+	if c.Memory == 0 {
+		c.Memory = 1024
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Image == "" {
+		errs = append(errs, errors.New("no image to boot"))
+	} else if fi, err := os.Stat(c.Image); err != nil || !fi.Mode().IsRegular() {
+		errs = append(errs, fmt.Errorf("image %q is not a readable file", c.Image))
+	}
+	if c.Firmware != "bios" && c.Firmware != "uefi" {
+		errs = append(errs, fmt.Errorf("firmware %q: expected bios or uefi", c.Firmware))
+	}
+	if c.SSHKey == "" {
+		errs = append(errs, errors.New("no SSH private key to log in with"))
+	} else if _, err := os.Stat(c.SSHKey); err != nil {
+		errs = append(errs, fmt.Errorf("SSH key: %w", err))
+	}
+	if c.Memory < 128 {
+		errs = append(errs, fmt.Errorf("memory %d MiB is too little to boot (at least 128)", c.Memory))
+	}
+	if strings.ContainsAny(c.User, "@ \t\n") || strings.HasPrefix(c.User, "-") {
+		errs = append(errs, fmt.Errorf("user %q is not a user name", c.User))
+	}
+	return errors.Join(errs...)
+}
+
+// KVMUsable reports whether /dev/kvm can be opened for use.
+func KVMUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// Boot starts the image and waits until SSH lets User in. The machine runs
+// until Close, or until ctx is done. On failure nothing is left running
+// and the error ends with the last lines of the serial console.
+func Boot(ctx context.Context, cfg Config) (*Machine, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("boot test: %w", err)
+	}
+	m, err := start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.waitSSH(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func start(ctx context.Context, cfg Config) (m *Machine, err error) {
+	for _, tool := range []string{"qemu-system-x86_64", "ssh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("boot test: %s is not installed: %w", tool, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "kiln-boottest-*")
+	if err != nil {
+		return nil, fmt.Errorf("boot test: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	format, err := imageFormat(cfg.Image)
+	if err != nil {
+		return nil, fmt.Errorf("boot test: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("boot test: finding a free port for SSH: %w", err)
+	}
+	kvm := KVMUsable()
+	args := []string{
+		"-nodefaults", "-display", "none", "-vga", "std",
+		"-machine", "q35", "-cpu", "max",
+		"-m", strconv.Itoa(cfg.Memory), "-smp", "2",
+		"-serial", "stdio", "-monitor", "none",
+		"-drive", "file=" + qemuEscape(cfg.Image) + ",format=" + format + ",if=virtio,snapshot=on",
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port),
+		"-device", "virtio-net-pci,netdev=n0",
+		"-device", "virtio-rng-pci",
+	}
+	// QEMU tries accelerators in order: KVM when it works, else TCG.
+	if kvm {
+		args = append([]string{"-accel", "kvm", "-accel", "tcg"}, args...)
+	} else {
+		args = append([]string{"-accel", "tcg"}, args...)
+	}
+	if cfg.Firmware == "uefi" {
+		code, vars, err := ovmf(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("boot test: %w", err)
+		}
+		varsCopy := filepath.Join(dir, "OVMF_VARS.fd")
+		if err := copyFile(varsCopy, vars); err != nil {
+			return nil, fmt.Errorf("boot test: copying the UEFI variable store: %w", err)
+		}
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+qemuEscape(code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+qemuEscape(varsCopy))
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Minute
+		if !kvm {
+			cfg.Timeout = 10 * time.Minute
+		}
+	}
+	console, err := newConsoleLog(filepath.Join(dir, "console.log"), cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("boot test: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd.Stdout = console
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = &lockedWriter{w: stderr, mu: &console.mu}
+	// Its own process group, killed with kiln: QEMU never outlives us.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		console.Close()
+		return nil, fmt.Errorf("boot test: starting qemu-system-x86_64: %w", err)
+	}
+	m = &Machine{cfg: cfg, dir: dir, port: port, cmd: cmd, console: console, stderr: stderr, done: make(chan struct{}), kvm: kvm}
+	go func() {
+		m.waitErr = cmd.Wait()
+		close(m.done)
+	}()
+	return m, nil
+}
+
+// KVM reports whether the machine runs with KVM (else under TCG).
+func (m *Machine) KVM() bool { return m.kvm }
+
+// Port is the host port forwarded to the guest's SSH port.
+func (m *Machine) Port() int { return m.port }
+
+// Console returns the serial console output so far.
+func (m *Machine) Console() string { return m.console.String() }
+
+// ConsoleTail returns the last n lines of the serial console.
+func (m *Machine) ConsoleTail(n int) string {
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(m.Console(), "\r", ""), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// exited returns QEMU's exit error if it has exited.
+func (m *Machine) exited() (bool, error) {
+	select {
+	case <-m.done:
+		return true, m.waitErr
+	default:
+		return false, nil
+	}
+}
+
+func (m *Machine) failure(format string, args ...any) error {
+	m.console.mu.Lock()
+	qerr := strings.TrimSpace(m.stderr.String())
+	m.console.mu.Unlock()
+	msg := fmt.Sprintf(format, args...)
+	if qerr != "" {
+		msg += "\nqemu: " + qerr
+	}
+	return fmt.Errorf("boot test (%s, %s): %s\nlast lines of the serial console:\n%s", m.cfg.Firmware, filepath.Base(m.cfg.Image), msg, m.ConsoleTail(40))
+}
+
+// sshArgs are the ssh options that log in to the machine non-interactively.
+func (m *Machine) sshArgs(connectTimeout int) []string {
+	return []string{
+		"-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null",
+		"-o", "LogLevel=ERROR",
+		"-o", "IdentitiesOnly=yes",
+		"-o", "ConnectTimeout=" + strconv.Itoa(connectTimeout),
+		"-o", "ServerAliveInterval=10",
+		"-F", "/dev/null",
+		"-i", m.cfg.SSHKey,
+		"-p", strconv.Itoa(m.port),
+		"-l", m.cfg.User,
+		"127.0.0.1",
+	}
+}
+
+// waitSSH polls until `true` runs over SSH, with backoff.
+func (m *Machine) waitSSH(ctx context.Context) error {
+	start := time.Now()
+	deadline := start.Add(m.cfg.Timeout)
+	delay := time.Second
+	var last string
+	for {
+		if exited, err := m.exited(); exited {
+			return m.failure("QEMU exited before SSH answered: %v", err)
+		}
+		attempt, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cmd := exec.CommandContext(attempt, "ssh", append(m.sshArgs(10), "--", "true")...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = strings.TrimSpace(out.String())
+		if ctx.Err() != nil {
+			return m.failure("waiting for SSH: %v", ctx.Err())
+		}
+		if time.Now().After(deadline) {
+			return m.failure("SSH did not let %s in within %s (last attempt: %s)", m.cfg.User, m.cfg.Timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return m.failure("waiting for SSH: %v", ctx.Err())
+		case <-m.done:
+		case <-time.After(delay):
+		}
+		delay = min(delay*3/2, 5*time.Second)
+	}
+}
+
+// Run runs argv on the machine over SSH, each argument quoted for the
+// remote shell, and returns its standard output. A failure carries its
+// standard error.
+func (m *Machine) Run(ctx context.Context, argv ...string) (string, error) {
+	if len(argv) == 0 {
+		return "", errors.New("boot test: no command to run")
+	}
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = ShellQuote(a)
+	}
+	cmd := exec.CommandContext(ctx, "ssh", append(m.sshArgs(30), "--", strings.Join(quoted, " "))...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg != "" {
+			return stdout.String(), fmt.Errorf("running %s on the machine: %w: %s", strings.Join(quoted, " "), err, msg)
+		}
+		return stdout.String(), fmt.Errorf("running %s on the machine: %w", strings.Join(quoted, " "), err)
+	}
+	return stdout.String(), nil
+}
+
+// ShellQuote quotes s as one word for a POSIX shell.
+func ShellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Close powers the machine off (QEMU is killed: the image is a snapshot, so
+// nothing is lost) and removes its temporary files. It may be called more
+// than once.
+func (m *Machine) Close() error {
+	m.closeOnce.Do(func() {
+		if exited, _ := m.exited(); !exited {
+			syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+			<-m.done
+		}
+		m.closeErr = m.console.Close()
+		if err := os.RemoveAll(m.dir); err != nil && m.closeErr == nil {
+			m.closeErr = err
+		}
+	})
+	return m.closeErr
+}
+
+// imageFormat tells qcow2 from raw by the qcow2 magic.
+func imageFormat(image string) (string, error) {
+	f, err := os.Open(image)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if n, _ := f.ReadAt(magic, 0); n == 4 && string(magic) == "QFI\xfb" {
+		return "qcow2", nil
+	}
+	return "raw", nil
+}
+
+// qemuEscape doubles commas, QEMU's escape inside option values.
+func qemuEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func ovmf(cfg Config) (code, vars string, err error) {
+	if cfg.OVMFCode != "" || cfg.OVMFVars != "" {
+		if cfg.OVMFCode == "" || cfg.OVMFVars == "" {
+			return "", "", errors.New("give both the OVMF code and variables files, or neither")
+		}
+		return cfg.OVMFCode, cfg.OVMFVars, nil
+	}
+	for _, c := range ovmfCandidates {
+		if _, err := os.Stat(c[0]); err != nil {
+			continue
+		}
+		if _, err := os.Stat(c[1]); err != nil {
+			continue
+		}
+		return c[0], c[1], nil
+	}
+	return "", "", errors.New("no OVMF firmware found to boot with UEFI: install the ovmf package")
+}
+
+func copyFile(dst, src string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o600)
+}
+
+// consoleLog keeps the serial console in a file (and copies it to an
+// optional writer as it arrives).
+type consoleLog struct {
+	mu   sync.Mutex
+	f    *os.File
+	tee  io.Writer
+	path string
+}
+
+func newConsoleLog(path string, tee io.Writer) (*consoleLog, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return &consoleLog{f: f, tee: tee, path: path}, nil
+}
+
+func (c *consoleLog) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tee != nil {
+		c.tee.Write(p) // a failing log must not stop the machine
+	}
+	if c.f == nil {
+		return len(p), nil
+	}
+	return c.f.Write(p)
+}
+
+func (c *consoleLog) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data, err := os.ReadFile(c.path)
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
+func (c *consoleLog) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f == nil {
+		return nil
+	}
+	err := c.f.Close()
+	c.f = nil
+	return err
+}
+
+// lockedWriter serialises writes to w under mu.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
