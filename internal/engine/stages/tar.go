@@ -1,0 +1,139 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+// TarArchive packs the input tree with GNU tar: numeric owners, extended
+// attributes and ACLs, entries sorted by name, modification times clamped
+// to the build's epoch and no access or change times, so the same tree and
+// epoch give the same bytes. The archive is compressed by xz, gzip or zstd
+// in a pipe, never held in memory or in a temporary file.
+type TarArchive struct{ Opts manifest.TarArchive }
+
+// compressors maps each compression to the command that compresses stdin
+// to stdout deterministically.
+var compressors = map[string][]string{
+	"xz":   {"xz", "-T0", "-c"},
+	"gzip": {"gzip", "-n", "-c"},
+	"zstd": {"zstd", "-q", "-T0", "-c"},
+}
+
+// Run implements Stage.
+func (s *TarArchive) Run(ctx context.Context, env *Env) (err error) {
+	comp, ok := compressors[s.Opts.Compression]
+	if s.Opts.Compression != "" && !ok {
+		return fmt.Errorf("tar: compression %q is not supported: use xz, gzip, zstd or none", s.Opts.Compression)
+	}
+	if fi, err := os.Stat(env.Input); err != nil || !fi.IsDir() {
+		return fmt.Errorf("tar: the input %q is not a directory tree", env.Input)
+	}
+	out, err := os.OpenFile(env.Output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("tar: %w", err)
+	}
+	defer func() {
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("tar: %w", cerr)
+		}
+		if err != nil {
+			os.Remove(env.Output)
+		}
+	}()
+	env.Logf("packing the tree into %s (compression: %s)", env.Output, orNone(s.Opts.Compression))
+	tarArgv := tarCommand(env.Input, env.Epoch.Unix(), !env.Epoch.IsZero())
+	return runTarPipeline(ctx, env, tarArgv, comp, out)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// tarCommand is the tar invocation that writes the archive of tree to
+// stdout.
+func tarCommand(tree string, epoch int64, clamp bool) []string {
+	argv := []string{"tar", "--create", "--file=-", "--directory=" + tree,
+		"--format=pax", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+		"--sort=name",
+		// Name extended headers without the PID tar would put in them and
+		// leave out the times that differ on every extraction.
+		"--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+	}
+	if clamp {
+		argv = append(argv, "--mtime=@"+strconv.FormatInt(epoch, 10), "--clamp-mtime")
+	}
+	return append(argv, ".")
+}
+
+// runTarPipeline runs tar, piped through the compressor when there is one,
+// into out.
+func runTarPipeline(ctx context.Context, env *Env, tarArgv, comp []string, out *os.File) error {
+	tail := &tailBuffer{max: 4096}
+	tarCmd := exec.CommandContext(ctx, tarArgv[0], tarArgv[1:]...)
+	tarCmd.Stderr = logAndTail(env, tail)
+	tarCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if comp == nil {
+		tarCmd.Stdout = out
+		if err := tarCmd.Run(); err != nil {
+			return tarError(ctx, "tar", err, tail)
+		}
+		return nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("tar: %w", err)
+	}
+	tarCmd.Stdout = pw
+	compTail := &tailBuffer{max: 4096}
+	compCmd := exec.CommandContext(ctx, comp[0], comp[1:]...)
+	compCmd.Stdin, compCmd.Stdout, compCmd.Stderr = pr, out, logAndTail(env, compTail)
+	compCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := compCmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return fmt.Errorf("tar: starting %s: %w", comp[0], err)
+	}
+	pr.Close()
+	tarErr := tarCmd.Run()
+	pw.Close() // the compressor sees the end of the archive
+	compErr := compCmd.Wait()
+	var errs []error
+	if tarErr != nil {
+		errs = append(errs, tarError(ctx, "tar", tarErr, tail))
+	}
+	if compErr != nil {
+		errs = append(errs, tarError(ctx, comp[0], compErr, compTail))
+	}
+	return errors.Join(errs...)
+}
+
+func tarError(ctx context.Context, tool string, err error, tail *tailBuffer) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("tar: %s: %w", tool, ctx.Err())
+	}
+	if msg := tail.String(); msg != "" {
+		return fmt.Errorf("tar: %s: %w: %s", tool, err, msg)
+	}
+	return fmt.Errorf("tar: %s: %w", tool, err)
+}
+
+// logAndTail sends a tool's messages to the build log and keeps their end
+// for the error.
+func logAndTail(env *Env, tail *tailBuffer) io.Writer {
+	if env.Log == nil {
+		return tail
+	}
+	return io.MultiWriter(env.Log, tail)
+}
