@@ -1,0 +1,159 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+// AptSources writes /etc/apt/sources.list.d/<name>.sources (deb822) for
+// each source and removes /etc/apt/sources.list, so the installed system
+// reads its repositories from one place. SignedBy is either a keyring path
+// in the image or an armored key block, which is written inline as a
+// deb822 multi-line field (each line indented by a space, an empty line as
+// " ."). Trusted sources get "Trusted: yes".
+type AptSources struct{ Opts manifest.AptSources }
+
+var (
+	aptSourceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	aptWordRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+~/-]*$`)
+	aptSchemeRE     = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
+	keyringPathRE   = regexp.MustCompile(`^/[A-Za-z0-9/._+-]+$`)
+)
+
+const (
+	armorBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+	armorEnd   = "-----END PGP PUBLIC KEY BLOCK-----"
+)
+
+// Run implements Stage.
+func (s *AptSources) Run(_ context.Context, env *Env) error {
+	if len(s.Opts.Sources) == 0 {
+		return errors.New("apt sources: no sources given; an installed system needs at least one")
+	}
+	seen := map[string]bool{}
+	var files []string
+	for i, src := range s.Opts.Sources {
+		text, err := deb822Source(src)
+		if err != nil {
+			return fmt.Errorf("apt sources[%d]: %w", i, err)
+		}
+		if seen[src.Name] {
+			return fmt.Errorf("apt sources[%d]: name %q is used twice", i, src.Name)
+		}
+		seen[src.Name] = true
+		files = append(files, text)
+	}
+	for i, src := range s.Opts.Sources {
+		p := "/etc/apt/sources.list.d/" + src.Name + ".sources"
+		if err := WriteFile(env.Tree, p, []byte(files[i]), 0o644); err != nil {
+			return err
+		}
+		env.Logf("wrote %s", p)
+	}
+	if err := removeEntry(env.Tree, "/etc/apt/sources.list"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// deb822Source validates src and returns its .sources file.
+func deb822Source(src manifest.AptSource) (string, error) {
+	if !aptSourceNameRE.MatchString(src.Name) {
+		return "", fmt.Errorf("name %q: use letters, digits, '_', '.' and '-' (it names a file)", src.Name)
+	}
+	if len(src.URIs) == 0 || len(src.Suites) == 0 {
+		return "", fmt.Errorf("source %q needs at least one URI and one suite", src.Name)
+	}
+	for _, u := range src.URIs {
+		if err := checkAptURI(u); err != nil {
+			return "", fmt.Errorf("source %q: %w", src.Name, err)
+		}
+	}
+	flat := false
+	for _, s := range src.Suites {
+		if !aptWordRE.MatchString(s) || len(s) > 128 {
+			return "", fmt.Errorf("source %q: suite %q is not a suite name such as \"bookworm\"", src.Name, s)
+		}
+		if strings.HasSuffix(s, "/") {
+			flat = true
+		}
+	}
+	for _, c := range src.Components {
+		if !aptWordRE.MatchString(c) || strings.HasSuffix(c, "/") || len(c) > 128 {
+			return "", fmt.Errorf("source %q: component %q is not a component name such as \"main\"", src.Name, c)
+		}
+	}
+	switch {
+	case flat && len(src.Components) > 0:
+		return "", fmt.Errorf("source %q: a suite ending in '/' is an exact path and takes no components", src.Name)
+	case !flat && len(src.Components) == 0:
+		return "", fmt.Errorf("source %q: give the components (e.g. \"main\")", src.Name)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Types: deb\nURIs: %s\nSuites: %s\n", strings.Join(src.URIs, " "), strings.Join(src.Suites, " "))
+	if len(src.Components) > 0 {
+		fmt.Fprintf(&b, "Components: %s\n", strings.Join(src.Components, " "))
+	}
+	switch key := strings.TrimSpace(src.SignedBy); {
+	case key == "":
+	case strings.HasPrefix(key, armorBegin):
+		block, err := inlineKey(key)
+		if err != nil {
+			return "", fmt.Errorf("source %q: signed_by: %w", src.Name, err)
+		}
+		b.WriteString("Signed-By:\n" + block)
+	default:
+		if !keyringPathRE.MatchString(key) || path.Clean(key) != key {
+			return "", fmt.Errorf("source %q: signed_by %q is neither an absolute keyring path nor an armored public key block", src.Name, key)
+		}
+		fmt.Fprintf(&b, "Signed-By: %s\n", key)
+	}
+	if src.Trusted {
+		b.WriteString("Trusted: yes\n")
+	}
+	return b.String(), nil
+}
+
+// checkAptURI accepts an absolute URI with no blanks or control characters.
+func checkAptURI(raw string) error {
+	if raw == "" || len(raw) > 2048 || strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("URI %q may not be empty or contain blanks or control characters", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !aptSchemeRE.MatchString(u.Scheme) {
+		return fmt.Errorf("URI %q is not an absolute URI such as \"http://host/debian\"", raw)
+	}
+	return nil
+}
+
+// inlineKey formats an armored key block as the continuation lines of a
+// deb822 field.
+func inlineKey(key string) (string, error) {
+	key = strings.ReplaceAll(key, "\r\n", "\n")
+	if !strings.HasSuffix(key, armorEnd) {
+		return "", errors.New("the armored key block does not end with " + armorEnd)
+	}
+	if strings.Count(key, armorBegin) != 1 {
+		return "", errors.New("give exactly one armored key block")
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(key, "\n") {
+		line = strings.TrimRight(line, " \t")
+		if strings.ContainsFunc(line, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return "", errors.New("the armored key block contains control characters")
+		}
+		if line == "" {
+			b.WriteString(" .\n")
+			continue
+		}
+		b.WriteString(" " + line + "\n")
+	}
+	return b.String(), nil
+}

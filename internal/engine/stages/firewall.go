@@ -1,0 +1,168 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+// Firewall writes /etc/nftables.conf: a table "inet filter" whose input
+// chain drops everything except established and related traffic,
+// loopback, ICMP and ICMPv6, and the listed ports; forwarding is dropped,
+// output accepted. ssh is allowed unless DisabledServices names it.
+// EnabledServices are service names; their ports come from
+// firewallServicePorts. When nft is installed in the tree the ruleset is
+// checked with "nft -c" inside it. Enabling nftables.service (which loads
+// the file at boot) is the Systemd stage's job.
+type Firewall struct{ Opts manifest.Firewall }
+
+// firewallServicePorts maps the service names a manifest may use to their
+// ports. It holds the same services as the distro layer, which validates
+// the names in blueprints; here they are checked again because a manifest
+// may come from a file.
+var firewallServicePorts = map[string][]manifest.FirewallPort{
+	"ssh":           {{From: 22, To: 22, Protocol: "tcp"}},
+	"http":          {{From: 80, To: 80, Protocol: "tcp"}},
+	"https":         {{From: 443, To: 443, Protocol: "tcp"}},
+	"dns":           {{From: 53, To: 53, Protocol: "tcp"}, {From: 53, To: 53, Protocol: "udp"}},
+	"ntp":           {{From: 123, To: 123, Protocol: "udp"}},
+	"dhcp":          {{From: 67, To: 67, Protocol: "udp"}},
+	"dhcpv6-client": {{From: 546, To: 546, Protocol: "udp"}},
+	"mdns":          {{From: 5353, To: 5353, Protocol: "udp"}},
+	"smtp":          {{From: 25, To: 25, Protocol: "tcp"}},
+	"smtps":         {{From: 465, To: 465, Protocol: "tcp"}},
+	"submission":    {{From: 587, To: 587, Protocol: "tcp"}},
+	"imap":          {{From: 143, To: 143, Protocol: "tcp"}},
+	"imaps":         {{From: 993, To: 993, Protocol: "tcp"}},
+	"pop3":          {{From: 110, To: 110, Protocol: "tcp"}},
+	"pop3s":         {{From: 995, To: 995, Protocol: "tcp"}},
+	"ldap":          {{From: 389, To: 389, Protocol: "tcp"}},
+	"ldaps":         {{From: 636, To: 636, Protocol: "tcp"}},
+	"kerberos":      {{From: 88, To: 88, Protocol: "tcp"}, {From: 88, To: 88, Protocol: "udp"}},
+	"nfs":           {{From: 2049, To: 2049, Protocol: "tcp"}},
+	"samba":         {{From: 139, To: 139, Protocol: "tcp"}, {From: 445, To: 445, Protocol: "tcp"}},
+	"postgresql":    {{From: 5432, To: 5432, Protocol: "tcp"}},
+	"mysql":         {{From: 3306, To: 3306, Protocol: "tcp"}},
+	"redis":         {{From: 6379, To: 6379, Protocol: "tcp"}},
+	"cockpit":       {{From: 9090, To: 9090, Protocol: "tcp"}},
+	"prometheus":    {{From: 9090, To: 9090, Protocol: "tcp"}},
+	"node-exporter": {{From: 9100, To: 9100, Protocol: "tcp"}},
+}
+
+// Run implements Stage.
+func (s *Firewall) Run(ctx context.Context, env *Env) error {
+	ruleset, err := nftablesRuleset(s.Opts)
+	if err != nil {
+		return err
+	}
+	if err := WriteFile(env.Tree, "/etc/nftables.conf", []byte(ruleset), 0o755); err != nil {
+		return err
+	}
+	env.Logf("wrote /etc/nftables.conf")
+	if !installed(env.Tree, "/usr/sbin/nft") {
+		env.Logf("nft is not installed in the image; the ruleset is not checked")
+		return nil
+	}
+	if err := env.Chroot(ctx, nil, "nft", "-c", "-f", "/etc/nftables.conf"); err != nil {
+		return fmt.Errorf("checking /etc/nftables.conf with nft: %w", err)
+	}
+	return nil
+}
+
+// nftablesRuleset validates o and returns the ruleset.
+func nftablesRuleset(o manifest.Firewall) (string, error) {
+	for _, name := range slices.Concat(o.EnabledServices, o.DisabledServices) {
+		if _, ok := firewallServicePorts[name]; !ok {
+			return "", fmt.Errorf("firewall: %q is not a known service", name)
+		}
+	}
+	ports := slices.Clone(o.Ports)
+	for i, p := range ports {
+		if p.Protocol != "tcp" && p.Protocol != "udp" {
+			return "", fmt.Errorf("firewall ports[%d]: protocol %q is not tcp or udp", i, p.Protocol)
+		}
+		if p.From < 1 || p.To > 65535 || p.From > p.To {
+			return "", fmt.Errorf("firewall ports[%d]: %d-%d: ports must be 1-65535 with the range start not after its end", i, p.From, p.To)
+		}
+	}
+	services := o.EnabledServices
+	if !slices.Contains(o.DisabledServices, "ssh") && !slices.Contains(services, "ssh") {
+		services = append([]string{"ssh"}, services...)
+	}
+	for _, name := range services {
+		if !slices.Contains(o.DisabledServices, name) {
+			ports = append(ports, firewallServicePorts[name]...)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(`#!/usr/sbin/nft -f
+# Written by kiln: inbound traffic is dropped except what is listed here.
+
+flush ruleset
+
+table inet filter {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		ct state established,related accept
+		ct state invalid drop
+		iif "lo" accept
+		meta l4proto { icmp, icmpv6 } accept
+`)
+	for _, proto := range []string{"tcp", "udp"} {
+		if set := portSet(ports, proto); set != "" {
+			fmt.Fprintf(&b, "\t\t%s dport %s accept\n", proto, set)
+		}
+	}
+	b.WriteString(`	}
+
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+	}
+
+	chain output {
+		type filter hook output priority filter; policy accept;
+	}
+}
+`)
+	return b.String(), nil
+}
+
+// portSet returns the nft set of proto's ports, overlapping and adjacent
+// ranges merged (nft refuses overlapping intervals in a set), or "".
+func portSet(ports []manifest.FirewallPort, proto string) string {
+	var rs [][2]int
+	for _, p := range ports {
+		if p.Protocol == proto {
+			rs = append(rs, [2]int{p.From, p.To})
+		}
+	}
+	if len(rs) == 0 {
+		return ""
+	}
+	slices.SortFunc(rs, func(a, b [2]int) int { return a[0] - b[0] })
+	merged := [][2]int{rs[0]}
+	for _, r := range rs[1:] {
+		last := &merged[len(merged)-1]
+		if r[0] <= last[1]+1 {
+			last[1] = max(last[1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	var elems []string
+	for _, r := range merged {
+		if r[0] == r[1] {
+			elems = append(elems, strconv.Itoa(r[0]))
+		} else {
+			elems = append(elems, strconv.Itoa(r[0])+"-"+strconv.Itoa(r[1]))
+		}
+	}
+	if len(elems) == 1 {
+		return elems[0]
+	}
+	return "{ " + strings.Join(elems, ", ") + " }"
+}

@@ -1,0 +1,117 @@
+package stages
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+func TestFirewallRuleset(t *testing.T) {
+	t.Parallel()
+	got, err := nftablesRuleset(manifest.Firewall{
+		Ports: []manifest.FirewallPort{
+			{From: 8000, To: 8010, Protocol: "tcp"},
+			{From: 8005, To: 8020, Protocol: "tcp"}, // overlaps: merged
+			{From: 8021, To: 8021, Protocol: "tcp"}, // adjacent: merged
+			{From: 6000, To: 6000, Protocol: "udp"},
+		},
+		EnabledServices: []string{"http", "dns"},
+	})
+	require.NoError(t, err)
+	want := `#!/usr/sbin/nft -f
+# Written by kiln: inbound traffic is dropped except what is listed here.
+
+flush ruleset
+
+table inet filter {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		ct state established,related accept
+		ct state invalid drop
+		iif "lo" accept
+		meta l4proto { icmp, icmpv6 } accept
+		tcp dport { 22, 53, 80, 8000-8021 } accept
+		udp dport { 53, 6000 } accept
+	}
+
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+	}
+
+	chain output {
+		type filter hook output priority filter; policy accept;
+	}
+}
+`
+	require.Equal(t, want, got)
+}
+
+func TestFirewallServices(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		opts     manifest.Firewall
+		tcp, udp string // the port lines, "" when absent
+	}{
+		{name: "ssh by default", opts: manifest.Firewall{}, tcp: "tcp dport 22 accept"},
+		{name: "ssh disabled", opts: manifest.Firewall{DisabledServices: []string{"ssh"}}},
+		{name: "ssh disabled, port kept", opts: manifest.Firewall{DisabledServices: []string{"ssh"}, Ports: []manifest.FirewallPort{{From: 2222, To: 2222, Protocol: "tcp"}}}, tcp: "tcp dport 2222 accept"},
+		{name: "enabled and disabled", opts: manifest.Firewall{EnabledServices: []string{"ntp", "https"}, DisabledServices: []string{"https"}}, tcp: "tcp dport 22 accept", udp: "udp dport 123 accept"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := nftablesRuleset(tc.opts)
+			require.NoError(t, err)
+			for proto, line := range map[string]string{"tcp": tc.tcp, "udp": tc.udp} {
+				if line == "" {
+					require.NotContains(t, got, proto+" dport")
+				} else {
+					require.Contains(t, got, "\t\t"+line+"\n")
+				}
+			}
+		})
+	}
+}
+
+func TestFirewallRejects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts manifest.Firewall
+		want string
+	}{
+		{"unknown service", manifest.Firewall{EnabledServices: []string{"telnet"}}, "not a known service"},
+		{"injected service", manifest.Firewall{EnabledServices: []string{"ssh accept; }"}}, "not a known service"},
+		{"unknown disabled service", manifest.Firewall{DisabledServices: []string{"x"}}, "not a known service"},
+		{"protocol", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 1, Protocol: "sctp"}}}, "not tcp or udp"},
+		{"protocol injection", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 1, Protocol: "tcp dport 1-65535 accept\n"}}}, "not tcp or udp"},
+		{"port 0", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 0, To: 0, Protocol: "tcp"}}}, "1-65535"},
+		{"port too big", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 70000, Protocol: "udp"}}}, "1-65535"},
+		{"reversed", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 9, To: 8, Protocol: "udp"}}}, "start not after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env, _ := fileEnv(t, t.TempDir())
+			require.ErrorContains(t, (&Firewall{Opts: tc.opts}).Run(context.Background(), env), tc.want)
+		})
+	}
+}
+
+// The ruleset is checked by the image's own nft.
+func TestFirewallDebianTree(t *testing.T) {
+	t.Parallel()
+	tree := debianTree(t)
+	env, log := testEnv(t, tree)
+	opts := manifest.Firewall{
+		Ports:           []manifest.FirewallPort{{From: 8000, To: 8010, Protocol: "tcp"}, {From: 8443, To: 8443, Protocol: "tcp"}, {From: 6000, To: 6100, Protocol: "udp"}},
+		EnabledServices: []string{"https", "dns", "mdns"},
+	}
+	require.NoError(t, (&Firewall{Opts: opts}).Run(context.Background(), env), log.String())
+	require.Contains(t, readTree(t, tree, "/etc/nftables.conf"), "tcp dport { 22, 53, 443, 8000-8010, 8443 } accept")
+	// nft reads the file the same way it would at boot.
+	listed := inTree(t, tree, "nft", "-c", "-f", "/etc/nftables.conf")
+	require.Empty(t, listed)
+}
