@@ -75,10 +75,7 @@ func (s *DiskImage) Run(ctx context.Context, env *Env) (err error) {
 	if err := img.Truncate(int64(pt.Size)); err != nil {
 		return fmt.Errorf("disk image: sizing %s: %w", env.Output, err)
 	}
-	script, err := sfdiskScript(&pt)
-	if err != nil {
-		return fmt.Errorf("disk image: %w", err)
-	}
+	script := sfdiskScript(&pt)
 	env.Logf("writing a %s partition table of %s", pt.Type, pt.Size)
 	if err := runTool(ctx, env, strings.NewReader(script), nil,
 		"sfdisk", "--no-reread", "--no-tell-kernel", "--wipe", "always", env.Output); err != nil {
@@ -246,7 +243,7 @@ func validatePartitionTable(pt *disk.PartitionTable) error {
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // sfdiskScript is the sfdisk input that writes pt.
-func sfdiskScript(pt *disk.PartitionTable) (string, error) {
+func sfdiskScript(pt *disk.PartitionTable) string {
 	var b strings.Builder
 	sectors := func(s disk.Size) uint64 { return uint64(s / disk.SectorSize) }
 	fmt.Fprintf(&b, "label: %s\n", pt.Type)
@@ -283,7 +280,7 @@ func sfdiskScript(pt *disk.PartitionTable) (string, error) {
 		}
 		b.WriteString(strings.Join(fields, ", ") + "\n")
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 // mountpoints lists the mount points of pt's filesystems.
@@ -660,10 +657,7 @@ func runTool(ctx context.Context, env *Env, stdin io.Reader, extraEnv []string, 
 		cmd.Env = append(os.Environ(), extraEnv...)
 	}
 	tail := &tailBuffer{max: 4096}
-	var out io.Writer = tail
-	if env.Log != nil {
-		out = io.MultiWriter(env.Log, tail)
-	}
+	out := logAndTail(env, tail)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {
