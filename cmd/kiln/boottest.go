@@ -98,6 +98,9 @@ func bootTestOne(ctx context.Context, a *app, image, fw string, o bootTestOption
 	var errs []error
 	check := func(name string, fn func() (string, error)) {
 		out, err := fn()
+		if err != nil && out != "" {
+			err = fmt.Errorf("%w (output: %s)", err, out)
+		}
 		if err != nil {
 			fmt.Fprintf(a.stdout, "  FAIL  %s: %v\n", name, err)
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
