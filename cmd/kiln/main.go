@@ -82,6 +82,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newBuildCommand(a),
 		newCacheCommand(a),
 		newDoctorCommand(a),
+		newBootTestCommand(a),
 	)
 	return root
 }
