@@ -51,6 +51,9 @@ reproducible timestamps.`,
 					return err
 				}
 			} else {
+				if f.imageType == "" {
+					return fmt.Errorf("--type is required (or build an existing manifest with --manifest)")
+				}
 				bp, it, opts, err := f.plan(a)
 				if err != nil {
 					return err
@@ -79,20 +82,12 @@ reproducible timestamps.`,
 			return a.build(ctx, m, outDir, progress, force, limit)
 		},
 	}
-	f.register(cmd)
-	_ = cmd.Flags().SetAnnotation("type", cobra.BashCompOneRequiredFlag, nil)
+	f.register(cmd, false)
 	cmd.Flags().StringVarP(&outDir, "output", "o", ".", "directory to write the image, manifest, SBOM and build log to")
 	cmd.Flags().BoolVar(&force, "force", false, "replace output files that exist already")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress output: auto (a live line on a terminal), plain, json or none")
 	cmd.Flags().StringVar(&manifestPath, "manifest", "", "build this manifest instead of planning one from a blueprint")
 	cmd.Flags().StringVar(&maxCache, "cache-max-size", "", "after the build, evict least recently used cache entries beyond this size (e.g. \"20 GiB\")")
-	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
-		if manifestPath != "" {
-			// The manifest says what to build: the type is not needed.
-			return cmd.Flags().Set("type", "from-manifest")
-		}
-		return nil
-	}
 	return cmd
 }
 

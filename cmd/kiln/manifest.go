@@ -24,7 +24,7 @@ type targetFlags struct {
 	refresh       bool
 }
 
-func (f *targetFlags) register(cmd *cobra.Command) {
+func (f *targetFlags) register(cmd *cobra.Command, typeRequired bool) {
 	cmd.Flags().StringVarP(&f.blueprintPath, "blueprint", "b", "", "blueprint file (.toml or .json); without it, an image with only the defaults")
 	cmd.Flags().StringVar(&f.distro, "distro", "", "distribution (default: the blueprint's distro, else "+defaultDistro+")")
 	cmd.Flags().StringVar(&f.arch, "arch", "", "architecture (default: the blueprint's architecture, else this host's)")
@@ -33,7 +33,9 @@ func (f *targetFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "mirror URI for the distribution's packages, or ROLE=URI (roles: debian, debian-security); default: the host's apt sources")
 	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only cached repository metadata; never touch the network")
 	cmd.Flags().BoolVar(&f.refresh, "refresh", false, "fetch repository metadata even when the cache is fresh")
-	_ = cmd.MarkFlagRequired("type")
+	if typeRequired {
+		_ = cmd.MarkFlagRequired("type")
+	}
 	_ = cmd.RegisterFlagCompletionFunc("type", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"qcow2", "raw", "tar", "guest-image", "minimal-raw"}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -117,7 +119,7 @@ every package pinned by version and SHA-256. The same inputs give the same bytes
 			return err
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, true)
 	cmd.Flags().StringVar(&format, "format", "json", "output format: json (the manifest) or text (a readable summary)")
 	return cmd
 }

@@ -41,6 +41,7 @@ type archFile struct {
 	Name          string    `yaml:"name"`
 	DebianArch    string    `yaml:"debian_arch"`
 	KernelPackage string    `yaml:"kernel_package"`
+	CloudKernel   string    `yaml:"cloud_kernel_package"`
 	GrubBIOS      *grubFile `yaml:"grub_bios"`
 	GrubUEFI      *grubFile `yaml:"grub_uefi"`
 	NotBuildable  string    `yaml:"not_buildable"`
@@ -62,6 +63,7 @@ type imageTypeFile struct {
 	Bootable         *bool               `yaml:"bootable"`
 	Variant          string              `yaml:"variant"`
 	Kernel           *bool               `yaml:"kernel"`
+	KernelFlavor     string              `yaml:"kernel_flavor"`
 	Bootloader       string              `yaml:"bootloader"`
 	Network          string              `yaml:"network"`
 	Packages         *packagesFile       `yaml:"packages"`

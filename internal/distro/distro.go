@@ -51,8 +51,11 @@ type Arch struct {
 	Name          string // kiln's name: x86_64, aarch64
 	DebianArch    string // amd64, arm64
 	KernelPackage string
-	GrubBIOS      *GrubTarget
-	GrubUEFI      *GrubTarget
+	// CloudKernel is the kernel built for virtual machines (smaller, fewer
+	// drivers), used by image types with kernel_flavor: cloud.
+	CloudKernel string
+	GrubBIOS    *GrubTarget
+	GrubUEFI    *GrubTarget
 	// NotBuildable, when set, says why images of this arch cannot be built
 	// on this host.
 	NotBuildable string
@@ -90,8 +93,10 @@ type ImageType struct {
 	MIMEType    string
 	Bootable    bool
 	// Variant is the base package set (see depsolve.Request.Variant).
-	Variant         string
-	Kernel          bool
+	Variant string
+	Kernel  bool
+	// KernelFlavor is "generic" (any hardware) or "cloud" (virtual machines).
+	KernelFlavor    string
 	Bootloader      string
 	Network         string
 	Packages        []string
@@ -163,7 +168,7 @@ func newDistro(f *distroFile, types map[string]*imageTypeFile, sets *knownSets) 
 		d.Repositories = append(d.Repositories, RepositorySpec{ID: r.ID, MirrorRole: r.Mirror, Suites: r.Suites, Components: r.Components})
 	}
 	for _, af := range f.Arches {
-		a := &Arch{Name: af.Name, DebianArch: af.DebianArch, KernelPackage: af.KernelPackage, NotBuildable: af.NotBuildable, distro: d}
+		a := &Arch{Name: af.Name, DebianArch: af.DebianArch, KernelPackage: af.KernelPackage, CloudKernel: af.CloudKernel, NotBuildable: af.NotBuildable, distro: d}
 		if af.GrubBIOS != nil {
 			a.GrubBIOS = &GrubTarget{Target: af.GrubBIOS.Target, Packages: af.GrubBIOS.Packages}
 		}
@@ -208,6 +213,14 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 	}
 	it.Bootable = f.Bootable != nil && *f.Bootable
 	it.Kernel = f.Kernel != nil && *f.Kernel
+	it.KernelFlavor = f.KernelFlavor
+	switch it.KernelFlavor {
+	case "":
+		it.KernelFlavor = "generic"
+	case "generic", "cloud":
+	default:
+		return nil, fmt.Errorf("kernel_flavor %q is not generic or cloud", f.KernelFlavor)
+	}
 	if it.Variant == "" {
 		it.Variant = "required"
 	}
@@ -321,13 +334,25 @@ func (it *ImageType) Filename(name string) string {
 // type's own, the kernel and the bootloader's.
 func (it *ImageType) DefaultPackages() []string {
 	pkgs := slices.Clone(it.Packages)
-	if it.Kernel && it.arch.KernelPackage != "" {
-		pkgs = append(pkgs, it.arch.KernelPackage)
+	if k := it.KernelPackage(); k != "" {
+		pkgs = append(pkgs, k)
 	}
 	for _, g := range it.grubTargets() {
 		pkgs = append(pkgs, g.Packages...)
 	}
 	return pkgs
+}
+
+// KernelPackage is the kernel the image type installs by default ("" for
+// types without a kernel).
+func (it *ImageType) KernelPackage() string {
+	if !it.Kernel {
+		return ""
+	}
+	if it.KernelFlavor == "cloud" && it.arch.CloudKernel != "" {
+		return it.arch.CloudKernel
+	}
+	return it.arch.KernelPackage
 }
 
 // grubTargets returns the GRUB platforms the image type boots with.

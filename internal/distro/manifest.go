@@ -118,12 +118,12 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 		req.Packages = append(req.Packages, depsolve.PackageSpec{Name: name, Version: version})
 		p.origins[name] = origin
 	}
-	kernel := a.KernelPackage
+	kernel := it.KernelPackage()
 	if c.Kernel != nil && c.Kernel.Name != "" {
 		kernel = c.Kernel.Name
 	}
 	for _, name := range it.DefaultPackages() {
-		if name == a.KernelPackage {
+		if name == it.KernelPackage() {
 			addPkg(kernel, "", "customizations.kernel.name")
 			continue
 		}

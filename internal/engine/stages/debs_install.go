@@ -88,6 +88,9 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 	cmd.Env = []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "HOME=/root",
 		fmt.Sprintf("SOURCE_DATE_EPOCH=%d", env.Epoch.Unix()), "TMPDIR=" + env.Work,
+		// The kernel's hooks would build an initramfs now, before fstab,
+		// users and the rest exist; the Initramfs stage builds it once, last.
+		"INITRD=No",
 	}
 	cmd.Stdout, cmd.Stderr = env.Log, env.Log
 	env.Logf("+ mmdebstrap: installing %d pinned packages", len(all))
