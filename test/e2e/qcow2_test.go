@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/boottest"
+	"github.com/kiln-project/kiln/internal/manifest"
+)
+
+// everything exercises every customization the guest checks below look
+// for; KEY is replaced by a key made for the run.
+const everything = `
+name = "everything"
+version = "1.0.0"
+
+[[packages]]
+name = "tmux"
+
+[[packages]]
+name = "jq"
+
+[customizations]
+hostname = "kiln-e2e"
+
+[customizations.kernel]
+append = "kiln.test=1"
+
+[[customizations.group]]
+name = "builders"
+gid = 2345
+
+[[customizations.user]]
+name = "ops"
+description = "Operations"
+key = "KEY"
+groups = ["sudo", "builders"]
+shell = "/bin/bash"
+uid = 1500
+
+[[customizations.sshkey]]
+user = "root"
+key = "KEY"
+
+[customizations.timezone]
+timezone = "Europe/Berlin"
+
+[customizations.locale]
+languages = ["de_DE.UTF-8", "en_US.UTF-8"]
+keyboard = "de-nodeadkeys"
+
+[customizations.firewall]
+ports = ["8080:tcp"]
+
+[customizations.services]
+enabled = ["fstrim.timer"]
+masked = ["apt-daily.timer"]
+
+[[customizations.directories]]
+path = "/srv/data"
+user = "ops"
+group = "builders"
+mode = "0750"
+
+[[customizations.files]]
+path = "/srv/data/hello.txt"
+user = "ops"
+group = "builders"
+mode = "0640"
+data = "hello from kiln\n"
+
+[[customizations.filesystem]]
+mountpoint = "/var/log"
+minsize = "1 GiB"
+`
+
+// TestQcow2Image builds one image with every customization, then boots it
+// with SeaBIOS and with OVMF and checks each customization from inside.
+func TestQcow2Image(t *testing.T) {
+	requireBuildHost(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-e2e", "-f", key)
+	pub, err := os.ReadFile(key + ".pub")
+	require.NoError(t, err)
+	m := plan(t, strings.ReplaceAll(everything, "KEY", strings.TrimSpace(string(pub))), "qcow2")
+	image := build(t, m, sharedCache(t), filepath.Join(dir, "out"), nil)
+
+	info := run(t, "qemu-img", "info", "--output=json", image)
+	assert.Contains(t, info, `"format": "qcow2"`)
+	rootUUID := rootFilesystemUUID(t, m)
+
+	for _, firmware := range []string{"bios", "uefi"} {
+		t.Run(firmware, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+			defer cancel()
+			vm, err := boottest.Boot(ctx, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root"})
+			require.NoError(t, err)
+			defer vm.Close()
+			defer func() {
+				if t.Failed() {
+					t.Logf("end of the serial console:\n%s", vm.ConsoleTail(40))
+				}
+			}()
+			sh := func(args ...string) string {
+				t.Helper()
+				out, err := vm.Run(ctx, args...)
+				require.NoError(t, err, "%v", args)
+				return strings.TrimSpace(out)
+			}
+			// Wait for boot to finish; "degraded" is reported with its units.
+			state, _ := vm.Run(ctx, "systemctl", "is-system-running", "--wait")
+			if strings.TrimSpace(state) != "running" {
+				failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend")
+				t.Errorf("system state %q; failed units:\n%s", strings.TrimSpace(state), failed)
+			}
+			if firmware == "uefi" {
+				assert.Equal(t, "yes", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes"), "booted through UEFI")
+			} else {
+				assert.Equal(t, "no", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes || echo no"), "booted through BIOS")
+			}
+			assert.Equal(t, "kiln-e2e", sh("hostname"))
+			assert.Equal(t, rootUUID, sh("findmnt", "-n", "-o", "UUID", "/"), "root mounted by the manifest's UUID")
+			assert.Contains(t, sh("cat", "/proc/cmdline"), "kiln.test=1")
+
+			// The user, its key, groups and shell; the group with its gid.
+			id := sh("id", "ops")
+			assert.Contains(t, id, "uid=1500(ops)")
+			assert.Contains(t, id, "(sudo)")
+			assert.Contains(t, id, "2345(builders)")
+			assert.Equal(t, "builders:x:2345:ops", sh("getent", "group", "builders"))
+			assert.True(t, strings.HasSuffix(sh("getent", "passwd", "ops"), ":/home/ops:/bin/bash"))
+			asOps := exec.CommandContext(ctx, "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+				"-i", key, "-p", strconv.Itoa(vm.Port()), "ops@127.0.0.1", "id", "-un")
+			who, err := asOps.Output()
+			require.NoError(t, err, "ops logs in with its key")
+			assert.Equal(t, "ops", strings.TrimSpace(string(who)))
+
+			// Packages, time zone, locale, keyboard.
+			assert.Equal(t, "install ok installed\ninstall ok installed", sh("dpkg-query", "-W", "-f", "${Status}\n", "tmux", "jq"))
+			assert.Equal(t, "/usr/share/zoneinfo/Europe/Berlin", sh("readlink", "-f", "/etc/localtime"))
+			assert.Contains(t, sh("locale", "-a"), "de_DE.utf8")
+			assert.Contains(t, sh("cat", "/etc/default/locale"), "de_DE.UTF-8")
+			kb := sh("cat", "/etc/default/keyboard")
+			assert.Contains(t, kb, `XKBLAYOUT="de"`)
+			assert.Contains(t, kb, `XKBVARIANT="nodeadkeys"`)
+
+			// Services and firewall.
+			assert.Equal(t, "enabled", sh("systemctl", "is-enabled", "fstrim.timer"))
+			masked, _ := vm.Run(ctx, "systemctl", "is-enabled", "apt-daily.timer")
+			assert.Equal(t, "masked", strings.TrimSpace(masked))
+			assert.Equal(t, "active", sh("systemctl", "is-active", "ssh"))
+			rules := sh("nft", "list", "ruleset")
+			assert.Contains(t, rules, "8080")
+			assert.Contains(t, rules, "policy drop")
+
+			// Directory and file with owner and mode; /var/log its own filesystem.
+			assert.Equal(t, "750 ops builders", sh("stat", "-c", "%a %U %G", "/srv/data"))
+			assert.Equal(t, "640 ops builders", sh("stat", "-c", "%a %U %G", "/srv/data/hello.txt"))
+			assert.Equal(t, "hello from kiln", sh("cat", "/srv/data/hello.txt"))
+			assert.Equal(t, "ext4", sh("findmnt", "-n", "-o", "FSTYPE", "/var/log"))
+			size := sh("findmnt", "-n", "-b", "-o", "SIZE", "/var/log")
+			assert.GreaterOrEqual(t, len(size), 10, "at least 1 GiB: %s bytes", size)
+
+			// A generic image: its own machine-id and fresh host keys.
+			assert.Len(t, sh("cat", "/etc/machine-id"), 32)
+			assert.NotEmpty(t, sh("sh", "-c", "ls /etc/ssh/ssh_host_ed25519_key.pub"))
+		})
+	}
+	if t.Failed() {
+		out, _ := exec.Command("tail", "-n", "40", filepath.Join(dir, "out", "build.log")).CombinedOutput()
+		t.Logf("end of the build log:\n%s", out)
+	}
+}
+
+// rootFilesystemUUID finds the root filesystem's UUID in the manifest.
+func rootFilesystemUUID(t *testing.T, m *manifest.Manifest) string {
+	t.Helper()
+	for _, p := range m.Pipelines {
+		for _, s := range p.Stages {
+			if d, ok := s.Options.(*manifest.DiskImage); ok {
+				if part := d.PartitionTable.FindMountpoint("/"); part != nil {
+					return part.Payload.UUID
+				}
+			}
+		}
+	}
+	t.Fatal("the manifest has no root filesystem")
+	return ""
+}
