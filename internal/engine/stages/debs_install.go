@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/kiln-project/kiln/internal/manifest"
 )
@@ -93,6 +94,9 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 		"INITRD=No",
 	}
 	cmd.Stdout, cmd.Stderr = env.Log, env.Log
+	// If kiln dies, unshare dies with it and takes mmdebstrap along
+	// (--kill-child), so nothing keeps writing into a dead build's tree.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	env.Logf("+ mmdebstrap: installing %d pinned packages", len(all))
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
