@@ -160,6 +160,9 @@ var spdxToIDs = map[string]string{
 var licenseLine = regexp.MustCompile(`^License:\s*(\S.*)$`)
 var refChars = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
 
+// licenseSeparators split a DEP-5 license expression into its names.
+var licenseSeparators = regexp.MustCompile(`(?i)\s+(?:or|and)\s+|\s*,\s*`)
+
 // licenses reads the machine-readable (DEP-5) copyright file of a package
 // and returns an SPDX expression of every license it names ("A AND B"),
 // with the LicenseRef- declarations for names SPDX does not know.
@@ -181,11 +184,12 @@ func licenses(tree, pkg string) (string, []ExtractedLicense) {
 		if m == nil {
 			continue
 		}
-		for _, alt := range strings.FieldsFunc(m[1], func(r rune) bool { return r == ' ' || r == ',' }) {
-			name := strings.ToLower(alt)
-			if name == "or" || name == "and" || name == "with" || name == "" {
+		for _, alt := range licenseSeparators.Split(strings.TrimSpace(m[1]), -1) {
+			alt = strings.TrimSpace(alt)
+			if alt == "" {
 				continue
 			}
+			name := strings.ToLower(alt)
 			id, ok := spdxToIDs[name]
 			if !ok {
 				id = "LicenseRef-Debian-" + strings.Trim(refChars.ReplaceAllString(alt, "-"), "-")
@@ -209,8 +213,9 @@ func licenses(tree, pkg string) (string, []ExtractedLicense) {
 
 func spdxIDPart(s string) string { return refChars.ReplaceAllString(s, "-") }
 
+// purlEscape percent-encodes a Debian version for a purl.
 func purlEscape(v string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(v, "%", "%25"), ":", "%3A")
+	return strings.NewReplacer("%", "%25", ":", "%3A", "+", "%2B", "~", "%7E").Replace(v)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
