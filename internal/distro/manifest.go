@@ -244,6 +244,34 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	os := manifest.Pipeline{Name: "os", Produces: "tree"}
 	add := func(o manifest.StageOptions) { os.Stages = append(os.Stages, manifest.NewStage(o)) }
 	add(&manifest.DebsInstall{Arch: a.DebianArch, Variant: it.Variant, Packages: p.explicit})
+	// What boots the system comes straight after the packages: it depends
+	// on nothing the blueprint configures, so the tree after the initramfs
+	// is cached and changing a user or the hostname reruns none of it.
+	if p.pt != nil {
+		fstab := &manifest.FSTab{}
+		for _, fs := range p.pt.Filesystems() {
+			mp := fs.Mountpoint
+			if fs.Type == "swap" {
+				mp = "none"
+			}
+			fstab.Entries = append(fstab.Entries, manifest.FSTabEntry{UUID: fs.UUID, Mountpoint: mp, FSType: fs.Type, Options: fs.FSTabOptions, PassNo: fs.FSTabPassNo})
+		}
+		add(fstab)
+	}
+	if it.Bootable {
+		bl := &manifest.Bootloader{RootFSUUID: p.pt.FindMountpoint("/").Payload.UUID, KernelCmdline: p.kernelCmdline(c), Timeout: 1}
+		if boot := p.pt.FindMountpoint("/boot"); boot != nil {
+			bl.BootFSUUID = boot.Payload.UUID
+		}
+		if (it.Bootloader == BootBIOS || it.Bootloader == BootHybrid) && a.GrubBIOS != nil {
+			bl.BIOS = a.GrubBIOS.Target
+		}
+		if (it.Bootloader == BootUEFI || it.Bootloader == BootHybrid) && a.GrubUEFI != nil {
+			bl.UEFI = a.GrubUEFI.Target
+		}
+		add(bl)
+		add(&manifest.Initramfs{})
+	}
 	add(&manifest.AptSources{Sources: p.repos})
 	if it.Network != "" {
 		add(&manifest.Network{Mode: it.Network})
@@ -326,31 +354,6 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	}
 	if ca := c.CACerts; ca != nil && len(ca.PEMCerts) > 0 {
 		add(&manifest.CACerts{PEMCerts: ca.PEMCerts})
-	}
-	if p.pt != nil {
-		fstab := &manifest.FSTab{}
-		for _, fs := range p.pt.Filesystems() {
-			mp := fs.Mountpoint
-			if fs.Type == "swap" {
-				mp = "none"
-			}
-			fstab.Entries = append(fstab.Entries, manifest.FSTabEntry{UUID: fs.UUID, Mountpoint: mp, FSType: fs.Type, Options: fs.FSTabOptions, PassNo: fs.FSTabPassNo})
-		}
-		add(fstab)
-	}
-	if it.Bootable {
-		bl := &manifest.Bootloader{RootFSUUID: p.pt.FindMountpoint("/").Payload.UUID, KernelCmdline: p.kernelCmdline(c), Timeout: 1}
-		if boot := p.pt.FindMountpoint("/boot"); boot != nil {
-			bl.BootFSUUID = boot.Payload.UUID
-		}
-		if (it.Bootloader == BootBIOS || it.Bootloader == BootHybrid) && a.GrubBIOS != nil {
-			bl.BIOS = a.GrubBIOS.Target
-		}
-		if (it.Bootloader == BootUEFI || it.Bootloader == BootHybrid) && a.GrubUEFI != nil {
-			bl.UEFI = a.GrubUEFI.Target
-		}
-		add(bl)
-		add(&manifest.Initramfs{})
 	}
 	add(&manifest.Cleanup{MachineID: true, SSHHostKeys: true, AptLists: true})
 	m.Pipelines = append(m.Pipelines, os)

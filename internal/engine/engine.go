@@ -133,6 +133,7 @@ type Output func(ctx context.Context, artifact string, trees map[string]string) 
 // what follows.
 var checkpoints = map[string]bool{
 	manifest.DebsInstall{}.StageType(): true,
+	manifest.Initramfs{}.StageType():   true,
 }
 
 // Build runs the manifest, writing the tools' output to log, and calls
