@@ -16,24 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/testhost"
 )
-
-func requireBuildHost(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("building images needs root")
-	}
-	if p := engine.HostProblems(nil); len(p) > 0 {
-		t.Skipf("this host cannot build: %v", p)
-	}
-}
 
 // engineCache is a build cache for one test that shares downloaded
 // packages and repository metadata with the rest of the run.
 func engineCache(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	shared := testCacheDir(t)
+	shared := testhost.CacheDir(t)
 	for _, sub := range []string{"debs", "metadata"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(shared, sub), 0o755))
 		require.NoError(t, os.Symlink(filepath.Join(shared, sub), filepath.Join(dir, sub)))
@@ -64,7 +55,7 @@ func TestBuildRefusesToOverwrite(t *testing.T) {
 
 func TestBuildWithAMissingPackageDownloadsNothing(t *testing.T) {
 	cache := t.TempDir()
-	require.NoError(t, os.Symlink(filepath.Join(testCacheDir(t), "metadata"), filepath.Join(cache, "metadata")))
+	require.NoError(t, os.Symlink(filepath.Join(testhost.CacheDir(t), "metadata"), filepath.Join(cache, "metadata")))
 	out := t.TempDir()
 	_, stderr, err := run(t, "--cache-dir", cache, "build", "-b", writeBlueprint(t, "name = \"x\"\n[[packages]]\nname = \"jq\"\n[[packages]]\nname = \"no-such-package-kiln\"\n"), "-t", "tar", "--distro", "debian-12", "-o", out)
 	require.Error(t, err)
@@ -79,11 +70,11 @@ func TestBuildWithAMissingPackageDownloadsNothing(t *testing.T) {
 // fails with a clear error and leaves no work directory, mount or partial
 // file behind.
 func TestBuildOnAFullDisk(t *testing.T) {
-	requireBuildHost(t)
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	small := t.TempDir()
 	require.NoError(t, syscall.Mount("kiln-test", small, "tmpfs", 0, "size=24m"))
 	defer syscall.Unmount(small, syscall.MNT_DETACH)
-	require.NoError(t, os.Symlink(filepath.Join(testCacheDir(t), "metadata"), filepath.Join(small, "metadata")))
+	require.NoError(t, os.Symlink(filepath.Join(testhost.CacheDir(t), "metadata"), filepath.Join(small, "metadata")))
 	out := filepath.Join(small, "out")
 	_, stderr, err := run(t, "--cache-dir", small, "build", "-b", writeBlueprint(t, "name = \"x\"\n"), "-t", "tar", "--distro", "debian-12", "-o", out, "--progress", "none")
 	require.Error(t, err)
@@ -101,7 +92,7 @@ func TestBuildOnAFullDisk(t *testing.T) {
 // TestKilledBuildDoesNotBreakTheNext kills kiln with SIGKILL while it
 // installs packages, then builds again in the same cache.
 func TestKilledBuildDoesNotBreakTheNext(t *testing.T) {
-	requireBuildHost(t)
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	bin := filepath.Join(t.TempDir(), "kiln")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	out, err := build.CombinedOutput()

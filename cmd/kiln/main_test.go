@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/testhost"
 )
 
 // run runs the CLI in-process and returns stdout, stderr and the error.
@@ -27,17 +28,6 @@ func run(t *testing.T, args ...string) (string, string, error) {
 		printError(&stderr, err)
 	}
 	return stdout.String(), stderr.String(), err
-}
-
-// testCacheDir is the metadata cache shared by every test of a run.
-func testCacheDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KILN_TEST_CACHE_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "kiln-test-cache")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	return dir
 }
 
 func TestListImages(t *testing.T) {
@@ -136,7 +126,7 @@ func TestBlueprintValidate(t *testing.T) {
 // TestManifestFromTheMirror runs the main job end to end: the example
 // blueprint's packages solved by apt against the host's Debian mirror.
 func TestManifestFromTheMirror(t *testing.T) {
-	cache := testCacheDir(t)
+	cache := testhost.CacheDir(t)
 	out, stderr, err := run(t, "--cache-dir", cache, "manifest", "--blueprint", "../../examples/web.toml", "--distro", "debian-12", "--type", "qcow2")
 	require.NoError(t, err, stderr)
 	m, err := manifest.Parse([]byte(out))

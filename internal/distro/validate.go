@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/manifest"
 )
 
 // Every blueprint option an image type may declare in supported_options.
@@ -92,8 +93,8 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 		if s := fw.Services; s != nil {
 			for field, names := range map[string][]string{"enabled": s.Enabled, "disabled": s.Disabled} {
 				for i, n := range names {
-					if _, ok := firewallServices[n]; !ok {
-						add(fmt.Sprintf("customizations.firewall.services.%s[%d]", field, i), "unknown firewall service %q%s (known: %s)", n, didYouMean(n, keys(firewallServices)), strings.Join(sortedKeys(firewallServices), ", "))
+					if _, ok := manifest.FirewallServices[n]; !ok {
+						add(fmt.Sprintf("customizations.firewall.services.%s[%d]", field, i), "unknown firewall service %q%s (known: %s)", n, didYouMean(n, keys(manifest.FirewallServices)), strings.Join(sortedKeys(manifest.FirewallServices), ", "))
 					}
 				}
 			}

@@ -18,26 +18,8 @@ import (
 	"github.com/kiln-project/kiln/internal/depsolve/apt"
 	"github.com/kiln-project/kiln/internal/engine/sandbox"
 	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/testhost"
 )
-
-func testCacheDir(t testing.TB) string {
-	dir := os.Getenv("KILN_TEST_CACHE_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "kiln-test-cache")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	return dir
-}
-
-func requireBuildHost(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("building images needs root")
-	}
-	if p := HostProblems(nil); len(p) > 0 {
-		t.Skipf("this host cannot build: %v", p)
-	}
-}
 
 // treeManifest solves a few packages against the host's mirror and returns
 // a manifest whose only pipeline is the installed tree plus a hostname.
@@ -47,7 +29,7 @@ func treeManifest(t *testing.T, hostname string) *manifest.Manifest {
 	require.NoError(t, err)
 	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
 	require.NoError(t, err)
-	r, err := apt.New(apt.Config{CacheDir: testCacheDir(t)})
+	r, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
 	require.NoError(t, err)
 	res, err := r.Resolve(context.Background(), depsolve.Request{
 		Arch: "amd64", Variant: "essential",
@@ -90,11 +72,11 @@ func (r *recorder) kinds(stage string) []string {
 // TestBuildTree installs pinned packages for real, then rebuilds with another
 // hostname: the package installation comes from the cache.
 func TestBuildTree(t *testing.T) {
-	requireBuildHost(t)
+	testhost.RequireBuildHost(t, HostProblems(nil))
 	cache := t.TempDir()
 	// Share downloaded packages with other tests of the run.
-	require.NoError(t, os.Symlink(filepath.Join(testCacheDir(t), "debs"), filepath.Join(cache, "debs")))
-	require.NoError(t, os.MkdirAll(filepath.Join(testCacheDir(t), "debs"), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(testhost.CacheDir(t), "debs"), filepath.Join(cache, "debs")))
+	require.NoError(t, os.MkdirAll(filepath.Join(testhost.CacheDir(t), "debs"), 0o755))
 
 	build := func(m *manifest.Manifest) (*recorder, string) {
 		rec := &recorder{}
@@ -141,7 +123,7 @@ func TestBuildTree(t *testing.T) {
 }
 
 func TestCorruptPackageIsFetchedAgain(t *testing.T) {
-	requireBuildHost(t)
+	testhost.RequireBuildHost(t, HostProblems(nil))
 	m := treeManifest(t, "x")
 	cache := t.TempDir()
 	e, err := New(Config{CacheDir: cache})

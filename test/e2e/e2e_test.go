@@ -29,26 +29,8 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/testhost"
 )
-
-func testCacheDir(t testing.TB) string {
-	dir := os.Getenv("KILN_TEST_CACHE_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "kiln-test-cache")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	return dir
-}
-
-func requireBuildHost(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("building images needs root")
-	}
-	if p := engine.HostProblems(nil); len(p) > 0 {
-		t.Skipf("this host cannot build: %v", p)
-	}
-}
 
 // plan turns blueprint text into a manifest, solved against the host's
 // Debian mirror.
@@ -64,7 +46,7 @@ func plan(t *testing.T, bpText, imageType string) *manifest.Manifest {
 	require.NoError(t, err)
 	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
 	require.NoError(t, err)
-	r, err := apt.New(apt.Config{CacheDir: testCacheDir(t)})
+	r, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
 	require.NoError(t, err)
 	res, err := compose.Manifest(context.Background(), it, bp, distro.Options{Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}}, r)
 	require.NoError(t, err)
@@ -103,7 +85,7 @@ func build(t *testing.T, m *manifest.Manifest, cacheDir, out string, epoch *time
 func sharedCache(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	debs := filepath.Join(testCacheDir(t), "debs")
+	debs := filepath.Join(testhost.CacheDir(t), "debs")
 	require.NoError(t, os.MkdirAll(debs, 0o755))
 	require.NoError(t, os.Symlink(debs, filepath.Join(dir, "debs")))
 	return dir
@@ -148,7 +130,7 @@ data = "built by kiln\n"
 // SOURCE_DATE_EPOCH and requires identical bytes, then checks the unpacked
 // tree in a chroot.
 func TestTarImage(t *testing.T) {
-	requireBuildHost(t)
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	m := plan(t, tarBlueprint, "tar")
 	epoch := time.Unix(1700000000, 0)
 	a := build(t, m, sharedCache(t), t.TempDir(), &epoch)

@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/boottest"
+	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/testhost"
 )
 
 // everything exercises every customization the guest checks below look
@@ -86,7 +88,7 @@ minsize = "1 GiB"
 // TestQcow2Image builds one image with every customization, then boots it
 // with SeaBIOS and with OVMF and checks each customization from inside.
 func TestQcow2Image(t *testing.T) {
-	requireBuildHost(t)
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id_ed25519")
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-e2e", "-f", key)
