@@ -131,7 +131,7 @@ func (a *app) build(ctx context.Context, m *manifest.Manifest, outDir, progress 
 		return err
 	}
 	defer logFile.Close()
-	cfg := engine.Config{CacheDir: a.cfg.CacheDir, Reporter: reporter, Log: a.log}
+	cfg := engine.Config{CacheDir: a.cfg.CacheDir, Reporter: reporter, Log: a.log, TreeFacts: sbom.ScanLicenses}
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
 		sec, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -148,8 +148,8 @@ func (a *app) build(ctx context.Context, m *manifest.Manifest, outDir, progress 
 	if err != nil {
 		return err
 	}
-	_, err = eng.Build(ctx, m, logFile, func(ctx context.Context, artifact string, trees map[string]string) error {
-		doc := sbom.New(m, trees["os"], epochOf(cfg, m))
+	_, err = eng.Build(ctx, m, logFile, func(ctx context.Context, artifact string, facts map[string][]byte) error {
+		doc := sbom.New(m, facts["os"], epochOf(cfg, m))
 		sb, err := doc.Marshal()
 		if err != nil {
 			return err

@@ -43,6 +43,11 @@ type Config struct {
 	Log *slog.Logger
 	// HTTPTimeout bounds each package download. Default 10 minutes.
 	HTTPTimeout time.Duration
+	// TreeFacts, when set, extracts what the caller needs from each tree
+	// pipeline's finished tree (the SBOM's licenses). Its result is cached
+	// with the tree, so a build whose artifact comes from the cache needs
+	// no tree at all.
+	TreeFacts func(tree string) ([]byte, error)
 }
 
 // WithDefaults fills the unset fields.
@@ -122,11 +127,10 @@ type Result struct {
 	Elapsed time.Duration
 }
 
-// Output is called once the artifact exists, while the build's trees are
-// still there: it moves the artifact into place and writes what else the
-// caller wants from the trees (the SBOM). trees maps a tree pipeline's
-// name to its directory.
-type Output func(ctx context.Context, artifact string, trees map[string]string) error
+// Output is called once the artifact exists: it moves the artifact into
+// place. facts maps each tree pipeline's name to what Config.TreeFacts
+// extracted from its tree.
+type Output func(ctx context.Context, artifact string, facts map[string][]byte) error
 
 // checkpoints are the stage types after which a tree is cached: the
 // expensive ones, so that changing a later stage's options reruns only
@@ -160,25 +164,69 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 
 	e.report(Event{Kind: "build-start", Total: total, Message: m.Output.Filename})
 	epoch := e.epoch(m)
-	debFiles, err := e.fetchDebs(ctx, m.Sources.Debs)
-	if err != nil {
-		return nil, err
+
+	// Every key is known before anything runs: a pipeline's chain starts
+	// from its input's last key.
+	stageKeys := make([][]string, len(m.Pipelines))
+	last := map[string]string{}
+	for pi, p := range m.Pipelines {
+		k := pipelineKey(fmt.Sprintf("%s epoch %d", e.build, epoch.Unix()), p, last)
+		for _, s := range p.Stages {
+			k = stageKey(k, s, m)
+			stageKeys[pi] = append(stageKeys[pi], k)
+		}
+		last[p.Name] = k
+	}
+	// Only what the artifact needs is built or restored: a file pipeline
+	// whose output is cached needs nothing before it.
+	needed := map[string]bool{m.Output.Pipeline: true}
+	cachedFile := map[string]bool{}
+	for pi := len(m.Pipelines) - 1; pi >= 0; pi-- {
+		p := m.Pipelines[pi]
+		if !needed[p.Name] {
+			continue
+		}
+		if p.Produces == "file" {
+			if _, err := os.Stat(e.filePath(last[p.Name], p.Filename)); err == nil {
+				cachedFile[p.Name] = true
+				continue
+			}
+		}
+		if p.Input != "" {
+			needed[p.Input] = true
+		}
+	}
+	facts := map[string][]byte{}
+	for _, p := range m.Pipelines {
+		if p.Produces == "tree" && !needed[p.Name] && e.cfg.TreeFacts != nil {
+			b, err := os.ReadFile(e.treePath(last[p.Name]) + ".facts")
+			if err != nil {
+				needed[p.Name] = true // the facts must come from the tree itself
+				continue
+			}
+			facts[p.Name] = b
+		}
 	}
 
+	var debFiles map[string]string
 	outputs := map[string]string{} // pipeline → its tree dir or file
-	trees := map[string]string{}
-	keys := map[string]string{}
 	index := 0
 	for pi, p := range m.Pipelines {
+		if !needed[p.Name] {
+			for _, s := range p.Stages {
+				index++
+				e.report(Event{Kind: "stage-cached", Pipeline: p.Name, Stage: s.Type, Index: index, Total: total})
+			}
+			continue
+		}
 		e.report(Event{Kind: "pipeline-start", Pipeline: p.Name})
-		key := pipelineKey(fmt.Sprintf("%s epoch %d", e.build, epoch.Unix()), p, keys)
+		keys := stageKeys[pi]
 		var dir, file string
 		if p.Produces == "tree" {
 			dir = filepath.Join(work, "tree-"+p.Name)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, err
 			}
-			trees[p.Name] = dir
 			outputs[p.Name] = dir
 		} else {
 			file = filepath.Join(work, "file-"+p.Name, p.Filename)
@@ -189,19 +237,13 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 		}
 
 		// Find the furthest point already in the cache.
-		stageKeys := make([]string, len(p.Stages))
-		k := key
-		for i, s := range p.Stages {
-			k = stageKey(k, s, m)
-			stageKeys[i] = k
-		}
 		resume := 0
 		if p.Produces == "tree" {
 			for i := len(p.Stages) - 1; i >= 0; i-- {
 				if i != len(p.Stages)-1 && !checkpoints[p.Stages[i].Type] {
 					continue
 				}
-				ok, err := e.restoreTree(ctx, stageKeys[i], dir)
+				ok, err := e.restoreTree(ctx, keys[i], dir)
 				if err != nil {
 					return nil, err
 				}
@@ -210,8 +252,8 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 					break
 				}
 			}
-		} else if len(p.Stages) > 0 {
-			ok, err := e.restoreFile(ctx, stageKeys[len(p.Stages)-1], p.Filename, file)
+		} else if cachedFile[p.Name] {
+			ok, err := e.restoreFile(ctx, keys[len(keys)-1], p.Filename, file)
 			if err != nil {
 				return nil, err
 			}
@@ -226,6 +268,12 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 				ev.Kind = "stage-cached"
 				e.report(ev)
 				continue
+			}
+			if s.Type == (manifest.DebsInstall{}).StageType() && debFiles == nil {
+				var err error
+				if debFiles, err = e.fetchDebs(ctx, m.Sources.Debs); err != nil {
+					return nil, err
+				}
 			}
 			ev.Kind = "stage-start"
 			e.report(ev)
@@ -252,33 +300,38 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 			}
 			os.RemoveAll(scratch)
 			if dir != "" && checkpoints[s.Type] && i < len(p.Stages)-1 {
-				if err := e.storeTree(ctx, stageKeys[i], dir); err != nil {
+				if err := e.storeTree(ctx, keys[i], dir); err != nil {
 					e.cfg.Log.Warn("could not cache the tree", "stage", s.Type, "err", err)
 				}
 			}
 			ev.Kind, ev.Elapsed = "stage-done", time.Since(t0)
 			e.report(ev)
 		}
-		if resume < len(p.Stages) && len(p.Stages) > 0 {
-			last := stageKeys[len(p.Stages)-1]
+		if resume < len(p.Stages) {
 			var err error
 			if dir != "" {
-				err = e.storeTree(ctx, last, dir)
+				err = e.storeTree(ctx, last[p.Name], dir)
 			} else {
-				err = e.storeFile(ctx, last, p.Filename, file)
+				err = e.storeFile(ctx, last[p.Name], p.Filename, file)
 			}
 			if err != nil {
 				e.cfg.Log.Warn("could not cache the pipeline's output", "pipeline", p.Name, "err", err)
 			}
 		}
-		keys[p.Name] = stageKeys[len(stageKeys)-1]
-		if len(stageKeys) == 0 {
-			keys[p.Name] = key
+		if dir != "" && e.cfg.TreeFacts != nil {
+			b, err := e.cfg.TreeFacts(dir)
+			if err != nil {
+				return nil, fmt.Errorf("%s: reading the finished tree: %w", p.Name, err)
+			}
+			facts[p.Name] = b
+			if err := writeFileAtomic(e.treePath(last[p.Name])+".facts", b); err != nil {
+				e.cfg.Log.Warn("could not cache the tree's facts", "pipeline", p.Name, "err", err)
+			}
 		}
 		e.report(Event{Kind: "pipeline-done", Pipeline: p.Name})
 	}
 	artifact := outputs[m.Output.Pipeline]
-	if err := out(ctx, artifact, trees); err != nil {
+	if err := out(ctx, artifact, facts); err != nil {
 		return nil, err
 	}
 	res := &Result{Artifact: artifact, Elapsed: time.Since(start)}
@@ -423,4 +476,17 @@ func peakRSS() string {
 		}
 	}
 	return "unknown"
+}
+
+// writeFileAtomic writes a small cache file under a temporary name first.
+func writeFileAtomic(p string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp := p + ".tmp-" + randomID()
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, p)
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,8 +85,7 @@ func TestBuildTree(t *testing.T) {
 		require.NoError(t, err)
 		var log bytes.Buffer
 		var checked string
-		_, err = e.Build(context.Background(), m, &log, func(ctx context.Context, artifact string, trees map[string]string) error {
-			assert.Equal(t, trees["os"], artifact)
+		_, err = e.Build(context.Background(), m, &log, func(ctx context.Context, artifact string, _ map[string][]byte) error {
 			var out bytes.Buffer
 			require.NoError(t, sandbox.Run(ctx, artifact, nil, &out, nil, "dpkg-query", "-W", "-f", "${Package}\n"))
 			hn, err := os.ReadFile(filepath.Join(artifact, "etc/hostname"))
@@ -218,4 +218,46 @@ func TestHostToolsAreNamed(t *testing.T) {
 		_, err := exec.LookPath(tool.Name)
 		assert.NoError(t, err, "%s (from %s) must be installed by scripts/setup", tool.Name, tool.Package)
 	}
+}
+
+// TestCachedArtifactNeedsNoTree rebuilds an unchanged manifest: the
+// artifact comes from the cache and the tree it was made from is neither
+// rebuilt nor restored; its facts come from the cache too.
+func TestCachedArtifactNeedsNoTree(t *testing.T) {
+	testhost.RequireBuildHost(t, HostProblems(nil))
+	m := &manifest.Manifest{Version: manifest.Version, Pipelines: []manifest.Pipeline{
+		{Name: "os", Produces: "tree", Stages: []manifest.Stage{manifest.NewStage(&manifest.Hostname{Hostname: "cached"})}},
+		{Name: "archive", Input: "os", Produces: "file", Filename: "x.tar.xz", Stages: []manifest.Stage{manifest.NewStage(&manifest.TarArchive{Compression: "xz"})}},
+	}, Output: manifest.Output{Pipeline: "archive", Filename: "x.tar.xz"}}
+	cache := t.TempDir()
+	scans := 0
+	build := func() (*recorder, []byte) {
+		rec := &recorder{}
+		e, err := New(Config{CacheDir: cache, Reporter: rec, TreeFacts: func(tree string) ([]byte, error) {
+			scans++
+			return os.ReadFile(filepath.Join(tree, "etc/hostname"))
+		}})
+		require.NoError(t, err)
+		var got []byte
+		_, err = e.Build(context.Background(), m, io.Discard, func(_ context.Context, artifact string, facts map[string][]byte) error {
+			_, err := os.Stat(artifact)
+			got = facts["os"]
+			return err
+		})
+		require.NoError(t, err)
+		return rec, got
+	}
+	rec, facts := build()
+	assert.Equal(t, []string{"stage-done"}, rec.kinds("kiln.hostname"))
+	assert.Equal(t, "cached\n", string(facts))
+	rec, facts = build()
+	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.hostname"))
+	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.tar"))
+	for _, e := range rec.events {
+		if e.Kind == "pipeline-start" {
+			assert.NotEqual(t, "os", e.Pipeline, "the tree is neither rebuilt nor restored")
+		}
+	}
+	assert.Equal(t, "cached\n", string(facts), "the facts come from the cache")
+	assert.Equal(t, 1, scans, "the tree was read once")
 }

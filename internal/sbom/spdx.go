@@ -83,11 +83,42 @@ type ExtractedLicense struct {
 	Name          string `json:"name"`
 }
 
-// New describes the image built from m. tree is the installed root
-// filesystem, read for licenses; it may be empty. created is the
+// licenseFacts is what ScanLicenses keeps of a tree: each package's
+// license expression and the LicenseRef- declarations it uses.
+type licenseFacts map[string]struct {
+	Expression string             `json:"expression"`
+	Refs       []ExtractedLicense `json:"refs,omitempty"`
+}
+
+// ScanLicenses reads the machine-readable copyright file of every package
+// installed in tree. Its result is what New takes; the engine caches it
+// with the tree.
+func ScanLicenses(tree string) ([]byte, error) {
+	dirs, err := os.ReadDir(filepath.Join(tree, "usr/share/doc"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	facts := licenseFacts{}
+	for _, d := range dirs {
+		if expr, refs := licenses(tree, d.Name()); expr != "" {
+			facts[d.Name()] = struct {
+				Expression string             `json:"expression"`
+				Refs       []ExtractedLicense `json:"refs,omitempty"`
+			}{expr, refs}
+		}
+	}
+	return json.Marshal(facts)
+}
+
+// New describes the image built from m. licenses is what ScanLicenses read
+// from the installed tree (nil: no licenses are asserted). created is the
 // document's timestamp (the build's SOURCE_DATE_EPOCH), so the SBOM of a
 // reproducible build is reproducible too.
-func New(m *manifest.Manifest, tree string, created time.Time) *Document {
+func New(m *manifest.Manifest, licenses []byte, created time.Time) *Document {
+	var facts licenseFacts
+	if len(licenses) > 0 {
+		_ = json.Unmarshal(licenses, &facts)
+	}
 	mb, _ := json.Marshal(m)
 	sum := sha256.Sum256(mb)
 	d := &Document{
@@ -114,12 +145,10 @@ func New(m *manifest.Manifest, tree string, created time.Time) *Document {
 			ExternalRefs: []ExternalRef{{"PACKAGE-MANAGER", "purl",
 				fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s&distro=%s", deb.Name, purlEscape(deb.Version), deb.Arch, m.Target.Distro)}},
 		}
-		if tree != "" {
-			if expr, used := licenses(tree, deb.Name); expr != "" {
-				p.LicenseDeclared = expr
-				for _, u := range used {
-					refs[u.LicenseID] = u
-				}
+		if f, ok := facts[deb.Name]; ok {
+			p.LicenseDeclared = f.Expression
+			for _, u := range f.Refs {
+				refs[u.LicenseID] = u
 			}
 		}
 		d.Packages = append(d.Packages, p)

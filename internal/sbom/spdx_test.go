@@ -38,9 +38,12 @@ func TestNew(t *testing.T) {
 	write("libc6", "This is not machine-readable.\nLicense: GPL\n")
 
 	created := time.Unix(1700000000, 0)
-	doc := New(testManifest(), tree, created)
+	facts, err := ScanLicenses(tree)
+	require.NoError(t, err)
+	doc := New(testManifest(), facts, created)
 	b, err := doc.Marshal()
 	require.NoError(t, err)
+	assert.Equal(t, "NOASSERTION", New(testManifest(), nil, created).Packages[1].LicenseDeclared, "no facts, no assertion")
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal(b, &raw))
 	for _, field := range []string{"spdxVersion", "dataLicense", "SPDXID", "name", "documentNamespace", "creationInfo", "packages", "relationships"} {
@@ -65,7 +68,7 @@ func TestNew(t *testing.T) {
 	assert.Equal(t, []string{"LicenseRef-Debian-Weird-License"}, refs, "every LicenseRef used is declared")
 	assert.Len(t, doc.Relationships, 4)
 
-	again, err := New(testManifest(), tree, created).Marshal()
+	again, err := New(testManifest(), facts, created).Marshal()
 	require.NoError(t, err)
 	assert.Equal(t, string(b), string(again), "the same build gives the same SBOM")
 }

@@ -66,7 +66,7 @@ func build(t *testing.T, m *manifest.Manifest, cacheDir, out string, epoch *time
 	require.NoError(t, err)
 	defer log.Close()
 	dst := filepath.Join(out, m.Output.Filename)
-	_, err = e.Build(context.Background(), m, log, func(ctx context.Context, artifact string, _ map[string]string) error {
+	_, err = e.Build(context.Background(), m, log, func(ctx context.Context, artifact string, _ map[string][]byte) error {
 		return engine.CopyFile(ctx, artifact, dst)
 	})
 	if err != nil {
