@@ -2,7 +2,8 @@
 # The hand-rolled baseline for bench/build.sh: the work `kiln build` does for
 # examples/base.toml as qcow2, with plain tools and no cache — mmdebstrap
 # straight from the mirror, the same configuration, then sfdisk + mkfs.ext4
-# + mkfs.vfat/mcopy + GRUB (BIOS and UEFI) + qemu-img convert.
+# + mkfs.vfat/mcopy + GRUB (BIOS and UEFI) + qemu-img convert. Same packages
+# as kiln's qcow2 (the cloud kernel, zstd for the initramfs).
 #
 # usage: bench/baseline.sh OUTPUT.qcow2
 set -euo pipefail
@@ -19,7 +20,7 @@ root_uuid=$(cat /proc/sys/kernel/random/uuid)
 esp_id=ABCD1234
 
 mmdebstrap --variant=required \
-	--include=linux-image-amd64,grub-pc-bin,grub-efi-amd64-bin,systemd-sysv,systemd-resolved,udev,dbus,initramfs-tools,openssh-server,sudo,ca-certificates,iproute2,netbase,less,procps,passwd \
+	--include=linux-image-cloud-amd64,zstd,grub-pc-bin,grub-efi-amd64-bin,systemd-sysv,systemd-resolved,udev,dbus,initramfs-tools,openssh-server,sudo,ca-certificates,iproute2,netbase,less,procps,passwd \
 	--customize-hook='echo base01 >"$1/etc/hostname"' \
 	--customize-hook='ln -sf /usr/share/zoneinfo/Europe/Berlin "$1/etc/localtime"; echo Europe/Berlin >"$1/etc/timezone"' \
 	--customize-hook='chroot "$1" useradd -m -G sudo -s /bin/bash ops' \

@@ -19,9 +19,8 @@ cp examples/base.toml "$tmp/base.toml"
 
 timed() { # label cmd...: prints "label wall maxrss"
 	local label=$1; shift
-	local t
-	t=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>"$tmp/err" ; } 2>&1 | tail -n1) || { cat "$tmp/err" >&2; return 1; }
-	echo "$label $t"
+	/usr/bin/time -o "$tmp/time" -f '%e %M' "$@" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; return 1; }
+	echo "$label $(cat "$tmp/time")"
 }
 
 results=$tmp/results
