@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -285,7 +284,6 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 			}
 			env := &stages.Env{
 				Tree: dir, Work: scratch, Debs: m.Sources.Debs, DebFiles: debFiles, Epoch: epoch, Log: log,
-				Exec: func(ctx context.Context, argv ...string) error { return execTool(ctx, log, argv...) },
 			}
 			if dir != "" {
 				env.Chroot = func(ctx context.Context, stdin io.Reader, argv ...string) error {
@@ -439,23 +437,6 @@ func ManifestEpoch(m *manifest.Manifest) time.Time {
 
 func sourceDateEnv(t time.Time) []string {
 	return []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", t.Unix())}
-}
-
-// execTool runs a host tool with an argument vector, output to log.
-func execTool(ctx context.Context, log io.Writer, argv ...string) error {
-	if len(argv) == 0 {
-		return errors.New("no command")
-	}
-	fmt.Fprintf(log, "+ %s\n", strings.Join(argv, " "))
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", argv[0], ctx.Err())
-		}
-		return fmt.Errorf("%s: %w (see the build log)", argv[0], err)
-	}
-	return nil
 }
 
 func randomID() string {

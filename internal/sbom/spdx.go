@@ -83,12 +83,15 @@ type ExtractedLicense struct {
 	Name          string `json:"name"`
 }
 
-// licenseFacts is what ScanLicenses keeps of a tree: each package's
-// license expression and the LicenseRef- declarations it uses.
-type licenseFacts map[string]struct {
+// packageLicense is a package's license expression and the LicenseRef-
+// declarations it uses.
+type packageLicense struct {
 	Expression string             `json:"expression"`
 	Refs       []ExtractedLicense `json:"refs,omitempty"`
 }
+
+// licenseFacts is what ScanLicenses keeps of a tree, by package name.
+type licenseFacts map[string]packageLicense
 
 // ScanLicenses reads the machine-readable copyright file of every package
 // installed in tree. Its result is what New takes; the engine caches it
@@ -101,10 +104,7 @@ func ScanLicenses(tree string) ([]byte, error) {
 	facts := licenseFacts{}
 	for _, d := range dirs {
 		if expr, refs := licenses(tree, d.Name()); expr != "" {
-			facts[d.Name()] = struct {
-				Expression string             `json:"expression"`
-				Refs       []ExtractedLicense `json:"refs,omitempty"`
-			}{expr, refs}
+			facts[d.Name()] = packageLicense{Expression: expr, Refs: refs}
 		}
 	}
 	return json.Marshal(facts)

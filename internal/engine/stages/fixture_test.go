@@ -156,11 +156,6 @@ func testEnv(t *testing.T, tree string) (*Env, *syncBuffer) {
 		Chroot: func(ctx context.Context, stdin io.Reader, argv ...string) error {
 			return sandbox.Run(ctx, tree, stdin, log, nil, argv...)
 		},
-		Exec: func(ctx context.Context, argv ...string) error {
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Stdout, cmd.Stderr = log, log
-			return cmd.Run()
-		},
 	}
 	return env, log
 }

@@ -44,9 +44,6 @@ type Env struct {
 	// namespaces with /proc, /dev, /sys and /run set up, and no network.
 	// stdin may be nil. Output goes to Log.
 	Chroot func(ctx context.Context, stdin io.Reader, argv ...string) error
-	// Exec runs a host tool with an argument vector (never a shell),
-	// output to Log.
-	Exec func(ctx context.Context, argv ...string) error
 	// Epoch is the timestamp written wherever a time would be (from
 	// SOURCE_DATE_EPOCH, else the manifest's packages' newest date).
 	Epoch time.Time
