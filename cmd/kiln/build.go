@@ -160,7 +160,7 @@ func (a *app) build(ctx context.Context, m *manifest.Manifest, outDir, progress 
 		if err := writeAtomic(out.manifest, mb); err != nil {
 			return err
 		}
-		return moveFile(ctx, artifact, out.artifact)
+		return copyOut(ctx, artifact, out.artifact)
 	})
 	if err != nil {
 		fmt.Fprintf(logFile, "build failed: %v\n", err)
@@ -221,12 +221,9 @@ func writeAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// moveFile renames src to dst, copying (sparsely) across filesystems; dst
-// appears only complete.
-func moveFile(ctx context.Context, src, dst string) error {
-	if err := os.Rename(src, dst); err == nil {
-		return nil
-	}
+// copyOut copies the artifact src (sparsely) to dst, which appears only
+// complete.
+func copyOut(ctx context.Context, src, dst string) error {
 	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".partial")
 	defer os.Remove(tmp)
 	if err := engine.CopyFile(ctx, src, tmp); err != nil {

@@ -117,17 +117,15 @@ func (e *Engine) report(ev Event) {
 	e.cfg.Reporter.Report(ev)
 }
 
-// Result is a finished build: the artifact, and the path of the build log.
+// Result is a finished build.
 type Result struct {
-	// Artifact is the path of the built image in the work directory that
-	// the caller's Output callback received.
-	Artifact string
 	// Elapsed is the build's wall time.
 	Elapsed time.Duration
 }
 
-// Output is called once the artifact exists: it moves the artifact into
-// place. facts maps each tree pipeline's name to what Config.TreeFacts
+// Output is called once the artifact exists: it copies the artifact into
+// place. The artifact is read-only (it is usually the cache's own copy)
+// and is gone or shared once Output returns. facts maps each tree pipeline's name to what Config.TreeFacts
 // extracted from its tree.
 type Output func(ctx context.Context, artifact string, facts map[string][]byte) error
 
@@ -176,20 +174,23 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 		}
 		last[p.Name] = k
 	}
-	// Only what the artifact needs is built or restored: a file pipeline
-	// whose output is cached needs nothing before it.
+	// Only what the artifact needs is built or restored: a pipeline whose
+	// output is cached needs nothing before it.
+	outputs := map[string]string{} // pipeline → its tree dir or file
 	needed := map[string]bool{m.Output.Pipeline: true}
-	cachedFile := map[string]bool{}
 	for pi := len(m.Pipelines) - 1; pi >= 0; pi-- {
 		p := m.Pipelines[pi]
 		if !needed[p.Name] {
 			continue
 		}
 		if p.Produces == "file" {
-			if _, err := os.Stat(e.filePath(last[p.Name], p.Filename)); err == nil {
-				cachedFile[p.Name] = true
+			if f, ok := e.cachedFile(last[p.Name], p.Filename); ok {
+				outputs[p.Name] = f
 				continue
 			}
+		} else if t, ok := e.cachedTree(last[p.Name]); ok {
+			outputs[p.Name] = t
+			continue
 		}
 		if p.Input != "" {
 			needed[p.Input] = true
@@ -197,8 +198,8 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 	}
 	facts := map[string][]byte{}
 	for _, p := range m.Pipelines {
-		if p.Produces == "tree" && !needed[p.Name] && e.cfg.TreeFacts != nil {
-			b, err := os.ReadFile(e.treePath(last[p.Name]) + ".facts")
+		if p.Produces == "tree" && outputs[p.Name] == "" && e.cfg.TreeFacts != nil {
+			b, err := os.ReadFile(e.factsPath(last[p.Name]))
 			if err != nil {
 				needed[p.Name] = true // the facts must come from the tree itself
 				continue
@@ -208,13 +209,17 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 	}
 
 	var debFiles map[string]string
-	outputs := map[string]string{} // pipeline → its tree dir or file
 	index := 0
 	for pi, p := range m.Pipelines {
-		if !needed[p.Name] {
+		if !needed[p.Name] || outputs[p.Name] != "" {
 			for _, s := range p.Stages {
 				index++
 				e.report(Event{Kind: "stage-cached", Pipeline: p.Name, Stage: s.Type, Index: index, Total: total})
+			}
+			if p.Produces == "tree" && outputs[p.Name] != "" {
+				if err := e.readFacts(p.Name, last[p.Name], outputs[p.Name], facts); err != nil {
+					return nil, err
+				}
 			}
 			continue
 		}
@@ -226,20 +231,20 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, err
 			}
-			outputs[p.Name] = dir
 		} else {
 			file = filepath.Join(work, "file-"+p.Name, p.Filename)
 			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 				return nil, err
 			}
-			outputs[p.Name] = file
 		}
 
-		// Find the furthest point already in the cache.
+		// Resume from the furthest checkpoint in the cache. The entries
+		// this tree shares files with are checked again once it is done.
 		resume := 0
+		var linked []string
 		if p.Produces == "tree" {
-			for i := len(p.Stages) - 1; i >= 0; i-- {
-				if i != len(p.Stages)-1 && !checkpoints[p.Stages[i].Type] {
+			for i := len(p.Stages) - 2; i >= 0; i-- {
+				if !checkpoints[p.Stages[i].Type] {
 					continue
 				}
 				ok, err := e.restoreTree(ctx, keys[i], dir)
@@ -248,16 +253,9 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 				}
 				if ok {
 					resume = i + 1
+					linked = append(linked, keys[i])
 					break
 				}
-			}
-		} else if cachedFile[p.Name] {
-			ok, err := e.restoreFile(ctx, keys[len(keys)-1], p.Filename, file)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				resume = len(p.Stages)
 			}
 		}
 		for i, s := range p.Stages {
@@ -300,30 +298,27 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 			if dir != "" && checkpoints[s.Type] && i < len(p.Stages)-1 {
 				if err := e.storeTree(ctx, keys[i], dir); err != nil {
 					e.cfg.Log.Warn("could not cache the tree", "stage", s.Type, "err", err)
+				} else {
+					linked = append(linked, keys[i])
 				}
 			}
 			ev.Kind, ev.Elapsed = "stage-done", time.Since(t0)
 			e.report(ev)
 		}
-		if resume < len(p.Stages) {
-			var err error
-			if dir != "" {
-				err = e.storeTree(ctx, last[p.Name], dir)
-			} else {
-				err = e.storeFile(ctx, last[p.Name], p.Filename, file)
-			}
-			if err != nil {
-				e.cfg.Log.Warn("could not cache the pipeline's output", "pipeline", p.Name, "err", err)
-			}
+		// The finished output moves into the cache and is read there.
+		var err error
+		if dir != "" {
+			e.verifyLinked(linked)
+			outputs[p.Name], err = e.moveTree(last[p.Name], dir)
+		} else {
+			outputs[p.Name], err = e.storeFile(last[p.Name], p.Filename, file)
 		}
-		if dir != "" && e.cfg.TreeFacts != nil {
-			b, err := e.cfg.TreeFacts(dir)
-			if err != nil {
-				return nil, fmt.Errorf("%s: reading the finished tree: %w", p.Name, err)
-			}
-			facts[p.Name] = b
-			if err := writeFileAtomic(e.treePath(last[p.Name])+".facts", b); err != nil {
-				e.cfg.Log.Warn("could not cache the tree's facts", "pipeline", p.Name, "err", err)
+		if err != nil {
+			e.cfg.Log.Warn("could not cache the pipeline's output", "pipeline", p.Name, "err", err)
+		}
+		if dir != "" {
+			if err := e.readFacts(p.Name, last[p.Name], outputs[p.Name], facts); err != nil {
+				return nil, err
 			}
 		}
 		e.report(Event{Kind: "pipeline-done", Pipeline: p.Name})
@@ -332,11 +327,34 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 	if err := out(ctx, artifact, facts); err != nil {
 		return nil, err
 	}
-	res := &Result{Artifact: artifact, Elapsed: time.Since(start)}
+	res := &Result{Elapsed: time.Since(start)}
 	fmt.Fprintf(log, "== built %s in %.1fs; kiln's own peak memory %s (the tools it ran are separate processes)\n",
 		m.Output.Filename, res.Elapsed.Seconds(), peakRSS())
 	e.report(Event{Kind: "build-done", Message: m.Output.Filename, Elapsed: res.Elapsed})
 	return res, nil
+}
+
+// readFacts fills facts[name] from the tree entry's facts, or from the
+// tree itself (saving them when the tree is in the cache).
+func (e *Engine) readFacts(name, key, tree string, facts map[string][]byte) error {
+	if e.cfg.TreeFacts == nil {
+		return nil
+	}
+	if b, err := os.ReadFile(e.factsPath(key)); err == nil {
+		facts[name] = b
+		return nil
+	}
+	b, err := e.cfg.TreeFacts(tree)
+	if err != nil {
+		return fmt.Errorf("%s: reading the finished tree: %w", name, err)
+	}
+	facts[name] = b
+	if tree == e.treePath(key) {
+		if err := writeFileAtomic(e.factsPath(key), b); err != nil {
+			e.cfg.Log.Warn("could not cache the tree's facts", "pipeline", name, "err", err)
+		}
+	}
+	return nil
 }
 
 // prepare builds every stage before any runs, so a manifest with a bad

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -260,4 +261,67 @@ func TestCachedArtifactNeedsNoTree(t *testing.T) {
 	}
 	assert.Equal(t, "cached\n", string(facts), "the facts come from the cache")
 	assert.Equal(t, 1, scans, "the tree was read once")
+}
+
+// Two builds sharing one cache run at once: both succeed with their own
+// hostname, the cache ends up with one entry per key and nothing half
+// written, and a third build finds everything cached.
+func TestConcurrentBuildsShareOneCache(t *testing.T) {
+	testhost.RequireBuildHost(t, HostProblems(nil))
+	cache := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(testhost.CacheDir(t), "debs"), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(testhost.CacheDir(t), "debs"), filepath.Join(cache, "debs")))
+
+	// Manifests are solved up front: require may not stop the test from
+	// the builds' goroutines.
+	manifests := map[string]*manifest.Manifest{"alpha": treeManifest(t, "alpha"), "beta": treeManifest(t, "beta")}
+	build := func(hostname string) (*recorder, string, error) {
+		rec := &recorder{}
+		e, err := New(Config{CacheDir: cache, Reporter: rec})
+		if err != nil {
+			return nil, "", err
+		}
+		var log bytes.Buffer
+		var got []byte
+		_, err = e.Build(context.Background(), manifests[hostname], &log, func(_ context.Context, artifact string, _ map[string][]byte) error {
+			var err error
+			got, err = os.ReadFile(filepath.Join(artifact, "etc/hostname"))
+			return err
+		})
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, log.String())
+		}
+		return rec, string(got), err
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 2)
+	errs := make([]error, 2)
+	for i, h := range []string{"alpha", "beta"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, got[i], errs[i] = build(h)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	assert.Equal(t, []string{"alpha\n", "beta\n"}, got)
+
+	entries, err := os.ReadDir(filepath.Join(cache, "trees"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Len(t, names, 3, "one package installation and two finished trees, nothing half written: %v", names)
+	work, err := os.ReadDir(filepath.Join(cache, "work"))
+	require.NoError(t, err)
+	assert.Empty(t, work)
+
+	rec, hn, err := build("alpha")
+	require.NoError(t, err)
+	assert.Equal(t, "alpha\n", hn)
+	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.debs.install"))
+	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.hostname"))
 }

@@ -20,7 +20,10 @@ type Entry struct {
 	LastUsed time.Time `json:"last_used"`
 }
 
-// Entries lists the cache's items, least recently used first.
+// Entries lists the cache's items, least recently used first. Files that
+// several entries share by hard links count once, for the most recently
+// used of them: the space an entry's size gives is what removing it, and
+// every entry used less recently, frees.
 func Entries(cacheDir string) ([]Entry, error) {
 	var out []Entry
 	add := func(kind, pattern string) error {
@@ -36,7 +39,7 @@ func Entries(cacheDir string) ([]Entry, error) {
 			if err != nil {
 				continue
 			}
-			out = append(out, Entry{Kind: kind, Path: p, Size: diskUsage(p), LastUsed: fi.ModTime()})
+			out = append(out, Entry{Kind: kind, Path: p, LastUsed: fi.ModTime()})
 		}
 		return nil
 	}
@@ -47,13 +50,19 @@ func Entries(cacheDir string) ([]Entry, error) {
 			return nil, err
 		}
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return a.LastUsed.Compare(b.LastUsed) })
+	slices.SortFunc(out, func(a, b Entry) int { return b.LastUsed.Compare(a.LastUsed) })
+	seen := map[[2]uint64]bool{}
+	for i := range out {
+		out[i].Size = diskUsage(out[i].Path, seen)
+	}
+	slices.Reverse(out)
 	return out, nil
 }
 
 // diskUsage is the space a file or directory tree takes on disk (sparse
-// files count their allocated blocks only).
-func diskUsage(p string) int64 {
+// files count their allocated blocks only), leaving out files with several
+// links already in seen.
+func diskUsage(p string, seen map[[2]uint64]bool) int64 {
 	var total int64
 	_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -63,11 +72,19 @@ func diskUsage(p string) int64 {
 		if err != nil {
 			return nil
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			total += st.Blocks * 512
-		} else {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
 			total += fi.Size()
+			return nil
 		}
+		if st.Nlink > 1 && !fi.IsDir() {
+			id := [2]uint64{st.Dev, st.Ino}
+			if seen[id] {
+				return nil
+			}
+			seen[id] = true
+		}
+		total += st.Blocks * 512
 		return nil
 	})
 	return total

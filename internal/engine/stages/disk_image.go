@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,19 +23,17 @@ import (
 )
 
 // DiskImage writes a raw disk image from a tree without loop devices or
-// mounts: sfdisk writes the partition table into the image file, each
-// filesystem is built in a file of its own from its part of the tree
-// (mkfs.ext4 -d, mkfs.vfat + mcopy, mkswap) and copied, holes kept, to its
-// partition's offset; then GRUB's boot code is written the way
-// grub-bios-setup writes it.
+// mounts: sfdisk writes the partition table into the image file, ext4
+// filesystems are written by mkfs.ext4 -d straight at their partition's
+// offset, the others (mkfs.vfat + mcopy, mkswap) are built in a file of
+// their own and copied, holes kept, to their offset; then GRUB's boot code
+// is written the way grub-bios-setup writes it.
 //
 // A filesystem holds its mount point's subtree minus the contents of the
 // filesystems mounted below it, whose mount points stay as empty
-// directories. To build it straight from the tree, the contents of those
-// mount points are renamed into a directory beside the tree for the
-// duration of the build and always renamed back; a journal there lets the
-// next run restore a tree whose build was killed half-way. Nothing else may
-// read the tree while the stage runs.
+// directories. The tree is only read (it is usually the cache's own copy):
+// when other filesystems are mounted below one, it is built from a view of
+// its subtree made of hard links, with those mount points emptied.
 type DiskImage struct{ Opts manifest.DiskImage }
 
 // Run implements Stage.
@@ -54,12 +51,6 @@ func (s *DiskImage) Run(ctx context.Context, env *Env) (err error) {
 	if fi, err := os.Stat(tree); err != nil || !fi.IsDir() {
 		return fmt.Errorf("disk image: the input %q is not a directory tree", tree)
 	}
-	aside, err := openAside(tree)
-	if err != nil {
-		return fmt.Errorf("disk image: %w", err)
-	}
-	defer aside.close()
-
 	img, err := os.OpenFile(env.Output, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("disk image: %w", err)
@@ -88,7 +79,7 @@ func (s *DiskImage) Run(ctx context.Context, env *Env) (err error) {
 		if p.Payload == nil {
 			continue
 		}
-		if err := buildFilesystem(ctx, env, aside, img, p, mounts); err != nil {
+		if err := buildFilesystem(ctx, env, img, p, mounts); err != nil {
 			return fmt.Errorf("disk image: partition %d (%s): %w", i+1, describePartition(p), err)
 		}
 	}
@@ -324,14 +315,13 @@ func nestedMounts(mp string, all []string) []string {
 
 // buildFilesystem makes p's filesystem in a file of its own and copies it
 // to p's offset in img.
-func buildFilesystem(ctx context.Context, env *Env, aside *aside, img *os.File, p *disk.Partition, mounts []string) error {
+func buildFilesystem(ctx context.Context, env *Env, img *os.File, p *disk.Partition, mounts []string) error {
 	fs := p.Payload
 	work, err := os.MkdirTemp(env.Work, "fs-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	file := filepath.Join(work, "fs.img")
 
 	var src string
 	if fs.Mountpoint != "" && fs.Type != "swap" {
@@ -344,21 +334,17 @@ func buildFilesystem(ctx context.Context, env *Env, aside *aside, img *os.File, 
 		}
 	}
 	if src != "" {
-		restore, err := aside.moveNested(fs.Mountpoint, nestedMounts(fs.Mountpoint, mounts))
-		if err != nil {
+		if src, err = filesystemView(ctx, src, filepath.Join(work, "view"), fs.Mountpoint, nestedMounts(fs.Mountpoint, mounts)); err != nil {
 			return err
 		}
-		defer func() {
-			if rerr := restore(); rerr != nil {
-				env.Logf("%v", rerr)
-			}
-		}()
 	}
 
 	env.Logf("building %s", describePartition(p))
+	if fs.Type == "ext4" {
+		return makeExt4(ctx, env, work, img.Name(), int64(p.Start), src, fs, p.Size)
+	}
+	file := filepath.Join(work, "fs.img")
 	switch fs.Type {
-	case "ext4":
-		err = makeExt4(ctx, env, work, file, src, fs, p.Size)
 	case "vfat":
 		err = makeVFAT(ctx, env, file, src, fs, p)
 	case "swap":
@@ -387,6 +373,70 @@ func buildFilesystem(ctx context.Context, env *Env, aside *aside, img *os.File, 
 	return nil
 }
 
+// filesystemView returns the directory to build the filesystem mounted at
+// mp from, src being mp's subtree: src itself when no other filesystem is
+// mounted below mp, else view, a copy of src whose files are hard links to
+// src's, with the mount points in nested emptied (or made, when missing)
+// and their times kept.
+func filesystemView(ctx context.Context, src, view, mp string, nested []string) (string, error) {
+	if len(nested) == 0 {
+		return src, nil
+	}
+	if err := os.Mkdir(view, 0o755); err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, "cp", "-a", "-l", "--", src+"/.", view+"/").CombinedOutput()
+	if err != nil {
+		// Hard links cannot cross filesystems: copy instead.
+		os.RemoveAll(view)
+		if err := os.Mkdir(view, 0o755); err != nil {
+			return "", err
+		}
+		if out, err = exec.CommandContext(ctx, "cp", "-a", "--", src+"/.", view+"/").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("copying %s: %w: %s", mp, err, out)
+		}
+	}
+	for _, q := range nested {
+		rel := strings.TrimPrefix(q, mp)
+		host, err := ResolveInTree(view, "/"+strings.TrimPrefix(rel, "/"))
+		if err != nil {
+			return "", fmt.Errorf("finding mount point %s in the tree: %w", q, err)
+		}
+		fi, err := os.Lstat(host)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			parent, err := os.Stat(filepath.Dir(host))
+			if err != nil {
+				return "", fmt.Errorf("the parent of mount point %s is missing from the tree: %w", q, err)
+			}
+			if err := os.Mkdir(host, 0o755); err != nil {
+				return "", err
+			}
+			if err := os.Chtimes(filepath.Dir(host), atime(parent), parent.ModTime()); err != nil {
+				return "", err
+			}
+		case err != nil:
+			return "", err
+		case !fi.IsDir():
+			return "", fmt.Errorf("mount point %s is not a directory in the tree", q)
+		default:
+			entries, err := os.ReadDir(host)
+			if err != nil {
+				return "", err
+			}
+			for _, e := range entries {
+				if err := os.RemoveAll(filepath.Join(host, e.Name())); err != nil {
+					return "", err
+				}
+			}
+			if err := os.Chtimes(host, atime(fi), fi.ModTime()); err != nil {
+				return "", err
+			}
+		}
+	}
+	return view, nil
+}
+
 // mke2fsConf pins ext4's features so the filesystem does not depend on the
 // build host's /etc/mke2fs.conf, and leaves out those GRUB 2.06 (Debian 12)
 // cannot read (metadata_csum_seed, orphan_file).
@@ -407,7 +457,9 @@ const mke2fsConf = `[defaults]
 	}
 `
 
-func makeExt4(ctx context.Context, env *Env, work, file, src string, fs *disk.Filesystem, size disk.Size) error {
+// makeExt4 writes an ext4 filesystem of size bytes holding src (when not
+// empty) into the file image at byte offset off.
+func makeExt4(ctx context.Context, env *Env, work, image string, off int64, src string, fs *disk.Filesystem, size disk.Size) error {
 	conf := filepath.Join(work, "mke2fs.conf")
 	if err := os.WriteFile(conf, []byte(mke2fsConf), 0o644); err != nil {
 		return err
@@ -420,7 +472,8 @@ func makeExt4(ctx context.Context, env *Env, work, file, src string, fs *disk.Fi
 		"-U", fs.UUID,
 		// The directory hash seed is random unless given: derive it from
 		// the UUID so the same tree gives the same filesystem.
-		"-E", "root_owner=0:0,hash_seed=" + fs.UUID,
+		// The image is new and sparse, so it reads as zeros already.
+		"-E", "root_owner=0:0,nodiscard,offset=" + strconv.FormatInt(off, 10) + ",hash_seed=" + fs.UUID,
 	}
 	if fs.Label != "" {
 		argv = append(argv, "-L", fs.Label)
@@ -428,7 +481,7 @@ func makeExt4(ctx context.Context, env *Env, work, file, src string, fs *disk.Fi
 	if src != "" {
 		argv = append(argv, "-d", src)
 	}
-	argv = append(argv, file, strconv.FormatUint(uint64(size/(4*disk.KiB)), 10))
+	argv = append(argv, image, strconv.FormatUint(uint64(size/(4*disk.KiB)), 10))
 	if err := runTool(ctx, env, nil, extEnv, argv...); err != nil {
 		if src != "" && isNoSpace(err) {
 			return fmt.Errorf("the contents of %s do not fit in %s: make the filesystem larger: %w", fs.Mountpoint, size, err)
@@ -688,219 +741,6 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 
 func (t *tailBuffer) String() string {
 	return string(bytes.TrimSpace(bytes.ToValidUTF8(t.buf, nil)))
-}
-
-// aside moves the contents of nested mount points out of a tree and back.
-// It holds an exclusive lock on the tree while it exists. Its journal
-// lives beside the tree, in .<tree>.kiln-aside: for each moved mount point
-// a directory <i> holding the moved entries and <i>.json saying where they
-// came from.
-type aside struct {
-	tree string
-	dir  string
-	lock *os.File
-	next int
-}
-
-// asideRecord is one journal entry.
-type asideRecord struct {
-	Path    string `json:"path"`
-	Atime   int64  `json:"atime"`
-	Mtime   int64  `json:"mtime"`
-	Created bool   `json:"created,omitempty"`
-	// Parent times, restored when the mount point was created.
-	ParentAtime int64 `json:"parent_atime,omitempty"`
-	ParentMtime int64 `json:"parent_mtime,omitempty"`
-}
-
-// openAside locks tree and restores whatever a killed earlier run left
-// moved aside.
-func openAside(tree string) (*aside, error) {
-	abs, err := filepath.Abs(tree)
-	if err != nil {
-		return nil, err
-	}
-	lock, err := os.Open(abs)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("locking the tree %s: another disk image is being built from it: %w", abs, err)
-	}
-	a := &aside{tree: abs, dir: filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".kiln-aside"), lock: lock}
-	if err := a.recover(); err != nil {
-		a.close()
-		return nil, err
-	}
-	return a, nil
-}
-
-func (a *aside) close() {
-	a.lock.Close() // releases the lock
-}
-
-// recover puts back everything an interrupted run left in the journal.
-func (a *aside) recover() error {
-	entries, err := os.ReadDir(a.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", a.dir, err)
-	}
-	var ids []int
-	for _, e := range entries {
-		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
-			if n, err := strconv.Atoi(id); err == nil {
-				ids = append(ids, n)
-			}
-		}
-	}
-	slices.Sort(ids)
-	for i := len(ids) - 1; i >= 0; i-- {
-		if err := a.restore(ids[i]); err != nil {
-			return err
-		}
-	}
-	if err := os.Remove(a.dir); err != nil {
-		return fmt.Errorf("restoring the tree from an interrupted build: %s holds entries kiln did not write: %w", a.dir, err)
-	}
-	return nil
-}
-
-// moveNested moves the contents of each of the mount points nested (paths
-// inside the tree) into the journal, leaving them as empty directories
-// (created when missing). The returned function moves everything back; it
-// must be called, also when the build fails.
-func (a *aside) moveNested(mp string, nested []string) (func() error, error) {
-	var moved []int
-	restore := func() error {
-		var errs []error
-		for i := len(moved) - 1; i >= 0; i-- {
-			if err := a.restore(moved[i]); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if len(moved) > 0 && len(errs) == 0 {
-			if err := os.Remove(a.dir); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		return errors.Join(errs...)
-	}
-	for _, q := range nested {
-		id, err := a.moveOne(q)
-		if id >= 0 {
-			moved = append(moved, id)
-		}
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("leaving the contents of %s out of %s: %w", q, mp, err), restore())
-		}
-	}
-	return restore, nil
-}
-
-// moveOne moves the contents of mount point q aside and returns its
-// journal id (-1 when nothing was recorded).
-func (a *aside) moveOne(q string) (int, error) {
-	host, err := ResolveInTree(a.tree, q)
-	if err != nil {
-		return -1, err
-	}
-	rec := asideRecord{Path: q}
-	fi, err := os.Lstat(host)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		pfi, err := os.Stat(filepath.Dir(host))
-		if err != nil {
-			return -1, fmt.Errorf("the parent of mount point %s is missing from the tree: %w", q, err)
-		}
-		rec.Created = true
-		rec.ParentAtime, rec.ParentMtime = atime(pfi).UnixNano(), pfi.ModTime().UnixNano()
-	case err != nil:
-		return -1, err
-	case !fi.IsDir():
-		return -1, fmt.Errorf("mount point %s is not a directory in the tree", q)
-	default:
-		rec.Atime, rec.Mtime = atime(fi).UnixNano(), fi.ModTime().UnixNano()
-	}
-	if err := os.MkdirAll(a.dir, 0o700); err != nil {
-		return -1, err
-	}
-	id := a.next
-	a.next++
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return -1, err
-	}
-	if err := os.WriteFile(filepath.Join(a.dir, strconv.Itoa(id)+".json"), data, 0o600); err != nil {
-		return -1, err
-	}
-	hold := filepath.Join(a.dir, strconv.Itoa(id))
-	if err := os.Mkdir(hold, 0o700); err != nil {
-		return id, err
-	}
-	if rec.Created {
-		if err := os.Mkdir(host, 0o755); err != nil {
-			return id, err
-		}
-		return id, nil
-	}
-	entries, err := os.ReadDir(host)
-	if err != nil {
-		return id, err
-	}
-	for _, e := range entries {
-		if err := os.Rename(filepath.Join(host, e.Name()), filepath.Join(hold, e.Name())); err != nil {
-			if errors.Is(err, syscall.EXDEV) {
-				return id, fmt.Errorf("the tree and its parent directory must be on one filesystem: %w", err)
-			}
-			return id, err
-		}
-	}
-	return id, os.Chtimes(host, time.Unix(0, rec.Atime), time.Unix(0, rec.Mtime))
-}
-
-// restore undoes moveOne for journal entry id.
-func (a *aside) restore(id int) error {
-	jpath := filepath.Join(a.dir, strconv.Itoa(id)+".json")
-	data, err := os.ReadFile(jpath)
-	if err != nil {
-		return fmt.Errorf("restoring the tree: %w", err)
-	}
-	var rec asideRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return fmt.Errorf("restoring the tree: %s: %w", jpath, err)
-	}
-	host, err := ResolveInTree(a.tree, rec.Path)
-	if err != nil {
-		return fmt.Errorf("restoring %s in the tree: %w", rec.Path, err)
-	}
-	hold := filepath.Join(a.dir, strconv.Itoa(id))
-	entries, err := os.ReadDir(hold)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("restoring %s in the tree: %w", rec.Path, err)
-	}
-	for _, e := range entries {
-		if err := os.Rename(filepath.Join(hold, e.Name()), filepath.Join(host, e.Name())); err != nil {
-			return fmt.Errorf("restoring %s in the tree (its contents are kept in %s): %w", rec.Path, hold, err)
-		}
-	}
-	if err := os.Remove(hold); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("restoring %s in the tree: %w", rec.Path, err)
-	}
-	if rec.Created {
-		if err := os.Remove(host); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("removing the mount point %s made for the build: %w", rec.Path, err)
-		}
-		if err := os.Chtimes(filepath.Dir(host), time.Unix(0, rec.ParentAtime), time.Unix(0, rec.ParentMtime)); err != nil {
-			return fmt.Errorf("restoring %s in the tree: %w", rec.Path, err)
-		}
-	} else if err := os.Chtimes(host, time.Unix(0, rec.Atime), time.Unix(0, rec.Mtime)); err != nil {
-		return fmt.Errorf("restoring %s in the tree: %w", rec.Path, err)
-	}
-	return os.Remove(jpath)
 }
 
 func atime(fi os.FileInfo) time.Time {

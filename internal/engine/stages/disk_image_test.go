@@ -240,8 +240,7 @@ func TestDiskImageGPT(t *testing.T) {
 	assert.FileExists(t, filepath.Join(tree, "boot/efi/EFI/BOOT/BOOTX64.EFI"))
 	varAfter, err := os.Stat(filepath.Join(tree, "var"))
 	require.NoError(t, err)
-	assert.Equal(t, varBefore.ModTime(), varAfter.ModTime(), "the mount point's time is restored")
-	assert.NoDirExists(t, filepath.Join(filepath.Dir(tree), ".tree.kiln-aside"))
+	assert.Equal(t, varBefore.ModTime(), varAfter.ModTime(), "the tree is only read")
 
 	t.Run("partition table", func(t *testing.T) {
 		var dump sfdiskDump
@@ -358,8 +357,8 @@ func TestDiskImageCoreImageTooLarge(t *testing.T) {
 	assert.NoFileExists(t, image, "a failed build leaves no image")
 }
 
-// A tree too large for its root filesystem fails with a clear error, and
-// the contents moved aside come back.
+// A tree too large for its root filesystem fails with a clear error and
+// leaves no image.
 func TestDiskImageFailureRestoresTree(t *testing.T) {
 	t.Parallel()
 	requireDiskTools(t)
@@ -376,33 +375,55 @@ func TestDiskImageFailureRestoresTree(t *testing.T) {
 	assert.Contains(t, err.Error(), "partition 4 (ext4 /)")
 	assert.Equal(t, "var data\n", readTree(t, tree, "/var/lib/app/state"))
 	assert.FileExists(t, filepath.Join(tree, "boot/efi/EFI/BOOT/BOOTX64.EFI"))
-	assert.NoDirExists(t, filepath.Join(filepath.Dir(tree), ".tree.kiln-aside"))
 	assert.NoFileExists(t, image)
 }
 
-// A build killed while contents were moved aside is repaired by the next
-// one, before it reads the tree.
-func TestAsideRecoversInterruptedBuild(t *testing.T) {
+// A filesystem with others mounted below it is built from a view of hard
+// links with their mount points emptied (or made); the tree is not touched.
+func TestFilesystemView(t *testing.T) {
 	t.Parallel()
 	tree := filepath.Join(t.TempDir(), "tree")
 	writeTree(t, tree, "/var/lib/x", "x\n")
 	writeTree(t, tree, "/home/u/.profile", "p\n")
-	a, err := openAside(tree)
+	writeTree(t, tree, "/etc/hostname", "h\n")
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, d := range []string{"var", ""} {
+		require.NoError(t, os.Chtimes(filepath.Join(tree, d), old, old))
+	}
+	view := filepath.Join(t.TempDir(), "view")
+	got, err := filesystemView(context.Background(), tree, view, "/", []string{"/home", "/srv", "/var"})
 	require.NoError(t, err)
-	_, err = a.moveNested("/", []string{"/home", "/srv", "/var"})
-	require.NoError(t, err)
-	assert.NoFileExists(t, filepath.Join(tree, "var/lib/x"))
-	assert.DirExists(t, filepath.Join(tree, "srv"), "a missing mount point is made for the build")
+	assert.Equal(t, view, got)
 
-	_, err = openAside(tree)
-	assert.ErrorContains(t, err, "another disk image is being built", "the tree is locked")
-	a.close() // the "killed" build never restored
-
-	b, err := openAside(tree)
+	assert.Equal(t, "h\n", readTree(t, view, "/etc/hostname"))
+	for _, mp := range []string{"home", "srv", "var"} {
+		entries, err := os.ReadDir(filepath.Join(view, mp))
+		require.NoError(t, err, mp)
+		assert.Empty(t, entries, "mount point %s is empty", mp)
+	}
+	fi, err := os.Stat(filepath.Join(view, "var"))
 	require.NoError(t, err)
-	defer b.close()
+	assert.Equal(t, old, fi.ModTime().UTC(), "the emptied mount point keeps its time")
+	fi, err = os.Stat(view)
+	require.NoError(t, err)
+	assert.Equal(t, old, fi.ModTime().UTC(), "making /srv leaves its parent's time")
+
+	// The tree itself is unchanged, and the view shares its files.
 	assert.Equal(t, "x\n", readTree(t, tree, "/var/lib/x"))
 	assert.Equal(t, "p\n", readTree(t, tree, "/home/u/.profile"))
 	assert.NoDirExists(t, filepath.Join(tree, "srv"))
-	assert.NoDirExists(t, filepath.Join(filepath.Dir(tree), ".tree.kiln-aside"))
+	a, err := os.Stat(filepath.Join(tree, "etc/hostname"))
+	require.NoError(t, err)
+	b, err := os.Stat(filepath.Join(view, "etc/hostname"))
+	require.NoError(t, err)
+	assert.True(t, os.SameFile(a, b), "the view is hard links, not copies")
+
+	// With nothing mounted below, the tree itself is the view.
+	got, err = filesystemView(context.Background(), tree, filepath.Join(t.TempDir(), "v2"), "/", nil)
+	require.NoError(t, err)
+	assert.Equal(t, tree, got)
+
+	// A mount point that is a file in the tree is an error.
+	_, err = filesystemView(context.Background(), tree, filepath.Join(t.TempDir(), "v3"), "/", []string{"/etc/hostname"})
+	assert.ErrorContains(t, err, "mount point /etc/hostname is not a directory")
 }
