@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/boottest"
+	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/testhost"
+)
+
+const rawBlueprint = `
+name = "plain"
+[customizations]
+hostname = "kiln-raw"
+[[customizations.sshkey]]
+user = "root"
+key = "KEY"
+`
+
+// TestRawImage builds the raw type (Debian's generic kernel, where the
+// qcow2 has the cloud kernel), checks its partition table and boots it
+// with SeaBIOS and with OVMF.
+func TestRawImage(t *testing.T) {
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-e2e", "-f", key)
+	pub, err := os.ReadFile(key + ".pub")
+	require.NoError(t, err)
+	m := plan(t, strings.ReplaceAll(rawBlueprint, "KEY", strings.TrimSpace(string(pub))), "raw")
+	image := build(t, m, sharedCache(t), filepath.Join(dir, "out"), nil)
+	assert.True(t, strings.HasSuffix(image, ".raw"), image)
+
+	assert.Contains(t, run(t, "qemu-img", "info", "--output=json", image), `"format": "raw"`)
+	var dump struct {
+		PartitionTable struct {
+			Label      string `json:"label"`
+			Partitions []struct {
+				Name string `json:"name"`
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(run(t, "sfdisk", "--json", image)), &dump))
+	assert.Equal(t, "gpt", dump.PartitionTable.Label)
+	var names []string
+	for _, p := range dump.PartitionTable.Partitions {
+		names = append(names, p.Name)
+	}
+	assert.Equal(t, []string{"bios-boot", "esp", "root"}, names)
+	rootUUID := rootFilesystemUUID(t, m)
+
+	for _, firmware := range []string{"bios", "uefi"} {
+		t.Run(firmware, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+			defer cancel()
+			vm, err := boottest.Boot(ctx, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root"})
+			require.NoError(t, err)
+			defer vm.Close()
+			defer func() {
+				if t.Failed() {
+					t.Logf("end of the serial console:\n%s", vm.ConsoleTail(40))
+				}
+			}()
+			sh := func(args ...string) string {
+				t.Helper()
+				out, err := vm.Run(ctx, args...)
+				require.NoError(t, err, "%v", args)
+				return strings.TrimSpace(out)
+			}
+			state, _ := vm.Run(ctx, "systemctl", "is-system-running", "--wait")
+			if strings.TrimSpace(state) != "running" {
+				failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend")
+				t.Errorf("system state %q; failed units:\n%s", strings.TrimSpace(state), failed)
+			}
+			assert.Equal(t, "kiln-raw", sh("hostname"))
+			assert.Equal(t, rootUUID, sh("findmnt", "-n", "-o", "UUID", "/"))
+			kernel := sh("uname", "-r")
+			assert.NotContains(t, kernel, "cloud", "the raw image has the generic kernel")
+			assert.Equal(t, "install ok installed", sh("dpkg-query", "-W", "-f", "${Status}", "linux-image-amd64"))
+			efi := sh("sh", "-c", "test -d /sys/firmware/efi && echo uefi || echo bios")
+			assert.Equal(t, firmware, efi)
+		})
+	}
+}
