@@ -1,0 +1,118 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// CreateCompose implements store.Composes.
+func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.Job) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, request) VALUES (?, ?, ?, ?, ?)`,
+			c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request)); err != nil {
+			return err
+		}
+		return insertJobs(ctx, tx, c, jobs, db.now())
+	})
+	if err == nil {
+		db.wake()
+	}
+	return err
+}
+
+func insertJobs(ctx context.Context, tx *sql.Tx, c store.Compose, jobs []store.Job, now time.Time) error {
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM jobs`).Scan(&seq); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		seq++
+		max := j.MaxAttempts
+		if max <= 0 {
+			max = store.DefaultMaxAttempts
+		}
+		args := string(j.Args)
+		if args == "" {
+			args = "null"
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			j.ID, seq, c.ID, c.OrgID, j.Type, j.Arch, args, max, store.JobPending, unixNano(now)); err != nil {
+			return err
+		}
+		for _, d := range j.Deps {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?)`, j.ID, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// GetCompose implements store.Composes.
+func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, error) {
+	row := db.r.QueryRowContext(ctx, `SELECT id, org_id, created_at, image_name, request FROM composes WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
+	c, err := scanCompose(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Compose{}, store.ErrNotFound
+	}
+	return c, err
+}
+
+// ListComposes implements store.Composes.
+func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]store.Compose, int, error) {
+	var total int
+	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE org_id = ? AND hidden = 0`, org).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT id, org_id, created_at, image_name, request FROM composes
+		WHERE org_id = ? AND hidden = 0 ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, org, p.Limit, p.Offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []store.Compose
+	for rows.Next() {
+		c, err := scanCompose(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, c)
+	}
+	return out, total, rows.Err()
+}
+
+// CountComposesSince implements store.Composes.
+func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Time) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE org_id = ? AND created_at >= ?`, org, unixNano(since)).Scan(&n)
+	return n, err
+}
+
+// HideCompose implements store.Composes.
+func (db *DB) HideCompose(ctx context.Context, org, id string) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE composes SET hidden = 1 WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func scanCompose(s scanner) (store.Compose, error) {
+	var c store.Compose
+	var created int64
+	var req string
+	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &req); err != nil {
+		return store.Compose{}, err
+	}
+	c.CreatedAt = fromNano(created)
+	c.Request = []byte(req)
+	return c, nil
+}

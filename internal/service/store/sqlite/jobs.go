@@ -1,0 +1,344 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+const jobColumns = `id, compose_id, org_id, type, arch, args, max_attempts, state, attempts, worker,
+	queued_at, started_at, finished_at, lease_expires_at, progress_done, progress_total,
+	result, error_reason, error_details, cancel_requested`
+
+// Dequeue implements store.Queue.
+func (db *DB) Dequeue(ctx context.Context, types []string, arch, worker string, lease time.Duration) (store.Lease, error) {
+	if len(types) == 0 {
+		return store.Lease{}, store.ErrNoJob
+	}
+	var out store.Lease
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		args := []any{store.JobPending}
+		for _, t := range types {
+			args = append(args, t)
+		}
+		args = append(args, arch, store.JobSuccess)
+		var id string
+		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs j
+			WHERE state = ? AND type IN (?`+strings.Repeat(", ?", len(types)-1)+`) AND (arch = '' OR arch = ?)
+			AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = j.id AND dj.state != ?)
+			ORDER BY queued_at, seq LIMIT 1`, args...).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNoJob
+		}
+		if err != nil {
+			return err
+		}
+		token, hash := store.NewSecret("kjt_")
+		now := db.now()
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = attempts + 1, worker = ?, lease_hash = ?,
+			lease_expires_at = ?, started_at = ?, progress_done = 0, progress_total = 0 WHERE id = ?`,
+			store.JobRunning, worker, hash, unixNano(now.Add(lease)), unixNano(now), id); err != nil {
+			return err
+		}
+		j, err := getJob(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		deps, err := depResults(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		out = store.Lease{Job: j, Token: token, DepResults: deps}
+		return nil
+	})
+	return out, err
+}
+
+func depResults(ctx context.Context, tx *sql.Tx, id string) (map[string]json.RawMessage, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT dj.type, dj.result FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]json.RawMessage{}
+	for rows.Next() {
+		var typ string
+		var res sql.NullString
+		if err := rows.Scan(&typ, &res); err != nil {
+			return nil, err
+		}
+		if res.Valid {
+			out[typ] = json.RawMessage(res.String)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Heartbeat implements store.Queue.
+func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error {
+	var canceled bool
+	err := db.w.QueryRowContext(ctx, `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_hash = ? AND state = ?
+		RETURNING cancel_requested`, unixNano(db.now().Add(lease)), jobID, store.HashSecret(token), store.JobRunning).Scan(&canceled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrLeaseLost
+	}
+	if err != nil {
+		return err
+	}
+	if canceled {
+		return store.ErrCanceled
+	}
+	return nil
+}
+
+// SetProgress implements store.Queue.
+func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Progress) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE jobs SET progress_done = ?, progress_total = ? WHERE id = ? AND lease_hash = ? AND state = ?`,
+		p.Done, p.Total, jobID, store.HashSecret(token), store.JobRunning)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrLeaseLost
+	}
+	return nil
+}
+
+// Finish implements store.Queue.
+func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMessage, failure *store.JobError) error {
+	wake := false
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var attempts, max int
+		var canceled bool
+		err := tx.QueryRowContext(ctx, `SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = ? AND lease_hash = ? AND state = ?`,
+			jobID, store.HashSecret(token), store.JobRunning).Scan(&attempts, &max, &canceled)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrLeaseLost
+		}
+		if err != nil {
+			return err
+		}
+		now := unixNano(db.now())
+		switch {
+		case canceled:
+			return cancelJob(ctx, tx, jobID, now)
+		case failure == nil:
+			res := string(result)
+			if res == "" {
+				res = "null"
+			}
+			wake = true
+			_, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, finished_at = ?, result = ?, lease_hash = NULL WHERE id = ?`,
+				store.JobSuccess, now, res, jobID)
+			return err
+		case failure.Retry && attempts < max:
+			wake = true
+			_, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, lease_hash = NULL, lease_expires_at = NULL, worker = '',
+				error_reason = ?, error_details = ? WHERE id = ?`, store.JobPending, failure.Reason, failure.Details, jobID)
+			return err
+		default:
+			return failJob(ctx, tx, jobID, now, failure.Reason, failure.Details)
+		}
+	})
+	if err == nil && wake {
+		db.wake()
+	}
+	return err
+}
+
+// failJob fails a job and every job that waits on it, directly or not.
+func failJob(ctx context.Context, tx *sql.Tx, id string, now int64, reason, details string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, finished_at = ?, lease_hash = NULL, error_reason = ?, error_details = ? WHERE id = ?`,
+		store.JobFailure, now, reason, details, id); err != nil {
+		return err
+	}
+	var typ string
+	if err := tx.QueryRowContext(ctx, `SELECT type FROM jobs WHERE id = ?`, id).Scan(&typ); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `WITH RECURSIVE dependents (id) AS (
+			SELECT job_id FROM job_deps WHERE dep_id = ?
+			UNION SELECT d.job_id FROM job_deps d JOIN dependents ON d.dep_id = dependents.id)
+		UPDATE jobs SET state = ?, finished_at = ?, error_reason = ?, error_details = ?
+		WHERE id IN (SELECT id FROM dependents) AND state = ?`,
+		id, store.JobFailure, now, fmt.Sprintf("the %s job it depends on failed", typ), joinReason(reason, details), store.JobPending)
+	return err
+}
+
+func joinReason(reason, details string) string {
+	if details == "" {
+		return reason
+	}
+	return reason + ": " + details
+}
+
+// cancelJob ends a job as canceled, with the jobs waiting on it.
+func cancelJob(ctx context.Context, tx *sql.Tx, id string, now int64) error {
+	_, err := tx.ExecContext(ctx, `WITH RECURSIVE chain (id) AS (
+			SELECT ?
+			UNION SELECT d.job_id FROM job_deps d JOIN chain ON d.dep_id = chain.id)
+		UPDATE jobs SET state = ?, finished_at = ?, lease_hash = NULL, error_reason = 'canceled'
+		WHERE id IN (SELECT id FROM chain) AND state IN (?, ?)`,
+		id, store.JobCanceled, now, store.JobPending, store.JobRunning)
+	return err
+}
+
+// CancelCompose implements store.Queue.
+func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE org_id = ? AND id = ? AND hidden = 0`, org, composeID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		now := unixNano(db.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE compose_id = ? AND state = ?`, composeID, store.JobRunning); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, finished_at = ?, error_reason = 'canceled' WHERE compose_id = ? AND state = ?`,
+			store.JobCanceled, now, composeID, store.JobPending)
+		return err
+	})
+}
+
+// Rescue implements store.Queue.
+func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		now := db.now()
+		rows, err := tx.QueryContext(ctx, `SELECT id, attempts, max_attempts, cancel_requested, worker FROM jobs WHERE state = ? AND lease_expires_at < ?`,
+			store.JobRunning, unixNano(now))
+		if err != nil {
+			return err
+		}
+		type expired struct {
+			id, worker    string
+			attempts, max int
+			canceled      bool
+		}
+		var all []expired
+		for rows.Next() {
+			var e expired
+			if err := rows.Scan(&e.id, &e.attempts, &e.max, &e.canceled, &e.worker); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range all {
+			switch {
+			case e.canceled:
+				err = cancelJob(ctx, tx, e.id, unixNano(now))
+			case e.attempts < e.max:
+				requeued++
+				_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = ?, lease_hash = NULL, lease_expires_at = NULL, worker = '',
+					error_reason = ? WHERE id = ?`, store.JobPending, fmt.Sprintf("worker %q stopped heartbeating; requeued", e.worker), e.id)
+			default:
+				failed++
+				err = failJob(ctx, tx, e.id, unixNano(now),
+					fmt.Sprintf("the worker stopped heartbeating, %d times: the job was given up", e.attempts),
+					fmt.Sprintf("last worker: %s", e.worker))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && requeued > 0 {
+		db.wake()
+	}
+	return requeued, failed, err
+}
+
+// ComposeJobs implements store.Queue.
+func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.Job, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE org_id = ? AND compose_id = ? ORDER BY seq`, org, composeID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		deps, err := db.r.QueryContext(ctx, `SELECT dep_id FROM job_deps WHERE job_id = ? ORDER BY dep_id`, out[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		for deps.Next() {
+			var d string
+			if err := deps.Scan(&d); err != nil {
+				deps.Close()
+				return nil, err
+			}
+			out[i].Deps = append(out[i].Deps, d)
+		}
+		deps.Close()
+	}
+	return out, nil
+}
+
+// Counts implements store.Queue.
+func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT type, arch, state, COUNT(*) FROM jobs GROUP BY type, arch, state ORDER BY type, arch, state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.JobCount
+	for rows.Next() {
+		var c store.JobCount
+		if err := rows.Scan(&c.Type, &c.Arch, &c.State, &c.N); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func getJob(ctx context.Context, tx *sql.Tx, id string) (store.Job, error) {
+	return scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+}
+
+func scanJob(s scanner) (store.Job, error) {
+	var j store.Job
+	var args string
+	var queued int64
+	var started, finished, expiry sql.NullInt64
+	var result, reason, details sql.NullString
+	if err := s.Scan(&j.ID, &j.ComposeID, &j.OrgID, &j.Type, &j.Arch, &args, &j.MaxAttempts, &j.State, &j.Attempts, &j.Worker,
+		&queued, &started, &finished, &expiry, &j.Progress.Done, &j.Progress.Total,
+		&result, &reason, &details, &j.CancelRequested); err != nil {
+		return store.Job{}, err
+	}
+	j.Args = json.RawMessage(args)
+	j.QueuedAt = fromNano(queued)
+	j.StartedAt, j.FinishedAt, j.LeaseExpiry = fromNullNano(started), fromNullNano(finished), fromNullNano(expiry)
+	if result.Valid {
+		j.Result = json.RawMessage(result.String)
+	}
+	if reason.Valid && (j.State == store.JobFailure || j.State == store.JobCanceled) {
+		j.Error = &store.JobError{Reason: reason.String, Details: details.String}
+	}
+	return j, nil
+}

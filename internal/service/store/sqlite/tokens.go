@@ -1,0 +1,71 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// CreateToken implements store.Tokens.
+func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO tokens (id, org_id, name, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, t.OrgID, t.Name, t.Hash, unixNano(t.CreatedAt))
+	return err
+}
+
+// TokenByHash implements store.Tokens.
+func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
+	row := db.r.QueryRowContext(ctx, `SELECT id, org_id, name, hash, created_at, revoked_at FROM tokens WHERE hash = ? AND revoked_at IS NULL`, hash)
+	t, err := scanToken(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Token{}, store.ErrNotFound
+	}
+	return t, err
+}
+
+// ListTokens implements store.Tokens.
+func (db *DB) ListTokens(ctx context.Context, org string) ([]store.Token, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, org_id, name, hash, created_at, revoked_at FROM tokens WHERE org_id = ? ORDER BY created_at, id`, org)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken implements store.Tokens.
+func (db *DB) RevokeToken(ctx context.Context, org, id string) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE org_id = ? AND id = ? AND revoked_at IS NULL`,
+		unixNano(db.now()), org, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanToken(s scanner) (store.Token, error) {
+	var t store.Token
+	var created int64
+	var revoked sql.NullInt64
+	if err := s.Scan(&t.ID, &t.OrgID, &t.Name, &t.Hash, &created, &revoked); err != nil {
+		return store.Token{}, err
+	}
+	t.CreatedAt = fromNano(created)
+	t.RevokedAt = fromNullNano(revoked)
+	return t, nil
+}

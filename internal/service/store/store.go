@@ -1,0 +1,211 @@
+// Package store holds the service's state: API tokens, composes and the
+// durable job queue. Each aggregate has a small interface of its own;
+// backends (sqlite/, and PostgreSQL next) implement all of them and must
+// pass the conformance suite in storetest/. Nothing above this package
+// knows which database it talks to.
+//
+// Every row belongs to an organisation, and every method that reads or
+// changes a tenant's data takes the org and filters by it: another org's
+// rows are ErrNotFound, never "forbidden".
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such row in the caller's org.
+	ErrNotFound = errors.New("not found")
+	// ErrNoJob: no job is ready for the worker.
+	ErrNoJob = errors.New("no job is ready")
+	// ErrLeaseLost: the job is not (or no longer) held under this token.
+	ErrLeaseLost = errors.New("the job's lease is not held by this token")
+	// ErrCanceled: the job was canceled; the worker should stop it.
+	ErrCanceled = errors.New("the job was canceled")
+)
+
+// NewID returns a random (version 4) UUID.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// NewSecret returns a random secret and the hash under which it is
+// stored: secrets (API tokens, job lease tokens) are never stored as such.
+func NewSecret(prefix string) (secret, hash string) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	secret = prefix + hex.EncodeToString(b[:])
+	return secret, HashSecret(secret)
+}
+
+// HashSecret is the stored form of a secret.
+func HashSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// Token is an API token: a bearer secret scoped to one org.
+type Token struct {
+	ID        string
+	OrgID     string
+	Name      string
+	Hash      string // HashSecret of the secret, which is shown once
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Tokens stores API tokens.
+type Tokens interface {
+	CreateToken(ctx context.Context, t Token) error
+	// TokenByHash finds a token that is not revoked.
+	TokenByHash(ctx context.Context, hash string) (Token, error)
+	ListTokens(ctx context.Context, org string) ([]Token, error)
+	RevokeToken(ctx context.Context, org, id string) error
+}
+
+// Compose is one submitted compose: the request as accepted (passwords
+// already hashed) and its jobs.
+type Compose struct {
+	ID        string
+	OrgID     string
+	CreatedAt time.Time
+	ImageName string
+	Request   json.RawMessage
+}
+
+// Page selects a slice of a list, newest first.
+type Page struct {
+	Limit, Offset int
+}
+
+// Composes stores composes.
+type Composes interface {
+	// CreateCompose stores a compose and its jobs in one transaction.
+	CreateCompose(ctx context.Context, c Compose, jobs []Job) error
+	GetCompose(ctx context.Context, org, id string) (Compose, error)
+	// ListComposes returns a page of the org's visible composes, newest
+	// first, and how many there are in all.
+	ListComposes(ctx context.Context, org string, p Page) ([]Compose, int, error)
+	// CountComposesSince counts the org's composes (hidden ones too)
+	// created at or after since: what quotas count.
+	CountComposesSince(ctx context.Context, org string, since time.Time) (int, error)
+	// HideCompose removes a compose from the org's lists; its jobs are
+	// canceled first by the caller.
+	HideCompose(ctx context.Context, org, id string) error
+}
+
+// Job states.
+const (
+	JobPending  = "pending"
+	JobRunning  = "running"
+	JobSuccess  = "success"
+	JobFailure  = "failure"
+	JobCanceled = "canceled"
+)
+
+// Job is one step of a compose: depsolve, build or upload. It runs when
+// every job in Deps has succeeded, and fails when one of them fails.
+type Job struct {
+	ID          string
+	ComposeID   string
+	OrgID       string
+	Type        string
+	Arch        string // empty: any worker of the type takes it
+	Args        json.RawMessage
+	Deps        []string
+	MaxAttempts int // 0: DefaultMaxAttempts
+
+	State       string
+	Attempts    int
+	Worker      string
+	QueuedAt    time.Time
+	StartedAt   *time.Time
+	FinishedAt  *time.Time
+	LeaseExpiry *time.Time
+	Progress    Progress
+	Result      json.RawMessage
+	Error       *JobError
+	// CancelRequested is set on a running job whose compose was canceled;
+	// its worker learns it from its next heartbeat.
+	CancelRequested bool
+}
+
+// DefaultMaxAttempts runs a job at most three times: the first attempt and
+// two retries after its worker stopped heartbeating.
+const DefaultMaxAttempts = 3
+
+// Progress is a job's done/total count (stages of a build).
+type Progress struct {
+	Done  int `json:"done"`
+	Total int `json:"total"`
+}
+
+// JobError says why a job failed.
+type JobError struct {
+	Reason  string `json:"reason"`
+	Details string `json:"details,omitempty"`
+	// Retry marks a transient failure (a mirror timed out), run again
+	// while attempts remain; bad input is never retried.
+	Retry bool `json:"-"`
+}
+
+// Lease is a job handed to a worker with the secret it acts under.
+type Lease struct {
+	Job   Job
+	Token string
+	// DepResults holds the results of the job's dependencies by job type.
+	DepResults map[string]json.RawMessage
+}
+
+// Queue is the durable job queue.
+type Queue interface {
+	// Dequeue leases the oldest ready job of one of types (and, for jobs
+	// with an arch, of arch) to worker for lease, or returns ErrNoJob.
+	Dequeue(ctx context.Context, types []string, arch, worker string, lease time.Duration) (Lease, error)
+	// Heartbeat extends a lease; ErrCanceled tells the worker to stop.
+	Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error
+	// SetProgress records a running job's progress.
+	SetProgress(ctx context.Context, jobID, token string, p Progress) error
+	// Finish ends a leased job with its result, or with failure (then its
+	// dependents fail too, naming it). A failure marked Retry goes back to
+	// the queue while attempts remain.
+	Finish(ctx context.Context, jobID, token string, result json.RawMessage, failure *JobError) error
+	// CancelCompose cancels the compose's unfinished jobs: pending ones at
+	// once, running ones through their worker's next heartbeat.
+	CancelCompose(ctx context.Context, org, composeID string) error
+	// Rescue requeues running jobs whose lease expired, or fails them once
+	// their attempts are used up, and returns how many of each.
+	Rescue(ctx context.Context) (requeued, failed int, err error)
+	// ComposeJobs returns a compose's jobs in the order they were created.
+	ComposeJobs(ctx context.Context, org, composeID string) ([]Job, error)
+	// Counts returns how many jobs are in each state, by type and arch.
+	Counts(ctx context.Context) ([]JobCount, error)
+	// Wait returns a channel closed when a job may have become ready; the
+	// caller then tries Dequeue again (a long poll without polling).
+	Wait() <-chan struct{}
+}
+
+// JobCount is one row of Queue.Counts.
+type JobCount struct {
+	Type, Arch, State string
+	N                 int
+}
+
+// Backend is everything a database backend provides.
+type Backend interface {
+	Tokens
+	Composes
+	Queue
+	Close() error
+}

@@ -1,0 +1,310 @@
+// Package storetest is the conformance suite every store backend must
+// pass: tenancy, pagination and the queue's semantics (dependencies,
+// leases, heartbeats, rescue of jobs whose worker died, retries,
+// cancellation, concurrent hand-out).
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// Clock is a clock the suite moves.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+// Advance moves the clock.
+func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// Open opens an empty backend using clock.
+type Open func(t *testing.T, clock func() time.Time) store.Backend
+
+// Run runs the suite.
+func Run(t *testing.T, open Open) {
+	env := func(t *testing.T) (store.Backend, *Clock) {
+		c := &Clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+		b := open(t, c.Now)
+		t.Cleanup(func() { b.Close() })
+		return b, c
+	}
+	t.Run("tokens", func(t *testing.T) { b, c := env(t); testTokens(t, b, c) })
+	t.Run("composes", func(t *testing.T) { b, c := env(t); testComposes(t, b, c) })
+	t.Run("queue", func(t *testing.T) { b, c := env(t); testQueue(t, b, c) })
+	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
+	t.Run("retry", func(t *testing.T) { b, c := env(t); testRetry(t, b, c) })
+	t.Run("cancel", func(t *testing.T) { b, c := env(t); testCancel(t, b, c) })
+	t.Run("concurrent dequeue", func(t *testing.T) { b, c := env(t); testConcurrentDequeue(t, b, c) })
+}
+
+var ctx = context.Background()
+
+func testTokens(t *testing.T, b store.Backend, c *Clock) {
+	secret, hash := store.NewSecret("kiln_")
+	require.NoError(t, b.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "a", Name: "ci", Hash: hash, CreatedAt: c.Now()}))
+	_, hb := store.NewSecret("kiln_")
+	require.NoError(t, b.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "b", Name: "other", Hash: hb, CreatedAt: c.Now()}))
+
+	tok, err := b.TokenByHash(ctx, store.HashSecret(secret))
+	require.NoError(t, err)
+	assert.Equal(t, "a", tok.OrgID)
+	assert.Equal(t, "ci", tok.Name)
+	_, err = b.TokenByHash(ctx, store.HashSecret("kiln_wrong"))
+	assert.ErrorIs(t, err, store.ErrNotFound)
+
+	list, err := b.ListTokens(ctx, "a")
+	require.NoError(t, err)
+	require.Len(t, list, 1, "an org lists only its own tokens")
+
+	assert.ErrorIs(t, b.RevokeToken(ctx, "b", tok.ID), store.ErrNotFound, "another org cannot revoke it")
+	require.NoError(t, b.RevokeToken(ctx, "a", tok.ID))
+	_, err = b.TokenByHash(ctx, tok.Hash)
+	assert.ErrorIs(t, err, store.ErrNotFound, "a revoked token does not authenticate")
+	list, err = b.ListTokens(ctx, "a")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.NotNil(t, list[0].RevokedAt)
+}
+
+func newCompose(org string, created time.Time) store.Compose {
+	return store.Compose{ID: store.NewID(), OrgID: org, CreatedAt: created, ImageName: "img", Request: json.RawMessage(`{"distribution":"debian-12"}`)}
+}
+
+func testComposes(t *testing.T, b store.Backend, c *Clock) {
+	var ids []string
+	for i := range 5 {
+		cp := newCompose("a", c.Now().Add(time.Duration(i)*time.Second))
+		require.NoError(t, b.CreateCompose(ctx, cp, nil))
+		ids = append(ids, cp.ID)
+	}
+	other := newCompose("b", c.Now())
+	require.NoError(t, b.CreateCompose(ctx, other, nil))
+
+	got, err := b.GetCompose(ctx, "a", ids[0])
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"distribution":"debian-12"}`, string(got.Request))
+	assert.True(t, got.CreatedAt.Equal(c.Now()))
+	_, err = b.GetCompose(ctx, "a", other.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "another org's compose does not exist")
+
+	page, total, err := b.ListComposes(ctx, "a", store.Page{Limit: 2, Offset: 1})
+	require.NoError(t, err)
+	assert.Equal(t, 5, total)
+	require.Len(t, page, 2)
+	assert.Equal(t, ids[3], page[0].ID, "newest first")
+	assert.Equal(t, ids[2], page[1].ID)
+	page, _, err = b.ListComposes(ctx, "a", store.Page{Limit: 10, Offset: 4})
+	require.NoError(t, err)
+	assert.Len(t, page, 1)
+
+	n, err := b.CountComposesSince(ctx, "a", c.Now().Add(2*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+
+	assert.ErrorIs(t, b.HideCompose(ctx, "b", ids[0]), store.ErrNotFound)
+	require.NoError(t, b.HideCompose(ctx, "a", ids[0]))
+	_, err = b.GetCompose(ctx, "a", ids[0])
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, total, err = b.ListComposes(ctx, "a", store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 4, total)
+	n, err = b.CountComposesSince(ctx, "a", c.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 5, n, "hidden composes still count against the quota")
+}
+
+// chain makes a compose with depsolve → build (x86_64) → upload.
+func chain(t *testing.T, b store.Backend, org string, c *Clock, maxAttempts int) (store.Compose, [3]string) {
+	cp := newCompose(org, c.Now())
+	ids := [3]string{store.NewID(), store.NewID(), store.NewID()}
+	jobs := []store.Job{
+		{ID: ids[0], Type: "depsolve", Args: json.RawMessage(`{"packages":["jq"]}`), MaxAttempts: maxAttempts},
+		{ID: ids[1], Type: "build", Arch: "x86_64", Deps: []string{ids[0]}, MaxAttempts: maxAttempts},
+		{ID: ids[2], Type: "upload", Deps: []string{ids[1]}, MaxAttempts: maxAttempts},
+	}
+	require.NoError(t, b.CreateCompose(ctx, cp, jobs))
+	return cp, ids
+}
+
+func states(t *testing.T, b store.Backend, cp store.Compose) []string {
+	t.Helper()
+	jobs, err := b.ComposeJobs(ctx, cp.OrgID, cp.ID)
+	require.NoError(t, err)
+	var out []string
+	for _, j := range jobs {
+		out = append(out, j.State)
+	}
+	return out
+}
+
+func testQueue(t *testing.T, b store.Backend, c *Clock) {
+	wait := b.Wait()
+	cp, ids := chain(t, b, "a", c, 0)
+	select {
+	case <-wait:
+	default:
+		t.Error("a new compose wakes waiting workers")
+	}
+
+	_, err := b.Dequeue(ctx, []string{"build", "upload"}, "x86_64", "w1", time.Minute)
+	assert.ErrorIs(t, err, store.ErrNoJob, "the build waits for its depsolve")
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w1", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, ids[0], l.Job.ID)
+	assert.Equal(t, store.JobRunning, l.Job.State)
+	assert.Equal(t, 1, l.Job.Attempts)
+	assert.JSONEq(t, `{"packages":["jq"]}`, string(l.Job.Args))
+	_, err = b.Dequeue(ctx, []string{"depsolve"}, "", "w2", time.Minute)
+	assert.ErrorIs(t, err, store.ErrNoJob, "a leased job is not handed out twice")
+
+	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, "kjt_wrong", time.Minute), store.ErrLeaseLost)
+	assert.ErrorIs(t, b.Finish(ctx, l.Job.ID, "kjt_wrong", nil, nil), store.ErrLeaseLost)
+	require.NoError(t, b.Heartbeat(ctx, l.Job.ID, l.Token, time.Minute))
+	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, json.RawMessage(`{"debs":42}`), nil))
+	assert.ErrorIs(t, b.Finish(ctx, l.Job.ID, l.Token, nil, nil), store.ErrLeaseLost, "a finished job cannot finish again")
+
+	_, err = b.Dequeue(ctx, []string{"build"}, "aarch64", "arm", time.Minute)
+	assert.ErrorIs(t, err, store.ErrNoJob, "builds are routed by architecture")
+	l, err = b.Dequeue(ctx, []string{"build"}, "x86_64", "w1", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, ids[1], l.Job.ID)
+	assert.JSONEq(t, `{"debs":42}`, string(l.DepResults["depsolve"]), "a job gets its dependencies' results")
+	require.NoError(t, b.SetProgress(ctx, l.Job.ID, l.Token, store.Progress{Done: 3, Total: 13}))
+	jobs, err := b.ComposeJobs(ctx, "a", cp.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.Progress{Done: 3, Total: 13}, jobs[1].Progress)
+	assert.Equal(t, []string{ids[0]}, jobs[1].Deps)
+	assert.Equal(t, "w1", jobs[1].Worker)
+
+	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "disk image: no space left", Details: "stage kiln.disk.image"}))
+	assert.Equal(t, []string{store.JobSuccess, store.JobFailure, store.JobFailure}, states(t, b, cp))
+	jobs, err = b.ComposeJobs(ctx, "a", cp.ID)
+	require.NoError(t, err)
+	require.NotNil(t, jobs[2].Error)
+	assert.Contains(t, jobs[2].Error.Reason, "build job")
+	assert.Contains(t, jobs[2].Error.Details, "disk image: no space left", "the root cause reaches the dependents")
+	assert.NotNil(t, jobs[2].FinishedAt)
+
+	none, err := b.ComposeJobs(ctx, "b", cp.ID)
+	require.NoError(t, err)
+	assert.Empty(t, none, "another org sees no jobs")
+
+	counts, err := b.Counts(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, counts, store.JobCount{Type: "build", Arch: "x86_64", State: store.JobFailure, N: 1})
+}
+
+func testRescue(t *testing.T, b store.Backend, c *Clock) {
+	cp, ids := chain(t, b, "a", c, 2)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "dies", time.Minute)
+	require.NoError(t, err)
+	c.Advance(30 * time.Second)
+	requeued, failed, err := b.Rescue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, requeued+failed, "a live lease is left alone")
+
+	c.Advance(time.Minute)
+	requeued, failed, err = b.Rescue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, requeued)
+	assert.Equal(t, 0, failed)
+	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, l.Token, time.Minute), store.ErrLeaseLost, "the dead worker's lease is gone")
+
+	l2, err := b.Dequeue(ctx, []string{"depsolve"}, "", "also-dies", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, ids[0], l2.Job.ID)
+	assert.Equal(t, 2, l2.Job.Attempts)
+	c.Advance(2 * time.Minute)
+	requeued, failed, err = b.Rescue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, requeued)
+	assert.Equal(t, 1, failed, "attempts used up")
+	jobs, err := b.ComposeJobs(ctx, "a", cp.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.JobFailure, jobs[0].State)
+	assert.Contains(t, jobs[0].Error.Reason, "stopped heartbeating")
+	assert.Equal(t, []string{store.JobFailure, store.JobFailure, store.JobFailure}, states(t, b, cp))
+}
+
+func testRetry(t *testing.T, b store.Backend, c *Clock) {
+	cp, _ := chain(t, b, "a", c, 2)
+	for attempt := 1; attempt <= 2; attempt++ {
+		l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+		require.NoError(t, err, "attempt %d", attempt)
+		require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "mirror timed out", Retry: true}))
+	}
+	_, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	assert.ErrorIs(t, err, store.ErrNoJob)
+	assert.Equal(t, []string{store.JobFailure, store.JobFailure, store.JobFailure}, states(t, b, cp))
+
+	// Bad input is never retried.
+	cp, _ = chain(t, b, "a", c, 3)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "package nope does not exist"}))
+	assert.Equal(t, store.JobFailure, states(t, b, cp)[0])
+}
+
+func testCancel(t *testing.T, b store.Backend, c *Clock) {
+	cp, _ := chain(t, b, "a", c, 0)
+	assert.ErrorIs(t, b.CancelCompose(ctx, "b", cp.ID), store.ErrNotFound, "another org cannot cancel it")
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
+	assert.Equal(t, []string{store.JobRunning, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
+	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, l.Token, time.Minute), store.ErrCanceled, "the worker hears of it")
+	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "stopped"}))
+	assert.Equal(t, []string{store.JobCanceled, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
+
+	// A canceled job whose worker died ends canceled, not requeued.
+	cp, _ = chain(t, b, "a", c, 0)
+	_, err = b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
+	c.Advance(2 * time.Minute)
+	_, _, err = b.Rescue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{store.JobCanceled, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
+}
+
+func testConcurrentDequeue(t *testing.T, b store.Backend, c *Clock) {
+	for range 3 {
+		chain(t, b, "a", c, 0)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				l, err := b.Dequeue(ctx, []string{"depsolve"}, "", fmt.Sprintf("w%d", w), time.Minute)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				got[l.Job.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Len(t, got, 3, "every ready job is handed out")
+	for id, n := range got {
+		assert.Equal(t, 1, n, "job %s handed out once", id)
+	}
+}
