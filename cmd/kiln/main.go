@@ -83,6 +83,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newCacheCommand(a),
 		newDoctorCommand(a),
 		newBootTestCommand(a),
+		newServeCommand(a),
+		newTokenCommand(a),
 	)
 	return root
 }

@@ -175,6 +175,9 @@ type Queue interface {
 	Dequeue(ctx context.Context, types []string, arch, worker string, lease time.Duration) (Lease, error)
 	// Heartbeat extends a lease; ErrCanceled tells the worker to stop.
 	Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error
+	// Leased returns the running job jobID when token holds its lease,
+	// else ErrLeaseLost.
+	Leased(ctx context.Context, jobID, token string) (Job, error)
 	// SetProgress records a running job's progress.
 	SetProgress(ctx context.Context, jobID, token string, p Progress) error
 	// Finish ends a leased job with its result, or with failure (then its

@@ -97,6 +97,16 @@ func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Dur
 	return nil
 }
 
+// Leased implements store.Queue.
+func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error) {
+	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND lease_hash = ? AND state = ?`,
+		jobID, store.HashSecret(token), store.JobRunning))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Job{}, store.ErrLeaseLost
+	}
+	return j, err
+}
+
 // SetProgress implements store.Queue.
 func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Progress) error {
 	res, err := db.w.ExecContext(ctx, `UPDATE jobs SET progress_done = ?, progress_total = ? WHERE id = ? AND lease_hash = ? AND state = ?`,

@@ -171,6 +171,11 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	assert.ErrorIs(t, err, store.ErrNoJob, "a leased job is not handed out twice")
 
 	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, "kjt_wrong", time.Minute), store.ErrLeaseLost)
+	leased, err := b.Leased(ctx, l.Job.ID, l.Token)
+	require.NoError(t, err)
+	assert.Equal(t, cp.ID, leased.ComposeID)
+	_, err = b.Leased(ctx, l.Job.ID, "kjt_wrong")
+	assert.ErrorIs(t, err, store.ErrLeaseLost)
 	assert.ErrorIs(t, b.Finish(ctx, l.Job.ID, "kjt_wrong", nil, nil), store.ErrLeaseLost)
 	require.NoError(t, b.Heartbeat(ctx, l.Job.ID, l.Token, time.Minute))
 	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, json.RawMessage(`{"debs":42}`), nil))

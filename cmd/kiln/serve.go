@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/internal/service"
+)
+
+// defaultDataDir is where the service keeps its database and artifacts.
+const defaultDataDir = "/var/lib/kiln"
+
+func newServeCommand(a *app) *cobra.Command {
+	var cfg service.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the image-builder service: REST API, job queue and workers",
+		Long: `serve runs the image-builder service on one machine: the API under
+/api/image-builder/v1 (its OpenAPI document at /api/image-builder/v1/openapi.json),
+the worker API under /api/worker/v1, an embedded SQLite database and
+artifact directory under --data, and in-process workers that build the
+composes. Create API tokens with "kiln token create".`,
+		Example: `  kiln serve --listen 127.0.0.1:8086 --data /var/lib/kiln`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(a.cfg.Mirrors) == 0 {
+				d, err := a.registry.Distro("debian-12")
+				if err != nil {
+					return err
+				}
+				m, err := a.mirrors(d, nil)
+				if err != nil {
+					return err
+				}
+				cfg.Mirrors = m
+			} else {
+				cfg.Mirrors = a.cfg.Mirrors
+			}
+			r, err := a.resolver(false, false)
+			if err != nil {
+				return err
+			}
+			cfg.Resolver, cfg.Distros, cfg.CacheDir = r, a.registry, a.cfg.CacheDir
+			cfg.Log = slog.New(slog.NewJSONHandler(a.stderr, nil))
+			cfg.Version = version()
+			cfg.Ready = func(addr string) { fmt.Fprintf(a.stdout, "kiln serves on http://%s\n", addr) }
+			return service.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8086", "address to serve on")
+	f.StringVar(&cfg.DataDir, "data", defaultDataDir, "directory for the database and the artifacts")
+	f.IntVar(&cfg.Workers, "workers", 1, "in-process workers (-1: none; remote workers only)")
+	f.StringVar(&cfg.WorkerKey, "worker-key", os.Getenv("KILN_WORKER_KEY"), "secret remote workers request jobs with (default: $KILN_WORKER_KEY, else a random one for in-process workers)")
+	f.BoolVar(&cfg.TrustIdentityHeader, "trust-identity-header", false, "take the org from x-rh-identity: only behind a gateway that sets it and strips it from clients")
+	f.DurationVar(&cfg.Lease, "lease", 0, "how long a job stays leased without a heartbeat (default 2m)")
+	return cmd
+}
+
+// version is the module version and VCS revision this binary was built from.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += "+" + s.Value[:12]
+		}
+	}
+	return v
+}

@@ -1,0 +1,267 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/compose"
+	"github.com/kiln-project/kiln/internal/service/jobs"
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+type composeRequest struct {
+	Distribution     string         `json:"distribution"`
+	ImageName        string         `json:"image_name,omitempty"`
+	ImageDescription string         `json:"image_description,omitempty"`
+	ClientID         string         `json:"client_id,omitempty"`
+	ImageRequests    []imageRequest `json:"image_requests"`
+	Customizations   map[string]any `json:"customizations,omitempty"`
+}
+
+type imageRequest struct {
+	Architecture  string        `json:"architecture"`
+	ImageType     string        `json:"image_type"`
+	UploadRequest uploadRequest `json:"upload_request"`
+	Size          int64         `json:"size,omitempty"`
+}
+
+type uploadRequest struct {
+	Type    string          `json:"type"`
+	Options json.RawMessage `json:"options,omitempty"`
+}
+
+// composeImage accepts a compose: the request is checked as a blueprint
+// against its distribution, architecture and image type, then stored with
+// its jobs (depsolve → build → upload) in one transaction.
+func (s *Server) composeImage(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	var req composeRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return newError(http.StatusBadRequest, "the request body is not a compose request: "+err.Error())
+	}
+	ir := req.ImageRequests[0]
+	bp, err := blueprintFromRequest(blueprintName(req.ImageName), req.Customizations)
+	if err != nil {
+		return err
+	}
+	it, err := compose.ImageType(s.cfg.Distros, bp, compose.Request{Distro: req.Distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
+	if err != nil {
+		return newError(http.StatusBadRequest, "image_requests[0]: "+err.Error())
+	}
+	if it.Arch().NotBuildable != "" {
+		return newError(http.StatusBadRequest, fmt.Sprintf("image_requests[0].architecture: %s images cannot be built yet: %s", ir.Architecture, it.Arch().NotBuildable))
+	}
+	if err := it.CheckBlueprint(bp); err != nil {
+		return requestProblems(err)
+	}
+	if ir.UploadRequest.Type != "local" {
+		return newError(http.StatusBadRequest, fmt.Sprintf("image_requests[0].upload_request.type: %q is not supported: use local", ir.UploadRequest.Type))
+	}
+	bpJSON, err := json.Marshal(bp)
+	if err != nil {
+		return err
+	}
+
+	redactPasswords(req.Customizations)
+	stored, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	c := store.Compose{ID: store.NewID(), OrgID: orgOf(r.Context()), CreatedAt: s.cfg.Now().UTC(), ImageName: req.ImageName, Request: stored}
+	depsolve, build, upload := store.NewID(), store.NewID(), store.NewID()
+	args := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	js := []store.Job{
+		{ID: depsolve, Type: jobs.KindDepsolve, Args: args(jobs.DepsolveArgs{Distro: it.Arch().Distro().Name, Arch: it.Arch().Name, ImageType: it.Name, Blueprint: bpJSON, Size: ir.Size})},
+		{ID: build, Type: jobs.KindBuild, Arch: it.Arch().Name, Args: args(jobs.BuildArgs{}), Deps: []string{depsolve}},
+		{ID: upload, Type: jobs.KindUpload, Args: args(jobs.UploadArgs{Type: ir.UploadRequest.Type, Options: ir.UploadRequest.Options}), Deps: []string{build}},
+	}
+	if err := s.cfg.Store.CreateCompose(r.Context(), c, js); err != nil {
+		return err
+	}
+	s.cfg.Log.Info("compose accepted", "compose_id", c.ID, "org_id", c.OrgID, "request_id", requestID(r.Context()),
+		"distribution", req.Distribution, "image_type", it.Name, "arch", it.Arch().Name)
+	writeJSON(w, http.StatusCreated, map[string]string{"id": c.ID})
+	return nil
+}
+
+// pageOf reads limit and offset (already validated against the document).
+func pageOf(r *http.Request) store.Page {
+	p := store.Page{Limit: 100}
+	if v, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil {
+		p.Limit = v
+	}
+	if v, err := strconv.Atoi(r.URL.Query().Get("offset")); err == nil {
+		p.Offset = v
+	}
+	return p
+}
+
+type listMeta struct {
+	Count int `json:"count"`
+}
+
+type listLinks struct {
+	First string `json:"first"`
+	Last  string `json:"last"`
+}
+
+func links(r *http.Request, p store.Page, total int) listLinks {
+	link := func(off int) string {
+		q := url.Values{}
+		q.Set("limit", strconv.Itoa(p.Limit))
+		q.Set("offset", strconv.Itoa(off))
+		return r.URL.Path + "?" + q.Encode()
+	}
+	last := 0
+	if total > 0 {
+		last = (total - 1) / p.Limit * p.Limit
+	}
+	return listLinks{First: link(0), Last: link(last)}
+}
+
+type composesItem struct {
+	ID        string          `json:"id"`
+	CreatedAt time.Time       `json:"created_at"`
+	ImageName string          `json:"image_name,omitempty"`
+	Request   json.RawMessage `json:"request"`
+	ClientID  string          `json:"client_id,omitempty"`
+}
+
+func (s *Server) getComposes(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	p := pageOf(r)
+	list, total, err := s.cfg.Store.ListComposes(r.Context(), orgOf(r.Context()), p)
+	if err != nil {
+		return err
+	}
+	data := make([]composesItem, 0, len(list))
+	for _, c := range list {
+		var req struct {
+			ClientID string `json:"client_id"`
+		}
+		_ = json.Unmarshal(c.Request, &req)
+		data = append(data, composesItem{ID: c.ID, CreatedAt: c.CreatedAt, ImageName: c.ImageName, Request: c.Request, ClientID: req.ClientID})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"meta": listMeta{Count: total}, "links": links(r, p, total), "data": data})
+	return nil
+}
+
+type composeStatus struct {
+	ImageStatus imageStatus     `json:"image_status"`
+	Request     json.RawMessage `json:"request"`
+}
+
+type imageStatus struct {
+	Status       string          `json:"status"`
+	Progress     *store.Progress `json:"progress,omitempty"`
+	UploadStatus *uploadStatus   `json:"upload_status,omitempty"`
+	Error        *statusError    `json:"error,omitempty"`
+}
+
+type uploadStatus struct {
+	Status  string         `json:"status"`
+	Type    string         `json:"type"`
+	Options map[string]any `json:"options,omitempty"`
+}
+
+type statusError struct {
+	ID      int    `json:"id"`
+	Reason  string `json:"reason"`
+	Details string `json:"details,omitempty"`
+}
+
+// deriveStatus is a compose's status from its jobs.
+func deriveStatus(js []store.Job, downloadURL string) imageStatus {
+	byKind := map[string]store.Job{}
+	for _, j := range js {
+		byKind[j.Type] = j
+	}
+	var st imageStatus
+	for _, j := range js {
+		if j.State == store.JobFailure || j.State == store.JobCanceled {
+			reason := "the compose was canceled"
+			details := ""
+			if j.State == store.JobFailure && j.Error != nil {
+				reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), j.Error.Details
+			}
+			st.Status = "failure"
+			st.Error = &statusError{ID: 1, Reason: reason, Details: details}
+			break
+		}
+	}
+	build, upload := byKind[jobs.KindBuild], byKind[jobs.KindUpload]
+	if build.Progress.Total > 0 {
+		p := build.Progress
+		st.Progress = &p
+	}
+	var utype string
+	var uargs jobs.UploadArgs
+	if json.Unmarshal(upload.Args, &uargs) == nil {
+		utype = uargs.Type
+	}
+	us := &uploadStatus{Status: "pending", Type: utype}
+	switch upload.State {
+	case store.JobRunning:
+		us.Status = "running"
+	case store.JobSuccess:
+		us.Status = "success"
+		us.Options = map[string]any{"url": downloadURL}
+	case store.JobFailure, store.JobCanceled:
+		us.Status = "failure"
+	}
+	st.UploadStatus = us
+	if st.Status != "" {
+		return st
+	}
+	switch {
+	case upload.State == store.JobSuccess:
+		st.Status = "success"
+	case upload.State == store.JobRunning:
+		st.Status = "uploading"
+	case build.State == store.JobRunning || build.State == store.JobSuccess || byKind[jobs.KindDepsolve].State != store.JobPending:
+		st.Status = "building"
+	default:
+		st.Status = "pending"
+	}
+	return st
+}
+
+func (s *Server) getComposeStatus(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	org, id := orgOf(r.Context()), params["composeId"]
+	c, err := s.cfg.Store.GetCompose(r.Context(), org, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound
+	}
+	if err != nil {
+		return err
+	}
+	js, err := s.cfg.Store.ComposeJobs(r.Context(), org, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, composeStatus{ImageStatus: deriveStatus(js, Prefix+"/composes/"+id+"/download"), Request: c.Request})
+	return nil
+}
+
+// deleteCompose cancels whatever still runs, then hides the compose.
+func (s *Server) deleteCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	org, id := orgOf(r.Context()), params["composeId"]
+	if err := s.cfg.Store.CancelCompose(r.Context(), org, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound
+		}
+		return err
+	}
+	if err := s.cfg.Store.HideCompose(r.Context(), org, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound
+		}
+		return err
+	}
+	s.cfg.Log.Info("compose deleted", "compose_id", id, "org_id", org, "request_id", requestID(r.Context()))
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	return nil
+}

@@ -1,0 +1,180 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/jobs"
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// composeJobs returns the caller's compose's jobs, or 404.
+func (s *Server) composeJobs(r *http.Request, id string) ([]store.Job, error) {
+	org := orgOf(r.Context())
+	if _, err := s.cfg.Store.GetCompose(r.Context(), org, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errNotFound
+		}
+		return nil, err
+	}
+	return s.cfg.Store.ComposeJobs(r.Context(), org, id)
+}
+
+func finished(js []store.Job) bool {
+	for _, j := range js {
+		if j.State == store.JobPending || j.State == store.JobRunning {
+			return false
+		}
+	}
+	return true
+}
+
+// getComposeLogs sends the build log; while the compose runs, it keeps
+// sending what is appended until the compose ends or the client leaves.
+func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	id := params["composeId"]
+	js, err := s.composeJobs(r, id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	var off int64
+	send := func() {
+		f, err := s.cfg.Artifacts.Open(id, artifacts.BuildLog)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		if _, err := f.Seek(off, io.SeekStart); err == nil {
+			n, _ := io.Copy(w, f)
+			off += n
+		}
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	for {
+		send()
+		if finished(js) {
+			send() // what was written before the end
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+		if js, err = s.cfg.Store.ComposeJobs(r.Context(), orgOf(r.Context()), id); err != nil {
+			return nil
+		}
+	}
+}
+
+// sendJSONFile sends the compose's stored JSON file as a one-element list.
+func (s *Server) sendJSONFile(w http.ResponseWriter, r *http.Request, id, name string) error {
+	if _, err := s.composeJobs(r, id); err != nil {
+		return err
+	}
+	f, err := s.cfg.Artifacts.Open(id, name)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return newError(http.StatusNotFound, fmt.Sprintf("the compose has no %s yet: it is written when the build finishes", name))
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "[")
+	_, _ = io.Copy(w, f)
+	_, _ = io.WriteString(w, "]")
+	return nil
+}
+
+func (s *Server) getComposeManifests(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	return s.sendJSONFile(w, r, params["composeId"], artifacts.Manifest)
+}
+
+func (s *Server) getComposeSBOMs(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	return s.sendJSONFile(w, r, params["composeId"], artifacts.SBOM)
+}
+
+type packageMetadata struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+	SHA256  string `json:"sha256"`
+}
+
+// getComposeMetadata lists the packages the image was built from.
+func (s *Server) getComposeMetadata(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	id := params["composeId"]
+	if _, err := s.composeJobs(r, id); err != nil {
+		return err
+	}
+	f, err := s.cfg.Artifacts.Open(id, artifacts.Manifest)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return newError(http.StatusNotFound, "the compose has no package list yet: it is known when the build finishes")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(data)
+	if err != nil {
+		return err
+	}
+	pkgs := make([]packageMetadata, 0, len(m.Sources.Debs))
+	for _, d := range m.Sources.Debs {
+		pkgs = append(pkgs, packageMetadata{Name: d.Name, Version: d.Version, Arch: d.Arch, SHA256: d.SHA256})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"packages": pkgs})
+	return nil
+}
+
+// downloadCompose serves the image, with Range support.
+func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	id := params["composeId"]
+	js, err := s.composeJobs(r, id)
+	if err != nil {
+		return err
+	}
+	var res jobs.BuildResult
+	for _, j := range js {
+		if j.Type == jobs.KindBuild && j.State == store.JobSuccess {
+			_ = json.Unmarshal(j.Result, &res)
+		}
+	}
+	if res.Filename == "" {
+		return newError(http.StatusNotFound, "the compose has no image (yet): download it once its status is success")
+	}
+	f, err := s.cfg.Artifacts.Open(id, res.Filename)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return newError(http.StatusNotFound, "the image has expired or was removed")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", res.Filename))
+	w.Header().Set("X-Checksum-Sha256", res.SHA256)
+	http.ServeContent(w, r, res.Filename, fi.ModTime(), f)
+	return nil
+}

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"net/http"
+)
+
+type distributionItem struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+func (s *Server) getDistributions(w http.ResponseWriter, _ *http.Request, _ map[string]string) error {
+	var out []distributionItem
+	for _, d := range s.cfg.Distros.Distros() {
+		out = append(out, distributionItem{Name: d.Name, Description: d.Product})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getDistribution(w http.ResponseWriter, _ *http.Request, params map[string]string) error {
+	d, err := s.cfg.Distros.Distro(params["distribution"])
+	if err != nil {
+		return newError(http.StatusNotFound, err.Error())
+	}
+	var arches []string
+	for _, a := range d.Arches() {
+		if a.NotBuildable == "" {
+			arches = append(arches, a.Name)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": d.Name, "description": d.Product, "architectures": arches})
+	return nil
+}
+
+type architectureItem struct {
+	Arch         string       `json:"arch"`
+	ImageTypes   []string     `json:"image_types"`
+	Repositories []repository `json:"repositories"`
+}
+
+type repository struct {
+	BaseURL string `json:"baseurl,omitempty"`
+	RHSM    bool   `json:"rhsm"`
+}
+
+func (s *Server) getArchitectures(w http.ResponseWriter, _ *http.Request, params map[string]string) error {
+	d, err := s.cfg.Distros.Distro(params["distribution"])
+	if err != nil {
+		return newError(http.StatusNotFound, err.Error())
+	}
+	out := []architectureItem{}
+	for _, a := range d.Arches() {
+		if a.NotBuildable != "" {
+			continue
+		}
+		item := architectureItem{Arch: a.Name, Repositories: []repository{}}
+		for _, it := range a.ImageTypes() {
+			item.ImageTypes = append(item.ImageTypes, it.Name)
+		}
+		out = append(out, item)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request, _ map[string]string) error {
+	writeJSON(w, http.StatusOK, map[string]string{"version": s.cfg.Version})
+	return nil
+}
+
+// getReadiness reports ready when the database answers.
+func (s *Server) getReadiness(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	if _, err := s.cfg.Store.Counts(r.Context()); err != nil {
+		s.cfg.Log.Error("not ready: the database does not answer", "err", err)
+		writeError(w, r, newError(http.StatusServiceUnavailable, "the database does not answer"))
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"readiness": "ready"})
+	return nil
+}
+
+func (s *Server) getOpenapi(w http.ResponseWriter, _ *http.Request, _ map[string]string) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(s.spec.json)
+	return nil
+}

@@ -1,0 +1,301 @@
+// Package api is the image-builder HTTP API under /api/image-builder/v1.
+// The OpenAPI document (openapi.yaml, embedded and served) is the source of
+// truth: it routes each request to its operation and validates it before a
+// handler runs, so handlers only translate, act and reply.
+//
+// Middleware order: request ID → logging → recovery → body limit → route
+// → authentication (tenant) → validation → handler.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// Config configures the API. The zero value of each field means its
+// default.
+type Config struct {
+	Store     store.Backend
+	Distros   *distro.Registry
+	Artifacts artifacts.Local
+	// TrustIdentityHeader honours x-rh-identity: only behind a gateway
+	// that sets it (and strips it from clients).
+	TrustIdentityHeader bool
+	// MaxBodyBytes bounds request bodies. Default: 1 MiB.
+	MaxBodyBytes int64
+	Log          *slog.Logger
+	Version      string
+	Now          func() time.Time
+}
+
+func (c *Config) withDefaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Version == "" {
+		c.Version = "devel"
+	}
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      Config
+	spec     *spec
+	handlers map[string]handler
+}
+
+// handler serves one operation; params are the path parameters.
+type handler func(w http.ResponseWriter, r *http.Request, params map[string]string) error
+
+// New returns the API server.
+func New(cfg Config) (*Server, error) {
+	cfg.withDefaults()
+	if cfg.Store == nil || cfg.Distros == nil {
+		return nil, errors.New("api: a store and the distributions are required")
+	}
+	sp, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, spec: sp}
+	s.handlers = map[string]handler{
+		"composeImage":        s.composeImage,
+		"getComposes":         s.getComposes,
+		"getComposeStatus":    s.getComposeStatus,
+		"deleteCompose":       s.deleteCompose,
+		"getComposeLogs":      s.getComposeLogs,
+		"getComposeManifests": s.getComposeManifests,
+		"getComposeSBOMs":     s.getComposeSBOMs,
+		"getComposeMetadata":  s.getComposeMetadata,
+		"downloadCompose":     s.downloadCompose,
+		"getDistributions":    s.getDistributions,
+		"getDistribution":     s.getDistribution,
+		"getArchitectures":    s.getArchitectures,
+		"getVersion":          s.getVersion,
+		"getReadiness":        s.getReadiness,
+		"getOpenapi":          s.getOpenapi,
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler: the API under Prefix, and /livez and
+// /readyz beside it.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _ = s.getReadiness(w, r, nil) })
+	mux.Handle(Prefix+"/", http.HandlerFunc(s.serveAPI))
+	return s.withRequestID(s.withLogging(s.withRecovery(mux)))
+}
+
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 || strings.ContainsFunc(id, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) withLogging(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.cfg.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		s.cfg.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration_ms", float64(s.cfg.Now().Sub(start).Microseconds())/1000, "request_id", requestID(r.Context()))
+	})
+}
+
+func (s *Server) withRecovery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.cfg.Log.Error("panic serving a request", "panic", fmt.Sprint(v), "request_id", requestID(r.Context()))
+				writeError(w, r, newError(http.StatusInternalServerError))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serveAPI routes a request through the OpenAPI document, authenticates
+// it, validates it and runs its operation's handler.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		writeError(w, r, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", s.cfg.MaxBodyBytes)))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	route, params, err := s.spec.router.FindRoute(r)
+	if err != nil {
+		var re *routers.RouteError
+		if errors.As(err, &re) && errors.Is(err, routers.ErrMethodNotAllowed) {
+			writeError(w, r, newError(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
+			return
+		}
+		writeError(w, r, newError(http.StatusNotFound, fmt.Sprintf("no API operation at %s", r.URL.Path)))
+		return
+	}
+	op := route.Operation
+	public := op.Security != nil && len(*op.Security) == 0
+	if !public {
+		org, aerr := s.authenticate(r)
+		if aerr != nil {
+			writeError(w, r, aerr)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), orgKey, org))
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request: r, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+	}
+	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, r, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)))
+			return
+		}
+		writeError(w, r, newError(http.StatusBadRequest, validationDetails(err)...))
+		return
+	}
+	h := s.handlers[op.OperationID]
+	if h == nil {
+		writeError(w, r, newError(http.StatusNotImplemented, fmt.Sprintf("%s is not implemented yet", op.OperationID)))
+		return
+	}
+	if err := h(w, r, params); err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			s.cfg.Log.Error("handler failed", "operation", op.OperationID, "err", err, "request_id", requestID(r.Context()), "org_id", orgOf(r.Context()))
+			ae = newError(http.StatusInternalServerError)
+		}
+		writeError(w, r, ae)
+	}
+}
+
+// validationDetails turns the validator's errors into one line each that
+// names the field.
+func validationDetails(err error) []string {
+	var me openapi3.MultiError
+	if !errors.As(err, &me) {
+		return []string{describeValidation(err)}
+	}
+	var out []string
+	for _, e := range me {
+		out = append(out, describeValidation(e))
+	}
+	return out
+}
+
+func describeValidation(err error) string {
+	var re *openapi3filter.RequestError
+	if errors.As(err, &re) {
+		var me openapi3.MultiError
+		if errors.As(re.Err, &me) {
+			var parts []string
+			for _, e := range me {
+				parts = append(parts, describeValidation(&openapi3filter.RequestError{Input: re.Input, Parameter: re.Parameter, RequestBody: re.RequestBody, Err: e}))
+			}
+			return strings.Join(parts, "; ")
+		}
+		var se *openapi3.SchemaError
+		if errors.As(re.Err, &se) {
+			where := fieldPath(se.JSONPointer())
+			if re.Parameter != nil {
+				where = re.Parameter.In + " parameter " + re.Parameter.Name
+				if p := fieldPath(se.JSONPointer()); p != "" {
+					where += "." + p
+				}
+			}
+			if where == "" {
+				where = "the request body"
+			}
+			return where + ": " + se.Reason
+		}
+		if re.Parameter != nil {
+			return fmt.Sprintf("%s parameter %s: %v", re.Parameter.In, re.Parameter.Name, re.Err)
+		}
+		if re.RequestBody != nil {
+			return fmt.Sprintf("the request body: %v", re.Err)
+		}
+		return re.Err.Error()
+	}
+	var se *openapi3.SchemaError
+	if errors.As(err, &se) {
+		return fieldPath(se.JSONPointer()) + ": " + se.Reason
+	}
+	return err.Error()
+}
+
+// fieldPath writes a JSON pointer as a.b[0].c.
+func fieldPath(ptr []string) string {
+	var b strings.Builder
+	for _, p := range ptr {
+		if p != "" && strings.Trim(p, "0123456789") == "" {
+			b.WriteString("[" + p + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}

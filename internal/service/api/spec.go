@@ -1,0 +1,44 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+)
+
+// Prefix is where the image-builder API lives.
+const Prefix = "/api/image-builder/v1"
+
+//go:embed openapi.yaml
+var specYAML []byte
+
+// spec is the loaded OpenAPI document and a router over its operations.
+type spec struct {
+	doc    *openapi3.T
+	router routers.Router
+	json   []byte
+}
+
+func loadSpec() (*spec, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(specYAML)
+	if err != nil {
+		return nil, fmt.Errorf("loading the OpenAPI document: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("the OpenAPI document is invalid: %w", err)
+	}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		return nil, err
+	}
+	js, err := doc.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return &spec{doc: doc, router: router, json: js}, nil
+}

@@ -1,0 +1,51 @@
+// Package jobs holds the job kinds a compose becomes and their arguments
+// and results: the contract between the API, which enqueues them, and the
+// workers, which run them.
+package jobs
+
+import "encoding/json"
+
+// Job kinds, in the order a compose runs them.
+const (
+	KindDepsolve = "depsolve"
+	KindBuild    = "build"
+	KindUpload   = "upload"
+)
+
+// DepsolveArgs asks for the manifest of one image.
+type DepsolveArgs struct {
+	Distro    string          `json:"distro"`
+	Arch      string          `json:"arch"`
+	ImageType string          `json:"image_type"`
+	Blueprint json.RawMessage `json:"blueprint"`
+	// Size is the requested disk size in bytes (0: the image type's).
+	Size int64 `json:"size,omitempty"`
+}
+
+// DepsolveResult is the manifest that pins the build.
+type DepsolveResult struct {
+	Manifest json.RawMessage `json:"manifest"`
+}
+
+// BuildArgs has nothing beyond the depsolve result; the build is routed
+// by the job's architecture.
+type BuildArgs struct{}
+
+// BuildResult says where the built artifact is.
+type BuildResult struct {
+	Filename string `json:"filename"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+}
+
+// UploadArgs says where the artifact goes.
+type UploadArgs struct {
+	Type    string          `json:"type"`
+	Options json.RawMessage `json:"options,omitempty"`
+}
+
+// UploadResult is where the artifact went.
+type UploadResult struct {
+	Type string `json:"type"`
+	URL  string `json:"url,omitempty"`
+}

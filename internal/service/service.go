@@ -1,0 +1,179 @@
+// Package service runs the image-builder service on one machine: the API,
+// the worker API, the SQLite store, the local artifact store, the loop that
+// rescues jobs whose worker died, and in-process workers that take jobs
+// over the worker API like remote ones would.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/service/api"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/sqlite"
+	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/worker"
+)
+
+// Config configures the service. Zero values mean the defaults.
+type Config struct {
+	// Listen is the address to serve on. Default 127.0.0.1:8086.
+	Listen string
+	// DataDir holds the database (kiln.db) and artifacts/.
+	DataDir string
+	// TrustIdentityHeader honours x-rh-identity (behind a gateway only).
+	TrustIdentityHeader bool
+	// Workers is how many in-process workers run. Default 1; negative:
+	// none (remote workers only).
+	Workers int
+	// WorkerKey is the secret remote workers request jobs with. Default:
+	// a random one, for the in-process workers only.
+	WorkerKey string
+	// Lease is how long a job stays leased without a heartbeat. Default 2m.
+	Lease time.Duration
+	// RescueEvery is how often expired leases are looked for. Default 15s.
+	RescueEvery time.Duration
+	// MaxBodyBytes bounds API request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+
+	// What the in-process workers need to build.
+	CacheDir string
+	Mirrors  map[string]string
+	Resolver depsolve.Resolver
+	Distros  *distro.Registry
+
+	Log     *slog.Logger
+	Version string
+	// Ready is called with the address once the service listens.
+	Ready func(addr string)
+}
+
+// Run serves until ctx ends, then stops the workers (their jobs go back to
+// the queue), finishes the requests in flight and closes the database.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8086"
+	}
+	if cfg.DataDir == "" {
+		return errors.New("the data directory is required")
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 2 * time.Minute
+	}
+	if cfg.RescueEvery <= 0 {
+		cfg.RescueEvery = 15 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WorkerKey == "" {
+		key, _ := store.NewSecret("kwk_")
+		cfg.WorkerKey = key
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return err
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "kiln.db"), sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	arts := artifacts.Local{Dir: filepath.Join(cfg.DataDir, "artifacts")}
+
+	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, TrustIdentityHeader: cfg.TrustIdentityHeader,
+		MaxBodyBytes: cfg.MaxBodyBytes, Log: cfg.Log, Version: cfg.Version})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", apiServer.Handler())
+	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, Log: cfg.Log}))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	cfg.Log.Info("serving", "addr", addr, "data", cfg.DataDir, "workers", max(cfg.Workers, 0))
+
+	// Jobs whose worker stopped heartbeating go back to the queue.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(cfg.RescueEvery)
+		defer t.Stop()
+		for {
+			requeued, failed, err := db.Rescue(bg)
+			if err != nil && bg.Err() == nil {
+				cfg.Log.Error("rescuing jobs", "err", err)
+			} else if requeued+failed > 0 {
+				cfg.Log.Warn("jobs whose worker stopped heartbeating", "requeued", requeued, "failed", failed)
+			}
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	workerCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	var workers sync.WaitGroup
+	for i := range max(cfg.Workers, 0) {
+		w, err := worker.New(worker.Config{
+			Client:   &worker.Client{BaseURL: "http://" + addr, Key: cfg.WorkerKey},
+			Name:     fmt.Sprintf("in-process-%d", i+1),
+			CacheDir: cfg.CacheDir, Mirrors: cfg.Mirrors, Resolver: cfg.Resolver, Distros: cfg.Distros,
+			Log: cfg.Log.With("worker", i+1),
+		})
+		if err != nil {
+			stopWorkers()
+			stopBG()
+			srv.Close()
+			return err
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			_ = w.Run(workerCtx)
+		}()
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(addr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopWorkers()
+		stopBG()
+		return err
+	}
+	cfg.Log.Info("shutting down: handing running jobs back")
+	stopWorkers()
+	workers.Wait()
+	stopBG()
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

@@ -1,0 +1,263 @@
+package service
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/aptsources"
+	"github.com/kiln-project/kiln/internal/depsolve/apt"
+	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/sqlite"
+	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/testhost"
+	"github.com/kiln-project/kiln/internal/worker"
+)
+
+// TestServiceBuildsACompose runs the service on loopback with no
+// in-process worker. A first worker leases the depsolve job and dies
+// (never heartbeats); the job is requeued when its lease expires and a
+// real worker then runs the whole compose — depsolve, a real tar build,
+// upload — while the test follows the build log. The image is downloaded
+// (whole and by range) and checked, with its manifest, SBOM and package
+// list.
+func TestServiceBuildsACompose(t *testing.T) {
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := t.TempDir()
+	cache := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(testhost.CacheDir(t), "debs"), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(testhost.CacheDir(t), "debs"), filepath.Join(cache, "debs")))
+	resolver, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
+	require.NoError(t, err)
+	entries, err := aptsources.Read("/")
+	require.NoError(t, err)
+	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
+	require.NoError(t, err)
+	reg, err := distro.Load()
+	require.NoError(t, err)
+
+	db, err := sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	secret, hash := store.NewSecret("kiln_")
+	require.NoError(t, db.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "acme", Name: "test", Hash: hash, CreatedAt: time.Now()}))
+	require.NoError(t, db.Close())
+
+	const key = "kwk_test"
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: -1, WorkerKey: key,
+			Lease: 4 * time.Second, RescueEvery: 500 * time.Millisecond, Distros: reg, Ready: func(a string) { addr <- a }})
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("the service did not start: %v", err)
+	}
+	api := base + "/api/image-builder/v1"
+	call := func(method, path string, body any, headers ...string) (*http.Response, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			require.NoError(t, err)
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, api+path, rd)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, b
+	}
+
+	resp, body := call("POST", "/compose", map[string]any{
+		"distribution": "debian-12",
+		"image_name":   "rootfs",
+		"image_requests": []any{map[string]any{
+			"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local", "options": map[string]any{}},
+		}},
+		"customizations": map[string]any{
+			"packages": []any{"jq"},
+			"hostname": "kiln-service",
+			"users":    []any{map[string]any{"name": "dev", "groups": []any{"users"}}},
+			"files":    []any{map[string]any{"path": "/etc/kiln-release", "mode": "0600", "data": "built by the service\n"}},
+		},
+	})
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	var created struct{ ID string }
+	require.NoError(t, json.Unmarshal(body, &created))
+	id := created.ID
+
+	// A worker takes the depsolve job and dies without a heartbeat.
+	dead := &worker.Client{BaseURL: base, Key: key}
+	j, err := dead.RequestJob(ctx, workerapi.JobRequest{Types: []string{"depsolve"}, Arch: "x86_64", Worker: "dies"})
+	require.NoError(t, err)
+	require.NotNil(t, j)
+	assert.Equal(t, id, j.ComposeID)
+	_, body = call("GET", "/composes/"+id, nil)
+	assert.Contains(t, string(body), `"status":"building"`)
+
+	// The worker that does the work.
+	w, err := worker.New(worker.Config{Client: &worker.Client{BaseURL: base, Key: key}, Name: "real",
+		CacheDir: cache, Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}, Resolver: resolver, Distros: reg})
+	require.NoError(t, err)
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { _ = w.Run(wctx); close(workerDone) }()
+	defer func() { stopWorker(); <-workerDone }()
+
+	// Follow the log while the compose runs.
+	logCh := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", api+"/composes/"+id+"/logs", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logCh <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		logCh <- string(b)
+	}()
+
+	var status struct {
+		ImageStatus struct {
+			Status       string `json:"status"`
+			UploadStatus struct {
+				Status  string `json:"status"`
+				Options struct {
+					URL string `json:"url"`
+				} `json:"options"`
+			} `json:"upload_status"`
+			Error *struct{ Reason, Details string } `json:"error"`
+		} `json:"image_status"`
+	}
+	deadline := time.Now().Add(15 * time.Minute)
+	for time.Now().Before(deadline) {
+		_, body = call("GET", "/composes/"+id, nil)
+		require.NoError(t, json.Unmarshal(body, &status), string(body))
+		if s := status.ImageStatus.Status; s == "success" || s == "failure" {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.Equal(t, "success", status.ImageStatus.Status, string(body))
+	assert.Equal(t, "success", status.ImageStatus.UploadStatus.Status)
+	assert.True(t, strings.HasSuffix(status.ImageStatus.UploadStatus.Options.URL, "/composes/"+id+"/download"))
+
+	var followed string
+	select {
+	case followed = <-logCh:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the followed log did not end with the compose")
+	}
+	assert.Contains(t, followed, "kiln.debs.install")
+	assert.Contains(t, followed, "built rootfs-debian-12-x86_64.tar")
+
+	// The depsolve job ran twice: the dead worker's attempt was rescued.
+	db2, err := sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	js, err := db2.ComposeJobs(ctx, "acme", id)
+	require.NoError(t, err)
+	require.NoError(t, db2.Close())
+	assert.Equal(t, 2, js[0].Attempts)
+	assert.Equal(t, "real", js[0].Worker)
+
+	// The image, whole and by range.
+	resp, image := call("GET", "/composes/"+id+"/download", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Disposition"), "rootfs-debian-12-x86_64.tar")
+	files := map[string]string{}
+	tr := tar.NewReader(tarStream(t, image))
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		if h.Name == "./etc/hostname" || h.Name == "./etc/kiln-release" {
+			b, _ := io.ReadAll(tr)
+			files[h.Name] = string(b)
+		}
+	}
+	assert.Equal(t, "kiln-service\n", files["./etc/hostname"])
+	assert.Equal(t, "built by the service\n", files["./etc/kiln-release"])
+	resp, part := call("GET", "/composes/"+id+"/download", nil, "Range", "bytes=0-99")
+	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
+	assert.Equal(t, image[:100], part)
+
+	_, body = call("GET", "/composes/"+id+"/metadata", nil)
+	assert.Contains(t, string(body), `"name":"jq"`)
+	_, body = call("GET", "/composes/"+id+"/sboms", nil)
+	var sboms []struct {
+		SPDXVersion string `json:"spdxVersion"`
+		Packages    []struct {
+			Name string `json:"name"`
+		} `json:"packages"`
+	}
+	require.NoError(t, json.Unmarshal(body, &sboms))
+	require.Len(t, sboms, 1)
+	assert.Equal(t, "SPDX-2.3", sboms[0].SPDXVersion)
+	assert.Greater(t, len(sboms[0].Packages), 50)
+	_, body = call("GET", "/composes/"+id+"/manifests", nil)
+	var manifests []struct {
+		Pipelines []any `json:"pipelines"`
+	}
+	require.NoError(t, json.Unmarshal(body, &manifests))
+	require.Len(t, manifests, 1)
+	assert.NotEmpty(t, manifests[0].Pipelines)
+
+	stopWorker()
+	<-workerDone
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service did not stop")
+	}
+}
+
+// tarStream unpacks the image's compression (the tar type is xz-compressed
+// or plain) so archive/tar can read it.
+func tarStream(t *testing.T, image []byte) io.Reader {
+	t.Helper()
+	if bytes.HasPrefix(image, []byte{0xfd, '7', 'z', 'X', 'Z'}) {
+		cmd := exec.Command("xz", "-dc")
+		cmd.Stdin = bytes.NewReader(image)
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		return bytes.NewReader(out)
+	}
+	return bytes.NewReader(image)
+}

@@ -1,0 +1,245 @@
+// Package workerapi is the HTTP API workers take jobs through, under
+// /api/worker/v1. Workers never hold database credentials: they request a
+// job with the worker key, then act on it only with the job's own lease
+// token (heartbeat, progress, log, files, finish). The in-process workers
+// of `kiln serve` use the same API over loopback.
+package workerapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// Prefix is where the worker API lives.
+const Prefix = "/api/worker/v1"
+
+// Config configures the worker API. Zero values mean the defaults.
+type Config struct {
+	Queue     store.Queue
+	Artifacts artifacts.Local
+	// WorkerKey is the secret workers request jobs with.
+	WorkerKey string
+	// Lease is how long a job stays leased without a heartbeat. Default 2m.
+	Lease time.Duration
+	// PollTimeout bounds a request for a job when none is ready. Default 25s.
+	PollTimeout time.Duration
+	// MaxFileBytes bounds an uploaded file. Default 64 GiB.
+	MaxFileBytes int64
+	Log          *slog.Logger
+}
+
+// JobRequest asks for a job.
+type JobRequest struct {
+	Types  []string `json:"types"`
+	Arch   string   `json:"arch"`
+	Worker string   `json:"worker"`
+}
+
+// Job is a leased job as the worker sees it.
+type Job struct {
+	ID         string                     `json:"id"`
+	Token      string                     `json:"token"`
+	ComposeID  string                     `json:"compose_id"`
+	Type       string                     `json:"type"`
+	Arch       string                     `json:"arch,omitempty"`
+	Args       json.RawMessage            `json:"args"`
+	DepResults map[string]json.RawMessage `json:"dep_results,omitempty"`
+	// LeaseSeconds is how long the lease lasts without a heartbeat.
+	LeaseSeconds int `json:"lease_seconds"`
+}
+
+// Finish ends a job.
+type Finish struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *FinishError    `json:"error,omitempty"`
+}
+
+// FinishError says why a job failed.
+type FinishError struct {
+	Reason  string `json:"reason"`
+	Details string `json:"details,omitempty"`
+	Retry   bool   `json:"retry,omitempty"`
+}
+
+// Handler returns the worker API's handler, to mount at Prefix.
+func Handler(cfg Config) http.Handler {
+	if cfg.Lease <= 0 {
+		cfg.Lease = 2 * time.Minute
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 25 * time.Second
+	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = 64 << 30
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &api{cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+Prefix+"/jobs", a.requestJob)
+	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/heartbeat", a.leased(a.heartbeat))
+	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/progress", a.leased(a.progress))
+	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/log", a.leased(a.appendLog))
+	mux.HandleFunc("PUT "+Prefix+"/jobs/{id}/files/{name}", a.leased(a.putFile))
+	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
+	return mux
+}
+
+type api struct{ cfg Config }
+
+func reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+func fail(w http.ResponseWriter, status int, format string, args ...any) {
+	reply(w, status, map[string]any{"errors": []map[string]string{{"title": http.StatusText(status), "detail": fmt.Sprintf(format, args...)}}})
+}
+
+func bearer(r *http.Request) string {
+	s, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return strings.TrimSpace(s)
+}
+
+// requestJob long-polls for a job: it answers 204 when none became ready
+// within the poll timeout.
+func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
+	if subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(a.cfg.WorkerKey)) != 1 || a.cfg.WorkerKey == "" {
+		fail(w, http.StatusUnauthorized, "request jobs with the worker key")
+		return
+	}
+	var req JobRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || len(req.Types) == 0 {
+		fail(w, http.StatusBadRequest, "expected {types: [...], arch, worker}")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PollTimeout)
+	defer cancel()
+	for {
+		wake := a.cfg.Queue.Wait()
+		l, err := a.cfg.Queue.Dequeue(ctx, req.Types, req.Arch, req.Worker, a.cfg.Lease)
+		if err == nil {
+			a.cfg.Log.Info("job leased", "job_id", l.Job.ID, "compose_id", l.Job.ComposeID, "org_id", l.Job.OrgID, "type", l.Job.Type, "worker", req.Worker)
+			reply(w, http.StatusCreated, Job{ID: l.Job.ID, Token: l.Token, ComposeID: l.Job.ComposeID, Type: l.Job.Type, Arch: l.Job.Arch,
+				Args: l.Job.Args, DepResults: l.DepResults, LeaseSeconds: int(a.cfg.Lease / time.Second)})
+			return
+		}
+		if !errors.Is(err, store.ErrNoJob) {
+			if ctx.Err() != nil {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			a.cfg.Log.Error("dequeueing a job", "err", err)
+			fail(w, http.StatusInternalServerError, "the queue failed")
+			return
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+}
+
+// leased runs h for a request made with the job's lease token.
+func (a *api) leased(h func(http.ResponseWriter, *http.Request, store.Job, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, token := r.PathValue("id"), bearer(r)
+		j, err := a.cfg.Queue.Leased(r.Context(), id, token)
+		if errors.Is(err, store.ErrLeaseLost) {
+			fail(w, http.StatusNotFound, "job %s is not leased with this token (it was requeued, canceled or finished)", id)
+			return
+		}
+		if err != nil {
+			a.cfg.Log.Error("checking a lease", "job_id", id, "err", err)
+			fail(w, http.StatusInternalServerError, "the queue failed")
+			return
+		}
+		h(w, r, j, token)
+	}
+}
+
+func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
+	switch err := a.cfg.Queue.Heartbeat(r.Context(), j.ID, token, a.cfg.Lease); {
+	case errors.Is(err, store.ErrCanceled):
+		reply(w, http.StatusConflict, map[string]bool{"canceled": true})
+	case errors.Is(err, store.ErrLeaseLost):
+		fail(w, http.StatusNotFound, "the lease was lost")
+	case err != nil:
+		fail(w, http.StatusInternalServerError, "the queue failed")
+	default:
+		reply(w, http.StatusOK, map[string]bool{"canceled": false})
+	}
+}
+
+func (a *api) progress(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
+	var p store.Progress
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&p); err != nil || p.Done < 0 || p.Total < p.Done {
+		fail(w, http.StatusBadRequest, "expected {done, total} with 0 <= done <= total")
+		return
+	}
+	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, p); err != nil {
+		fail(w, http.StatusNotFound, "the lease was lost")
+		return
+	}
+	reply(w, http.StatusOK, nil)
+}
+
+func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+	if err != nil || len(data) > 1<<20 {
+		fail(w, http.StatusRequestEntityTooLarge, "send the log in pieces of at most 1 MiB")
+		return
+	}
+	if err := a.cfg.Artifacts.Append(j.ComposeID, artifacts.BuildLog, data); err != nil {
+		a.cfg.Log.Error("appending to a build log", "compose_id", j.ComposeID, "err", err)
+		fail(w, http.StatusInternalServerError, "could not store the log")
+		return
+	}
+	reply(w, http.StatusOK, nil)
+}
+
+func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
+	name := r.PathValue("name")
+	n, err := a.cfg.Artifacts.Put(j.ComposeID, name, http.MaxBytesReader(w, r.Body, a.cfg.MaxFileBytes))
+	if err != nil {
+		a.cfg.Log.Error("storing a file", "compose_id", j.ComposeID, "name", name, "err", err)
+		fail(w, http.StatusBadRequest, "could not store %s: %v", name, err)
+		return
+	}
+	reply(w, http.StatusOK, map[string]int64{"size": n})
+}
+
+func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
+	var f Finish
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&f); err != nil {
+		fail(w, http.StatusBadRequest, "expected {result} or {error: {reason, details, retry}}")
+		return
+	}
+	var jerr *store.JobError
+	if f.Error != nil {
+		jerr = &store.JobError{Reason: f.Error.Reason, Details: f.Error.Details, Retry: f.Error.Retry}
+	}
+	if err := a.cfg.Queue.Finish(r.Context(), j.ID, token, f.Result, jerr); err != nil {
+		fail(w, http.StatusNotFound, "the lease was lost")
+		return
+	}
+	a.cfg.Log.Info("job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
+	reply(w, http.StatusOK, nil)
+}

@@ -1,0 +1,339 @@
+// Package worker takes jobs from the service through the worker API and
+// runs them: depsolve (blueprint → manifest), build (manifest → image,
+// with its SBOM and build log streamed back) and upload. It holds no
+// database credentials; everything it does to a job it does with that
+// job's lease token. Heartbeats keep the lease; a cancellation heard in a
+// heartbeat stops the build, and a worker shutting down hands its job back.
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/compose"
+	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/sbom"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/jobs"
+	"github.com/kiln-project/kiln/internal/service/workerapi"
+)
+
+// Config configures a worker. Zero values mean the defaults.
+type Config struct {
+	Client *Client
+	// Name identifies the worker in the service's records.
+	Name string
+	// Arch is the architecture it builds. Default x86_64.
+	Arch string
+	// Types are the job kinds it takes. Default: all.
+	Types []string
+	// CacheDir is the engine's and the package solver's cache.
+	CacheDir string
+	// Mirrors maps mirror roles to URIs (see distro.Options).
+	Mirrors  map[string]string
+	Resolver depsolve.Resolver
+	Distros  *distro.Registry
+	// ServerURL is the public address download URLs start with (empty:
+	// URLs are paths).
+	ServerURL string
+	Log       *slog.Logger
+}
+
+// Worker runs jobs.
+type Worker struct{ cfg Config }
+
+// New returns a worker.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Client == nil || cfg.Resolver == nil || cfg.Distros == nil || cfg.CacheDir == "" {
+		return nil, errors.New("worker: a client, a resolver, the distributions and a cache directory are required")
+	}
+	if cfg.Arch == "" {
+		cfg.Arch = "x86_64"
+	}
+	if len(cfg.Types) == 0 {
+		cfg.Types = []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload}
+	}
+	if cfg.Name == "" {
+		host, _ := os.Hostname()
+		cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg}, nil
+}
+
+// Run takes and runs jobs until ctx ends. A job running then is handed
+// back to the queue for another worker.
+func (w *Worker) Run(ctx context.Context) error {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		j, err := w.cfg.Client.RequestJob(ctx, workerapi.JobRequest{Types: w.cfg.Types, Arch: w.cfg.Arch, Worker: w.cfg.Name})
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			w.cfg.Log.Warn("requesting a job failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(backoff*2, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		if j != nil {
+			w.runJob(ctx, j)
+		}
+	}
+	return nil
+}
+
+// jobFailure is a failed job's reason; Retry marks transient ones.
+type jobFailure = workerapi.FinishError
+
+func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
+	log := w.cfg.Log.With("job_id", j.ID, "compose_id", j.ComposeID, "type", j.Type)
+	log.Info("job started")
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errCanceled := errors.New("the compose was canceled")
+
+	// Heartbeats keep the lease and hear of cancellation.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every := time.Duration(j.LeaseSeconds) * time.Second / 4
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-jobCtx.Done():
+				return
+			case <-t.C:
+				canceled, err := w.cfg.Client.Heartbeat(jobCtx, j)
+				switch {
+				case canceled:
+					cancel(errCanceled)
+					return
+				case errors.Is(err, errLeaseLost):
+					cancel(err)
+					return
+				case err != nil && jobCtx.Err() == nil:
+					log.Warn("heartbeat failed", "err", err)
+				}
+			}
+		}
+	}()
+
+	result, failure := w.execute(jobCtx, j)
+	cause := context.Cause(jobCtx)
+	cancel(nil)
+	wg.Wait()
+
+	// Finishing must outlive a shutting-down worker.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer fcancel()
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		log.Warn("the job's lease was lost; dropping it")
+		return
+	case errors.Is(cause, errCanceled):
+		failure = &jobFailure{Reason: "canceled"}
+	case ctx.Err() != nil:
+		failure = &jobFailure{Reason: "the worker shut down", Retry: true}
+	}
+	if err := w.cfg.Client.Finish(fctx, j, result, failure); err != nil {
+		log.Error("finishing the job failed", "err", err)
+		return
+	}
+	if failure != nil {
+		log.Info("job failed", "reason", failure.Reason, "retry", failure.Retry)
+	} else {
+		log.Info("job done")
+	}
+}
+
+func (w *Worker) execute(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
+	switch j.Type {
+	case jobs.KindDepsolve:
+		return w.depsolve(ctx, j)
+	case jobs.KindBuild:
+		return w.build(ctx, j)
+	case jobs.KindUpload:
+		return w.upload(ctx, j)
+	}
+	return nil, &jobFailure{Reason: fmt.Sprintf("this worker does not run %q jobs", j.Type)}
+}
+
+func (w *Worker) depsolve(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
+	var args jobs.DepsolveArgs
+	if err := json.Unmarshal(j.Args, &args); err != nil {
+		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
+	}
+	bp, err := blueprint.Parse(args.Blueprint, blueprint.FormatJSON)
+	if err != nil {
+		return nil, &jobFailure{Reason: "the blueprint is invalid", Details: err.Error()}
+	}
+	it, err := compose.ImageType(w.cfg.Distros, bp, compose.Request{Distro: args.Distro, Arch: args.Arch, ImageType: args.ImageType}, compose.Defaults{})
+	if err != nil {
+		return nil, &jobFailure{Reason: "the image type is unknown", Details: err.Error()}
+	}
+	res, err := compose.Manifest(ctx, it, bp, distro.Options{Mirrors: w.cfg.Mirrors}, w.cfg.Resolver)
+	if err != nil {
+		var mirror *depsolve.MirrorError
+		return nil, &jobFailure{Reason: "the packages could not be resolved", Details: err.Error(), Retry: errors.As(err, &mirror)}
+	}
+	data, err := res.Manifest.Marshal()
+	if err != nil {
+		return nil, &jobFailure{Reason: "writing the manifest", Details: err.Error()}
+	}
+	return jobs.DepsolveResult{Manifest: data}, nil
+}
+
+// logStream sends the build log to the service in pieces.
+type logStream struct {
+	ctx    context.Context
+	client *Client
+	job    *workerapi.Job
+	mu     sync.Mutex
+	buf    []byte
+	last   time.Time
+}
+
+func (l *logStream) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if len(l.buf) >= 64<<10 || time.Since(l.last) > 2*time.Second {
+		l.flushLocked()
+	}
+	return len(p), nil
+}
+
+func (l *logStream) flushLocked() {
+	for len(l.buf) > 0 {
+		n := min(len(l.buf), 512<<10)
+		if err := l.client.Log(l.ctx, l.job, l.buf[:n]); err != nil {
+			break // the log is best effort; the build goes on
+		}
+		l.buf = l.buf[n:]
+	}
+	l.buf = l.buf[:0]
+	l.last = time.Now()
+}
+
+func (l *logStream) Flush() {
+	l.mu.Lock()
+	l.flushLocked()
+	l.mu.Unlock()
+}
+
+func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
+	var dep jobs.DepsolveResult
+	if err := json.Unmarshal(j.DepResults[jobs.KindDepsolve], &dep); err != nil {
+		return nil, &jobFailure{Reason: "the depsolve result is missing", Details: err.Error()}
+	}
+	m, err := manifest.Parse(dep.Manifest)
+	if err != nil {
+		return nil, &jobFailure{Reason: "the manifest is invalid", Details: err.Error()}
+	}
+	logs := &logStream{ctx: context.WithoutCancel(ctx), client: w.cfg.Client, job: j, last: time.Now()}
+	defer logs.Flush()
+	reporter := engine.ReporterFunc(func(ev engine.Event) {
+		switch ev.Kind {
+		case "stage-done", "stage-cached":
+			_ = w.cfg.Client.Progress(ctx, j, ev.Index, ev.Total)
+		}
+		if ev.Kind == "stage-done" {
+			fmt.Fprintf(logs, "== [%d/%d] %s: %s done in %.1fs\n", ev.Index, ev.Total, ev.Pipeline, ev.Stage, ev.Elapsed.Seconds())
+		}
+	})
+	eng, err := engine.New(engine.Config{CacheDir: w.cfg.CacheDir, Reporter: reporter, Log: w.cfg.Log, TreeFacts: sbom.ScanLicenses})
+	if err != nil {
+		return nil, &jobFailure{Reason: "starting the build engine", Details: err.Error()}
+	}
+	var out jobs.BuildResult
+	_, err = eng.Build(ctx, m, logs, func(ctx context.Context, artifact string, facts map[string][]byte) error {
+		doc := sbom.New(m, facts["os"], engine.ManifestEpoch(m))
+		sb, err := doc.Marshal()
+		if err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "kiln-worker-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		for name, data := range map[string][]byte{artifacts.SBOM: sb, artifacts.Manifest: dep.Manifest} {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				return err
+			}
+			if err := w.cfg.Client.PutFile(ctx, j, name, p); err != nil {
+				return err
+			}
+		}
+		sum, size, err := hashFile(artifact)
+		if err != nil {
+			return err
+		}
+		if err := w.cfg.Client.PutFile(ctx, j, m.Output.Filename, artifact); err != nil {
+			return err
+		}
+		out = jobs.BuildResult{Filename: m.Output.Filename, Size: size, SHA256: sum}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(logs, "build failed: %v\n", err)
+		return nil, &jobFailure{Reason: "the build failed", Details: err.Error()}
+	}
+	fmt.Fprintf(logs, "built %s (%d bytes, sha256 %s)\n", out.Filename, out.Size, out.SHA256)
+	return out, nil
+}
+
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// upload delivers the artifact. The local target leaves it in the
+// service's artifact store, where the download URL serves it.
+func (w *Worker) upload(_ context.Context, j *workerapi.Job) (any, *jobFailure) {
+	var args jobs.UploadArgs
+	if err := json.Unmarshal(j.Args, &args); err != nil {
+		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
+	}
+	switch args.Type {
+	case "local":
+		return jobs.UploadResult{Type: "local", URL: w.cfg.ServerURL + "/api/image-builder/v1/composes/" + j.ComposeID + "/download"}, nil
+	}
+	return nil, &jobFailure{Reason: fmt.Sprintf("upload type %q is not supported", args.Type)}
+}
