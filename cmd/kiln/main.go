@@ -85,6 +85,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newBootTestCommand(a),
 		newServeCommand(a),
 		newTokenCommand(a),
+		newComposeCommand(a),
 	)
 	return root
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The service's user story without a worker: serve, create a token,
+// submit a blueprint, see it pending and listed, cancel it; a revoked
+// token stops working.
+func TestServeTokenCompose(t *testing.T) {
+	data := t.TempDir()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd := newRootCommand(stdout, stderr)
+	cmd.SetArgs([]string{"--cache-dir", t.TempDir(), "serve", "--listen", "127.0.0.1:0", "--data", data, "--workers", "-1"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}()
+	var server string
+	addr := regexp.MustCompile(`kiln serves on (http://\S+)`)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && server == ""; time.Sleep(50 * time.Millisecond) {
+		if m := addr.FindStringSubmatch(stdout.String()); m != nil {
+			server = m[1]
+		}
+	}
+	require.NotEmpty(t, server, "serve did not start: %s", stderr.String())
+
+	out, _, err := run(t, "token", "create", "--org", "acme", "--name", "ci", "--data", data)
+	require.NoError(t, err)
+	token := strings.TrimSpace(out)
+	require.True(t, strings.HasPrefix(token, "kiln_"), token)
+	_, _, err = run(t, "token", "create", "--org", "acme", "--data", data)
+	assert.ErrorContains(t, err, "--name")
+
+	svc := []string{"--server", server, "--token", token}
+	out, errOut, err := run(t, append([]string{"compose", "start", "../../examples/base.toml", "-t", "qcow2"}, svc...)...)
+	require.NoError(t, err, errOut)
+	id := strings.TrimSpace(out)
+	require.Regexp(t, `^[0-9a-f-]{36}$`, id)
+
+	out, _, err = run(t, append([]string{"compose", "status", id}, svc...)...)
+	require.NoError(t, err)
+	assert.Equal(t, "pending\n", out)
+	out, _, err = run(t, append([]string{"compose", "list"}, svc...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, id)
+	assert.Contains(t, out, "1 of 1")
+	_, errOut, err = run(t, append([]string{"compose", "download", id, "-o", t.TempDir() + "/x"}, svc...)...)
+	require.Error(t, err)
+	assert.Contains(t, errOut, "no image (yet)")
+
+	_, errOut, err = run(t, append([]string{"compose", "start", "../../examples/base.toml", "-t", "floppy"}, svc...)...)
+	require.Error(t, err)
+	assert.Contains(t, errOut, `unknown image type "floppy"`)
+
+	out, _, err = run(t, append([]string{"compose", "cancel", id}, svc...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "canceled")
+	_, errOut, err = run(t, append([]string{"compose", "status", id}, svc...)...)
+	require.Error(t, err)
+	assert.Contains(t, errOut, "404")
+
+	out, _, err = run(t, "token", "list", "--org", "acme", "--data", data, "--format", "json")
+	require.NoError(t, err)
+	tokID := regexp.MustCompile(`"id": "([0-9a-f-]{36})"`).FindStringSubmatch(out)
+	require.NotNil(t, tokID, out)
+	_, _, err = run(t, "token", "revoke", tokID[1], "--org", "other", "--data", data)
+	assert.Error(t, err, "another org cannot revoke it")
+	_, _, err = run(t, "token", "revoke", tokID[1], "--org", "acme", "--data", data)
+	require.NoError(t, err)
+	_, errOut, err = run(t, append([]string{"compose", "list"}, svc...)...)
+	require.Error(t, err)
+	assert.Contains(t, errOut, "unknown or revoked")
+}
