@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,6 +59,11 @@ composes. Create API tokens with "kiln token create".`,
 	f.StringVar(&cfg.WorkerKey, "worker-key", os.Getenv("KILN_WORKER_KEY"), "secret remote workers request jobs with (default: $KILN_WORKER_KEY, else a random one for in-process workers)")
 	f.BoolVar(&cfg.TrustIdentityHeader, "trust-identity-header", false, "take the org from x-rh-identity: only behind a gateway that sets it and strips it from clients")
 	f.DurationVar(&cfg.Lease, "lease", 0, "how long a job stays leased without a heartbeat (default 2m)")
+	f.IntVar(&cfg.Quota.Composes, "quota", 100, "composes each organization may submit per --quota-window")
+	f.DurationVar(&cfg.Quota.Window, "quota-window", 14*24*time.Hour, "the period --quota counts")
+	f.StringToIntVar(&cfg.Quota.PerOrg, "org-quota", nil, "a quota for one organization, ORG=N (repeatable)")
+	f.Float64Var(&cfg.RateLimit.PerSecond, "rate-limit", 50, "API requests per second each organization may make (-1: no limit)")
+	f.IntVar(&cfg.RateLimit.Burst, "rate-burst", 100, "API requests an organization may make at once")
 	return cmd
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -73,6 +75,15 @@ func TestServeTokenCompose(t *testing.T) {
 	out, _, err = run(t, append([]string{"compose", "list"}, svc...)...)
 	require.NoError(t, err)
 	assert.Contains(t, out, id)
+
+	resp, err := http.Get(server + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(metrics), `kiln_jobs{arch="",state="pending",type="depsolve"} 1`)
+	assert.Contains(t, string(metrics), `kiln_jobs{arch="x86_64",state="pending",type="build"} 1`)
+	assert.Contains(t, string(metrics), `kiln_http_request_duration_seconds_count{code="201",method="POST",route="composeImage"} 1`)
+	assert.Contains(t, string(metrics), `kiln_workers_active 0`)
 	assert.Contains(t, out, "1 of 1")
 	_, errOut, err = run(t, append([]string{"compose", "download", id, "-o", t.TempDir() + "/x"}, svc...)...)
 	require.Error(t, err)

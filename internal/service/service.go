@@ -16,10 +16,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/api"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
@@ -46,6 +49,9 @@ type Config struct {
 	RescueEvery time.Duration
 	// MaxBodyBytes bounds API request bodies. Default 1 MiB.
 	MaxBodyBytes int64
+	// Quota and RateLimit bound what each org may do (see api.Quota).
+	Quota     api.Quota
+	RateLimit api.RateLimit
 
 	// What the in-process workers need to build.
 	CacheDir string
@@ -94,14 +100,16 @@ func Run(ctx context.Context, cfg Config) error {
 	defer db.Close()
 	arts := artifacts.Local{Dir: filepath.Join(cfg.DataDir, "artifacts")}
 
+	mets := metrics.New(db)
 	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, TrustIdentityHeader: cfg.TrustIdentityHeader,
-		MaxBodyBytes: cfg.MaxBodyBytes, Log: cfg.Log, Version: cfg.Version})
+		MaxBodyBytes: cfg.MaxBodyBytes, Quota: cfg.Quota, RateLimit: cfg.RateLimit, Metrics: mets, Log: cfg.Log, Version: cfg.Version})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", apiServer.Handler())
-	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, Log: cfg.Log}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
+	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, Log: cfg.Log, Metrics: mets}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

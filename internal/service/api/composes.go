@@ -44,6 +44,9 @@ func (s *Server) composeImage(w http.ResponseWriter, r *http.Request, _ map[stri
 		return newError(http.StatusBadRequest, "the request body is not a compose request: "+err.Error())
 	}
 	ir := req.ImageRequests[0]
+	if err := s.checkQuota(r, orgOf(r.Context())); err != nil {
+		return err
+	}
 	bp, err := blueprintFromRequest(blueprintName(req.ImageName), req.Customizations)
 	if err != nil {
 		return err

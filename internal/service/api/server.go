@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
 
@@ -38,9 +40,13 @@ type Config struct {
 	TrustIdentityHeader bool
 	// MaxBodyBytes bounds request bodies. Default: 1 MiB.
 	MaxBodyBytes int64
-	Log          *slog.Logger
-	Version      string
-	Now          func() time.Time
+	Quota        Quota
+	RateLimit    RateLimit
+	// Metrics, when set, records requests by route and code.
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Version string
+	Now     func() time.Time
 }
 
 func (c *Config) withDefaults() {
@@ -56,6 +62,8 @@ func (c *Config) withDefaults() {
 	if c.Version == "" {
 		c.Version = "devel"
 	}
+	c.Quota.withDefaults()
+	c.RateLimit.withDefaults()
 }
 
 // Server serves the API.
@@ -63,6 +71,7 @@ type Server struct {
 	cfg      Config
 	spec     *spec
 	handlers map[string]handler
+	limits   *limiters
 }
 
 // handler serves one operation; params are the path parameters.
@@ -78,7 +87,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, spec: sp}
+	s := &Server{cfg: cfg, spec: sp, limits: &limiters{cfg: cfg.RateLimit}}
 	s.handlers = map[string]handler{
 		"composeImage":        s.composeImage,
 		"getComposes":         s.getComposes,
@@ -177,6 +186,17 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 // serveAPI routes a request through the OpenAPI document, authenticates
 // it, validates it and runs its operation's handler.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	routeName := "unmatched"
+	if s.cfg.Metrics != nil {
+		start := time.Now()
+		defer func() {
+			code := 0
+			if sw, ok := w.(*statusWriter); ok {
+				code = sw.status
+			}
+			s.cfg.Metrics.HTTPDuration.WithLabelValues(routeName, r.Method, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+		}()
+	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		writeError(w, r, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", s.cfg.MaxBodyBytes)))
 		return
@@ -193,11 +213,16 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := route.Operation
+	routeName = op.OperationID
 	public := op.Security != nil && len(*op.Security) == 0
 	if !public {
 		org, aerr := s.authenticate(r)
 		if aerr != nil {
 			writeError(w, r, aerr)
+			return
+		}
+		if ok, wait := s.limits.allow(org, s.cfg.Now()); !ok {
+			writeError(w, r, tooManyRequests(wait))
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), orgKey, org))

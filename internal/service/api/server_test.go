@@ -323,3 +323,36 @@ func TestRequestID(t *testing.T) {
 	r = ts.do(t, "acme", "GET", "/nowhere", nil)
 	assert.Equal(t, http.StatusNotFound, r.status)
 }
+
+func TestQuota(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ts := newTestServer(t, func(c *Config) {
+		c.Quota = Quota{Composes: 2, Window: 24 * time.Hour, PerOrg: map[string]int{"other": 3}}
+		c.Now = func() time.Time { return now }
+	})
+	for range 2 {
+		require.Equal(t, http.StatusCreated, ts.do(t, "acme", "POST", "/compose", composeBody()).status)
+	}
+	r := ts.do(t, "acme", "POST", "/compose", composeBody())
+	require.Equal(t, http.StatusForbidden, r.status, string(r.body))
+	assert.Contains(t, r.details(t), "quota of 2 composes in 1 days")
+	assert.Contains(t, r.details(t), "after 2026-03-02T12:00:00Z")
+	for range 3 {
+		require.Equal(t, http.StatusCreated, ts.do(t, "other", "POST", "/compose", composeBody()).status, "a per-org quota")
+	}
+	// Deleting does not give quota back; time does.
+	now = now.Add(25 * time.Hour)
+	assert.Equal(t, http.StatusCreated, ts.do(t, "acme", "POST", "/compose", composeBody()).status)
+}
+
+func TestRateLimit(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.RateLimit = RateLimit{PerSecond: 0.5, Burst: 3} })
+	for range 3 {
+		require.Equal(t, http.StatusOK, ts.do(t, "acme", "GET", "/composes", nil).status)
+	}
+	r := ts.do(t, "acme", "GET", "/composes", nil)
+	require.Equal(t, http.StatusTooManyRequests, r.status)
+	assert.Equal(t, "2", r.header.Get("Retry-After"))
+	assert.Contains(t, r.details(t), "retry in 2 s")
+	assert.Equal(t, http.StatusOK, ts.do(t, "other", "GET", "/composes", nil).status, "each org has its own budget")
+}

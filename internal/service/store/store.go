@@ -98,8 +98,9 @@ type Composes interface {
 	// first, and how many there are in all.
 	ListComposes(ctx context.Context, org string, p Page) ([]Compose, int, error)
 	// CountComposesSince counts the org's composes (hidden ones too)
-	// created at or after since: what quotas count.
-	CountComposesSince(ctx context.Context, org string, since time.Time) (int, error)
+	// created at or after since, and gives the oldest one's time: what
+	// quotas count.
+	CountComposesSince(ctx context.Context, org string, since time.Time) (n int, oldest time.Time, err error)
 	// HideCompose removes a compose from the org's lists; its jobs are
 	// canceled first by the caller.
 	HideCompose(ctx context.Context, org, id string) error

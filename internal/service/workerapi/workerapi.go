@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	// MaxFileBytes bounds an uploaded file. Default 64 GiB.
 	MaxFileBytes int64
 	Log          *slog.Logger
+	// Metrics, when set, records queue waits, job durations and workers.
+	Metrics *metrics.Metrics
 }
 
 // JobRequest asks for a job.
@@ -128,12 +131,18 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "expected {types: [...], arch, worker}")
 		return
 	}
+	if a.cfg.Metrics != nil {
+		a.cfg.Metrics.WorkerSeen(req.Worker, time.Now())
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PollTimeout)
 	defer cancel()
 	for {
 		wake := a.cfg.Queue.Wait()
 		l, err := a.cfg.Queue.Dequeue(ctx, req.Types, req.Arch, req.Worker, a.cfg.Lease)
 		if err == nil {
+			if a.cfg.Metrics != nil && l.Job.StartedAt != nil {
+				a.cfg.Metrics.QueueWait.WithLabelValues(l.Job.Type, l.Job.Arch).Observe(l.Job.StartedAt.Sub(l.Job.QueuedAt).Seconds())
+			}
 			a.cfg.Log.Info("job leased", "job_id", l.Job.ID, "compose_id", l.Job.ComposeID, "org_id", l.Job.OrgID, "type", l.Job.Type, "worker", req.Worker)
 			reply(w, http.StatusCreated, Job{ID: l.Job.ID, Token: l.Token, ComposeID: l.Job.ComposeID, Type: l.Job.Type, Arch: l.Job.Arch,
 				Args: l.Job.Args, DepResults: l.DepResults, LeaseSeconds: int(a.cfg.Lease / time.Second)})
@@ -239,6 +248,13 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 	if err := a.cfg.Queue.Finish(r.Context(), j.ID, token, f.Result, jerr); err != nil {
 		fail(w, http.StatusNotFound, "the lease was lost")
 		return
+	}
+	if a.cfg.Metrics != nil && j.StartedAt != nil {
+		outcome := "success"
+		if jerr != nil {
+			outcome = "failure"
+		}
+		a.cfg.Metrics.JobDuration.WithLabelValues(j.Type, j.Arch, outcome).Observe(time.Since(*j.StartedAt).Seconds())
 	}
 	a.cfg.Log.Info("job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
 	reply(w, http.StatusOK, nil)

@@ -87,10 +87,14 @@ func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]sto
 }
 
 // CountComposesSince implements store.Composes.
-func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Time) (int, error) {
+func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Time) (int, time.Time, error) {
 	var n int
-	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE org_id = ? AND created_at >= ?`, org, unixNano(since)).Scan(&n)
-	return n, err
+	var oldest sql.NullInt64
+	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = ? AND created_at >= ?`, org, unixNano(since)).Scan(&n, &oldest)
+	if err != nil || !oldest.Valid {
+		return n, time.Time{}, err
+	}
+	return n, fromNano(oldest.Int64), nil
 }
 
 // HideCompose implements store.Composes.

@@ -110,9 +110,10 @@ func testComposes(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, err)
 	assert.Len(t, page, 1)
 
-	n, err := b.CountComposesSince(ctx, "a", c.Now().Add(2*time.Second))
+	n, oldest, err := b.CountComposesSince(ctx, "a", c.Now().Add(2*time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
+	assert.True(t, oldest.Equal(c.Now().Add(2*time.Second)), "the oldest counted compose: %v", oldest)
 
 	assert.ErrorIs(t, b.HideCompose(ctx, "b", ids[0]), store.ErrNotFound)
 	require.NoError(t, b.HideCompose(ctx, "a", ids[0]))
@@ -121,7 +122,7 @@ func testComposes(t *testing.T, b store.Backend, c *Clock) {
 	_, total, err = b.ListComposes(ctx, "a", store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Equal(t, 4, total)
-	n, err = b.CountComposesSince(ctx, "a", c.Now())
+	n, _, err = b.CountComposesSince(ctx, "a", c.Now())
 	require.NoError(t, err)
 	assert.Equal(t, 5, n, "hidden composes still count against the quota")
 }

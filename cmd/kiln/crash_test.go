@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/testhost"
+)
+
+// TestServeSurvivesKill9 kills `kiln serve` with SIGKILL while its worker
+// builds a compose. The restarted service still has the compose; the job
+// whose worker died is requeued when its lease expires, and the compose
+// ends in success. SIGTERM then stops the service cleanly.
+func TestServeSurvivesKill9(t *testing.T) {
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	bin := filepath.Join(t.TempDir(), "kiln")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+	data, cache := t.TempDir(), engineCache(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	start := func() (*exec.Cmd, string) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin, "--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data, "--lease", "6s")
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := regexp.MustCompile(`kiln serves on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+				go func() { // keep the pipe drained
+					for sc.Scan() {
+					}
+				}()
+				return cmd, m[1]
+			}
+		}
+		t.Fatal("kiln serve did not start")
+		return nil, ""
+	}
+	first, url := start()
+	tok, _, err := run(t, "token", "create", "--org", "acme", "--name", "crash", "--data", data)
+	require.NoError(t, err)
+	svc := []string{"--server", url, "--token", strings.TrimSpace(tok)}
+	bp := writeBlueprint(t, "name = \"crash\"\n[customizations]\nhostname = \"crash\"\n")
+	idOut, errOut, err := run(t, append([]string{"compose", "start", bp, "-t", "tar"}, svc...)...)
+	require.NoError(t, err, errOut)
+	id := strings.TrimSpace(idOut)
+
+	// Wait until the build job runs, then kill the service outright.
+	building := false
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		st, _, err := run(t, append([]string{"compose", "status", id}, svc...)...)
+		require.NoError(t, err)
+		if strings.Contains(st, "stages") { // the build reports progress
+			building = true
+			break
+		}
+	}
+	require.True(t, building, "the build started")
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+
+	second, url := start()
+	svc[1] = url
+	st, _, err := run(t, append([]string{"compose", "status", id}, svc...)...)
+	require.NoError(t, err, "the compose survived the crash")
+	assert.Contains(t, st, "building", "it is not lost, and not yet done")
+	st, errOut, err = run(t, append([]string{"compose", "status", id, "--wait"}, svc...)...)
+	require.NoError(t, err, errOut)
+	assert.Contains(t, st, "success")
+
+	require.NoError(t, second.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "SIGTERM stops the service cleanly")
+	case <-time.After(60 * time.Second):
+		t.Error("kiln serve did not stop on SIGTERM")
+		_ = second.Process.Kill()
+	}
+}

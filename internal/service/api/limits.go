@@ -1,0 +1,119 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Quota bounds how many composes an org may submit in a window.
+type Quota struct {
+	// Composes is the limit. Default 100.
+	Composes int
+	// Window is the period counted. Default 14 days.
+	Window time.Duration
+	// PerOrg overrides Composes for some orgs.
+	PerOrg map[string]int
+}
+
+func (q *Quota) withDefaults() {
+	if q.Composes <= 0 {
+		q.Composes = 100
+	}
+	if q.Window <= 0 {
+		q.Window = 14 * 24 * time.Hour
+	}
+}
+
+func (q Quota) limit(org string) int {
+	if n, ok := q.PerOrg[org]; ok {
+		return n
+	}
+	return q.Composes
+}
+
+// checkQuota refuses a compose past the org's quota, saying when a slot
+// frees.
+func (s *Server) checkQuota(r *http.Request, org string) error {
+	q := s.cfg.Quota
+	limit := q.limit(org)
+	now := s.cfg.Now().UTC()
+	n, oldest, err := s.cfg.Store.CountComposesSince(r.Context(), org, now.Add(-q.Window))
+	if err != nil {
+		return err
+	}
+	if n < limit {
+		return nil
+	}
+	frees := oldest.Add(q.Window)
+	e := newError(http.StatusForbidden, fmt.Sprintf("your organization has used its quota of %d composes in %s; the next one can be submitted after %s",
+		limit, formatWindow(q.Window), frees.Format(time.RFC3339)))
+	return e
+}
+
+func formatWindow(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// RateLimit bounds each org's request rate (per server process).
+type RateLimit struct {
+	// PerSecond is the sustained rate. Default 50; negative: no limit.
+	PerSecond float64
+	// Burst is how many requests may come at once. Default 100.
+	Burst int
+}
+
+func (l *RateLimit) withDefaults() {
+	if l.PerSecond == 0 {
+		l.PerSecond = 50
+	}
+	if l.Burst <= 0 {
+		l.Burst = 100
+	}
+}
+
+// limiters holds a token bucket per org.
+type limiters struct {
+	cfg RateLimit
+	mu  sync.Mutex
+	m   map[string]*rate.Limiter
+}
+
+// allow reports whether org may make a request now, and if not, how long
+// until it may.
+func (l *limiters) allow(org string, now time.Time) (bool, time.Duration) {
+	if l.cfg.PerSecond < 0 {
+		return true, 0
+	}
+	l.mu.Lock()
+	lim, ok := l.m[org]
+	if !ok {
+		if l.m == nil {
+			l.m = map[string]*rate.Limiter{}
+		}
+		lim = rate.NewLimiter(rate.Limit(l.cfg.PerSecond), l.cfg.Burst)
+		l.m[org] = lim
+	}
+	l.mu.Unlock()
+	res := lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+func tooManyRequests(wait time.Duration) *apiError {
+	secs := int(math.Ceil(wait.Seconds()))
+	e := newError(http.StatusTooManyRequests, fmt.Sprintf("too many requests from your organization: retry in %d s", secs))
+	e.Header = http.Header{"Retry-After": []string{strconv.Itoa(secs)}}
+	return e
+}
