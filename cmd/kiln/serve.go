@@ -59,6 +59,8 @@ composes. Create API tokens with "kiln token create".`,
 	f.StringVar(&cfg.WorkerKey, "worker-key", os.Getenv("KILN_WORKER_KEY"), "secret remote workers request jobs with (default: $KILN_WORKER_KEY, else a random one for in-process workers)")
 	f.BoolVar(&cfg.TrustIdentityHeader, "trust-identity-header", false, "take the org from x-rh-identity: only behind a gateway that sets it and strips it from clients")
 	f.DurationVar(&cfg.Lease, "lease", 0, "how long a job stays leased without a heartbeat (default 2m)")
+	f.DurationVar(&cfg.Retention.MaxAge, "retention", 14*24*time.Hour, "how long images and logs are kept")
+	f.Int64Var(&cfg.Retention.MaxBytes, "artifacts-max-bytes", 0, "bound on the artifact store's size; the oldest finished composes' files go first (0: no bound)")
 	f.IntVar(&cfg.Quota.Composes, "quota", 100, "composes each organization may submit per --quota-window")
 	f.DurationVar(&cfg.Quota.Window, "quota-window", 14*24*time.Hour, "the period --quota counts")
 	f.StringToIntVar(&cfg.Quota.PerOrg, "org-quota", nil, "a quota for one organization, ORG=N (repeatable)")

@@ -25,6 +25,18 @@ type Options struct {
 	Mirrors map[string]string
 }
 
+// PackageRepositories are the distribution's repositories whose mirror
+// role mirrors names, as the package solver reads them (for searches).
+func (d *Distro) PackageRepositories(mirrors map[string]string) []depsolve.Repository {
+	var out []depsolve.Repository
+	for _, r := range d.Repositories {
+		if uri := mirrors[r.MirrorRole]; uri != "" {
+			out = append(out, depsolve.Repository{ID: r.ID, URI: uri, Suites: r.Suites, Components: r.Components, SignedBy: d.Keyring})
+		}
+	}
+	return out
+}
+
 // Plan is a manifest waiting for its packages: Request says what to solve,
 // Finish turns the solution into the manifest. Generating it is pure.
 type Plan struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/depsolve/apt"
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/api"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -49,6 +50,8 @@ type Config struct {
 	RescueEvery time.Duration
 	// MaxBodyBytes bounds API request bodies. Default 1 MiB.
 	MaxBodyBytes int64
+	// Retention bounds the artifact store.
+	Retention Retention
 	// Quota and RateLimit bound what each org may do (see api.Quota).
 	Quota     api.Quota
 	RateLimit api.RateLimit
@@ -86,6 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	cfg.Retention.withDefaults()
 	if cfg.WorkerKey == "" {
 		key, _ := store.NewSecret("kwk_")
 		cfg.WorkerKey = key
@@ -101,8 +105,12 @@ func Run(ctx context.Context, cfg Config) error {
 	arts := artifacts.Local{Dir: filepath.Join(cfg.DataDir, "artifacts")}
 
 	mets := metrics.New(db)
+	var packages api.PackageSearcher
+	if r, ok := cfg.Resolver.(*apt.Resolver); ok {
+		packages = aptSearcher{resolver: r, distros: cfg.Distros, mirrors: cfg.Mirrors}
+	}
 	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, TrustIdentityHeader: cfg.TrustIdentityHeader,
-		MaxBodyBytes: cfg.MaxBodyBytes, Quota: cfg.Quota, RateLimit: cfg.RateLimit, Metrics: mets, Log: cfg.Log, Version: cfg.Version})
+		MaxBodyBytes: cfg.MaxBodyBytes, Quota: cfg.Quota, RateLimit: cfg.RateLimit, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
 	if err != nil {
 		return err
 	}
@@ -135,6 +143,30 @@ func Run(ctx context.Context, cfg Config) error {
 				cfg.Log.Error("rescuing jobs", "err", err)
 			} else if requeued+failed > 0 {
 				cfg.Log.Warn("jobs whose worker stopped heartbeating", "requeued", requeued, "failed", failed)
+			}
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	// Artifacts expire; the store's size is measured as they do.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(cfg.Retention.Every)
+		defer t.Stop()
+		for {
+			n, total, err := cleanup(bg, db, arts, cfg.Retention, time.Now(), cfg.Log)
+			if err != nil && bg.Err() == nil {
+				cfg.Log.Error("artifact retention", "err", err)
+			} else {
+				mets.ArtifactBytes.Set(float64(total))
+				if n > 0 {
+					cfg.Log.Info("artifacts expired", "composes", n, "bytes_left", total)
+				}
 			}
 			select {
 			case <-bg.Done():

@@ -63,8 +63,9 @@ func TestServiceBuildsACompose(t *testing.T) {
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: -1, WorkerKey: key,
-			Lease: 4 * time.Second, RescueEvery: 500 * time.Millisecond, Distros: reg, Ready: func(a string) { addr <- a }})
+		done <- Run(ctx, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: -1, WorkerKey: key, Resolver: resolver,
+			Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security},
+			Lease:   4 * time.Second, RescueEvery: 500 * time.Millisecond, Distros: reg, Ready: func(a string) { addr <- a }})
 	}()
 	var base string
 	select {
@@ -99,7 +100,11 @@ func TestServiceBuildsACompose(t *testing.T) {
 		return resp, b
 	}
 
-	resp, body := call("POST", "/compose", map[string]any{
+	resp, body := call("GET", "/packages?distribution=debian-12&architecture=x86_64&search=jq&limit=5", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), `"name":"jq"`, "searched in the repository metadata")
+
+	resp, body = call("POST", "/compose", map[string]any{
 		"distribution": "debian-12",
 		"image_name":   "rootfs",
 		"image_requests": []any{map[string]any{

@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose"
+	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
@@ -43,38 +45,70 @@ func (s *Server) composeImage(w http.ResponseWriter, r *http.Request, _ map[stri
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		return newError(http.StatusBadRequest, "the request body is not a compose request: "+err.Error())
 	}
-	ir := req.ImageRequests[0]
 	if err := s.checkQuota(r, orgOf(r.Context())); err != nil {
 		return err
 	}
-	bp, err := blueprintFromRequest(blueprintName(req.ImageName), req.Customizations)
+	id, err := s.createCompose(r, req, "", 0)
 	if err != nil {
 		return err
 	}
-	it, err := compose.ImageType(s.cfg.Distros, bp, compose.Request{Distro: req.Distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
-	if err != nil {
-		return newError(http.StatusBadRequest, "image_requests[0]: "+err.Error())
-	}
-	if it.Arch().NotBuildable != "" {
-		return newError(http.StatusBadRequest, fmt.Sprintf("image_requests[0].architecture: %s images cannot be built yet: %s", ir.Architecture, it.Arch().NotBuildable))
-	}
-	if err := it.CheckBlueprint(bp); err != nil {
-		return requestProblems(err)
-	}
-	if ir.UploadRequest.Type != "local" {
-		return newError(http.StatusBadRequest, fmt.Sprintf("image_requests[0].upload_request.type: %q is not supported: use local", ir.UploadRequest.Type))
-	}
-	bpJSON, err := json.Marshal(bp)
-	if err != nil {
-		return err
-	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+	return nil
+}
 
+// checkedRequest is a compose or blueprint request that passed every
+// check: its blueprint and, per image request, the image type.
+type checkedRequest struct {
+	bp    *blueprint.Blueprint
+	types []*distro.ImageType
+}
+
+// checkRequest checks customizations and image requests as a blueprint
+// against each image request's distribution, architecture and image type.
+func (s *Server) checkRequest(name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
+	bp, err := blueprintFromRequest(blueprintName(name), cust)
+	if err != nil {
+		return nil, err
+	}
+	out := &checkedRequest{bp: bp}
+	for i, ir := range irs {
+		where := fmt.Sprintf("image_requests[%d]", i)
+		it, err := compose.ImageType(s.cfg.Distros, bp, compose.Request{Distro: distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, where+": "+err.Error())
+		}
+		if it.Arch().NotBuildable != "" {
+			return nil, newError(http.StatusBadRequest, fmt.Sprintf("%s.architecture: %s images cannot be built yet: %s", where, ir.Architecture, it.Arch().NotBuildable))
+		}
+		if err := it.CheckBlueprint(bp); err != nil {
+			return nil, requestProblems(err)
+		}
+		if ir.UploadRequest.Type != "local" {
+			return nil, newError(http.StatusBadRequest, fmt.Sprintf("%s.upload_request.type: %q is not supported: use local", where, ir.UploadRequest.Type))
+		}
+		out.types = append(out.types, it)
+	}
+	return out, nil
+}
+
+// createCompose checks a compose request and stores it with its jobs.
+func (s *Server) createCompose(r *http.Request, req composeRequest, bpID string, bpVersion int) (string, error) {
+	checked, err := s.checkRequest(req.ImageName, req.Distribution, req.ImageRequests, req.Customizations)
+	if err != nil {
+		return "", err
+	}
+	ir, it := req.ImageRequests[0], checked.types[0]
+	bpJSON, err := json.Marshal(checked.bp)
+	if err != nil {
+		return "", err
+	}
 	redactPasswords(req.Customizations)
 	stored, err := json.Marshal(req)
 	if err != nil {
-		return err
+		return "", err
 	}
-	c := store.Compose{ID: store.NewID(), OrgID: orgOf(r.Context()), CreatedAt: s.cfg.Now().UTC(), ImageName: req.ImageName, Request: stored}
+	c := store.Compose{ID: store.NewID(), OrgID: orgOf(r.Context()), CreatedAt: s.cfg.Now().UTC(), ImageName: req.ImageName, Request: stored,
+		BlueprintID: bpID, BlueprintVersion: bpVersion}
 	depsolve, build, upload := store.NewID(), store.NewID(), store.NewID()
 	args := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
 	js := []store.Job{
@@ -83,12 +117,11 @@ func (s *Server) composeImage(w http.ResponseWriter, r *http.Request, _ map[stri
 		{ID: upload, Type: jobs.KindUpload, Args: args(jobs.UploadArgs{Type: ir.UploadRequest.Type, Options: ir.UploadRequest.Options}), Deps: []string{build}},
 	}
 	if err := s.cfg.Store.CreateCompose(r.Context(), c, js); err != nil {
-		return err
+		return "", err
 	}
 	s.cfg.Log.Info("compose accepted", "compose_id", c.ID, "org_id", c.OrgID, "request_id", requestID(r.Context()),
-		"distribution", req.Distribution, "image_type", it.Name, "arch", it.Arch().Name)
-	writeJSON(w, http.StatusCreated, map[string]string{"id": c.ID})
-	return nil
+		"distribution", req.Distribution, "image_type", it.Name, "arch", it.Arch().Name, "blueprint_id", bpID)
+	return c.ID, nil
 }
 
 // pageOf reads limit and offset (already validated against the document).

@@ -42,6 +42,8 @@ type Config struct {
 	MaxBodyBytes int64
 	Quota        Quota
 	RateLimit    RateLimit
+	// Packages answers GET /packages (nil: 503).
+	Packages PackageSearcher
 	// Metrics, when set, records requests by route and code.
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
@@ -89,21 +91,30 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, spec: sp, limits: &limiters{cfg: cfg.RateLimit}}
 	s.handlers = map[string]handler{
-		"composeImage":        s.composeImage,
-		"getComposes":         s.getComposes,
-		"getComposeStatus":    s.getComposeStatus,
-		"deleteCompose":       s.deleteCompose,
-		"getComposeLogs":      s.getComposeLogs,
-		"getComposeManifests": s.getComposeManifests,
-		"getComposeSBOMs":     s.getComposeSBOMs,
-		"getComposeMetadata":  s.getComposeMetadata,
-		"downloadCompose":     s.downloadCompose,
-		"getDistributions":    s.getDistributions,
-		"getDistribution":     s.getDistribution,
-		"getArchitectures":    s.getArchitectures,
-		"getVersion":          s.getVersion,
-		"getReadiness":        s.getReadiness,
-		"getOpenapi":          s.getOpenapi,
+		"composeImage":         s.composeImage,
+		"getComposes":          s.getComposes,
+		"getComposeStatus":     s.getComposeStatus,
+		"deleteCompose":        s.deleteCompose,
+		"getComposeLogs":       s.getComposeLogs,
+		"getComposeManifests":  s.getComposeManifests,
+		"getComposeSBOMs":      s.getComposeSBOMs,
+		"getComposeMetadata":   s.getComposeMetadata,
+		"downloadCompose":      s.downloadCompose,
+		"createBlueprint":      s.createBlueprint,
+		"updateBlueprint":      s.updateBlueprint,
+		"getBlueprint":         s.getBlueprint,
+		"getBlueprints":        s.getBlueprints,
+		"deleteBlueprint":      s.deleteBlueprint,
+		"composeBlueprint":     s.composeBlueprint,
+		"getBlueprintComposes": s.getBlueprintComposes,
+		"exportBlueprint":      s.exportBlueprint,
+		"getPackages":          s.getPackages,
+		"getDistributions":     s.getDistributions,
+		"getDistribution":      s.getDistribution,
+		"getArchitectures":     s.getArchitectures,
+		"getVersion":           s.getVersion,
+		"getReadiness":         s.getReadiness,
+		"getOpenapi":           s.getOpenapi,
 	}
 	return s, nil
 }

@@ -356,3 +356,119 @@ func TestRateLimit(t *testing.T) {
 	assert.Contains(t, r.details(t), "retry in 2 s")
 	assert.Equal(t, http.StatusOK, ts.do(t, "other", "GET", "/composes", nil).status, "each org has its own budget")
 }
+
+// fakeSearcher stands in for the repository metadata in these API tests;
+// the service test searches the real metadata.
+type fakeSearcher struct{}
+
+func (fakeSearcher) Search(_ context.Context, distro, arch, query string, limit, offset int) ([]Package, int, error) {
+	all := []Package{{Name: query + "-a"}, {Name: query + "-b"}, {Name: query + "-c"}}
+	end := min(offset+limit, len(all))
+	if offset > len(all) {
+		return nil, len(all), nil
+	}
+	return all[offset:end], len(all), nil
+}
+
+func TestPackages(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Packages = fakeSearcher{} })
+	r := ts.do(t, "acme", "GET", "/packages?distribution=debian-12&architecture=x86_64&search=vim&limit=2&offset=1", nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	m := r.json(t)
+	assert.Equal(t, float64(3), m["meta"].(map[string]any)["count"])
+	data := m["data"].([]any)
+	require.Len(t, data, 2)
+	assert.Equal(t, "vim-b", data[0].(map[string]any)["name"])
+	for q, want := range map[string]string{
+		"distribution=debian-12&architecture=x86_64":            "search",
+		"distribution=debian-99&architecture=x86_64&search=vim": "debian-99",
+		"distribution=debian-12&architecture=sparc&search=vim":  "architecture",
+		"architecture=x86_64&search=vim":                        "distribution",
+	} {
+		r := ts.do(t, "acme", "GET", "/packages?"+q, nil)
+		assert.Equal(t, http.StatusBadRequest, r.status, q)
+		assert.Contains(t, r.details(t), want, q)
+	}
+	assert.Equal(t, http.StatusUnauthorized, ts.do(t, "", "GET", "/packages?distribution=debian-12&architecture=x86_64&search=vim", nil).status)
+}
+
+func blueprintBody(name string) map[string]any {
+	b := composeBody()
+	delete(b, "image_name")
+	delete(b, "client_id")
+	b["name"] = name
+	b["description"] = "the web tier"
+	return b
+}
+
+func TestBlueprints(t *testing.T) {
+	ts := newTestServer(t, nil)
+	r := ts.do(t, "acme", "POST", "/blueprints", blueprintBody("web"))
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	id := r.json(t)["id"].(string)
+	r = ts.do(t, "acme", "POST", "/blueprints", blueprintBody("web"))
+	assert.Equal(t, http.StatusUnprocessableEntity, r.status)
+	assert.Contains(t, r.details(t), `"web" exists already`)
+	bad := blueprintBody("bad")
+	bad["customizations"].(map[string]any)["hostname"] = "-nope"
+	r = ts.do(t, "acme", "POST", "/blueprints", bad)
+	assert.Equal(t, http.StatusBadRequest, r.status)
+	assert.Contains(t, r.details(t), "customizations.hostname")
+
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id, nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	got := r.json(t)
+	assert.Equal(t, float64(1), got["version"])
+	assert.NotContains(t, string(r.body), "hunter2")
+	assert.NotContains(t, string(r.body), "$6$", "no password hash is returned")
+	assert.Contains(t, string(r.body), `"hasPassword":true`)
+
+	v2 := blueprintBody("web")
+	v2["customizations"].(map[string]any)["hostname"] = "web02"
+	r = ts.do(t, "acme", "PUT", "/blueprints/"+id, v2)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id, nil)
+	assert.Contains(t, string(r.body), "web02")
+	assert.Equal(t, float64(2), r.json(t)["version"])
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id+"?version=1", nil)
+	assert.Contains(t, string(r.body), `"hostname":"web01"`, "old versions stay readable")
+
+	r = ts.do(t, "acme", "GET", "/blueprints?name=web", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, float64(1), r.json(t)["meta"].(map[string]any)["count"])
+
+	r = ts.do(t, "acme", "POST", "/blueprints/"+id+"/compose", nil)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	assert.Contains(t, string(r.body), `"id"`)
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id+"/composes", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	m := r.json(t)
+	assert.Equal(t, float64(1), m["meta"].(map[string]any)["count"])
+	assert.Equal(t, float64(2), m["data"].([]any)[0].(map[string]any)["blueprint_version"])
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id+"/composes?blueprint_version=1", nil)
+	assert.Equal(t, float64(0), r.json(t)["meta"].(map[string]any)["count"])
+
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id+"/export", nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Contains(t, string(r.body), `"hostname":"web02"`)
+	assert.NotContains(t, string(r.body), "$6$")
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id+"/export", nil, "Accept", "application/toml")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Contains(t, string(r.body), `hostname = "web02"`)
+
+	for _, op := range []struct{ method, path string }{
+		{"GET", "/blueprints/" + id}, {"PUT", "/blueprints/" + id}, {"DELETE", "/blueprints/" + id},
+		{"POST", "/blueprints/" + id + "/compose"}, {"GET", "/blueprints/" + id + "/composes"}, {"GET", "/blueprints/" + id + "/export"},
+	} {
+		var body any
+		if op.method == "PUT" {
+			body = blueprintBody("web")
+		}
+		assert.Equal(t, http.StatusNotFound, ts.do(t, "other", op.method, op.path, body).status, "%s %s", op.method, op.path)
+	}
+	r = ts.do(t, "other", "GET", "/blueprints", nil)
+	assert.Equal(t, float64(0), r.json(t)["meta"].(map[string]any)["count"])
+
+	assert.Equal(t, http.StatusNoContent, ts.do(t, "acme", "DELETE", "/blueprints/"+id, nil).status)
+	assert.Equal(t, http.StatusNotFound, ts.do(t, "acme", "GET", "/blueprints/"+id, nil).status)
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -111,4 +112,28 @@ func (l Local) Delete(composeID string) error {
 		return fmt.Errorf("%q is not a compose id", composeID)
 	}
 	return os.RemoveAll(filepath.Join(l.Dir, composeID))
+}
+
+// Size is how many bytes the compose's files take.
+func (l Local) Size(composeID string) int64 {
+	if !idPattern.MatchString(composeID) {
+		return 0
+	}
+	return du(filepath.Join(l.Dir, composeID))
+}
+
+// Usage is how many bytes the store takes.
+func (l Local) Usage() int64 { return du(l.Dir) }
+
+func du(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

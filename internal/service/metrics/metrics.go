@@ -20,6 +20,8 @@ type Metrics struct {
 	HTTPDuration *prometheus.HistogramVec
 	JobDuration  *prometheus.HistogramVec
 	QueueWait    *prometheus.HistogramVec
+	// ArtifactBytes is what the artifact store takes, as last measured.
+	ArtifactBytes prometheus.Gauge
 
 	mu      sync.Mutex
 	workers map[string]time.Time
@@ -41,9 +43,12 @@ func New(queue store.Queue) *Metrics {
 			Name: "kiln_job_queue_wait_seconds", Help: "How long jobs waited in the queue before a worker took them.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 3, 14),
 		}, []string{"type", "arch"}),
+		ArtifactBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kiln_artifacts_bytes", Help: "Bytes the artifact store takes, measured by each retention cleanup.",
+		}),
 		workers: map[string]time.Time{},
 	}
-	m.Registry.MustRegister(m.HTTPDuration, m.JobDuration, m.QueueWait,
+	m.Registry.MustRegister(m.HTTPDuration, m.JobDuration, m.QueueWait, m.ArtifactBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&jobsCollector{queue: queue}, &workersCollector{m: m})
 	return m

@@ -29,6 +29,8 @@ var (
 	ErrLeaseLost = errors.New("the job's lease is not held by this token")
 	// ErrCanceled: the job was canceled; the worker should stop it.
 	ErrCanceled = errors.New("the job was canceled")
+	// ErrConflict: the name is taken in the org.
+	ErrConflict = errors.New("the name is taken")
 )
 
 // NewID returns a random (version 4) UUID.
@@ -82,6 +84,10 @@ type Compose struct {
 	CreatedAt time.Time
 	ImageName string
 	Request   json.RawMessage
+	// BlueprintID and BlueprintVersion name the stored blueprint the
+	// compose was made from, if any.
+	BlueprintID      string
+	BlueprintVersion int
 }
 
 // Page selects a slice of a list, newest first.
@@ -104,6 +110,41 @@ type Composes interface {
 	// HideCompose removes a compose from the org's lists; its jobs are
 	// canceled first by the caller.
 	HideCompose(ctx context.Context, org, id string) error
+	// ExpirableComposes lists, oldest first, up to limit composes of any
+	// org created before before whose jobs have all ended and whose files
+	// have not expired yet.
+	ExpirableComposes(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// MarkExpired records that the composes' files were removed.
+	MarkExpired(ctx context.Context, ids []string) error
+}
+
+// Blueprint is one version of a stored blueprint.
+type Blueprint struct {
+	ID          string
+	OrgID       string
+	Name        string
+	Description string
+	Version     int
+	// Body is the blueprint as the API takes it (passwords as hashes).
+	Body      json.RawMessage
+	UpdatedAt time.Time
+}
+
+// Blueprints stores versioned blueprints.
+type Blueprints interface {
+	// CreateBlueprint stores version 1; ErrConflict when the name is taken.
+	CreateBlueprint(ctx context.Context, b Blueprint) error
+	// UpdateBlueprint stores the next version and returns its number.
+	UpdateBlueprint(ctx context.Context, b Blueprint) (int, error)
+	// GetBlueprint returns version (0: the latest).
+	GetBlueprint(ctx context.Context, org, id string, version int) (Blueprint, error)
+	// ListBlueprints returns a page of the org's blueprints (latest
+	// versions, recently changed first), optionally only those named name.
+	ListBlueprints(ctx context.Context, org, name string, p Page) ([]Blueprint, int, error)
+	DeleteBlueprint(ctx context.Context, org, id string) error
+	// ListBlueprintComposes returns a page of the composes made from a
+	// blueprint (version 0: any version).
+	ListBlueprintComposes(ctx context.Context, org, id string, version int, p Page) ([]Compose, int, error)
 }
 
 // Job states.
@@ -210,6 +251,7 @@ type JobCount struct {
 type Backend interface {
 	Tokens
 	Composes
+	Blueprints
 	Queue
 	Close() error
 }

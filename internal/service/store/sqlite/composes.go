@@ -12,8 +12,14 @@ import (
 // CreateCompose implements store.Composes.
 func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.Job) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, request) VALUES (?, ?, ?, ?, ?)`,
-			c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request)); err != nil {
+		var bpID sql.NullString
+		var bpVersion sql.NullInt64
+		if c.BlueprintID != "" {
+			bpID = sql.NullString{String: c.BlueprintID, Valid: true}
+			bpVersion = sql.NullInt64{Int64: int64(c.BlueprintVersion), Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion); err != nil {
 			return err
 		}
 		return insertJobs(ctx, tx, c, jobs, db.now())
@@ -55,7 +61,7 @@ func insertJobs(ctx context.Context, tx *sql.Tx, c store.Compose, jobs []store.J
 
 // GetCompose implements store.Composes.
 func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, error) {
-	row := db.r.QueryRowContext(ctx, `SELECT id, org_id, created_at, image_name, request FROM composes WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
+	row := db.r.QueryRowContext(ctx, `SELECT `+composeColumns+` FROM composes WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
 	c, err := scanCompose(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Compose{}, store.ErrNotFound
@@ -69,7 +75,7 @@ func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]sto
 	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE org_id = ? AND hidden = 0`, org).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT id, org_id, created_at, image_name, request FROM composes
+	rows, err := db.r.QueryContext(ctx, `SELECT `+composeColumns+` FROM composes
 		WHERE org_id = ? AND hidden = 0 ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, org, p.Limit, p.Offset)
 	if err != nil {
 		return nil, 0, err
@@ -109,14 +115,51 @@ func (db *DB) HideCompose(ctx context.Context, org, id string) error {
 	return nil
 }
 
+const composeColumns = `id, org_id, created_at, image_name, request, blueprint_id, blueprint_version`
+
 func scanCompose(s scanner) (store.Compose, error) {
 	var c store.Compose
 	var created int64
 	var req string
-	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &req); err != nil {
+	var bpID sql.NullString
+	var bpVersion sql.NullInt64
+	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &req, &bpID, &bpVersion); err != nil {
 		return store.Compose{}, err
 	}
+	c.BlueprintID, c.BlueprintVersion = bpID.String, int(bpVersion.Int64)
 	c.CreatedAt = fromNano(created)
 	c.Request = []byte(req)
 	return c, nil
+}
+
+// ExpirableComposes implements store.Composes.
+func (db *DB) ExpirableComposes(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id FROM composes c WHERE expired = 0 AND created_at < ?
+		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN (?, ?))
+		ORDER BY created_at, id LIMIT ?`, unixNano(before), store.JobPending, store.JobRunning, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// MarkExpired implements store.Composes.
+func (db *DB) MarkExpired(ctx context.Context, ids []string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE composes SET expired = 1 WHERE id = ?`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

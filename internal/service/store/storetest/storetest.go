@@ -47,6 +47,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
 	t.Run("retry", func(t *testing.T) { b, c := env(t); testRetry(t, b, c) })
 	t.Run("cancel", func(t *testing.T) { b, c := env(t); testCancel(t, b, c) })
+	t.Run("blueprints", func(t *testing.T) { b, c := env(t); testBlueprints(t, b, c) })
+	t.Run("expiry", func(t *testing.T) { b, c := env(t); testExpiry(t, b, c) })
 	t.Run("concurrent dequeue", func(t *testing.T) { b, c := env(t); testConcurrentDequeue(t, b, c) })
 }
 
@@ -313,4 +315,92 @@ func testConcurrentDequeue(t *testing.T, b store.Backend, c *Clock) {
 	for id, n := range got {
 		assert.Equal(t, 1, n, "job %s handed out once", id)
 	}
+}
+
+func testExpiry(t *testing.T, b store.Backend, c *Clock) {
+	old, _ := chain(t, b, "a", c, 0)
+	require.NoError(t, b.CancelCompose(ctx, "a", old.ID)) // ended
+	running, _ := chain(t, b, "b", c, 0)
+	c.Advance(time.Hour)
+	recent, _ := chain(t, b, "a", c, 0)
+	require.NoError(t, b.CancelCompose(ctx, "a", recent.ID))
+
+	ids, err := b.ExpirableComposes(ctx, c.Now().Add(-30*time.Minute), 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{old.ID}, ids, "old and ended; not the running one, not the recent one")
+	ids, err = b.ExpirableComposes(ctx, c.Now().Add(time.Minute), 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{old.ID, recent.ID}, ids, "oldest first")
+	require.NoError(t, b.MarkExpired(ctx, []string{old.ID}))
+	ids, err = b.ExpirableComposes(ctx, c.Now().Add(time.Minute), 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{recent.ID}, ids)
+	_, err = b.GetCompose(ctx, "a", old.ID)
+	assert.NoError(t, err, "an expired compose is still listed; only its files are gone")
+	_ = running
+}
+
+func testBlueprints(t *testing.T, b store.Backend, c *Clock) {
+	bp := store.Blueprint{ID: store.NewID(), OrgID: "a", Name: "web", Description: "d1", Body: json.RawMessage(`{"v":1}`), UpdatedAt: c.Now()}
+	require.NoError(t, b.CreateBlueprint(ctx, bp))
+	dup := bp
+	dup.ID = store.NewID()
+	assert.ErrorIs(t, b.CreateBlueprint(ctx, dup), store.ErrConflict, "names are unique in an org")
+	dup.OrgID = "b"
+	require.NoError(t, b.CreateBlueprint(ctx, dup), "another org may use the name")
+
+	c.Advance(time.Minute)
+	bp.Body, bp.Description, bp.UpdatedAt = json.RawMessage(`{"v":2}`), "d2", c.Now()
+	v, err := b.UpdateBlueprint(ctx, bp)
+	require.NoError(t, err)
+	assert.Equal(t, 2, v)
+	other := bp
+	other.OrgID = "b"
+	_, err = b.UpdateBlueprint(ctx, other)
+	assert.ErrorIs(t, err, store.ErrNotFound, "another org cannot update it")
+
+	got, err := b.GetBlueprint(ctx, "a", bp.ID, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 2, got.Version)
+	assert.JSONEq(t, `{"v":2}`, string(got.Body))
+	assert.Equal(t, "d2", got.Description)
+	got, err = b.GetBlueprint(ctx, "a", bp.ID, 1)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"v":1}`, string(got.Body), "old versions are kept")
+	_, err = b.GetBlueprint(ctx, "a", bp.ID, 3)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = b.GetBlueprint(ctx, "b", bp.ID, 0)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+
+	list, total, err := b.ListBlueprints(ctx, "a", "", store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 1, total)
+	require.Len(t, list, 1)
+	assert.Equal(t, 2, list[0].Version)
+	_, total, err = b.ListBlueprints(ctx, "a", "nope", store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Zero(t, total)
+
+	cp := newCompose("a", c.Now())
+	cp.BlueprintID, cp.BlueprintVersion = bp.ID, 2
+	require.NoError(t, b.CreateCompose(ctx, cp, nil))
+	require.NoError(t, b.CreateCompose(ctx, newCompose("a", c.Now()), nil))
+	cs, total, err := b.ListBlueprintComposes(ctx, "a", bp.ID, 0, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 1, total)
+	require.Len(t, cs, 1)
+	assert.Equal(t, 2, cs[0].BlueprintVersion)
+	_, total, err = b.ListBlueprintComposes(ctx, "a", bp.ID, 1, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Zero(t, total)
+	_, total, err = b.ListBlueprintComposes(ctx, "b", bp.ID, 0, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Zero(t, total)
+
+	assert.ErrorIs(t, b.DeleteBlueprint(ctx, "b", bp.ID), store.ErrNotFound)
+	require.NoError(t, b.DeleteBlueprint(ctx, "a", bp.ID))
+	_, err = b.GetBlueprint(ctx, "a", bp.ID, 0)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	bp.ID = store.NewID()
+	require.NoError(t, b.CreateBlueprint(ctx, bp), "a deleted blueprint's name is free again")
 }

@@ -1,0 +1,273 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// blueprintRequest is a stored blueprint as the API takes it.
+type blueprintRequest struct {
+	Name           string         `json:"name"`
+	Description    string         `json:"description,omitempty"`
+	Distribution   string         `json:"distribution"`
+	ImageRequests  []imageRequest `json:"image_requests"`
+	Customizations map[string]any `json:"customizations,omitempty"`
+}
+
+// readBlueprint decodes and checks a blueprint request, and replaces any
+// plaintext password by its hash: a stored blueprint never holds one.
+func (s *Server) readBlueprint(r *http.Request) (*blueprintRequest, error) {
+	var req blueprintRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return nil, newError(http.StatusBadRequest, "the request body is not a blueprint: "+err.Error())
+	}
+	checked, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
+	if err != nil {
+		return nil, err
+	}
+	hashPasswords(req.Customizations, checked.bp)
+	return &req, nil
+}
+
+// hashPasswords puts the parsed blueprint's password hashes in place of
+// what the request gave.
+func hashPasswords(cust map[string]any, bp *blueprint.Blueprint) {
+	users, _ := cust["users"].([]any)
+	for _, u := range users {
+		m, ok := u.(map[string]any)
+		if !ok || m["password"] == nil || bp.Customizations == nil {
+			continue
+		}
+		for _, bu := range bp.Customizations.User {
+			if bu.Name == m["name"] && bu.Password != nil {
+				m["password"] = *bu.Password
+			}
+		}
+	}
+}
+
+func (s *Server) createBlueprint(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	req, err := s.readBlueprint(r)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	b := store.Blueprint{ID: store.NewID(), OrgID: orgOf(r.Context()), Name: req.Name, Description: req.Description, Body: body, UpdatedAt: s.cfg.Now().UTC()}
+	if err := s.cfg.Store.CreateBlueprint(r.Context(), b); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return newError(http.StatusUnprocessableEntity, fmt.Sprintf("name: a blueprint named %q exists already: update it (PUT /blueprints/{id}) or choose another name", req.Name))
+		}
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": b.ID})
+	return nil
+}
+
+func (s *Server) updateBlueprint(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	req, err := s.readBlueprint(r)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	b := store.Blueprint{ID: params["id"], OrgID: orgOf(r.Context()), Name: req.Name, Description: req.Description, Body: body, UpdatedAt: s.cfg.Now().UTC()}
+	if _, err := s.cfg.Store.UpdateBlueprint(r.Context(), b); err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return errNotFound
+		case errors.Is(err, store.ErrConflict):
+			return newError(http.StatusUnprocessableEntity, fmt.Sprintf("name: a blueprint named %q exists already", req.Name))
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": b.ID})
+	return nil
+}
+
+// loadBlueprint returns the caller's blueprint (version 0: the latest).
+func (s *Server) loadBlueprint(r *http.Request, id string, version int) (store.Blueprint, *blueprintRequest, error) {
+	b, err := s.cfg.Store.GetBlueprint(r.Context(), orgOf(r.Context()), id, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return b, nil, errNotFound
+	}
+	if err != nil {
+		return b, nil, err
+	}
+	var req blueprintRequest
+	if err := json.Unmarshal(b.Body, &req); err != nil {
+		return b, nil, err
+	}
+	return b, &req, nil
+}
+
+func (s *Server) getBlueprint(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	version, _ := strconv.Atoi(r.URL.Query().Get("version"))
+	b, req, err := s.loadBlueprint(r, params["id"], version)
+	if err != nil {
+		return err
+	}
+	redactPasswords(req.Customizations)
+	cust := req.Customizations
+	if cust == nil {
+		cust = map[string]any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": b.ID, "name": b.Name, "description": b.Description, "distribution": req.Distribution,
+		"image_requests": req.ImageRequests, "customizations": cust, "version": b.Version, "last_modified_at": b.UpdatedAt,
+	})
+	return nil
+}
+
+type blueprintItem struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	Description    string    `json:"description"`
+	Version        int       `json:"version"`
+	LastModifiedAt time.Time `json:"last_modified_at"`
+}
+
+func (s *Server) getBlueprints(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	p := pageOf(r)
+	list, total, err := s.cfg.Store.ListBlueprints(r.Context(), orgOf(r.Context()), r.URL.Query().Get("name"), p)
+	if err != nil {
+		return err
+	}
+	data := make([]blueprintItem, 0, len(list))
+	for _, b := range list {
+		data = append(data, blueprintItem{ID: b.ID, Name: b.Name, Description: b.Description, Version: b.Version, LastModifiedAt: b.UpdatedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"meta": listMeta{Count: total}, "links": links(r, p, total), "data": data})
+	return nil
+}
+
+func (s *Server) deleteBlueprint(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	if err := s.cfg.Store.DeleteBlueprint(r.Context(), orgOf(r.Context()), params["id"]); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// composeBlueprint makes one compose per image request of the latest
+// version (or per image type asked for).
+func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	var body struct {
+		ImageTypes []string `json:"image_types"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && r.ContentLength > 0 {
+			return newError(http.StatusBadRequest, "the request body: "+err.Error())
+		}
+	}
+	b, req, err := s.loadBlueprint(r, params["id"], 0)
+	if err != nil {
+		return err
+	}
+	var irs []imageRequest
+	for _, ir := range req.ImageRequests {
+		if len(body.ImageTypes) == 0 || slices.Contains(body.ImageTypes, ir.ImageType) {
+			irs = append(irs, ir)
+		}
+	}
+	if len(irs) == 0 {
+		return newError(http.StatusBadRequest, fmt.Sprintf("image_types: the blueprint has no image request of types %v", body.ImageTypes))
+	}
+	out := []map[string]string{}
+	for _, ir := range irs {
+		if err := s.checkQuota(r, orgOf(r.Context())); err != nil {
+			return err
+		}
+		cust, err := cloneMap(req.Customizations)
+		if err != nil {
+			return err
+		}
+		id, err := s.createCompose(r, composeRequest{Distribution: req.Distribution, ImageName: b.Name, ImageDescription: b.Description,
+			ClientID: "api", ImageRequests: []imageRequest{ir}, Customizations: cust}, b.ID, b.Version)
+		if err != nil {
+			return err
+		}
+		out = append(out, map[string]string{"id": id})
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func cloneMap(m map[string]any) (map[string]any, error) {
+	if m == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	return out, json.Unmarshal(b, &out)
+}
+
+func (s *Server) getBlueprintComposes(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	org, id := orgOf(r.Context()), params["id"]
+	if _, _, err := s.loadBlueprint(r, id, 0); err != nil {
+		return err
+	}
+	version, _ := strconv.Atoi(r.URL.Query().Get("blueprint_version"))
+	p := pageOf(r)
+	list, total, err := s.cfg.Store.ListBlueprintComposes(r.Context(), org, id, version, p)
+	if err != nil {
+		return err
+	}
+	data := make([]map[string]any, 0, len(list))
+	for _, c := range list {
+		data = append(data, map[string]any{"id": c.ID, "created_at": c.CreatedAt, "image_name": c.ImageName, "request": c.Request,
+			"blueprint_id": c.BlueprintID, "blueprint_version": c.BlueprintVersion})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"meta": listMeta{Count: total}, "links": links(r, p, total), "data": data})
+	return nil
+}
+
+// exportBlueprint writes the latest version in osbuild's blueprint format:
+// JSON, or TOML when asked for. Password hashes are left out.
+func (s *Server) exportBlueprint(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	b, req, err := s.loadBlueprint(r, params["id"], 0)
+	if err != nil {
+		return err
+	}
+	users, _ := req.Customizations["users"].([]any)
+	for _, u := range users {
+		if m, ok := u.(map[string]any); ok {
+			delete(m, "password")
+		}
+	}
+	bp, err := blueprintFromRequest(blueprintName(b.Name), req.Customizations)
+	if err != nil {
+		return err
+	}
+	bp.Description, bp.Version, bp.Distro = b.Description, fmt.Sprintf("%d.0.0", b.Version), req.Distribution
+	if r.Header.Get("Accept") == "application/toml" {
+		data, err := bp.ToTOML()
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/toml")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", bp.Name+".toml"))
+		_, _ = w.Write(data)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, bp)
+	return nil
+}
