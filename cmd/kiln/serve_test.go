@@ -84,6 +84,7 @@ func TestServeTokenCompose(t *testing.T) {
 	assert.Contains(t, string(metrics), `kiln_jobs{arch="x86_64",state="pending",type="build"} 1`)
 	assert.Contains(t, string(metrics), `kiln_http_request_duration_seconds_count{code="201",method="POST",route="composeImage"} 1`)
 	assert.Contains(t, string(metrics), `kiln_workers_active 0`)
+	assert.Contains(t, string(metrics), `kiln_composes{status="pending"} 1`)
 	assert.Contains(t, out, "1 of 1")
 	_, errOut, err = run(t, append([]string{"compose", "download", id, "-o", t.TempDir() + "/x"}, svc...)...)
 	require.Error(t, err)

@@ -1,11 +1,9 @@
 package service
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/aptsources"
+	"github.com/kiln-project/kiln/internal/boottest"
 	"github.com/kiln-project/kiln/internal/depsolve/apt"
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
@@ -32,10 +31,10 @@ import (
 // TestServiceBuildsACompose runs the service on loopback with no
 // in-process worker. A first worker leases the depsolve job and dies
 // (never heartbeats); the job is requeued when its lease expires and a
-// real worker then runs the whole compose — depsolve, a real tar build,
+// real worker then runs the whole compose — depsolve, a real qcow2 build,
 // upload — while the test follows the build log. The image is downloaded
-// (whole and by range) and checked, with its manifest, SBOM and package
-// list.
+// (whole and by range), booted and checked from inside, and its manifest,
+// SBOM and package list are checked.
 func TestServiceBuildsACompose(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,17 +103,22 @@ func TestServiceBuildsACompose(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	assert.Contains(t, string(body), `"name":"jq"`, "searched in the repository metadata")
 
+	sshKey := filepath.Join(t.TempDir(), "id_ed25519")
+	out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-service", "-f", sshKey).CombinedOutput()
+	require.NoError(t, err, string(out))
+	pub, err := os.ReadFile(sshKey + ".pub")
+	require.NoError(t, err)
 	resp, body = call("POST", "/compose", map[string]any{
 		"distribution": "debian-12",
-		"image_name":   "rootfs",
+		"image_name":   "svc",
 		"image_requests": []any{map[string]any{
-			"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local", "options": map[string]any{}},
+			"architecture": "x86_64", "image_type": "qcow2", "upload_request": map[string]any{"type": "local", "options": map[string]any{}},
 		}},
 		"customizations": map[string]any{
 			"packages": []any{"jq"},
 			"hostname": "kiln-service",
-			"users":    []any{map[string]any{"name": "dev", "groups": []any{"users"}}},
-			"files":    []any{map[string]any{"path": "/etc/kiln-release", "mode": "0600", "data": "built by the service\n"}},
+			"users":    []any{map[string]any{"name": "ops", "groups": []any{"sudo"}, "ssh_key": strings.TrimSpace(string(pub))}},
+			"files":    []any{map[string]any{"path": "/etc/kiln-release", "mode": "0644", "data": "built by the service\n"}},
 		},
 	})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
@@ -187,7 +191,7 @@ func TestServiceBuildsACompose(t *testing.T) {
 		t.Fatal("the followed log did not end with the compose")
 	}
 	assert.Contains(t, followed, "kiln.debs.install")
-	assert.Contains(t, followed, "built rootfs-debian-12-x86_64.tar")
+	assert.Contains(t, followed, "built svc-debian-12-x86_64.qcow2")
 
 	// The depsolve job ran twice: the dead worker's attempt was rescued.
 	db2, err := sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
@@ -198,28 +202,50 @@ func TestServiceBuildsACompose(t *testing.T) {
 	assert.Equal(t, 2, js[0].Attempts)
 	assert.Equal(t, "real", js[0].Worker)
 
-	// The image, whole and by range.
-	resp, image := call("GET", "/composes/"+id+"/download", nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Contains(t, resp.Header.Get("Content-Disposition"), "rootfs-debian-12-x86_64.tar")
-	files := map[string]string{}
-	tr := tar.NewReader(tarStream(t, image))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		if h.Name == "./etc/hostname" || h.Name == "./etc/kiln-release" {
-			b, _ := io.ReadAll(tr)
-			files[h.Name] = string(b)
-		}
-	}
-	assert.Equal(t, "kiln-service\n", files["./etc/hostname"])
-	assert.Equal(t, "built by the service\n", files["./etc/kiln-release"])
+	// The image, whole and by range, then booted and checked from inside.
+	image := filepath.Join(t.TempDir(), "svc.qcow2")
+	req, err := http.NewRequestWithContext(ctx, "GET", api+"/composes/"+id+"/download", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	dl, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, dl.StatusCode)
+	assert.Contains(t, dl.Header.Get("Content-Disposition"), "svc-debian-12-x86_64.qcow2")
+	f, err := os.Create(image)
+	require.NoError(t, err)
+	_, err = io.Copy(f, dl.Body)
+	dl.Body.Close()
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	head := make([]byte, 100)
+	f, err = os.Open(image)
+	require.NoError(t, err)
+	_, err = io.ReadFull(f, head)
+	f.Close()
+	require.NoError(t, err)
 	resp, part := call("GET", "/composes/"+id+"/download", nil, "Range", "bytes=0-99")
 	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
-	assert.Equal(t, image[:100], part)
+	assert.Equal(t, head, part)
+
+	bootCtx, bootCancel := context.WithTimeout(ctx, 12*time.Minute)
+	defer bootCancel()
+	vm, err := boottest.Boot(bootCtx, boottest.Config{Image: image, Firmware: "bios", SSHKey: sshKey, User: "ops"})
+	require.NoError(t, err)
+	defer vm.Close()
+	sh := func(args ...string) string {
+		t.Helper()
+		out, err := vm.Run(bootCtx, args...)
+		require.NoError(t, err, "%v", args)
+		return strings.TrimSpace(out)
+	}
+	assert.Equal(t, "kiln-service", sh("hostname"))
+	assert.Contains(t, sh("id", "-nG"), "sudo")
+	assert.Equal(t, "install ok installed", sh("dpkg-query", "-W", "-f", "${Status}", "jq"))
+	assert.Equal(t, "built by the service", sh("cat", "/etc/kiln-release"))
+	if t.Failed() {
+		t.Logf("end of the serial console:\n%s", vm.ConsoleTail(40))
+	}
+	vm.Close()
 
 	_, body = call("GET", "/composes/"+id+"/metadata", nil)
 	assert.Contains(t, string(body), `"name":"jq"`)
@@ -260,18 +286,4 @@ func TestServiceBuildsACompose(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the service did not stop")
 	}
-}
-
-// tarStream unpacks the image's compression (the tar type is xz-compressed
-// or plain) so archive/tar can read it.
-func tarStream(t *testing.T, image []byte) io.Reader {
-	t.Helper()
-	if bytes.HasPrefix(image, []byte{0xfd, '7', 'z', 'X', 'Z'}) {
-		cmd := exec.Command("xz", "-dc")
-		cmd.Stdin = bytes.NewReader(image)
-		out, err := cmd.Output()
-		require.NoError(t, err)
-		return bytes.NewReader(out)
-	}
-	return bytes.NewReader(image)
 }

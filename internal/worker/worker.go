@@ -30,6 +30,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/target"
 )
 
 // Config configures a worker. Zero values mean the defaults.
@@ -47,10 +48,9 @@ type Config struct {
 	Mirrors  map[string]string
 	Resolver depsolve.Resolver
 	Distros  *distro.Registry
-	// ServerURL is the public address download URLs start with (empty:
-	// URLs are paths).
-	ServerURL string
-	Log       *slog.Logger
+	// Targets are the upload types it delivers to. Default: local.
+	Targets target.Registry
+	Log     *slog.Logger
 }
 
 // Worker runs jobs.
@@ -73,6 +73,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Targets == nil {
+		cfg.Targets = target.New(target.Local{})
 	}
 	return &Worker{cfg: cfg}, nil
 }
@@ -118,9 +121,10 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		every := time.Duration(j.LeaseSeconds) * time.Second / 4
+		// Often enough that a cancellation arrives within seconds.
+		every := min(time.Duration(j.LeaseSeconds)*time.Second/4, 5*time.Second)
 		if every <= 0 {
-			every = 30 * time.Second
+			every = 5 * time.Second
 		}
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -324,16 +328,23 @@ func hashFile(p string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// upload delivers the artifact. The local target leaves it in the
-// service's artifact store, where the download URL serves it.
-func (w *Worker) upload(_ context.Context, j *workerapi.Job) (any, *jobFailure) {
+// upload delivers the artifact through its upload type's target.
+func (w *Worker) upload(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
 	var args jobs.UploadArgs
 	if err := json.Unmarshal(j.Args, &args); err != nil {
 		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
 	}
-	switch args.Type {
-	case "local":
-		return jobs.UploadResult{Type: "local", URL: w.cfg.ServerURL + "/api/image-builder/v1/composes/" + j.ComposeID + "/download"}, nil
+	var built jobs.BuildResult
+	if err := json.Unmarshal(j.DepResults[jobs.KindBuild], &built); err != nil {
+		return nil, &jobFailure{Reason: "the build result is missing", Details: err.Error()}
 	}
-	return nil, &jobFailure{Reason: fmt.Sprintf("upload type %q is not supported", args.Type)}
+	tg, err := w.cfg.Targets.Lookup(args.Type)
+	if err != nil {
+		return nil, &jobFailure{Reason: err.Error()}
+	}
+	res, err := tg.Upload(ctx, target.Artifact{ComposeID: j.ComposeID, Filename: built.Filename}, args.Options)
+	if err != nil {
+		return nil, &jobFailure{Reason: "the upload failed", Details: err.Error(), Retry: true}
+	}
+	return jobs.UploadResult{Type: args.Type, URL: res.URL}, nil
 }

@@ -83,8 +83,12 @@ func (s *Server) checkRequest(name, distribution string, irs []imageRequest, cus
 		if err := it.CheckBlueprint(bp); err != nil {
 			return nil, requestProblems(err)
 		}
-		if ir.UploadRequest.Type != "local" {
-			return nil, newError(http.StatusBadRequest, fmt.Sprintf("%s.upload_request.type: %q is not supported: use local", where, ir.UploadRequest.Type))
+		tg, err := s.cfg.Targets.Lookup(ir.UploadRequest.Type)
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, where+".upload_request.type: "+err.Error())
+		}
+		if err := tg.Check(ir.UploadRequest.Options); err != nil {
+			return nil, newError(http.StatusBadRequest, where+".upload_request."+err.Error())
 		}
 		out.types = append(out.types, it)
 	}

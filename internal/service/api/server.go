@@ -27,6 +27,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/target"
 )
 
 // Config configures the API. The zero value of each field means its
@@ -42,6 +43,8 @@ type Config struct {
 	MaxBodyBytes int64
 	Quota        Quota
 	RateLimit    RateLimit
+	// Targets are the upload types composes may ask for. Default: local.
+	Targets target.Registry
 	// Packages answers GET /packages (nil: 503).
 	Packages PackageSearcher
 	// Metrics, when set, records requests by route and code.
@@ -63,6 +66,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Version == "" {
 		c.Version = "devel"
+	}
+	if c.Targets == nil {
+		c.Targets = target.New(target.Local{})
 	}
 	c.Quota.withDefaults()
 	c.RateLimit.withDefaults()

@@ -275,6 +275,11 @@ func TestTenantIsolation(t *testing.T) {
 	id := r.json(t)["id"].(string)
 	for _, op := range []struct{ method, path string }{
 		{"GET", "/composes/" + id},
+		{"GET", "/composes/" + id + "/logs"},
+		{"GET", "/composes/" + id + "/metadata"},
+		{"GET", "/composes/" + id + "/manifests"},
+		{"GET", "/composes/" + id + "/sboms"},
+		{"GET", "/composes/" + id + "/download"},
 		{"DELETE", "/composes/" + id},
 	} {
 		r := ts.do(t, "other", op.method, op.path, nil)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
 
@@ -62,13 +63,14 @@ func (m *Metrics) WorkerSeen(name string, now time.Time) {
 }
 
 var (
-	jobsDesc    = prometheus.NewDesc("kiln_jobs", "Jobs by type, architecture and state.", []string{"type", "arch", "state"}, nil)
-	workersDesc = prometheus.NewDesc("kiln_workers_active", "Workers that asked for work in the last two minutes.", nil, nil)
+	composesDesc = prometheus.NewDesc("kiln_composes", "Composes by status (hidden ones left out).", []string{"status"}, nil)
+	jobsDesc     = prometheus.NewDesc("kiln_jobs", "Jobs by type, architecture and state.", []string{"type", "arch", "state"}, nil)
+	workersDesc  = prometheus.NewDesc("kiln_workers_active", "Workers that asked for work in the last two minutes.", nil, nil)
 )
 
 type jobsCollector struct{ queue store.Queue }
 
-func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobsDesc }
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobsDesc; ch <- composesDesc }
 
 func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -79,6 +81,13 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, n := range counts {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n.N), n.Type, n.Arch, n.State)
+	}
+	statuses, err := c.queue.ComposeStatusCounts(ctx, jobs.KindUpload)
+	if err != nil {
+		return
+	}
+	for _, st := range []string{"pending", "building", "uploading", "success", "failure"} {
+		ch <- prometheus.MustNewConstMetric(composesDesc, prometheus.GaugeValue, float64(statuses[st]), st)
 	}
 }
 

@@ -236,6 +236,12 @@ type Queue interface {
 	ComposeJobs(ctx context.Context, org, composeID string) ([]Job, error)
 	// Counts returns how many jobs are in each state, by type and arch.
 	Counts(ctx context.Context) ([]JobCount, error)
+	// ComposeStatusCounts counts the composes by status, derived from
+	// their jobs the way the API derives one compose's: failure (a job
+	// failed or was canceled), success (the last job succeeded), uploading
+	// (the last job runs), building (a job ran), else pending. lastType is
+	// the kind of a compose's last job.
+	ComposeStatusCounts(ctx context.Context, lastType string) (map[string]int, error)
 	// Wait returns a channel closed when a job may have become ready; the
 	// caller then tries Dequeue again (a long poll without polling).
 	Wait() <-chan struct{}

@@ -82,7 +82,7 @@ func (db *DB) ListBlueprints(ctx context.Context, org, name string, p store.Page
 		return nil, 0, err
 	}
 	rows, err := db.r.QueryContext(ctx, `SELECT id, org_id, name, description, version, updated_at FROM blueprints WHERE `+where+`
-		ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
+		ORDER BY updated_at DESC, id LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -125,7 +125,7 @@ func (db *DB) ListBlueprintComposes(ctx context.Context, org, id string, version
 		return nil, 0, err
 	}
 	rows, err := db.r.QueryContext(ctx, `SELECT `+composeColumns+` FROM composes WHERE `+where+`
-		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
+		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -22,6 +22,10 @@ func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.J
 			c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO org_compose_counts (org_id, visible) VALUES (?, 1)
+			ON CONFLICT (org_id) DO UPDATE SET visible = visible + 1`, c.OrgID); err != nil {
+			return err
+		}
 		return insertJobs(ctx, tx, c, jobs, db.now())
 	})
 	if err == nil {
@@ -72,11 +76,15 @@ func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, er
 // ListComposes implements store.Composes.
 func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]store.Compose, int, error) {
 	var total int
-	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE org_id = ? AND hidden = 0`, org).Scan(&total); err != nil {
+	err := db.r.QueryRowContext(ctx, `SELECT visible FROM org_compose_counts WHERE org_id = ?`, org).Scan(&total)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, nil
+	}
+	if err != nil {
 		return nil, 0, err
 	}
 	rows, err := db.r.QueryContext(ctx, `SELECT `+composeColumns+` FROM composes
-		WHERE org_id = ? AND hidden = 0 ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, org, p.Limit, p.Offset)
+		WHERE org_id = ? AND hidden = 0 ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, org, p.Limit, p.Offset)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -105,14 +113,17 @@ func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Tim
 
 // HideCompose implements store.Composes.
 func (db *DB) HideCompose(ctx context.Context, org, id string) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE composes SET hidden = 1 WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
-	if err != nil {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE composes SET hidden = 1 WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE org_compose_counts SET visible = visible - 1 WHERE org_id = ?`, org)
 		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	})
 }
 
 const composeColumns = `id, org_id, created_at, image_name, request, blueprint_id, blueprint_version`

@@ -326,6 +326,31 @@ func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
 	return out, rows.Err()
 }
 
+// ComposeStatusCounts implements store.Queue.
+func (db *DB) ComposeStatusCounts(ctx context.Context, lastType string) (map[string]int, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM (SELECT CASE
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = ? AND j.state = 'success') THEN 'success'
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = ? AND j.state = 'running') THEN 'uploading'
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('running', 'success')) THEN 'building'
+			ELSE 'pending' END AS status
+		FROM composes c WHERE c.hidden = 0) GROUP BY status`, lastType, lastType)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
 func getJob(ctx context.Context, tx *sql.Tx, id string) (store.Job, error) {
 	return scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
 }

@@ -213,6 +213,30 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	counts, err := b.Counts(ctx)
 	require.NoError(t, err)
 	assert.Contains(t, counts, store.JobCount{Type: "build", Arch: "x86_64", State: store.JobFailure, N: 1})
+
+	// Compose statuses, derived from jobs: the compose above failed.
+	done, _ := chain(t, b, "b", c, 0)
+	for _, step := range []struct{ typ, arch string }{{"depsolve", ""}, {"build", "x86_64"}, {"upload", ""}} {
+		l, err := b.Dequeue(ctx, []string{step.typ}, step.arch, "w", time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, done.ID, l.Job.ComposeID)
+		if step.typ == "upload" {
+			st, err := b.ComposeStatusCounts(ctx, "upload")
+			require.NoError(t, err)
+			assert.Equal(t, map[string]int{"failure": 1, "uploading": 1}, st)
+		}
+		require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, nil))
+	}
+	chain(t, b, "a", c, 0)
+	st, err := b.ComposeStatusCounts(ctx, "upload")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"failure": 1, "success": 1, "pending": 1}, st)
+	l, err = b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	require.NoError(t, err)
+	st, err = b.ComposeStatusCounts(ctx, "upload")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"failure": 1, "success": 1, "building": 1}, st)
+	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, nil))
 }
 
 func testRescue(t *testing.T, b store.Backend, c *Clock) {

@@ -21,7 +21,7 @@ CREATE TABLE blueprint_versions (
 
 ALTER TABLE composes ADD COLUMN blueprint_id TEXT;
 ALTER TABLE composes ADD COLUMN blueprint_version INTEGER;
-CREATE INDEX composes_blueprint ON composes (org_id, blueprint_id, hidden, created_at DESC);
+CREATE INDEX composes_blueprint ON composes (org_id, blueprint_id, hidden, created_at DESC, id);
 
 -- +goose Down
 DROP INDEX composes_blueprint;
