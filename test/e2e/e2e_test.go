@@ -24,6 +24,7 @@ import (
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/aptsources"
+	"github.com/kiln-project/kiln/internal/boottest"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/depsolve/apt"
 	"github.com/kiln-project/kiln/internal/distro"
@@ -89,6 +90,45 @@ func sharedCache(t *testing.T) string {
 	require.NoError(t, os.MkdirAll(debs, 0o755))
 	require.NoError(t, os.Symlink(debs, filepath.Join(dir, "debs")))
 	return dir
+}
+
+// guest is a booted image: the machine, its context and sh, which runs a
+// command on it and fails the test when the command fails.
+type guest struct {
+	vm  *boottest.Machine
+	ctx context.Context
+	sh  func(args ...string) string
+}
+
+// bootGuest boots image with firmware, logs in as root with key, waits
+// until systemd is done starting (reporting a degraded system with its
+// failed units) and stops the machine when the test ends, showing the end
+// of the serial console if it failed.
+func bootGuest(t *testing.T, image, firmware, key string) *guest {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	t.Cleanup(cancel)
+	vm, err := boottest.Boot(ctx, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root"})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("end of the serial console:\n%s", vm.ConsoleTail(40))
+		}
+		vm.Close()
+	})
+	g := &guest{vm: vm, ctx: ctx}
+	g.sh = func(args ...string) string {
+		t.Helper()
+		out, err := vm.Run(ctx, args...)
+		require.NoError(t, err, "%v", args)
+		return strings.TrimSpace(out)
+	}
+	state, _ := vm.Run(ctx, "systemctl", "is-system-running", "--wait")
+	if strings.TrimSpace(state) != "running" {
+		failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend")
+		t.Errorf("system state %q; failed units:\n%s", strings.TrimSpace(state), failed)
+	}
+	return g
 }
 
 func sha256File(t *testing.T, p string) string {

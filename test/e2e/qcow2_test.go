@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-project/kiln/internal/boottest"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/testhost"
@@ -103,28 +100,8 @@ func TestQcow2Image(t *testing.T) {
 
 	for _, firmware := range []string{"bios", "uefi"} {
 		t.Run(firmware, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-			defer cancel()
-			vm, err := boottest.Boot(ctx, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root"})
-			require.NoError(t, err)
-			defer vm.Close()
-			defer func() {
-				if t.Failed() {
-					t.Logf("end of the serial console:\n%s", vm.ConsoleTail(40))
-				}
-			}()
-			sh := func(args ...string) string {
-				t.Helper()
-				out, err := vm.Run(ctx, args...)
-				require.NoError(t, err, "%v", args)
-				return strings.TrimSpace(out)
-			}
-			// Wait for boot to finish; "degraded" is reported with its units.
-			state, _ := vm.Run(ctx, "systemctl", "is-system-running", "--wait")
-			if strings.TrimSpace(state) != "running" {
-				failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend")
-				t.Errorf("system state %q; failed units:\n%s", strings.TrimSpace(state), failed)
-			}
+			g := bootGuest(t, image, firmware, key)
+			ctx, vm, sh := g.ctx, g.vm, g.sh
 			if firmware == "uefi" {
 				assert.Equal(t, "yes", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes"), "booted through UEFI")
 			} else {

@@ -1,18 +1,15 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-project/kiln/internal/boottest"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/testhost"
 )
@@ -60,27 +57,7 @@ func TestRawImage(t *testing.T) {
 
 	for _, firmware := range []string{"bios", "uefi"} {
 		t.Run(firmware, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-			defer cancel()
-			vm, err := boottest.Boot(ctx, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root"})
-			require.NoError(t, err)
-			defer vm.Close()
-			defer func() {
-				if t.Failed() {
-					t.Logf("end of the serial console:\n%s", vm.ConsoleTail(40))
-				}
-			}()
-			sh := func(args ...string) string {
-				t.Helper()
-				out, err := vm.Run(ctx, args...)
-				require.NoError(t, err, "%v", args)
-				return strings.TrimSpace(out)
-			}
-			state, _ := vm.Run(ctx, "systemctl", "is-system-running", "--wait")
-			if strings.TrimSpace(state) != "running" {
-				failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend")
-				t.Errorf("system state %q; failed units:\n%s", strings.TrimSpace(state), failed)
-			}
+			sh := bootGuest(t, image, firmware, key).sh
 			assert.Equal(t, "kiln-raw", sh("hostname"))
 			assert.Equal(t, rootUUID, sh("findmnt", "-n", "-o", "UUID", "/"))
 			kernel := sh("uname", "-r")

@@ -124,19 +124,6 @@ func (db *DB) ListBlueprintComposes(ctx context.Context, org, id string, version
 	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+composeColumns+` FROM composes WHERE `+where+`
-		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	var out []store.Compose
-	for rows.Next() {
-		c, err := scanCompose(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, c)
-	}
-	return out, total, rows.Err()
+	out, err := db.pageOfComposes(ctx, where, args, p)
+	return out, total, err
 }

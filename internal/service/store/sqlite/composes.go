@@ -83,21 +83,28 @@ func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]sto
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+composeColumns+` FROM composes
-		WHERE org_id = ? AND hidden = 0 ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, org, p.Limit, p.Offset)
+	out, err := db.pageOfComposes(ctx, `org_id = ? AND hidden = 0`, []any{org}, p)
+	return out, total, err
+}
+
+// pageOfComposes returns a page of the composes matching where, newest
+// first.
+func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p store.Page) ([]store.Compose, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+composeColumns+` FROM composes WHERE `+where+`
+		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Compose
 	for rows.Next() {
 		c, err := scanCompose(rows)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		out = append(out, c)
 	}
-	return out, total, rows.Err()
+	return out, rows.Err()
 }
 
 // CountComposesSince implements store.Composes.
