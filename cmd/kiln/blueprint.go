@@ -12,7 +12,7 @@ import (
 func newBlueprintCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "blueprint",
-		Short: "Work with blueprint files",
+		Short: "Work with blueprint files, locally and in a kiln service",
 	}
 	var distroName, arch, imageType string
 	validate := &cobra.Command{
@@ -45,6 +45,6 @@ image type: supported options, known time zones, locales and keyboard layouts.`,
 	validate.Flags().StringVar(&distroName, "distro", "", "distribution to check against (default: the blueprint's, else "+defaultDistro+")")
 	validate.Flags().StringVar(&arch, "arch", "", "architecture to check against (default: the blueprint's, else this host's)")
 	validate.Flags().StringVarP(&imageType, "type", "t", "", "image type to check against")
-	cmd.AddCommand(validate)
+	cmd.AddCommand(validate, newBlueprintPushCommand(a), newBlueprintPullCommand(a))
 	return cmd
 }

@@ -26,6 +26,12 @@ type serviceClient struct {
 }
 
 func (c *serviceClient) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	return c.requestWith(ctx, method, path, body, nil)
+}
+
+// requestWith sends a request with extra headers; a refusal comes back as
+// an error listing the service's problems.
+func (c *serviceClient) requestWith(ctx context.Context, method, path string, body any, header http.Header) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -43,6 +49,9 @@ func (c *serviceClient) request(ctx context.Context, method, path string, body a
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -95,8 +104,30 @@ type composeStatusReply struct {
 	} `json:"image_status"`
 }
 
-func newComposeCommand(a *app) *cobra.Command {
+// newServiceClient adds --server and --token (defaults $KILN_SERVER and
+// $KILN_TOKEN) to cmd and returns the client they configure.
+func newServiceClient(cmd *cobra.Command) *serviceClient {
 	c := &serviceClient{http: &http.Client{}}
+	server := os.Getenv("KILN_SERVER")
+	if server == "" {
+		server = "http://127.0.0.1:8086"
+	}
+	cmd.PersistentFlags().StringVar(&c.server, "server", server, "the service's address (default $KILN_SERVER)")
+	cmd.PersistentFlags().StringVar(&c.token, "token", os.Getenv("KILN_TOKEN"), "API token, from kiln token create (default $KILN_TOKEN)")
+	return c
+}
+
+// imageRequests are the API's image requests for the given types.
+func imageRequests(arch string, types []string) []any {
+	var out []any
+	for _, t := range types {
+		out = append(out, map[string]any{"architecture": arch, "image_type": t,
+			"upload_request": map[string]any{"type": "local", "options": map[string]any{}}})
+	}
+	return out
+}
+
+func newComposeCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compose",
 		Short: "Submit composes to a kiln service and follow them",
@@ -105,12 +136,7 @@ compose, shows its status and build log, downloads the image and cancels
 or lists composes. --server and --token default to $KILN_SERVER and
 $KILN_TOKEN.`,
 	}
-	server := os.Getenv("KILN_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8086"
-	}
-	cmd.PersistentFlags().StringVar(&c.server, "server", server, "the service's address")
-	cmd.PersistentFlags().StringVar(&c.token, "token", os.Getenv("KILN_TOKEN"), "API token (kiln token create)")
+	c := newServiceClient(cmd)
 
 	var distroName, imageType, arch string
 	start := &cobra.Command{
@@ -136,8 +162,7 @@ $KILN_TOKEN.`,
 			}
 			req := map[string]any{
 				"distribution": d, "image_name": bp.Name, "image_description": bp.Description, "client_id": "api",
-				"image_requests": []any{map[string]any{"architecture": arch, "image_type": imageType,
-					"upload_request": map[string]any{"type": "local", "options": map[string]any{}}}},
+				"image_requests": imageRequests(arch, []string{imageType}),
 				"customizations": cust,
 			}
 			resp, err := c.request(cmd.Context(), http.MethodPost, "/compose", req)

@@ -94,6 +94,20 @@ func TestServeTokenCompose(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, errOut, `unknown image type "floppy"`)
 
+	// A blueprint file stored in the service, a new version on the second
+	// push, and pulled back as TOML.
+	out, errOut, err = run(t, append([]string{"blueprint", "push", "../../examples/base.toml", "-t", "qcow2"}, svc...)...)
+	require.NoError(t, err, errOut)
+	assert.Regexp(t, `^[0-9a-f-]{36} version 1\n$`, out)
+	bpID := strings.Fields(out)[0]
+	out, errOut, err = run(t, append([]string{"blueprint", "push", "../../examples/base.toml", "-t", "qcow2", "-t", "raw"}, svc...)...)
+	require.NoError(t, err, errOut)
+	assert.Equal(t, bpID+" version 2\n", out)
+	out, errOut, err = run(t, append([]string{"blueprint", "pull", bpID}, svc...)...)
+	require.NoError(t, err, errOut)
+	assert.Contains(t, out, `hostname = "base01"`)
+	assert.Contains(t, out, `name = "ops"`)
+
 	out, _, err = run(t, append([]string{"compose", "cancel", id}, svc...)...)
 	require.NoError(t, err)
 	assert.Contains(t, out, "canceled")
