@@ -9,9 +9,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/kiln-project/kiln/blueprint"
-	"github.com/kiln-project/kiln/internal/service/api"
 )
 
 // newBlueprintPushCommand imports a blueprint file into a service as a
@@ -28,20 +25,9 @@ func newBlueprintPushCommand(a *app) *cobra.Command {
 	}
 	c := newServiceClient(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		bp, err := blueprint.ParseFile(args[0])
+		bp, cust, d, err := readForService(args[0], distroName)
 		if err != nil {
 			return err
-		}
-		cust, err := api.CustomizationsFromBlueprint(bp)
-		if err != nil {
-			return fmt.Errorf("%s: %w", args[0], err)
-		}
-		d := distroName
-		if d == "" {
-			d = bp.Distro
-		}
-		if d == "" {
-			d = defaultDistro
 		}
 		body := map[string]any{"name": bp.Name, "description": bp.Description, "distribution": d,
 			"image_requests": imageRequests(arch, types), "customizations": cust}

@@ -127,6 +127,28 @@ func imageRequests(arch string, types []string) []any {
 	return out
 }
 
+// readForService reads a blueprint file for the service: the blueprint,
+// its customizations in the API's names and the distribution to build
+// (distroFlag, else the blueprint's, else the default).
+func readForService(path, distroFlag string) (*blueprint.Blueprint, map[string]any, string, error) {
+	bp, err := blueprint.ParseFile(path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	cust, err := api.CustomizationsFromBlueprint(bp)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	d := distroFlag
+	if d == "" {
+		d = bp.Distro
+	}
+	if d == "" {
+		d = defaultDistro
+	}
+	return bp, cust, d, nil
+}
+
 func newComposeCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compose",
@@ -145,20 +167,9 @@ $KILN_TOKEN.`,
 		Example: "  kiln compose start web.toml --distro debian-12 --type qcow2",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bp, err := blueprint.ParseFile(args[0])
+			bp, cust, d, err := readForService(args[0], distroName)
 			if err != nil {
 				return err
-			}
-			cust, err := api.CustomizationsFromBlueprint(bp)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			d := distroName
-			if d == "" {
-				d = bp.Distro
-			}
-			if d == "" {
-				d = "debian-12"
 			}
 			req := map[string]any{
 				"distribution": d, "image_name": bp.Name, "image_description": bp.Description, "client_id": "api",
