@@ -131,6 +131,17 @@ func bootGuest(t *testing.T, image, firmware, key string) *guest {
 	return g
 }
 
+// newSSHKey makes a key pair for logging in to a built image and returns
+// the private key's path and the public key.
+func newSSHKey(t *testing.T) (key, pub string) {
+	t.Helper()
+	key = filepath.Join(t.TempDir(), "id_ed25519")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-e2e", "-f", key)
+	b, err := os.ReadFile(key + ".pub")
+	require.NoError(t, err)
+	return key, strings.TrimSpace(string(b))
+}
+
 func sha256File(t *testing.T, p string) string {
 	t.Helper()
 	f, err := os.Open(p)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -87,11 +86,8 @@ minsize = "1 GiB"
 func TestQcow2Image(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	dir := t.TempDir()
-	key := filepath.Join(dir, "id_ed25519")
-	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-e2e", "-f", key)
-	pub, err := os.ReadFile(key + ".pub")
-	require.NoError(t, err)
-	m := plan(t, strings.ReplaceAll(everything, "KEY", strings.TrimSpace(string(pub))), "qcow2")
+	key, pub := newSSHKey(t)
+	m := plan(t, strings.ReplaceAll(everything, "KEY", pub), "qcow2")
 	image := build(t, m, sharedCache(t), filepath.Join(dir, "out"), nil)
 
 	info := run(t, "qemu-img", "info", "--output=json", image)

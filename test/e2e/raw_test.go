@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,11 +28,8 @@ key = "KEY"
 func TestRawImage(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	dir := t.TempDir()
-	key := filepath.Join(dir, "id_ed25519")
-	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-e2e", "-f", key)
-	pub, err := os.ReadFile(key + ".pub")
-	require.NoError(t, err)
-	m := plan(t, strings.ReplaceAll(rawBlueprint, "KEY", strings.TrimSpace(string(pub))), "raw")
+	key, pub := newSSHKey(t)
+	m := plan(t, strings.ReplaceAll(rawBlueprint, "KEY", pub), "raw")
 	image := build(t, m, sharedCache(t), filepath.Join(dir, "out"), nil)
 	assert.True(t, strings.HasSuffix(image, ".raw"), image)
 
