@@ -128,7 +128,7 @@ func TestServiceBuildsACompose(t *testing.T) {
 
 	// A worker takes the depsolve job and dies without a heartbeat.
 	dead := &worker.Client{BaseURL: base, Key: key}
-	j, err := dead.RequestJob(ctx, workerapi.JobRequest{Types: []string{"depsolve"}, Arch: "x86_64", Worker: "dies"})
+	j, err := dead.RequestJob(ctx, workerapi.JobRequest{Types: []string{"depsolve"}, Arches: []string{"x86_64"}, Worker: "dies"})
 	require.NoError(t, err)
 	require.NotNil(t, j)
 	assert.Equal(t, id, j.ComposeID)

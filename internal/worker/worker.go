@@ -38,8 +38,11 @@ type Config struct {
 	Client *Client
 	// Name identifies the worker in the service's records.
 	Name string
-	// Arch is the architecture it builds. Default x86_64.
-	Arch string
+	// Arches are the architectures it builds. Default x86_64.
+	Arches []string
+	// Grace is how long a running job may go on after Run's context ends
+	// before it is handed back to the queue. Zero: at once.
+	Grace time.Duration
 	// Types are the job kinds it takes. Default: all.
 	Types []string
 	// CacheDir is the engine's and the package solver's cache.
@@ -61,8 +64,8 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Client == nil || cfg.Resolver == nil || cfg.Distros == nil || cfg.CacheDir == "" {
 		return nil, errors.New("worker: a client, a resolver, the distributions and a cache directory are required")
 	}
-	if cfg.Arch == "" {
-		cfg.Arch = "x86_64"
+	if len(cfg.Arches) == 0 {
+		cfg.Arches = []string{"x86_64"}
 	}
 	if len(cfg.Types) == 0 {
 		cfg.Types = []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload}
@@ -80,12 +83,27 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{cfg: cfg}, nil
 }
 
-// Run takes and runs jobs until ctx ends. A job running then is handed
-// back to the queue for another worker.
+// Run takes and runs jobs until ctx ends. A job running then may finish
+// within the grace period; after it, the job is handed back to the queue
+// for another worker.
 func (w *Worker) Run(ctx context.Context) error {
+	// jobsCtx ends Grace after ctx: what running jobs live under.
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobs()
+	stop := context.AfterFunc(ctx, func() {
+		if w.cfg.Grace <= 0 {
+			stopJobs()
+			return
+		}
+		w.cfg.Log.Info("shutting down: taking no more jobs; a running one may finish", "grace", w.cfg.Grace)
+		t := time.AfterFunc(w.cfg.Grace, stopJobs)
+		context.AfterFunc(jobsCtx, func() { t.Stop() })
+	})
+	defer stop()
+
 	backoff := time.Second
 	for ctx.Err() == nil {
-		j, err := w.cfg.Client.RequestJob(ctx, workerapi.JobRequest{Types: w.cfg.Types, Arch: w.cfg.Arch, Worker: w.cfg.Name})
+		j, err := w.cfg.Client.RequestJob(ctx, workerapi.JobRequest{Types: w.cfg.Types, Arches: w.cfg.Arches, Worker: w.cfg.Name})
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -100,7 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		backoff = time.Second
 		if j != nil {
-			w.runJob(ctx, j)
+			w.runJob(jobsCtx, j)
 		}
 	}
 	return nil
@@ -153,8 +171,9 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	cancel(nil)
 	wg.Wait()
 
-	// Finishing must outlive a shutting-down worker.
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	// Finishing must outlive a shutting-down worker, and a server that is
+	// away for a while: until then the job's lease would run out anyway.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), max(time.Duration(j.LeaseSeconds)*time.Second, 30*time.Second))
 	defer fcancel()
 	switch {
 	case errors.Is(cause, errLeaseLost):

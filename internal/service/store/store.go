@@ -76,6 +76,26 @@ type Tokens interface {
 	RevokeToken(ctx context.Context, org, id string) error
 }
 
+// WorkerToken is the secret a remote worker requests jobs with. It
+// belongs to no org: a worker builds for every org and acts on a job only
+// with that job's own lease token.
+type WorkerToken struct {
+	ID        string
+	Name      string
+	Hash      string // HashSecret of the secret, which is shown once
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// WorkerTokens stores worker tokens.
+type WorkerTokens interface {
+	CreateWorkerToken(ctx context.Context, t WorkerToken) error
+	// WorkerTokenByHash finds a worker token that is not revoked.
+	WorkerTokenByHash(ctx context.Context, hash string) (WorkerToken, error)
+	ListWorkerTokens(ctx context.Context) ([]WorkerToken, error)
+	RevokeWorkerToken(ctx context.Context, id string) error
+}
+
 // Compose is one submitted compose: the request as accepted (passwords
 // already hashed) and its jobs.
 type Compose struct {
@@ -212,9 +232,10 @@ type Lease struct {
 
 // Queue is the durable job queue.
 type Queue interface {
-	// Dequeue leases the oldest ready job of one of types (and, for jobs
-	// with an arch, of arch) to worker for lease, or returns ErrNoJob.
-	Dequeue(ctx context.Context, types []string, arch, worker string, lease time.Duration) (Lease, error)
+	// Dequeue leases the oldest ready job of one of types to worker for
+	// lease, or returns ErrNoJob. A job with an arch goes only to a worker
+	// whose arches include it; a job without one goes to any worker.
+	Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (Lease, error)
 	// Heartbeat extends a lease; ErrCanceled tells the worker to stop.
 	Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error
 	// Leased returns the running job jobID when token holds its lease,
@@ -256,6 +277,7 @@ type JobCount struct {
 // Backend is everything a database backend provides.
 type Backend interface {
 	Tokens
+	WorkerTokens
 	Composes
 	Blueprints
 	Queue

@@ -29,8 +29,12 @@ const Prefix = "/api/worker/v1"
 type Config struct {
 	Queue     store.Queue
 	Artifacts artifacts.Local
-	// WorkerKey is the secret workers request jobs with.
+	// WorkerKey is a secret workers request jobs with (the in-process
+	// workers' one, or one given to the service).
 	WorkerKey string
+	// Tokens, when set, are further secrets remote workers may request
+	// jobs with (kiln worker-token create).
+	Tokens store.WorkerTokens
 	// Lease is how long a job stays leased without a heartbeat. Default 2m.
 	Lease time.Duration
 	// PollTimeout bounds a request for a job when none is ready. Default 25s.
@@ -42,10 +46,11 @@ type Config struct {
 	Metrics *metrics.Metrics
 }
 
-// JobRequest asks for a job.
+// JobRequest asks for a job of one of Types. Jobs for an architecture go
+// only to workers that list it in Arches.
 type JobRequest struct {
 	Types  []string `json:"types"`
-	Arch   string   `json:"arch"`
+	Arches []string `json:"arches"`
 	Worker string   `json:"worker"`
 }
 
@@ -122,13 +127,13 @@ func bearer(r *http.Request) string {
 // requestJob long-polls for a job: it answers 204 when none became ready
 // within the poll timeout.
 func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
-	if subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(a.cfg.WorkerKey)) != 1 || a.cfg.WorkerKey == "" {
-		fail(w, http.StatusUnauthorized, "request jobs with the worker key")
+	if !a.workerAuthorized(r) {
+		fail(w, http.StatusUnauthorized, "request jobs with a worker token (kiln worker-token create)")
 		return
 	}
 	var req JobRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || len(req.Types) == 0 {
-		fail(w, http.StatusBadRequest, "expected {types: [...], arch, worker}")
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || len(req.Types) == 0 || len(req.Types) > 16 || len(req.Arches) > 16 {
+		fail(w, http.StatusBadRequest, "expected {types: [...], arches: [...], worker}")
 		return
 	}
 	if a.cfg.Metrics != nil {
@@ -138,7 +143,7 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	for {
 		wake := a.cfg.Queue.Wait()
-		l, err := a.cfg.Queue.Dequeue(ctx, req.Types, req.Arch, req.Worker, a.cfg.Lease)
+		l, err := a.cfg.Queue.Dequeue(ctx, req.Types, req.Arches, req.Worker, a.cfg.Lease)
 		if err == nil {
 			if a.cfg.Metrics != nil && l.Job.StartedAt != nil {
 				a.cfg.Metrics.QueueWait.WithLabelValues(l.Job.Type, l.Job.Arch).Observe(l.Job.StartedAt.Sub(l.Job.QueuedAt).Seconds())
@@ -164,6 +169,26 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// workerAuthorized tells whether the request carries the worker key or a
+// worker token that is not revoked.
+func (a *api) workerAuthorized(r *http.Request) bool {
+	secret := bearer(r)
+	if secret == "" {
+		return false
+	}
+	if a.cfg.WorkerKey != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(a.cfg.WorkerKey)) == 1 {
+		return true
+	}
+	if a.cfg.Tokens == nil {
+		return false
+	}
+	_, err := a.cfg.Tokens.WorkerTokenByHash(r.Context(), store.HashSecret(secret))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.cfg.Log.Error("checking a worker token", "err", err)
+	}
+	return err == nil
 }
 
 // leased runs h for a request made with the job's lease token.

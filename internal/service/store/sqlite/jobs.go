@@ -17,7 +17,7 @@ const jobColumns = `id, compose_id, org_id, type, arch, args, max_attempts, stat
 	result, error_reason, error_details, cancel_requested`
 
 // Dequeue implements store.Queue.
-func (db *DB) Dequeue(ctx context.Context, types []string, arch, worker string, lease time.Duration) (store.Lease, error) {
+func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
 	if len(types) == 0 {
 		return store.Lease{}, store.ErrNoJob
 	}
@@ -27,10 +27,14 @@ func (db *DB) Dequeue(ctx context.Context, types []string, arch, worker string, 
 		for _, t := range types {
 			args = append(args, t)
 		}
-		args = append(args, arch, store.JobSuccess)
+		for _, a := range arches {
+			args = append(args, a)
+		}
+		args = append(args, store.JobSuccess)
 		var id string
 		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs j
-			WHERE state = ? AND type IN (?`+strings.Repeat(", ?", len(types)-1)+`) AND (arch = '' OR arch = ?)
+			WHERE state = ? AND type IN (?`+strings.Repeat(", ?", len(types)-1)+`)
+			AND (arch = ''`+strings.Repeat(" OR arch = ?", len(arches))+`)
 			AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = j.id AND dj.state != ?)
 			ORDER BY queued_at, seq LIMIT 1`, args...).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -69,3 +69,62 @@ func scanToken(s scanner) (store.Token, error) {
 	t.RevokedAt = fromNullNano(revoked)
 	return t, nil
 }
+
+// CreateWorkerToken implements store.WorkerTokens.
+func (db *DB) CreateWorkerToken(ctx context.Context, t store.WorkerToken) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO worker_tokens (id, name, hash, created_at) VALUES (?, ?, ?, ?)`,
+		t.ID, t.Name, t.Hash, unixNano(t.CreatedAt))
+	return err
+}
+
+// WorkerTokenByHash implements store.WorkerTokens.
+func (db *DB) WorkerTokenByHash(ctx context.Context, hash string) (store.WorkerToken, error) {
+	row := db.r.QueryRowContext(ctx, `SELECT id, name, hash, created_at, revoked_at FROM worker_tokens WHERE hash = ? AND revoked_at IS NULL`, hash)
+	t, err := scanWorkerToken(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.WorkerToken{}, store.ErrNotFound
+	}
+	return t, err
+}
+
+// ListWorkerTokens implements store.WorkerTokens.
+func (db *DB) ListWorkerTokens(ctx context.Context) ([]store.WorkerToken, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, name, hash, created_at, revoked_at FROM worker_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.WorkerToken
+	for rows.Next() {
+		t, err := scanWorkerToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeWorkerToken implements store.WorkerTokens.
+func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE worker_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, unixNano(db.now()), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func scanWorkerToken(s scanner) (store.WorkerToken, error) {
+	var t store.WorkerToken
+	var created int64
+	var revoked sql.NullInt64
+	if err := s.Scan(&t.ID, &t.Name, &t.Hash, &created, &revoked); err != nil {
+		return store.WorkerToken{}, err
+	}
+	t.CreatedAt = fromNano(created)
+	t.RevokedAt = fromNullNano(revoked)
+	return t, nil
+}

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		return b, c
 	}
 	t.Run("tokens", func(t *testing.T) { b, c := env(t); testTokens(t, b, c) })
+	t.Run("worker tokens", func(t *testing.T) { b, c := env(t); testWorkerTokens(t, b, c) })
 	t.Run("composes", func(t *testing.T) { b, c := env(t); testComposes(t, b, c) })
 	t.Run("queue", func(t *testing.T) { b, c := env(t); testQueue(t, b, c) })
 	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
@@ -78,6 +79,37 @@ func testTokens(t *testing.T, b store.Backend, c *Clock) {
 	list, err = b.ListTokens(ctx, "a")
 	require.NoError(t, err)
 	require.Len(t, list, 1)
+	assert.NotNil(t, list[0].RevokedAt)
+}
+
+func testWorkerTokens(t *testing.T, b store.Backend, c *Clock) {
+	secret, hash := store.NewSecret("kwt_")
+	require.NoError(t, b.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "rack-1", Hash: hash, CreatedAt: c.Now()}))
+	_, other := store.NewSecret("kwt_")
+	require.NoError(t, b.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "rack-2", Hash: other, CreatedAt: c.Now().Add(time.Second)}))
+	assert.Error(t, b.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "dup", Hash: hash, CreatedAt: c.Now()}), "a hash is unique")
+
+	tok, err := b.WorkerTokenByHash(ctx, store.HashSecret(secret))
+	require.NoError(t, err)
+	assert.Equal(t, "rack-1", tok.Name)
+	_, err = b.WorkerTokenByHash(ctx, store.HashSecret("kwt_wrong"))
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = b.TokenByHash(ctx, hash)
+	assert.ErrorIs(t, err, store.ErrNotFound, "a worker token is not an API token")
+
+	list, err := b.ListWorkerTokens(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	assert.Equal(t, "rack-1", list[0].Name)
+
+	require.NoError(t, b.RevokeWorkerToken(ctx, tok.ID))
+	assert.ErrorIs(t, b.RevokeWorkerToken(ctx, tok.ID), store.ErrNotFound, "revoked once")
+	assert.ErrorIs(t, b.RevokeWorkerToken(ctx, store.NewID()), store.ErrNotFound)
+	_, err = b.WorkerTokenByHash(ctx, hash)
+	assert.ErrorIs(t, err, store.ErrNotFound, "a revoked worker token does not authenticate")
+	list, err = b.ListWorkerTokens(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
 	assert.NotNil(t, list[0].RevokedAt)
 }
 
@@ -162,15 +194,15 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 		t.Error("a new compose wakes waiting workers")
 	}
 
-	_, err := b.Dequeue(ctx, []string{"build", "upload"}, "x86_64", "w1", time.Minute)
+	_, err := b.Dequeue(ctx, []string{"build", "upload"}, []string{"x86_64"}, "w1", time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob, "the build waits for its depsolve")
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w1", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w1", time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, ids[0], l.Job.ID)
 	assert.Equal(t, store.JobRunning, l.Job.State)
 	assert.Equal(t, 1, l.Job.Attempts)
 	assert.JSONEq(t, `{"packages":["jq"]}`, string(l.Job.Args))
-	_, err = b.Dequeue(ctx, []string{"depsolve"}, "", "w2", time.Minute)
+	_, err = b.Dequeue(ctx, []string{"depsolve"}, nil, "w2", time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob, "a leased job is not handed out twice")
 
 	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, "kjt_wrong", time.Minute), store.ErrLeaseLost)
@@ -184,9 +216,9 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, json.RawMessage(`{"debs":42}`), nil))
 	assert.ErrorIs(t, b.Finish(ctx, l.Job.ID, l.Token, nil, nil), store.ErrLeaseLost, "a finished job cannot finish again")
 
-	_, err = b.Dequeue(ctx, []string{"build"}, "aarch64", "arm", time.Minute)
+	_, err = b.Dequeue(ctx, []string{"build"}, []string{"aarch64"}, "arm", time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob, "builds are routed by architecture")
-	l, err = b.Dequeue(ctx, []string{"build"}, "x86_64", "w1", time.Minute)
+	l, err = b.Dequeue(ctx, []string{"build"}, []string{"aarch64", "x86_64"}, "w1", time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, ids[1], l.Job.ID)
 	assert.JSONEq(t, `{"debs":42}`, string(l.DepResults["depsolve"]), "a job gets its dependencies' results")
@@ -217,7 +249,7 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	// Compose statuses, derived from jobs: the compose above failed.
 	done, _ := chain(t, b, "b", c, 0)
 	for _, step := range []struct{ typ, arch string }{{"depsolve", ""}, {"build", "x86_64"}, {"upload", ""}} {
-		l, err := b.Dequeue(ctx, []string{step.typ}, step.arch, "w", time.Minute)
+		l, err := b.Dequeue(ctx, []string{step.typ}, []string{step.arch}, "w", time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, done.ID, l.Job.ComposeID)
 		if step.typ == "upload" {
@@ -231,7 +263,7 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	st, err := b.ComposeStatusCounts(ctx, "upload")
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{"failure": 1, "success": 1, "pending": 1}, st)
-	l, err = b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	l, err = b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
 	require.NoError(t, err)
 	st, err = b.ComposeStatusCounts(ctx, "upload")
 	require.NoError(t, err)
@@ -241,7 +273,7 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 
 func testRescue(t *testing.T, b store.Backend, c *Clock) {
 	cp, ids := chain(t, b, "a", c, 2)
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "dies", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "dies", time.Minute)
 	require.NoError(t, err)
 	c.Advance(30 * time.Second)
 	requeued, failed, err := b.Rescue(ctx)
@@ -255,7 +287,7 @@ func testRescue(t *testing.T, b store.Backend, c *Clock) {
 	assert.Equal(t, 0, failed)
 	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, l.Token, time.Minute), store.ErrLeaseLost, "the dead worker's lease is gone")
 
-	l2, err := b.Dequeue(ctx, []string{"depsolve"}, "", "also-dies", time.Minute)
+	l2, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "also-dies", time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, ids[0], l2.Job.ID)
 	assert.Equal(t, 2, l2.Job.Attempts)
@@ -274,17 +306,17 @@ func testRescue(t *testing.T, b store.Backend, c *Clock) {
 func testRetry(t *testing.T, b store.Backend, c *Clock) {
 	cp, _ := chain(t, b, "a", c, 2)
 	for attempt := 1; attempt <= 2; attempt++ {
-		l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+		l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
 		require.NoError(t, err, "attempt %d", attempt)
 		require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "mirror timed out", Retry: true}))
 	}
-	_, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	_, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob)
 	assert.Equal(t, []string{store.JobFailure, store.JobFailure, store.JobFailure}, states(t, b, cp))
 
 	// Bad input is never retried.
 	cp, _ = chain(t, b, "a", c, 3)
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "package nope does not exist"}))
 	assert.Equal(t, store.JobFailure, states(t, b, cp)[0])
@@ -293,7 +325,7 @@ func testRetry(t *testing.T, b store.Backend, c *Clock) {
 func testCancel(t *testing.T, b store.Backend, c *Clock) {
 	cp, _ := chain(t, b, "a", c, 0)
 	assert.ErrorIs(t, b.CancelCompose(ctx, "b", cp.ID), store.ErrNotFound, "another org cannot cancel it")
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
 	assert.Equal(t, []string{store.JobRunning, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
@@ -303,7 +335,7 @@ func testCancel(t *testing.T, b store.Backend, c *Clock) {
 
 	// A canceled job whose worker died ends canceled, not requeued.
 	cp, _ = chain(t, b, "a", c, 0)
-	_, err = b.Dequeue(ctx, []string{"depsolve"}, "", "w", time.Minute)
+	_, err = b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
 	c.Advance(2 * time.Minute)
@@ -324,7 +356,7 @@ func testConcurrentDequeue(t *testing.T, b store.Backend, c *Clock) {
 		go func() {
 			defer wg.Done()
 			for {
-				l, err := b.Dequeue(ctx, []string{"depsolve"}, "", fmt.Sprintf("w%d", w), time.Minute)
+				l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, fmt.Sprintf("w%d", w), time.Minute)
 				if err != nil {
 					return
 				}
