@@ -60,3 +60,23 @@ func (a *app) resolver(offline, refresh bool) (depsolve.Resolver, error) {
 		Log:      a.log,
 	})
 }
+
+// workerDeps are what a worker needs to build: the mirrors (from the
+// configuration, else the host's apt sources) and the package resolver.
+func (a *app) workerDeps() (map[string]string, depsolve.Resolver, error) {
+	mirrors := a.cfg.Mirrors
+	if len(mirrors) == 0 {
+		d, err := a.registry.Distro(defaultDistro)
+		if err != nil {
+			return nil, nil, err
+		}
+		if mirrors, err = a.mirrors(d, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	r, err := a.resolver(false, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mirrors, r, nil
+}

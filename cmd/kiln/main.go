@@ -85,6 +85,9 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newBootTestCommand(a),
 		newServeCommand(a),
 		newTokenCommand(a),
+		newWorkerTokenCommand(a),
+		newWorkerCommand(a),
+		newMigrateCommand(a),
 		newComposeCommand(a),
 	)
 	return root

@@ -28,24 +28,11 @@ composes. Create API tokens with "kiln token create".`,
 		Example: `  kiln serve --listen 127.0.0.1:8086 --data /var/lib/kiln`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(a.cfg.Mirrors) == 0 {
-				d, err := a.registry.Distro("debian-12")
-				if err != nil {
-					return err
-				}
-				m, err := a.mirrors(d, nil)
-				if err != nil {
-					return err
-				}
-				cfg.Mirrors = m
-			} else {
-				cfg.Mirrors = a.cfg.Mirrors
-			}
-			r, err := a.resolver(false, false)
-			if err != nil {
+			var err error
+			if cfg.Mirrors, cfg.Resolver, err = a.workerDeps(); err != nil {
 				return err
 			}
-			cfg.Resolver, cfg.Distros, cfg.CacheDir = r, a.registry, a.cfg.CacheDir
+			cfg.Distros, cfg.CacheDir = a.registry, a.cfg.CacheDir
 			cfg.Log = slog.New(slog.NewJSONHandler(a.stderr, nil))
 			cfg.Version = version()
 			cfg.Ready = func(addr string) { fmt.Fprintf(a.stdout, "kiln serves on http://%s\n", addr) }
@@ -54,7 +41,8 @@ composes. Create API tokens with "kiln token create".`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8086", "address to serve on")
-	f.StringVar(&cfg.DataDir, "data", defaultDataDir, "directory for the database and the artifacts")
+	f.StringVar(&cfg.DataDir, "data", defaultDataDir, "directory for the database and the artifacts (when --database and --artifacts do not say otherwise)")
+	f.StringVar(&cfg.Database, "database", os.Getenv("KILN_DATABASE"), "the database: empty for SQLite in --data, or postgres://USER@HOST/DB?sslmode=... (default $KILN_DATABASE)")
 	f.IntVar(&cfg.Workers, "workers", 1, "in-process workers (-1: none; remote workers only)")
 	f.StringVar(&cfg.WorkerKey, "worker-key", os.Getenv("KILN_WORKER_KEY"), "secret remote workers request jobs with (default: $KILN_WORKER_KEY, else a random one for in-process workers)")
 	f.BoolVar(&cfg.TrustIdentityHeader, "trust-identity-header", false, "take the org from x-rh-identity: only behind a gateway that sets it and strips it from clients")

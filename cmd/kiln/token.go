@@ -1,24 +1,19 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/service/store"
-	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 )
 
 func newTokenCommand(a *app) *cobra.Command {
-	var data string
-	open := func(ctx context.Context) (*sqlite.DB, error) {
-		return sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
-	}
+	var dbf databaseFlags
+	open := dbf.open
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Create, list and revoke the service's API tokens",
@@ -26,7 +21,7 @@ func newTokenCommand(a *app) *cobra.Command {
 A token belongs to one organization and sees only its composes. Only the
 token's hash is stored: the token is printed once, when it is created.`,
 	}
-	cmd.PersistentFlags().StringVar(&data, "data", defaultDataDir, "the service's data directory")
+	dbf.register(cmd.PersistentFlags())
 
 	var org, name string
 	create := &cobra.Command{

@@ -1,7 +1,7 @@
-// Package service runs the image-builder service on one machine: the API,
-// the worker API, the SQLite store, the local artifact store, the loop that
-// rescues jobs whose worker died, and in-process workers that take jobs
-// over the worker API like remote ones would.
+// Package service runs one replica of the image-builder service: the API,
+// the worker API, the store (SQLite, or PostgreSQL shared by replicas), the
+// artifact store, the loop that rescues jobs whose worker died, and
+// in-process workers that take jobs over the worker API like remote ones.
 package service
 
 import (
@@ -25,7 +25,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
-	"github.com/kiln-project/kiln/internal/service/store/sqlite"
+	"github.com/kiln-project/kiln/internal/service/store/backends"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/worker"
 )
@@ -34,8 +34,12 @@ import (
 type Config struct {
 	// Listen is the address to serve on. Default 127.0.0.1:8086.
 	Listen string
-	// DataDir holds the database (kiln.db) and artifacts/.
+	// DataDir holds the SQLite database (kiln.db) and artifacts/ unless
+	// Database names another database.
 	DataDir string
+	// Database names the database (see backends.Open): empty for SQLite
+	// in DataDir, or a postgres:// URL, which any number of replicas share.
+	Database string
 	// TrustIdentityHeader honours x-rh-identity (behind a gateway only).
 	TrustIdentityHeader bool
 	// Workers is how many in-process workers run. Default 1; negative:
@@ -97,7 +101,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "kiln.db"), sqlite.Options{})
+	db, err := backends.Open(ctx, cfg.Database, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -117,7 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", apiServer.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
-	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, Log: cfg.Log, Metrics: mets}))
+	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, Log: cfg.Log, Metrics: mets}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

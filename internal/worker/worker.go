@@ -53,7 +53,9 @@ type Config struct {
 	Distros  *distro.Registry
 	// Targets are the upload types it delivers to. Default: local.
 	Targets target.Registry
-	Log     *slog.Logger
+	// Health, when set, records the worker's jobs and server contact.
+	Health *Health
+	Log    *slog.Logger
 }
 
 // Worker runs jobs.
@@ -117,6 +119,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = time.Second
+		w.cfg.Health.contacted(time.Now())
 		if j != nil {
 			w.runJob(jobsCtx, j)
 		}
@@ -130,6 +133,9 @@ type jobFailure = workerapi.FinishError
 func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	log := w.cfg.Log.With("job_id", j.ID, "compose_id", j.ComposeID, "type", j.Type)
 	log.Info("job started")
+	w.cfg.Health.started()
+	outcome := "lost"
+	defer func() { w.cfg.Health.ended(j.Type, outcome) }()
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	errCanceled := errors.New("the compose was canceled")
@@ -187,6 +193,14 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	if err := w.cfg.Client.Finish(fctx, j, result, failure); err != nil {
 		log.Error("finishing the job failed", "err", err)
 		return
+	}
+	switch {
+	case failure == nil:
+		outcome = "success"
+	case failure.Retry && ctx.Err() != nil:
+		outcome = "handed_back"
+	default:
+		outcome = "failure"
 	}
 	if failure != nil {
 		log.Info("job failed", "reason", failure.Reason, "retry", failure.Retry)

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/internal/worker"
+)
+
+func newWorkerCommand(a *app) *cobra.Command {
+	var (
+		server, token, name, listen string
+		arches                      []string
+		concurrency                 int
+		grace                       time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Build images for a kiln service: take jobs from its worker API",
+		Long: `worker connects to a "kiln serve" over HTTP(S) with a worker token (kiln
+worker-token create), asks for jobs of the architectures it declares, and
+runs them: it resolves packages, builds images in its local build cache
+(--cache-dir) and uploads them to the service's artifact store. It
+heartbeats each job; a job whose worker disappears goes to another worker.
+
+On SIGTERM or SIGINT it takes no more jobs, lets running ones finish within
+--grace and hands the rest back to the queue. While the server is away it
+keeps retrying with backoff and keeps its finished images.`,
+		Example: `  kiln worker --server https://kiln.example.com --worker-token "$(cat token)" --arch x86_64 --concurrency 2`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if server == "" {
+				return errors.New("--server is required (or $KILN_SERVER): the service's address, such as https://kiln.example.com")
+			}
+			if token == "" {
+				return errors.New("--worker-token is required (or $KILN_WORKER_TOKEN): create one with kiln worker-token create")
+			}
+			if concurrency < 1 || concurrency > 64 {
+				return fmt.Errorf("--concurrency must be between 1 and 64, not %d", concurrency)
+			}
+			for _, arch := range arches {
+				if !knownArch(a, arch) {
+					return fmt.Errorf("--arch %q is not an architecture any distribution builds", arch)
+				}
+			}
+			if name == "" {
+				host, _ := os.Hostname()
+				name = host
+			}
+			mirrors, resolver, err := a.workerDeps()
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(a.stderr, nil))
+			health := worker.NewHealth()
+			client := &worker.Client{BaseURL: server, Key: token}
+
+			ctx := cmd.Context()
+			if listen != "" {
+				ln, err := net.Listen("tcp", listen)
+				if err != nil {
+					return fmt.Errorf("--listen: %w", err)
+				}
+				srv := &http.Server{Handler: health.Handler(), ReadHeaderTimeout: 10 * time.Second}
+				go srv.Serve(ln)
+				defer srv.Close()
+				log.Info("health and metrics", "addr", ln.Addr().String())
+			}
+
+			var wg sync.WaitGroup
+			for i := range concurrency {
+				w, err := worker.New(worker.Config{
+					Client: client, Name: fmt.Sprintf("%s/%d", name, i+1), Arches: arches, Grace: grace,
+					CacheDir: a.cfg.CacheDir, Mirrors: mirrors, Resolver: resolver, Distros: a.registry,
+					Log: log.With("worker", fmt.Sprintf("%s/%d", name, i+1)), Health: health,
+				})
+				if err != nil {
+					return err
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_ = w.Run(ctx)
+				}()
+			}
+			fmt.Fprintf(a.stdout, "kiln worker %s takes %v jobs from %s\n", name, arches, server)
+			<-ctx.Done()
+			log.Info("shutting down", "grace", grace)
+			wg.Wait()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", os.Getenv("KILN_SERVER"), "the service's address (default $KILN_SERVER)")
+	f.StringVar(&token, "worker-token", os.Getenv("KILN_WORKER_TOKEN"), "the worker token (default $KILN_WORKER_TOKEN)")
+	f.StringSliceVar(&arches, "arch", []string{"x86_64"}, "architectures this worker builds (repeatable)")
+	f.IntVar(&concurrency, "concurrency", 1, "jobs run at once")
+	f.StringVar(&name, "name", "", "the worker's name in the service's records (default: the host name)")
+	f.DurationVar(&grace, "grace", 10*time.Minute, "after SIGTERM, how long running jobs may go on before they are handed back")
+	f.StringVar(&listen, "listen", "", "address to serve /livez, /readyz and /metrics on (default: none)")
+	return cmd
+}
+
+// knownArch tells whether some distribution builds arch.
+func knownArch(a *app, arch string) bool {
+	for _, d := range a.registry.Distros() {
+		for _, x := range d.Arches() {
+			if x.Name == arch {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Health is what a worker process tells its supervisor: /livez, /readyz
+// (the server answered lately) and /metrics. Workers of one process share
+// it.
+type Health struct {
+	Registry *prometheus.Registry
+	jobs     *prometheus.CounterVec
+	busy     prometheus.Gauge
+	contact  prometheus.Gauge
+	// lastContact is when the server last answered, in Unix nanoseconds.
+	lastContact atomic.Int64
+}
+
+// NewHealth registers a worker process's metrics.
+func NewHealth() *Health {
+	h := &Health{
+		Registry: prometheus.NewRegistry(),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kiln_worker_jobs_total", Help: "Jobs this worker process ran, by type and outcome (success, failure, handed_back, lost).",
+		}, []string{"type", "outcome"}),
+		busy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kiln_worker_busy", Help: "Jobs this worker process runs now.",
+		}),
+		contact: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kiln_worker_last_contact_timestamp_seconds", Help: "When the server last answered this worker process.",
+		}),
+	}
+	h.Registry.MustRegister(h.jobs, h.busy, h.contact,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return h
+}
+
+func (h *Health) contacted(now time.Time) {
+	if h == nil {
+		return
+	}
+	h.lastContact.Store(now.UnixNano())
+	h.contact.Set(float64(now.Unix()))
+}
+
+func (h *Health) started() {
+	if h != nil {
+		h.busy.Inc()
+	}
+}
+
+func (h *Health) ended(typ, outcome string) {
+	if h != nil {
+		h.busy.Dec()
+		h.jobs.WithLabelValues(typ, outcome).Inc()
+	}
+}
+
+// ReadyWithin is how recently the server must have answered for /readyz.
+const ReadyWithin = time.Minute
+
+// Handler serves /livez, /readyz and /metrics.
+func (h *Health) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		last := h.lastContact.Load()
+		if last == 0 || time.Since(time.Unix(0, last)) > ReadyWithin {
+			http.Error(w, "the server has not answered within "+ReadyWithin.String(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(h.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
