@@ -1,0 +1,168 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/jobs"
+	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/sqlite"
+	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/worker"
+)
+
+// gatedResolver stands in for package resolution, which these tests only
+// need to take a while: it blocks until released or its context ends.
+type gatedResolver struct {
+	called  chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedResolver) Resolve(ctx context.Context, _ depsolve.Request) (*depsolve.Result, error) {
+	close(g.called)
+	select {
+	case <-g.release:
+		return nil, errors.New("released")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// queueWithJob is a store and worker API with one depsolve job queued.
+func queueWithJob(t *testing.T) (*sqlite.DB, string, string, string) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	secret, hash := store.NewSecret("kwt_")
+	require.NoError(t, db.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "test", Hash: hash, CreatedAt: time.Now()}))
+	args, _ := json.Marshal(jobs.DepsolveArgs{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Blueprint: json.RawMessage(`{"name":"t"}`)})
+	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
+	job := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindDepsolve, Args: args}
+	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{job}))
+	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: artifacts.Local{Dir: t.TempDir()}, Lease: time.Minute, PollTimeout: time.Second}))
+	t.Cleanup(srv.Close)
+	return db, srv.URL, secret, c.ID
+}
+
+func startWorker(t *testing.T, url, secret string, grace time.Duration, r depsolve.Resolver, h *worker.Health) (context.CancelFunc, <-chan struct{}) {
+	reg, err := distro.Load()
+	require.NoError(t, err)
+	w, err := worker.New(worker.Config{Client: &worker.Client{BaseURL: url, Key: secret}, Name: "w", Grace: grace,
+		CacheDir: t.TempDir(), Resolver: r, Distros: reg, Health: h,
+		// Never reached: the resolver stands in for the repositories.
+		Mirrors: map[string]string{"debian": "http://mirror.invalid/debian", "debian-security": "http://mirror.invalid/debian-security"}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return cancel, done
+}
+
+func jobState(t *testing.T, db *sqlite.DB, composeID string) store.Job {
+	js, err := db.ComposeJobs(context.Background(), "a", composeID)
+	require.NoError(t, err)
+	require.Len(t, js, 1)
+	return js[0]
+}
+
+// On shutdown a worker takes no more jobs but lets the running one end
+// within the grace period instead of handing it back.
+func TestShutdownLetsTheRunningJobFinishWithinGrace(t *testing.T) {
+	db, url, secret, id := queueWithJob(t)
+	r := &gatedResolver{called: make(chan struct{}), release: make(chan struct{})}
+	health := worker.NewHealth()
+	hs := httptest.NewServer(health.Handler())
+	defer hs.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, get(t, hs.URL+"/readyz").StatusCode, "not ready before the server answered")
+	stop, done := startWorker(t, url, secret, time.Minute, r, health)
+	<-r.called
+	stop()
+	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, store.JobRunning, jobState(t, db, id).State, "the job goes on after the worker was told to stop")
+	close(r.release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker did not stop after its job ended")
+	}
+	j := jobState(t, db, id)
+	assert.Equal(t, store.JobFailure, j.State, "the job ran to its own end")
+	require.NotNil(t, j.Error)
+	assert.Contains(t, j.Error.Details, "released")
+	assert.Equal(t, 1, j.Attempts)
+
+	assert.Equal(t, http.StatusOK, get(t, hs.URL+"/livez").StatusCode)
+	assert.Equal(t, http.StatusOK, get(t, hs.URL+"/readyz").StatusCode, "ready once the server answered")
+	body, _ := io.ReadAll(get(t, hs.URL+"/metrics").Body)
+	assert.Contains(t, string(body), `kiln_worker_jobs_total{outcome="failure",type="depsolve"} 1`)
+	assert.Contains(t, string(body), `kiln_worker_busy 0`)
+}
+
+func get(t *testing.T, url string) *http.Response {
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// A job still running when the grace period ends goes back to the queue.
+func TestShutdownHandsTheJobBackAfterGrace(t *testing.T) {
+	db, url, secret, id := queueWithJob(t)
+	r := &gatedResolver{called: make(chan struct{}), release: make(chan struct{})}
+	stop, done := startWorker(t, url, secret, 200*time.Millisecond, r, nil)
+	<-r.called
+	stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker did not hand its job back after the grace period")
+	}
+	j := jobState(t, db, id)
+	assert.Equal(t, store.JobPending, j.State, "the job is back in the queue for another worker")
+	assert.Equal(t, 1, j.Attempts)
+}
+
+// A worker gets only jobs of the architectures it declared, and only with
+// a worker token that is not revoked.
+func TestJobsAreRoutedByArchAndNeedAWorkerToken(t *testing.T) {
+	ctx := context.Background()
+	db, url, secret, _ := queueWithJob(t)
+	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
+	build := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`)}
+	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{build}))
+
+	arm := &worker.Client{BaseURL: url, Key: secret}
+	j, err := arm.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"aarch64"}, Worker: "arm"})
+	require.NoError(t, err)
+	assert.Nil(t, j, "an aarch64 worker is not handed an x86_64 build")
+
+	_, err = (&worker.Client{BaseURL: url, Key: "kwt_not-a-token"}).RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"x86_64"}})
+	assert.ErrorContains(t, err, "401")
+
+	x86 := &worker.Client{BaseURL: url, Key: secret}
+	j, err = x86.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"aarch64", "x86_64"}, Worker: "x86"})
+	require.NoError(t, err)
+	require.NotNil(t, j)
+	assert.Equal(t, build.ID, j.ID)
+
+	tokens, err := db.ListWorkerTokens(ctx)
+	require.NoError(t, err)
+	require.NoError(t, db.RevokeWorkerToken(ctx, tokens[0].ID))
+	_, err = x86.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Arches: []string{"x86_64"}})
+	assert.ErrorContains(t, err, "401", "a revoked worker token gets no more jobs")
+}
