@@ -832,7 +832,7 @@ func TestDeployPrometheusRules(t *testing.T) {
 	}
 }
 
-// The helpers above decide what the tests accept: test them on what they
+// The parsers above decide what the tests accept: test them on what they
 // must refuse.
 func TestDeployHelpers(t *testing.T) {
 	t.Parallel()
