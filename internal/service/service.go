@@ -50,7 +50,8 @@ type Config struct {
 	WorkerKey string
 	// Lease is how long a job stays leased without a heartbeat. Default 2m.
 	Lease time.Duration
-	// RescueEvery is how often expired leases are looked for. Default 15s.
+	// RescueEvery is how often expired leases are looked for. Default: a
+	// quarter of Lease, at most 15s.
 	RescueEvery time.Duration
 	// MaxBodyBytes bounds API request bodies. Default 1 MiB.
 	MaxBodyBytes int64
@@ -88,7 +89,8 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Lease = 2 * time.Minute
 	}
 	if cfg.RescueEvery <= 0 {
-		cfg.RescueEvery = 15 * time.Second
+		// A job whose worker died waits at most a quarter lease more.
+		cfg.RescueEvery = min(15*time.Second, max(cfg.Lease/4, time.Second))
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
