@@ -47,7 +47,7 @@ func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params m
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	var off int64
 	send := func() {
-		f, err := s.cfg.Artifacts.Open(id, artifacts.BuildLog)
+		f, err := s.cfg.Artifacts.Open(r.Context(), id, artifacts.BuildLog)
 		if err != nil {
 			return
 		}
@@ -83,7 +83,7 @@ func (s *Server) sendJSONFile(w http.ResponseWriter, r *http.Request, id, name s
 	if _, err := s.composeJobs(r, id); err != nil {
 		return err
 	}
-	f, err := s.cfg.Artifacts.Open(id, name)
+	f, err := s.cfg.Artifacts.Open(r.Context(), id, name)
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return newError(http.StatusNotFound, fmt.Sprintf("the compose has no %s yet: it is written when the build finishes", name))
 	}
@@ -120,7 +120,7 @@ func (s *Server) getComposeMetadata(w http.ResponseWriter, r *http.Request, para
 	if _, err := s.composeJobs(r, id); err != nil {
 		return err
 	}
-	f, err := s.cfg.Artifacts.Open(id, artifacts.Manifest)
+	f, err := s.cfg.Artifacts.Open(r.Context(), id, artifacts.Manifest)
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return newError(http.StatusNotFound, "the compose has no package list yet: it is known when the build finishes")
 	}
@@ -160,7 +160,7 @@ func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params 
 	if res.Filename == "" {
 		return newError(http.StatusNotFound, "the compose has no image (yet): download it once its status is success")
 	}
-	f, err := s.cfg.Artifacts.Open(id, res.Filename)
+	f, err := s.cfg.Artifacts.Open(r.Context(), id, res.Filename)
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return newError(http.StatusNotFound, "the image has expired or was removed")
 	}

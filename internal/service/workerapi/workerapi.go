@@ -28,7 +28,7 @@ const Prefix = "/api/worker/v1"
 // Config configures the worker API. Zero values mean the defaults.
 type Config struct {
 	Queue     store.Queue
-	Artifacts artifacts.Local
+	Artifacts artifacts.Store
 	// WorkerKey is the secret workers request jobs with.
 	WorkerKey string
 	// Lease is how long a job stays leased without a heartbeat. Default 2m.
@@ -216,7 +216,7 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 		fail(w, http.StatusRequestEntityTooLarge, "send the log in pieces of at most 1 MiB")
 		return
 	}
-	if err := a.cfg.Artifacts.Append(j.ComposeID, artifacts.BuildLog, data); err != nil {
+	if err := a.cfg.Artifacts.Append(r.Context(), j.ComposeID, artifacts.BuildLog, data); err != nil {
 		a.cfg.Log.Error("appending to a build log", "compose_id", j.ComposeID, "err", err)
 		fail(w, http.StatusInternalServerError, "could not store the log")
 		return
@@ -226,7 +226,7 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 
 func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
 	name := r.PathValue("name")
-	n, err := a.cfg.Artifacts.Put(j.ComposeID, name, http.MaxBytesReader(w, r.Body, a.cfg.MaxFileBytes))
+	n, err := a.cfg.Artifacts.Put(r.Context(), j.ComposeID, name, http.MaxBytesReader(w, r.Body, a.cfg.MaxFileBytes))
 	if err != nil {
 		a.cfg.Log.Error("storing a file", "compose_id", j.ComposeID, "name", name, "err", err)
 		fail(w, http.StatusBadRequest, "could not store %s: %v", name, err)
