@@ -33,8 +33,8 @@ import (
 // Config configures the API. The zero value of each field means its
 // default.
 type Config struct {
-	Store     store.Backend
-	Distros   *distro.Registry
+	Store   store.Backend
+	Distros *distro.Registry
 	// Artifacts holds the composes' files. Default: a local store in the
 	// working directory.
 	Artifacts artifacts.Store
