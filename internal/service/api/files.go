@@ -144,19 +144,28 @@ func (s *Server) getComposeMetadata(w http.ResponseWriter, r *http.Request, para
 	return nil
 }
 
-// downloadCompose serves the image, with Range support.
-func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
-	id := params["composeId"]
-	js, err := s.composeJobs(r, id)
-	if err != nil {
-		return err
-	}
+// imageResult is the compose's build result: its image's file name and
+// checksum (empty until the build succeeded).
+func imageResult(js []store.Job) jobs.BuildResult {
 	var res jobs.BuildResult
 	for _, j := range js {
 		if j.Type == jobs.KindBuild && j.State == store.JobSuccess {
 			_ = json.Unmarshal(j.Result, &res)
 		}
 	}
+	return res
+}
+
+// downloadCompose serves the image, with Range support; when the artifact
+// store can presign, it redirects to a URL that downloads the image
+// straight from the store instead.
+func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	id := params["composeId"]
+	js, err := s.composeJobs(r, id)
+	if err != nil {
+		return err
+	}
+	res := imageResult(js)
 	if res.Filename == "" {
 		return newError(http.StatusNotFound, "the compose has no image (yet): download it once its status is success")
 	}
@@ -168,13 +177,22 @@ func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params 
 		return err
 	}
 	defer f.Close()
+	w.Header().Set("X-Checksum-Sha256", res.SHA256)
+	if p, ok := s.cfg.Artifacts.(artifacts.Presigner); ok {
+		u, err := p.PresignGet(r.Context(), id, res.Filename, res.Filename, s.cfg.DownloadExpiry)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+		return nil
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", res.Filename))
-	w.Header().Set("X-Checksum-Sha256", res.SHA256)
 	http.ServeContent(w, r, res.Filename, fi.ModTime(), f)
 	return nil
 }

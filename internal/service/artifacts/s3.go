@@ -109,8 +109,8 @@ var (
 	_ Presigner = (*S3)(nil)
 )
 
-// maxPresignExpiry is the longest a SigV4 presigned URL may last.
-const maxPresignExpiry = 7 * 24 * time.Hour
+// MaxPresignExpiry is the longest a presigned URL (SigV4) may last.
+const MaxPresignExpiry = 7 * 24 * time.Hour
 
 // NewS3 returns the store for cfg. It makes no request: a bucket that
 // does not exist or refuses the credentials shows at the first use.
@@ -344,7 +344,7 @@ func (s *S3) Usage(ctx context.Context) (int64, error) {
 }
 
 func clampExpiry(d time.Duration) time.Duration {
-	return min(max(d, time.Second), maxPresignExpiry)
+	return min(max(d, time.Second), MaxPresignExpiry)
 }
 
 // PresignGet implements Presigner. A SigV4 URL lasts at most 7 days, so a
