@@ -71,9 +71,9 @@ type Presigner interface {
 	// compose's file name, with a presigned PUT URL per part.
 	CreateUpload(ctx context.Context, composeID, name string, size int64, expiry time.Duration) (Upload, error)
 	// CompleteUpload assembles the uploaded parts, given with their ETags
-	// in order, into the file and returns its size. The file appears only
-	// now, complete.
-	CompleteUpload(ctx context.Context, composeID, name, uploadID string, parts []CompletedPart) (int64, error)
+	// in order, into the file, which appears only now, complete. A file
+	// that is not size bytes long is removed again, and an error says so.
+	CompleteUpload(ctx context.Context, composeID, name, uploadID string, parts []CompletedPart, size int64) error
 	// AbortUpload drops an unfinished upload and its parts.
 	AbortUpload(ctx context.Context, composeID, name, uploadID string) error
 }

@@ -299,11 +299,8 @@ func TestS3PresignedUpload(t *testing.T) {
 	}
 	_, err = s.Open(ctx, composeA, "image.raw")
 	assert.ErrorIs(t, err, ErrNotFound, "an upload appears only complete")
-	_, err = s.CompleteUpload(ctx, composeA, "image.raw", up.ID, done[1:])
-	assert.Error(t, err, "parts must come from 1")
-	n, err := s.CompleteUpload(ctx, composeA, "image.raw", up.ID, done)
-	require.NoError(t, err)
-	assert.Equal(t, int64(len(data)), n)
+	assert.Error(t, s.CompleteUpload(ctx, composeA, "image.raw", up.ID, done[1:], int64(len(data))), "parts must come from 1")
+	require.NoError(t, s.CompleteUpload(ctx, composeA, "image.raw", up.ID, done, int64(len(data))))
 	assert.True(t, bytes.Equal(data, []byte(readAll(t, s, composeA, "image.raw"))))
 
 	// An aborted upload leaves nothing.
@@ -312,10 +309,17 @@ func TestS3PresignedUpload(t *testing.T) {
 	require.Len(t, up.Parts, 1)
 	etag := putPart(t, up.Parts[0].URL, []byte("0123456789"))
 	require.NoError(t, s.AbortUpload(ctx, composeA, "other.raw", up.ID))
-	_, err = s.CompleteUpload(ctx, composeA, "other.raw", up.ID, []CompletedPart{{Number: 1, ETag: etag}})
-	assert.Error(t, err)
+	assert.Error(t, s.CompleteUpload(ctx, composeA, "other.raw", up.ID, []CompletedPart{{Number: 1, ETag: etag}}, 10))
 	_, err = s.Open(ctx, composeA, "other.raw")
 	assert.True(t, errors.Is(err, ErrNotFound))
+
+	// One of the wrong size is removed.
+	up, err = s.CreateUpload(ctx, composeA, "short.raw", 10, time.Hour)
+	require.NoError(t, err)
+	etag = putPart(t, up.Parts[0].URL, []byte("01234"))
+	assert.ErrorContains(t, s.CompleteUpload(ctx, composeA, "short.raw", up.ID, []CompletedPart{{Number: 1, ETag: etag}}, 10), "5 bytes, not 10")
+	_, err = s.Open(ctx, composeA, "short.raw")
+	assert.ErrorIs(t, err, ErrNotFound)
 
 	// Huge files get larger parts, never more than 10 000.
 	up, err = s.CreateUpload(ctx, composeB, "huge.raw", 100<<30, time.Minute)

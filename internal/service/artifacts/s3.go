@@ -174,7 +174,20 @@ func (s *S3) Put(ctx context.Context, composeID, name string, r io.Reader) (int6
 	if err := check(composeID, name); err != nil {
 		return 0, err
 	}
-	info, err := s.client.PutObject(ctx, s.cfg.Bucket, s.key(composeID, name), r, -1,
+	// A file that fits in the first MiB goes in one request of known
+	// length (some servers refuse an empty streamed one).
+	head := make([]byte, 1<<20)
+	n, err := io.ReadFull(r, head)
+	size := int64(-1)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		size, r = int64(n), bytes.NewReader(head[:n])
+	case err != nil:
+		return 0, err
+	default:
+		r = io.MultiReader(bytes.NewReader(head), r)
+	}
+	info, err := s.client.PutObject(ctx, s.cfg.Bucket, s.key(composeID, name), r, size,
 		minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: uint64(s.cfg.PartSize), DisableContentSha256: true})
 	if err != nil {
 		return 0, err
@@ -394,29 +407,35 @@ func (s *S3) CreateUpload(ctx context.Context, composeID, name string, size int6
 }
 
 // CompleteUpload implements Presigner.
-func (s *S3) CompleteUpload(ctx context.Context, composeID, name, uploadID string, parts []CompletedPart) (int64, error) {
+func (s *S3) CompleteUpload(ctx context.Context, composeID, name, uploadID string, parts []CompletedPart, size int64) error {
 	if err := check(composeID, name); err != nil {
-		return 0, err
+		return err
 	}
 	if len(parts) == 0 || len(parts) > maxParts {
-		return 0, fmt.Errorf("an upload has 1 to %d parts, not %d", maxParts, len(parts))
+		return fmt.Errorf("an upload has 1 to %d parts, not %d", maxParts, len(parts))
 	}
 	done := make([]minio.CompletePart, 0, len(parts))
 	for i, p := range parts {
 		if p.Number != i+1 || p.ETag == "" {
-			return 0, fmt.Errorf("parts[%d]: expected part %d with its ETag", i, i+1)
+			return fmt.Errorf("parts[%d]: expected part %d with its ETag", i, i+1)
 		}
 		done = append(done, minio.CompletePart{PartNumber: p.Number, ETag: p.ETag})
 	}
 	key := s.key(composeID, name)
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, key, uploadID, done, minio.PutObjectOptions{}); err != nil {
-		return 0, err
+		return err
 	}
 	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return info.Size, nil
+	if info.Size != size {
+		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+			return fmt.Errorf("%s is %d bytes, not %d, and could not be removed: %w", name, info.Size, size, err)
+		}
+		return fmt.Errorf("%s is %d bytes, not %d: it was removed", name, info.Size, size)
+	}
+	return nil
 }
 
 // AbortUpload implements Presigner.
@@ -425,15 +444,6 @@ func (s *S3) AbortUpload(ctx context.Context, composeID, name, uploadID string) 
 		return err
 	}
 	return s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, s.key(composeID, name), uploadID)
-}
-
-// RemoveFile removes one file of the compose (an upload that came out the
-// wrong size).
-func (s *S3) RemoveFile(ctx context.Context, composeID, name string) error {
-	if err := check(composeID, name); err != nil {
-		return err
-	}
-	return s.client.RemoveObject(ctx, s.cfg.Bucket, s.key(composeID, name), minio.RemoveObjectOptions{})
 }
 
 // s3Part is one object of an opened file, at start in the file.
