@@ -33,11 +33,11 @@ func (r *Retention) withDefaults() {
 
 // cleanup removes expired files and returns how many composes' files it
 // removed and the bytes the store takes afterwards.
-func cleanup(ctx context.Context, db store.Composes, arts artifacts.Local, r Retention, now time.Time, log *slog.Logger) (int, int64, error) {
+func cleanup(ctx context.Context, db store.Composes, arts artifacts.Store, r Retention, now time.Time, log *slog.Logger) (int, int64, error) {
 	removed := 0
 	expire := func(ids []string) error {
 		for _, id := range ids {
-			if err := arts.Delete(id); err != nil {
+			if err := arts.Delete(ctx, id); err != nil {
 				return err
 			}
 		}
@@ -56,7 +56,10 @@ func cleanup(ctx context.Context, db store.Composes, arts artifacts.Local, r Ret
 			return removed, 0, err
 		}
 	}
-	total := arts.Usage()
+	total, err := arts.Usage(ctx)
+	if err != nil {
+		return removed, 0, err
+	}
 	for r.MaxBytes > 0 && total > r.MaxBytes {
 		ids, err := db.ExpirableComposes(ctx, now, 20)
 		if err != nil {
@@ -70,7 +73,10 @@ func cleanup(ctx context.Context, db store.Composes, arts artifacts.Local, r Ret
 			if total <= r.MaxBytes {
 				break
 			}
-			size := arts.Size(id)
+			size, err := arts.Size(ctx, id)
+			if err != nil {
+				return removed, total, err
+			}
 			if err := expire([]string{id}); err != nil {
 				return removed, total, err
 			}

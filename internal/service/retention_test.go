@@ -30,7 +30,7 @@ func TestRetention(t *testing.T) {
 		if ended {
 			require.NoError(t, db.CancelCompose(ctx, "acme", c.ID))
 		}
-		_, err := arts.Put(c.ID, "image.raw", strings.NewReader(strings.Repeat("x", size)))
+		_, err := arts.Put(ctx, c.ID, "image.raw", strings.NewReader(strings.Repeat("x", size)))
 		require.NoError(t, err)
 		return c.ID
 	}
@@ -44,9 +44,9 @@ func TestRetention(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "only the old compose that ended")
 	assert.Equal(t, int64(700), total)
-	_, err = arts.Open(old, "image.raw")
+	_, err = arts.Open(ctx, old, "image.raw")
 	assert.ErrorIs(t, err, artifacts.ErrNotFound)
-	f, err := arts.Open(oldRunning, "image.raw")
+	f, err := arts.Open(ctx, oldRunning, "image.raw")
 	require.NoError(t, err, "a running compose keeps its files")
 	f.Close()
 
@@ -54,9 +54,9 @@ func TestRetention(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "the oldest ended compose goes first")
 	assert.Equal(t, int64(400), total)
-	_, err = arts.Open(mid, "image.raw")
+	_, err = arts.Open(ctx, mid, "image.raw")
 	assert.ErrorIs(t, err, artifacts.ErrNotFound)
-	f, err = arts.Open(fresh, "image.raw")
+	f, err = arts.Open(ctx, fresh, "image.raw")
 	require.NoError(t, err)
 	f.Close()
 }

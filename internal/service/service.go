@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -57,6 +56,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Retention bounds the artifact store.
 	Retention Retention
+	// Artifacts says where the artifact store is (see artifacts.Open):
+	// empty for DataDir/artifacts, an absolute directory, or
+	// s3://bucket/prefix?endpoint=URL&region=R.
+	Artifacts string
+	// DownloadExpiry is how long presigned download URLs last. Default 7
+	// days.
+	DownloadExpiry time.Duration
 	// Quota and RateLimit bound what each org may do (see api.Quota).
 	Quota     api.Quota
 	RateLimit api.RateLimit
@@ -108,14 +114,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer db.Close()
-	arts := artifacts.Local{Dir: filepath.Join(cfg.DataDir, "artifacts")}
+	arts, err := artifacts.Open(cfg.Artifacts, cfg.DataDir)
+	if err != nil {
+		return err
+	}
 
 	mets := metrics.New(db)
 	var packages api.PackageSearcher
 	if r, ok := cfg.Resolver.(*apt.Resolver); ok {
 		packages = aptSearcher{resolver: r, distros: cfg.Distros, mirrors: cfg.Mirrors}
 	}
-	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, TrustIdentityHeader: cfg.TrustIdentityHeader,
+	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, DownloadExpiry: cfg.DownloadExpiry, RetentionMaxAge: cfg.Retention.MaxAge, TrustIdentityHeader: cfg.TrustIdentityHeader,
 		MaxBodyBytes: cfg.MaxBodyBytes, Quota: cfg.Quota, RateLimit: cfg.RateLimit, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
 	if err != nil {
 		return err

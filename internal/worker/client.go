@@ -8,40 +8,109 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 )
 
-// Client speaks the worker API.
+// Client speaks the worker API. A request that fails for a while — the
+// connection fails, or the answer is 502, 503 or 504 — is tried again,
+// waiting longer each time, for as long as its context lives: a worker
+// that loses the server for a while keeps its finished work. Other
+// answers, 4xx included, are final.
 type Client struct {
 	// BaseURL is the server's address, such as http://127.0.0.1:8086.
 	BaseURL string
 	// Key is the worker key jobs are requested with.
 	Key  string
 	HTTP *http.Client
+	// MinBackoff is the first wait before a request is tried again; each
+	// wait doubles it up to MaxBackoff. Defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
 }
 
 // errLeaseLost: the server no longer counts the job as ours.
 var errLeaseLost = errors.New("the job's lease was lost")
 
-func (c *Client) do(ctx context.Context, method, path, token string, body io.Reader, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+workerapi.Prefix+path, body)
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP == nil {
+		return http.DefaultClient
+	}
+	return c.HTTP
+}
+
+// transient says whether an answer may be different when asked again.
+func transient(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// send makes the request newReq returns until an answer comes that is not
+// transient, and returns it with its body (at most 1 MiB) read. newReq is
+// called for each try, so a body is read anew each time.
+func (c *Client) send(ctx context.Context, newReq func() (*http.Request, error)) (*http.Response, []byte, error) {
+	wait, maxWait := c.MinBackoff, c.MaxBackoff
+	if wait <= 0 {
+		wait = 500 * time.Millisecond
+	}
+	if maxWait <= 0 {
+		maxWait = 30 * time.Second
+	}
+	for {
+		req, err := newReq()
+		if err != nil {
+			return nil, nil, err
+		}
+		resp, err := c.httpClient().Do(req)
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if err == nil && !transient(resp.StatusCode) {
+				return resp, data, nil
+			}
+			if err == nil {
+				err = fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+func (c *Client) do(ctx context.Context, method, path, token string, body []byte, out any) (int, error) {
+	return c.doBody(ctx, method, path, token, func() (io.Reader, int64) { return bytes.NewReader(body), int64(len(body)) }, out)
+}
+
+// doBody makes a worker API request whose body body returns, anew for each
+// try.
+func (c *Client) doBody(ctx context.Context, method, path, token string, body func() (io.Reader, int64), out any) (int, error) {
+	resp, data, err := c.send(ctx, func() (*http.Request, error) {
+		rd, n := body()
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+workerapi.Prefix+path, rd)
+		if err != nil {
+			return nil, err
+		}
+		req.ContentLength = n
+		if n == 0 {
+			req.Body = http.NoBody
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		return req, nil
+	})
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch {
 	case resp.StatusCode == http.StatusNotFound && path != "/jobs":
 		return resp.StatusCode, errLeaseLost
@@ -56,9 +125,9 @@ func (c *Client) do(ctx context.Context, method, path, token string, body io.Rea
 	return resp.StatusCode, nil
 }
 
-func jsonBody(v any) io.Reader {
+func jsonBody(v any) []byte {
 	b, _ := json.Marshal(v)
-	return bytes.NewReader(b)
+	return b
 }
 
 // RequestJob long-polls for a job; nil when none became ready.
@@ -85,19 +154,82 @@ func (c *Client) Progress(ctx context.Context, j *workerapi.Job, done, total int
 
 // Log appends to the compose's build log.
 func (c *Client) Log(ctx context.Context, j *workerapi.Job, data []byte) error {
-	_, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/log", j.Token, bytes.NewReader(data), nil)
+	_, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/log", j.Token, data, nil)
 	return err
 }
 
-// PutFile uploads the file at path as the compose's file name.
+// PutFile uploads the file at path as the compose's file name: straight
+// to the artifact store in presigned parts when the server offers that,
+// else (and for an empty file) through the server.
 func (c *Client) PutFile(ctx context.Context, j *workerapi.Job, name, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = c.do(ctx, http.MethodPut, "/jobs/"+j.ID+"/files/"+name, j.Token, f, nil)
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	var offer workerapi.UploadOffer
+	if size == 0 {
+		// An empty part is not worth the round trips.
+	} else if _, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/uploads", j.Token, jsonBody(workerapi.UploadRequest{Name: name, Size: size}), &offer); err != nil {
+		return err
+	}
+	if !offer.Presigned {
+		_, err = c.doBody(ctx, http.MethodPut, "/jobs/"+j.ID+"/files/"+url.PathEscape(name), j.Token,
+			func() (io.Reader, int64) { return io.NewSectionReader(f, 0, size), size }, nil)
+		return err
+	}
+	parts, err := c.putParts(ctx, f, size, offer.Upload)
+	if err != nil {
+		// Best effort: the server's retention drops what is left anyway.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = c.do(actx, http.MethodDelete, "/jobs/"+j.ID+"/uploads/"+url.PathEscape(offer.ID)+"?name="+url.QueryEscape(name), j.Token, nil, nil)
+		return fmt.Errorf("uploading %s: %w", name, err)
+	}
+	_, err = c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/uploads/"+url.PathEscape(offer.ID)+"/complete", j.Token,
+		jsonBody(workerapi.UploadCompletion{Name: name, Size: size, Parts: parts}), nil)
 	return err
+}
+
+// putParts sends each part of f to its presigned URL, read from the file
+// for each try, and returns the parts' ETags.
+func (c *Client) putParts(ctx context.Context, f *os.File, size int64, up artifacts.Upload) ([]artifacts.CompletedPart, error) {
+	if up.PartSize <= 0 || int64(len(up.Parts)) < (size+up.PartSize-1)/up.PartSize {
+		return nil, fmt.Errorf("the server offered %d parts of %d bytes for %d bytes", len(up.Parts), up.PartSize, size)
+	}
+	var done []artifacts.CompletedPart
+	for i, p := range up.Parts {
+		off := int64(i) * up.PartSize
+		n := max(0, min(up.PartSize, size-off))
+		resp, data, err := c.send(ctx, func() (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.URL, io.NewSectionReader(f, off, n))
+			if err != nil {
+				return nil, err
+			}
+			req.ContentLength = n
+			if n == 0 {
+				req.Body = http.NoBody
+			}
+			return req, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("part %d: %s: %s", p.Number, resp.Status, bytes.TrimSpace(data))
+		}
+		etag := resp.Header.Get("ETag")
+		if etag == "" {
+			return nil, fmt.Errorf("part %d: the store answered no ETag", p.Number)
+		}
+		done = append(done, artifacts.CompletedPart{Number: p.Number, ETag: etag})
+	}
+	return done, nil
 }
 
 // Finish ends the job with its result or its failure.

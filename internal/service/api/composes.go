@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
@@ -282,7 +283,51 @@ func (s *Server) getComposeStatus(w http.ResponseWriter, r *http.Request, params
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, composeStatus{ImageStatus: deriveStatus(js, Prefix+"/composes/"+id+"/download"), Request: c.Request})
+	st := deriveStatus(js, Prefix+"/composes/"+id+"/download")
+	if us := st.UploadStatus; us != nil && us.Status == "success" {
+		if err := s.downloadLink(r, c, js, us); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, composeStatus{ImageStatus: st, Request: c.Request})
+	return nil
+}
+
+// downloadLink completes a finished upload's url with the time it expires.
+// A store that presigns gives a URL that downloads the image straight from
+// it, valid for the download expiry (or until retention removes the image,
+// when that is sooner): expires_at is when that URL stops working. Other
+// stores keep the API's download path, which lasts until retention removes
+// the image: expires_at is then (creation + retention's maximum age), left
+// out when the API does not know the retention.
+func (s *Server) downloadLink(r *http.Request, c store.Compose, js []store.Job, us *uploadStatus) error {
+	now := s.cfg.Now()
+	var removal time.Time
+	if s.cfg.RetentionMaxAge > 0 {
+		removal = c.CreatedAt.Add(s.cfg.RetentionMaxAge)
+	}
+	p, ok := s.cfg.Artifacts.(artifacts.Presigner)
+	res := imageResult(js)
+	if !ok || res.Filename == "" {
+		if !removal.IsZero() {
+			us.Options["expires_at"] = removal.UTC().Format(time.RFC3339)
+		}
+		return nil
+	}
+	expiry := min(s.cfg.DownloadExpiry, artifacts.MaxPresignExpiry)
+	if !removal.IsZero() {
+		expiry = min(expiry, removal.Sub(now))
+	}
+	if expiry < time.Second {
+		us.Options["expires_at"] = removal.UTC().Format(time.RFC3339)
+		return nil // expired: the download path says so
+	}
+	u, err := p.PresignGet(r.Context(), c.ID, res.Filename, res.Filename, expiry)
+	if err != nil {
+		return err
+	}
+	us.Options["url"] = u.String()
+	us.Options["expires_at"] = now.Add(expiry.Truncate(time.Second)).UTC().Format(time.RFC3339)
 	return nil
 }
 

@@ -47,7 +47,7 @@ func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params m
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	var off int64
 	send := func() {
-		f, err := s.cfg.Artifacts.Open(id, artifacts.BuildLog)
+		f, err := s.cfg.Artifacts.Open(r.Context(), id, artifacts.BuildLog)
 		if err != nil {
 			return
 		}
@@ -83,7 +83,7 @@ func (s *Server) sendJSONFile(w http.ResponseWriter, r *http.Request, id, name s
 	if _, err := s.composeJobs(r, id); err != nil {
 		return err
 	}
-	f, err := s.cfg.Artifacts.Open(id, name)
+	f, err := s.cfg.Artifacts.Open(r.Context(), id, name)
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return newError(http.StatusNotFound, fmt.Sprintf("the compose has no %s yet: it is written when the build finishes", name))
 	}
@@ -120,7 +120,7 @@ func (s *Server) getComposeMetadata(w http.ResponseWriter, r *http.Request, para
 	if _, err := s.composeJobs(r, id); err != nil {
 		return err
 	}
-	f, err := s.cfg.Artifacts.Open(id, artifacts.Manifest)
+	f, err := s.cfg.Artifacts.Open(r.Context(), id, artifacts.Manifest)
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return newError(http.StatusNotFound, "the compose has no package list yet: it is known when the build finishes")
 	}
@@ -144,23 +144,32 @@ func (s *Server) getComposeMetadata(w http.ResponseWriter, r *http.Request, para
 	return nil
 }
 
-// downloadCompose serves the image, with Range support.
-func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
-	id := params["composeId"]
-	js, err := s.composeJobs(r, id)
-	if err != nil {
-		return err
-	}
+// imageResult is the compose's build result: its image's file name and
+// checksum (empty until the build succeeded).
+func imageResult(js []store.Job) jobs.BuildResult {
 	var res jobs.BuildResult
 	for _, j := range js {
 		if j.Type == jobs.KindBuild && j.State == store.JobSuccess {
 			_ = json.Unmarshal(j.Result, &res)
 		}
 	}
+	return res
+}
+
+// downloadCompose serves the image, with Range support; when the artifact
+// store can presign, it redirects to a URL that downloads the image
+// straight from the store instead.
+func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	id := params["composeId"]
+	js, err := s.composeJobs(r, id)
+	if err != nil {
+		return err
+	}
+	res := imageResult(js)
 	if res.Filename == "" {
 		return newError(http.StatusNotFound, "the compose has no image (yet): download it once its status is success")
 	}
-	f, err := s.cfg.Artifacts.Open(id, res.Filename)
+	f, err := s.cfg.Artifacts.Open(r.Context(), id, res.Filename)
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return newError(http.StatusNotFound, "the image has expired or was removed")
 	}
@@ -168,13 +177,22 @@ func (s *Server) downloadCompose(w http.ResponseWriter, r *http.Request, params 
 		return err
 	}
 	defer f.Close()
+	w.Header().Set("X-Checksum-Sha256", res.SHA256)
+	if p, ok := s.cfg.Artifacts.(artifacts.Presigner); ok {
+		u, err := p.PresignGet(r.Context(), id, res.Filename, res.Filename, s.cfg.DownloadExpiry)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+		return nil
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", res.Filename))
-	w.Header().Set("X-Checksum-Sha256", res.SHA256)
 	http.ServeContent(w, r, res.Filename, fi.ModTime(), f)
 	return nil
 }

@@ -33,9 +33,18 @@ import (
 // Config configures the API. The zero value of each field means its
 // default.
 type Config struct {
-	Store     store.Backend
-	Distros   *distro.Registry
-	Artifacts artifacts.Local
+	Store   store.Backend
+	Distros *distro.Registry
+	// Artifacts holds the composes' files. Default: a local store in the
+	// working directory.
+	Artifacts artifacts.Store
+	// DownloadExpiry is how long a presigned download URL lasts, when the
+	// artifact store can presign (S3). Default 7 days, which is also the
+	// most a presigned URL can last.
+	DownloadExpiry time.Duration
+	// RetentionMaxAge, when known, is how long after its creation a
+	// compose's files are removed: a local download's expires_at.
+	RetentionMaxAge time.Duration
 	// TrustIdentityHeader honours x-rh-identity: only behind a gateway
 	// that sets it (and strips it from clients).
 	TrustIdentityHeader bool
@@ -66,6 +75,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.Version == "" {
 		c.Version = "devel"
+	}
+	if c.Artifacts == nil {
+		c.Artifacts = artifacts.Local{}
+	}
+	if c.DownloadExpiry <= 0 {
+		c.DownloadExpiry = 7 * 24 * time.Hour
 	}
 	if c.Targets == nil {
 		c.Targets = target.New(target.Local{})

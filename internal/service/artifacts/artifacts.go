@@ -1,18 +1,19 @@
 // Package artifacts keeps each compose's files — the image, its manifest,
-// SBOM and build log — in a local directory (an S3-compatible bucket is the
-// other backend the scale-out adds behind the same interface).
+// SBOM and build log — behind one interface, Store: in a local directory
+// (Local) or in an S3-compatible bucket (S3), which several servers and
+// remote workers can share.
 package artifacts
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
+	"net/url"
 	"path/filepath"
 	"regexp"
+	"time"
 )
 
 // Names of the files a compose has besides its image.
@@ -30,110 +31,118 @@ var (
 // ErrNotFound: the compose has no such file.
 var ErrNotFound = errors.New("no such file")
 
-// Local stores files under Dir/<compose id>/<name>.
-type Local struct{ Dir string }
-
-func (l Local) path(composeID, name string) (string, error) {
-	if !idPattern.MatchString(composeID) {
-		return "", fmt.Errorf("%q is not a compose id", composeID)
-	}
-	if !namePattern.MatchString(name) || name == "." || name == ".." {
-		return "", fmt.Errorf("%q is not a file name", name)
-	}
-	return filepath.Join(l.Dir, composeID, name), nil
+// Store keeps the files of each compose. A compose is named by its ID (a
+// UUID) and a file by a name of at most 200 letters, digits, '.', '_' and
+// '-' that starts with a letter or digit; anything else is refused.
+type Store interface {
+	// Put stores r as the compose's file name and returns its size; the
+	// file appears only complete.
+	Put(ctx context.Context, composeID, name string, r io.Reader) (int64, error)
+	// Append adds data to the end of the compose's file name (the build
+	// log). Appends that follow one another are read back in that order.
+	Append(ctx context.Context, composeID, name string, data []byte) error
+	// Open opens the compose's file name; ErrNotFound when it has none.
+	Open(ctx context.Context, composeID, name string) (File, error)
+	// Delete removes every file of the compose.
+	Delete(ctx context.Context, composeID string) error
+	// Size is how many bytes the compose's files take.
+	Size(ctx context.Context, composeID string) (int64, error)
+	// Usage is how many bytes the store takes.
+	Usage(ctx context.Context) (int64, error)
 }
 
-// Put stores r as the compose's file name; it appears only complete.
-func (l Local) Put(composeID, name string, r io.Reader) (int64, error) {
-	p, err := l.path(composeID, name)
-	if err != nil {
-		return 0, err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return 0, err
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	tmp := p + ".partial-" + hex.EncodeToString(b[:])
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return 0, err
-	}
-	return n, nil
+// File is an opened file: seekable, so that it can be served with Range
+// requests and a follower can go on from where it was, and with a size
+// and modification time from Stat. An *os.File is one.
+type File interface {
+	io.ReadSeekCloser
+	Stat() (fs.FileInfo, error)
 }
 
-// Append adds data to the end of the compose's file name (the build log).
-func (l Local) Append(composeID, name string, data []byte) error {
-	p, err := l.path(composeID, name)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+// Presigner is what a store that clients can reach without the server
+// offers (S3): URLs that grant, for a while, one download or the upload of
+// one file's parts straight to the store.
+type Presigner interface {
+	// PresignGet returns a URL that downloads the compose's file name
+	// until expiry has passed, with a Content-Disposition that names it
+	// filename.
+	PresignGet(ctx context.Context, composeID, name, filename string, expiry time.Duration) (*url.URL, error)
+	// CreateUpload starts a multipart upload of size bytes as the
+	// compose's file name, with a presigned PUT URL per part.
+	CreateUpload(ctx context.Context, composeID, name string, size int64, expiry time.Duration) (Upload, error)
+	// CompleteUpload assembles the uploaded parts, given with their ETags
+	// in order, into the file, which appears only now, complete. A file
+	// that is not size bytes long is removed again, and an error says so.
+	CompleteUpload(ctx context.Context, composeID, name, uploadID string, parts []CompletedPart, size int64) error
+	// AbortUpload drops an unfinished upload and its parts.
+	AbortUpload(ctx context.Context, composeID, name, uploadID string) error
 }
 
-// Open opens the compose's file name.
-func (l Local) Open(composeID, name string) (*os.File, error) {
-	p, err := l.path(composeID, name)
-	if err != nil {
-		return nil, ErrNotFound
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNotFound
-	}
-	return f, err
+// Upload is a started multipart upload: part i (from 1) holds bytes
+// [(i-1)*PartSize, i*PartSize) of the file and is sent with a PUT to
+// Parts[i-1].URL, whose answer's ETag header completes the upload.
+type Upload struct {
+	ID        string       `json:"upload_id"`
+	PartSize  int64        `json:"part_size"`
+	Parts     []UploadPart `json:"parts"`
+	ExpiresAt time.Time    `json:"expires_at"`
 }
 
-// Delete removes every file of the compose.
-func (l Local) Delete(composeID string) error {
+// UploadPart is where one part of an upload goes.
+type UploadPart struct {
+	Number int    `json:"number"`
+	URL    string `json:"url"`
+}
+
+// CompletedPart is an uploaded part.
+type CompletedPart struct {
+	Number int    `json:"number"`
+	ETag   string `json:"etag"`
+}
+
+// checkID refuses what is not a compose ID.
+func checkID(composeID string) error {
 	if !idPattern.MatchString(composeID) {
 		return fmt.Errorf("%q is not a compose id", composeID)
 	}
-	return os.RemoveAll(filepath.Join(l.Dir, composeID))
+	return nil
 }
 
-// Size is how many bytes the compose's files take.
-func (l Local) Size(composeID string) int64 {
-	if !idPattern.MatchString(composeID) {
-		return 0
+// check refuses what is not a compose ID and a file name.
+func check(composeID, name string) error {
+	if err := checkID(composeID); err != nil {
+		return err
 	}
-	return du(filepath.Join(l.Dir, composeID))
+	if !namePattern.MatchString(name) || name == "." || name == ".." {
+		return fmt.Errorf("%q is not a file name", name)
+	}
+	return nil
 }
 
-// Usage is how many bytes the store takes.
-func (l Local) Usage() int64 { return du(l.Dir) }
-
-func du(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
+// Open returns the store spec names, for `kiln serve --artifacts`:
+//
+//   - "": a local directory, dataDir/artifacts;
+//   - an absolute path: a local directory there;
+//   - s3://bucket/prefix?endpoint=URL&region=R: an S3-compatible bucket
+//     (see S3Config for the parameters and credentials).
+func Open(spec, dataDir string) (Store, error) {
+	switch {
+	case spec == "":
+		return Local{Dir: filepath.Join(dataDir, "artifacts")}, nil
+	case filepath.IsAbs(spec):
+		return Local{Dir: filepath.Clean(spec)}, nil
+	}
+	u, err := url.Parse(spec)
+	if err != nil || u.Scheme != "s3" {
+		return nil, fmt.Errorf("--artifacts %q: expected an absolute directory (/var/lib/kiln/artifacts) or s3://bucket[/prefix][?endpoint=URL&region=R]", spec)
+	}
+	cfg, err := ParseS3(u)
+	if err != nil {
+		return nil, fmt.Errorf("--artifacts %q: %w", spec, err)
+	}
+	s, err := NewS3(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--artifacts %q: %w", spec, err)
+	}
+	return s, nil
 }

@@ -28,7 +28,7 @@ const Prefix = "/api/worker/v1"
 // Config configures the worker API. Zero values mean the defaults.
 type Config struct {
 	Queue     store.Queue
-	Artifacts artifacts.Local
+	Artifacts artifacts.Store
 	// WorkerKey is a secret workers request jobs with (the in-process
 	// workers' one, or one given to the service).
 	WorkerKey string
@@ -41,6 +41,9 @@ type Config struct {
 	PollTimeout time.Duration
 	// MaxFileBytes bounds an uploaded file. Default 64 GiB.
 	MaxFileBytes int64
+	// UploadExpiry is how long the presigned part URLs of an upload last,
+	// when the artifact store can presign. Default 6h.
+	UploadExpiry time.Duration
 	Log          *slog.Logger
 	// Metrics, when set, records queue waits, job durations and workers.
 	Metrics *metrics.Metrics
@@ -73,6 +76,29 @@ type Finish struct {
 	Error  *FinishError    `json:"error,omitempty"`
 }
 
+// UploadRequest asks to upload a file straight to the artifact store.
+type UploadRequest struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// UploadOffer answers an UploadRequest. Without Presigned the store cannot
+// take uploads from workers: PUT the file to /jobs/{id}/files/{name}.
+// With it, PUT each part to its URL and complete the upload with the
+// parts' ETags.
+type UploadOffer struct {
+	Presigned bool `json:"presigned"`
+	artifacts.Upload
+}
+
+// UploadCompletion completes an upload: the file's name and size, as
+// asked for, and the parts' ETags in order.
+type UploadCompletion struct {
+	Name  string                    `json:"name"`
+	Size  int64                     `json:"size"`
+	Parts []artifacts.CompletedPart `json:"parts"`
+}
+
 // FinishError says why a job failed.
 type FinishError struct {
 	Reason  string `json:"reason"`
@@ -91,6 +117,9 @@ func Handler(cfg Config) http.Handler {
 	if cfg.MaxFileBytes <= 0 {
 		cfg.MaxFileBytes = 64 << 30
 	}
+	if cfg.UploadExpiry <= 0 {
+		cfg.UploadExpiry = 6 * time.Hour
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -101,6 +130,9 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/progress", a.leased(a.progress))
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/log", a.leased(a.appendLog))
 	mux.HandleFunc("PUT "+Prefix+"/jobs/{id}/files/{name}", a.leased(a.putFile))
+	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads", a.leased(a.createUpload))
+	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads/{upload}/complete", a.leased(a.completeUpload))
+	mux.HandleFunc("DELETE "+Prefix+"/jobs/{id}/uploads/{upload}", a.leased(a.abortUpload))
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
 	return mux
 }
@@ -241,7 +273,7 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 		fail(w, http.StatusRequestEntityTooLarge, "send the log in pieces of at most 1 MiB")
 		return
 	}
-	if err := a.cfg.Artifacts.Append(j.ComposeID, artifacts.BuildLog, data); err != nil {
+	if err := a.cfg.Artifacts.Append(r.Context(), j.ComposeID, artifacts.BuildLog, data); err != nil {
 		a.cfg.Log.Error("appending to a build log", "compose_id", j.ComposeID, "err", err)
 		fail(w, http.StatusInternalServerError, "could not store the log")
 		return
@@ -251,13 +283,79 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 
 func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
 	name := r.PathValue("name")
-	n, err := a.cfg.Artifacts.Put(j.ComposeID, name, http.MaxBytesReader(w, r.Body, a.cfg.MaxFileBytes))
+	n, err := a.cfg.Artifacts.Put(r.Context(), j.ComposeID, name, http.MaxBytesReader(w, r.Body, a.cfg.MaxFileBytes))
 	if err != nil {
 		a.cfg.Log.Error("storing a file", "compose_id", j.ComposeID, "name", name, "err", err)
 		fail(w, http.StatusBadRequest, "could not store %s: %v", name, err)
 		return
 	}
 	reply(w, http.StatusOK, map[string]int64{"size": n})
+}
+
+// createUpload starts an upload of a file straight to the artifact store,
+// when the store can presign.
+func (a *api) createUpload(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
+	var req UploadRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || req.Name == "" || req.Size < 0 {
+		fail(w, http.StatusBadRequest, "expected {name, size}")
+		return
+	}
+	if req.Size > a.cfg.MaxFileBytes {
+		fail(w, http.StatusRequestEntityTooLarge, "%s is %d bytes; files may have at most %d", req.Name, req.Size, a.cfg.MaxFileBytes)
+		return
+	}
+	p, ok := a.cfg.Artifacts.(artifacts.Presigner)
+	if !ok {
+		reply(w, http.StatusOK, UploadOffer{})
+		return
+	}
+	up, err := p.CreateUpload(r.Context(), j.ComposeID, req.Name, req.Size, a.cfg.UploadExpiry)
+	if err != nil {
+		a.cfg.Log.Error("starting an upload", "compose_id", j.ComposeID, "name", req.Name, "err", err)
+		fail(w, http.StatusBadRequest, "could not start the upload of %s: %v", req.Name, err)
+		return
+	}
+	a.cfg.Log.Info("upload started", "job_id", j.ID, "compose_id", j.ComposeID, "name", req.Name, "size", req.Size, "parts", len(up.Parts))
+	reply(w, http.StatusOK, UploadOffer{Presigned: true, Upload: up})
+}
+
+// completeUpload assembles an upload's parts into the file and checks its
+// size.
+func (a *api) completeUpload(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
+	p, ok := a.cfg.Artifacts.(artifacts.Presigner)
+	if !ok {
+		fail(w, http.StatusBadRequest, "the artifact store takes no direct uploads")
+		return
+	}
+	var c UploadCompletion
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&c); err != nil || c.Name == "" || len(c.Parts) == 0 {
+		fail(w, http.StatusBadRequest, "expected {name, size, parts: [{number, etag}]}")
+		return
+	}
+	if c.Size > a.cfg.MaxFileBytes {
+		fail(w, http.StatusRequestEntityTooLarge, "files may have at most %d bytes", a.cfg.MaxFileBytes)
+		return
+	}
+	if err := p.CompleteUpload(r.Context(), j.ComposeID, c.Name, r.PathValue("upload"), c.Parts, c.Size); err != nil {
+		a.cfg.Log.Error("completing an upload", "compose_id", j.ComposeID, "name", c.Name, "err", err)
+		fail(w, http.StatusBadRequest, "could not complete the upload of %s: %v", c.Name, err)
+		return
+	}
+	reply(w, http.StatusOK, map[string]int64{"size": c.Size})
+}
+
+// abortUpload drops an upload the worker gave up on.
+func (a *api) abortUpload(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
+	p, ok := a.cfg.Artifacts.(artifacts.Presigner)
+	if !ok {
+		reply(w, http.StatusOK, nil)
+		return
+	}
+	if err := p.AbortUpload(r.Context(), j.ComposeID, r.URL.Query().Get("name"), r.PathValue("upload")); err != nil {
+		fail(w, http.StatusBadRequest, "could not abort the upload: %v", err)
+		return
+	}
+	reply(w, http.StatusOK, nil)
 }
 
 func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token string) {

@@ -1,0 +1,122 @@
+package artifacts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Local stores files under Dir/<compose id>/<name>.
+type Local struct{ Dir string }
+
+var _ Store = Local{}
+
+func (l Local) path(composeID, name string) (string, error) {
+	if err := check(composeID, name); err != nil {
+		return "", err
+	}
+	return filepath.Join(l.Dir, composeID, name), nil
+}
+
+// Put implements Store: the file is written aside and renamed into place.
+func (l Local) Put(_ context.Context, composeID, name string, r io.Reader) (int64, error) {
+	p, err := l.path(composeID, name)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return 0, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	tmp := p + ".partial-" + hex.EncodeToString(b[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	return n, nil
+}
+
+// Append implements Store.
+func (l Local) Append(_ context.Context, composeID, name string, data []byte) error {
+	p, err := l.path(composeID, name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Open implements Store; the file is an *os.File.
+func (l Local) Open(_ context.Context, composeID, name string) (File, error) {
+	p, err := l.path(composeID, name)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Delete implements Store.
+func (l Local) Delete(_ context.Context, composeID string) error {
+	if err := checkID(composeID); err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(l.Dir, composeID))
+}
+
+// Size implements Store.
+func (l Local) Size(_ context.Context, composeID string) (int64, error) {
+	if err := checkID(composeID); err != nil {
+		return 0, err
+	}
+	return du(filepath.Join(l.Dir, composeID)), nil
+}
+
+// Usage implements Store.
+func (l Local) Usage(context.Context) (int64, error) { return du(l.Dir), nil }
+
+func du(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
