@@ -42,6 +42,8 @@ composes. Create API tokens with "kiln token create".`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8086", "address to serve on")
 	f.StringVar(&cfg.DataDir, "data", defaultDataDir, "directory for the database and the artifacts (when --database and --artifacts do not say otherwise)")
+	f.StringVar(&cfg.Artifacts, "artifacts", os.Getenv("KILN_ARTIFACTS"), "the artifact store: empty for a directory in --data, an absolute path, or s3://BUCKET/PREFIX?endpoint=URL&region=R with credentials in $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (default $KILN_ARTIFACTS)")
+	f.DurationVar(&cfg.DownloadExpiry, "download-expiry", 7*24*time.Hour, "how long presigned download URLs of a bucket last (at most 168h)")
 	f.StringVar(&cfg.Database, "database", os.Getenv("KILN_DATABASE"), "the database: empty for SQLite in --data, or postgres://USER@HOST/DB?sslmode=... (default $KILN_DATABASE)")
 	f.IntVar(&cfg.Workers, "workers", 1, "in-process workers (-1: none; remote workers only)")
 	f.StringVar(&cfg.WorkerKey, "worker-key", os.Getenv("KILN_WORKER_KEY"), "secret remote workers request jobs with (default: $KILN_WORKER_KEY, else a random one for in-process workers)")

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,10 +19,10 @@ import (
 
 func newWorkerCommand(a *app) *cobra.Command {
 	var (
-		server, token, name, listen string
-		arches                      []string
-		concurrency                 int
-		grace                       time.Duration
+		token, name, listen string
+		servers, arches     []string
+		concurrency         int
+		grace               time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -37,8 +39,13 @@ keeps retrying with backoff and keeps its finished images.`,
 		Example: `  kiln worker --server https://kiln.example.com --worker-token "$(cat token)" --arch x86_64 --concurrency 2`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if server == "" {
+			if len(servers) == 0 {
 				return errors.New("--server is required (or $KILN_SERVER): the service's address, such as https://kiln.example.com")
+			}
+			for _, s := range servers {
+				if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("--server %q is not an http:// or https:// address", s)
+				}
 			}
 			if token == "" {
 				return errors.New("--worker-token is required (or $KILN_WORKER_TOKEN): create one with kiln worker-token create")
@@ -61,7 +68,7 @@ keeps retrying with backoff and keeps its finished images.`,
 			}
 			log := slog.New(slog.NewJSONHandler(a.stderr, nil))
 			health := worker.NewHealth()
-			client := &worker.Client{BaseURL: server, Key: token}
+			client := &worker.Client{BaseURL: servers[0], Fallbacks: servers[1:], Key: token}
 
 			ctx := cmd.Context()
 			if listen != "" {
@@ -91,7 +98,7 @@ keeps retrying with backoff and keeps its finished images.`,
 					_ = w.Run(ctx)
 				}()
 			}
-			fmt.Fprintf(a.stdout, "kiln worker %s takes %v jobs from %s\n", name, arches, server)
+			fmt.Fprintf(a.stdout, "kiln worker %s takes %s jobs from %s\n", name, strings.Join(arches, ", "), strings.Join(servers, ", "))
 			<-ctx.Done()
 			log.Info("shutting down", "grace", grace)
 			wg.Wait()
@@ -99,7 +106,11 @@ keeps retrying with backoff and keeps its finished images.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", os.Getenv("KILN_SERVER"), "the service's address (default $KILN_SERVER)")
+	var envServers []string
+	if v := os.Getenv("KILN_SERVER"); v != "" {
+		envServers = strings.Split(v, ",")
+	}
+	f.StringSliceVar(&servers, "server", envServers, "the service's address; several (comma-separated or repeated) when its replicas have no load balancer in front: a worker goes to the next when one does not answer (default $KILN_SERVER)")
 	f.StringVar(&token, "worker-token", os.Getenv("KILN_WORKER_TOKEN"), "the worker token (default $KILN_WORKER_TOKEN)")
 	f.StringSliceVar(&arches, "arch", []string{"x86_64"}, "architectures this worker builds (repeatable)")
 	f.IntVar(&concurrency, "concurrency", 1, "jobs run at once")

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -25,6 +26,12 @@ import (
 type Client struct {
 	// BaseURL is the server's address, such as http://127.0.0.1:8086.
 	BaseURL string
+	// Fallbacks are further addresses of the same service (its other
+	// replicas, when no load balancer stands in front of them). A request
+	// the current server does not answer goes to the next one at once;
+	// the client waits only after it went round them all.
+	Fallbacks []string
+	current   atomic.Int64
 	// Key is the worker key jobs are requested with.
 	Key  string
 	HTTP *http.Client
@@ -35,6 +42,26 @@ type Client struct {
 
 // errLeaseLost: the server no longer counts the job as ours.
 var errLeaseLost = errors.New("the job's lease was lost")
+
+// server is the address requests go to now.
+func (c *Client) server() string {
+	n := int64(1 + len(c.Fallbacks))
+	i := c.current.Load() % n
+	if i == 0 {
+		return c.BaseURL
+	}
+	return c.Fallbacks[i-1]
+}
+
+// failover moves on from server tried, unless another request did
+// already, and tells whether servers remain untried in this round.
+func (c *Client) failover(tries int) bool {
+	if len(c.Fallbacks) == 0 {
+		return false
+	}
+	c.current.Add(1)
+	return tries%(1+len(c.Fallbacks)) != 0
+}
 
 func (c *Client) httpClient() *http.Client {
 	if c.HTTP == nil {
@@ -51,7 +78,9 @@ func transient(status int) bool {
 // send makes the request newReq returns until an answer comes that is not
 // transient, and returns it with its body (at most 1 MiB) read. newReq is
 // called for each try, so a body is read anew each time.
-func (c *Client) send(ctx context.Context, newReq func() (*http.Request, error)) (*http.Response, []byte, error) {
+// With failover, a failed try moves on to the next of the service's
+// addresses.
+func (c *Client) send(ctx context.Context, failover bool, newReq func() (*http.Request, error)) (*http.Response, []byte, error) {
 	wait, maxWait := c.MinBackoff, c.MaxBackoff
 	if wait <= 0 {
 		wait = 500 * time.Millisecond
@@ -59,7 +88,7 @@ func (c *Client) send(ctx context.Context, newReq func() (*http.Request, error))
 	if maxWait <= 0 {
 		maxWait = 30 * time.Second
 	}
-	for {
+	for tries := 1; ; tries++ {
 		req, err := newReq()
 		if err != nil {
 			return nil, nil, err
@@ -79,6 +108,9 @@ func (c *Client) send(ctx context.Context, newReq func() (*http.Request, error))
 		if ctx.Err() != nil {
 			return nil, nil, err
 		}
+		if failover && c.failover(tries) {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil, nil, err
@@ -95,9 +127,9 @@ func (c *Client) do(ctx context.Context, method, path, token string, body []byte
 // doBody makes a worker API request whose body body returns, anew for each
 // try.
 func (c *Client) doBody(ctx context.Context, method, path, token string, body func() (io.Reader, int64), out any) (int, error) {
-	resp, data, err := c.send(ctx, func() (*http.Request, error) {
+	resp, data, err := c.send(ctx, true, func() (*http.Request, error) {
 		rd, n := body()
-		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+workerapi.Prefix+path, rd)
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.server(), "/")+workerapi.Prefix+path, rd)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +238,7 @@ func (c *Client) putParts(ctx context.Context, f *os.File, size int64, up artifa
 	for i, p := range up.Parts {
 		off := int64(i) * up.PartSize
 		n := max(0, min(up.PartSize, size-off))
-		resp, data, err := c.send(ctx, func() (*http.Request, error) {
+		resp, data, err := c.send(ctx, false, func() (*http.Request, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.URL, io.NewSectionReader(f, off, n))
 			if err != nil {
 				return nil, err

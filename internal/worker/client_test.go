@@ -45,7 +45,7 @@ func leasedJob(t *testing.T, arts artifacts.Store, mod func(*workerapi.Config)) 
 	c := store.Compose{ID: store.NewID(), OrgID: "acme", CreatedAt: time.Now(), Request: json.RawMessage(`{}`)}
 	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{{ID: store.NewID(), Type: jobs.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`)}}))
 	client := &Client{BaseURL: srv.URL, Key: "kwk_test", MinBackoff: 10 * time.Millisecond}
-	j, err := client.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arch: "x86_64", Worker: "test"})
+	j, err := client.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"x86_64"}, Worker: "test"})
 	require.NoError(t, err)
 	require.NotNil(t, j)
 	return client, j
@@ -239,4 +239,29 @@ func TestClientWaitsForServer(t *testing.T) {
 	defer cancel()
 	require.NoError(t, c.Finish(ctx, &workerapi.Job{ID: "j1", Token: "t"}, map[string]string{"filename": "x"}, nil))
 	assert.True(t, finished.Load())
+}
+
+// A client given several replicas goes to the next when one does not
+// answer, without waiting, and stays there.
+func TestClientFailsOverToAnotherReplica(t *testing.T) {
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	deadAddr := down.Addr().String()
+	down.Close()
+	var asked atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer up.Close()
+
+	c := &Client{BaseURL: "http://" + deadAddr, Fallbacks: []string{up.URL}, MinBackoff: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, c.Finish(ctx, &workerapi.Job{ID: "j1", Token: "t"}, map[string]string{}, nil))
+	assert.Less(t, time.Since(start), 5*time.Second, "the other replica is asked at once, not after a backoff")
+	require.NoError(t, c.Progress(ctx, &workerapi.Job{ID: "j1", Token: "t"}, 1, 2))
+	assert.Equal(t, int64(2), asked.Load())
+	assert.Equal(t, up.URL, c.server(), "it stays with the replica that answers")
 }

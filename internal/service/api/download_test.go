@@ -28,7 +28,7 @@ func finishedCompose(t *testing.T, ts *testServer, arts artifacts.Store) string 
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	id := r.json(t)["id"].(string)
 	for _, kind := range []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload} {
-		l, err := ts.db.Dequeue(ctx, []string{kind}, "x86_64", "test", time.Minute)
+		l, err := ts.db.Dequeue(ctx, []string{kind}, []string{"x86_64"}, "test", time.Minute)
 		require.NoError(t, err, kind)
 		var result any = map[string]any{}
 		if kind == jobs.KindBuild {
