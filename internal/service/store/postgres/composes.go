@@ -11,45 +11,54 @@ import (
 	"github.com/kiln-project/kiln/internal/service/store"
 )
 
-// CreateCompose implements store.Composes. The statements go to the server
-// as one batch, which PostgreSQL runs as one (implicit) transaction: one
-// round trip for the compose, its org's count, its jobs and the NOTIFY
-// that wakes the workers of every replica when it commits.
+// createComposeSQL stores a compose, counts it in its org, stores its
+// jobs (in order, so that seq follows it) and dependencies and, when there
+// are jobs, sends the NOTIFY that wakes the workers of every replica at
+// commit: one statement, one round trip. The foreign keys are checked at
+// the end of the statement, when every row is in.
+const createComposeSQL = `WITH c AS (
+		INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	), counted AS (
+		INSERT INTO org_compose_counts (org_id, visible) VALUES ($2, 1)
+		ON CONFLICT (org_id) DO UPDATE SET visible = org_compose_counts.visible + 1
+	), j AS (
+		INSERT INTO jobs (id, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
+		SELECT u.id, $1, $2, u.type, u.arch, u.args, u.max, 'pending', $8
+		FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[]) WITH ORDINALITY AS u (id, type, arch, args, max, n)
+		ORDER BY u.n
+	), d AS (
+		INSERT INTO job_deps (job_id, dep_id) SELECT * FROM unnest($14::text[], $15::text[])
+	)
+	SELECT pg_notify($16, $17) WHERE cardinality($9::text[]) > 0`
+
+// CreateCompose implements store.Composes.
 func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.Job) error {
 	var bpID *string
 	var bpVersion *int
 	if c.BlueprintID != "" {
 		bpID, bpVersion = &c.BlueprintID, &c.BlueprintVersion
 	}
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion)
-	b.Queue(`INSERT INTO org_compose_counts (org_id, visible) VALUES ($1, 1)
-		ON CONFLICT (org_id) DO UPDATE SET visible = org_compose_counts.visible + 1`, c.OrgID)
-	now := unixNano(db.now())
-	for _, j := range jobs {
-		max := j.MaxAttempts
-		if max <= 0 {
-			max = store.DefaultMaxAttempts
+	n := len(jobs)
+	ids, types, arches, args, maxes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
+	deps, depOf := []string{}, []string{}
+	for i, j := range jobs {
+		ids[i], types[i], arches[i], args[i], maxes[i] = j.ID, j.Type, j.Arch, string(j.Args), int32(j.MaxAttempts)
+		if maxes[i] <= 0 {
+			maxes[i] = store.DefaultMaxAttempts
 		}
-		args := string(j.Args)
-		if args == "" {
-			args = "null"
+		if args[i] == "" {
+			args[i] = "null"
 		}
-		b.Queue(`INSERT INTO jobs (id, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			j.ID, c.ID, c.OrgID, j.Type, j.Arch, args, max, store.JobPending, now)
 		for _, d := range j.Deps {
-			b.Queue(`INSERT INTO job_deps (job_id, dep_id) VALUES ($1, $2)`, j.ID, d)
+			depOf, deps = append(depOf, j.ID), append(deps, d)
 		}
 	}
-	if len(jobs) > 0 {
-		b.Queue(`SELECT pg_notify($1, $2)`, channel, db.id)
-	}
-	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+	if _, err := db.pool.Exec(ctx, createComposeSQL, c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion,
+		unixNano(db.now()), ids, types, arches, args, maxes, depOf, deps, channel, db.id); err != nil {
 		return err
 	}
-	if len(jobs) > 0 {
+	if n > 0 {
 		db.wake()
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,11 +41,68 @@ const dequeueSQL = `WITH picked AS (
 		SELECT array_agg(dj.type ORDER BY dj.seq) AS types, array_agg(dj.result ORDER BY dj.seq) AS results
 		FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = leased.id AND dj.result IS NOT NULL) deps ON true`
 
+// A gate remembers, for one kind of Dequeue (its types and arches), the
+// last wake generation in which a look found no job. Every wake wakes
+// every waiting worker and most of them find nothing; a worker whose look
+// begins in a generation in which one already found nothing gets ErrNoJob
+// without asking the database. That is safe: a job that became ready since
+// that look began comes with a wake, which closes the worker's Wait
+// channel (a job another replica made ready, with that replica's
+// notification), and the worker looks again.
+type gate struct {
+	mu       sync.Mutex
+	empty    bool
+	emptyGen uint64
+}
+
+func (g *gate) emptySince(gen uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.empty && g.emptyGen >= gen
+}
+
+func (g *gate) foundNone(gen uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.empty || gen > g.emptyGen {
+		g.empty, g.emptyGen = true, gen
+	}
+}
+
+func (db *DB) gateFor(types, arches []string) (*gate, uint64) {
+	key := strings.Join(types, ",") + "|" + strings.Join(arches, ",")
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	g := db.gates[key]
+	if g == nil {
+		g = &gate{}
+		db.gates[key] = g
+	}
+	return g, db.gen
+}
+
 // Dequeue implements store.Queue.
 func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
 	if len(types) == 0 {
 		return store.Lease{}, store.ErrNoJob
 	}
+	g, gen := db.gateFor(types, arches)
+	if g.emptySince(gen) {
+		return store.Lease{}, store.ErrNoJob
+	}
+	l, err := db.dequeue(ctx, types, arches, worker, lease)
+	switch {
+	case errors.Is(err, store.ErrNoJob):
+		g.foundNone(gen)
+	case err != nil:
+		// The statement may have held a job that others skipped and
+		// that is ready again now: let them look.
+		db.wake()
+	}
+	return l, err
+}
+
+func (db *DB) dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
 	if arches == nil {
 		arches = []string{}
 	}

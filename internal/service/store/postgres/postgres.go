@@ -68,6 +68,8 @@ type DB struct {
 
 	mu    sync.Mutex
 	ready chan struct{}
+	gen   uint64 // wakes so far
+	gates map[string]*gate
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -102,7 +104,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
-	db := &DB{pool: pool, now: opts.Now, id: store.NewID(), log: opts.Logger, poll: opts.FallbackPoll, ready: make(chan struct{})}
+	db := &DB{pool: pool, now: opts.Now, id: store.NewID(), log: opts.Logger, poll: opts.FallbackPoll,
+		ready: make(chan struct{}), gates: map[string]*gate{}}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -204,6 +207,7 @@ func (db *DB) wake() {
 	db.mu.Lock()
 	close(db.ready)
 	db.ready = make(chan struct{})
+	db.gen++
 	db.mu.Unlock()
 }
 

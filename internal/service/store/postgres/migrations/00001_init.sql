@@ -95,6 +95,10 @@ CREATE TABLE jobs (
 -- of the table, are not in this index at all.
 CREATE INDEX jobs_ready ON jobs (queued_at, seq) WHERE state = 'pending';
 CREATE INDEX jobs_compose ON jobs (compose_id, seq);
+-- A queue's rows change state several times each: vacuum and analyze the
+-- table after 1% of it changed (not PostgreSQL's default 10-20%), so dead
+-- rows do not pile up and the planner keeps walking jobs_ready in order.
+ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.01);
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
 
 CREATE TABLE job_deps (
