@@ -255,3 +255,33 @@ func TestRedact(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "s3cret")
 }
+
+// A replica whose listening connection is cut reconnects and hears the
+// other replicas' jobs again.
+func TestListenReconnects(t *testing.T) {
+	ctx := context.Background()
+	dsn := testhost.StartPostgres(t)
+	opts := Options{FallbackPoll: time.Minute}
+	a, b := open(t, dsn, opts), open(t, dsn, opts)
+	wait := a.Wait()
+	_, err := b.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%'`)
+	require.NoError(t, err)
+	select {
+	case <-wait: // a wakes its workers once it listens again
+	case <-time.After(5 * time.Second):
+	}
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n))
+		return n == 2
+	}, 10*time.Second, 20*time.Millisecond, "both replicas listen again")
+	wait = a.Wait()
+	require.NoError(t, b.CreateCompose(ctx, compose("a"), []store.Job{{ID: store.NewID(), Type: "again"}}))
+	select {
+	case <-wait:
+	case <-time.After(time.Second):
+		t.Fatal("a reconnected replica did not hear another replica's job")
+	}
+}
