@@ -21,7 +21,7 @@ import (
 
 // engineCache is a build cache for one test that shares downloaded
 // packages and repository metadata with the rest of the run.
-func engineCache(t *testing.T) string {
+func engineCache(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	shared := testhost.CacheDir(t)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/storetest"
 )
 
 // BenchmarkListComposes lists a page of 100 in an org of 100 000 composes.
@@ -31,4 +32,14 @@ func BenchmarkListComposes(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkQueue runs the queue benchmark every backend shares.
+func BenchmarkQueue(b *testing.B) {
+	db, err := Open(context.Background(), filepath.Join(b.TempDir(), "kiln.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	storetest.BenchmarkQueue(b, db)
 }

@@ -1,0 +1,127 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// CreateBlueprint implements store.Blueprints.
+func (db *DB) CreateBlueprint(ctx context.Context, b store.Blueprint) error {
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO blueprints (id, org_id, name, description, version, updated_at) VALUES ($1, $2, $3, $4, 1, $5)`,
+			b.ID, b.OrgID, b.Name, b.Description, unixNano(b.UpdatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO blueprint_versions (blueprint_id, version, body, created_at) VALUES ($1, 1, $2, $3)`,
+			b.ID, string(b.Body), unixNano(b.UpdatedAt))
+		return err
+	})
+	if isUniqueViolation(err) {
+		return store.ErrConflict
+	}
+	return err
+}
+
+// UpdateBlueprint implements store.Blueprints.
+func (db *DB) UpdateBlueprint(ctx context.Context, b store.Blueprint) (int, error) {
+	var version int
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE blueprints SET version = version + 1, name = $1, description = $2, updated_at = $3
+			WHERE org_id = $4 AND id = $5 AND NOT deleted RETURNING version`,
+			b.Name, b.Description, unixNano(b.UpdatedAt), b.OrgID, b.ID).Scan(&version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO blueprint_versions (blueprint_id, version, body, created_at) VALUES ($1, $2, $3, $4)`,
+			b.ID, version, string(b.Body), unixNano(b.UpdatedAt))
+		return err
+	})
+	if isUniqueViolation(err) {
+		return 0, store.ErrConflict
+	}
+	return version, err
+}
+
+// GetBlueprint implements store.Blueprints.
+func (db *DB) GetBlueprint(ctx context.Context, org, id string, version int) (store.Blueprint, error) {
+	var b store.Blueprint
+	var updated int64
+	var body string
+	err := db.pool.QueryRow(ctx, `SELECT b.id, b.org_id, b.name, b.description, v.version, v.created_at, v.body
+		FROM blueprints b JOIN blueprint_versions v ON v.blueprint_id = b.id
+		WHERE b.org_id = $1 AND b.id = $2 AND NOT b.deleted AND v.version = CASE WHEN $3::int = 0 THEN b.version ELSE $3::int END`,
+		org, id, version).Scan(&b.ID, &b.OrgID, &b.Name, &b.Description, &b.Version, &updated, &body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Blueprint{}, store.ErrNotFound
+	}
+	b.UpdatedAt, b.Body = fromNano(updated), []byte(body)
+	return b, err
+}
+
+// ListBlueprints implements store.Blueprints.
+func (db *DB) ListBlueprints(ctx context.Context, org, name string, p store.Page) ([]store.Blueprint, int, error) {
+	where := `org_id = $1 AND NOT deleted`
+	args := []any{org}
+	if name != "" {
+		where += ` AND name = $2`
+		args = append(args, name)
+	}
+	var total int
+	if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM blueprints WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	n := len(args)
+	rows, err := db.pool.Query(ctx, `SELECT id, org_id, name, description, version, updated_at FROM blueprints WHERE `+where+`
+		ORDER BY updated_at DESC, id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, p.Limit, p.Offset)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []store.Blueprint
+	for rows.Next() {
+		var b store.Blueprint
+		var updated int64
+		if err := rows.Scan(&b.ID, &b.OrgID, &b.Name, &b.Description, &b.Version, &updated); err != nil {
+			return nil, 0, err
+		}
+		b.UpdatedAt = fromNano(updated)
+		out = append(out, b)
+	}
+	return out, total, rows.Err()
+}
+
+// DeleteBlueprint implements store.Blueprints.
+func (db *DB) DeleteBlueprint(ctx context.Context, org, id string) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE blueprints SET deleted = true WHERE org_id = $1 AND id = $2 AND NOT deleted`, org, id)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// ListBlueprintComposes implements store.Blueprints.
+func (db *DB) ListBlueprintComposes(ctx context.Context, org, id string, version int, p store.Page) ([]store.Compose, int, error) {
+	where := `org_id = $1 AND blueprint_id = $2 AND NOT hidden`
+	args := []any{org, id}
+	if version > 0 {
+		where += ` AND blueprint_version = $3`
+		args = append(args, version)
+	}
+	var total int
+	if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM composes WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	out, err := db.pageOfComposes(ctx, where, args, p)
+	return out, total, err
+}

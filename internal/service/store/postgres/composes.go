@@ -1,0 +1,184 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// createComposeSQL stores a compose, counts it in its org, stores its
+// jobs (in order, so that seq follows it) and dependencies and, when there
+// are jobs, sends the NOTIFY that wakes the workers of every replica at
+// commit: one statement, one round trip. The foreign keys are checked at
+// the end of the statement, when every row is in.
+const createComposeSQL = `WITH c AS (
+		INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	), counted AS (
+		INSERT INTO org_compose_counts (org_id, visible) VALUES ($2, 1)
+		ON CONFLICT (org_id) DO UPDATE SET visible = org_compose_counts.visible + 1
+	), j AS (
+		INSERT INTO jobs (id, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
+		SELECT u.id, $1, $2, u.type, u.arch, u.args, u.max, 'pending', $8
+		FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[]) WITH ORDINALITY AS u (id, type, arch, args, max, n)
+		ORDER BY u.n
+	), d AS (
+		INSERT INTO job_deps (job_id, dep_id) SELECT * FROM unnest($14::text[], $15::text[])
+	)
+	SELECT pg_notify($16, $17) WHERE cardinality($9::text[]) > 0`
+
+// CreateCompose implements store.Composes.
+func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.Job) error {
+	var bpID *string
+	var bpVersion *int
+	if c.BlueprintID != "" {
+		bpID, bpVersion = &c.BlueprintID, &c.BlueprintVersion
+	}
+	n := len(jobs)
+	ids, types, arches, args, maxes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
+	deps, depOf := []string{}, []string{}
+	for i, j := range jobs {
+		ids[i], types[i], arches[i], args[i], maxes[i] = j.ID, j.Type, j.Arch, string(j.Args), int32(j.MaxAttempts)
+		if maxes[i] <= 0 {
+			maxes[i] = store.DefaultMaxAttempts
+		}
+		if args[i] == "" {
+			args[i] = "null"
+		}
+		for _, d := range j.Deps {
+			depOf, deps = append(depOf, j.ID), append(deps, d)
+		}
+	}
+	if _, err := db.pool.Exec(ctx, createComposeSQL, c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion,
+		unixNano(db.now()), ids, types, arches, args, maxes, depOf, deps, channel, db.id); err != nil {
+		return err
+	}
+	if n > 0 {
+		db.wake()
+	}
+	return nil
+}
+
+// GetCompose implements store.Composes.
+func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, error) {
+	row := db.pool.QueryRow(ctx, `SELECT `+composeColumns+` FROM composes WHERE org_id = $1 AND id = $2 AND NOT hidden`, org, id)
+	c, err := scanCompose(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Compose{}, store.ErrNotFound
+	}
+	return c, err
+}
+
+// ListComposes implements store.Composes.
+func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]store.Compose, int, error) {
+	var total int
+	err := db.pool.QueryRow(ctx, `SELECT visible FROM org_compose_counts WHERE org_id = $1`, org).Scan(&total)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := db.pageOfComposes(ctx, `org_id = $1 AND NOT hidden`, []any{org}, p)
+	return out, total, err
+}
+
+// pageOfComposes returns a page of the composes matching where (whose
+// placeholders are $1..$len(args)), newest first.
+func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p store.Page) ([]store.Compose, error) {
+	n := len(args)
+	rows, err := db.pool.Query(ctx, `SELECT `+composeColumns+` FROM composes WHERE `+where+`
+		ORDER BY created_at DESC, id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, p.Limit, p.Offset)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Compose
+	for rows.Next() {
+		c, err := scanCompose(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CountComposesSince implements store.Composes.
+func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Time) (int, time.Time, error) {
+	var n int
+	var oldest *int64
+	err := db.pool.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = $1 AND created_at >= $2`, org, unixNano(since)).Scan(&n, &oldest)
+	if err != nil || oldest == nil {
+		return n, time.Time{}, err
+	}
+	return n, fromNano(*oldest), nil
+}
+
+// HideCompose implements store.Composes.
+func (db *DB) HideCompose(ctx context.Context, org, id string) error {
+	return db.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE composes SET hidden = true WHERE org_id = $1 AND id = $2 AND NOT hidden`, org, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, `UPDATE org_compose_counts SET visible = visible - 1 WHERE org_id = $1`, org)
+		return err
+	})
+}
+
+const composeColumns = `id, org_id, created_at, image_name, request, blueprint_id, blueprint_version`
+
+func scanCompose(s pgx.Row) (store.Compose, error) {
+	var c store.Compose
+	var created int64
+	var req string
+	var bpID *string
+	var bpVersion *int
+	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &req, &bpID, &bpVersion); err != nil {
+		return store.Compose{}, err
+	}
+	if bpID != nil {
+		c.BlueprintID = *bpID
+	}
+	if bpVersion != nil {
+		c.BlueprintVersion = *bpVersion
+	}
+	c.CreatedAt = fromNano(created)
+	c.Request = []byte(req)
+	return c, nil
+}
+
+// ExpirableComposes implements store.Composes.
+func (db *DB) ExpirableComposes(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id FROM composes c WHERE NOT expired AND created_at < $1
+		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ($2, $3))
+		ORDER BY created_at, id LIMIT $4`, unixNano(before), store.JobPending, store.JobRunning, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// MarkExpired implements store.Composes.
+func (db *DB) MarkExpired(ctx context.Context, ids []string) error {
+	_, err := db.pool.Exec(ctx, `UPDATE composes SET expired = true WHERE id = ANY($1)`, ids)
+	return err
+}

@@ -1,0 +1,456 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// The job states are written into the statements as literals, not passed
+// as parameters: the planner then matches the partial indexes on state
+// (jobs_ready, jobs_lease) in the generic plans of prepared statements too.
+// They must spell store.JobPending and the rest.
+const jobColumns = `id, compose_id, org_id, type, arch, args, max_attempts, state, attempts, worker,
+	queued_at, started_at, finished_at, lease_expires_at, progress_done, progress_total,
+	result, error_reason, error_details, cancel_requested`
+
+// dequeueSQL picks the oldest ready job, locks it (skipping jobs that
+// other dequeuers hold at this moment), leases it and returns it with its
+// dependencies' results: one statement, one round trip, atomic.
+const dequeueSQL = `WITH picked AS (
+		SELECT id AS pick FROM jobs j
+		WHERE state = 'pending' AND type = ANY($1) AND (arch = '' OR arch = ANY($2))
+		AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = j.id AND dj.state <> 'success')
+		ORDER BY queued_at, seq LIMIT 1
+		FOR UPDATE SKIP LOCKED
+	), leased AS (
+		UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $3, lease_hash = $4,
+			lease_expires_at = $5, started_at = $6, progress_done = 0, progress_total = 0
+		FROM picked WHERE jobs.id = picked.pick
+		RETURNING ` + jobColumns + `
+	)
+	SELECT ` + jobColumns + `, deps.types, deps.results FROM leased LEFT JOIN LATERAL (
+		SELECT array_agg(dj.type ORDER BY dj.seq) AS types, array_agg(dj.result ORDER BY dj.seq) AS results
+		FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = leased.id AND dj.result IS NOT NULL) deps ON true`
+
+// A gate remembers, for one kind of Dequeue (its types and arches), the
+// last wake generation in which a look found no job. Every wake wakes
+// every waiting worker and most of them find nothing; a worker whose look
+// begins in a generation in which one already found nothing gets ErrNoJob
+// without asking the database. That is safe: a job that became ready since
+// that look began comes with a wake, which closes the worker's Wait
+// channel (a job another replica made ready, with that replica's
+// notification), and the worker looks again.
+type gate struct {
+	mu       sync.Mutex
+	empty    bool
+	emptyGen uint64
+}
+
+func (g *gate) emptySince(gen uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.empty && g.emptyGen >= gen
+}
+
+func (g *gate) foundNone(gen uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.empty || gen > g.emptyGen {
+		g.empty, g.emptyGen = true, gen
+	}
+}
+
+func (db *DB) gateFor(types, arches []string) (*gate, uint64) {
+	key := strings.Join(types, ",") + "|" + strings.Join(arches, ",")
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	g := db.gates[key]
+	if g == nil {
+		g = &gate{}
+		db.gates[key] = g
+	}
+	return g, db.gen
+}
+
+// Dequeue implements store.Queue.
+func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
+	if len(types) == 0 {
+		return store.Lease{}, store.ErrNoJob
+	}
+	g, gen := db.gateFor(types, arches)
+	if g.emptySince(gen) {
+		return store.Lease{}, store.ErrNoJob
+	}
+	l, err := db.dequeue(ctx, types, arches, worker, lease)
+	switch {
+	case errors.Is(err, store.ErrNoJob):
+		g.foundNone(gen)
+	case err != nil:
+		// The statement may have held a job that others skipped and
+		// that is ready again now: let them look.
+		db.wake()
+	}
+	return l, err
+}
+
+func (db *DB) dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
+	if arches == nil {
+		arches = []string{}
+	}
+	token, hash := store.NewSecret("kjt_")
+	now := db.now()
+	var depTypes, depResults []string
+	j, err := scanJob(db.pool.QueryRow(ctx, dequeueSQL, types, arches, worker, hash, unixNano(now.Add(lease)), unixNano(now)),
+		&depTypes, &depResults)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Lease{}, store.ErrNoJob
+	}
+	if err != nil {
+		return store.Lease{}, err
+	}
+	deps := make(map[string]json.RawMessage, len(depTypes))
+	for i, t := range depTypes {
+		deps[t] = json.RawMessage(depResults[i])
+	}
+	return store.Lease{Job: j, Token: token, DepResults: deps}, nil
+}
+
+// Heartbeat implements store.Queue.
+func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error {
+	var canceled bool
+	err := db.pool.QueryRow(ctx, `UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_hash = $3 AND state = 'running'
+		RETURNING cancel_requested`, unixNano(db.now().Add(lease)), jobID, store.HashSecret(token)).Scan(&canceled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrLeaseLost
+	}
+	if err != nil {
+		return err
+	}
+	if canceled {
+		return store.ErrCanceled
+	}
+	return nil
+}
+
+// Leased implements store.Queue.
+func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error) {
+	j, err := scanJob(db.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND lease_hash = $2 AND state = 'running'`,
+		jobID, store.HashSecret(token)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Job{}, store.ErrLeaseLost
+	}
+	return j, err
+}
+
+// SetProgress implements store.Queue.
+func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Progress) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET progress_done = $1, progress_total = $2 WHERE id = $3 AND lease_hash = $4 AND state = 'running'`,
+		p.Done, p.Total, jobID, store.HashSecret(token))
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrLeaseLost
+	}
+	return nil
+}
+
+// succeedSQL ends a leased, not canceled job with success and, when jobs
+// wait on it, sends the NOTIFY that wakes their workers: the common case
+// of Finish in one statement. It returns how many jobs it ended (0 or 1)
+// and whether it notified.
+const succeedSQL = `WITH done AS (
+		UPDATE jobs SET state = 'success', finished_at = $1, result = $2, lease_hash = NULL
+		WHERE id = $3 AND lease_hash = $4 AND state = 'running' AND NOT cancel_requested
+		RETURNING id
+	), woke AS (
+		SELECT pg_notify($5, $6) FROM done WHERE EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_id = done.id)
+	)
+	SELECT (SELECT COUNT(*) FROM done), (SELECT COUNT(*) FROM woke)`
+
+// Finish implements store.Queue.
+func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMessage, failure *store.JobError) error {
+	hash := store.HashSecret(token)
+	res := string(result)
+	if res == "" {
+		res = "null"
+	}
+	if failure == nil {
+		var done, woke int
+		if err := db.pool.QueryRow(ctx, succeedSQL, unixNano(db.now()), res, jobID, hash, channel, db.id).Scan(&done, &woke); err != nil {
+			return err
+		}
+		if woke > 0 {
+			db.wake()
+		}
+		if done > 0 {
+			return nil
+		}
+		// Canceled meanwhile, or not leased: the general case says which.
+	}
+	wake := false
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		wake = false
+		var attempts, max int
+		var canceled bool
+		err := tx.QueryRow(ctx, `SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = $1 AND lease_hash = $2 AND state = 'running'
+			FOR UPDATE`, jobID, hash).Scan(&attempts, &max, &canceled)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrLeaseLost
+		}
+		if err != nil {
+			return err
+		}
+		now := unixNano(db.now())
+		switch {
+		case canceled:
+			return cancelJob(ctx, tx, jobID, now)
+		case failure == nil:
+			var dependents bool
+			if err := tx.QueryRow(ctx, `UPDATE jobs SET state = 'success', finished_at = $1, result = $2, lease_hash = NULL WHERE id = $3
+				RETURNING EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_id = jobs.id)`, now, res, jobID).Scan(&dependents); err != nil {
+				return err
+			}
+			if !dependents {
+				return nil
+			}
+		case failure.Retry && attempts < max:
+			if _, err := tx.Exec(ctx, `UPDATE jobs SET state = 'pending', lease_hash = NULL, lease_expires_at = NULL, worker = '',
+				error_reason = $1, error_details = $2 WHERE id = $3`, failure.Reason, failure.Details, jobID); err != nil {
+				return err
+			}
+		default:
+			return failJob(ctx, tx, jobID, now, failure.Reason, failure.Details)
+		}
+		wake = true
+		return db.notify(ctx, tx)
+	})
+	if err == nil && wake {
+		db.wake()
+	}
+	return err
+}
+
+// failJob fails a job and every job that waits on it, directly or not.
+func failJob(ctx context.Context, tx pgx.Tx, id string, now int64, reason, details string) error {
+	var typ string
+	if err := tx.QueryRow(ctx, `UPDATE jobs SET state = 'failure', finished_at = $1, lease_hash = NULL, error_reason = $2, error_details = $3
+		WHERE id = $4 RETURNING type`, now, reason, details, id).Scan(&typ); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `WITH RECURSIVE dependents (id) AS (
+			SELECT job_id FROM job_deps WHERE dep_id = $1
+			UNION SELECT d.job_id FROM job_deps d JOIN dependents ON d.dep_id = dependents.id)
+		UPDATE jobs SET state = 'failure', finished_at = $2, error_reason = $3, error_details = $4
+		WHERE id IN (SELECT id FROM dependents) AND state = 'pending'`,
+		id, now, fmt.Sprintf("the %s job it depends on failed", typ), joinReason(reason, details))
+	return err
+}
+
+func joinReason(reason, details string) string {
+	if details == "" {
+		return reason
+	}
+	return reason + ": " + details
+}
+
+// cancelJob ends a job as canceled, with the jobs waiting on it.
+func cancelJob(ctx context.Context, tx pgx.Tx, id string, now int64) error {
+	_, err := tx.Exec(ctx, `WITH RECURSIVE chain (id) AS (
+			SELECT $1::text COLLATE "C"
+			UNION SELECT d.job_id FROM job_deps d JOIN chain ON d.dep_id = chain.id)
+		UPDATE jobs SET state = 'canceled', finished_at = $2, lease_hash = NULL, error_reason = 'canceled'
+		WHERE id IN (SELECT id FROM chain) AND state IN ('pending', 'running')`, id, now)
+	return err
+}
+
+// CancelCompose implements store.Queue. One statement marks the running
+// jobs and cancels the pending ones: a job that a dequeuer in another
+// replica leases meanwhile is re-read once that commits and is marked as
+// running, not missed between two statements.
+func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
+	return db.tx(ctx, func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM composes WHERE org_id = $1 AND id = $2 AND NOT hidden`, org, composeID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err := tx.Exec(ctx, `UPDATE jobs SET
+				cancel_requested = cancel_requested OR state = 'running',
+				finished_at = CASE WHEN state = 'pending' THEN $1 ELSE finished_at END,
+				error_reason = CASE WHEN state = 'pending' THEN 'canceled' ELSE error_reason END,
+				state = CASE WHEN state = 'pending' THEN 'canceled' ELSE state END
+			WHERE compose_id = $2 AND state IN ('pending', 'running')`, unixNano(db.now()), composeID)
+		return err
+	})
+}
+
+// Rescue implements store.Queue. Replicas may rescue at once: each locks
+// the expired jobs it handles and skips those another one holds.
+func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
+	err = db.tx(ctx, func(tx pgx.Tx) error {
+		requeued, failed = 0, 0
+		now := db.now()
+		rows, err := tx.Query(ctx, `SELECT id, attempts, max_attempts, cancel_requested, worker FROM jobs
+			WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at, id FOR UPDATE SKIP LOCKED`, unixNano(now))
+		if err != nil {
+			return err
+		}
+		type expired struct {
+			id, worker    string
+			attempts, max int
+			canceled      bool
+		}
+		var all []expired
+		for rows.Next() {
+			var e expired
+			if err := rows.Scan(&e.id, &e.attempts, &e.max, &e.canceled, &e.worker); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range all {
+			switch {
+			case e.canceled:
+				err = cancelJob(ctx, tx, e.id, unixNano(now))
+			case e.attempts < e.max:
+				requeued++
+				_, err = tx.Exec(ctx, `UPDATE jobs SET state = 'pending', lease_hash = NULL, lease_expires_at = NULL, worker = '',
+					error_reason = $1 WHERE id = $2`, fmt.Sprintf("worker %q stopped heartbeating; requeued", e.worker), e.id)
+			default:
+				failed++
+				err = failJob(ctx, tx, e.id, unixNano(now),
+					fmt.Sprintf("the worker stopped heartbeating, %d times: the job was given up", e.attempts),
+					fmt.Sprintf("last worker: %s", e.worker))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if requeued > 0 {
+			return db.notify(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if requeued > 0 {
+		db.wake()
+	}
+	return requeued, failed, nil
+}
+
+// ComposeJobs implements store.Queue.
+func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.Job, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+jobColumns+`, ARRAY(SELECT dep_id FROM job_deps d WHERE d.job_id = jobs.id ORDER BY dep_id)
+		FROM jobs WHERE org_id = $1 AND compose_id = $2 ORDER BY seq`, org, composeID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Job
+	for rows.Next() {
+		var deps []string
+		j, err := scanJob(rows, &deps)
+		if err != nil {
+			return nil, err
+		}
+		if len(deps) > 0 {
+			j.Deps = deps
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Counts implements store.Queue.
+func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
+	rows, err := db.pool.Query(ctx, `SELECT type, arch, state, COUNT(*) FROM jobs GROUP BY type, arch, state ORDER BY type, arch, state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.JobCount
+	for rows.Next() {
+		var c store.JobCount
+		if err := rows.Scan(&c.Type, &c.Arch, &c.State, &c.N); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ComposeStatusCounts implements store.Queue.
+func (db *DB) ComposeStatusCounts(ctx context.Context, lastType string) (map[string]int, error) {
+	rows, err := db.pool.Query(ctx, `SELECT status, COUNT(*) FROM (SELECT CASE
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = $1 AND j.state = 'success') THEN 'success'
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = $1 AND j.state = 'running') THEN 'uploading'
+			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('running', 'success')) THEN 'building'
+			ELSE 'pending' END AS status
+		FROM composes c WHERE NOT c.hidden) statuses GROUP BY status`, lastType)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// scanJob scans jobColumns, then extra columns into extra.
+func scanJob(s pgx.Row, extra ...any) (store.Job, error) {
+	var j store.Job
+	var args string
+	var queued int64
+	var started, finished, expiry *int64
+	var result, reason, details *string
+	dest := []any{&j.ID, &j.ComposeID, &j.OrgID, &j.Type, &j.Arch, &args, &j.MaxAttempts, &j.State, &j.Attempts, &j.Worker,
+		&queued, &started, &finished, &expiry, &j.Progress.Done, &j.Progress.Total,
+		&result, &reason, &details, &j.CancelRequested}
+	if err := s.Scan(append(dest, extra...)...); err != nil {
+		return store.Job{}, err
+	}
+	j.Args = json.RawMessage(args)
+	j.QueuedAt = fromNano(queued)
+	j.StartedAt, j.FinishedAt, j.LeaseExpiry = fromNullNano(started), fromNullNano(finished), fromNullNano(expiry)
+	if result != nil {
+		j.Result = json.RawMessage(*result)
+	}
+	if reason != nil && (j.State == store.JobFailure || j.State == store.JobCanceled) {
+		j.Error = &store.JobError{Reason: *reason, Details: ptrString(details)}
+	}
+	return j, nil
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
