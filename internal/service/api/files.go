@@ -61,6 +61,11 @@ func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params m
 		}
 	}
 	w.WriteHeader(http.StatusOK)
+	// The answer starts now, even while the compose waits for a worker
+	// and has no log yet.
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
 	for {
 		send()
 		if finished(js) {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 )
@@ -476,4 +477,24 @@ func TestBlueprints(t *testing.T) {
 
 	assert.Equal(t, http.StatusNoContent, ts.do(t, "acme", "DELETE", "/blueprints/"+id, nil).status)
 	assert.Equal(t, http.StatusNotFound, ts.do(t, "acme", "GET", "/blueprints/"+id, nil).status)
+}
+
+// Following the log of a compose that waits for a worker answers at once,
+// before any log exists, and keeps the stream open.
+func TestLogsOfAPendingComposeAnswerAtOnce(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Artifacts = artifacts.Local{Dir: t.TempDir()} })
+	created := ts.do(t, "acme", "POST", "/compose", composeBody())
+	require.Equal(t, http.StatusCreated, created.status, string(created.body))
+	id := created.json(t)["id"].(string)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.url+Prefix+"/composes/"+id+"/logs", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+ts.tokens["acme"])
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "the answer's headers come before the compose has a log")
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
 }
