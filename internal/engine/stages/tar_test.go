@@ -2,8 +2,10 @@ package stages
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -120,4 +122,46 @@ func TestTarArchiveRejects(t *testing.T) {
 	env.Input = filepath.Join(t.TempDir(), "missing")
 	assert.ErrorContains(t, (&TarArchive{}).Run(context.Background(), env), "is not a directory tree")
 	assert.NoFileExists(t, out)
+}
+
+// Another build linking the same shared files while the tree is archived
+// changes their link count, and with it their ctime: the archive is still
+// made, with the files whole.
+func TestTarArchiveWhileSharedFilesAreLinked(t *testing.T) {
+	requireTools(t, "tar")
+	tree := t.TempDir()
+	big := filepath.Join(tree, "big")
+	f, err := os.Create(big)
+	require.NoError(t, err)
+	_, err = io.CopyN(f, rand.Reader, 64<<20)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	elsewhere := t.TempDir()
+
+	stop := make(chan struct{})
+	linked := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				linked <- n
+				return
+			default:
+			}
+			link := filepath.Join(elsewhere, "link")
+			if os.Link(big, link) == nil {
+				n++
+				os.Remove(link)
+			}
+		}
+	}()
+	out := filepath.Join(t.TempDir(), "archive")
+	env, log := diskEnv(t, tree, out)
+	for range 5 {
+		require.NoError(t, (&TarArchive{Opts: manifest.TarArchive{}}).Run(context.Background(), env), log.String())
+	}
+	close(stop)
+	assert.Positive(t, <-linked, "the file was linked while it was archived")
+	assert.Contains(t, tarListing(t, out, ""), fmt.Sprintf("%d", 64<<20), "the file is whole in the archive")
 }
