@@ -127,9 +127,9 @@ func runTarPipeline(ctx context.Context, env *Env, tarArgv, comp []string, out *
 // to the file: the tree's /usr is hard-linked with the build cache's copy,
 // and another build linking the same files (or removing its own links)
 // changes their link count and so their ctime. The files themselves are
-// the cache's, never written; the engine checks their size, mode, owner
-// and mtime after every build that used them and fails that build if one
-// changed.
+// the cache's and no stage writes them: the engine checks their size,
+// mode, owner and mtime whenever it takes a cached tree and after every
+// build that linked it.
 func fileChangedOnly(err error) error {
 	var exit *exec.ExitError
 	if errors.As(err, &exit) && exit.ExitCode() == 1 {
