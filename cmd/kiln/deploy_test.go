@@ -31,6 +31,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/worker"
 )
 
 // deployDir is the repository's deploy/ directory, seen from cmd/kiln.
@@ -122,7 +123,7 @@ func (fakeQueue) ComposeStatusCounts(context.Context, string) (map[string]int, e
 }
 
 // exportedMetrics returns every series name kiln serve's /metrics can
-// show: the service's registry, built as the service builds it, with one
+// show, and kiln worker's: the service's registry, built as the service builds it, with one
 // observation in each labelled metric so that it is gathered; histograms
 // and summaries with their _bucket, _sum and _count series.
 func exportedMetrics(t *testing.T) map[string]bool {
@@ -134,6 +135,10 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.WorkerSeen("w1", time.Now())
 	families, err := m.Registry.Gather()
 	require.NoError(t, err)
+	// kiln worker's /metrics.
+	wf, err := worker.NewHealth().Registry.Gather()
+	require.NoError(t, err)
+	families = append(families, wf...)
 	names := map[string]bool{}
 	for _, f := range families {
 		n := f.GetName()

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kiln-project/kiln/internal/service/jobs"
 )
 
 // Health is what a worker process tells its supervisor: /livez, /readyz
@@ -35,6 +37,13 @@ func NewHealth() *Health {
 		contact: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kiln_worker_last_contact_timestamp_seconds", Help: "When the server last answered this worker process.",
 		}),
+	}
+	// Every series exists from the start, so rates and increases see
+	// the first job too.
+	for _, typ := range []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload} {
+		for _, outcome := range []string{"success", "failure", "handed_back", "lost"} {
+			h.jobs.WithLabelValues(typ, outcome)
+		}
 	}
 	h.Registry.MustRegister(h.jobs, h.busy, h.contact,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
