@@ -118,6 +118,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if _, local := arts.(artifacts.Local); local && cfg.Database != "" {
+		cfg.Log.Warn("the database can be shared by replicas but the artifact store is a local directory: every replica must see the same directory, or give --artifacts an s3:// bucket",
+			"artifacts", arts.(artifacts.Local).Dir)
+	}
 
 	mets := metrics.New(db)
 	var packages api.PackageSearcher
