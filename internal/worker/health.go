@@ -13,13 +13,16 @@ import (
 )
 
 // Health is what a worker process tells its supervisor: /livez, /readyz
-// (the server answered lately) and /metrics. Workers of one process share
+// (the server answered a job request or a heartbeat lately) and /metrics. Workers of one process share
 // it.
 type Health struct {
 	Registry *prometheus.Registry
-	jobs     *prometheus.CounterVec
-	busy     prometheus.Gauge
-	contact  prometheus.Gauge
+	// ReadyWithin is how recently the server must have answered for
+	// /readyz. Default: DefaultReadyWithin.
+	ReadyWithin time.Duration
+	jobs        *prometheus.CounterVec
+	busy        prometheus.Gauge
+	contact     prometheus.Gauge
 	// lastContact is when the server last answered, in Unix nanoseconds.
 	lastContact atomic.Int64
 }
@@ -71,8 +74,9 @@ func (h *Health) ended(typ, outcome string) {
 	}
 }
 
-// ReadyWithin is how recently the server must have answered for /readyz.
-const ReadyWithin = time.Minute
+// DefaultReadyWithin is how recently the server must have answered for
+// /readyz.
+const DefaultReadyWithin = time.Minute
 
 // Handler serves /livez, /readyz and /metrics.
 func (h *Health) Handler() http.Handler {
@@ -81,9 +85,13 @@ func (h *Health) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		within := h.ReadyWithin
+		if within <= 0 {
+			within = DefaultReadyWithin
+		}
 		last := h.lastContact.Load()
-		if last == 0 || time.Since(time.Unix(0, last)) > ReadyWithin {
-			http.Error(w, "the server has not answered within "+ReadyWithin.String(), http.StatusServiceUnavailable)
+		if last == 0 || time.Since(time.Unix(0, last)) > within {
+			http.Error(w, "the server has not answered within "+within.String(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))

@@ -158,6 +158,9 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 				return
 			case <-t.C:
 				canceled, err := w.cfg.Client.Heartbeat(jobCtx, j)
+				if err == nil {
+					w.cfg.Health.contacted(time.Now())
+				}
 				switch {
 				case canceled:
 					cancel(errCanceled)

@@ -42,7 +42,7 @@ func (g *gatedResolver) Resolve(ctx context.Context, _ depsolve.Request) (*depso
 }
 
 // queueWithJob is a store and worker API with one depsolve job queued.
-func queueWithJob(t *testing.T) (*sqlite.DB, string, string, string) {
+func queueWithJob(t *testing.T, lease time.Duration) (*sqlite.DB, string, string, string) {
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
 	require.NoError(t, err)
@@ -53,7 +53,7 @@ func queueWithJob(t *testing.T) (*sqlite.DB, string, string, string) {
 	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
 	job := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindDepsolve, Args: args}
 	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{job}))
-	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: artifacts.Local{Dir: t.TempDir()}, Lease: time.Minute, PollTimeout: time.Second}))
+	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: artifacts.Local{Dir: t.TempDir()}, Lease: lease, PollTimeout: time.Second}))
 	t.Cleanup(srv.Close)
 	return db, srv.URL, secret, c.ID
 }
@@ -83,7 +83,7 @@ func jobState(t *testing.T, db *sqlite.DB, composeID string) store.Job {
 // On shutdown a worker takes no more jobs but lets the running one end
 // within the grace period instead of handing it back.
 func TestShutdownLetsTheRunningJobFinishWithinGrace(t *testing.T) {
-	db, url, secret, id := queueWithJob(t)
+	db, url, secret, id := queueWithJob(t, time.Minute)
 	r := &gatedResolver{called: make(chan struct{}), release: make(chan struct{})}
 	health := worker.NewHealth()
 	hs := httptest.NewServer(health.Handler())
@@ -122,7 +122,7 @@ func get(t *testing.T, url string) *http.Response {
 
 // A job still running when the grace period ends goes back to the queue.
 func TestShutdownHandsTheJobBackAfterGrace(t *testing.T) {
-	db, url, secret, id := queueWithJob(t)
+	db, url, secret, id := queueWithJob(t, time.Minute)
 	r := &gatedResolver{called: make(chan struct{}), release: make(chan struct{})}
 	stop, done := startWorker(t, url, secret, 200*time.Millisecond, r, nil)
 	<-r.called
@@ -141,7 +141,7 @@ func TestShutdownHandsTheJobBackAfterGrace(t *testing.T) {
 // a worker token that is not revoked.
 func TestJobsAreRoutedByArchAndNeedAWorkerToken(t *testing.T) {
 	ctx := context.Background()
-	db, url, secret, _ := queueWithJob(t)
+	db, url, secret, _ := queueWithJob(t, time.Minute)
 	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
 	build := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`)}
 	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{build}))
@@ -165,4 +165,20 @@ func TestJobsAreRoutedByArchAndNeedAWorkerToken(t *testing.T) {
 	require.NoError(t, db.RevokeWorkerToken(ctx, tokens[0].ID))
 	_, err = x86.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Arches: []string{"x86_64"}})
 	assert.ErrorContains(t, err, "401", "a revoked worker token gets no more jobs")
+}
+
+// A worker busy with a long job stays ready: its heartbeats count as the
+// server answering, not only its requests for jobs.
+func TestHeartbeatsKeepTheWorkerReady(t *testing.T) {
+	_, url, secret, _ := queueWithJob(t, time.Second) // a heartbeat every 250 ms
+	r := &gatedResolver{called: make(chan struct{}), release: make(chan struct{})}
+	health := worker.NewHealth()
+	health.ReadyWithin = 800 * time.Millisecond
+	hs := httptest.NewServer(health.Handler())
+	defer hs.Close()
+	startWorker(t, url, secret, 0, r, health)
+	<-r.called
+	time.Sleep(2 * time.Second)
+	assert.Equal(t, http.StatusOK, get(t, hs.URL+"/readyz").StatusCode, "ready while it builds, long after it asked for the job")
+	close(r.release)
 }
