@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -71,31 +72,11 @@ token's hash is stored: the token is printed once, when it is created.`,
 			if err != nil {
 				return err
 			}
-			type row struct {
-				ID        string     `json:"id"`
-				Name      string     `json:"name"`
-				CreatedAt time.Time  `json:"created_at"`
-				RevokedAt *time.Time `json:"revoked_at,omitempty"`
-			}
-			rows := []row{}
+			rows := []tokenRow{}
 			for _, t := range tokens {
-				rows = append(rows, row{t.ID, t.Name, t.CreatedAt, t.RevokedAt})
+				rows = append(rows, tokenRow{t.ID, t.Name, t.CreatedAt, t.RevokedAt})
 			}
-			if format == "json" {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
-			for _, r := range rows {
-				revoked := "-"
-				if r.RevokedAt != nil {
-					revoked = r.RevokedAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Name, r.CreatedAt.Format(time.RFC3339), revoked)
-			}
-			return tw.Flush()
+			return writeTokens(a.stdout, format, rows)
 		},
 	}
 	list.Flags().StringVar(&org, "org", "", "organization (required)")
@@ -124,4 +105,31 @@ token's hash is stored: the token is printed once, when it is created.`,
 	revoke.Flags().StringVar(&org, "org", "", "organization (required)")
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// tokenRow is a token as `list` shows it: never its secret or hash.
+type tokenRow struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// writeTokens prints tokens as a table, or as JSON with format "json".
+func writeTokens(w io.Writer, format string, rows []tokenRow) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
+	for _, r := range rows {
+		revoked := "-"
+		if r.RevokedAt != nil {
+			revoked = r.RevokedAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Name, r.CreatedAt.Format(time.RFC3339), revoked)
+	}
+	return tw.Flush()
 }

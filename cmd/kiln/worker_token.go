@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,31 +61,11 @@ lease token. Only the token's hash is stored: it is printed once.`,
 			if err != nil {
 				return err
 			}
-			type row struct {
-				ID        string     `json:"id"`
-				Name      string     `json:"name"`
-				CreatedAt time.Time  `json:"created_at"`
-				RevokedAt *time.Time `json:"revoked_at,omitempty"`
-			}
-			rows := []row{}
+			rows := []tokenRow{}
 			for _, t := range tokens {
-				rows = append(rows, row{t.ID, t.Name, t.CreatedAt, t.RevokedAt})
+				rows = append(rows, tokenRow{t.ID, t.Name, t.CreatedAt, t.RevokedAt})
 			}
-			if format == "json" {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
-			for _, r := range rows {
-				revoked := "-"
-				if r.RevokedAt != nil {
-					revoked = r.RevokedAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Name, r.CreatedAt.Format(time.RFC3339), revoked)
-			}
-			return tw.Flush()
+			return writeTokens(a.stdout, format, rows)
 		},
 	}
 	list.Flags().StringVar(&format, "format", "text", "text or json")
