@@ -8,17 +8,18 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
 
 // CreateBlueprint implements store.Blueprints.
 func (db *DB) CreateBlueprint(ctx context.Context, b store.Blueprint) error {
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO blueprints (id, org_id, name, description, version, updated_at) VALUES ($1, $2, $3, $4, 1, $5)`,
-			b.ID, b.OrgID, b.Name, b.Description, unixNano(b.UpdatedAt)); err != nil {
+			b.ID, b.OrgID, b.Name, b.Description, rowscan.Nano(b.UpdatedAt)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO blueprint_versions (blueprint_id, version, body, created_at) VALUES ($1, 1, $2, $3)`,
-			b.ID, string(b.Body), unixNano(b.UpdatedAt))
+			b.ID, string(b.Body), rowscan.Nano(b.UpdatedAt))
 		return err
 	})
 	if isUniqueViolation(err) {
@@ -33,7 +34,7 @@ func (db *DB) UpdateBlueprint(ctx context.Context, b store.Blueprint) (int, erro
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `UPDATE blueprints SET version = version + 1, name = $1, description = $2, updated_at = $3
 			WHERE org_id = $4 AND id = $5 AND NOT deleted RETURNING version`,
-			b.Name, b.Description, unixNano(b.UpdatedAt), b.OrgID, b.ID).Scan(&version)
+			b.Name, b.Description, rowscan.Nano(b.UpdatedAt), b.OrgID, b.ID).Scan(&version)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -41,7 +42,7 @@ func (db *DB) UpdateBlueprint(ctx context.Context, b store.Blueprint) (int, erro
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO blueprint_versions (blueprint_id, version, body, created_at) VALUES ($1, $2, $3, $4)`,
-			b.ID, version, string(b.Body), unixNano(b.UpdatedAt))
+			b.ID, version, string(b.Body), rowscan.Nano(b.UpdatedAt))
 		return err
 	})
 	if isUniqueViolation(err) {
@@ -62,7 +63,7 @@ func (db *DB) GetBlueprint(ctx context.Context, org, id string, version int) (st
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Blueprint{}, store.ErrNotFound
 	}
-	b.UpdatedAt, b.Body = fromNano(updated), []byte(body)
+	b.UpdatedAt, b.Body = rowscan.Time(updated), []byte(body)
 	return b, err
 }
 
@@ -92,7 +93,7 @@ func (db *DB) ListBlueprints(ctx context.Context, org, name string, p store.Page
 		if err := rows.Scan(&b.ID, &b.OrgID, &b.Name, &b.Description, &b.Version, &updated); err != nil {
 			return nil, 0, err
 		}
-		b.UpdatedAt = fromNano(updated)
+		b.UpdatedAt = rowscan.Time(updated)
 		out = append(out, b)
 	}
 	return out, total, rows.Err()

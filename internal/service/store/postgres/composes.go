@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
 
 // createComposeSQL stores a compose, counts it in its org, stores its
@@ -54,8 +55,8 @@ func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.J
 			depOf, deps = append(depOf, j.ID), append(deps, d)
 		}
 	}
-	if _, err := db.pool.Exec(ctx, createComposeSQL, c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion,
-		unixNano(db.now()), ids, types, arches, args, maxes, depOf, deps, channel, db.id); err != nil {
+	if _, err := db.pool.Exec(ctx, createComposeSQL, c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion,
+		rowscan.Nano(db.now()), ids, types, arches, args, maxes, depOf, deps, channel, db.id); err != nil {
 		return err
 	}
 	if n > 0 {
@@ -66,8 +67,8 @@ func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.J
 
 // GetCompose implements store.Composes.
 func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, error) {
-	row := db.pool.QueryRow(ctx, `SELECT `+composeColumns+` FROM composes WHERE org_id = $1 AND id = $2 AND NOT hidden`, org, id)
-	c, err := scanCompose(row)
+	row := db.pool.QueryRow(ctx, `SELECT `+rowscan.ComposeColumns+` FROM composes WHERE org_id = $1 AND id = $2 AND NOT hidden`, org, id)
+	c, err := rowscan.Compose(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Compose{}, store.ErrNotFound
 	}
@@ -92,7 +93,7 @@ func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]sto
 // placeholders are $1..$len(args)), newest first.
 func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p store.Page) ([]store.Compose, error) {
 	n := len(args)
-	rows, err := db.pool.Query(ctx, `SELECT `+composeColumns+` FROM composes WHERE `+where+`
+	rows, err := db.pool.Query(ctx, `SELECT `+rowscan.ComposeColumns+` FROM composes WHERE `+where+`
 		ORDER BY created_at DESC, id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, p.Limit, p.Offset)...)
 	if err != nil {
 		return nil, err
@@ -100,7 +101,7 @@ func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p st
 	defer rows.Close()
 	var out []store.Compose
 	for rows.Next() {
-		c, err := scanCompose(rows)
+		c, err := rowscan.Compose(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -113,11 +114,11 @@ func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p st
 func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Time) (int, time.Time, error) {
 	var n int
 	var oldest *int64
-	err := db.pool.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = $1 AND created_at >= $2`, org, unixNano(since)).Scan(&n, &oldest)
+	err := db.pool.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = $1 AND created_at >= $2`, org, rowscan.Nano(since)).Scan(&n, &oldest)
 	if err != nil || oldest == nil {
 		return n, time.Time{}, err
 	}
-	return n, fromNano(*oldest), nil
+	return n, rowscan.Time(*oldest), nil
 }
 
 // HideCompose implements store.Composes.
@@ -135,33 +136,11 @@ func (db *DB) HideCompose(ctx context.Context, org, id string) error {
 	})
 }
 
-const composeColumns = `id, org_id, created_at, image_name, request, blueprint_id, blueprint_version`
-
-func scanCompose(s pgx.Row) (store.Compose, error) {
-	var c store.Compose
-	var created int64
-	var req string
-	var bpID *string
-	var bpVersion *int
-	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &req, &bpID, &bpVersion); err != nil {
-		return store.Compose{}, err
-	}
-	if bpID != nil {
-		c.BlueprintID = *bpID
-	}
-	if bpVersion != nil {
-		c.BlueprintVersion = *bpVersion
-	}
-	c.CreatedAt = fromNano(created)
-	c.Request = []byte(req)
-	return c, nil
-}
-
 // ExpirableComposes implements store.Composes.
 func (db *DB) ExpirableComposes(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	rows, err := db.pool.Query(ctx, `SELECT id FROM composes c WHERE NOT expired AND created_at < $1
 		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ($2, $3))
-		ORDER BY created_at, id LIMIT $4`, unixNano(before), store.JobPending, store.JobRunning, limit)
+		ORDER BY created_at, id LIMIT $4`, rowscan.Nano(before), store.JobPending, store.JobRunning, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -12,15 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
 
 // The job states are written into the statements as literals, not passed
 // as parameters: the planner then matches the partial indexes on state
 // (jobs_ready, jobs_lease) in the generic plans of prepared statements too.
 // They must spell store.JobPending and the rest.
-const jobColumns = `id, compose_id, org_id, type, arch, args, max_attempts, state, attempts, worker,
-	queued_at, started_at, finished_at, lease_expires_at, progress_done, progress_total,
-	result, error_reason, error_details, cancel_requested`
 
 // dequeueSQL picks the oldest ready job, locks it (skipping jobs that
 // other dequeuers hold at this moment), leases it and returns it with its
@@ -35,9 +32,9 @@ const dequeueSQL = `WITH picked AS (
 		UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $3, lease_hash = $4,
 			lease_expires_at = $5, started_at = $6, progress_done = 0, progress_total = 0
 		FROM picked WHERE jobs.id = picked.pick
-		RETURNING ` + jobColumns + `
+		RETURNING ` + rowscan.JobColumns + `
 	)
-	SELECT ` + jobColumns + `, deps.types, deps.results FROM leased LEFT JOIN LATERAL (
+	SELECT ` + rowscan.JobColumns + `, deps.types, deps.results FROM leased LEFT JOIN LATERAL (
 		SELECT array_agg(dj.type ORDER BY dj.seq) AS types, array_agg(dj.result ORDER BY dj.seq) AS results
 		FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = leased.id AND dj.result IS NOT NULL) deps ON true`
 
@@ -109,7 +106,7 @@ func (db *DB) dequeue(ctx context.Context, types, arches []string, worker string
 	token, hash := store.NewSecret("kjt_")
 	now := db.now()
 	var depTypes, depResults []string
-	j, err := scanJob(db.pool.QueryRow(ctx, dequeueSQL, types, arches, worker, hash, unixNano(now.Add(lease)), unixNano(now)),
+	j, err := rowscan.Job(db.pool.QueryRow(ctx, dequeueSQL, types, arches, worker, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now)),
 		&depTypes, &depResults)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Lease{}, store.ErrNoJob
@@ -128,7 +125,7 @@ func (db *DB) dequeue(ctx context.Context, types, arches []string, worker string
 func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error {
 	var canceled bool
 	err := db.pool.QueryRow(ctx, `UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_hash = $3 AND state = 'running'
-		RETURNING cancel_requested`, unixNano(db.now().Add(lease)), jobID, store.HashSecret(token)).Scan(&canceled)
+		RETURNING cancel_requested`, rowscan.Nano(db.now().Add(lease)), jobID, store.HashSecret(token)).Scan(&canceled)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrLeaseLost
 	}
@@ -143,7 +140,7 @@ func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Dur
 
 // Leased implements store.Queue.
 func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error) {
-	j, err := scanJob(db.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND lease_hash = $2 AND state = 'running'`,
+	j, err := rowscan.Job(db.pool.QueryRow(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE id = $1 AND lease_hash = $2 AND state = 'running'`,
 		jobID, store.HashSecret(token)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Job{}, store.ErrLeaseLost
@@ -186,7 +183,7 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 	}
 	if failure == nil {
 		var done, woke int
-		if err := db.pool.QueryRow(ctx, succeedSQL, unixNano(db.now()), res, jobID, hash, channel, db.id).Scan(&done, &woke); err != nil {
+		if err := db.pool.QueryRow(ctx, succeedSQL, rowscan.Nano(db.now()), res, jobID, hash, channel, db.id).Scan(&done, &woke); err != nil {
 			return err
 		}
 		if woke > 0 {
@@ -210,7 +207,7 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 		if err != nil {
 			return err
 		}
-		now := unixNano(db.now())
+		now := rowscan.Nano(db.now())
 		switch {
 		case canceled:
 			return cancelJob(ctx, tx, jobID, now)
@@ -247,20 +244,14 @@ func failJob(ctx context.Context, tx pgx.Tx, id string, now int64, reason, detai
 		WHERE id = $4 RETURNING type`, now, reason, details, id).Scan(&typ); err != nil {
 		return err
 	}
+	depReason, depDetails := rowscan.DependencyFailed(typ, reason, details)
 	_, err := tx.Exec(ctx, `WITH RECURSIVE dependents (id) AS (
 			SELECT job_id FROM job_deps WHERE dep_id = $1
 			UNION SELECT d.job_id FROM job_deps d JOIN dependents ON d.dep_id = dependents.id)
 		UPDATE jobs SET state = 'failure', finished_at = $2, error_reason = $3, error_details = $4
 		WHERE id IN (SELECT id FROM dependents) AND state = 'pending'`,
-		id, now, fmt.Sprintf("the %s job it depends on failed", typ), joinReason(reason, details))
+		id, now, depReason, depDetails)
 	return err
-}
-
-func joinReason(reason, details string) string {
-	if details == "" {
-		return reason
-	}
-	return reason + ": " + details
 }
 
 // cancelJob ends a job as canceled, with the jobs waiting on it.
@@ -291,7 +282,7 @@ func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
 				finished_at = CASE WHEN state = 'pending' THEN $1 ELSE finished_at END,
 				error_reason = CASE WHEN state = 'pending' THEN 'canceled' ELSE error_reason END,
 				state = CASE WHEN state = 'pending' THEN 'canceled' ELSE state END
-			WHERE compose_id = $2 AND state IN ('pending', 'running')`, unixNano(db.now()), composeID)
+			WHERE compose_id = $2 AND state IN ('pending', 'running')`, rowscan.Nano(db.now()), composeID)
 		return err
 	})
 }
@@ -303,7 +294,7 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 		requeued, failed = 0, 0
 		now := db.now()
 		rows, err := tx.Query(ctx, `SELECT id, attempts, max_attempts, cancel_requested, worker FROM jobs
-			WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at, id FOR UPDATE SKIP LOCKED`, unixNano(now))
+			WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at, id FOR UPDATE SKIP LOCKED`, rowscan.Nano(now))
 		if err != nil {
 			return err
 		}
@@ -328,16 +319,15 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 		for _, e := range all {
 			switch {
 			case e.canceled:
-				err = cancelJob(ctx, tx, e.id, unixNano(now))
+				err = cancelJob(ctx, tx, e.id, rowscan.Nano(now))
 			case e.attempts < e.max:
 				requeued++
 				_, err = tx.Exec(ctx, `UPDATE jobs SET state = 'pending', lease_hash = NULL, lease_expires_at = NULL, worker = '',
-					error_reason = $1 WHERE id = $2`, fmt.Sprintf("worker %q stopped heartbeating; requeued", e.worker), e.id)
+					error_reason = $1 WHERE id = $2`, rowscan.Requeued(e.worker), e.id)
 			default:
 				failed++
-				err = failJob(ctx, tx, e.id, unixNano(now),
-					fmt.Sprintf("the worker stopped heartbeating, %d times: the job was given up", e.attempts),
-					fmt.Sprintf("last worker: %s", e.worker))
+				reason, details := rowscan.GivenUp(e.attempts, e.worker)
+				err = failJob(ctx, tx, e.id, rowscan.Nano(now), reason, details)
 			}
 			if err != nil {
 				return err
@@ -359,7 +349,7 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 
 // ComposeJobs implements store.Queue.
 func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.Job, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+jobColumns+`, ARRAY(SELECT dep_id FROM job_deps d WHERE d.job_id = jobs.id ORDER BY dep_id)
+	rows, err := db.pool.Query(ctx, `SELECT `+rowscan.JobColumns+`, ARRAY(SELECT dep_id FROM job_deps d WHERE d.job_id = jobs.id ORDER BY dep_id)
 		FROM jobs WHERE org_id = $1 AND compose_id = $2 ORDER BY seq`, org, composeID)
 	if err != nil {
 		return nil, err
@@ -368,7 +358,7 @@ func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.J
 	var out []store.Job
 	for rows.Next() {
 		var deps []string
-		j, err := scanJob(rows, &deps)
+		j, err := rowscan.Job(rows, &deps)
 		if err != nil {
 			return nil, err
 		}
@@ -421,36 +411,4 @@ func (db *DB) ComposeStatusCounts(ctx context.Context, lastType string) (map[str
 		out[st] = n
 	}
 	return out, rows.Err()
-}
-
-// scanJob scans jobColumns, then extra columns into extra.
-func scanJob(s pgx.Row, extra ...any) (store.Job, error) {
-	var j store.Job
-	var args string
-	var queued int64
-	var started, finished, expiry *int64
-	var result, reason, details *string
-	dest := []any{&j.ID, &j.ComposeID, &j.OrgID, &j.Type, &j.Arch, &args, &j.MaxAttempts, &j.State, &j.Attempts, &j.Worker,
-		&queued, &started, &finished, &expiry, &j.Progress.Done, &j.Progress.Total,
-		&result, &reason, &details, &j.CancelRequested}
-	if err := s.Scan(append(dest, extra...)...); err != nil {
-		return store.Job{}, err
-	}
-	j.Args = json.RawMessage(args)
-	j.QueuedAt = fromNano(queued)
-	j.StartedAt, j.FinishedAt, j.LeaseExpiry = fromNullNano(started), fromNullNano(finished), fromNullNano(expiry)
-	if result != nil {
-		j.Result = json.RawMessage(*result)
-	}
-	if reason != nil && (j.State == store.JobFailure || j.State == store.JobCanceled) {
-		j.Error = &store.JobError{Reason: *reason, Details: ptrString(details)}
-	}
-	return j, nil
-}
-
-func ptrString(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

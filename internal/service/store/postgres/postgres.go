@@ -308,18 +308,6 @@ func (db *DB) notify(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-func unixNano(t time.Time) int64 { return t.UnixNano() }
-
-func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-func fromNullNano(n *int64) *time.Time {
-	if n == nil {
-		return nil
-	}
-	t := fromNano(*n)
-	return &t
-}
-
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"

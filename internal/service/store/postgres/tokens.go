@@ -7,19 +7,20 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
 
 // CreateToken implements store.Tokens.
 func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO tokens (id, org_id, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		t.ID, t.OrgID, t.Name, t.Hash, unixNano(t.CreatedAt))
+		t.ID, t.OrgID, t.Name, t.Hash, rowscan.Nano(t.CreatedAt))
 	return err
 }
 
 // TokenByHash implements store.Tokens.
 func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
-	row := db.pool.QueryRow(ctx, `SELECT id, org_id, name, hash, created_at, revoked_at FROM tokens WHERE hash = $1 AND revoked_at IS NULL`, hash)
-	t, err := scanToken(row)
+	row := db.pool.QueryRow(ctx, `SELECT `+rowscan.TokenColumns+` FROM tokens WHERE hash = $1 AND revoked_at IS NULL`, hash)
+	t, err := rowscan.Token(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Token{}, store.ErrNotFound
 	}
@@ -28,14 +29,14 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error)
 
 // ListTokens implements store.Tokens.
 func (db *DB) ListTokens(ctx context.Context, org string) ([]store.Token, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, org_id, name, hash, created_at, revoked_at FROM tokens WHERE org_id = $1 ORDER BY created_at, id`, org)
+	rows, err := db.pool.Query(ctx, `SELECT `+rowscan.TokenColumns+` FROM tokens WHERE org_id = $1 ORDER BY created_at, id`, org)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Token
 	for rows.Next() {
-		t, err := scanToken(rows)
+		t, err := rowscan.Token(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +48,7 @@ func (db *DB) ListTokens(ctx context.Context, org string) ([]store.Token, error)
 // RevokeToken implements store.Tokens.
 func (db *DB) RevokeToken(ctx context.Context, org, id string) error {
 	tag, err := db.pool.Exec(ctx, `UPDATE tokens SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL`,
-		unixNano(db.now()), org, id)
+		rowscan.Nano(db.now()), org, id)
 	if err != nil {
 		return err
 	}
@@ -57,29 +58,17 @@ func (db *DB) RevokeToken(ctx context.Context, org, id string) error {
 	return nil
 }
 
-func scanToken(s pgx.Row) (store.Token, error) {
-	var t store.Token
-	var created int64
-	var revoked *int64
-	if err := s.Scan(&t.ID, &t.OrgID, &t.Name, &t.Hash, &created, &revoked); err != nil {
-		return store.Token{}, err
-	}
-	t.CreatedAt = fromNano(created)
-	t.RevokedAt = fromNullNano(revoked)
-	return t, nil
-}
-
 // CreateWorkerToken implements store.WorkerTokens.
 func (db *DB) CreateWorkerToken(ctx context.Context, t store.WorkerToken) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO worker_tokens (id, name, hash, created_at) VALUES ($1, $2, $3, $4)`,
-		t.ID, t.Name, t.Hash, unixNano(t.CreatedAt))
+		t.ID, t.Name, t.Hash, rowscan.Nano(t.CreatedAt))
 	return err
 }
 
 // WorkerTokenByHash implements store.WorkerTokens.
 func (db *DB) WorkerTokenByHash(ctx context.Context, hash string) (store.WorkerToken, error) {
-	row := db.pool.QueryRow(ctx, `SELECT id, name, hash, created_at, revoked_at FROM worker_tokens WHERE hash = $1 AND revoked_at IS NULL`, hash)
-	t, err := scanWorkerToken(row)
+	row := db.pool.QueryRow(ctx, `SELECT `+rowscan.WorkerTokenColumns+` FROM worker_tokens WHERE hash = $1 AND revoked_at IS NULL`, hash)
+	t, err := rowscan.WorkerToken(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.WorkerToken{}, store.ErrNotFound
 	}
@@ -88,14 +77,14 @@ func (db *DB) WorkerTokenByHash(ctx context.Context, hash string) (store.WorkerT
 
 // ListWorkerTokens implements store.WorkerTokens.
 func (db *DB) ListWorkerTokens(ctx context.Context) ([]store.WorkerToken, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, name, hash, created_at, revoked_at FROM worker_tokens ORDER BY created_at, id`)
+	rows, err := db.pool.Query(ctx, `SELECT `+rowscan.WorkerTokenColumns+` FROM worker_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.WorkerToken
 	for rows.Next() {
-		t, err := scanWorkerToken(rows)
+		t, err := rowscan.WorkerToken(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +95,7 @@ func (db *DB) ListWorkerTokens(ctx context.Context) ([]store.WorkerToken, error)
 
 // RevokeWorkerToken implements store.WorkerTokens.
 func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE worker_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, unixNano(db.now()), id)
+	tag, err := db.pool.Exec(ctx, `UPDATE worker_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, rowscan.Nano(db.now()), id)
 	if err != nil {
 		return err
 	}
@@ -114,16 +103,4 @@ func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
 		return store.ErrNotFound
 	}
 	return nil
-}
-
-func scanWorkerToken(s pgx.Row) (store.WorkerToken, error) {
-	var t store.WorkerToken
-	var created int64
-	var revoked *int64
-	if err := s.Scan(&t.ID, &t.Name, &t.Hash, &created, &revoked); err != nil {
-		return store.WorkerToken{}, err
-	}
-	t.CreatedAt = fromNano(created)
-	t.RevokedAt = fromNullNano(revoked)
-	return t, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
 
 func isUniqueViolation(err error) bool {
@@ -17,11 +18,11 @@ func isUniqueViolation(err error) bool {
 func (db *DB) CreateBlueprint(ctx context.Context, b store.Blueprint) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO blueprints (id, org_id, name, description, version, updated_at) VALUES (?, ?, ?, ?, 1, ?)`,
-			b.ID, b.OrgID, b.Name, b.Description, unixNano(b.UpdatedAt)); err != nil {
+			b.ID, b.OrgID, b.Name, b.Description, rowscan.Nano(b.UpdatedAt)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO blueprint_versions (blueprint_id, version, body, created_at) VALUES (?, 1, ?, ?)`,
-			b.ID, string(b.Body), unixNano(b.UpdatedAt))
+			b.ID, string(b.Body), rowscan.Nano(b.UpdatedAt))
 		return err
 	})
 	if isUniqueViolation(err) {
@@ -36,7 +37,7 @@ func (db *DB) UpdateBlueprint(ctx context.Context, b store.Blueprint) (int, erro
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE blueprints SET version = version + 1, name = ?, description = ?, updated_at = ?
 			WHERE org_id = ? AND id = ? AND deleted = 0 RETURNING version`,
-			b.Name, b.Description, unixNano(b.UpdatedAt), b.OrgID, b.ID).Scan(&version)
+			b.Name, b.Description, rowscan.Nano(b.UpdatedAt), b.OrgID, b.ID).Scan(&version)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -44,7 +45,7 @@ func (db *DB) UpdateBlueprint(ctx context.Context, b store.Blueprint) (int, erro
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO blueprint_versions (blueprint_id, version, body, created_at) VALUES (?, ?, ?, ?)`,
-			b.ID, version, string(b.Body), unixNano(b.UpdatedAt))
+			b.ID, version, string(b.Body), rowscan.Nano(b.UpdatedAt))
 		return err
 	})
 	if isUniqueViolation(err) {
@@ -65,7 +66,7 @@ func (db *DB) GetBlueprint(ctx context.Context, org, id string, version int) (st
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Blueprint{}, store.ErrNotFound
 	}
-	b.UpdatedAt, b.Body = fromNano(updated), []byte(body)
+	b.UpdatedAt, b.Body = rowscan.Time(updated), []byte(body)
 	return b, err
 }
 
@@ -94,7 +95,7 @@ func (db *DB) ListBlueprints(ctx context.Context, org, name string, p store.Page
 		if err := rows.Scan(&b.ID, &b.OrgID, &b.Name, &b.Description, &b.Version, &updated); err != nil {
 			return nil, 0, err
 		}
-		b.UpdatedAt = fromNano(updated)
+		b.UpdatedAt = rowscan.Time(updated)
 		out = append(out, b)
 	}
 	return out, total, rows.Err()

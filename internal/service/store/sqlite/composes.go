@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
 
 // CreateCompose implements store.Composes.
@@ -19,7 +20,7 @@ func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.J
 			bpVersion = sql.NullInt64{Int64: int64(c.BlueprintVersion), Valid: true}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.OrgID, unixNano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion); err != nil {
+			c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO org_compose_counts (org_id, visible) VALUES (?, 1)
@@ -51,7 +52,7 @@ func insertJobs(ctx context.Context, tx *sql.Tx, c store.Compose, jobs []store.J
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			j.ID, seq, c.ID, c.OrgID, j.Type, j.Arch, args, max, store.JobPending, unixNano(now)); err != nil {
+			j.ID, seq, c.ID, c.OrgID, j.Type, j.Arch, args, max, store.JobPending, rowscan.Nano(now)); err != nil {
 			return err
 		}
 		for _, d := range j.Deps {
@@ -65,8 +66,8 @@ func insertJobs(ctx context.Context, tx *sql.Tx, c store.Compose, jobs []store.J
 
 // GetCompose implements store.Composes.
 func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, error) {
-	row := db.r.QueryRowContext(ctx, `SELECT `+composeColumns+` FROM composes WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
-	c, err := scanCompose(row)
+	row := db.r.QueryRowContext(ctx, `SELECT `+rowscan.ComposeColumns+` FROM composes WHERE org_id = ? AND id = ? AND hidden = 0`, org, id)
+	c, err := rowscan.Compose(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Compose{}, store.ErrNotFound
 	}
@@ -90,7 +91,7 @@ func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]sto
 // pageOfComposes returns a page of the composes matching where, newest
 // first.
 func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p store.Page) ([]store.Compose, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+composeColumns+` FROM composes WHERE `+where+`
+	rows, err := db.r.QueryContext(ctx, `SELECT `+rowscan.ComposeColumns+` FROM composes WHERE `+where+`
 		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
 	if err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p st
 	defer rows.Close()
 	var out []store.Compose
 	for rows.Next() {
-		c, err := scanCompose(rows)
+		c, err := rowscan.Compose(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -111,11 +112,11 @@ func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p st
 func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Time) (int, time.Time, error) {
 	var n int
 	var oldest sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = ? AND created_at >= ?`, org, unixNano(since)).Scan(&n, &oldest)
+	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = ? AND created_at >= ?`, org, rowscan.Nano(since)).Scan(&n, &oldest)
 	if err != nil || !oldest.Valid {
 		return n, time.Time{}, err
 	}
-	return n, fromNano(oldest.Int64), nil
+	return n, rowscan.Time(oldest.Int64), nil
 }
 
 // HideCompose implements store.Composes.
@@ -133,28 +134,11 @@ func (db *DB) HideCompose(ctx context.Context, org, id string) error {
 	})
 }
 
-const composeColumns = `id, org_id, created_at, image_name, request, blueprint_id, blueprint_version`
-
-func scanCompose(s scanner) (store.Compose, error) {
-	var c store.Compose
-	var created int64
-	var req string
-	var bpID sql.NullString
-	var bpVersion sql.NullInt64
-	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &req, &bpID, &bpVersion); err != nil {
-		return store.Compose{}, err
-	}
-	c.BlueprintID, c.BlueprintVersion = bpID.String, int(bpVersion.Int64)
-	c.CreatedAt = fromNano(created)
-	c.Request = []byte(req)
-	return c, nil
-}
-
 // ExpirableComposes implements store.Composes.
 func (db *DB) ExpirableComposes(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT id FROM composes c WHERE expired = 0 AND created_at < ?
 		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN (?, ?))
-		ORDER BY created_at, id LIMIT ?`, unixNano(before), store.JobPending, store.JobRunning, limit)
+		ORDER BY created_at, id LIMIT ?`, rowscan.Nano(before), store.JobPending, store.JobRunning, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -5,16 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
-
-const jobColumns = `id, compose_id, org_id, type, arch, args, max_attempts, state, attempts, worker,
-	queued_at, started_at, finished_at, lease_expires_at, progress_done, progress_total,
-	result, error_reason, error_details, cancel_requested`
 
 // Dequeue implements store.Queue.
 func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
@@ -47,7 +43,7 @@ func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string
 		now := db.now()
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = attempts + 1, worker = ?, lease_hash = ?,
 			lease_expires_at = ?, started_at = ?, progress_done = 0, progress_total = 0 WHERE id = ?`,
-			store.JobRunning, worker, hash, unixNano(now.Add(lease)), unixNano(now), id); err != nil {
+			store.JobRunning, worker, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), id); err != nil {
 			return err
 		}
 		j, err := getJob(ctx, tx, id)
@@ -88,7 +84,7 @@ func depResults(ctx context.Context, tx *sql.Tx, id string) (map[string]json.Raw
 func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error {
 	var canceled bool
 	err := db.w.QueryRowContext(ctx, `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_hash = ? AND state = ?
-		RETURNING cancel_requested`, unixNano(db.now().Add(lease)), jobID, store.HashSecret(token), store.JobRunning).Scan(&canceled)
+		RETURNING cancel_requested`, rowscan.Nano(db.now().Add(lease)), jobID, store.HashSecret(token), store.JobRunning).Scan(&canceled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrLeaseLost
 	}
@@ -103,7 +99,7 @@ func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Dur
 
 // Leased implements store.Queue.
 func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error) {
-	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND lease_hash = ? AND state = ?`,
+	j, err := rowscan.Job(db.r.QueryRowContext(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE id = ? AND lease_hash = ? AND state = ?`,
 		jobID, store.HashSecret(token), store.JobRunning))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Job{}, store.ErrLeaseLost
@@ -138,7 +134,7 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 		if err != nil {
 			return err
 		}
-		now := unixNano(db.now())
+		now := rowscan.Nano(db.now())
 		switch {
 		case canceled:
 			return cancelJob(ctx, tx, jobID, now)
@@ -176,20 +172,14 @@ func failJob(ctx context.Context, tx *sql.Tx, id string, now int64, reason, deta
 	if err := tx.QueryRowContext(ctx, `SELECT type FROM jobs WHERE id = ?`, id).Scan(&typ); err != nil {
 		return err
 	}
+	depReason, depDetails := rowscan.DependencyFailed(typ, reason, details)
 	_, err := tx.ExecContext(ctx, `WITH RECURSIVE dependents (id) AS (
 			SELECT job_id FROM job_deps WHERE dep_id = ?
 			UNION SELECT d.job_id FROM job_deps d JOIN dependents ON d.dep_id = dependents.id)
 		UPDATE jobs SET state = ?, finished_at = ?, error_reason = ?, error_details = ?
 		WHERE id IN (SELECT id FROM dependents) AND state = ?`,
-		id, store.JobFailure, now, fmt.Sprintf("the %s job it depends on failed", typ), joinReason(reason, details), store.JobPending)
+		id, store.JobFailure, now, depReason, depDetails, store.JobPending)
 	return err
-}
-
-func joinReason(reason, details string) string {
-	if details == "" {
-		return reason
-	}
-	return reason + ": " + details
 }
 
 // cancelJob ends a job as canceled, with the jobs waiting on it.
@@ -213,7 +203,7 @@ func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		now := unixNano(db.now())
+		now := rowscan.Nano(db.now())
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE compose_id = ? AND state = ?`, composeID, store.JobRunning); err != nil {
 			return err
 		}
@@ -228,7 +218,7 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		now := db.now()
 		rows, err := tx.QueryContext(ctx, `SELECT id, attempts, max_attempts, cancel_requested, worker FROM jobs WHERE state = ? AND lease_expires_at < ?`,
-			store.JobRunning, unixNano(now))
+			store.JobRunning, rowscan.Nano(now))
 		if err != nil {
 			return err
 		}
@@ -253,16 +243,15 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 		for _, e := range all {
 			switch {
 			case e.canceled:
-				err = cancelJob(ctx, tx, e.id, unixNano(now))
+				err = cancelJob(ctx, tx, e.id, rowscan.Nano(now))
 			case e.attempts < e.max:
 				requeued++
 				_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = ?, lease_hash = NULL, lease_expires_at = NULL, worker = '',
-					error_reason = ? WHERE id = ?`, store.JobPending, fmt.Sprintf("worker %q stopped heartbeating; requeued", e.worker), e.id)
+					error_reason = ? WHERE id = ?`, store.JobPending, rowscan.Requeued(e.worker), e.id)
 			default:
 				failed++
-				err = failJob(ctx, tx, e.id, unixNano(now),
-					fmt.Sprintf("the worker stopped heartbeating, %d times: the job was given up", e.attempts),
-					fmt.Sprintf("last worker: %s", e.worker))
+				reason, details := rowscan.GivenUp(e.attempts, e.worker)
+				err = failJob(ctx, tx, e.id, rowscan.Nano(now), reason, details)
 			}
 			if err != nil {
 				return err
@@ -278,14 +267,14 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 
 // ComposeJobs implements store.Queue.
 func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.Job, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE org_id = ? AND compose_id = ? ORDER BY seq`, org, composeID)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE org_id = ? AND compose_id = ? ORDER BY seq`, org, composeID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Job
 	for rows.Next() {
-		j, err := scanJob(rows)
+		j, err := rowscan.Job(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -356,28 +345,5 @@ func (db *DB) ComposeStatusCounts(ctx context.Context, lastType string) (map[str
 }
 
 func getJob(ctx context.Context, tx *sql.Tx, id string) (store.Job, error) {
-	return scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
-}
-
-func scanJob(s scanner) (store.Job, error) {
-	var j store.Job
-	var args string
-	var queued int64
-	var started, finished, expiry sql.NullInt64
-	var result, reason, details sql.NullString
-	if err := s.Scan(&j.ID, &j.ComposeID, &j.OrgID, &j.Type, &j.Arch, &args, &j.MaxAttempts, &j.State, &j.Attempts, &j.Worker,
-		&queued, &started, &finished, &expiry, &j.Progress.Done, &j.Progress.Total,
-		&result, &reason, &details, &j.CancelRequested); err != nil {
-		return store.Job{}, err
-	}
-	j.Args = json.RawMessage(args)
-	j.QueuedAt = fromNano(queued)
-	j.StartedAt, j.FinishedAt, j.LeaseExpiry = fromNullNano(started), fromNullNano(finished), fromNullNano(expiry)
-	if result.Valid {
-		j.Result = json.RawMessage(result.String)
-	}
-	if reason.Valid && (j.State == store.JobFailure || j.State == store.JobCanceled) {
-		j.Error = &store.JobError{Reason: reason.String, Details: details.String}
-	}
-	return j, nil
+	return rowscan.Job(tx.QueryRowContext(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE id = ?`, id))
 }

@@ -120,15 +120,3 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
-
-func unixNano(t time.Time) int64 { return t.UnixNano() }
-
-func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-func fromNullNano(n sql.NullInt64) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := fromNano(n.Int64)
-	return &t
-}

@@ -6,19 +6,20 @@ import (
 	"errors"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/rowscan"
 )
 
 // CreateToken implements store.Tokens.
 func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	_, err := db.w.ExecContext(ctx, `INSERT INTO tokens (id, org_id, name, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-		t.ID, t.OrgID, t.Name, t.Hash, unixNano(t.CreatedAt))
+		t.ID, t.OrgID, t.Name, t.Hash, rowscan.Nano(t.CreatedAt))
 	return err
 }
 
 // TokenByHash implements store.Tokens.
 func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
-	row := db.r.QueryRowContext(ctx, `SELECT id, org_id, name, hash, created_at, revoked_at FROM tokens WHERE hash = ? AND revoked_at IS NULL`, hash)
-	t, err := scanToken(row)
+	row := db.r.QueryRowContext(ctx, `SELECT `+rowscan.TokenColumns+` FROM tokens WHERE hash = ? AND revoked_at IS NULL`, hash)
+	t, err := rowscan.Token(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Token{}, store.ErrNotFound
 	}
@@ -27,14 +28,14 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error)
 
 // ListTokens implements store.Tokens.
 func (db *DB) ListTokens(ctx context.Context, org string) ([]store.Token, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, org_id, name, hash, created_at, revoked_at FROM tokens WHERE org_id = ? ORDER BY created_at, id`, org)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+rowscan.TokenColumns+` FROM tokens WHERE org_id = ? ORDER BY created_at, id`, org)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Token
 	for rows.Next() {
-		t, err := scanToken(rows)
+		t, err := rowscan.Token(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -46,7 +47,7 @@ func (db *DB) ListTokens(ctx context.Context, org string) ([]store.Token, error)
 // RevokeToken implements store.Tokens.
 func (db *DB) RevokeToken(ctx context.Context, org, id string) error {
 	res, err := db.w.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE org_id = ? AND id = ? AND revoked_at IS NULL`,
-		unixNano(db.now()), org, id)
+		rowscan.Nano(db.now()), org, id)
 	if err != nil {
 		return err
 	}
@@ -56,31 +57,17 @@ func (db *DB) RevokeToken(ctx context.Context, org, id string) error {
 	return nil
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanToken(s scanner) (store.Token, error) {
-	var t store.Token
-	var created int64
-	var revoked sql.NullInt64
-	if err := s.Scan(&t.ID, &t.OrgID, &t.Name, &t.Hash, &created, &revoked); err != nil {
-		return store.Token{}, err
-	}
-	t.CreatedAt = fromNano(created)
-	t.RevokedAt = fromNullNano(revoked)
-	return t, nil
-}
-
 // CreateWorkerToken implements store.WorkerTokens.
 func (db *DB) CreateWorkerToken(ctx context.Context, t store.WorkerToken) error {
 	_, err := db.w.ExecContext(ctx, `INSERT INTO worker_tokens (id, name, hash, created_at) VALUES (?, ?, ?, ?)`,
-		t.ID, t.Name, t.Hash, unixNano(t.CreatedAt))
+		t.ID, t.Name, t.Hash, rowscan.Nano(t.CreatedAt))
 	return err
 }
 
 // WorkerTokenByHash implements store.WorkerTokens.
 func (db *DB) WorkerTokenByHash(ctx context.Context, hash string) (store.WorkerToken, error) {
-	row := db.r.QueryRowContext(ctx, `SELECT id, name, hash, created_at, revoked_at FROM worker_tokens WHERE hash = ? AND revoked_at IS NULL`, hash)
-	t, err := scanWorkerToken(row)
+	row := db.r.QueryRowContext(ctx, `SELECT `+rowscan.WorkerTokenColumns+` FROM worker_tokens WHERE hash = ? AND revoked_at IS NULL`, hash)
+	t, err := rowscan.WorkerToken(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.WorkerToken{}, store.ErrNotFound
 	}
@@ -89,14 +76,14 @@ func (db *DB) WorkerTokenByHash(ctx context.Context, hash string) (store.WorkerT
 
 // ListWorkerTokens implements store.WorkerTokens.
 func (db *DB) ListWorkerTokens(ctx context.Context) ([]store.WorkerToken, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, name, hash, created_at, revoked_at FROM worker_tokens ORDER BY created_at, id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+rowscan.WorkerTokenColumns+` FROM worker_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.WorkerToken
 	for rows.Next() {
-		t, err := scanWorkerToken(rows)
+		t, err := rowscan.WorkerToken(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +94,7 @@ func (db *DB) ListWorkerTokens(ctx context.Context) ([]store.WorkerToken, error)
 
 // RevokeWorkerToken implements store.WorkerTokens.
 func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE worker_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, unixNano(db.now()), id)
+	res, err := db.w.ExecContext(ctx, `UPDATE worker_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, rowscan.Nano(db.now()), id)
 	if err != nil {
 		return err
 	}
@@ -115,16 +102,4 @@ func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
 		return store.ErrNotFound
 	}
 	return nil
-}
-
-func scanWorkerToken(s scanner) (store.WorkerToken, error) {
-	var t store.WorkerToken
-	var created int64
-	var revoked sql.NullInt64
-	if err := s.Scan(&t.ID, &t.Name, &t.Hash, &created, &revoked); err != nil {
-		return store.WorkerToken{}, err
-	}
-	t.CreatedAt = fromNano(created)
-	t.RevokedAt = fromNullNano(revoked)
-	return t, nil
 }
