@@ -195,6 +195,9 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 		if p.Input != "" {
 			needed[p.Input] = true
 		}
+		for _, x := range p.Extra {
+			needed[x] = true
+		}
 	}
 	facts := map[string][]byte{}
 	for _, p := range m.Pipelines {
@@ -289,6 +292,12 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 				}
 			} else {
 				env.Input, env.Output = outputs[p.Input], file
+				if len(p.Extra) > 0 {
+					env.Extra = map[string]string{}
+					for _, x := range p.Extra {
+						env.Extra[x] = outputs[x]
+					}
+				}
 			}
 			if err := runners[pi][i].Run(ctx, env); err != nil {
 				e.report(Event{Kind: "build-failed", Pipeline: p.Name, Stage: s.Type, Message: err.Error()})
@@ -382,8 +391,13 @@ func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
 		default:
 			return nil, 0, fmt.Errorf("pipeline %s: produces %q (expected tree or file)", p.Name, p.Produces)
 		}
-		if p.Produces == "tree" && p.Input != "" {
+		if p.Produces == "tree" && (p.Input != "" || len(p.Extra) > 0) {
 			return nil, 0, fmt.Errorf("pipeline %s: tree pipelines start from an empty tree", p.Name)
+		}
+		for _, x := range p.Extra {
+			if seen[x] == "" {
+				return nil, 0, fmt.Errorf("pipeline %s: extra input %q is not an earlier pipeline", p.Name, x)
+			}
 		}
 		var row []stages.Stage
 		for _, s := range p.Stages {
@@ -407,6 +421,9 @@ func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
 func pipelineKey(build string, p manifest.Pipeline, keys map[string]string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "kiln %s\npipeline %q %q %q\ninput %s\n", build, p.Name, p.Produces, p.Filename, keys[p.Input])
+	for _, x := range p.Extra {
+		fmt.Fprintf(h, "extra %q %s\n", x, keys[x])
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -77,9 +77,12 @@ type Pipeline struct {
 	// empty tree).
 	Input string `json:"input,omitempty"`
 	// Produces is "tree" (a directory) or "file" (Filename).
-	Produces string  `json:"produces"`
-	Filename string  `json:"filename,omitempty"`
-	Stages   []Stage `json:"stages"`
+	Produces string `json:"produces"`
+	Filename string `json:"filename,omitempty"`
+	// Extra are further earlier pipelines a file pipeline reads (an
+	// installer ISO carries the disk image besides booting the tree).
+	Extra  []string `json:"extra_inputs,omitempty"`
+	Stages []Stage  `json:"stages"`
 }
 
 // Output names the artifact.

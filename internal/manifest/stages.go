@@ -27,6 +27,11 @@ var stageTypes = map[string]func() StageOptions{
 	DiskImage{}.StageType():      func() StageOptions { return &DiskImage{} },
 	QemuImgConvert{}.StageType(): func() StageOptions { return &QemuImgConvert{} },
 	TarArchive{}.StageType():     func() StageOptions { return &TarArchive{} },
+	Compress{}.StageType():       func() StageOptions { return &Compress{} },
+	FileArchive{}.StageType():    func() StageOptions { return &FileArchive{} },
+	OVA{}.StageType():            func() StageOptions { return &OVA{} },
+	OCIArchive{}.StageType():     func() StageOptions { return &OCIArchive{} },
+	ISO{}.StageType():            func() StageOptions { return &ISO{} },
 }
 
 // StageTypes lists every known stage type name.

@@ -32,6 +32,9 @@ type Env struct {
 	// Input is a file pipeline's input: the tree directory or the file the
 	// input pipeline produced.
 	Input string
+	// Extra maps each of a file pipeline's extra inputs (by pipeline
+	// name) to its tree directory or file.
+	Extra map[string]string
 	// Output is the file a file pipeline's stage writes.
 	Output string
 	// Work is a scratch directory for this stage, removed afterwards.
