@@ -58,6 +58,8 @@ func New(s manifest.Stage) (Stage, error) {
 		return &TarArchive{Opts: *o}, nil
 	case *manifest.Compress:
 		return &Compress{Opts: *o}, nil
+	case *manifest.FileArchive:
+		return &FileArchive{Opts: *o}, nil
 	default:
 		return nil, fmt.Errorf("stage type %s has no implementation", s.Type)
 	}
