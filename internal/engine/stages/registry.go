@@ -60,6 +60,8 @@ func New(s manifest.Stage) (Stage, error) {
 		return &Compress{Opts: *o}, nil
 	case *manifest.FileArchive:
 		return &FileArchive{Opts: *o}, nil
+	case *manifest.OVA:
+		return &OVA{Opts: *o}, nil
 	default:
 		return nil, fmt.Errorf("stage type %s has no implementation", s.Type)
 	}
