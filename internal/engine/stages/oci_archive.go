@@ -82,7 +82,7 @@ func (s *OCIArchive) Run(ctx context.Context, env *Env) (err error) {
 	if err != nil {
 		return fmt.Errorf("oci archive: writing the layer: %w", err)
 	}
-	env.Logf("the layer is %s (%d bytes, uncompressed %s)", layer.digest, layer.size, layer.diffID)
+	env.Logf("the layer is %s, %d bytes compressed, diff ID %s", layer.digest, layer.size, layer.diffID)
 
 	img, err := s.image(layer, env.Epoch)
 	if err != nil {
