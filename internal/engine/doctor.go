@@ -36,6 +36,22 @@ var toolsByStage = map[string][]Tool{
 		{"tar", "tar", "packs the root filesystem"},
 		{"xz", "xz-utils", "compresses archives"},
 	},
+	manifest.Compress{}.StageType(): {
+		{"xz", "xz-utils", "compresses disk images"},
+		{"zstd", "zstd", "compresses disk images"},
+	},
+	manifest.FileArchive{}.StageType(): {
+		{"tar", "tar", "packs the disk image into a sparse archive"},
+		{"gzip", "gzip", "compresses the archive"},
+	},
+	manifest.ISO{}.StageType(): {
+		{"mksquashfs", "squashfs-tools", "packs the live root filesystem"},
+		{"xorriso", "xorriso", "writes the hybrid ISO"},
+		{"grub-mkimage", "grub-common", "builds the ISO's GRUB from the image's own modules"},
+		{"mkfs.vfat", "dosfstools", "builds the ISO's EFI boot image"},
+		{"mcopy", "mtools", "fills the EFI boot image without mounting it"},
+		{"zstd", "zstd", "compresses the installer's disk image"},
+	},
 }
 
 // baseTools are needed by every build.

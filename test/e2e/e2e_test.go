@@ -125,8 +125,16 @@ func bootGuest(t *testing.T, image, firmware, key string) *guest {
 	}
 	state, _ := vm.Run(ctx, "systemctl", "is-system-running", "--wait")
 	if strings.TrimSpace(state) != "running" {
-		failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend")
+		failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend", "--plain")
 		t.Errorf("system state %q; failed units:\n%s", strings.TrimSpace(state), failed)
+		// Each failed unit's own log, to find the cause of a failure that
+		// does not happen on every boot.
+		for _, line := range strings.Split(strings.TrimSpace(failed), "\n") {
+			if f := strings.Fields(line); len(f) > 0 {
+				journal, _ := vm.Run(ctx, "journalctl", "-b", "--no-pager", "-o", "short-monotonic", "-n", "60", "-u", f[0])
+				t.Logf("journal of %s:\n%s", f[0], journal)
+			}
+		}
 	}
 	return g
 }

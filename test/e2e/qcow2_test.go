@@ -128,6 +128,8 @@ func TestQcow2Image(t *testing.T) {
 			kb := sh("cat", "/etc/default/keyboard")
 			assert.Contains(t, kb, `XKBLAYOUT="de"`)
 			assert.Contains(t, kb, `XKBVARIANT="nodeadkeys"`)
+			assert.Equal(t, "fresh", sh("sh", "-c", "test /etc/console-setup/cached_setup_terminal.sh -nt /etc/default/keyboard && echo fresh || echo stale"),
+				"console-setup's cache is newer than the keyboard configuration, so the first boot does not rebuild it")
 
 			// Services and firewall.
 			assert.Equal(t, "enabled", sh("systemctl", "is-enabled", "fstrim.timer"))

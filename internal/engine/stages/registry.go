@@ -62,6 +62,8 @@ func New(s manifest.Stage) (Stage, error) {
 		return &FileArchive{Opts: *o}, nil
 	case *manifest.OVA:
 		return &OVA{Opts: *o}, nil
+	case *manifest.OCIArchive:
+		return &OCIArchive{Opts: *o}, nil
 	default:
 		return nil, fmt.Errorf("stage type %s has no implementation", s.Type)
 	}
