@@ -18,8 +18,9 @@ import (
 type Options struct {
 	// Seed fixes every identifier in the manifest (filesystem and partition
 	// UUIDs). Nil means the seed derived from the blueprint name,
-	// distribution, architecture and image type, so that the same inputs
-	// give the same manifest.
+	// distribution and architecture, so that the same inputs give the same
+	// manifest and the image types of one blueprint share their cached
+	// trees and disks.
 	Seed *uint64
 	// Mirrors maps a mirror role ("debian", "debian-security") to its URI.
 	Mirrors map[string]string
@@ -56,9 +57,11 @@ type Plan struct {
 	repos   []manifest.AptSource
 }
 
-// DefaultSeed is the seed used when none is given.
-func DefaultSeed(name, distro, arch, imageType string) uint64 {
-	sum := sha256.Sum256([]byte(strings.Join([]string{"kiln", name, distro, arch, imageType}, "\x00")))
+// DefaultSeed is the seed used when none is given. The image type is not
+// part of it: the vmdk and the ova of a blueprint are then the same disk,
+// built once.
+func DefaultSeed(name, distro, arch string) uint64 {
+	sum := sha256.Sum256([]byte(strings.Join([]string{"kiln", name, distro, arch}, "\x00")))
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
@@ -77,7 +80,7 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	if opts.Seed != nil {
 		p.seed = *opts.Seed
 	} else {
-		p.seed = DefaultSeed(bp.Name, d.Name, a.Name, it.Name)
+		p.seed = DefaultSeed(bp.Name, d.Name, a.Name)
 	}
 	c := customizations(bp)
 

@@ -273,4 +273,5 @@ func TestISOVolumeAndOVANames(t *testing.T) {
 	assert.Equal(t, "web-server.2", ovaName("web-server.2"))
 	assert.Equal(t, "a--b-c", ovaName("a<&b>c"))
 	assert.Equal(t, "image", ovaName(".."))
+	assert.Len(t, ovaName(strings.Repeat("n", 100)), 89, "<name>-disk1.vmdk fits a ustar name")
 }

@@ -152,6 +152,10 @@ func ovaName(name string) string {
 	if strings.Trim(s, ".-_") == "" {
 		return "image"
 	}
+	// <name>-disk1.vmdk must fit a ustar member name (100 bytes).
+	if len(s) > 89 {
+		s = s[:89]
+	}
 	return s
 }
 

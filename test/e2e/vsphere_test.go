@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"archive/tar"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,11 +17,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-project/kiln/blueprint"
-	"github.com/kiln-project/kiln/internal/aptsources"
-	"github.com/kiln-project/kiln/internal/compose"
-	"github.com/kiln-project/kiln/internal/depsolve/apt"
-	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/testhost"
@@ -89,27 +83,6 @@ type ovfDescriptor struct {
 	} `xml:"VirtualSystem"`
 }
 
-// planSeeded is plan with the manifest's identifiers fixed by seed.
-func planSeeded(t *testing.T, bpText, imageType string, seed uint64) *manifest.Manifest {
-	t.Helper()
-	bp, err := blueprint.Parse([]byte(bpText), blueprint.FormatTOML)
-	require.NoError(t, err)
-	reg, err := distro.Load()
-	require.NoError(t, err)
-	it, err := compose.ImageType(reg, bp, compose.Request{Distro: "debian-12", Arch: "x86_64", ImageType: imageType}, compose.Defaults{})
-	require.NoError(t, err)
-	entries, err := aptsources.Read("/")
-	require.NoError(t, err)
-	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
-	require.NoError(t, err)
-	r, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
-	require.NoError(t, err)
-	opts := distro.Options{Seed: &seed, Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}}
-	res, err := compose.Manifest(context.Background(), it, bp, opts, r)
-	require.NoError(t, err)
-	return res.Manifest
-}
-
 // TestVSphereImages builds the vmdk and the ova types of one blueprint
 // with one engine cache, so the OVA's disk comes from the same cached raw
 // disk; checks the VMDK with qemu-img, the OVA's members, descriptor and
@@ -120,12 +93,10 @@ func TestVSphereImages(t *testing.T) {
 	key, pub := newSSHKey(t)
 	bp := strings.ReplaceAll(vsphereBlueprint, "KEY", pub)
 	cache := sharedCache(t)
-	// The identifiers (filesystem and partition UUIDs) are derived from the
-	// image type unless a seed is given: one seed for both types makes
-	// their os and image pipelines the same.
-	seed := distro.DefaultSeed("vsphere-e2e", "debian-12", "x86_64", "vmdk")
-	vmdk := build(t, planSeeded(t, bp, "vmdk", seed), cache, filepath.Join(dir, "vmdk"), nil)
-	ovaManifest := planSeeded(t, bp, "vsphere-ova", seed)
+	// The types of one blueprint share their identifiers (filesystem and
+	// partition UUIDs), so the ova's os and image pipelines are the vmdk's.
+	vmdk := build(t, plan(t, bp, "vmdk"), cache, filepath.Join(dir, "vmdk"), nil)
+	ovaManifest := plan(t, bp, "vsphere-ova")
 	ova := build(t, ovaManifest, cache, filepath.Join(dir, "ova"), nil)
 	defer func() {
 		if t.Failed() {
