@@ -56,6 +56,8 @@ func New(s manifest.Stage) (Stage, error) {
 		return &QemuImgConvert{Opts: *o}, nil
 	case *manifest.TarArchive:
 		return &TarArchive{Opts: *o}, nil
+	case *manifest.ISO:
+		return &ISO{Opts: *o}, nil
 	default:
 		return nil, fmt.Errorf("stage type %s has no implementation", s.Type)
 	}
