@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -72,7 +73,16 @@ type imageTypeFile struct {
 	DefaultSize      string              `yaml:"default_size"`
 	PartitionTable   *partitionTableFile `yaml:"partition_table"`
 	Output           *outputFile         `yaml:"output"`
+	Files            []fileFile          `yaml:"files"`
 	SupportedOptions []string            `yaml:"supported_options"`
+}
+
+// fileFile is a file every image of the type gets. Data is a text/template
+// with .User (the blueprint's first user, or empty) and .Hostname.
+type fileFile struct {
+	Path string `yaml:"path"`
+	Mode string `yaml:"mode"`
+	Data string `yaml:"data"`
 }
 
 type packagesFile struct {
@@ -108,9 +118,27 @@ type filesystemFile struct {
 }
 
 type outputFile struct {
-	Format      string `yaml:"format"`
-	Compat      string `yaml:"compat"`
-	Compression string `yaml:"compression"`
+	Format      string         `yaml:"format"`
+	Compat      string         `yaml:"compat"`
+	Compression string         `yaml:"compression"`
+	VM          *vmFile        `yaml:"vm"`
+	Container   *containerFile `yaml:"container"`
+}
+
+// vmFile is the virtual hardware an appliance (OVA) describes.
+type vmFile struct {
+	CPUs      int    `yaml:"cpus"`
+	MemoryMiB int    `yaml:"memory_mib"`
+	Firmware  string `yaml:"firmware"`
+	OSType    string `yaml:"os_type"`
+}
+
+// containerFile is a container image's runtime configuration.
+type containerFile struct {
+	Cmd        []string `yaml:"cmd"`
+	Entrypoint []string `yaml:"entrypoint"`
+	Env        []string `yaml:"env"`
+	WorkingDir string   `yaml:"working_dir"`
 }
 
 func decodeStrict(fsys fs.FS, name string, v any) error {
@@ -154,7 +182,9 @@ func loadImageTypeFiles(fsys fs.FS) (map[string]*imageTypeFile, error) {
 
 // resolveExtends returns the image type with every field it leaves unset
 // taken from the type it extends (recursively). Name, Extends, Abstract and
-// Aliases are never inherited.
+// Aliases are never inherited. Packages, services and files add to the
+// parent's (a child lists only what it adds); every other field the child
+// sets replaces the parent's.
 func resolveExtends(raw map[string]*imageTypeFile, name string, seen []string) (*imageTypeFile, error) {
 	f, ok := raw[name]
 	if !ok {
@@ -172,6 +202,22 @@ func resolveExtends(raw map[string]*imageTypeFile, name string, seen []string) (
 	parent, err := resolveExtends(raw, f.Extends, append(seen, name))
 	if err != nil {
 		return nil, err
+	}
+	if f.Packages != nil && parent.Packages != nil {
+		out.Packages = &packagesFile{
+			Include: append(slices.Clone(parent.Packages.Include), f.Packages.Include...),
+			Exclude: append(slices.Clone(parent.Packages.Exclude), f.Packages.Exclude...),
+		}
+	}
+	if f.Services != nil && parent.Services != nil {
+		out.Services = &servicesFile{
+			Enabled:  append(slices.Clone(parent.Services.Enabled), f.Services.Enabled...),
+			Disabled: append(slices.Clone(parent.Services.Disabled), f.Services.Disabled...),
+			Masked:   append(slices.Clone(parent.Services.Masked), f.Services.Masked...),
+		}
+	}
+	if len(f.Files) > 0 {
+		out.Files = append(slices.Clone(parent.Files), f.Files...)
 	}
 	dst, src := reflect.ValueOf(&out).Elem(), reflect.ValueOf(parent).Elem()
 	for i := 0; i < dst.NumField(); i++ {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"text/template"
 
 	"github.com/agnivade/levenshtein"
 
@@ -77,12 +78,37 @@ const (
 	BootHybrid = "hybrid"
 )
 
-// Output formats.
+// Output formats. The disk formats are a partitioned disk image in some
+// container; tar and oci are root trees; iso boots live (and may carry a
+// disk image to install).
 const (
-	FormatRaw   = "raw"
-	FormatQcow2 = "qcow2"
-	FormatTar   = "tar"
+	FormatRaw     = "raw"
+	FormatQcow2   = "qcow2"
+	FormatVMDK    = "vmdk"
+	FormatVHD     = "vhd"
+	FormatOVA     = "ova"
+	FormatDiskTar = "disk-tar"
+	FormatTar     = "tar"
+	FormatOCI     = "oci"
+	FormatISO     = "iso"
 )
+
+// formats lists each output format, whether it is a disk image, and the
+// compressions it takes ("" is none).
+var formats = map[string]struct {
+	disk         bool
+	compressions []string
+}{
+	FormatRaw:     {true, []string{"", "xz", "zstd"}},
+	FormatQcow2:   {true, []string{""}},
+	FormatVMDK:    {true, []string{""}},
+	FormatVHD:     {true, []string{""}},
+	FormatOVA:     {true, []string{""}},
+	FormatDiskTar: {true, []string{"gzip"}},
+	FormatTar:     {false, []string{"", "xz", "gzip", "zstd"}},
+	FormatOCI:     {false, []string{""}},
+	FormatISO:     {false, []string{""}},
+}
 
 // ImageType is one kind of image of one architecture of one distribution.
 type ImageType struct {
@@ -105,10 +131,20 @@ type ImageType struct {
 	KernelCmdline   []string
 	DefaultSize     disk.Size
 	// PartitionTable is nil for types that are not disk images.
-	PartitionTable   *disk.Template
-	Output           Output
+	PartitionTable *disk.Template
+	Output         Output
+	// Files are written into every image of the type (text/templates).
+	Files            []TypeFile
 	SupportedOptions []string
 	arch             *Arch
+}
+
+// TypeFile is a file the image type writes; Data is a text/template with
+// .User (the blueprint's first user, or empty) and .Hostname.
+type TypeFile struct {
+	Path string
+	Mode string
+	Data string
 }
 
 // Services lists systemd units to enable, disable and mask.
@@ -123,6 +159,26 @@ type Output struct {
 	Format      string `json:"format"`
 	Compat      string `json:"compat,omitempty"`
 	Compression string `json:"compression,omitempty"`
+	// VM is an appliance's virtual hardware (ova).
+	VM *VM `json:"vm,omitempty"`
+	// Container is a container image's runtime configuration (oci).
+	Container *Container `json:"container,omitempty"`
+}
+
+// VM is the virtual hardware an appliance describes.
+type VM struct {
+	CPUs      int    `json:"cpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	Firmware  string `json:"firmware"`
+	OSType    string `json:"os_type"`
+}
+
+// Container is a container image's runtime configuration.
+type Container struct {
+	Cmd        []string `json:"cmd,omitempty"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"working_dir,omitempty"`
 }
 
 // Load reads the embedded definitions.
@@ -237,10 +293,43 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 		return nil, fmt.Errorf("output.format is required")
 	}
 	it.Output = Output{Format: f.Output.Format, Compat: f.Output.Compat, Compression: f.Output.Compression}
-	switch it.Output.Format {
-	case FormatRaw, FormatQcow2, FormatTar:
-	default:
-		return nil, fmt.Errorf("output.format %q is not one of raw, qcow2, tar", it.Output.Format)
+	format, ok := formats[it.Output.Format]
+	if !ok {
+		var names []string
+		for n := range formats {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("output.format %q is not one of %s", it.Output.Format, strings.Join(names, ", "))
+	}
+	if !slices.Contains(format.compressions, it.Output.Compression) {
+		return nil, fmt.Errorf("output.compression %q does not apply to %s (it takes: %q)", it.Output.Compression, it.Output.Format, format.compressions)
+	}
+	if v := f.Output.VM; v != nil {
+		if it.Output.Format != FormatOVA {
+			return nil, fmt.Errorf("output.vm applies to ova only")
+		}
+		if v.CPUs < 1 || v.MemoryMiB < 256 || (v.Firmware != "bios" && v.Firmware != "efi") || v.OSType == "" {
+			return nil, fmt.Errorf("output.vm needs cpus >= 1, memory_mib >= 256, firmware bios or efi, and os_type")
+		}
+		it.Output.VM = &VM{CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, Firmware: v.Firmware, OSType: v.OSType}
+	} else if it.Output.Format == FormatOVA {
+		return nil, fmt.Errorf("an ova needs output.vm")
+	}
+	if c := f.Output.Container; c != nil {
+		if it.Output.Format != FormatOCI {
+			return nil, fmt.Errorf("output.container applies to oci only")
+		}
+		it.Output.Container = &Container{Cmd: c.Cmd, Entrypoint: c.Entrypoint, Env: c.Env, WorkingDir: c.WorkingDir}
+	}
+	for i, tf := range f.Files {
+		if !strings.HasPrefix(tf.Path, "/") || tf.Mode == "" {
+			return nil, fmt.Errorf("files[%d]: path must be absolute and mode set", i)
+		}
+		if _, err := template.New(tf.Path).Option("missingkey=error").Parse(tf.Data); err != nil {
+			return nil, fmt.Errorf("files[%d]: %w", i, err)
+		}
+		it.Files = append(it.Files, TypeFile{Path: tf.Path, Mode: tf.Mode, Data: tf.Data})
 	}
 	var err error
 	if it.DefaultSize, err = parseSize("default_size", f.DefaultSize); err != nil {
@@ -263,8 +352,13 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 		}
 		it.PartitionTable = tpl
 	}
-	if (it.PartitionTable == nil) != (it.Output.Format == FormatTar) {
-		return nil, fmt.Errorf("disk formats need a partition table and archives must not have one")
+	switch {
+	case format.disk && it.PartitionTable == nil:
+		return nil, fmt.Errorf("the %s format is a disk image and needs a partition table", it.Output.Format)
+	case (it.Output.Format == FormatTar || it.Output.Format == FormatOCI) && (it.PartitionTable != nil || it.Bootable):
+		return nil, fmt.Errorf("a %s archive is a root tree: it has no partition table and does not boot", it.Output.Format)
+	case it.Output.Format == FormatISO && !it.Bootable:
+		return nil, fmt.Errorf("an iso boots: set bootable: true")
 	}
 	if it.Bootable && (!it.Kernel || it.Bootloader == BootNone) {
 		return nil, fmt.Errorf("a bootable image type needs kernel: true and a bootloader")

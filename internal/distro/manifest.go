@@ -270,7 +270,7 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 		}
 		add(fstab)
 	}
-	if it.Bootable {
+	if it.Bootable && p.pt != nil {
 		bl := &manifest.Bootloader{RootFSUUID: p.pt.FindMountpoint("/").Payload.UUID, KernelCmdline: p.kernelCmdline(c), Timeout: 1}
 		if boot := p.pt.FindMountpoint("/boot"); boot != nil {
 			bl.BootFSUUID = boot.Payload.UUID
@@ -282,6 +282,8 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 			bl.UEFI = a.GrubUEFI.Target
 		}
 		add(bl)
+	}
+	if it.Bootable {
 		add(&manifest.Initramfs{})
 	}
 	add(&manifest.AptSources{Sources: p.repos})
@@ -357,6 +359,13 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 		}
 		add(ds)
 	}
+	if len(it.Files) > 0 {
+		fs, err := p.typeFiles(hostname)
+		if err != nil {
+			return nil, err
+		}
+		add(fs)
+	}
 	if len(c.Files) > 0 {
 		fs := &manifest.Files{}
 		for _, bf := range c.Files {
@@ -370,29 +379,7 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	add(&manifest.Cleanup{MachineID: true, SSHHostKeys: true, AptLists: true})
 	m.Pipelines = append(m.Pipelines, os)
 
-	switch it.Output.Format {
-	case FormatTar:
-		m.Pipelines = append(m.Pipelines, manifest.Pipeline{
-			Name: "archive", Input: "os", Produces: "file", Filename: m.Output.Filename,
-			Stages: []manifest.Stage{manifest.NewStage(&manifest.TarArchive{Compression: it.Output.Compression})},
-		})
-	case FormatRaw, FormatQcow2:
-		img := manifest.DiskImage{PartitionTable: *p.pt}
-		if a.GrubBIOS != nil && (it.Bootloader == BootBIOS || it.Bootloader == BootHybrid) {
-			img.BIOSBootloader = a.GrubBIOS.Target
-		}
-		imgFile := "disk.raw"
-		if it.Output.Format == FormatRaw {
-			imgFile = m.Output.Filename
-		}
-		m.Pipelines = append(m.Pipelines, manifest.Pipeline{Name: "image", Input: "os", Produces: "file", Filename: imgFile, Stages: []manifest.Stage{manifest.NewStage(&img)}})
-		if it.Output.Format == FormatQcow2 {
-			m.Pipelines = append(m.Pipelines, manifest.Pipeline{
-				Name: "qcow2", Input: "image", Produces: "file", Filename: m.Output.Filename,
-				Stages: []manifest.Stage{manifest.NewStage(&manifest.QemuImgConvert{Format: "qcow2", Compat: it.Output.Compat})},
-			})
-		}
-	}
+	m.Pipelines = append(m.Pipelines, p.outputPipelines(m.Output.Filename)...)
 	m.Output.Pipeline = m.Pipelines[len(m.Pipelines)-1].Name
 	return m, nil
 }

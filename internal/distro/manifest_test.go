@@ -54,6 +54,18 @@ var goldenCases = []struct{ blueprint, distro, imageType string }{
 	{"minimal.toml", "debian-12", "qcow2"},
 	{"minimal.toml", "debian-12", "raw"},
 	{"minimal.toml", "debian-12", "tar"},
+	{"minimal.toml", "debian-12", "raw-xz"},
+	{"minimal.toml", "debian-12", "raw-zst"},
+	{"minimal.toml", "debian-12", "ami"},
+	{"minimal.toml", "debian-12", "ami-xz"},
+	{"minimal.toml", "debian-12", "vhd"},
+	{"minimal.toml", "debian-12", "gce"},
+	{"minimal.toml", "debian-12", "vmdk"},
+	{"minimal.toml", "debian-12", "ova"},
+	{"minimal.toml", "debian-12", "wsl"},
+	{"minimal.toml", "debian-12", "container"},
+	{"minimal.toml", "debian-12", "live-iso"},
+	{"minimal.toml", "debian-12", "image-installer"},
 	{"minimal.toml", "debian-13", "qcow2"},
 	{"../../../../examples/web.toml", "debian-12", "qcow2"},
 	{"full.json", "debian-12", "qcow2"},
@@ -213,4 +225,52 @@ func TestExplainSolveError(t *testing.T) {
 	var problems blueprint.Errors
 	require.ErrorAs(t, err, &problems)
 	assert.Equal(t, blueprint.Problem{Path: "packages[1]", Message: `package "missing-nginxx" does not exist in debian-12 (did you mean "nginx"?)`}, problems[0])
+}
+
+// TestImageTypesAddToWhatTheyExtend checks that a type's packages,
+// services and files add to its parents', and that its files are rendered
+// with the blueprint's first user.
+func TestImageTypesAddToWhatTheyExtend(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	bp := parseBlueprint(t, "testdata/blueprints/full.json")
+	_, m := makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "gcp"), bp, Options{})
+	debs := stageOf[*manifest.DebsInstall](t, m, "os").Packages
+	for _, want := range []string{"openssh-server", "cloud-init", "cloud-guest-utils", "systemd-timesyncd", "linux-image-cloud-amd64", "nginx"} {
+		assert.Contains(t, debs, want, "from system-base, cloud-base, gce and the blueprint")
+	}
+	assert.Contains(t, stageOf[*manifest.Systemd](t, m, "os").Enabled, "systemd-timesyncd")
+	assert.Contains(t, stageOf[*manifest.Systemd](t, m, "os").Enabled, "ssh")
+	var paths []string
+	for _, f := range stageOf[*manifest.Files](t, m, "os").Files {
+		paths = append(paths, f.Path)
+	}
+	assert.Contains(t, paths, "/etc/cloud/cloud.cfg.d/90_kiln_datasource.cfg")
+	assert.Contains(t, paths, "/etc/systemd/timesyncd.conf.d/90-kiln-gce.conf")
+	assert.Equal(t, &manifest.FileArchive{Name: "disk.raw", Format: "oldgnu", Sparse: true, Compression: "gzip"}, stageOf[*manifest.FileArchive](t, m, "archive"))
+
+	min := parseBlueprint(t, "testdata/blueprints/minimal.toml")
+	_, m = makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "wsl"), min, Options{})
+	assert.NotContains(t, stageOf[*manifest.Files](t, m, "os").Files[0].Data, "[user]", "no user, no default user")
+	bp.Customizations.Firewall, bp.Customizations.Filesystem, bp.Customizations.Kernel = nil, nil, nil
+	_, m = makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "wsl"), bp, Options{})
+	wsl := stageOf[*manifest.Files](t, m, "os").Files[0]
+	assert.Equal(t, "/etc/wsl.conf", wsl.Path)
+	assert.Contains(t, wsl.Data, "[user]\ndefault=ops\n")
+
+	_, m = makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "oci"), min, Options{})
+	oci := stageOf[*manifest.OCIArchive](t, m, "oci")
+	assert.Equal(t, "amd64", oci.Arch)
+	assert.Equal(t, []string{"/bin/bash"}, oci.Config.Cmd)
+	assert.Equal(t, "minimal:latest", oci.Tag)
+}
+
+func TestISOVolumeAndOVANames(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, "WEB_SERVER_2", volumeID("web-server.2"))
+	assert.Equal(t, "KILN", volumeID("---"))
+	assert.Len(t, volumeID(strings.Repeat("a", 40)), 32)
+	assert.Equal(t, "web-server.2", ovaName("web-server.2"))
+	assert.Equal(t, "a--b-c", ovaName("a<&b>c"))
+	assert.Equal(t, "image", ovaName(".."))
 }

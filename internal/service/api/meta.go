@@ -23,14 +23,40 @@ func (s *Server) getDistribution(w http.ResponseWriter, _ *http.Request, params 
 	if err != nil {
 		return newError(http.StatusNotFound, err.Error())
 	}
-	var arches []string
+	arches := []string{}
+	types := []*imageTypeInfo{}
+	byName := map[string]*imageTypeInfo{}
 	for _, a := range d.Arches() {
-		if a.NotBuildable == "" {
-			arches = append(arches, a.Name)
+		if a.NotBuildable != "" {
+			continue
+		}
+		arches = append(arches, a.Name)
+		for _, it := range a.ImageTypes() {
+			info := byName[it.Name]
+			if info == nil {
+				info = &imageTypeInfo{Name: it.Name, Aliases: it.Aliases, Description: it.Description, Filename: it.Filename("<name>"), MIMEType: it.MIMEType, Bootable: it.Bootable}
+				if info.Aliases == nil {
+					info.Aliases = []string{}
+				}
+				byName[it.Name] = info
+				types = append(types, info)
+			}
+			info.Architectures = append(info.Architectures, a.Name)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": d.Name, "description": d.Product, "architectures": arches})
+	writeJSON(w, http.StatusOK, map[string]any{"name": d.Name, "description": d.Product, "architectures": arches, "image_types": types})
 	return nil
+}
+
+// imageTypeInfo is one image type of a distribution as the API lists it.
+type imageTypeInfo struct {
+	Name          string   `json:"name"`
+	Aliases       []string `json:"aliases"`
+	Description   string   `json:"description"`
+	Filename      string   `json:"filename"`
+	MIMEType      string   `json:"mime_type"`
+	Bootable      bool     `json:"bootable"`
+	Architectures []string `json:"architectures"`
 }
 
 type architectureItem struct {

@@ -498,3 +498,51 @@ func TestLogsOfAPendingComposeAnswerAtOnce(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
 }
+
+// The distribution lists every image type with its aliases (the names the
+// hosted service uses), file name and MIME type, and a compose may ask for
+// a type by any of its names.
+func TestDistributionListsImageTypes(t *testing.T) {
+	ts := newTestServer(t, nil)
+	r := ts.do(t, "", "GET", "/distributions/debian-12", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	var d struct {
+		ImageTypes []struct {
+			Name, Filename string
+			MIMEType       string `json:"mime_type"`
+			Aliases        []string
+			Bootable       bool
+			Architectures  []string
+		} `json:"image_types"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &d))
+	byName := map[string]int{}
+	for i, it := range d.ImageTypes {
+		byName[it.Name] = i
+		for _, a := range it.Aliases {
+			byName[a] = i
+		}
+	}
+	for _, name := range []string{"guest-image", "aws", "azure", "gcp", "vsphere", "vsphere-ova", "wsl", "oci", "image-installer", "live-iso", "tar", "minimal-raw"} {
+		_, ok := byName[name]
+		assert.True(t, ok, "image type %s is listed", name)
+	}
+	vhd := d.ImageTypes[byName["azure"]]
+	assert.Equal(t, "vhd", vhd.Name)
+	assert.Equal(t, "<name>-debian-12-x86_64.vhd", vhd.Filename)
+	assert.Equal(t, "application/x-vhd", vhd.MIMEType)
+	assert.True(t, vhd.Bootable)
+	assert.Equal(t, []string{"x86_64"}, vhd.Architectures, "aarch64 is not buildable here")
+	assert.False(t, d.ImageTypes[byName["oci"]].Bootable)
+
+	for _, name := range []string{"aws", "azure", "gcp", "vsphere-ova", "wsl", "oci", "image-installer"} {
+		body := composeBody()
+		body["image_requests"].([]any)[0].(map[string]any)["image_type"] = name
+		if name == "oci" || name == "wsl" {
+			// Root trees have no disk or boot-time services to customize.
+			body["customizations"] = map[string]any{"packages": []any{"jq"}}
+		}
+		r := ts.do(t, "acme", "POST", "/compose", body)
+		assert.Equal(t, http.StatusCreated, r.status, "%s: %s", name, r.body)
+	}
+}
