@@ -474,7 +474,9 @@ func makeEFIBootImage(ctx context.Context, env *Env, img, loader, id string, epo
 	return nil
 }
 
-// writePayload writes src to dst, zstd-compressed when asked.
+// writePayload writes src to dst, zstd-compressed when asked. zstd reads
+// src by name, so the frame records the uncompressed size (zstd -l shows
+// it; an installer checks the target disk against it).
 func writePayload(ctx context.Context, env *Env, dst, src, compression string) error {
 	if compression == "" {
 		return copyRegular(dst, src)
@@ -483,13 +485,7 @@ func writePayload(ctx context.Context, env *Env, dst, src, compression string) e
 	if err != nil {
 		return err
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		out.Close()
-		return err
-	}
-	defer in.Close()
-	err = runToolTo(ctx, env, in, out, "zstd", "-q", "-T0", "-c")
+	err = runToolTo(ctx, env, nil, out, "zstd", "-q", "-T0", "-c", "--", src)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

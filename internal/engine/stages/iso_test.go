@@ -198,6 +198,9 @@ func TestISOInstaller(t *testing.T) {
 	want, err := os.ReadFile(disk)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(want, got), "the payload is the input file (%d bytes, got %d)", len(want), len(got))
+	zinfo, err := exec.Command("zstd", "-lv", zst).CombinedOutput()
+	require.NoError(t, err, "%s", zinfo)
+	assert.Contains(t, string(zinfo), "(67108864 B)", "the frame records the uncompressed size")
 }
 
 // TestISOReproducible builds the same live ISO twice and requires the
