@@ -2,7 +2,9 @@
 // proof that an image does not merely build but starts, reaches its
 // network and lets its user in.
 //
-// The image is never modified (QEMU runs it with snapshot=on). KVM is used
+// The image is never modified (QEMU runs it with snapshot=on), nor is an
+// ISO attached as a CD-ROM; blank disks the guest may install onto are
+// temporary files of the machine's own. KVM is used
 // when /dev/kvm works; otherwise QEMU falls back to TCG emulation, which
 // takes minutes to boot a Debian image rather than seconds.
 package boottest
@@ -26,8 +28,17 @@ import (
 
 // Config says what to boot and how to log in.
 type Config struct {
-	// Image is the disk image (raw or qcow2).
+	// Image is the disk image (raw or qcow2). It may be empty when CDROM
+	// is set.
 	Image string
+	// CDROM is an ISO attached read-only as a CD-ROM drive (AHCI), which
+	// the machine boots from when no disk before it is bootable.
+	CDROM string
+	// BlankDisks are the sizes in bytes of empty, writable virtio disks
+	// attached after Image, in the boot order before CDROM: a machine that
+	// installs onto one reboots into it. They are sparse files in the
+	// machine's temporary directory, removed by Close.
+	BlankDisks []int64
 	// Firmware is "bios" (SeaBIOS, the default) or "uefi" (OVMF).
 	Firmware string
 	// SSHKey is the private key that logs in as User.
@@ -84,10 +95,22 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	var errs []error
-	if c.Image == "" {
+	if c.Image == "" && c.CDROM == "" {
 		errs = append(errs, errors.New("no image to boot"))
-	} else if fi, err := os.Stat(c.Image); err != nil || !fi.Mode().IsRegular() {
-		errs = append(errs, fmt.Errorf("image %q is not a readable file", c.Image))
+	} else if c.Image != "" {
+		if fi, err := os.Stat(c.Image); err != nil || !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("image %q is not a readable file", c.Image))
+		}
+	}
+	if c.CDROM != "" {
+		if fi, err := os.Stat(c.CDROM); err != nil || !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("cdrom %q is not a readable file", c.CDROM))
+		}
+	}
+	for i, size := range c.BlankDisks {
+		if size < 1<<20 || size%512 != 0 {
+			errs = append(errs, fmt.Errorf("blank disk %d: size %d is not a multiple of 512 bytes of at least 1 MiB", i, size))
+		}
 	}
 	if c.Firmware != "bios" && c.Firmware != "uefi" {
 		errs = append(errs, fmt.Errorf("firmware %q: expected bios or uefi", c.Firmware))
@@ -150,10 +173,6 @@ func start(ctx context.Context, cfg Config) (m *Machine, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	format, err := imageFormat(cfg.Image)
-	if err != nil {
-		return nil, fmt.Errorf("boot test: %w", err)
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("boot test: finding a free port for SSH: %w", err)
@@ -164,11 +183,15 @@ func start(ctx context.Context, cfg Config) (m *Machine, err error) {
 		"-machine", "q35", "-cpu", "max",
 		"-m", strconv.Itoa(cfg.Memory), "-smp", "2",
 		"-serial", "stdio", "-monitor", "none",
-		"-drive", "file=" + qemuEscape(cfg.Image) + ",format=" + format + ",if=virtio,snapshot=on",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port),
 		"-device", "virtio-net-pci,netdev=n0",
 		"-device", "virtio-rng-pci",
 	}
+	drives, err := driveArgs(cfg, dir)
+	if err != nil {
+		return nil, fmt.Errorf("boot test: %w", err)
+	}
+	args = append(args, drives...)
 	// QEMU tries accelerators in order: KVM when it works, else TCG.
 	if kvm {
 		args = append([]string{"-accel", "kvm", "-accel", "tcg"}, args...)
@@ -218,6 +241,47 @@ func start(ctx context.Context, cfg Config) (m *Machine, err error) {
 	return m, nil
 }
 
+// driveArgs are the QEMU arguments of the machine's drives, in boot order:
+// the image (a snapshot), the blank disks (made in dir), the CD-ROM.
+func driveArgs(cfg Config, dir string) ([]string, error) {
+	var args []string
+	boot := 0
+	if cfg.Image != "" {
+		format, err := imageFormat(cfg.Image)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args,
+			"-drive", "file="+qemuEscape(cfg.Image)+",format="+format+",if=none,id=image,snapshot=on",
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=image,bootindex=%d", boot))
+		boot++
+	}
+	for i, size := range cfg.BlankDisks {
+		file := filepath.Join(dir, fmt.Sprintf("blank%d.raw", i))
+		f, err := os.Create(file)
+		if err != nil {
+			return nil, err
+		}
+		err = f.Truncate(size)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("making blank disk %d: %w", i, err)
+		}
+		args = append(args,
+			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=blank%d,discard=unmap,detect-zeroes=unmap", qemuEscape(file), i),
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=blank%d,bootindex=%d", i, boot))
+		boot++
+	}
+	if cfg.CDROM != "" {
+		args = append(args,
+			"-drive", "file="+qemuEscape(cfg.CDROM)+",format=raw,if=none,id=cdrom,media=cdrom,readonly=on",
+			"-device", fmt.Sprintf("ide-cd,drive=cdrom,bus=ide.0,bootindex=%d", boot))
+	}
+	return args, nil
+}
+
 // KVM reports whether the machine runs with KVM (else under TCG).
 func (m *Machine) KVM() bool { return m.kvm }
 
@@ -254,7 +318,11 @@ func (m *Machine) failure(format string, args ...any) error {
 	if qerr != "" {
 		msg += "\nqemu: " + qerr
 	}
-	return fmt.Errorf("boot test (%s, %s): %s\nlast lines of the serial console:\n%s", m.cfg.Firmware, filepath.Base(m.cfg.Image), msg, m.ConsoleTail(40))
+	name := m.cfg.Image
+	if name == "" {
+		name = m.cfg.CDROM
+	}
+	return fmt.Errorf("boot test (%s, %s): %s\nlast lines of the serial console:\n%s", m.cfg.Firmware, filepath.Base(name), msg, m.ConsoleTail(40))
 }
 
 // sshArgs are the ssh options that log in to the machine non-interactively.
@@ -335,6 +403,43 @@ func (m *Machine) Run(ctx context.Context, argv ...string) (string, error) {
 	return stdout.String(), nil
 }
 
+// WaitOutput runs argv on the machine until its trimmed standard output is
+// want, and returns it. Failures in between — SSH refused while the guest
+// reboots, the command failing — are retried until timeout; QEMU exiting
+// ends the wait. It is how a test waits for a state the guest reaches on
+// its own, such as an installer rebooting into the installed system.
+func (m *Machine) WaitOutput(ctx context.Context, timeout time.Duration, want string, argv ...string) (string, error) {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		if exited, err := m.exited(); exited {
+			return last, m.failure("QEMU exited while waiting for %q to print %q: %v", strings.Join(argv, " "), want, err)
+		}
+		attempt, cancel := context.WithTimeout(ctx, 40*time.Second)
+		out, err := m.Run(attempt, argv...)
+		cancel()
+		if err == nil {
+			last = strings.TrimSpace(out)
+			if last == want {
+				return last, nil
+			}
+		} else {
+			last = err.Error()
+		}
+		if ctx.Err() != nil {
+			return last, m.failure("waiting for %q to print %q: %v", strings.Join(argv, " "), want, ctx.Err())
+		}
+		if time.Now().After(deadline) {
+			return last, m.failure("%q did not print %q within %s (last: %s)", strings.Join(argv, " "), want, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+		case <-m.done:
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
 // ShellQuote quotes s as one word for a POSIX shell.
 func ShellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
@@ -346,7 +451,7 @@ func ShellQuote(s string) string {
 }
 
 // Close powers the machine off (QEMU is killed: the image is a snapshot, so
-// nothing is lost) and removes its temporary files. It may be called more
+// nothing is lost) and removes its temporary files, blank disks included. It may be called more
 // than once.
 func (m *Machine) Close() error {
 	m.closeOnce.Do(func() {

@@ -64,6 +64,8 @@ func New(s manifest.Stage) (Stage, error) {
 		return &OVA{Opts: *o}, nil
 	case *manifest.OCIArchive:
 		return &OCIArchive{Opts: *o}, nil
+	case *manifest.ISO:
+		return &ISO{Opts: *o}, nil
 	default:
 		return nil, fmt.Errorf("stage type %s has no implementation", s.Type)
 	}
