@@ -325,6 +325,29 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	if users := p.users(c); len(users) > 0 {
 		add(&manifest.Users{Users: users})
 	}
+	// Directories and files come before the units are enabled, so a unit
+	// the blueprint (or the image type) ships can be enabled.
+	if len(c.Directories) > 0 {
+		ds := &manifest.Directories{}
+		for _, bd := range c.Directories {
+			ds.Directories = append(ds.Directories, manifest.Directory{Path: bd.Path, Mode: modeOr(bd.Mode, "0755"), User: bd.User.String(), Group: bd.Group.String(), EnsureParents: bd.EnsureParents})
+		}
+		add(ds)
+	}
+	if len(it.Files) > 0 {
+		fs, err := p.typeFiles(hostname)
+		if err != nil {
+			return nil, err
+		}
+		add(fs)
+	}
+	if len(c.Files) > 0 {
+		fs := &manifest.Files{}
+		for _, bf := range c.Files {
+			fs.Files = append(fs.Files, manifest.File{Path: bf.Path, Mode: modeOr(bf.Mode, "0644"), User: bf.User.String(), Group: bf.Group.String(), Data: bf.Data})
+		}
+		add(fs)
+	}
 	services := manifest.Systemd{Enabled: slices.Clone(it.Services.Enabled), Disabled: slices.Clone(it.Services.Disabled), Masked: slices.Clone(it.Services.Masked)}
 	if fw := c.Firewall; fw != nil {
 		f := &manifest.Firewall{Ports: []manifest.FirewallPort{}}
@@ -354,27 +377,6 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	services.Enabled = uniq(services.Enabled)
 	if len(services.Enabled)+len(services.Disabled)+len(services.Masked) > 0 {
 		add(&services)
-	}
-	if len(c.Directories) > 0 {
-		ds := &manifest.Directories{}
-		for _, bd := range c.Directories {
-			ds.Directories = append(ds.Directories, manifest.Directory{Path: bd.Path, Mode: modeOr(bd.Mode, "0755"), User: bd.User.String(), Group: bd.Group.String(), EnsureParents: bd.EnsureParents})
-		}
-		add(ds)
-	}
-	if len(it.Files) > 0 {
-		fs, err := p.typeFiles(hostname)
-		if err != nil {
-			return nil, err
-		}
-		add(fs)
-	}
-	if len(c.Files) > 0 {
-		fs := &manifest.Files{}
-		for _, bf := range c.Files {
-			fs.Files = append(fs.Files, manifest.File{Path: bf.Path, Mode: modeOr(bf.Mode, "0644"), User: bf.User.String(), Group: bf.Group.String(), Data: bf.Data})
-		}
-		add(fs)
 	}
 	if ca := c.CACerts; ca != nil && len(ca.PEMCerts) > 0 {
 		add(&manifest.CACerts{PEMCerts: ca.PEMCerts})

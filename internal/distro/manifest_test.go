@@ -275,3 +275,18 @@ func TestISOVolumeAndOVANames(t *testing.T) {
 	assert.Equal(t, "image", ovaName(".."))
 	assert.Len(t, ovaName(strings.Repeat("n", 100)), 89, "<name>-disk1.vmdk fits a ustar name")
 }
+
+// A unit the blueprint ships is written before the units are enabled, so
+// enabling it works.
+func TestFilesComeBeforeUnitsAreEnabled(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	bp := parseBlueprint(t, "testdata/blueprints/full.json")
+	_, m := makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "qcow2"), bp, Options{})
+	index := map[string]int{}
+	for i, s := range m.Pipeline("os").Stages {
+		index[s.Type] = i
+	}
+	assert.Less(t, index[manifest.Files{}.StageType()], index[manifest.Systemd{}.StageType()])
+	assert.Less(t, index[manifest.Directories{}.StageType()], index[manifest.Systemd{}.StageType()])
+}

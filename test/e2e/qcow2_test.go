@@ -60,7 +60,7 @@ keyboard = "de-nodeadkeys"
 ports = ["8080:tcp"]
 
 [customizations.services]
-enabled = ["fstrim.timer"]
+enabled = ["fstrim.timer", "kiln-hello.service"]
 masked = ["apt-daily.timer"]
 
 [[customizations.directories]]
@@ -75,6 +75,19 @@ user = "ops"
 group = "builders"
 mode = "0640"
 data = "hello from kiln\n"
+
+[[customizations.files]]
+path = "/etc/systemd/system/kiln-hello.service"
+data = """
+[Unit]
+Description=A unit the blueprint ships and enables
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+"""
 
 [[customizations.filesystem]]
 mountpoint = "/var/log"
@@ -133,6 +146,7 @@ func TestQcow2Image(t *testing.T) {
 
 			// Services and firewall.
 			assert.Equal(t, "enabled", sh("systemctl", "is-enabled", "fstrim.timer"))
+			assert.Equal(t, "active", sh("systemctl", "is-active", "kiln-hello.service"), "a unit the blueprint ships is enabled and started")
 			masked, _ := vm.Run(ctx, "systemctl", "is-enabled", "apt-daily.timer")
 			assert.Equal(t, "masked", strings.TrimSpace(masked))
 			assert.Equal(t, "active", sh("systemctl", "is-active", "ssh"))
