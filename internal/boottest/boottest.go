@@ -34,6 +34,10 @@ type Config struct {
 	// CDROM is an ISO attached read-only as a CD-ROM drive (AHCI), which
 	// the machine boots from when no disk before it is bootable.
 	CDROM string
+	// Drives are further images (raw, qcow2 or ISO) attached read-only as
+	// virtio disks after the image, never booted from: a cloud-init NoCloud
+	// seed, a config drive.
+	Drives []string
 	// BlankDisks are the sizes in bytes of empty, writable virtio disks
 	// attached after Image, in the boot order before CDROM: a machine that
 	// installs onto one reboots into it. They are sparse files in the
@@ -100,6 +104,11 @@ func (c Config) validate() error {
 	} else if c.Image != "" {
 		if fi, err := os.Stat(c.Image); err != nil || !fi.Mode().IsRegular() {
 			errs = append(errs, fmt.Errorf("image %q is not a readable file", c.Image))
+		}
+	}
+	for i, d := range c.Drives {
+		if fi, err := os.Stat(d); err != nil || !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("drive %d: %q is not a readable file", i, d))
 		}
 	}
 	if c.CDROM != "" {
@@ -242,7 +251,8 @@ func start(ctx context.Context, cfg Config) (m *Machine, err error) {
 }
 
 // driveArgs are the QEMU arguments of the machine's drives, in boot order:
-// the image (a snapshot), the blank disks (made in dir), the CD-ROM.
+// the image (a snapshot), the blank disks (made in dir), the CD-ROM; the
+// read-only drives are not in the boot order.
 func driveArgs(cfg Config, dir string) ([]string, error) {
 	var args []string
 	boot := 0
@@ -255,6 +265,15 @@ func driveArgs(cfg Config, dir string) ([]string, error) {
 			"-drive", "file="+qemuEscape(cfg.Image)+",format="+format+",if=none,id=image,snapshot=on",
 			"-device", fmt.Sprintf("virtio-blk-pci,drive=image,bootindex=%d", boot))
 		boot++
+	}
+	for i, d := range cfg.Drives {
+		format, err := imageFormat(d)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args,
+			"-drive", fmt.Sprintf("file=%s,format=%s,if=none,id=drive%d,readonly=on", qemuEscape(d), format, i),
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=drive%d", i))
 	}
 	for i, size := range cfg.BlankDisks {
 		file := filepath.Join(dir, fmt.Sprintf("blank%d.raw", i))

@@ -46,6 +46,7 @@ func TestConfigRejects(t *testing.T) {
 		{Config{CDROM: dir, SSHKey: key}, "is not a readable file"},
 		{Config{CDROM: image, SSHKey: key, BlankDisks: []int64{1<<30 + 1}}, "blank disk 0: size 1073741825"},
 		{Config{Image: image, SSHKey: key, BlankDisks: []int64{1 << 30, 4096}}, "blank disk 1: size 4096"},
+		{Config{Image: image, SSHKey: key, Drives: []string{image, filepath.Join(dir, "seed.iso")}}, "drive 1: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
