@@ -709,18 +709,35 @@ func runTool(ctx context.Context, env *Env, stdin io.Reader, extraEnv []string, 
 	if len(extraEnv) > 0 {
 		cmd.Env = append(os.Environ(), extraEnv...)
 	}
+	return runLogged(ctx, env, cmd, nil)
+}
+
+// runToolTo runs a host tool whose standard output goes to out (its
+// messages to the build log).
+func runToolTo(ctx context.Context, env *Env, stdin io.Reader, out io.Writer, argv ...string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin = stdin
+	return runLogged(ctx, env, cmd, out)
+}
+
+// runLogged runs cmd with its messages in the build log, and its standard
+// output too unless stdout takes it; a failure carries the messages' end.
+func runLogged(ctx context.Context, env *Env, cmd *exec.Cmd, stdout io.Writer) error {
 	tail := &tailBuffer{max: 4096}
-	out := logAndTail(env, tail)
-	cmd.Stdout, cmd.Stderr = out, out
+	logged := logAndTail(env, tail)
+	cmd.Stdout, cmd.Stderr = logged, logged
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", argv[0], ctx.Err())
+			return fmt.Errorf("%s: %w", cmd.Args[0], ctx.Err())
 		}
 		if msg := tail.String(); msg != "" {
-			return fmt.Errorf("%s: %w: %s", argv[0], err, msg)
+			return fmt.Errorf("%s: %w: %s", cmd.Args[0], err, msg)
 		}
-		return fmt.Errorf("%s: %w", argv[0], err)
+		return fmt.Errorf("%s: %w", cmd.Args[0], err)
 	}
 	return nil
 }

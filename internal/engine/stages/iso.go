@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/manifest"
@@ -490,27 +489,6 @@ func writePayload(ctx context.Context, env *Env, dst, src, compression string) e
 		err = cerr
 	}
 	return err
-}
-
-// runToolTo runs a host tool whose standard output goes to out (its
-// messages to the build log).
-func runToolTo(ctx context.Context, env *Env, stdin io.Reader, out io.Writer, argv ...string) error {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stdin = stdin
-	cmd.Stdout = out
-	tail := &tailBuffer{max: 4096}
-	cmd.Stderr = logAndTail(env, tail)
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", argv[0], ctx.Err())
-		}
-		if msg := tail.String(); msg != "" {
-			return fmt.Errorf("%s: %w: %s", argv[0], err, msg)
-		}
-		return fmt.Errorf("%s: %w", argv[0], err)
-	}
-	return nil
 }
 
 // fileDigest is the hex SHA-256 of a file.
