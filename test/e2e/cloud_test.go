@@ -42,6 +42,7 @@ key = "KEY"
 // grows the root filesystem to the disk.
 func TestCloudImages(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	t.Parallel()
 	key, pub := newSSHKey(t)
 	bp := strings.ReplaceAll(cloudBlueprint, "KEY", pub)
 	cache := sharedCache(t)

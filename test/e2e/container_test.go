@@ -128,6 +128,7 @@ func readOCILayout(t *testing.T, dir, tag string) (v1.Image, v1.Hash) {
 // same digest; the wsl tree is checked for its wsl.conf and default user.
 func TestRootTreeImages(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	t.Parallel()
 	cache := sharedCache(t)
 	t.Run("container", func(t *testing.T) { testContainerImage(t, cache) })
 	t.Run("wsl", func(t *testing.T) { testWSLImage(t, cache) })

@@ -190,6 +190,7 @@ data = "built by kiln\n"
 // tree in a chroot.
 func TestTarImage(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	t.Parallel()
 	m := plan(t, tarBlueprint, "tar")
 	epoch := time.Unix(1700000000, 0)
 	a := build(t, m, sharedCache(t), t.TempDir(), &epoch)

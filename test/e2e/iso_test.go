@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,13 +18,18 @@ import (
 	"github.com/kiln-project/kiln/internal/testhost"
 )
 
-// isoBlueprint is what the ISO checks look for; KEY is replaced by the
-// run's key.
+// isoBlueprint is what the ISO and raw checks look for; KEY is replaced
+// by the run's key. It lists live-boot, which the ISO types add anyway, so
+// that the raw image installs the very same packages and the three types
+// share one package installation.
 const isoBlueprint = `
 name = "iso-e2e"
 
 [[packages]]
 name = "jq"
+
+[[packages]]
+name = "live-boot"
 
 [customizations]
 hostname = "kiln-iso"
@@ -33,17 +39,20 @@ user = "root"
 key = "KEY"
 `
 
-// TestISOImages builds a live ISO and an installer ISO, checks that both
-// are hybrid (El Torito for BIOS and UEFI, an MBR with GRUB's boot code, a
-// GPT with the EFI system partition), then boots the live ISO from a CD
-// with UEFI and from a disk (a USB stick) with BIOS, and the installer from
-// a CD with BIOS next to an empty disk: it installs onto the disk and
-// reboots into the installed system.
+// TestISOImages builds a live ISO, an installer ISO and a raw disk of one
+// blueprint, checks that both ISOs are hybrid (El Torito for BIOS and UEFI,
+// an MBR with GRUB's boot code, a GPT with the EFI system partition) and
+// the raw disk's partition table, then boots the live ISO from a CD with
+// UEFI and from a disk (a USB stick) with BIOS, the installer from a CD
+// with BIOS next to an empty disk (it installs onto the disk and reboots
+// into the installed system, which is how a raw disk boots with BIOS), and
+// the raw disk with UEFI.
 func TestISOImages(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	t.Parallel()
 	key, pub := newSSHKey(t)
 	bp := strings.ReplaceAll(isoBlueprint, "KEY", pub)
-	// Both types install the same packages: one cache builds them once.
+	// The three types install the same packages: one cache builds them once.
 	cache := sharedCache(t)
 	liveOut := filepath.Join(t.TempDir(), "live")
 	live := build(t, plan(t, bp, "live-iso"), cache, liveOut, nil)
@@ -52,12 +61,18 @@ func TestISOImages(t *testing.T) {
 	installerOut := filepath.Join(t.TempDir(), "installer")
 	installer := build(t, installerManifest, cache, installerOut, nil)
 	showBuildLogOnFailure(t, installerOut)
+	rawManifest := plan(t, bp, "raw")
+	rawOut := filepath.Join(t.TempDir(), "raw")
+	raw := build(t, rawManifest, cache, rawOut, nil)
+	showBuildLogOnFailure(t, rawOut)
+	checkRawDisk(t, raw)
 
 	checkHybridISO(t, live)
 	checkHybridISO(t, installer)
 	files := run(t, "xorriso", "-indev", installer, "-find", "/install", "-type", "f")
 	assert.Contains(t, files, "'/install/disk.img.zst'")
 	rootUUID := rootFilesystemUUID(t, installerManifest)
+	assert.Equal(t, rootUUID, rootFilesystemUUID(t, rawManifest), "the types of one blueprint share their identifiers")
 	liveSum := sha256File(t, live)
 
 	checkLive := func(t *testing.T, vm *boottest.Machine, ctx context.Context) {
@@ -71,25 +86,8 @@ func TestISOImages(t *testing.T) {
 		active, _ := vm.Run(ctx, "systemctl", "is-active", "kiln-install.service")
 		assert.Equal(t, "inactive", strings.TrimSpace(active), "a live ISO has no installer")
 	}
-	// The boots run side by side, as many at once as the test's -parallel.
-	t.Run("live-cdrom-uefi", func(t *testing.T) {
-		t.Parallel()
-		vm, ctx := bootISO(t, boottest.Config{CDROM: live, Firmware: "uefi", SSHKey: key})
-		sh := guestShell(t, vm, ctx)
-		assert.Equal(t, "yes", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes"), "booted through UEFI")
-		assert.Regexp(t, `^/dev/sr0$`, sh("findmnt", "-n", "-o", "SOURCE", "/run/live/medium"), "from the CD-ROM")
-		checkLive(t, vm, ctx)
-	})
-	t.Run("live-usb-bios", func(t *testing.T) {
-		t.Parallel()
-		vm, ctx := bootISO(t, boottest.Config{Image: live, Firmware: "bios", SSHKey: key})
-		sh := guestShell(t, vm, ctx)
-		assert.Equal(t, "no", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes || echo no"), "booted through BIOS")
-		assert.Regexp(t, `^/dev/vda`, sh("findmnt", "-n", "-o", "SOURCE", "/run/live/medium"), "from the ISO written to a disk")
-		checkLive(t, vm, ctx)
-		vm.Close()
-		assert.Equal(t, liveSum, sha256File(t, live), "the ISO is not modified by booting it")
-	})
+	// The boots run side by side, as many at once as the test's -parallel,
+	// the longest (install, reboot, check) first.
 	t.Run("installer-cdrom-bios", func(t *testing.T) {
 		t.Parallel()
 		// A disk larger than the image, as a real one would be.
@@ -114,6 +112,58 @@ func TestISOImages(t *testing.T) {
 		active, _ := vm.Run(ctx, "systemctl", "is-active", "kiln-install.service")
 		assert.Equal(t, "inactive", strings.TrimSpace(active), "the installer does not run on the installed system")
 	})
+	t.Run("live-cdrom-uefi", func(t *testing.T) {
+		t.Parallel()
+		vm, ctx := bootISO(t, boottest.Config{CDROM: live, Firmware: "uefi", SSHKey: key})
+		sh := guestShell(t, vm, ctx)
+		assert.Equal(t, "yes", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes"), "booted through UEFI")
+		assert.Regexp(t, `^/dev/sr0$`, sh("findmnt", "-n", "-o", "SOURCE", "/run/live/medium"), "from the CD-ROM")
+		checkLive(t, vm, ctx)
+	})
+	t.Run("live-usb-bios", func(t *testing.T) {
+		t.Parallel()
+		vm, ctx := bootISO(t, boottest.Config{Image: live, Firmware: "bios", SSHKey: key})
+		sh := guestShell(t, vm, ctx)
+		assert.Equal(t, "no", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes || echo no"), "booted through BIOS")
+		assert.Regexp(t, `^/dev/vda`, sh("findmnt", "-n", "-o", "SOURCE", "/run/live/medium"), "from the ISO written to a disk")
+		checkLive(t, vm, ctx)
+		vm.Close()
+		assert.Equal(t, liveSum, sha256File(t, live), "the ISO is not modified by booting it")
+	})
+	t.Run("raw-uefi", func(t *testing.T) {
+		t.Parallel()
+		sh := bootGuest(t, raw, "uefi", key).sh
+		assert.Equal(t, "yes", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes"), "booted through UEFI")
+		assert.Equal(t, "kiln-iso", sh("hostname"))
+		assert.Equal(t, "/dev/vda3", sh("findmnt", "-n", "-o", "SOURCE", "/"))
+		assert.Equal(t, rootUUID, sh("findmnt", "-n", "-o", "UUID", "/"))
+		assert.NotContains(t, sh("uname", "-r"), "cloud", "the raw image has the generic kernel")
+		assert.Equal(t, "install ok installed\ninstall ok installed", sh("dpkg-query", "-W", "-f", "${Status}\n", "linux-image-amd64", "jq"))
+		assert.Equal(t, "vfat", sh("findmnt", "-n", "-o", "FSTYPE", "/boot/efi"))
+	})
+}
+
+// checkRawDisk checks that image is a raw disk with a GPT holding the BIOS
+// boot, EFI system and root partitions.
+func checkRawDisk(t *testing.T, image string) {
+	t.Helper()
+	assert.True(t, strings.HasSuffix(image, ".raw"), image)
+	assert.Contains(t, run(t, "qemu-img", "info", "--output=json", image), `"format": "raw"`)
+	var dump struct {
+		PartitionTable struct {
+			Label      string `json:"label"`
+			Partitions []struct {
+				Name string `json:"name"`
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(run(t, "sfdisk", "--json", image)), &dump))
+	assert.Equal(t, "gpt", dump.PartitionTable.Label)
+	var names []string
+	for _, p := range dump.PartitionTable.Partitions {
+		names = append(names, p.Name)
+	}
+	assert.Equal(t, []string{"bios-boot", "esp", "root"}, names)
 }
 
 // bootISO boots cfg and stops the machine when the test ends, showing the

@@ -98,17 +98,21 @@ minsize = "1 GiB"
 // with SeaBIOS and with OVMF and checks each customization from inside.
 func TestQcow2Image(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	t.Parallel()
 	dir := t.TempDir()
 	key, pub := newSSHKey(t)
 	m := plan(t, strings.ReplaceAll(everything, "KEY", pub), "qcow2")
 	image := build(t, m, sharedCache(t), filepath.Join(dir, "out"), nil)
+	showBuildLogOnFailure(t, filepath.Join(dir, "out"))
 
 	info := run(t, "qemu-img", "info", "--output=json", image)
 	assert.Contains(t, info, `"format": "qcow2"`)
 	rootUUID := rootFilesystemUUID(t, m)
 
+	// The two boots run side by side, and beside the other tests' builds.
 	for _, firmware := range []string{"bios", "uefi"} {
 		t.Run(firmware, func(t *testing.T) {
+			t.Parallel()
 			g := bootGuest(t, image, firmware, key)
 			ctx, vm, sh := g.ctx, g.vm, g.sh
 			if firmware == "uefi" {
@@ -166,10 +170,6 @@ func TestQcow2Image(t *testing.T) {
 			assert.Len(t, sh("cat", "/etc/machine-id"), 32)
 			assert.NotEmpty(t, sh("sh", "-c", "ls /etc/ssh/ssh_host_ed25519_key.pub"))
 		})
-	}
-	if t.Failed() {
-		out, _ := exec.Command("tail", "-n", "40", filepath.Join(dir, "out", "build.log")).CombinedOutput()
-		t.Logf("end of the build log:\n%s", out)
 	}
 }
 

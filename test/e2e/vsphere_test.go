@@ -89,6 +89,7 @@ type ovfDescriptor struct {
 // manifest, and boots the disk taken out of the OVA with SeaBIOS.
 func TestVSphereImages(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	t.Parallel()
 	dir := t.TempDir()
 	key, pub := newSSHKey(t)
 	bp := strings.ReplaceAll(vsphereBlueprint, "KEY", pub)
