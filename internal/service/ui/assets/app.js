@@ -17,6 +17,7 @@ const routes = [
 const main = document.getElementById('main');
 let cleanup = null;
 let renderSeq = 0;
+let firstRender = true;
 
 /** parse splits "#/composes/x?a=1" into its path and query. */
 function parse(hash) {
@@ -145,6 +146,13 @@ async function route() {
   }
   const title = main.querySelector('h1');
   document.title = title ? `${title.textContent} · kiln` : 'kiln';
+  // After a change of page, keyboard and screen-reader users start at its
+  // heading, unless the page put the focus somewhere itself.
+  if (!firstRender && title && !main.contains(document.activeElement)) {
+    if (!title.hasAttribute('tabindex')) title.setAttribute('tabindex', '-1');
+    title.focus({ preventScroll: true });
+  }
+  firstRender = false;
 }
 
 function start() {
