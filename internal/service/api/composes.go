@@ -174,7 +174,7 @@ type composesItem struct {
 
 func (s *Server) getComposes(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	p := pageOf(r)
-	list, total, err := s.cfg.Store.ListComposes(r.Context(), orgOf(r.Context()), p)
+	list, total, err := s.cfg.Store.ListComposes(r.Context(), orgOf(r.Context()), store.ComposeFilter{}, p)
 	if err != nil {
 		return err
 	}
@@ -334,7 +334,7 @@ func (s *Server) downloadLink(r *http.Request, c store.Compose, js []store.Job, 
 // deleteCompose cancels whatever still runs, then hides the compose.
 func (s *Server) deleteCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	org, id := orgOf(r.Context()), params["composeId"]
-	if err := s.cfg.Store.CancelCompose(r.Context(), org, id); err != nil {
+	if err := s.cfg.Store.CancelCompose(r.Context(), org, id); err != nil && !errors.Is(err, store.ErrEnded) {
 		if errors.Is(err, store.ErrNotFound) {
 			return errNotFound
 		}
