@@ -220,6 +220,13 @@ func cloneMap(m map[string]any) (map[string]any, error) {
 	return out, json.Unmarshal(b, &out)
 }
 
+// blueprintComposesItem is a compose made from a blueprint, as listed.
+type blueprintComposesItem struct {
+	composesItem
+	BlueprintID      string `json:"blueprint_id"`
+	BlueprintVersion int    `json:"blueprint_version"`
+}
+
 func (s *Server) getBlueprintComposes(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	org, id := orgOf(r.Context()), params["id"]
 	if _, _, err := s.loadBlueprint(r, id, 0); err != nil {
@@ -231,10 +238,13 @@ func (s *Server) getBlueprintComposes(w http.ResponseWriter, r *http.Request, pa
 	if err != nil {
 		return err
 	}
-	data := make([]map[string]any, 0, len(list))
-	for _, c := range list {
-		data = append(data, map[string]any{"id": c.ID, "created_at": c.CreatedAt, "image_name": c.ImageName, "request": c.Request,
-			"blueprint_id": c.BlueprintID, "blueprint_version": c.BlueprintVersion})
+	items, err := s.composesItems(r, list)
+	if err != nil {
+		return err
+	}
+	data := make([]blueprintComposesItem, 0, len(items))
+	for i, c := range list {
+		data = append(data, blueprintComposesItem{composesItem: items[i], BlueprintID: c.BlueprintID, BlueprintVersion: c.BlueprintVersion})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"meta": listMeta{Count: total}, "links": links(r, p, total), "data": data})
 	return nil

@@ -117,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		"getComposes":          s.getComposes,
 		"getComposeStatus":     s.getComposeStatus,
 		"deleteCompose":        s.deleteCompose,
+		"cancelCompose":        s.cancelCompose,
 		"getComposeLogs":       s.getComposeLogs,
 		"getComposeManifests":  s.getComposeManifests,
 		"getComposeSBOMs":      s.getComposeSBOMs,
