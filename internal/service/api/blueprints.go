@@ -66,7 +66,7 @@ func (s *Server) createBlueprint(w http.ResponseWriter, r *http.Request, _ map[s
 	b := store.Blueprint{ID: store.NewID(), OrgID: orgOf(r.Context()), Name: req.Name, Description: req.Description, Body: body, UpdatedAt: s.cfg.Now().UTC()}
 	if err := s.cfg.Store.CreateBlueprint(r.Context(), b); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return newError(http.StatusUnprocessableEntity, fmt.Sprintf("name: a blueprint named %q exists already: update it (PUT /blueprints/{id}) or choose another name", req.Name))
+			return fieldError(http.StatusUnprocessableEntity, "name", fmt.Sprintf("a blueprint named %q exists already: update it (PUT /blueprints/{id}) or choose another name", req.Name))
 		}
 		return err
 	}
@@ -89,7 +89,7 @@ func (s *Server) updateBlueprint(w http.ResponseWriter, r *http.Request, params 
 		case errors.Is(err, store.ErrNotFound):
 			return errNotFound
 		case errors.Is(err, store.ErrConflict):
-			return newError(http.StatusUnprocessableEntity, fmt.Sprintf("name: a blueprint named %q exists already", req.Name))
+			return fieldError(http.StatusUnprocessableEntity, "name", fmt.Sprintf("a blueprint named %q exists already", req.Name))
 		}
 		return err
 	}
@@ -186,7 +186,7 @@ func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params
 		}
 	}
 	if len(irs) == 0 {
-		return newError(http.StatusBadRequest, fmt.Sprintf("image_types: the blueprint has no image request of types %v", body.ImageTypes))
+		return fieldError(http.StatusBadRequest, "image_types", fmt.Sprintf("the blueprint has no image request of types %v", body.ImageTypes))
 	}
 	out := []map[string]string{}
 	for _, ir := range irs {

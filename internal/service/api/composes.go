@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln/blueprint"
@@ -71,29 +72,58 @@ func (s *Server) checkRequest(name, distribution string, irs []imageRequest, cus
 	if err != nil {
 		return nil, err
 	}
-	out := &checkedRequest{bp: bp}
+	types, err := s.checkImageRequests(bp, distribution, irs, requestProblems)
+	if err != nil {
+		return nil, err
+	}
+	return &checkedRequest{bp: bp, types: types}, nil
+}
+
+// checkImageRequests looks up each image request's image type and checks
+// the blueprint against it; relabel turns the blueprint's problems into
+// the API's error.
+func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string, irs []imageRequest, relabel func(error) error) ([]*distro.ImageType, error) {
+	d, err := s.cfg.Distros.Distro(distribution)
+	if err != nil {
+		return nil, fieldError(http.StatusBadRequest, "distribution", err.Error())
+	}
+	var types []*distro.ImageType
 	for i, ir := range irs {
 		where := fmt.Sprintf("image_requests[%d]", i)
+		a, err := d.Arch(ir.Architecture)
+		if err != nil {
+			return nil, fieldError(http.StatusBadRequest, where+".architecture", err.Error())
+		}
+		if a.NotBuildable != "" {
+			return nil, fieldError(http.StatusBadRequest, where+".architecture", fmt.Sprintf("%s images cannot be built yet: %s", ir.Architecture, a.NotBuildable))
+		}
 		it, err := compose.ImageType(s.cfg.Distros, bp, compose.Request{Distro: distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
 		if err != nil {
-			return nil, newError(http.StatusBadRequest, where+": "+err.Error())
-		}
-		if it.Arch().NotBuildable != "" {
-			return nil, newError(http.StatusBadRequest, fmt.Sprintf("%s.architecture: %s images cannot be built yet: %s", where, ir.Architecture, it.Arch().NotBuildable))
+			return nil, fieldError(http.StatusBadRequest, where+".image_type", err.Error())
 		}
 		if err := it.CheckBlueprint(bp); err != nil {
-			return nil, requestProblems(err)
+			return nil, relabel(err)
 		}
 		tg, err := s.cfg.Targets.Lookup(ir.UploadRequest.Type)
 		if err != nil {
-			return nil, newError(http.StatusBadRequest, where+".upload_request.type: "+err.Error())
+			return nil, fieldError(http.StatusBadRequest, where+".upload_request.type", err.Error())
 		}
 		if err := tg.Check(ir.UploadRequest.Options); err != nil {
-			return nil, newError(http.StatusBadRequest, where+".upload_request."+err.Error())
+			return nil, optionsError(where+".upload_request", err)
 		}
-		out.types = append(out.types, it)
+		types = append(types, it)
 	}
-	return out, nil
+	return types, nil
+}
+
+// optionsError is a target's refusal of its options, which it words as
+// "options.field: message", under the request's path to them.
+func optionsError(where string, err error) error {
+	field, msg, ok := strings.Cut(err.Error(), ": ")
+	if !ok || strings.ContainsAny(field, " \t") {
+		return fieldError(http.StatusBadRequest, where+".options", err.Error())
+	}
+	return fieldError(http.StatusBadRequest, where+"."+field, msg)
 }
 
 // createCompose checks a compose request and stores it with its jobs.
@@ -174,7 +204,7 @@ type composesItem struct {
 
 func (s *Server) getComposes(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	p := pageOf(r)
-	list, total, err := s.cfg.Store.ListComposes(r.Context(), orgOf(r.Context()), p)
+	list, total, err := s.cfg.Store.ListComposes(r.Context(), orgOf(r.Context()), store.ComposeFilter{}, p)
 	if err != nil {
 		return err
 	}
@@ -334,7 +364,7 @@ func (s *Server) downloadLink(r *http.Request, c store.Compose, js []store.Job, 
 // deleteCompose cancels whatever still runs, then hides the compose.
 func (s *Server) deleteCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	org, id := orgOf(r.Context()), params["composeId"]
-	if err := s.cfg.Store.CancelCompose(r.Context(), org, id); err != nil {
+	if err := s.cfg.Store.CancelCompose(r.Context(), org, id); err != nil && !errors.Is(err, store.ErrEnded) {
 		if errors.Is(err, store.ErrNotFound) {
 			return errNotFound
 		}

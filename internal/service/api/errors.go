@@ -5,8 +5,8 @@ import (
 	"net/http"
 )
 
-// errorBody is every failing response: {errors: [{title, detail}]}, with
-// the request's ID so a user can quote it.
+// errorBody is every failing response: {errors: [{title, detail, field}]},
+// with the request's ID so a user can quote it.
 type errorBody struct {
 	Errors    []errorItem `json:"errors"`
 	RequestID string      `json:"request_id,omitempty"`
@@ -15,6 +15,10 @@ type errorBody struct {
 type errorItem struct {
 	Title  string `json:"title"`
 	Detail string `json:"detail"`
+	// Field is the JSON path (a.b[0].c) of the request body's field the
+	// error is about, in the request's own spelling; empty when it is
+	// about no one field.
+	Field string `json:"field,omitempty"`
 }
 
 // apiError is an error with its HTTP status and what the user is told.
@@ -22,7 +26,38 @@ type errorItem struct {
 type apiError struct {
 	Status  int
 	Details []string
-	Header  http.Header
+	// Fields, when set, has the field of each detail ("" for none).
+	Fields []string
+	Header http.Header
+}
+
+// problem is one thing wrong with a request: the field it is about (may
+// be empty) and the message, which does not repeat the field.
+type problem struct {
+	Field, Message string
+}
+
+// detail is what the user reads: "field: message".
+func (p problem) detail() string {
+	if p.Field == "" {
+		return p.Message
+	}
+	return p.Field + ": " + p.Message
+}
+
+// fieldError is an error about one field of the request body.
+func fieldError(status int, field, message string) *apiError {
+	return problemsError(status, []problem{{Field: field, Message: message}})
+}
+
+// problemsError is an error listing problems, each with its field.
+func problemsError(status int, ps []problem) *apiError {
+	e := &apiError{Status: status}
+	for _, p := range ps {
+		e.Details = append(e.Details, p.detail())
+		e.Fields = append(e.Fields, p.Field)
+	}
+	return e
 }
 
 func (e *apiError) Error() string {
@@ -58,8 +93,12 @@ func writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	if len(details) == 0 {
 		details = []string{http.StatusText(e.Status)}
 	}
-	for _, d := range details {
-		body.Errors = append(body.Errors, errorItem{Title: http.StatusText(e.Status), Detail: d})
+	for i, d := range details {
+		it := errorItem{Title: http.StatusText(e.Status), Detail: d}
+		if i < len(e.Fields) {
+			it.Field = e.Fields[i]
+		}
+		body.Errors = append(body.Errors, it)
 	}
 	writeJSON(w, e.Status, body)
 }

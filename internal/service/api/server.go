@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -269,7 +270,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)))
 			return
 		}
-		writeError(w, r, newError(http.StatusBadRequest, validationDetails(err)...))
+		writeError(w, r, problemsError(http.StatusBadRequest, validationProblems(err)))
 		return
 	}
 	h := s.handlers[op.OperationID]
@@ -287,58 +288,91 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// validationDetails turns the validator's errors into one line each that
-// names the field.
-func validationDetails(err error) []string {
+// validationProblems turns the validator's errors into one problem each;
+// a problem with the request body names its field.
+func validationProblems(err error) []problem {
 	var me openapi3.MultiError
 	if !errors.As(err, &me) {
-		return []string{describeValidation(err)}
+		return []problem{describeValidation(err)}
 	}
-	var out []string
+	var out []problem
 	for _, e := range me {
 		out = append(out, describeValidation(e))
 	}
 	return out
 }
 
-func describeValidation(err error) string {
+// unsupportedProperty matches the validator's reason for a property that
+// additionalProperties: false refuses.
+var unsupportedProperty = regexp.MustCompile(`^property "([^"]+)" is unsupported$`)
+
+// schemaField is the body field a schema error is about: the value's
+// path, and for a property the schema does not know, that property.
+func schemaField(se *openapi3.SchemaError) string {
+	field := fieldPath(se.JSONPointer())
+	if m := unsupportedProperty.FindStringSubmatch(se.Reason); m != nil {
+		field = fieldPath(append(se.JSONPointer(), m[1]))
+	}
+	return field
+}
+
+func describeValidation(err error) problem {
 	var re *openapi3filter.RequestError
 	if errors.As(err, &re) {
 		var me openapi3.MultiError
 		if errors.As(re.Err, &me) {
+			// Alternatives (oneOf) that all failed: one problem, with
+			// the field when they agree on it.
 			var parts []string
-			for _, e := range me {
-				parts = append(parts, describeValidation(&openapi3filter.RequestError{Input: re.Input, Parameter: re.Parameter, RequestBody: re.RequestBody, Err: e}))
+			field := ""
+			for i, e := range me {
+				p := describeValidation(&openapi3filter.RequestError{Input: re.Input, Parameter: re.Parameter, RequestBody: re.RequestBody, Err: e})
+				parts = append(parts, p.detail())
+				if i == 0 || p.Field == field {
+					field = p.Field
+				} else {
+					field = ""
+				}
 			}
-			return strings.Join(parts, "; ")
+			return problem{Field: field, Message: strings.Join(parts, "; ")}.withoutFieldPrefix()
 		}
 		var se *openapi3.SchemaError
 		if errors.As(re.Err, &se) {
-			where := fieldPath(se.JSONPointer())
 			if re.Parameter != nil {
-				where = re.Parameter.In + " parameter " + re.Parameter.Name
+				where := re.Parameter.In + " parameter " + re.Parameter.Name
 				if p := fieldPath(se.JSONPointer()); p != "" {
 					where += "." + p
 				}
+				return problem{Message: where + ": " + se.Reason}
 			}
-			if where == "" {
-				where = "the request body"
+			field := schemaField(se)
+			if field == "" {
+				return problem{Message: "the request body: " + se.Reason}
 			}
-			return where + ": " + se.Reason
+			return problem{Field: field, Message: se.Reason}
 		}
 		if re.Parameter != nil {
-			return fmt.Sprintf("%s parameter %s: %v", re.Parameter.In, re.Parameter.Name, re.Err)
+			return problem{Message: fmt.Sprintf("%s parameter %s: %v", re.Parameter.In, re.Parameter.Name, re.Err)}
 		}
 		if re.RequestBody != nil {
-			return fmt.Sprintf("the request body: %v", re.Err)
+			return problem{Message: fmt.Sprintf("the request body: %v", re.Err)}
 		}
-		return re.Err.Error()
+		return problem{Message: re.Err.Error()}
 	}
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
-		return fieldPath(se.JSONPointer()) + ": " + se.Reason
+		return problem{Field: schemaField(se), Message: se.Reason}
 	}
-	return err.Error()
+	return problem{Message: err.Error()}
+}
+
+// withoutFieldPrefix keeps a joined message from naming its field twice:
+// "f: a; f: b" becomes message "a; f: b" under field f, read "f: a; f: b".
+func (p problem) withoutFieldPrefix() problem {
+	if p.Field != "" {
+		p.Message = strings.TrimPrefix(p.Message, p.Field+": ")
+	}
+	return p
 }
 
 // fieldPath writes a JSON pointer as a.b[0].c.

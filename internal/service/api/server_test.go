@@ -219,7 +219,7 @@ func TestComposeValidation(t *testing.T) {
 			assert.Contains(t, r.details(t), tc.want)
 		})
 	}
-	_, total, err := ts.db.ListComposes(context.Background(), "acme", store.Page{Limit: 10})
+	_, total, err := ts.db.ListComposes(context.Background(), "acme", store.ComposeFilter{}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Zero(t, total, "a refused compose changes nothing")
 }

@@ -125,25 +125,22 @@ func requestPath(p string) string {
 	return out + p[len(m[0]):]
 }
 
-// requestProblems re-labels a blueprint's problems with request paths.
+// requestProblems re-labels a blueprint's problems with request paths;
+// each names its field.
 func requestProblems(err error) error {
 	var errs blueprint.Errors
 	if !errors.As(err, &errs) {
 		return newError(400, err.Error())
 	}
-	var details []string
+	var ps []problem
 	for _, p := range errs {
 		path := requestPath(p.Path)
 		if path == "name" {
 			path = "image_name"
 		}
-		if path == "" {
-			details = append(details, p.Message)
-		} else {
-			details = append(details, path+": "+p.Message)
-		}
+		ps = append(ps, problem{Field: path, Message: p.Message})
 	}
-	return newError(400, details...)
+	return problemsError(400, ps)
 }
 
 // redactPasswords replaces each user's password by hasPassword: the stored

@@ -31,6 +31,9 @@ var (
 	ErrCanceled = errors.New("the job was canceled")
 	// ErrConflict: the name is taken in the org.
 	ErrConflict = errors.New("the name is taken")
+	// ErrEnded: the compose has nothing left to cancel; every job ended
+	// or is already being canceled.
+	ErrEnded = errors.New("the compose has ended")
 )
 
 // NewID returns a random (version 4) UUID.
@@ -103,7 +106,12 @@ type Compose struct {
 	OrgID     string
 	CreatedAt time.Time
 	ImageName string
+	// ImageType is the image type's name (never an alias), what listings
+	// filter on.
+	ImageType string
 	Request   json.RawMessage
+	// Expired is set once retention removed the compose's files.
+	Expired bool
 	// BlueprintID and BlueprintVersion name the stored blueprint the
 	// compose was made from, if any.
 	BlueprintID      string
@@ -115,14 +123,25 @@ type Page struct {
 	Limit, Offset int
 }
 
+// ComposeFilter narrows a listing of composes; empty fields match all.
+type ComposeFilter struct {
+	// Status is a status derived from the jobs as Queue.ComposeStatusCounts
+	// derives it: pending, building, uploading, success or failure.
+	Status string
+	// LastType is the kind of a compose's last job, which Status needs.
+	LastType string
+	// ImageType is an image type's name.
+	ImageType string
+}
+
 // Composes stores composes.
 type Composes interface {
 	// CreateCompose stores a compose and its jobs in one transaction.
 	CreateCompose(ctx context.Context, c Compose, jobs []Job) error
 	GetCompose(ctx context.Context, org, id string) (Compose, error)
-	// ListComposes returns a page of the org's visible composes, newest
-	// first, and how many there are in all.
-	ListComposes(ctx context.Context, org string, p Page) ([]Compose, int, error)
+	// ListComposes returns a page of the org's visible composes that match
+	// f, newest first, and how many match in all.
+	ListComposes(ctx context.Context, org string, f ComposeFilter, p Page) ([]Compose, int, error)
 	// CountComposesSince counts the org's composes (hidden ones too)
 	// created at or after since, and gives the oldest one's time: what
 	// quotas count.
@@ -158,6 +177,10 @@ type Blueprints interface {
 	UpdateBlueprint(ctx context.Context, b Blueprint) (int, error)
 	// GetBlueprint returns version (0: the latest).
 	GetBlueprint(ctx context.Context, org, id string, version int) (Blueprint, error)
+	// ListBlueprintVersions returns every version of a blueprint, newest
+	// first: each with its body and the time it was stored (UpdatedAt);
+	// Name and Description are the latest version's.
+	ListBlueprintVersions(ctx context.Context, org, id string) ([]Blueprint, error)
 	// ListBlueprints returns a page of the org's blueprints (latest
 	// versions, recently changed first), optionally only those named name.
 	ListBlueprints(ctx context.Context, org, name string, p Page) ([]Blueprint, int, error)
@@ -248,13 +271,17 @@ type Queue interface {
 	// the queue while attempts remain.
 	Finish(ctx context.Context, jobID, token string, result json.RawMessage, failure *JobError) error
 	// CancelCompose cancels the compose's unfinished jobs: pending ones at
-	// once, running ones through their worker's next heartbeat.
+	// once, running ones through their worker's next heartbeat. ErrEnded:
+	// there was nothing left to cancel.
 	CancelCompose(ctx context.Context, org, composeID string) error
 	// Rescue requeues running jobs whose lease expired, or fails them once
 	// their attempts are used up, and returns how many of each.
 	Rescue(ctx context.Context) (requeued, failed int, err error)
 	// ComposeJobs returns a compose's jobs in the order they were created.
 	ComposeJobs(ctx context.Context, org, composeID string) ([]Job, error)
+	// ComposesJobs returns the jobs of several composes, by compose ID,
+	// each list as ComposeJobs gives it: one query for a page of a listing.
+	ComposesJobs(ctx context.Context, org string, composeIDs []string) (map[string][]Job, error)
 	// Counts returns how many jobs are in each state, by type and arch.
 	Counts(ctx context.Context) ([]JobCount, error)
 	// ComposeStatusCounts counts the composes by status, derived from

@@ -67,6 +67,35 @@ func (db *DB) GetBlueprint(ctx context.Context, org, id string, version int) (st
 	return b, err
 }
 
+// ListBlueprintVersions implements store.Blueprints.
+func (db *DB) ListBlueprintVersions(ctx context.Context, org, id string) ([]store.Blueprint, error) {
+	rows, err := db.pool.Query(ctx, `SELECT b.id, b.org_id, b.name, b.description, v.version, v.created_at, v.body
+		FROM blueprints b JOIN blueprint_versions v ON v.blueprint_id = b.id
+		WHERE b.org_id = $1 AND b.id = $2 AND NOT b.deleted ORDER BY v.version DESC`, org, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Blueprint
+	for rows.Next() {
+		var b store.Blueprint
+		var created int64
+		var body string
+		if err := rows.Scan(&b.ID, &b.OrgID, &b.Name, &b.Description, &b.Version, &created, &body); err != nil {
+			return nil, err
+		}
+		b.UpdatedAt, b.Body = rowscan.Time(created), []byte(body)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, store.ErrNotFound
+	}
+	return out, nil
+}
+
 // ListBlueprints implements store.Blueprints.
 func (db *DB) ListBlueprints(ctx context.Context, org, name string, p store.Page) ([]store.Blueprint, int, error) {
 	where := `org_id = $1 AND NOT deleted`

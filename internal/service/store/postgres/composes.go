@@ -18,8 +18,8 @@ import (
 // commit: one statement, one round trip. The foreign keys are checked at
 // the end of the statement, when every row is in.
 const createComposeSQL = `WITH c AS (
-		INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version, image_type)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $18)
 	), counted AS (
 		INSERT INTO org_compose_counts (org_id, visible) VALUES ($2, 1)
 		ON CONFLICT (org_id) DO UPDATE SET visible = org_compose_counts.visible + 1
@@ -56,7 +56,7 @@ func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.J
 		}
 	}
 	if _, err := db.pool.Exec(ctx, createComposeSQL, c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion,
-		rowscan.Nano(db.now()), ids, types, arches, args, maxes, depOf, deps, channel, db.id); err != nil {
+		rowscan.Nano(db.now()), ids, types, arches, args, maxes, depOf, deps, channel, db.id, c.ImageType); err != nil {
 		return err
 	}
 	if n > 0 {
@@ -75,17 +75,44 @@ func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, er
 	return c, err
 }
 
-// ListComposes implements store.Composes.
-func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]store.Compose, int, error) {
+// composeStatus is a compose's status derived from its jobs, as the API
+// derives it; $n is the kind of its last job.
+func composeStatus(n int) string {
+	last := "$" + strconv.Itoa(n)
+	return `CASE
+		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
+		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ` + last + ` AND j.state = 'success') THEN 'success'
+		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ` + last + ` AND j.state = 'running') THEN 'uploading'
+		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('running', 'success')) THEN 'building'
+		ELSE 'pending' END`
+}
+
+// ListComposes implements store.Composes. Without a filter the total is
+// the org's kept count; with one, the matching composes are counted.
+func (db *DB) ListComposes(ctx context.Context, org string, f store.ComposeFilter, p store.Page) ([]store.Compose, int, error) {
+	where, args := `org_id = $1 AND NOT hidden`, []any{org}
+	if f.ImageType != "" {
+		args = append(args, f.ImageType)
+		where += ` AND image_type = $` + strconv.Itoa(len(args))
+	}
+	if f.Status != "" {
+		args = append(args, f.LastType, f.Status)
+		where += ` AND ` + composeStatus(len(args)-1) + ` = $` + strconv.Itoa(len(args))
+	}
 	var total int
-	err := db.pool.QueryRow(ctx, `SELECT visible FROM org_compose_counts WHERE org_id = $1`, org).Scan(&total)
+	var err error
+	if len(args) == 1 {
+		err = db.pool.QueryRow(ctx, `SELECT visible FROM org_compose_counts WHERE org_id = $1`, org).Scan(&total)
+	} else {
+		err = db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM composes WHERE `+where, args...).Scan(&total)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, nil
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := db.pageOfComposes(ctx, `org_id = $1 AND NOT hidden`, []any{org}, p)
+	out, err := db.pageOfComposes(ctx, where, args, p)
 	return out, total, err
 }
 

@@ -277,13 +277,19 @@ func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		_, err := tx.Exec(ctx, `UPDATE jobs SET
+		tag, err := tx.Exec(ctx, `UPDATE jobs SET
 				cancel_requested = cancel_requested OR state = 'running',
 				finished_at = CASE WHEN state = 'pending' THEN $1 ELSE finished_at END,
 				error_reason = CASE WHEN state = 'pending' THEN 'canceled' ELSE error_reason END,
 				state = CASE WHEN state = 'pending' THEN 'canceled' ELSE state END
-			WHERE compose_id = $2 AND state IN ('pending', 'running')`, rowscan.Nano(db.now()), composeID)
-		return err
+			WHERE compose_id = $2 AND (state = 'pending' OR (state = 'running' AND NOT cancel_requested))`, rowscan.Nano(db.now()), composeID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrEnded
+		}
+		return nil
 	})
 }
 
@@ -370,6 +376,32 @@ func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.J
 	return out, rows.Err()
 }
 
+// ComposesJobs implements store.Queue.
+func (db *DB) ComposesJobs(ctx context.Context, org string, composeIDs []string) (map[string][]store.Job, error) {
+	out := map[string][]store.Job{}
+	if len(composeIDs) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+rowscan.JobColumns+`, ARRAY(SELECT dep_id FROM job_deps d WHERE d.job_id = jobs.id ORDER BY dep_id)
+		FROM jobs WHERE org_id = $1 AND compose_id = ANY($2) ORDER BY seq`, org, composeIDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var deps []string
+		j, err := rowscan.Job(rows, &deps)
+		if err != nil {
+			return nil, err
+		}
+		if len(deps) > 0 {
+			j.Deps = deps
+		}
+		out[j.ComposeID] = append(out[j.ComposeID], j)
+	}
+	return out, rows.Err()
+}
+
 // Counts implements store.Queue.
 func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
 	rows, err := db.pool.Query(ctx, `SELECT type, arch, state, COUNT(*) FROM jobs GROUP BY type, arch, state ORDER BY type, arch, state`)
@@ -390,13 +422,8 @@ func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
 
 // ComposeStatusCounts implements store.Queue.
 func (db *DB) ComposeStatusCounts(ctx context.Context, lastType string) (map[string]int, error) {
-	rows, err := db.pool.Query(ctx, `SELECT status, COUNT(*) FROM (SELECT CASE
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = $1 AND j.state = 'success') THEN 'success'
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = $1 AND j.state = 'running') THEN 'uploading'
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('running', 'success')) THEN 'building'
-			ELSE 'pending' END AS status
-		FROM composes c WHERE NOT c.hidden) statuses GROUP BY status`, lastType)
+	rows, err := db.pool.Query(ctx, `SELECT status, COUNT(*) FROM (SELECT `+composeStatus(1)+` AS status
+		FROM composes WHERE NOT hidden) statuses GROUP BY status`, lastType)
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,16 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"sync"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -186,7 +190,7 @@ func TestReplicas(t *testing.T) {
 		}
 		total := 0
 		for i := range 4 {
-			_, n, err := replicas[0].ListComposes(ctx, fmt.Sprintf("org%d", i), store.Page{Limit: 1})
+			_, n, err := replicas[0].ListComposes(ctx, fmt.Sprintf("org%d", i), store.ComposeFilter{}, store.Page{Limit: 1})
 			require.NoError(t, err)
 			total += n
 		}
@@ -284,4 +288,34 @@ func TestListenReconnects(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("a reconnected replica did not hear another replica's job")
 	}
+}
+
+// Composes stored before image types were recorded get theirs from their
+// depsolve job's arguments.
+func TestMigrationFillsImageTypes(t *testing.T) {
+	ctx := context.Background()
+	dsn := testhost.StartPostgres(t)
+	raw, err := sql.Open("pgx", dsn)
+	require.NoError(t, err)
+	dir, err := fs.Sub(migrations, "migrations")
+	require.NoError(t, err)
+	p, err := goose.NewProvider(goose.DialectPostgres, raw, dir, goose.WithDisableGlobalRegistry(true))
+	require.NoError(t, err)
+	_, err = p.UpTo(ctx, 1)
+	require.NoError(t, err)
+	_, err = raw.Exec(`INSERT INTO composes (id, org_id, created_at, image_name, request) VALUES ('c1', 'a', 1, 'img', '{}'), ('c2', 'a', 2, 'img', '{}')`)
+	require.NoError(t, err)
+	_, err = raw.Exec(`INSERT INTO jobs (id, compose_id, org_id, type, arch, args, max_attempts, state, queued_at) VALUES
+		('j1', 'c1', 'a', 'depsolve', '', '{"distro":"debian-12","image_type":"qcow2"}', 3, 'success', 1),
+		('j2', 'c1', 'a', 'build', 'x86_64', 'null', 3, 'pending', 1)`)
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
+
+	db := open(t, dsn, Options{})
+	c, err := db.GetCompose(ctx, "a", "c1")
+	require.NoError(t, err)
+	require.Equal(t, "qcow2", c.ImageType)
+	c, err = db.GetCompose(ctx, "a", "c2")
+	require.NoError(t, err)
+	require.Equal(t, "", c.ImageType, "a compose without jobs has no type")
 }

@@ -70,7 +70,7 @@ func WorkerToken(s Scanner) (store.WorkerToken, error) {
 }
 
 // ComposeColumns are the columns Compose reads, in order.
-const ComposeColumns = `id, org_id, created_at, image_name, request, blueprint_id, blueprint_version`
+const ComposeColumns = `id, org_id, created_at, image_name, image_type, request, expired, blueprint_id, blueprint_version`
 
 // Compose reads a row of ComposeColumns.
 func Compose(s Scanner) (store.Compose, error) {
@@ -79,7 +79,7 @@ func Compose(s Scanner) (store.Compose, error) {
 	var req string
 	var bpID *string
 	var bpVersion *int
-	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &req, &bpID, &bpVersion); err != nil {
+	if err := s.Scan(&c.ID, &c.OrgID, &created, &c.ImageName, &c.ImageType, &req, &c.Expired, &bpID, &bpVersion); err != nil {
 		return store.Compose{}, err
 	}
 	c.BlueprintID, c.BlueprintVersion = deref(bpID), deref(bpVersion)

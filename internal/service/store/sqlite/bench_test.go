@@ -28,7 +28,7 @@ func BenchmarkListComposes(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if _, _, err := db.ListComposes(ctx, "big", store.Page{Limit: 100, Offset: (i % 50) * 100}); err != nil {
+		if _, _, err := db.ListComposes(ctx, "big", store.ComposeFilter{}, store.Page{Limit: 100, Offset: (i % 50) * 100}); err != nil {
 			b.Fatal(err)
 		}
 	}

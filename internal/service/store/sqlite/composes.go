@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/store"
@@ -19,8 +21,9 @@ func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.J
 			bpID = sql.NullString{String: c.BlueprintID, Valid: true}
 			bpVersion = sql.NullInt64{Int64: int64(c.BlueprintVersion), Valid: true}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, request, blueprint_id, blueprint_version) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, image_type, request, blueprint_id, blueprint_version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, c.ImageType, string(c.Request), bpID, bpVersion); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO org_compose_counts (org_id, visible) VALUES (?, 1)
@@ -74,25 +77,51 @@ func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, er
 	return c, err
 }
 
-// ListComposes implements store.Composes.
-func (db *DB) ListComposes(ctx context.Context, org string, p store.Page) ([]store.Compose, int, error) {
+// composeStatus is a compose's status derived from its jobs (the kind of
+// its last job is the one parameter), as the API derives it.
+const composeStatus = `CASE
+	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
+	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ?1 AND j.state = 'success') THEN 'success'
+	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ?1 AND j.state = 'running') THEN 'uploading'
+	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('running', 'success')) THEN 'building'
+	ELSE 'pending' END`
+
+// ListComposes implements store.Composes. Without a filter the total is
+// the org's kept count; with one, the matching composes are counted.
+func (db *DB) ListComposes(ctx context.Context, org string, f store.ComposeFilter, p store.Page) ([]store.Compose, int, error) {
+	// ?1 is the last job's kind, which composeStatus refers to.
+	where, args := `org_id = ?2 AND hidden = 0`, []any{f.LastType, org}
+	if f.ImageType != "" {
+		where += ` AND image_type = ?3`
+		args = append(args, f.ImageType)
+	}
+	if f.Status != "" {
+		where += fmt.Sprintf(` AND %s = ?%d`, composeStatus, len(args)+1)
+		args = append(args, f.Status)
+	}
 	var total int
-	err := db.r.QueryRowContext(ctx, `SELECT visible FROM org_compose_counts WHERE org_id = ?`, org).Scan(&total)
+	var err error
+	if f.ImageType == "" && f.Status == "" {
+		err = db.r.QueryRowContext(ctx, `SELECT visible FROM org_compose_counts WHERE org_id = ?`, org).Scan(&total)
+	} else {
+		err = db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM composes WHERE `+where, args...).Scan(&total)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, nil
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := db.pageOfComposes(ctx, `org_id = ? AND hidden = 0`, []any{org}, p)
+	out, err := db.pageOfComposes(ctx, where, args, p)
 	return out, total, err
 }
 
-// pageOfComposes returns a page of the composes matching where, newest
-// first.
+// pageOfComposes returns a page of the composes matching where (whose
+// placeholders are ?1..?len(args)), newest first.
 func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p store.Page) ([]store.Compose, error) {
+	n := len(args)
 	rows, err := db.r.QueryContext(ctx, `SELECT `+rowscan.ComposeColumns+` FROM composes WHERE `+where+`
-		ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, append(args, p.Limit, p.Offset)...)
+		ORDER BY created_at DESC, id LIMIT ?`+strconv.Itoa(n+1)+` OFFSET ?`+strconv.Itoa(n+2), append(args, p.Limit, p.Offset)...)
 	if err != nil {
 		return nil, err
 	}

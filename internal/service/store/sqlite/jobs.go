@@ -204,12 +204,22 @@ func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
 			return store.ErrNotFound
 		}
 		now := rowscan.Nano(db.now())
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE compose_id = ? AND state = ?`, composeID, store.JobRunning); err != nil {
+		marked, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE compose_id = ? AND state = ? AND cancel_requested = 0`,
+			composeID, store.JobRunning)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, finished_at = ?, error_reason = 'canceled' WHERE compose_id = ? AND state = ?`,
+		canceled, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, finished_at = ?, error_reason = 'canceled' WHERE compose_id = ? AND state = ?`,
 			store.JobCanceled, now, composeID, store.JobPending)
-		return err
+		if err != nil {
+			return err
+		}
+		m, _ := marked.RowsAffected()
+		c, _ := canceled.RowsAffected()
+		if m+c == 0 {
+			return store.ErrEnded
+		}
+		return nil
 	})
 }
 
@@ -301,6 +311,64 @@ func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.J
 	return out, nil
 }
 
+// ComposesJobs implements store.Queue.
+func (db *DB) ComposesJobs(ctx context.Context, org string, composeIDs []string) (map[string][]store.Job, error) {
+	out := map[string][]store.Job{}
+	if len(composeIDs) == 0 {
+		return out, nil
+	}
+	in := `(?` + strings.Repeat(", ?", len(composeIDs)-1) + `)`
+	args := []any{org}
+	for _, id := range composeIDs {
+		args = append(args, id)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE org_id = ? AND compose_id IN `+in+` ORDER BY seq`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	byID := map[string]*store.Job{}
+	var order []string
+	var all []store.Job
+	for rows.Next() {
+		j, err := rowscan.Job(rows)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range all {
+		byID[all[i].ID] = &all[i]
+		order = append(order, all[i].ID)
+	}
+	deps, err := db.r.QueryContext(ctx, `SELECT d.job_id, d.dep_id FROM job_deps d JOIN jobs j ON j.id = d.job_id
+		WHERE j.org_id = ? AND j.compose_id IN `+in+` ORDER BY d.dep_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer deps.Close()
+	for deps.Next() {
+		var job, dep string
+		if err := deps.Scan(&job, &dep); err != nil {
+			return nil, err
+		}
+		if j := byID[job]; j != nil {
+			j.Deps = append(j.Deps, dep)
+		}
+	}
+	if err := deps.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range order {
+		j := byID[id]
+		out[j.ComposeID] = append(out[j.ComposeID], *j)
+	}
+	return out, nil
+}
+
 // Counts implements store.Queue.
 func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT type, arch, state, COUNT(*) FROM jobs GROUP BY type, arch, state ORDER BY type, arch, state`)
@@ -321,13 +389,8 @@ func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
 
 // ComposeStatusCounts implements store.Queue.
 func (db *DB) ComposeStatusCounts(ctx context.Context, lastType string) (map[string]int, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM (SELECT CASE
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = ? AND j.state = 'success') THEN 'success'
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.type = ? AND j.state = 'running') THEN 'uploading'
-			WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ('running', 'success')) THEN 'building'
-			ELSE 'pending' END AS status
-		FROM composes c WHERE c.hidden = 0) GROUP BY status`, lastType, lastType)
+	rows, err := db.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM (SELECT `+composeStatus+` AS status
+		FROM composes WHERE hidden = 0) GROUP BY status`, lastType)
 	if err != nil {
 		return nil, err
 	}

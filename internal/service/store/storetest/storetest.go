@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("tokens", func(t *testing.T) { b, c := env(t); testTokens(t, b, c) })
 	t.Run("worker tokens", func(t *testing.T) { b, c := env(t); testWorkerTokens(t, b, c) })
 	t.Run("composes", func(t *testing.T) { b, c := env(t); testComposes(t, b, c) })
+	t.Run("compose filters", func(t *testing.T) { b, c := env(t); testComposeFilters(t, b, c) })
 	t.Run("queue", func(t *testing.T) { b, c := env(t); testQueue(t, b, c) })
 	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
 	t.Run("retry", func(t *testing.T) { b, c := env(t); testRetry(t, b, c) })
@@ -134,13 +135,13 @@ func testComposes(t *testing.T, b store.Backend, c *Clock) {
 	_, err = b.GetCompose(ctx, "a", other.ID)
 	assert.ErrorIs(t, err, store.ErrNotFound, "another org's compose does not exist")
 
-	page, total, err := b.ListComposes(ctx, "a", store.Page{Limit: 2, Offset: 1})
+	page, total, err := b.ListComposes(ctx, "a", store.ComposeFilter{}, store.Page{Limit: 2, Offset: 1})
 	require.NoError(t, err)
 	assert.Equal(t, 5, total)
 	require.Len(t, page, 2)
 	assert.Equal(t, ids[3], page[0].ID, "newest first")
 	assert.Equal(t, ids[2], page[1].ID)
-	page, _, err = b.ListComposes(ctx, "a", store.Page{Limit: 10, Offset: 4})
+	page, _, err = b.ListComposes(ctx, "a", store.ComposeFilter{}, store.Page{Limit: 10, Offset: 4})
 	require.NoError(t, err)
 	assert.Len(t, page, 1)
 
@@ -153,7 +154,7 @@ func testComposes(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, b.HideCompose(ctx, "a", ids[0]))
 	_, err = b.GetCompose(ctx, "a", ids[0])
 	assert.ErrorIs(t, err, store.ErrNotFound)
-	_, total, err = b.ListComposes(ctx, "a", store.Page{Limit: 10})
+	_, total, err = b.ListComposes(ctx, "a", store.ComposeFilter{}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Equal(t, 4, total)
 	n, _, err = b.CountComposesSince(ctx, "a", c.Now())
@@ -330,8 +331,21 @@ func testCancel(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
 	assert.Equal(t, []string{store.JobRunning, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
 	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, l.Token, time.Minute), store.ErrCanceled, "the worker hears of it")
+	assert.ErrorIs(t, b.CancelCompose(ctx, "a", cp.ID), store.ErrEnded, "a running job already being canceled is not canceled twice")
 	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "stopped"}))
 	assert.Equal(t, []string{store.JobCanceled, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
+	assert.ErrorIs(t, b.CancelCompose(ctx, "a", cp.ID), store.ErrEnded, "nothing is left to cancel")
+	jobs, err := b.ComposeJobs(ctx, "a", cp.ID)
+	require.NoError(t, err)
+	for _, j := range jobs {
+		assert.NotNil(t, j.FinishedAt, "a canceled job has the time it ended")
+	}
+
+	// A pending compose is canceled at once, and only once.
+	cp, _ = chain(t, b, "a", c, 0)
+	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
+	assert.Equal(t, []string{store.JobCanceled, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
+	assert.ErrorIs(t, b.CancelCompose(ctx, "a", cp.ID), store.ErrEnded)
 
 	// A canceled job whose worker died ends canceled, not requeued.
 	cp, _ = chain(t, b, "a", c, 0)
@@ -391,8 +405,12 @@ func testExpiry(t *testing.T, b store.Backend, c *Clock) {
 	ids, err = b.ExpirableComposes(ctx, c.Now().Add(time.Minute), 10)
 	require.NoError(t, err)
 	assert.Equal(t, []string{recent.ID}, ids)
-	_, err = b.GetCompose(ctx, "a", old.ID)
+	got, err := b.GetCompose(ctx, "a", old.ID)
 	assert.NoError(t, err, "an expired compose is still listed; only its files are gone")
+	assert.True(t, got.Expired, "and says its files are gone")
+	got, err = b.GetCompose(ctx, "a", recent.ID)
+	require.NoError(t, err)
+	assert.False(t, got.Expired)
 	_ = running
 }
 
@@ -428,6 +446,17 @@ func testBlueprints(t *testing.T, b store.Backend, c *Clock) {
 	_, err = b.GetBlueprint(ctx, "b", bp.ID, 0)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 
+	versions, err := b.ListBlueprintVersions(ctx, "a", bp.ID)
+	require.NoError(t, err)
+	require.Len(t, versions, 2)
+	assert.Equal(t, []int{2, 1}, []int{versions[0].Version, versions[1].Version}, "newest first")
+	assert.JSONEq(t, `{"v":2}`, string(versions[0].Body))
+	assert.JSONEq(t, `{"v":1}`, string(versions[1].Body))
+	assert.True(t, versions[0].UpdatedAt.Equal(c.Now()), "each version has the time it was stored")
+	assert.True(t, versions[1].UpdatedAt.Equal(c.Now().Add(-time.Minute)))
+	_, err = b.ListBlueprintVersions(ctx, "b", bp.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "another org sees no versions")
+
 	list, total, err := b.ListBlueprints(ctx, "a", "", store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Equal(t, 1, total)
@@ -457,6 +486,102 @@ func testBlueprints(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, b.DeleteBlueprint(ctx, "a", bp.ID))
 	_, err = b.GetBlueprint(ctx, "a", bp.ID, 0)
 	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = b.ListBlueprintVersions(ctx, "a", bp.ID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "a deleted blueprint has no versions")
 	bp.ID = store.NewID()
 	require.NoError(t, b.CreateBlueprint(ctx, bp), "a deleted blueprint's name is free again")
+}
+
+// testComposeFilters lists composes by status and image type, and reads
+// the jobs of a page of composes at once.
+func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
+	mk := func(org, typ string) (store.Compose, [3]string) {
+		c.Advance(time.Second)
+		cp := newCompose(org, c.Now())
+		cp.ImageType = typ
+		ids := [3]string{store.NewID(), store.NewID(), store.NewID()}
+		require.NoError(t, b.CreateCompose(ctx, cp, []store.Job{
+			{ID: ids[0], Type: "depsolve"},
+			{ID: ids[1], Type: "build", Arch: "x86_64", Deps: []string{ids[0]}},
+			{ID: ids[2], Type: "upload", Deps: []string{ids[1]}},
+		}))
+		return cp, ids
+	}
+	run := func(typ string, ok bool) {
+		t.Helper()
+		l, err := b.Dequeue(ctx, []string{typ}, []string{"x86_64"}, "w", time.Minute)
+		require.NoError(t, err)
+		var failure *store.JobError
+		if !ok {
+			failure = &store.JobError{Reason: "broken"}
+		}
+		require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, failure))
+	}
+	failed, _ := mk("a", "qcow2")
+	run("depsolve", false)
+	done, _ := mk("a", "tar")
+	run("depsolve", true)
+	run("build", true)
+	run("upload", true)
+	pending, _ := mk("a", "qcow2")
+	other, _ := mk("b", "qcow2")
+
+	got, err := b.GetCompose(ctx, "a", done.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "tar", got.ImageType)
+
+	ids := func(list []store.Compose) []string {
+		var out []string
+		for _, cp := range list {
+			out = append(out, cp.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		f     store.ComposeFilter
+		want  []string
+		label string
+	}{
+		{store.ComposeFilter{}, []string{pending.ID, done.ID, failed.ID}, "no filter"},
+		{store.ComposeFilter{ImageType: "qcow2"}, []string{pending.ID, failed.ID}, "by type"},
+		{store.ComposeFilter{Status: "failure", LastType: "upload"}, []string{failed.ID}, "failed"},
+		{store.ComposeFilter{Status: "success", LastType: "upload"}, []string{done.ID}, "succeeded"},
+		{store.ComposeFilter{Status: "pending", LastType: "upload"}, []string{pending.ID}, "pending"},
+		{store.ComposeFilter{Status: "pending", LastType: "upload", ImageType: "tar"}, nil, "both"},
+		{store.ComposeFilter{Status: "success", LastType: "upload", ImageType: "tar"}, []string{done.ID}, "both, matching"},
+	} {
+		list, total, err := b.ListComposes(ctx, "a", tc.f, store.Page{Limit: 10})
+		require.NoError(t, err, tc.label)
+		assert.Equal(t, tc.want, ids(list), tc.label)
+		assert.Equal(t, len(tc.want), total, "%s: the total counts the matches", tc.label)
+	}
+	page, total, err := b.ListComposes(ctx, "a", store.ComposeFilter{ImageType: "qcow2"}, store.Page{Limit: 1, Offset: 1})
+	require.NoError(t, err)
+	assert.Equal(t, 2, total)
+	assert.Equal(t, []string{failed.ID}, ids(page), "a filtered list pages")
+
+	// A running job makes a compose building; its upload running, uploading.
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	require.NoError(t, err)
+	list, _, err := b.ListComposes(ctx, "a", store.ComposeFilter{Status: "building", LastType: "upload"}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, []string{pending.ID}, ids(list))
+	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, nil))
+
+	jobs, err := b.ComposesJobs(ctx, "a", []string{failed.ID, done.ID, other.ID})
+	require.NoError(t, err)
+	assert.Len(t, jobs, 2, "another org's compose has no jobs here")
+	want, err := b.ComposeJobs(ctx, "a", done.ID)
+	require.NoError(t, err)
+	assert.Equal(t, want, jobs[done.ID], "the same jobs as ComposeJobs, in order, with their dependencies")
+	assert.Equal(t, []string{store.JobFailure, store.JobFailure, store.JobFailure}, func() []string {
+		var out []string
+		for _, j := range jobs[failed.ID] {
+			out = append(out, j.State)
+		}
+		return out
+	}())
+	none, err := b.ComposesJobs(ctx, "a", nil)
+	require.NoError(t, err)
+	assert.Empty(t, none)
 }
