@@ -102,6 +102,11 @@ function readKeyBlob(bytes) {
 // checkSSHKeys explains what is wrong with an authorized_keys value (one
 // key a line; blank lines and # comments allowed), or returns ''.
 export function checkSSHKeys(text) {
+  const msg = keyProblem(text);
+  return msg && msg[0].toUpperCase() + msg.slice(1);
+}
+
+function keyProblem(text) {
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
@@ -517,7 +522,7 @@ export async function render(root, ctx) {
   function chips(list, label, onRemove, pathOf) {
     const ul = h('ul', { class: 'chips', 'aria-label': label });
     list.forEach((v, i) => {
-      const btn = h('button', { type: 'button', class: 'btn-ghost chip-remove', 'aria-label': `Remove ${v}`, text: '×' });
+      const btn = h('button', { type: 'button', class: 'chip-remove', 'aria-label': `Remove ${v}`, text: '×' });
       btn.addEventListener('click', () => onRemove(i));
       const li = h('li', { class: 'chip' }, h('span', { text: v }), btn);
       if (pathOf) li.dataset.field = pathOf(i);
@@ -648,7 +653,7 @@ export async function render(root, ctx) {
   function renderStepper() {
     stepper.replaceChildren(...STEPS.map((s, i) => {
       const errs = errorsOf(i).length > 0;
-      const label = [h('span', { class: 'stepper-num', 'aria-hidden': 'true', text: String(i + 1) }), h('span', { class: 'stepper-title', text: s.title })];
+      const label = [h('span', { class: 'stepper-title', text: s.title })];
       if (errs) label.push(h('span', { class: 'visually-hidden', text: ' (has errors)' }), h('span', { class: 'stepper-error', 'aria-hidden': 'true', text: '!' }));
       const li = h('li', { class: [i < step ? 'done' : '', errs ? 'has-error' : ''].filter(Boolean).join(' ') || undefined });
       if (i === step) {
@@ -828,7 +833,7 @@ export async function render(root, ctx) {
             field('Groups', groups, { path: `${p}.groups`, hint: 'Separated by commas, e.g. sudo.' })),
           field('SSH public key', key, { path: `${p}.ssh_key`, check: 'ssh', wide: true, hint: 'The contents of a .pub file; one key per line.' }),
           field('Password', pw, { path: `${p}.password`, hint: u.hadPassword ? 'This user had a password; the server does not return it. Enter it again to keep one.' : 'Optional. Stored hashed; never shown again.' }),
-          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-danger', text: `Remove user ${n}`, onclick: () => {
+          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-small', text: `Remove user ${n}`, onclick: () => {
             state.users.splice(i, 1);
             serverErrors = serverErrors.filter((e) => !e.field.startsWith('customizations.users'));
             rerender('wz-add-user');
@@ -898,7 +903,7 @@ export async function render(root, ctx) {
           h('div', { class: 'wizard-grid' },
             field('Mount point', mp, { path: `${p}.mountpoint`, check: 'mountpoint', hint: 'An absolute path such as /var, /home or /data.' }),
             sizeField),
-          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-danger', text: `Remove filesystem ${i + 1}`, onclick: () => {
+          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-small', text: `Remove filesystem ${i + 1}`, onclick: () => {
             state.filesystems.splice(i, 1);
             serverErrors = serverErrors.filter((e) => !e.field.startsWith('customizations.filesystem'));
             rerender('wz-add-fs');
@@ -927,7 +932,7 @@ export async function render(root, ctx) {
           field('File path', input(f.path, (v) => { f.path = v; }, { id: `${prefix}-path`, placeholder: '/etc/motd', autocomplete: 'off', spellcheck: 'false' }), { path: `${p}.path`, hint: 'Absolute; missing parent directories are created.', wide: true }),
           h('div', { class: 'wizard-grid wizard-grid-3' }, ownership(f, p, prefix, i + 1)),
           field('Content', content, { path: `${p}.data`, wide: true }),
-          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-danger', text: `Remove file ${i + 1}`, onclick: () => {
+          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-small', text: `Remove file ${i + 1}`, onclick: () => {
             state.files.splice(i, 1);
             serverErrors = serverErrors.filter((e) => !e.field.startsWith('customizations.files'));
             rerender('wz-add-file');
@@ -948,7 +953,7 @@ export async function render(root, ctx) {
           h('div', { class: 'wizard-grid wizard-grid-3' }, ownership(d, p, prefix, i + 1)),
           h('div', { class: 'field wizard-check' }, parents, h('label', { for: parents.id, text: 'Create missing parent directories' }),
             h('p', { class: 'field-error', role: 'alert', id: parents.id + '-error', hidden: true })),
-          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-danger', text: `Remove directory ${i + 1}`, onclick: () => {
+          h('div', { class: 'wizard-row-actions' }, h('button', { type: 'button', class: 'btn btn-small', text: `Remove directory ${i + 1}`, onclick: () => {
             state.directories.splice(i, 1);
             serverErrors = serverErrors.filter((e) => !e.field.startsWith('customizations.directories'));
             rerender('wz-add-dir');
@@ -968,8 +973,8 @@ export async function render(root, ctx) {
         field('Name', name, { path: 'name', hint: 'Names the blueprint and the image: letters, digits, -, _ and ., e.g. web-server.' }),
         field('Description', desc, { path: 'description', hint: 'Optional.' })));
       body.append(h('h3', { class: 'wizard-subhead', text: 'Summary' }), summary());
-      const pre = h('pre', { class: 'wizard-toml', id: 'wz-toml', tabindex: '0', 'aria-label': 'Blueprint as TOML', 'aria-busy': 'true' });
-      const copy = h('button', { type: 'button', class: 'btn btn-ghost', text: 'Copy TOML', onclick: () => copyToml(pre) });
+      const pre = h('pre', { class: 'code wizard-toml', id: 'wz-toml', tabindex: '0', 'aria-label': 'Blueprint as TOML', 'aria-busy': 'true' });
+      const copy = h('button', { type: 'button', class: 'btn btn-small', text: 'Copy TOML', onclick: () => copyToml(pre) });
       body.append(h('div', { class: 'wizard-toml-head' }, h('h3', { class: 'wizard-subhead', id: 'wz-toml-title', text: 'Blueprint (TOML)' }), copy),
         h('p', { class: 'hint', text: 'The blueprint in the osbuild format, as kiln’s export gives it; it works with kiln blueprint and other osbuild tools.' }), pre);
       const save = h('button', { type: 'button', class: 'btn', text: 'Save blueprint', onclick: () => submit('save') });
@@ -987,7 +992,7 @@ export async function render(root, ctx) {
     const c = customizations(state);
     const row = (label, value, stepIndex) => [h('dt', { text: label }),
       h('dd', {}, value || h('span', { class: 'hint', text: 'None' }), ' ',
-        h('button', { type: 'button', class: 'btn-ghost wizard-edit', text: 'Edit', 'aria-label': `Edit ${label}`, onclick: () => go(stepIndex, { focus: 'heading' }) }))];
+        h('button', { type: 'button', class: 'btn btn-ghost btn-small wizard-edit', text: 'Edit', 'aria-label': `Edit ${label}`, onclick: () => go(stepIndex, { focus: 'heading' }) }))];
     const list = (xs) => (xs && xs.length ? xs.join(', ') : '');
     const fw = [...(c.firewall?.ports || []), ...(c.firewall?.services?.enabled || []).map((x) => `${x} (service)`)];
     const svc = ['enabled', 'disabled', 'masked'].map((k) => (c.services?.[k]?.length ? `${k}: ${c.services[k].join(', ')}` : '')).filter(Boolean).join('; ');
