@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,7 +299,14 @@ func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure)
 	}
 	logs := &logStream{ctx: context.WithoutCancel(ctx), client: w.cfg.Client, job: j, last: time.Now()}
 	defer logs.Flush()
+	var failedMu sync.Mutex
+	var failed engine.Event // the stage that failed, as the engine reports it
 	reporter := engine.ReporterFunc(func(ev engine.Event) {
+		if ev.Kind == "build-failed" {
+			failedMu.Lock()
+			failed = ev
+			failedMu.Unlock()
+		}
 		switch ev.Kind {
 		case "stage-done", "stage-cached":
 			_ = w.cfg.Client.Progress(ctx, j, ev.Index, ev.Total)
@@ -344,10 +352,47 @@ func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure)
 	})
 	if err != nil {
 		fmt.Fprintf(logs, "build failed: %v\n", err)
-		return nil, &jobFailure{Reason: "the build failed", Details: err.Error()}
+		failedMu.Lock()
+		defer failedMu.Unlock()
+		return nil, buildFailure(failed, err)
 	}
 	fmt.Fprintf(logs, "built %s (%d bytes, sha256 %s)\n", out.Filename, out.Size, out.SHA256)
 	return out, nil
+}
+
+// buildFailure is a failed build's reason: the stage that failed, from
+// the engine's build-failed event, and its tool's last error line; the
+// whole error is in the details. A build that failed outside any stage
+// (fetching packages) says only that it failed.
+func buildFailure(ev engine.Event, err error) *jobFailure {
+	if ev.Stage == "" {
+		return &jobFailure{Reason: "the build failed", Details: err.Error()}
+	}
+	return &jobFailure{Reason: fmt.Sprintf("stage %s of pipeline %s: %s", ev.Stage, ev.Pipeline, lastErrorLine(ev.Message)), Details: err.Error()}
+}
+
+// lastErrorLine shortens a stage's error to its tool's last words. Host
+// tools fail as "tool: exit status N: <the end of their output>": the
+// tool's name and the last line of that output. A one-line error is
+// kept whole.
+func lastErrorLine(msg string) string {
+	var lines []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	switch len(lines) {
+	case 0:
+		return msg
+	case 1:
+		return lines[0]
+	}
+	last := lines[len(lines)-1]
+	if tool, _, ok := strings.Cut(lines[0], ": "); ok && !strings.Contains(tool, " ") && !strings.HasPrefix(last, tool+":") {
+		return tool + ": " + last
+	}
+	return last
 }
 
 func hashFile(p string) (string, int64, error) {

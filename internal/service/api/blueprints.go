@@ -59,18 +59,11 @@ func (s *Server) createBlueprint(w http.ResponseWriter, r *http.Request, _ map[s
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(req)
+	id, err := s.storeBlueprint(r, req)
 	if err != nil {
 		return err
 	}
-	b := store.Blueprint{ID: store.NewID(), OrgID: orgOf(r.Context()), Name: req.Name, Description: req.Description, Body: body, UpdatedAt: s.cfg.Now().UTC()}
-	if err := s.cfg.Store.CreateBlueprint(r.Context(), b); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return fieldError(http.StatusUnprocessableEntity, "name", fmt.Sprintf("a blueprint named %q exists already: update it (PUT /blueprints/{id}) or choose another name", req.Name))
-		}
-		return err
-	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": b.ID})
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 	return nil
 }
 
@@ -153,6 +146,35 @@ func (s *Server) getBlueprints(w http.ResponseWriter, r *http.Request, _ map[str
 	return nil
 }
 
+type blueprintVersion struct {
+	Version        int       `json:"version"`
+	LastModifiedAt time.Time `json:"last_modified_at"`
+	Name           string    `json:"name"`
+	Description    string    `json:"description"`
+}
+
+// getBlueprintVersions lists a blueprint's versions, newest first, each
+// with the name and description it had.
+func (s *Server) getBlueprintVersions(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	list, err := s.cfg.Store.ListBlueprintVersions(r.Context(), orgOf(r.Context()), params["id"])
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound
+	}
+	if err != nil {
+		return err
+	}
+	data := make([]blueprintVersion, 0, len(list))
+	for _, b := range list {
+		var req blueprintRequest
+		if err := json.Unmarshal(b.Body, &req); err != nil {
+			return err
+		}
+		data = append(data, blueprintVersion{Version: b.Version, LastModifiedAt: b.UpdatedAt, Name: req.Name, Description: req.Description})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	return nil
+}
+
 func (s *Server) deleteBlueprint(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	if err := s.cfg.Store.DeleteBlueprint(r.Context(), orgOf(r.Context()), params["id"]); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -165,17 +187,23 @@ func (s *Server) deleteBlueprint(w http.ResponseWriter, r *http.Request, params 
 }
 
 // composeBlueprint makes one compose per image request of the latest
-// version (or per image type asked for).
+// version, or of the version asked for (or per image type asked for).
 func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	var body struct {
 		ImageTypes []string `json:"image_types"`
+		Version    int      `json:"version"`
 	}
 	if r.ContentLength != 0 {
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && r.ContentLength > 0 {
 			return newError(http.StatusBadRequest, "the request body: "+err.Error())
 		}
 	}
-	b, req, err := s.loadBlueprint(r, params["id"], 0)
+	b, req, err := s.loadBlueprint(r, params["id"], body.Version)
+	if errors.Is(err, errNotFound) && body.Version > 0 {
+		if _, _, lerr := s.loadBlueprint(r, params["id"], 0); lerr == nil {
+			return fieldError(http.StatusUnprocessableEntity, "version", fmt.Sprintf("the blueprint has no version %d: GET /blueprints/{id}/versions lists them", body.Version))
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -220,6 +248,13 @@ func cloneMap(m map[string]any) (map[string]any, error) {
 	return out, json.Unmarshal(b, &out)
 }
 
+// blueprintComposesItem is a compose made from a blueprint, as listed.
+type blueprintComposesItem struct {
+	composesItem
+	BlueprintID      string `json:"blueprint_id"`
+	BlueprintVersion int    `json:"blueprint_version"`
+}
+
 func (s *Server) getBlueprintComposes(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	org, id := orgOf(r.Context()), params["id"]
 	if _, _, err := s.loadBlueprint(r, id, 0); err != nil {
@@ -231,10 +266,13 @@ func (s *Server) getBlueprintComposes(w http.ResponseWriter, r *http.Request, pa
 	if err != nil {
 		return err
 	}
-	data := make([]map[string]any, 0, len(list))
-	for _, c := range list {
-		data = append(data, map[string]any{"id": c.ID, "created_at": c.CreatedAt, "image_name": c.ImageName, "request": c.Request,
-			"blueprint_id": c.BlueprintID, "blueprint_version": c.BlueprintVersion})
+	items, err := s.composesItems(r, list)
+	if err != nil {
+		return err
+	}
+	data := make([]blueprintComposesItem, 0, len(items))
+	for i, c := range list {
+		data = append(data, blueprintComposesItem{composesItem: items[i], BlueprintID: c.BlueprintID, BlueprintVersion: c.BlueprintVersion})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"meta": listMeta{Count: total}, "links": links(r, p, total), "data": data})
 	return nil
@@ -247,17 +285,11 @@ func (s *Server) exportBlueprint(w http.ResponseWriter, r *http.Request, params 
 	if err != nil {
 		return err
 	}
-	users, _ := req.Customizations["users"].([]any)
-	for _, u := range users {
-		if m, ok := u.(map[string]any); ok {
-			delete(m, "password")
-		}
-	}
-	bp, err := blueprintFromRequest(blueprintName(b.Name), req.Customizations)
+	bp, err := osbuildBlueprint(b.Name, b.Description, req)
 	if err != nil {
 		return err
 	}
-	bp.Description, bp.Version, bp.Distro = b.Description, fmt.Sprintf("%d.0.0", b.Version), req.Distribution
+	bp.Version = fmt.Sprintf("%d.0.0", b.Version)
 	if r.Header.Get("Accept") == "application/toml" {
 		data, err := bp.ToTOML()
 		if err != nil {
@@ -269,5 +301,41 @@ func (s *Server) exportBlueprint(w http.ResponseWriter, r *http.Request, params 
 		return nil
 	}
 	writeJSON(w, http.StatusOK, bp)
+	return nil
+}
+
+// osbuildBlueprint is a stored blueprint request in osbuild's blueprint
+// format, without its users' passwords.
+func osbuildBlueprint(name, description string, req *blueprintRequest) (*blueprint.Blueprint, error) {
+	users, _ := req.Customizations["users"].([]any)
+	for _, u := range users {
+		if m, ok := u.(map[string]any); ok {
+			delete(m, "password")
+		}
+	}
+	bp, err := blueprintFromRequest(blueprintName(name), req.Customizations)
+	if err != nil {
+		return nil, err
+	}
+	bp.Description, bp.Distro = description, req.Distribution
+	return bp, nil
+}
+
+// renderBlueprint answers the TOML that exporting the blueprint request
+// would give, after the checks creating it makes; it stores nothing.
+func (s *Server) renderBlueprint(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	req, err := s.readBlueprint(r)
+	if err != nil {
+		return err
+	}
+	bp, err := osbuildBlueprint(req.Name, req.Description, req)
+	if err != nil {
+		return err
+	}
+	data, err := bp.ToTOML()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"toml": string(data)})
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -142,8 +143,8 @@ func (s *Server) createCompose(r *http.Request, req composeRequest, bpID string,
 	if err != nil {
 		return "", err
 	}
-	c := store.Compose{ID: store.NewID(), OrgID: orgOf(r.Context()), CreatedAt: s.cfg.Now().UTC(), ImageName: req.ImageName, Request: stored,
-		BlueprintID: bpID, BlueprintVersion: bpVersion}
+	c := store.Compose{ID: store.NewID(), OrgID: orgOf(r.Context()), CreatedAt: s.cfg.Now().UTC(), ImageName: req.ImageName, ImageType: it.Name,
+		Request: stored, BlueprintID: bpID, BlueprintVersion: bpVersion}
 	depsolve, build, upload := store.NewID(), store.NewID(), store.NewID()
 	args := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
 	js := []store.Job{
@@ -195,18 +196,72 @@ func links(r *http.Request, p store.Page, total int) listLinks {
 }
 
 type composesItem struct {
-	ID        string          `json:"id"`
-	CreatedAt time.Time       `json:"created_at"`
-	ImageName string          `json:"image_name,omitempty"`
-	Request   json.RawMessage `json:"request"`
-	ClientID  string          `json:"client_id,omitempty"`
+	ID          string          `json:"id"`
+	CreatedAt   time.Time       `json:"created_at"`
+	ImageName   string          `json:"image_name,omitempty"`
+	Request     json.RawMessage `json:"request"`
+	ClientID    string          `json:"client_id,omitempty"`
+	ImageStatus imageStatus     `json:"image_status"`
+}
+
+// composeFilter reads the listing's status and image_type (by name or
+// alias; the document has checked their shape).
+func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
+	q := r.URL.Query()
+	f := store.ComposeFilter{Status: q.Get("status"), LastType: jobs.KindUpload}
+	if name := q.Get("image_type"); name != "" {
+		it := s.imageTypeName(name)
+		if it == "" {
+			return f, newError(http.StatusBadRequest, fmt.Sprintf("query parameter image_type: no distribution has an image type or alias %q (GET /distributions/{distribution} lists them)", name))
+		}
+		f.ImageType = it
+	}
+	return f, nil
+}
+
+// imageTypeName is the name of the image type that name names or is an
+// alias of, in any distribution; "" when none.
+func (s *Server) imageTypeName(name string) string {
+	for _, d := range s.cfg.Distros.Distros() {
+		for _, a := range d.Arches() {
+			for _, it := range a.ImageTypes() {
+				if it.Name == name || slices.Contains(it.Aliases, name) {
+					return it.Name
+				}
+			}
+		}
+	}
+	return ""
 }
 
 func (s *Server) getComposes(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	p := pageOf(r)
-	list, total, err := s.cfg.Store.ListComposes(r.Context(), orgOf(r.Context()), store.ComposeFilter{}, p)
+	f, err := s.composeFilter(r)
 	if err != nil {
 		return err
+	}
+	p := pageOf(r)
+	list, total, err := s.cfg.Store.ListComposes(r.Context(), orgOf(r.Context()), f, p)
+	if err != nil {
+		return err
+	}
+	data, err := s.composesItems(r, list)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"meta": listMeta{Count: total}, "links": links(r, p, total), "data": data})
+	return nil
+}
+
+// composesItems are a page of composes as listings show them, each with
+// its status: one query for the jobs of all of them.
+func (s *Server) composesItems(r *http.Request, list []store.Compose) ([]composesItem, error) {
+	ids := make([]string, 0, len(list))
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	jobsOf, err := s.cfg.Store.ComposesJobs(r.Context(), orgOf(r.Context()), ids)
+	if err != nil {
+		return nil, err
 	}
 	data := make([]composesItem, 0, len(list))
 	for _, c := range list {
@@ -214,15 +269,19 @@ func (s *Server) getComposes(w http.ResponseWriter, r *http.Request, _ map[strin
 			ClientID string `json:"client_id"`
 		}
 		_ = json.Unmarshal(c.Request, &req)
-		data = append(data, composesItem{ID: c.ID, CreatedAt: c.CreatedAt, ImageName: c.ImageName, Request: c.Request, ClientID: req.ClientID})
+		st, err := s.imageStatus(r, c, jobsOf[c.ID])
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, composesItem{ID: c.ID, CreatedAt: c.CreatedAt, ImageName: c.ImageName, Request: c.Request, ClientID: req.ClientID, ImageStatus: st})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"meta": listMeta{Count: total}, "links": links(r, p, total), "data": data})
-	return nil
+	return data, nil
 }
 
 type composeStatus struct {
 	ImageStatus imageStatus     `json:"image_status"`
 	Request     json.RawMessage `json:"request"`
+	CreatedAt   time.Time       `json:"created_at"`
 }
 
 type imageStatus struct {
@@ -230,6 +289,13 @@ type imageStatus struct {
 	Progress     *store.Progress `json:"progress,omitempty"`
 	UploadStatus *uploadStatus   `json:"upload_status,omitempty"`
 	Error        *statusError    `json:"error,omitempty"`
+	Timeline     []timelineStep  `json:"timeline"`
+}
+
+// timelineStep is a step a compose reached, and when.
+type timelineStep struct {
+	Step string    `json:"step"`
+	At   time.Time `json:"at"`
 }
 
 type uploadStatus struct {
@@ -244,16 +310,20 @@ type statusError struct {
 	Details string `json:"details,omitempty"`
 }
 
+// reasonCancelled is a canceled compose's error: jobs are canceled only
+// when their compose's owner cancels or deletes it.
+const reasonCancelled = "cancelled by the user"
+
 // deriveStatus is a compose's status from its jobs.
 func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 	byKind := map[string]store.Job{}
 	for _, j := range js {
 		byKind[j.Type] = j
 	}
-	var st imageStatus
+	st := imageStatus{Timeline: timeline(js)}
 	for _, j := range js {
 		if j.State == store.JobFailure || j.State == store.JobCanceled {
-			reason := "the compose was canceled"
+			reason := reasonCancelled
 			details := ""
 			if j.State == store.JobFailure && j.Error != nil {
 				reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), j.Error.Details
@@ -300,6 +370,71 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 	return st
 }
 
+// timeline is the steps a compose reached, in order, from its jobs' times:
+// queued, depsolved, building, uploading, then done, failed or cancelled.
+func timeline(js []store.Job) []timelineStep {
+	out := []timelineStep{}
+	if len(js) == 0 {
+		return out
+	}
+	add := func(step string, at *time.Time) {
+		if at != nil {
+			out = append(out, timelineStep{Step: step, At: at.UTC()})
+		}
+	}
+	queued := js[0].QueuedAt
+	add("queued", &queued)
+	var failed, cancelled *time.Time
+	for _, j := range js {
+		switch {
+		case j.Type == jobs.KindDepsolve && j.State == store.JobSuccess:
+			add("depsolved", j.FinishedAt)
+		case j.Type == jobs.KindBuild && j.StartedAt != nil:
+			add("building", j.StartedAt)
+		case j.Type == jobs.KindUpload && j.StartedAt != nil:
+			add("uploading", j.StartedAt)
+		}
+		switch j.State {
+		case store.JobFailure:
+			failed = earliest(failed, j.FinishedAt)
+		case store.JobCanceled:
+			cancelled = earliest(cancelled, j.FinishedAt)
+		}
+	}
+	last := js[len(js)-1]
+	switch {
+	case failed != nil:
+		add("failed", failed)
+	case cancelled != nil:
+		add("cancelled", cancelled)
+	case last.State == store.JobSuccess:
+		add("done", last.FinishedAt)
+	}
+	return out
+}
+
+func earliest(a, b *time.Time) *time.Time {
+	if a == nil || (b != nil && b.Before(*a)) {
+		return b
+	}
+	return a
+}
+
+// imageStatus is a compose's status as the API shows it: derived from its
+// jobs, with the download's link, expiry and size once it succeeded.
+func (s *Server) imageStatus(r *http.Request, c store.Compose, js []store.Job) (imageStatus, error) {
+	st := deriveStatus(js, Prefix+"/composes/"+c.ID+"/download")
+	if us := st.UploadStatus; us != nil && us.Status == "success" {
+		if err := s.downloadLink(r, c, js, us); err != nil {
+			return st, err
+		}
+		if res := imageResult(js); res.Filename != "" && !c.Expired {
+			us.Options["size"] = res.Size
+		}
+	}
+	return st, nil
+}
+
 func (s *Server) getComposeStatus(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	org, id := orgOf(r.Context()), params["composeId"]
 	c, err := s.cfg.Store.GetCompose(r.Context(), org, id)
@@ -313,13 +448,11 @@ func (s *Server) getComposeStatus(w http.ResponseWriter, r *http.Request, params
 	if err != nil {
 		return err
 	}
-	st := deriveStatus(js, Prefix+"/composes/"+id+"/download")
-	if us := st.UploadStatus; us != nil && us.Status == "success" {
-		if err := s.downloadLink(r, c, js, us); err != nil {
-			return err
-		}
+	st, err := s.imageStatus(r, c, js)
+	if err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, composeStatus{ImageStatus: st, Request: c.Request})
+	writeJSON(w, http.StatusOK, composeStatus{ImageStatus: st, Request: c.Request, CreatedAt: c.CreatedAt})
 	return nil
 }
 
@@ -358,6 +491,24 @@ func (s *Server) downloadLink(r *http.Request, c store.Compose, js []store.Job, 
 	}
 	us.Options["url"] = u.String()
 	us.Options["expires_at"] = now.Add(expiry.Truncate(time.Second)).UTC().Format(time.RFC3339)
+	return nil
+}
+
+// cancelCompose cancels whatever still runs; the compose stays listed
+// and ends as a failure, cancelled by the user.
+func (s *Server) cancelCompose(w http.ResponseWriter, r *http.Request, params map[string]string) error {
+	org, id := orgOf(r.Context()), params["composeId"]
+	err := s.cfg.Store.CancelCompose(r.Context(), org, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errNotFound
+	case errors.Is(err, store.ErrEnded):
+		return newError(http.StatusConflict, "the compose has already ended (or is being cancelled): there is nothing left to cancel")
+	case err != nil:
+		return err
+	}
+	s.cfg.Log.Info("compose cancelled", "compose_id", id, "org_id", org, "request_id", requestID(r.Context()))
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
 	return nil
 }
 

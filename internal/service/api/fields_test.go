@@ -85,3 +85,11 @@ func TestErrorsNameTheField(t *testing.T) {
 }
 
 func regexpQuote(s string) string { return regexp.QuoteMeta(s) }
+
+// json2 decodes a reply that is a JSON array of objects.
+func (r reply) json2(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &out), string(r.body))
+	return out
+}

@@ -21,9 +21,19 @@ var apiFields = map[string][]string{
 	"custom_repositories": {"id", "name", "baseurl", "gpgkey", "check_gpg", "enabled"},
 }
 
+// UnsupportedError names the fields of a blueprint that the API cannot
+// carry, by their paths in the blueprint.
+type UnsupportedError struct {
+	Fields []string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("the service's API cannot carry %s yet: build this blueprint with `kiln build`, or leave them out", strings.Join(e.Fields, ", "))
+}
+
 // CustomizationsFromBlueprint turns a blueprint into a compose request's
 // customizations (the reverse of what the API does with a request). Fields
-// the API does not carry are an error that names them.
+// the API does not carry are an *UnsupportedError that names them.
 func CustomizationsFromBlueprint(bp *blueprint.Blueprint) (map[string]any, error) {
 	raw, err := json.Marshal(bp)
 	if err != nil {
@@ -97,7 +107,7 @@ func CustomizationsFromBlueprint(bp *blueprint.Blueprint) (map[string]any, error
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return nil, fmt.Errorf("the service's API cannot carry %s yet: build this blueprint with `kiln build`, or leave them out", strings.Join(problems, ", "))
+		return nil, &UnsupportedError{Fields: problems}
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 )
@@ -21,6 +22,12 @@ type spec struct {
 	doc    *openapi3.T
 	router routers.Router
 	json   []byte
+}
+
+func init() {
+	// Blueprint files are imported as TOML: the document checks their
+	// size, the blueprint parser the rest.
+	openapi3filter.RegisterBodyDecoder("application/toml", openapi3filter.PlainBodyDecoder)
 }
 
 func loadSpec() (*spec, error) {

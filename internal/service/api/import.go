@@ -1,0 +1,154 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+
+	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/service/store"
+)
+
+// importBlueprint stores a blueprint file in osbuild's format (TOML or
+// JSON, by Content-Type) as a new blueprint that builds the image types
+// the query names. Its name and description come from the file; every
+// problem names the file's field in the file's own spelling, and a
+// refused file changes nothing.
+func (s *Server) importBlueprint(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	bp, err := readBlueprintFile(r)
+	if err != nil {
+		return err
+	}
+	cust, err := CustomizationsFromBlueprint(bp)
+	if err != nil {
+		return unsupportedProblems(err)
+	}
+	q := r.URL.Query()
+	req := &blueprintRequest{Name: bp.Name, Description: bp.Description, Distribution: q.Get("distribution"), Customizations: cust}
+	for _, t := range q["image_type"] {
+		req.ImageRequests = append(req.ImageRequests, imageRequest{Architecture: q.Get("architecture"), ImageType: t, UploadRequest: uploadRequest{Type: "local"}})
+	}
+	if _, err := s.checkImageRequests(bp, req.Distribution, req.ImageRequests, fileProblems); err != nil {
+		return queryProblems(err)
+	}
+	// The stored request is checked as any created blueprint is.
+	checked, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
+	if err != nil {
+		return err
+	}
+	hashPasswords(req.Customizations, checked.bp)
+	id, err := s.storeBlueprint(r, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+	return nil
+}
+
+// readBlueprintFile parses the request body as a blueprint file.
+func readBlueprintFile(r *http.Request) (*blueprint.Blueprint, error) {
+	format := blueprint.FormatJSON
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/toml" {
+		format = blueprint.FormatTOML
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit))
+		}
+		return nil, err
+	}
+	bp, err := blueprint.Parse(data, format)
+	if err != nil {
+		return nil, fileProblems(err)
+	}
+	return bp, nil
+}
+
+// fileProblems are a blueprint file's problems under its own field paths.
+func fileProblems(err error) error {
+	var errs blueprint.Errors
+	if !errors.As(err, &errs) {
+		return newError(http.StatusBadRequest, err.Error())
+	}
+	var ps []problem
+	for _, p := range errs {
+		ps = append(ps, problem{Field: p.Path, Message: p.Message})
+	}
+	return problemsError(http.StatusBadRequest, ps)
+}
+
+// unsupportedProblems names each field of the file the API cannot carry.
+func unsupportedProblems(err error) error {
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) {
+		return newError(http.StatusBadRequest, err.Error())
+	}
+	var ps []problem
+	for _, f := range ue.Fields {
+		ps = append(ps, problem{Field: f, Message: "the service's API cannot carry this field yet: build this blueprint with `kiln build`, or leave it out"})
+	}
+	return problemsError(http.StatusBadRequest, ps)
+}
+
+// queryProblems words the errors about an import's image requests, which
+// come from its query, as about the query's parameters; problems with the
+// file keep their fields.
+func queryProblems(err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	out := &apiError{Status: ae.Status, Header: ae.Header}
+	for i, d := range ae.Details {
+		field := ""
+		if i < len(ae.Fields) {
+			field = ae.Fields[i]
+		}
+		if param, ok := queryParams[trimIndex(field)]; ok {
+			d, field = "query parameter "+param+": "+d[len(field)+2:], ""
+		}
+		out.Details = append(out.Details, d)
+		out.Fields = append(out.Fields, field)
+	}
+	return out
+}
+
+// queryParams are the import's query parameters by the request field
+// they fill.
+var queryParams = map[string]string{
+	"distribution":                         "distribution",
+	"image_requests[].architecture":        "architecture",
+	"image_requests[].image_type":          "image_type",
+	"image_requests[].upload_request.type": "image_type",
+}
+
+// requestIndex is the index of an image request in a field path.
+var requestIndex = regexp.MustCompile(`^image_requests\[\d+\]`)
+
+// trimIndex drops the index of image_requests[i] from a field path.
+func trimIndex(field string) string {
+	return requestIndex.ReplaceAllString(field, "image_requests[]")
+}
+
+// storeBlueprint stores a checked request as version 1 of a new
+// blueprint; a taken name is a 422 about the name.
+func (s *Server) storeBlueprint(r *http.Request, req *blueprintRequest) (string, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	b := store.Blueprint{ID: store.NewID(), OrgID: orgOf(r.Context()), Name: req.Name, Description: req.Description, Body: body, UpdatedAt: s.cfg.Now().UTC()}
+	if err := s.cfg.Store.CreateBlueprint(r.Context(), b); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return "", fieldError(http.StatusUnprocessableEntity, "name", fmt.Sprintf("a blueprint named %q exists already: update it (PUT /blueprints/{id}) or choose another name", req.Name))
+		}
+		return "", err
+	}
+	return b.ID, nil
+}
