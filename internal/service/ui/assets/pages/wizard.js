@@ -352,6 +352,28 @@ function stepOf(path) {
   return REVIEW;
 }
 
+// Request-schema errors quote the schema's regular expression; for the
+// fields a user types, say in words what the schema accepts instead.
+const PATTERN_RULES = [
+  [/^customizations\.hostname$/, 'is not a valid host name: use dot-separated labels of letters, digits and hyphens (up to 63 each), not starting or ending with a hyphen, e.g. web01.example.com.'],
+  [/^customizations\.(users|groups)\[\d+\]\.name$|\.groups\[\d+\]$/, 'is not a valid name: use lowercase letters, digits, _ and -, starting with a letter or _.'],
+  [/\.(user|group)$/, 'is not a user or group: give a name (lowercase letters, digits, _ and -) or a numeric id.'],
+  [/\.mode$/, 'is not a mode: give octal permissions such as 0644 or 0755.'],
+  [/^customizations\.timezone\.timezone$/, 'is not a time zone name; choose one from the list, e.g. Europe/Berlin.'],
+  [/^customizations\.services\./, 'is not a systemd unit name: use letters, digits and : _ . @ -.'],
+  [/^customizations\.firewall\.ports/, 'is not a port: write PORT:PROTOCOL, START-END:PROTOCOL or SERVICE:PROTOCOL, e.g. 8080:tcp.'],
+  [/^customizations\.firewall\.services/, 'is not a firewall service name: use lowercase letters, digits and -, e.g. ssh.'],
+  [/^customizations\.packages/, 'is not a package name.'],
+  [/\.path$|\.mountpoint$/, 'is not an absolute path; start it with /.'],
+  [/\.min_size$/, 'is not a size: give a number and a unit, e.g. 2 GiB.'],
+];
+
+function plainWords(field, detail) {
+  if (!/^string doesn't match the regular expression/.test(detail)) return detail;
+  const rule = PATTERN_RULES.find(([re]) => re.test(field));
+  return rule ? 'Not' + rule[1].slice('is not'.length) : detail;
+}
+
 // apiErrors turns an ApiError into [{field, detail}]. Errors from servers
 // that put the path only into the detail ("path: message") get it back.
 function apiErrors(err) {
@@ -364,7 +386,8 @@ function apiErrors(err) {
       const m = /^((?:customizations|image_requests|image_name|image_description|name|description|distribution)[\w.[\]]*): (.*)$/s.exec(detail);
       if (m) { field = m[1]; detail = m[2]; }
     }
-    return { field: normalizePath(field), detail };
+    detail = plainWords(field, detail);
+    return { field: normalizePath(field), detail: detail[0].toUpperCase() + detail.slice(1) };
   });
 }
 
@@ -654,7 +677,7 @@ export async function render(root, ctx) {
     stepper.replaceChildren(...STEPS.map((s, i) => {
       const errs = errorsOf(i).length > 0;
       const label = [h('span', { class: 'stepper-title', text: s.title })];
-      if (errs) label.push(h('span', { class: 'visually-hidden', text: ' (has errors)' }), h('span', { class: 'stepper-error', 'aria-hidden': 'true', text: '!' }));
+      if (errs) label.push(h('span', { class: 'visually-hidden', text: ' (has errors)' }));
       const li = h('li', { class: [i < step ? 'done' : '', errs ? 'has-error' : ''].filter(Boolean).join(' ') || undefined });
       if (i === step) {
         li.setAttribute('aria-current', 'step');
@@ -702,7 +725,7 @@ export async function render(root, ctx) {
     const firstInvalid = applyErrors(form, step);
     if (focus === 'error' && firstInvalid) {
       (firstInvalid.matches('input, textarea, select') ? firstInvalid : firstInvalid.querySelector('input, textarea, select, button') || heading).focus();
-    }
+    } else if (focus === 'error') heading.focus();
     else if (typeof focus === 'string' && focus.startsWith('#')) (form.querySelector(focus) || heading).focus();
     else if (focus === 'heading') heading.focus();
   }
@@ -818,6 +841,8 @@ export async function render(root, ctx) {
 
     async users(body) {
       body.append(h('p', { class: 'hint', text: 'Accounts to create in the image. Give each user an SSH public key, a password, or both.' }));
+      const rows = h('div', { class: 'wizard-list', 'data-field': 'customizations.users' });
+      body.append(rows);
       state.users.forEach((u, i) => {
         const p = `customizations.users[${i}]`;
         const n = i + 1;
@@ -838,7 +863,7 @@ export async function render(root, ctx) {
             serverErrors = serverErrors.filter((e) => !e.field.startsWith('customizations.users'));
             rerender('wz-add-user');
           } })));
-        body.append(card);
+        rows.append(card);
       });
       if (!state.users.length) body.append(h('p', { class: 'empty-state', text: 'No users yet. Images without users can only be reached through their console (if at all).' }));
       body.append(h('button', { type: 'button', class: 'btn', id: 'wz-add-user', text: 'Add user', onclick: () => {
@@ -890,6 +915,8 @@ export async function render(root, ctx) {
 
     async filesystems(body) {
       body.append(h('p', { class: 'hint', text: 'Extra mount points on the image’s disk and their minimum sizes. The root filesystem grows to fill the rest.' }));
+      const rows = h('div', { class: 'wizard-list', 'data-field': 'customizations.filesystem' });
+      body.append(rows);
       state.filesystems.forEach((f, i) => {
         const p = `customizations.filesystem[${i}]`;
         const mp = input(f.mountpoint, (v) => { f.mountpoint = v; }, { id: `wz-fs-${i}-mountpoint`, autocomplete: 'off', spellcheck: 'false', placeholder: '/var' });
@@ -899,7 +926,7 @@ export async function render(root, ctx) {
         unit.value = f.unit;
         const sizeField = field('Minimum size', size, { path: `${p}.min_size` });
         sizeField.querySelector('label').after(h('div', { class: 'wizard-inline' }, size, h('label', { for: unit.id, class: 'visually-hidden', text: `Unit of the minimum size of filesystem ${i + 1}` }), unit));
-        body.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', { text: `Filesystem ${i + 1}` }),
+        rows.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', { text: `Filesystem ${i + 1}` }),
           h('div', { class: 'wizard-grid' },
             field('Mount point', mp, { path: `${p}.mountpoint`, check: 'mountpoint', hint: 'An absolute path such as /var, /home or /data.' }),
             sizeField),
@@ -923,12 +950,14 @@ export async function render(root, ctx) {
         field('Group', input(x.group, (v) => { x.group = v; }, { id: `${prefix}-group`, placeholder: 'root', autocomplete: 'off' }), { path: `${p}.group`, hint: 'Group name or id.' }),
       ];
       body.append(h('h3', { class: 'wizard-subhead', text: 'Files' }));
+      const fileRows = h('div', { class: 'wizard-list', 'data-field': 'customizations.files' });
+      body.append(fileRows);
       state.files.forEach((f, i) => {
         const p = `customizations.files[${i}]`;
         const prefix = `wz-file-${i}`;
         const content = h('textarea', { id: `${prefix}-data`, rows: '5', spellcheck: 'false', oninput: (e) => { f.data = e.target.value; } });
         content.value = f.data;
-        body.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', { text: `File ${i + 1}` }),
+        fileRows.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', { text: `File ${i + 1}` }),
           field('File path', input(f.path, (v) => { f.path = v; }, { id: `${prefix}-path`, placeholder: '/etc/motd', autocomplete: 'off', spellcheck: 'false' }), { path: `${p}.path`, hint: 'Absolute; missing parent directories are created.', wide: true }),
           h('div', { class: 'wizard-grid wizard-grid-3' }, ownership(f, p, prefix, i + 1)),
           field('Content', content, { path: `${p}.data`, wide: true }),
@@ -943,12 +972,14 @@ export async function render(root, ctx) {
         rerender(`wz-file-${state.files.length - 1}-path`);
       } }));
       body.append(h('h3', { class: 'wizard-subhead', text: 'Directories' }));
+      const dirRows = h('div', { class: 'wizard-list', 'data-field': 'customizations.directories' });
+      body.append(dirRows);
       state.directories.forEach((d, i) => {
         const p = `customizations.directories[${i}]`;
         const prefix = `wz-dir-${i}`;
         const parents = h('input', { type: 'checkbox', id: `${prefix}-parents`, checked: d.ensure_parents, onchange: (e) => { d.ensure_parents = e.target.checked; dropErrors(`${p}.ensure_parents`); } });
         parents.dataset.field = `${p}.ensure_parents`;
-        body.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', { text: `Directory ${i + 1}` }),
+        dirRows.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', { text: `Directory ${i + 1}` }),
           field('Directory path', input(d.path, (v) => { d.path = v; }, { id: `${prefix}-path`, placeholder: '/srv/app', autocomplete: 'off', spellcheck: 'false' }), { path: `${p}.path`, wide: true }),
           h('div', { class: 'wizard-grid wizard-grid-3' }, ownership(d, p, prefix, i + 1)),
           h('div', { class: 'field wizard-check' }, parents, h('label', { for: parents.id, text: 'Create missing parent directories' }),
