@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/backends"
+	"github.com/kiln-project/kiln/internal/service/ui"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/worker"
 )
@@ -134,7 +135,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", apiServer.Handler())
+	apiHandler := apiServer.Handler()
+	mux.Handle(api.Prefix+"/", apiHandler)
+	mux.Handle("GET /livez", apiHandler)
+	mux.Handle("GET /readyz", apiHandler)
+	// Everything else is the web UI (and a JSON 404 for other /api/ paths).
+	mux.Handle("/", ui.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
 	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, Log: cfg.Log, Metrics: mets}))
 

@@ -1,0 +1,178 @@
+// One blueprint: its versions, what changed between two of them, and
+// building, editing, exporting or deleting it.
+
+import { lineDiff, stableJSON } from '../diff.js';
+import {
+  badge, composeName, emptyState, errorPanel, field, fill, formatDate, h, imageRequest, loading, timeEl,
+} from '../ui.js';
+import { buildBlueprint, deleteBlueprint, exportBlueprint } from './blueprints.js';
+
+/** comparable is a version's content without what changes every time. */
+function comparable(bp) {
+  const { id, version, last_modified_at: _m, ...rest } = bp;
+  return stableJSON(rest);
+}
+
+export async function render(root, ctx) {
+  const { api, params, navigate, toast } = ctx;
+  const bpId = params.id;
+  let bp;
+  try {
+    bp = await api.get(`/blueprints/${encodeURIComponent(bpId)}`);
+  } catch (err) {
+    if (err.status === 404 || err.status === 400) {
+      root.append(h('div', { class: 'page' }, emptyState('Blueprint not found',
+        'There is no blueprint with this ID in your organization. It may have been deleted.',
+        h('a', { class: 'btn btn-primary', href: '#/blueprints' }, 'Back to Blueprints'))));
+      return undefined;
+    }
+    throw err;
+  }
+  let versions = [];
+  try {
+    const res = await api.get(`/blueprints/${bpId}/versions`);
+    versions = (res && res.data) || [];
+  } catch {
+    versions = [];
+  }
+  if (!versions.length) versions = [{ version: bp.version, last_modified_at: bp.last_modified_at, name: bp.name, description: bp.description }];
+
+  const build = async (version, btn) => {
+    btn.disabled = true;
+    try {
+      const ids = await buildBlueprint(api, bp, version);
+      toast(ids.length === 1 ? `Building ${bp.name} version ${version || bp.version}.` : `Started ${ids.length} builds of ${bp.name}.`);
+      navigate(ids.length === 1 ? `#/composes/${ids[0]}` : '#/');
+    } catch (err) {
+      toast(`Could not build: ${err.message}`, 'error');
+      btn.disabled = false;
+    }
+  };
+
+  const types = (bp.image_requests || []).map((r) => `${r.image_type} (${r.architecture})`);
+  const diffSlot = h('div', {});
+  const composesSlot = h('div', {}, loading('Loading builds…'));
+
+  // ---- versions ----
+  const versionRows = versions.map((v) => h('tr', {},
+    h('td', { 'data-label': 'Version' }, h('span', { class: 'strong' }, `Version ${v.version}`), v.version === bp.version ? h('span', { class: 'tag' }, 'latest') : null),
+    h('td', { 'data-label': 'Saved' }, timeEl(v.last_modified_at)),
+    h('td', { 'data-label': 'Name' }, v.name || bp.name),
+    h('td', { 'data-label': 'Actions', class: 'cell-actions' }, h('div', { class: 'row-actions' },
+      h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Build version ${v.version}`, onclick: (e) => build(v.version, e.currentTarget) }, 'Build'),
+      h('a', { class: 'btn btn-small btn-ghost', href: `#/create?blueprint=${bpId}&version=${v.version}`, 'aria-label': `Edit version ${v.version}` }, 'Edit')))));
+
+  // ---- diff ----
+  const fromSel = h('select', { class: 'input' }, versions.map((v) => h('option', { value: String(v.version) }, `Version ${v.version}`)));
+  const toSel = h('select', { class: 'input' }, versions.map((v) => h('option', { value: String(v.version) }, `Version ${v.version}`)));
+  if (versions.length > 1) {
+    toSel.value = String(versions[0].version);
+    fromSel.value = String(versions[1].version);
+  }
+  const cache = new Map([[bp.version, bp]]);
+  const version = async (n) => {
+    if (!cache.has(n)) cache.set(n, await api.get(`/blueprints/${bpId}`, { query: { version: n } }));
+    return cache.get(n);
+  };
+  async function showDiff() {
+    const a = Number(fromSel.value);
+    const b = Number(toSel.value);
+    fill(diffSlot, loading('Comparing…'));
+    let va;
+    let vb;
+    try {
+      [va, vb] = await Promise.all([version(a), version(b)]);
+    } catch (e) {
+      fill(diffSlot, errorPanel(e, showDiff));
+      return;
+    }
+    const lines = lineDiff(comparable(va), comparable(vb));
+    const added = lines.filter((l) => l.op === '+').length;
+    const removed = lines.filter((l) => l.op === '-').length;
+    if (a === b || (!added && !removed)) {
+      fill(diffSlot, h('p', { class: 'muted diff-summary', role: 'status' }, a === b ? 'Choose two different versions to compare.' : `Versions ${a} and ${b} are the same.`));
+      return;
+    }
+    fill(diffSlot,
+      h('p', { class: 'diff-summary', role: 'status' }, `From version ${a} to version ${b}: `,
+        h('span', { class: 'diff-count-add' }, `${added} ${added === 1 ? 'line' : 'lines'} added`), ', ',
+        h('span', { class: 'diff-count-del' }, `${removed} ${removed === 1 ? 'line' : 'lines'} removed`)),
+      h('div', { class: 'diff', role: 'table', 'aria-label': `Changes from version ${a} to version ${b}` },
+        lines.map((l) => h('div', { class: `diff-line ${l.op === '+' ? 'diff-add' : l.op === '-' ? 'diff-del' : 'diff-same'}`, role: 'row' },
+          h('span', { class: 'diff-num', role: 'cell' }, l.a || ''),
+          h('span', { class: 'diff-num', role: 'cell' }, l.b || ''),
+          h('span', { class: 'diff-op', role: 'cell', 'aria-label': l.op === '+' ? 'added' : l.op === '-' ? 'removed' : 'unchanged' }, l.op === ' ' ? '' : l.op === '-' ? '−' : '+'),
+          h('span', { class: 'diff-text', role: 'cell' }, l.text)))));
+  }
+  fromSel.addEventListener('change', showDiff);
+  toSel.addEventListener('change', showDiff);
+
+  // ---- composes built from it ----
+  async function loadComposes() {
+    try {
+      const res = await api.get(`/blueprints/${bpId}/composes`, { query: { limit: 10 } });
+      const items = (res && res.data) || [];
+      await Promise.all(items.map(async (c) => {
+        if (!c.image_status) c.image_status = (await api.get(`/composes/${c.id}`).catch(() => ({}))).image_status;
+      }));
+      if (!items.length) {
+        fill(composesSlot, h('p', { class: 'muted' }, 'No images were built from this blueprint yet.'));
+        return;
+      }
+      fill(composesSlot, h('div', { class: 'table-wrap' }, h('table', { class: 'table table-stack table-compact' },
+        h('thead', {}, h('tr', {}, ['Image', 'Version', 'Type', 'Created', 'Status'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, items.map((c) => h('tr', {},
+          h('td', { 'data-label': 'Image' }, h('a', { href: `#/composes/${c.id}` }, composeName(c))),
+          h('td', { 'data-label': 'Version' }, c.blueprint_version ? String(c.blueprint_version) : '—'),
+          h('td', { 'data-label': 'Type' }, imageRequest(c).image_type || '—'),
+          h('td', { 'data-label': 'Created' }, timeEl(c.created_at)),
+          h('td', { 'data-label': 'Status' }, badge(c.image_status && c.image_status.status))))))));
+    } catch (e) {
+      fill(composesSlot, errorPanel(e, loadComposes));
+    }
+  }
+
+  const buildBtn = h('button', { type: 'button', class: 'btn btn-primary', onclick: (e) => build(undefined, e.currentTarget) }, 'Build image');
+  root.append(h('div', { class: 'page' },
+    h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/blueprints' }, 'Blueprints'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, bp.name)),
+    h('div', { class: 'page-header' },
+      h('div', {}, h('h1', { tabindex: '-1' }, bp.name), h('p', { class: 'subtitle' }, bp.description || 'No description.')),
+      h('div', { class: 'actions' },
+        buildBtn,
+        h('a', { class: 'btn', href: `#/create?blueprint=${bpId}&version=${bp.version}` }, 'Edit'),
+        h('button', { type: 'button', class: 'btn', onclick: () => exportBlueprint(api, bp).catch((e) => toast(`Could not export: ${e.message}`, 'error')) }, 'Export TOML'),
+        h('button', {
+          type: 'button', class: 'btn btn-danger',
+          onclick: async () => {
+            try {
+              if (await deleteBlueprint(api, bp)) {
+                toast(`${bp.name} was deleted.`);
+                navigate('#/blueprints');
+              }
+            } catch (e) {
+              toast(`Could not delete: ${e.message}`, 'error');
+            }
+          },
+        }, 'Delete'))),
+    h('div', { class: 'grid-2' },
+      h('section', { class: 'card', 'aria-labelledby': 'sum-h' }, h('h2', { class: 'card-title', id: 'sum-h' }, 'Summary'),
+        h('dl', { class: 'facts' },
+          h('dt', {}, 'Distribution'), h('dd', {}, bp.distribution),
+          h('dt', {}, 'Image types'), h('dd', {}, types.join(', ') || '—'),
+          h('dt', {}, 'Latest version'), h('dd', {}, `${bp.version}, saved ${formatDate(bp.last_modified_at)}`),
+          h('dt', {}, 'Packages'), h('dd', {}, String(((bp.customizations || {}).packages || []).length)))),
+      h('section', { class: 'card', 'aria-labelledby': 'ver-h' }, h('h2', { class: 'card-title', id: 'ver-h' }, 'Versions'),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'table table-stack table-compact' },
+          h('thead', {}, h('tr', {}, ['Version', 'Saved', 'Name', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, versionRows))))),
+    h('section', { class: 'card', 'aria-labelledby': 'diff-h' },
+      h('h2', { class: 'card-title', id: 'diff-h' }, 'Compare versions'),
+      versions.length > 1
+        ? [h('div', { class: 'form-row compare' }, field('From version', fromSel), field('To version', toSel)), diffSlot]
+        : h('p', { class: 'muted' }, 'There is only one version. Edit the blueprint to make another, then compare them here.')),
+    h('section', { class: 'card', 'aria-labelledby': 'bc-h' }, h('h2', { class: 'card-title', id: 'bc-h' }, 'Images built from this blueprint'), composesSlot)));
+
+  if (versions.length > 1) showDiff();
+  loadComposes();
+  return undefined;
+}

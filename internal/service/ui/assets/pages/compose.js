@@ -1,0 +1,307 @@
+// One compose: where its build is, its log as it is written, what it
+// installed, its manifest, and its image to download.
+
+import {
+  badge, composeName, confirmDialog, downloadImage, emptyState, errorPanel, field, fill, finished, formatBytes,
+  formatDate, h, imageRequest, loading, progressBar, progressText, timeEl,
+} from '../ui.js';
+
+const POLL_MS = 2000;
+
+const STEP_LABELS = {
+  queued: 'Queued', depsolved: 'Packages resolved', building: 'Building', uploading: 'Uploading', done: 'Done',
+  failed: 'Failed', cancelled: 'Cancelled',
+};
+const PATH = ['queued', 'depsolved', 'building', 'uploading', 'done'];
+
+/**
+ * steps are the timeline's entries: every step of the way, each reached
+ * (with its time), current or still to come; a failure ends the line.
+ */
+export function timelineSteps(st) {
+  const reached = new Map();
+  for (const s of (st && st.timeline) || []) reached.set(s.step, s.at);
+  // A service that gives no timeline: reached steps follow from the status.
+  if (!reached.size && st) {
+    const upto = { pending: 0, building: 2, uploading: 3, success: 4 }[st.status];
+    if (upto !== undefined) for (let i = 0; i <= upto; i += 1) reached.set(PATH[i], '');
+    if (st.status === 'failure') reached.set('queued', '').set('failed', '');
+  }
+  const end = reached.has('cancelled') ? 'cancelled' : reached.has('failed') ? 'failed' : '';
+  const out = [];
+  let lastReached = -1;
+  PATH.forEach((step, i) => { if (reached.has(step)) lastReached = i; });
+  PATH.forEach((step, i) => {
+    if (end && !reached.has(step)) return;
+    let state = 'todo';
+    if (reached.has(step)) state = 'done';
+    if (!end && i === lastReached && step !== 'done') state = 'current';
+    out.push({ step, at: reached.get(step) || '', state });
+  });
+  if (end) out.push({ step: end, at: reached.get(end) || '', state: 'failed' });
+  return out;
+}
+
+export async function render(root, ctx) {
+  const { api, params, navigate, toast } = ctx;
+  const id = params.id;
+  let stopped = false;
+  let timer = null;
+  const logAbort = new AbortController();
+
+  let status;
+  try {
+    status = await api.get(`/composes/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err.status === 404 || err.status === 400) {
+      root.append(h('div', { class: 'page' }, emptyState('Image not found',
+        'There is no image with this ID in your organization. It may have been deleted.',
+        h('a', { class: 'btn btn-primary', href: '#/' }, 'Back to Images'))));
+      return undefined;
+    }
+    throw err;
+  }
+
+  const c = { id, ...status };
+  const name = composeName(c);
+  const ir = imageRequest(c);
+  const req = c.request || {};
+
+  // ---- layout ----
+  const badgeSlot = h('span', { class: 'title-badge' });
+  const actionsSlot = h('div', { class: 'actions' });
+  const timelineSlot = h('div', {});
+  const errorSlot = h('div', {});
+  const downloadSlot = h('div', {});
+  const logPre = h('pre', { class: 'log', tabindex: '0', 'aria-label': 'Build log', 'aria-live': 'off' });
+  const logState = h('p', { class: 'muted small log-state' });
+  const jumpBtn = h('button', { type: 'button', class: 'btn btn-small', hidden: true }, 'Follow the log');
+  const packagesSlot = h('div', {}, h('p', { class: 'muted' }, 'The installed packages are listed once the image is built.'));
+  const manifestPre = h('pre', { class: 'code' });
+  const manifest = h('details', { class: 'card collapsible' },
+    h('summary', {}, h('span', { class: 'card-title' }, 'Manifest'), h('span', { class: 'muted small' }, ' The build plan kiln executed, as JSON')),
+    manifestPre);
+
+  root.append(h('div', { class: 'page' },
+    h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Images'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, name)),
+    h('div', { class: 'page-header' },
+      h('div', {}, h('h1', { tabindex: '-1' }, name, ' ', badgeSlot),
+        h('p', { class: 'subtitle' }, [req.distribution, ir.image_type, ir.architecture].filter(Boolean).join(' · '))),
+      actionsSlot),
+    errorSlot,
+    h('div', { class: 'grid-2' },
+      h('section', { class: 'card', 'aria-labelledby': 'tl-h' }, h('h2', { id: 'tl-h', class: 'card-title' }, 'Progress'), timelineSlot),
+      h('section', { class: 'card', 'aria-labelledby': 'dl-h' }, h('h2', { id: 'dl-h', class: 'card-title' }, 'Image'),
+        h('dl', { class: 'facts' },
+          h('dt', {}, 'Distribution'), h('dd', {}, req.distribution || '—'),
+          h('dt', {}, 'Image type'), h('dd', {}, ir.image_type || '—'),
+          h('dt', {}, 'Architecture'), h('dd', {}, ir.architecture || '—'),
+          h('dt', {}, 'Created'), h('dd', {}, status.created_at ? formatDate(status.created_at) : '—'),
+          h('dt', {}, 'Compose ID'), h('dd', { class: 'mono small' }, id)),
+        downloadSlot)),
+    h('section', { class: 'card', 'aria-labelledby': 'log-h' },
+      h('div', { class: 'card-header' }, h('h2', { id: 'log-h', class: 'card-title' }, 'Build log'), h('div', { class: 'log-tools' }, logState, jumpBtn)),
+      logPre),
+    h('section', { class: 'card', 'aria-labelledby': 'pkg-h' }, h('h2', { id: 'pkg-h', class: 'card-title' }, 'Installed packages'), packagesSlot),
+    manifest));
+
+  // ---- status, timeline, actions ----
+  function drawStatus(st) {
+    fill(badgeSlot, badge(st.status));
+    const steps = timelineSteps(st);
+    fill(timelineSlot, h('ol', { class: 'timeline' }, steps.map((s) => {
+      let label = STEP_LABELS[s.step] || s.step;
+      if (s.step === 'building' && s.state === 'current' && progressText(st)) label = `Building: ${progressText(st).toLowerCase()}`;
+      return h('li', { class: `tl-${s.state}`, 'aria-current': s.state === 'current' ? 'step' : false },
+        h('span', { class: 'tl-dot', 'aria-hidden': 'true' }),
+        h('span', { class: 'tl-label' }, label),
+        s.at ? h('span', { class: 'tl-time muted small' }, timeEl(s.at)) : null,
+        s.step === 'building' && s.state === 'current' ? progressBar(st) : null);
+    })));
+
+    const err = st.error;
+    fill(errorSlot, st.status === 'failure' && err ? h('div', { class: 'alert alert-error', role: 'alert' },
+      h('h2', { class: 'alert-title' }, 'The build failed'),
+      h('p', { class: 'error-reason' }, err.reason || 'The build failed.'),
+      err.details ? h('details', {}, h('summary', {}, 'Details'), h('pre', { class: 'code' }, typeof err.details === 'string' ? err.details : JSON.stringify(err.details, null, 2))) : null) : null);
+
+    const us = st.upload_status || {};
+    const opts = us.options || {};
+    if (st.status === 'success') {
+      const dl = h('button', {
+        type: 'button', class: 'btn btn-primary',
+        onclick: async () => {
+          dl.disabled = true;
+          dl.textContent = 'Downloading…';
+          try {
+            await downloadImage(id, opts);
+          } catch (e) {
+            toast(`Download failed: ${e.message}`, 'error');
+          } finally {
+            dl.disabled = false;
+            dl.textContent = 'Download image';
+          }
+        },
+      }, 'Download image');
+      fill(downloadSlot, h('div', { class: 'download' }, dl,
+        h('p', { class: 'muted small download-facts' },
+          opts.size ? h('span', { class: 'download-size' }, formatBytes(opts.size)) : null,
+          opts.size && opts.expires_at ? ' · ' : null,
+          opts.expires_at ? h('span', {}, 'available until ', formatDate(opts.expires_at)) : null)));
+    } else if (st.status === 'failure') {
+      fill(downloadSlot, h('p', { class: 'muted' }, 'No image: the build did not finish.'));
+    } else {
+      fill(downloadSlot, h('p', { class: 'muted' }, 'The image can be downloaded here when the build is done.'));
+    }
+
+    const acts = [];
+    if (!finished(st.status)) {
+      acts.push(h('button', {
+        type: 'button', class: 'btn',
+        onclick: async () => {
+          if (!(await confirmDialog({ title: `Cancel ${name}?`, message: 'The build stops and no image is made.', confirm: 'Cancel build' }))) return;
+          try {
+            await api.post(`/composes/${id}/cancel`);
+            toast('The build was cancelled.');
+            poll();
+          } catch (e) {
+            toast(`Could not cancel: ${e.message}`, 'error');
+          }
+        },
+      }, 'Cancel build'));
+    }
+    acts.push(h('button', {
+      type: 'button', class: 'btn btn-danger',
+      onclick: async () => {
+        if (!(await confirmDialog({ title: `Delete ${name}?`, message: 'The image and its log are removed. This cannot be undone.' }))) return;
+        try {
+          await api.del(`/composes/${id}`);
+          toast(`${name} was deleted.`);
+          navigate('#/');
+        } catch (e) {
+          toast(`Could not delete: ${e.message}`, 'error');
+        }
+      },
+    }, 'Delete'));
+    fill(actionsSlot, acts);
+  }
+
+  // ---- log ----
+  let follow = true;
+  const atBottom = () => logPre.scrollHeight - logPre.scrollTop - logPre.clientHeight < 24;
+  logPre.addEventListener('scroll', () => {
+    follow = atBottom();
+    jumpBtn.hidden = follow || finished(status.image_status.status);
+  });
+  jumpBtn.addEventListener('click', () => {
+    follow = true;
+    logPre.scrollTop = logPre.scrollHeight;
+    jumpBtn.hidden = true;
+  });
+  async function streamLog() {
+    logState.textContent = finished(status.image_status.status) ? '' : 'Following the build as it runs…';
+    let text = '';
+    try {
+      await api.stream(`/composes/${id}/logs`, (chunk) => {
+        text += chunk;
+        logPre.append(chunk);
+        if (follow) logPre.scrollTop = logPre.scrollHeight;
+      }, logAbort.signal);
+      if (!text) logPre.textContent = '';
+      logState.textContent = text ? '' : 'No log was written.';
+      logPre.dataset.complete = 'true';
+    } catch (e) {
+      if (e.name !== 'AbortError') logState.textContent = `The log could not be loaded: ${e.message}`;
+    }
+  }
+
+  // ---- packages ----
+  async function loadPackages() {
+    fill(packagesSlot, loading('Loading packages…'));
+    let meta;
+    try {
+      meta = await api.get(`/composes/${id}/metadata`);
+    } catch (e) {
+      fill(packagesSlot, errorPanel(e, loadPackages));
+      return;
+    }
+    const pkgs = ((meta && meta.packages) || []).slice().sort((a, b) => a.name.localeCompare(b.name));
+    if (!pkgs.length) {
+      fill(packagesSlot, h('p', { class: 'muted' }, 'This image lists no packages.'));
+      return;
+    }
+    const search = h('input', { type: 'search', class: 'input', placeholder: 'e.g. openssh', autocomplete: 'off' });
+    const count = h('p', { class: 'muted small', role: 'status', 'aria-live': 'polite' });
+    const tbody = h('tbody', {});
+    const rowsByName = pkgs.map((p) => {
+      const tr = h('tr', {}, h('td', { 'data-label': 'Package', class: 'mono' }, p.name), h('td', { 'data-label': 'Version', class: 'mono' }, p.version), h('td', { 'data-label': 'Architecture' }, p.arch));
+      tbody.append(tr);
+      return [p.name.toLowerCase(), tr];
+    });
+    const apply = () => {
+      const q = search.value.trim().toLowerCase();
+      let n = 0;
+      for (const [n0, tr] of rowsByName) {
+        const show = !q || n0.includes(q);
+        tr.hidden = !show;
+        if (show) n += 1;
+      }
+      count.textContent = q ? `${n} of ${pkgs.length} packages match “${search.value.trim()}”` : `${pkgs.length} packages`;
+    };
+    search.addEventListener('input', apply);
+    fill(packagesSlot,
+      h('div', { class: 'toolbar' }, field('Search packages', search), count),
+      h('div', { class: 'table-wrap scroll-y' },
+        h('table', { class: 'table table-compact' },
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Package'), h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Architecture'))),
+          tbody)));
+    apply();
+  }
+
+  // ---- manifest ----
+  let manifestLoaded = false;
+  manifest.addEventListener('toggle', async () => {
+    if (!manifest.open || manifestLoaded) return;
+    manifestLoaded = true;
+    manifestPre.textContent = 'Loading…';
+    try {
+      const m = await api.get(`/composes/${id}/manifests`);
+      manifestPre.textContent = JSON.stringify(Array.isArray(m) && m.length === 1 ? m[0] : m, null, 2);
+    } catch (e) {
+      manifestLoaded = false;
+      manifestPre.textContent = `The manifest could not be loaded: ${e.message}`;
+    }
+  });
+
+  // ---- polling ----
+  async function poll() {
+    clearTimeout(timer);
+    if (stopped) return;
+    try {
+      const next = await api.get(`/composes/${id}`);
+      if (stopped) return;
+      const was = status.image_status.status;
+      status = next;
+      drawStatus(status.image_status);
+      if (finished(status.image_status.status)) {
+        jumpBtn.hidden = true;
+        if (status.image_status.status === 'success' && was !== 'success') loadPackages();
+        return;
+      }
+    } catch (e) {
+      if (stopped) return;
+    }
+    timer = setTimeout(poll, POLL_MS);
+  }
+
+  drawStatus(status.image_status);
+  streamLog();
+  if (status.image_status.status === 'success') loadPackages();
+  if (!finished(status.image_status.status)) timer = setTimeout(poll, POLL_MS);
+
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    logAbort.abort();
+  };
+}
