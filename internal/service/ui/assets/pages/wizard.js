@@ -748,10 +748,16 @@ export async function render(root, ctx) {
     fs.append(h('legend', { class: 'visually-hidden', text: label }));
     for (const o of options) {
       const id = nextId(name);
+      const descId = id + '-desc';
+      const hasDesc = o.text || o.extra || o.badge;
       fs.append(h('div', { class: 'wizard-choice' },
-        h('input', { type: o.multi ? 'checkbox' : 'radio', name, id, value: o.value, checked: o.checked ?? o.value === current, onchange: (e) => onPick(o.value, e.target.checked) }),
-        h('label', { for: id }, h('strong', { text: o.title }), o.badge ? [' ', o.badge] : null, o.text ? h('span', { class: 'wizard-choice-text', text: o.text }) : null,
-          o.extra ? h('span', { class: 'wizard-choice-text hint', text: o.extra }) : null)));
+        h('input', { type: o.multi ? 'checkbox' : 'radio', name, id, value: o.value, checked: o.checked ?? o.value === current,
+          'aria-describedby': hasDesc ? descId : undefined, onchange: (e) => onPick(o.value, e.target.checked) }),
+        h('label', { for: id, text: o.title }),
+        hasDesc ? h('div', { class: 'wizard-choice-desc', id: descId },
+          o.badge || null,
+          o.text ? h('span', { class: 'wizard-choice-text', text: o.text }) : null,
+          o.extra ? h('span', { class: 'wizard-choice-text hint', text: o.extra }) : null) : null));
     }
     return fs;
   }
