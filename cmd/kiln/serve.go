@@ -19,10 +19,11 @@ func newServeCommand(a *app) *cobra.Command {
 	var cfg service.Config
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the image-builder service: REST API, job queue and workers",
-		Long: `serve runs the image-builder service on one machine: the API under
-/api/image-builder/v1 (its OpenAPI document at /api/image-builder/v1/openapi.json),
-the worker API under /api/worker/v1, an embedded SQLite database and
+		Short: "Run the image-builder service: web UI, REST API, job queue and workers",
+		Long: `serve runs the image-builder service on one machine: the web UI at /,
+the API under /api/image-builder/v1 (its OpenAPI document at
+/api/image-builder/v1/openapi.json), the worker API under /api/worker/v1,
+an embedded SQLite database and
 artifact directory under --data, and in-process workers that build the
 composes. Create API tokens with "kiln token create".`,
 		Example: `  kiln serve --listen 127.0.0.1:8086 --data /var/lib/kiln`,
