@@ -58,17 +58,9 @@ async function signedIn() {
   return session.gateway;
 }
 
-let org = '';
-async function loadIdentity() {
-  org = '';
-  try {
-    const me = await api.get('/identity', { noRedirect: true });
-    org = (me && (me.org_id || me.org)) || '';
-  } catch {
-    org = '';
-  }
-  updateTopbar();
-}
+// The organization's name, shown in the top bar once the API says it (it
+// has no operation for that yet, so the top bar shows none).
+const org = '';
 
 function updateTopbar(active) {
   const bar = document.getElementById('topbar');
@@ -163,7 +155,6 @@ function start() {
   });
   document.getElementById('signout').addEventListener('click', () => {
     session.clear();
-    org = '';
     updateTopbar();
     toast('You are signed out.');
     navigate('#/signin');
@@ -173,12 +164,9 @@ function start() {
     const { raw, path } = parse(location.hash);
     if (path !== '/signin') location.hash = `#/signin?next=${encodeURIComponent('#' + raw)}`;
   });
-  window.addEventListener('kiln:signedin', () => loadIdentity());
+  window.addEventListener('kiln:signedin', () => updateTopbar());
   window.addEventListener('hashchange', route);
-  signedIn().then((ok) => {
-    if (ok) loadIdentity();
-    route();
-  });
+  signedIn().then(() => route());
 }
 
 start();

@@ -38,12 +38,13 @@ export function lineDiff(oldText, newText) {
       out.push({ op: ' ', text: a[start + i], a: start + i + 1, b: start + j + 1 });
       i += 1;
       j += 1;
-    } else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) {
-      out.push({ op: '+', text: b[start + j], a: 0, b: start + j + 1 });
-      j += 1;
-    } else {
+    } else if (i < n && (j >= m || lcs[i + 1][j] >= lcs[i][j + 1])) {
+      // Removed lines come before the added lines that replace them.
       out.push({ op: '-', text: a[start + i], a: start + i + 1, b: 0 });
       i += 1;
+    } else {
+      out.push({ op: '+', text: b[start + j], a: 0, b: start + j + 1 });
+      j += 1;
     }
   }
   for (let k = 0; k < a.length - endA; k += 1) out.push({ op: ' ', text: a[endA + k], a: endA + k + 1, b: endB + k + 1 });

@@ -54,10 +54,12 @@ export async function render(root, ctx) {
   const composesSlot = h('div', {}, loading('Loading builds…'));
 
   // ---- versions ----
+  // A version's name is worth a column only when some version had another.
+  const renamed = versions.some((v) => v.name && v.name !== bp.name);
   const versionRows = versions.map((v) => h('tr', {},
     h('td', { 'data-label': 'Version' }, h('span', { class: 'strong' }, `Version ${v.version}`), v.version === bp.version ? h('span', { class: 'tag' }, 'latest') : null),
     h('td', { 'data-label': 'Saved' }, timeEl(v.last_modified_at)),
-    h('td', { 'data-label': 'Name' }, v.name || bp.name),
+    renamed ? h('td', { 'data-label': 'Name' }, v.name || bp.name) : null,
     h('td', { 'data-label': 'Actions', class: 'cell-actions' }, h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Build version ${v.version}`, onclick: (e) => build(v.version, e.currentTarget) }, 'Build'),
       h('a', { class: 'btn btn-small btn-ghost', href: `#/create?blueprint=${bpId}&version=${v.version}`, 'aria-label': `Edit version ${v.version}` }, 'Edit')))));
@@ -120,7 +122,7 @@ export async function render(root, ctx) {
         return;
       }
       fill(composesSlot, h('div', { class: 'table-wrap' }, h('table', { class: 'table table-stack table-compact' },
-        h('thead', {}, h('tr', {}, ['Image', 'Version', 'Type', 'Created', 'Status'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ['Image', 'Version', 'Type', 'Created', 'Status'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
         h('tbody', {}, items.map((c) => h('tr', {},
           h('td', { 'data-label': 'Image' }, h('a', { href: `#/composes/${c.id}` }, composeName(c))),
           h('td', { 'data-label': 'Version' }, c.blueprint_version ? String(c.blueprint_version) : '—'),
@@ -163,7 +165,7 @@ export async function render(root, ctx) {
           h('dt', {}, 'Packages'), h('dd', {}, String(((bp.customizations || {}).packages || []).length)))),
       h('section', { class: 'card', 'aria-labelledby': 'ver-h' }, h('h2', { class: 'card-title', id: 'ver-h' }, 'Versions'),
         h('div', { class: 'table-wrap' }, h('table', { class: 'table table-stack table-compact' },
-          h('thead', {}, h('tr', {}, ['Version', 'Saved', 'Name', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', {}, h('tr', {}, ['Version', 'Saved', renamed && 'Name', 'Actions'].filter(Boolean).map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
           h('tbody', {}, versionRows))))),
     h('section', { class: 'card', 'aria-labelledby': 'diff-h' },
       h('h2', { class: 'card-title', id: 'diff-h' }, 'Compare versions'),

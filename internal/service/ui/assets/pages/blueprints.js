@@ -44,7 +44,7 @@ function importForm(api, { navigate, toast, onCancel }) {
 
   const typesLegend = h('legend', {}, 'Image types');
   const typesField = h('fieldset', { class: 'field fieldset', 'aria-describedby': `${typesId}-error` },
-    typesLegend, typesBox, h('p', { class: 'hint' }, 'What each build of this blueprint makes. You can build one of them at a time later.'),
+    typesLegend, typesBox, h('p', { class: 'hint' }, 'Each build of the blueprint makes one image of each type chosen here.'),
     h('p', { class: 'field-error', role: 'alert', id: `${typesId}-error`, hidden: true }));
   typesBox.dataset.field = 'image_type';
 
@@ -129,6 +129,12 @@ function importForm(api, { navigate, toast, onCancel }) {
       toast('The blueprint was imported.');
       navigate(`#/blueprints/${res.id}`);
     } catch (err) {
+      // The API words problems with the query (what was chosen beside
+      // the file) as "query parameter NAME: ..." without a field.
+      for (const item of err.errors || []) {
+        const m = !item.field && /^query parameter (distribution|architecture|image_type)\b/.exec(item.detail || '');
+        if (m) item.field = m[1];
+      }
       showErrors(form, err, (path) => {
         if (path.startsWith('image_type')) return typesBox;
         return toFile(path);
@@ -227,7 +233,7 @@ export async function render(root, ctx) {
     fill(listSlot, h('div', { class: 'table-wrap card' },
       h('table', { class: 'table table-stack' },
         h('caption', { class: 'visually-hidden' }, 'Blueprints'),
-        h('thead', {}, h('tr', {}, ['Name', 'Description', 'Version', 'Last modified', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ['Name', 'Description', 'Version', 'Last modified', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
         tbody)),
     h('p', { class: 'muted small list-count' }, `${res.meta && res.meta.count !== undefined ? res.meta.count : items.length} blueprints`));
   }

@@ -195,7 +195,7 @@ export async function render(root, ctx) {
       h('div', { class: 'table-wrap card' },
         h('table', { class: 'table table-stack' },
           h('caption', { class: 'visually-hidden' }, 'Images'),
-          h('thead', {}, h('tr', {}, ['Name', 'Distribution', 'Type', 'Architecture', 'Created', 'Status', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', {}, h('tr', {}, ['Name', 'Distribution', 'Type', 'Architecture', 'Created', 'Status', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
           tbody)),
       pager(count));
   }
