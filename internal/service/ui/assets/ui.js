@@ -258,7 +258,7 @@ export function showErrors(form, err, fallback) {
  * confirmDialog asks before something that cannot be undone; it
  * resolves to true when the user confirms.
  */
-export function confirmDialog({ title, message, confirm = 'Delete', danger = true }) {
+export function confirmDialog({ title, message, confirm = 'Delete', dismiss = 'Cancel', danger = true }) {
   return new Promise((resolve) => {
     const titleId = id('dlg');
     const dlg = h('dialog', { class: 'dialog', 'aria-labelledby': titleId },
@@ -266,7 +266,7 @@ export function confirmDialog({ title, message, confirm = 'Delete', danger = tru
         h('h2', { id: titleId }, title),
         h('p', {}, message),
         h('div', { class: 'dialog-actions' },
-          h('button', { class: 'btn btn-ghost', value: 'cancel', type: 'submit' }, 'Cancel'),
+          h('button', { class: 'btn btn-ghost', value: 'cancel', type: 'submit' }, dismiss),
           h('button', { class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, value: 'ok', type: 'submit' }, confirm),
         ),
       ),

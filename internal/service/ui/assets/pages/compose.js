@@ -159,7 +159,7 @@ export async function render(root, ctx) {
       acts.push(h('button', {
         type: 'button', class: 'btn',
         onclick: async () => {
-          if (!(await confirmDialog({ title: `Cancel ${name}?`, message: 'The build stops and no image is made.', confirm: 'Cancel build' }))) return;
+          if (!(await confirmDialog({ title: `Cancel ${name}?`, message: 'The build stops and no image is made.', confirm: 'Cancel build', dismiss: 'Keep building' }))) return;
           try {
             await api.post(`/composes/${id}/cancel`);
             toast('The build was cancelled.');

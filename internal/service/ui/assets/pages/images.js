@@ -110,7 +110,7 @@ export async function render(root, ctx) {
       out.push(h('button', {
         type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': `Cancel ${name}`,
         onclick: async () => {
-          if (!(await confirmDialog({ title: `Cancel ${name}?`, message: 'The build stops and the image is not made. The compose stays listed as failed.', confirm: 'Cancel build' }))) return;
+          if (!(await confirmDialog({ title: `Cancel ${name}?`, message: 'The build stops and the image is not made. The compose stays listed as failed.', confirm: 'Cancel build', dismiss: 'Keep building' }))) return;
           try {
             await api.post(`/composes/${c.id}/cancel`);
             toast(`${name} was cancelled.`);
