@@ -6,7 +6,9 @@
 // Token makes API tokens; NewBrowser opens a tab that records every
 // network request (a request to any other host fails the test), fails the
 // test on an uncaught exception or a Content-Security-Policy violation,
-// and saves a full-page screenshot of every page it visits.
+// and saves a full-page screenshot of every page it visits; Field, Button
+// and Link find controls by their label or text, CheckLabels finds
+// controls that have none.
 //
 // Screenshots go to a temporary directory, or to $KILN_SCREENSHOTS (a
 // path relative to the module root, e.g. docs/screenshots), which keeps

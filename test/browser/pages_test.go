@@ -379,6 +379,7 @@ func TestCancelAndDelete(t *testing.T) {
 	WaitFor[bool](b, "the cancelled build to fail", time.Minute, row+` && `+row+`.querySelector('.badge').textContent === 'Failure'`)
 	b.Visit("#/composes/"+res.ID, `!!document.querySelector('.error-reason')`)
 	assert.Contains(t, Eval[string](b, `document.querySelector('.error-reason').textContent`), "cancelled by the user")
+	assert.Equal(t, "The build was cancelled", Eval[string](b, `document.querySelector('.alert-title').textContent`))
 	assert.Equal(t, "tl-failed:Cancelled", Eval[string](b, `((l) => l.className + ':' + l.querySelector('.tl-label').textContent)([...document.querySelectorAll('.timeline li')].pop())`))
 	b.Shot("cancelled")
 

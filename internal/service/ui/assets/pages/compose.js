@@ -121,7 +121,7 @@ export async function render(root, ctx) {
 
     const err = st.error;
     fill(errorSlot, st.status === 'failure' && err ? h('div', { class: 'alert alert-error', role: 'alert' },
-      h('h2', { class: 'alert-title' }, 'The build failed'),
+      h('h2', { class: 'alert-title' }, steps.some((x) => x.step === 'cancelled') ? 'The build was cancelled' : 'The build failed'),
       h('p', { class: 'error-reason' }, err.reason || 'The build failed.'),
       err.details ? h('details', {}, h('summary', {}, 'Details'), h('pre', { class: 'code' }, typeof err.details === 'string' ? err.details : JSON.stringify(err.details, null, 2))) : null) : null);
 
@@ -150,6 +150,7 @@ export async function render(root, ctx) {
           opts.expires_at ? h('span', {}, 'available until ', formatDate(opts.expires_at)) : null)));
     } else if (st.status === 'failure') {
       fill(downloadSlot, h('p', { class: 'muted' }, 'No image: the build did not finish.'));
+      fill(packagesSlot, h('p', { class: 'muted' }, 'No packages: the build did not finish.'));
     } else {
       fill(downloadSlot, h('p', { class: 'muted' }, 'The image can be downloaded here when the build is done.'));
     }
