@@ -528,11 +528,13 @@ export async function render(root, ctx) {
     const err = h('p', { class: 'field-error', role: 'alert', id: id + '-error', hidden: true });
     if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
     if (path) control.dataset.field = path;
-    if (check) {
-      control.dataset.check = check;
-      control.addEventListener('input', () => setError(control, checks[check](control.value)));
-    }
-    if (path) control.addEventListener('input', () => dropErrors(path));
+    if (check) control.dataset.check = check;
+    // Once edited, the server's verdict on the old value is gone; the
+    // client-side check (if any) speaks for the new one.
+    control.addEventListener('input', () => {
+      if (path) dropErrors(path);
+      if (control.dataset.enter !== 'local') setError(control, check ? checks[check](control.value) : '');
+    });
     return h('div', { class: 'field' + (wide ? ' field-wide' : '') }, h('label', { for: id, text: label }), control, hintEl, err);
   }
 
@@ -558,7 +560,7 @@ export async function render(root, ctx) {
   // with its Add button, and the chips of what is in the list.
   function chipList({ label, list, path, hint, placeholder, validate, rerender, inputId }) {
     const id = inputId || nextId('chip');
-    const control = h('input', { type: 'text', id, placeholder, autocomplete: 'off' });
+    const control = h('input', { type: 'text', id, placeholder, autocomplete: 'off', 'data-enter': 'local' });
     const add = () => {
       const values = control.value.split(/[\s,]+/).map((v) => v.trim()).filter(Boolean);
       if (!values.length) return;
@@ -596,6 +598,7 @@ export async function render(root, ctx) {
     control.setAttribute('aria-expanded', 'false');
     control.setAttribute('aria-controls', listId);
     control.setAttribute('autocomplete', 'off');
+    control.dataset.enter = 'local';
     let items = [];
     let active = -1;
     let timer = null;
@@ -642,7 +645,9 @@ export async function render(root, ctx) {
         const found = await fetch(term);
         if (mine !== seq || !alive) return;
         show(found, term);
-        status.textContent = found.length ? `${found.length} result${found.length === 1 ? '' : 's'}; use the arrow keys and Enter to choose.` : `Nothing matches "${term}".`;
+        const total = found.total ?? found.length;
+        status.textContent = !found.length ? `Nothing matches "${term}".`
+          : `${total > found.length ? `${found.length} of ${total} matches shown; type more of the name to narrow them.` : `${found.length} match${found.length === 1 ? '' : 'es'}.`} Use the arrow keys and Enter to choose.`;
       } catch (err) {
         if (mine !== seq) return;
         show([], term);
@@ -662,7 +667,9 @@ export async function render(root, ctx) {
         e.preventDefault();
         highlight(Math.max(active - 1, 0));
       } else if (e.key === 'Enter') {
-        if (!list.hidden && active >= 0) { e.preventDefault(); choose(active); }
+        // Enter picks a suggestion; it never submits the step's form.
+        e.preventDefault();
+        if (!list.hidden && active >= 0) choose(active);
       } else if (e.key === 'Escape') {
         if (!list.hidden) { e.preventDefault(); close(); }
       }
@@ -701,6 +708,7 @@ export async function render(root, ctx) {
   // ---- the steps
 
   async function renderStep(focus) {
+    renderStepper();
     const s = STEPS[step];
     const heading = h('h2', { tabindex: '-1', id: 'wz-step-heading', text: `${step + 1}. ${s.title}` });
     const body = h('div', { class: 'wizard-step-body' });
@@ -711,6 +719,11 @@ export async function render(root, ctx) {
     if (step > 0) actions.append(back);
     if (step < REVIEW) actions.append(h('button', { type: 'submit', class: 'btn btn-primary', text: 'Next' }));
     const form = h('form', { class: 'card wizard-step', 'aria-labelledby': heading.id, novalidate: true }, heading, stepErrors, body, problem, actions);
+    // Enter in a search or list input acts on that input (keydown); its
+    // keypress must not submit the step either.
+    form.addEventListener('keypress', (e) => {
+      if (e.key === 'Enter' && e.target.dataset?.enter === 'local') e.preventDefault();
+    });
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       if (step === REVIEW) return;
@@ -821,8 +834,14 @@ export async function render(root, ctx) {
       const cb = combobox({
         control, debounceMs: 250,
         fetch: async (term) => {
-          const res = await api.get('/packages', { query: { distribution: state.distribution, architecture: state.architecture, search: term, limit: '20' } });
-          return res.data || [];
+          // The API lists matches by name; the closest ones come first here:
+          // the exact name, then names starting with the term, then the rest.
+          const res = await api.get('/packages', { query: { distribution: state.distribution, architecture: state.architecture, search: term, limit: '100' } });
+          const t = term.toLowerCase();
+          const rank = (p) => (p.name === t ? 0 : p.name.startsWith(t) ? 1 : 2);
+          const found = (res.data || []).map((p, i) => [rank(p), i, p]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((x) => x[2]).slice(0, 50);
+          found.total = res.meta?.count ?? found.length;
+          return found;
         },
         renderOption: (p) => [h('span', { class: 'wizard-option-name', text: p.name }), state.packages.includes(p.name) ? h('span', { class: 'badge', text: 'Added' }) : null,
           h('span', { class: 'wizard-option-text', text: [p.version, p.summary].filter(Boolean).join(' — ') })],
@@ -1137,7 +1156,9 @@ export async function render(root, ctx) {
       busy = false;
       const first = Math.min(...serverErrors.map((e) => stepOf(e.field)));
       visited = Math.max(visited, first);
-      toast(kind === 'save' ? 'The blueprint was not saved; see the highlighted fields.' : 'The image was not built; see the highlighted fields.', 'error');
+      // No toast: it would cover the step's buttons. The step with the
+      // first error opens, its fields say what is wrong (role=alert), and
+      // the focus goes to the first of them.
       await go(first, { focus: 'error' });
       return;
     } finally {
