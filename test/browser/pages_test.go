@@ -389,3 +389,19 @@ func TestCancelAndDelete(t *testing.T) {
 	WaitFor[bool](b, "the list without the image", 15*time.Second, `location.hash === '#/' && !!document.querySelector('.empty-state')`)
 	assert.Equal(t, http.StatusNotFound, e.API(t, token, "GET", "/composes/"+res.ID, nil, nil))
 }
+
+// The shell hands #/create to the wizard's module and marks its tab.
+func TestCreateRouteLoadsTheWizard(t *testing.T) {
+	e := SharedEnv(t)
+	b := NewBrowser(t, e.Server)
+	b.SignIn(e.TokenA)
+	b.Do(chromedp.Click(Link("Create image")))
+	steps := WaitFor[[]string](b, "the wizard's steps", 15*time.Second,
+		`((l) => l.length ? l : null)([...document.querySelectorAll('main .stepper li')].map(li => li.textContent.trim()))`)
+	assert.Contains(t, steps[0], "Distribution")
+	assert.Contains(t, steps[len(steps)-1], "Review")
+	assert.Equal(t, "page", Eval[string](b, `document.querySelector('[data-nav="create"]').getAttribute('aria-current')`))
+	assert.Equal(t, "", Eval[string](b, `document.querySelector('[data-nav="images"]').getAttribute('aria-current') || ''`))
+	assert.True(t, Eval[bool](b, `[...document.styleSheets].some(s => s.href && s.href.endsWith('/wizard.css') && s.cssRules.length > 0)`), "index.html links wizard.css")
+	b.Shot("wizard")
+}
