@@ -1,0 +1,414 @@
+package browser
+
+import (
+	"archive/tar"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/testhost"
+)
+
+// wizardSteps are the step names of the Create image wizard, in order.
+var wizardSteps = []string{"Distribution", "Architecture", "Image types", "Target", "Packages", "Users", "System",
+	"Services & firewall", "Filesystems", "Files & directories", "Review"}
+
+// onStep waits until the wizard shows step n (1-based) and saves a
+// screenshot of it.
+func onStep(t *testing.T, b *Browser, n int) {
+	t.Helper()
+	want := strconv.Itoa(n) + ". " + wizardSteps[n-1]
+	WaitFor[bool](b, "the wizard step "+want, 15*time.Second,
+		`(() => { const h = document.querySelector('.wizard-step h2'); const cur = document.querySelector('.stepper li[aria-current="step"]');
+			return !!h && h.textContent === `+jsString(want)+` && !!cur && cur.textContent.startsWith(`+jsString(wizardSteps[n-1])+`); })()`)
+	b.CheckLabels()
+	b.Shot("step-" + strconv.Itoa(n))
+}
+
+// wizControl is the JavaScript expression of the control labelled label,
+// or null while there is none (so that a poll waits instead of failing).
+func wizControl(label string) string {
+	return `((l) => l ? document.getElementById(l.htmlFor) : null)([...document.querySelectorAll('label')].find(l => l.textContent.trim() === ` + jsString(label) + `))`
+}
+
+// errorAt is the JavaScript expression of the error the wizard shows at
+// the control labelled label: its text when the control is marked invalid
+// and described by it, else "".
+func errorAt(label string) string {
+	return `(() => { const c = ` + wizControl(label) + `; const e = c && document.getElementById(c.id + '-error');
+		return e && !e.hidden && c.getAttribute('aria-invalid') === 'true' && (c.getAttribute('aria-describedby') || '').split(' ').includes(e.id) ? e.textContent : ''; })()`
+}
+
+// valueOf is the JavaScript expression of the value of the control
+// labelled label.
+func valueOf(label string) string { return wizControl(label) + `.value` }
+
+// chipsOf lists the chips shown under the control labelled label.
+func chipsOf(label string) string {
+	return `[...` + wizControl(label) + `.closest('.field').querySelectorAll('.chip > span')].map(s => s.textContent)`
+}
+
+// pickOption waits for the option named name in the listbox of the
+// combobox labelled label, moves to it with the arrow keys and takes it
+// with Enter.
+func pickOption(t *testing.T, b *Browser, label, name string) {
+	t.Helper()
+	options := wizControl(label) + `.getAttribute('aria-controls')`
+	WaitFor[bool](b, "the option "+name, 30*time.Second, `[...document.getElementById(`+options+`).querySelectorAll('[role=option] .wizard-option-name')].some(o => o.textContent === `+jsString(name)+`)`)
+	active := `((c) => { const id = c.getAttribute('aria-activedescendant'); const o = id && document.getElementById(id); return o ? o.querySelector('.wizard-option-name').textContent : ''; })(` + wizControl(label) + `)`
+	for i := 0; Eval[string](b, active) != name; i++ {
+		require.Less(t, i, 60, "the arrow keys never reached %s", name)
+		b.Do(chromedp.KeyEvent(kb.ArrowDown))
+	}
+	assert.Equal(t, "true", Eval[string](b, `document.getElementById(`+wizControl(label)+`.getAttribute('aria-activedescendant')).getAttribute('aria-selected')`))
+	b.Do(chromedp.KeyEvent(kb.Enter))
+}
+
+// addChip types value into the chip input labelled label and presses Enter.
+func addChip(b *Browser, label, value string) {
+	b.Type(label, value)
+	b.Do(chromedp.KeyEvent(kb.Enter))
+}
+
+func clickStep(b *Browser, name string) {
+	b.Do(chromedp.Click(`//ol[contains(@class,"stepper")]//button[.//span[normalize-space(.)=` + xq(name) + `]]`))
+}
+
+// TestWizard goes through every step of the Create image wizard as a user
+// would, sees the wizard's own checks and the API's verdicts next to the
+// fields, saves the blueprint, and builds a tar image from it for real.
+func TestWizard(t *testing.T) {
+	e := SharedEnv(t)
+	testhost.RequireBuildHost(t, engine.HostProblems(nil))
+	b := NewBrowser(t, e.Server)
+	b.SignIn(e.TokenA)
+
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	sshPub, err := ssh.NewPublicKey(pub)
+	require.NoError(t, err)
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " ops@example"
+	keyData := strings.Fields(key)[1]
+	const motd = "Built with the kiln wizard.\nHave a nice day.\n"
+
+	b.Do(chromedp.Click(Link("Create image")))
+	onStep(t, b, 1)
+	assert.Equal(t, wizardSteps, Eval[[]string](b, `[...document.querySelectorAll('.stepper li .stepper-title')].map(s => s.textContent)`))
+	assert.Zero(t, Eval[int](b, `document.querySelectorAll('.stepper button').length`), "no step ahead can be jumped to yet")
+
+	// 1. Distribution: Next without a choice says what is missing.
+	b.Do(chromedp.Click(Button("Next")))
+	WaitFor[bool](b, "the missing choice", 5*time.Second, `document.querySelector('.wizard-step-problem').textContent === 'Choose a distribution.'`)
+	b.Do(chromedp.Click(Field("debian-12")), chromedp.Click(Button("Next")))
+
+	// 2. Architecture, 3. Image types (with descriptions), 4. Target.
+	onStep(t, b, 2)
+	b.Do(chromedp.Click(Field("x86_64")), chromedp.Click(Button("Next")))
+	onStep(t, b, 3)
+	desc := Eval[string](b, `document.getElementById(`+wizControl("tar")+`.getAttribute('aria-describedby')).textContent`)
+	assert.Contains(t, desc, "Root filesystem as an xz-compressed tar archive", "the image type's description is shown")
+	b.Do(chromedp.Click(Field("tar")), chromedp.Click(Button("Next")))
+	onStep(t, b, 4)
+	assert.True(t, Eval[bool](b, wizControl("Download from kiln")+`.checked`))
+	assert.Contains(t, Eval[string](b, `document.querySelector('.wizard-step').textContent`), "the only target for now")
+	b.Do(chromedp.Click(Button("Next")))
+
+	// 5. Packages: found by typing part of the name, taken with the keyboard.
+	onStep(t, b, 5)
+	b.Type("Search packages", "jq")
+	pickOption(t, b, "Search packages", "jq")
+	WaitFor[bool](b, "the jq chip", 10*time.Second, `document.querySelector('.chip > span') && document.querySelector('.chip > span').textContent === 'jq'`)
+	b.Type("Search packages", "goj")
+	pickOption(t, b, "Search packages", "gojq")
+	WaitFor[bool](b, "the gojq chip", 10*time.Second, `[...document.querySelectorAll('.chip > span')].map(s => s.textContent).join() === 'jq,gojq'`)
+	// A chip goes with the keyboard too.
+	b.Do(chromedp.Focus(`//button[@aria-label="Remove gojq"]`), chromedp.KeyEvent(kb.Enter))
+	WaitFor[bool](b, "gojq removed", 10*time.Second, `[...document.querySelectorAll('.chip > span')].map(s => s.textContent).join() === 'jq'`)
+	assert.Equal(t, "Remove jq", Eval[string](b, `document.activeElement.getAttribute('aria-label')`), "the focus stays on the chips")
+	// A tar image's base has no systemd; the service below needs it.
+	b.Type("Search packages", "systemd")
+	pickOption(t, b, "Search packages", "systemd")
+	WaitFor[bool](b, "the systemd chip", 10*time.Second, `[...document.querySelectorAll('.chip > span')].map(s => s.textContent).join() === 'jq,systemd'`)
+	b.Do(chromedp.Click(Button("Next")))
+
+	// 6. Users: the key is checked as it is typed.
+	onStep(t, b, 6)
+	b.Do(chromedp.Click(Button("Add user")))
+	b.Type("User name", "ops")
+	b.Type("SSH public key", "ssh-ed25519 "+keyData[:42])
+	msg := WaitFor[string](b, "the cut-off key's error", 5*time.Second, errorAt("SSH public key"))
+	assert.Contains(t, msg, "not complete base64")
+	b.Type("SSH public key", "ssh-rsa "+keyData)
+	msg = WaitFor[string](b, "the mismatched key's error", 5*time.Second, errorAt("SSH public key"))
+	assert.Contains(t, msg, `says "ssh-rsa" but its key data is an "ssh-ed25519" key`)
+	b.Shot("bad-key")
+	b.Type("SSH public key", key)
+	WaitFor[bool](b, "the error to go", 5*time.Second, errorAt("SSH public key")+` === '' && `+wizControl("SSH public key")+`.getAttribute('aria-invalid') === null`)
+	b.Type("Groups", "sudo")
+	b.ShotAs("wizard-users")
+	// Narrow: still one column, no sideways scrolling.
+	b.Resize(390)
+	widths := Eval[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`)
+	assert.LessOrEqual(t, widths[0], widths[1], "the wizard at 390 px scrolls sideways")
+	b.Shot("users-narrow")
+	b.Resize(1280)
+	b.Do(chromedp.Click(Button("Next")))
+
+	// 7. System: a hostname the API rejects (the wizard does not check it).
+	onStep(t, b, 7)
+	b.Type("Hostname", "web_01")
+	b.Type("Time zone", "berl")
+	pickOption(t, b, "Time zone", "Europe/Berlin")
+	assert.Equal(t, "Europe/Berlin", Eval[string](b, valueOf("Time zone")))
+	addChip(b, "Languages", "en_US.UTF-8")
+	WaitFor[bool](b, "the language chip", 5*time.Second, chipsOf("Languages")+`.join() === 'en_US.UTF-8'`)
+	b.Type("Keyboard layout", "us")
+	b.Do(chromedp.Click(Button("Next")))
+
+	// 8. Services & firewall: a port is checked before it is added.
+	onStep(t, b, 8)
+	addChip(b, "Enabled services", "nftables")
+	WaitFor[bool](b, "the service chip", 5*time.Second, chipsOf("Enabled services")+`.join() === 'nftables'`)
+	addChip(b, "Open ports", "8080")
+	msg = WaitFor[string](b, "the port's error", 5*time.Second, errorAt("Open ports"))
+	assert.Contains(t, msg, `"8080" is not a port`)
+	addChip(b, "Open ports", "8080:tcp")
+	WaitFor[bool](b, "the port chip", 5*time.Second, chipsOf("Open ports")+`.join() === '8080:tcp' && `+errorAt("Open ports")+` === ''`)
+	b.Do(chromedp.Click(Button("Next")))
+
+	// 9. Filesystems: the mount point is checked as it is typed.
+	onStep(t, b, 9)
+	b.Do(chromedp.Click(Button("Add filesystem")))
+	b.Type("Mount point", "var")
+	msg = WaitFor[string](b, "the relative mount point's error", 5*time.Second, errorAt("Mount point"))
+	assert.Contains(t, msg, "not an absolute path")
+	b.Type("Mount point", "/var/../etc")
+	assert.Contains(t, WaitFor[string](b, "the dot-dot error", 5*time.Second, errorAt("Mount point")), `contains ".."`)
+	b.Type("Mount point", "/var")
+	WaitFor[bool](b, "the mount point error to go", 5*time.Second, errorAt("Mount point")+` === ''`)
+	b.Type("Minimum size", "2")
+	b.Select("Unit of the minimum size of filesystem 1", "GiB")
+	b.Do(chromedp.Click(Button("Next")))
+
+	// 10. Files & directories.
+	onStep(t, b, 10)
+	b.Do(chromedp.Click(Button("Add file")))
+	b.Type("File path", "/etc/motd")
+	b.Type("Mode", "0644")
+	b.Type("Content", motd)
+	b.Do(chromedp.Click(Button("Next")))
+
+	// 11. Review: name it and build. The API rejects the hostname: the
+	// wizard goes back to System and shows the API's message at the field.
+	onStep(t, b, 11)
+	b.Type("Name", "wizard-web")
+	b.Type("Description", "A web server made in the wizard")
+	b.Do(chromedp.Click(Button("Build image")))
+	msg = WaitFor[string](b, "the API's hostname error", 15*time.Second, errorAt("Hostname"))
+	assert.Contains(t, msg, "host name")
+	assert.Equal(t, "Hostname", Eval[string](b, `document.activeElement.labels[0].textContent`), "the focus is on the field to fix")
+	onStep(t, b, 7)
+	assert.Equal(t, "System (has errors)", Eval[string](b, `document.querySelector('.stepper li.has-error').textContent`))
+	b.Shot("api-error")
+	// Everything typed is still there.
+	assert.Equal(t, "web_01", Eval[string](b, valueOf("Hostname")))
+	assert.Equal(t, "Europe/Berlin", Eval[string](b, valueOf("Time zone")))
+	assert.Equal(t, "us", Eval[string](b, valueOf("Keyboard layout")))
+	assert.Equal(t, []string{"en_US.UTF-8"}, Eval[[]string](b, chipsOf("Languages")))
+	clickStep(b, "Users")
+	onStep(t, b, 6)
+	assert.Equal(t, key, Eval[string](b, valueOf("SSH public key")))
+	assert.Equal(t, "ops", Eval[string](b, valueOf("User name")))
+	clickStep(b, "Packages")
+	onStep(t, b, 5)
+	assert.Equal(t, []string{"jq", "systemd"}, Eval[[]string](b, `[...document.querySelectorAll('.chip > span')].map(s => s.textContent)`))
+	clickStep(b, "Files & directories")
+	onStep(t, b, 10)
+	assert.Equal(t, motd, Eval[string](b, valueOf("Content")))
+	clickStep(b, "System")
+	onStep(t, b, 7)
+	b.Type("Hostname", "web01")
+	WaitFor[bool](b, "the hostname error to go once edited", 5*time.Second, errorAt("Hostname")+` === ''`)
+
+	// Build again: tar images have no partitions, so the API refuses the
+	// filesystem, and the wizard shows that on the Filesystems step.
+	clickStep(b, "Review")
+	onStep(t, b, 11)
+	assert.Equal(t, "wizard-web", Eval[string](b, valueOf("Name")))
+	b.Do(chromedp.Click(Button("Build image")))
+	onStep(t, b, 9)
+	msg = WaitFor[string](b, "the filesystem error", 15*time.Second, `(document.querySelector('.wizard-list .wizard-container-error') || {}).textContent || ''`)
+	assert.Contains(t, msg, "Not supported by image type tar")
+	b.Do(chromedp.Click(Button("Remove filesystem 1")))
+	WaitFor[bool](b, "the filesystem to go", 5*time.Second, `!document.querySelector('.wizard-container-error') && !document.querySelector('.stepper li.has-error')`)
+
+	// The review's TOML is the blueprint as entered.
+	clickStep(b, "Review")
+	onStep(t, b, 11)
+	text := WaitFor[string](b, "the blueprint's TOML", 15*time.Second,
+		`((p) => p.getAttribute('aria-busy') === 'false' && p.textContent.includes('wizard-web') ? p.textContent : '')(document.getElementById('wz-toml'))`)
+	bp, err := blueprint.Parse([]byte(text), blueprint.FormatTOML)
+	require.NoError(t, err, "the review's TOML parses as a blueprint:\n%s", text)
+	assert.Equal(t, "wizard-web", bp.Name)
+	assert.Equal(t, "A web server made in the wizard", bp.Description)
+	assert.Equal(t, []blueprint.Package{{Name: "jq"}, {Name: "systemd"}}, unversioned(bp.Packages))
+	c := bp.Customizations
+	require.NotNil(t, c)
+	assert.Equal(t, "web01", derefString(c.Hostname))
+	require.Len(t, c.User, 1)
+	assert.Equal(t, "ops", c.User[0].Name)
+	assert.Equal(t, key, derefString(c.User[0].Key))
+	assert.Equal(t, []string{"sudo"}, c.User[0].Groups)
+	require.NotNil(t, c.Timezone)
+	assert.Equal(t, "Europe/Berlin", derefString(c.Timezone.Timezone))
+	require.NotNil(t, c.Locale)
+	assert.Equal(t, []string{"en_US.UTF-8"}, c.Locale.Languages)
+	assert.Equal(t, "us", derefString(c.Locale.Keyboard))
+	require.NotNil(t, c.Services)
+	assert.Equal(t, []string{"nftables"}, c.Services.Enabled)
+	require.NotNil(t, c.Firewall)
+	assert.Equal(t, []string{"8080:tcp"}, c.Firewall.Ports)
+	assert.Empty(t, c.Filesystem)
+	require.Len(t, c.Files, 1)
+	assert.Equal(t, "/etc/motd", c.Files[0].Path)
+	assert.Equal(t, "0644", c.Files[0].Mode)
+	assert.Equal(t, motd, c.Files[0].Data)
+	summary := Eval[string](b, `document.querySelector('.wizard-summary').textContent`)
+	for _, s := range []string{"debian-12", "x86_64", "tar", "jq", "ops (SSH key)", "hostname web01", "Europe/Berlin", "8080:tcp", "/etc/motd"} {
+		assert.Contains(t, summary, s, "the summary")
+	}
+	b.ShotAs("wizard-review")
+
+	// Save blueprint: stored, and the wizard goes to its page.
+	b.Do(chromedp.Click(Button("Save blueprint")))
+	hash := WaitFor[string](b, "the blueprint's page", 15*time.Second, `location.hash.startsWith('#/blueprints/') ? location.hash : ''`)
+	id := strings.TrimPrefix(hash, "#/blueprints/")
+	var stored struct {
+		Name          string `json:"name"`
+		Version       int    `json:"version"`
+		ImageRequests []struct {
+			Architecture string `json:"architecture"`
+			ImageType    string `json:"image_type"`
+		} `json:"image_requests"`
+		Customizations map[string]any `json:"customizations"`
+	}
+	require.Equal(t, http.StatusOK, e.API(t, e.TokenA, "GET", "/blueprints/"+id, nil, &stored))
+	assert.Equal(t, "wizard-web", stored.Name)
+	assert.Equal(t, 1, stored.Version)
+	require.Len(t, stored.ImageRequests, 1)
+	assert.Equal(t, "tar", stored.ImageRequests[0].ImageType)
+	assert.Equal(t, "x86_64", stored.ImageRequests[0].Architecture)
+	assert.Equal(t, "web01", stored.Customizations["hostname"])
+	assert.Equal(t, []any{"jq", "systemd"}, stored.Customizations["packages"])
+	files, _ := stored.Customizations["files"].([]any)
+	require.Len(t, files, 1)
+	assert.Equal(t, motd, files[0].(map[string]any)["data"])
+
+	// Opened again from the stored blueprint, the wizard has it all; Build
+	// image builds it for real.
+	b.Visit("#/create?blueprint="+id+"&version=1", `!!document.querySelector('.stepper li[aria-current="step"]')`)
+	WaitFor[bool](b, "the edit title", 10*time.Second, `document.querySelector('main h1').textContent === 'Edit blueprint wizard-web'`)
+	assert.Equal(t, 10, Eval[int](b, `document.querySelectorAll('.stepper button').length`), "every step can be jumped to")
+	clickStep(b, "System")
+	onStep(t, b, 7)
+	assert.Equal(t, "web01", Eval[string](b, valueOf("Hostname")))
+	clickStep(b, "Review")
+	onStep(t, b, 11)
+	assert.Equal(t, "wizard-web", Eval[string](b, valueOf("Name")))
+	WaitFor[bool](b, "the TOML", 15*time.Second, `document.getElementById('wz-toml').getAttribute('aria-busy') === 'false'`)
+	assert.Equal(t, text, Eval[string](b, `document.getElementById('wz-toml').textContent`), "the stored blueprint renders to the same TOML")
+	Eval[bool](b, `(window.wizardTestMark = true)`)
+	b.Do(chromedp.Click(Button("Build image")))
+	hash = WaitFor[string](b, "the compose's page", 15*time.Second, `location.hash.startsWith('#/composes/') ? location.hash : ''`)
+	composeID := strings.TrimPrefix(hash, "#/composes/")
+	WaitFor[bool](b, "the build to end", 10*time.Minute,
+		`(() => { const s = document.querySelector('main h1 .badge'); if (s && s.textContent.trim() === 'Failure') return true; return !!s && s.textContent.trim() === 'Success'; })()`)
+	require.Equal(t, "Success", Eval[string](b, `document.querySelector('main h1 .badge').textContent.trim()`), "the build failed:\n%s", e.Log(40))
+	assert.True(t, Eval[bool](b, `window.wizardTestMark === true`), "the page followed the build without reloading")
+	assert.Equal(t, "#/composes/"+composeID, Eval[string](b, `location.hash`))
+	b.Shot("built")
+
+	// The image, through the page's download button: the file and the
+	// hostname the wizard set.
+	dir := t.TempDir()
+	done := b.DownloadTo(dir)
+	b.Do(chromedp.Click(Button("Download image")))
+	var path string
+	select {
+	case path = <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the download did not finish")
+	}
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	magic := make([]byte, 6)
+	_, err = io.ReadFull(f, magic)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{0xfd, '7', 'z', 'X', 'Z', 0}, magic, "the download is xz-compressed")
+	xz := exec.Command("xz", "-dc", path)
+	out, err := xz.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, xz.Start())
+	got := map[string]string{}
+	want := map[string]bool{"etc/motd": true, "etc/hostname": true, "home/ops/.ssh/authorized_keys": true}
+	var enabled []string // where systemd's enable links for nftables are
+	tr := tar.NewReader(out)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		name := strings.TrimPrefix(hdr.Name, "./")
+		if strings.HasPrefix(name, "etc/systemd/system/") && strings.HasSuffix(name, ".wants/nftables.service") {
+			enabled = append(enabled, name)
+		}
+		if want[name] {
+			data, err := io.ReadAll(tr)
+			require.NoError(t, err)
+			got[name] = string(data)
+			if name == "etc/motd" {
+				assert.Equal(t, int64(0o644), hdr.Mode&0o7777, "the file's mode")
+			}
+		}
+	}
+	require.NoError(t, xz.Wait())
+	assert.Equal(t, motd, got["etc/motd"])
+	assert.Equal(t, "web01", strings.TrimSpace(got["etc/hostname"]))
+	assert.Contains(t, got["home/ops/.ssh/authorized_keys"], keyData)
+	assert.NotEmpty(t, enabled, "the service is enabled: systemd links it into a target's .wants directory")
+}
+
+func unversioned(pkgs []blueprint.Package) []blueprint.Package {
+	out := make([]blueprint.Package, 0, len(pkgs))
+	for _, p := range pkgs {
+		if p.Version == "*" {
+			p.Version = ""
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
