@@ -172,15 +172,16 @@ func cacheDir(dir string) (string, error) {
 }
 
 // StartServer runs `kiln serve` on a free loopback port with a fresh data
-// directory and one in-process worker; the test's end stops it.
-func StartServer(t testing.TB) *Server {
+// directory and one in-process worker, and flags (e.g.
+// "--trust-identity-header"); the test's end stops it.
+func StartServer(t testing.TB, flags ...string) *Server {
 	t.Helper()
 	testhost.CacheDir(t) // the shared cache exists
 	cache, err := cacheDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := startServer(t.TempDir(), cache)
+	s, err := startServer(t.TempDir(), cache, flags...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,10 +194,10 @@ func StartServer(t testing.TB) *Server {
 	return s
 }
 
-func startServer(data, cache string) (*Server, error) {
+func startServer(data, cache string, flags ...string) (*Server, error) {
 	s := &Server{Data: data, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(kilnBin, "--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data,
-		"--workers", "1", "--rate-limit", "-1")
+	s.cmd = exec.Command(kilnBin, append([]string{"--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data,
+		"--workers", "1", "--rate-limit", "-1"}, flags...)...)
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {

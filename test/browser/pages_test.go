@@ -2,6 +2,7 @@ package browser
 
 import (
 	"archive/tar"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -404,4 +406,23 @@ func TestCreateRouteLoadsTheWizard(t *testing.T) {
 	assert.Equal(t, "", Eval[string](b, `document.querySelector('[data-nav="images"]').getAttribute('aria-current') || ''`))
 	assert.True(t, Eval[bool](b, `[...document.styleSheets].some(s => s.href && s.href.endsWith('/wizard.css') && s.cssRules.length > 0)`), "index.html links wizard.css")
 	b.Shot("wizard")
+}
+
+// Behind a trusted gateway the identity comes with every request: no
+// sign-in, no sign-out, and the org's own images only.
+func TestGatewayIdentity(t *testing.T) {
+	s := StartServer(t, "--trust-identity-header")
+	b := NewBrowser(t, s)
+	identity := base64.StdEncoding.EncodeToString([]byte(`{"identity":{"org_id":"umbrella"}}`))
+	if _, err := chromedp.Call(b.Ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"x-rh-identity": identity},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Visit("#/", hasText(".empty-state h2", "No images yet"))
+	assert.Equal(t, "#/", Eval[string](b, `location.hash`), "no detour through sign-in")
+	assert.False(t, Eval[bool](b, `document.getElementById('topbar').hidden`))
+	assert.True(t, Eval[bool](b, `document.getElementById('signout').hidden`), "nothing to sign out of")
+	assert.Empty(t, Eval[string](b, `sessionStorage.getItem('kiln.token') || ''`))
+	b.Visit("#/signin", hasText("main h1", "You are signed in"))
 }
