@@ -159,6 +159,13 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	if c.Firewall != nil {
 		addPkg("nftables", "", "customizations.firewall")
 	}
+	// Units are enabled with systemctl: a tree that would not have systemd
+	// otherwise (tar, container) gets it, rather than failing its build.
+	if s := c.Services; s != nil && len(s.Enabled)+len(s.Disabled)+len(s.Masked) > 0 {
+		addPkg("systemd", "", "customizations.services")
+	} else if c.Firewall != nil {
+		addPkg("systemd", "", "customizations.firewall")
+	}
 	if c.CACerts != nil {
 		addPkg("ca-certificates", "", "customizations.cacerts")
 	}

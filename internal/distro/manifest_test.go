@@ -290,3 +290,25 @@ func TestFilesComeBeforeUnitsAreEnabled(t *testing.T) {
 	assert.Less(t, index[manifest.Files{}.StageType()], index[manifest.Systemd{}.StageType()])
 	assert.Less(t, index[manifest.Directories{}.StageType()], index[manifest.Systemd{}.StageType()])
 }
+
+// A tree without an init system (tar) gets systemd when the blueprint
+// enables units or a firewall, since systemctl enables them; without
+// either it stays without.
+func TestServicesBringSystemd(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	tar := imageType(t, reg, "debian-12", "x86_64", "tar")
+	for name, text := range map[string]string{
+		"services": "name = \"s\"\n[customizations.services]\nenabled = [\"nginx\"]\n",
+		"firewall": "name = \"f\"\n[customizations.firewall]\nports = [\"8080:tcp\"]\n",
+	} {
+		bp, err := blueprint.Parse([]byte(text), blueprint.FormatTOML)
+		require.NoError(t, err, name)
+		_, m := makeManifest(t, tar, bp, Options{})
+		assert.Contains(t, stageOf[*manifest.DebsInstall](t, m, "os").Packages, "systemd", name)
+	}
+	bp, err := blueprint.Parse([]byte("name = \"plain\"\n"), blueprint.FormatTOML)
+	require.NoError(t, err)
+	_, m := makeManifest(t, tar, bp, Options{})
+	assert.NotContains(t, stageOf[*manifest.DebsInstall](t, m, "os").Packages, "systemd")
+}
