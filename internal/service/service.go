@@ -124,12 +124,20 @@ func Run(ctx context.Context, cfg Config) error {
 			"artifacts", arts.(artifacts.Local).Dir)
 	}
 
+	// Links to images in a local directory are signed, so a browser
+	// downloads them without the API token (a bucket presigns its own).
+	var downloadKey []byte
+	if l, ok := arts.(artifacts.Local); ok {
+		if downloadKey, err = l.DownloadKey(); err != nil {
+			return err
+		}
+	}
 	mets := metrics.New(db)
 	var packages api.PackageSearcher
 	if r, ok := cfg.Resolver.(*apt.Resolver); ok {
 		packages = aptSearcher{resolver: r, distros: cfg.Distros, mirrors: cfg.Mirrors}
 	}
-	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, DownloadExpiry: cfg.DownloadExpiry, RetentionMaxAge: cfg.Retention.MaxAge, TrustIdentityHeader: cfg.TrustIdentityHeader,
+	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, DownloadExpiry: cfg.DownloadExpiry, DownloadKey: downloadKey, RetentionMaxAge: cfg.Retention.MaxAge, TrustIdentityHeader: cfg.TrustIdentityHeader,
 		MaxBodyBytes: cfg.MaxBodyBytes, Quota: cfg.Quota, RateLimit: cfg.RateLimit, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
 	if err != nil {
 		return err

@@ -63,6 +63,8 @@ func TestSignIn(t *testing.T) {
 	// It goes back where the user wanted to go.
 	WaitFor[bool](b, "the Blueprints page", 15*time.Second, `location.hash === '#/blueprints' && `+hasText("main h1", "Blueprints"))
 	assert.Equal(t, e.TokenB, Eval[string](b, `sessionStorage.getItem('kiln.token')`))
+	// The top bar names the organization the token acts for.
+	WaitFor[bool](b, "the organization in the top bar", 15*time.Second, hasText("#org", "Organization: globex"))
 
 	// A new organization: the Images page says what to do.
 	b.Do(chromedp.Click(Link("Images")))
@@ -159,6 +161,15 @@ func TestComposeDetail(t *testing.T) {
 	_, err = io.ReadFull(f, magic)
 	require.NoError(t, err)
 	assert.Equal(t, []byte{0xfd, '7', 'z', 'X', 'Z', 0}, magic, "the download is xz-compressed")
+	// A plain link to the signed URL, which saves straight to disk, not
+	// a fetch with the token that holds the whole image in memory.
+	var signed bool
+	for _, r := range b.Requests() {
+		if strings.HasPrefix(r, "GET ") && strings.Contains(r, "/composes/"+id+"/download?") && strings.Contains(r, "signature=") {
+			signed = true
+		}
+	}
+	assert.True(t, signed, "the download used the signed link: %v", b.Requests())
 	xz := exec.Command("xz", "-dc", path)
 	out, err := xz.StdoutPipe()
 	require.NoError(t, err)

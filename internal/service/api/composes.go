@@ -471,6 +471,19 @@ func (s *Server) downloadLink(r *http.Request, c store.Compose, js []store.Job, 
 	}
 	p, ok := s.cfg.Artifacts.(artifacts.Presigner)
 	res := imageResult(js)
+	if !ok && res.Filename != "" && len(s.cfg.DownloadKey) > 0 {
+		// A signed link, for as long as a presigned one would last.
+		expiry := s.cfg.DownloadExpiry
+		if !removal.IsZero() {
+			expiry = min(expiry, removal.Sub(now))
+		}
+		if expiry >= time.Second {
+			expires := now.Add(expiry).Truncate(time.Second)
+			us.Options["url"] = s.signedDownloadURL(c.OrgID, c.ID, expires)
+			us.Options["expires_at"] = expires.UTC().Format(time.RFC3339)
+			return nil
+		}
+	}
 	if !ok || res.Filename == "" {
 		if !removal.IsZero() {
 			us.Options["expires_at"] = removal.UTC().Format(time.RFC3339)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,75 @@ func TestDownloadPresigned(t *testing.T) {
 	// An image that is gone is a 404 here, not a redirect to a 404.
 	require.NoError(t, arts.Delete(context.Background(), id))
 	assert.Equal(t, http.StatusNotFound, ts2.do(t, "acme", "GET", "/composes/"+id+"/download", nil).status)
+}
+
+// With a download key, a local image's status links to a signed URL that
+// downloads without a token, for that compose only, until it expires.
+func TestDownloadLocalSignedLink(t *testing.T) {
+	arts := artifacts.Local{Dir: t.TempDir()}
+	now := time.Now()
+	ts := newTestServer(t, func(c *Config) {
+		c.Artifacts = arts
+		c.DownloadKey = []byte("0123456789abcdef0123456789abcdef")
+		c.DownloadExpiry = time.Hour
+		c.RetentionMaxAge = 14 * 24 * time.Hour
+		c.Now = func() time.Time { return now }
+	})
+	id := finishedCompose(t, ts, arts)
+	other := finishedCompose(t, ts, arts)
+
+	opts := uploadOptions(t, ts, id)
+	link := opts["url"].(string)
+	require.True(t, strings.HasPrefix(link, Prefix+"/composes/"+id+"/download?"), link)
+	expires, err := time.Parse(time.RFC3339, opts["expires_at"].(string))
+	require.NoError(t, err)
+	assert.WithinDuration(t, now.Add(time.Hour), expires, time.Second, "the download expiry, being shorter than retention")
+
+	get := func(u string, header ...string) (int, string) {
+		req, err := http.NewRequest("GET", ts.url+u, nil)
+		require.NoError(t, err)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, body := get(link)
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, image, body, "no token needed")
+	status, body = get(link, "Range", "bytes=10-14")
+	assert.Equal(t, http.StatusPartialContent, status)
+	assert.Equal(t, "abcde", body)
+
+	// The same signature does not open another compose, another org's
+	// view, or a later expiry.
+	status, _ = get(strings.Replace(link, id, other, 1))
+	assert.Equal(t, http.StatusForbidden, status)
+	status, _ = get(strings.Replace(link, "org=acme", "org=globex", 1))
+	assert.Equal(t, http.StatusForbidden, status)
+	later := strings.Replace(link, "expires="+strconv.FormatInt(expires.Unix(), 10), "expires="+strconv.FormatInt(expires.Unix()+3600, 10), 1)
+	require.NotEqual(t, link, later)
+	status, _ = get(later)
+	assert.Equal(t, http.StatusForbidden, status)
+	status, body = get(Prefix + "/composes/" + id + "/download?signature=" + strings.Repeat("0", 64))
+	assert.Equal(t, http.StatusForbidden, status)
+	assert.Contains(t, body, "incomplete")
+
+	// Once expired, the link stops working.
+	now = now.Add(2 * time.Hour)
+	status, body = get(link)
+	assert.Equal(t, http.StatusForbidden, status)
+	assert.Contains(t, body, "expired")
+
+	// A server without a key takes no signed links.
+	ts2 := newTestServer(t, func(c *Config) { c.Artifacts = arts })
+	req, err := http.NewRequest("GET", ts2.url+link, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 }

@@ -90,6 +90,12 @@ func (s *Server) getArchitectures(w http.ResponseWriter, _ *http.Request, params
 	return nil
 }
 
+// getIdentity names the organization the caller acts for.
+func (s *Server) getIdentity(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	writeJSON(w, http.StatusOK, map[string]string{"org_id": orgOf(r.Context())})
+	return nil
+}
+
 func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request, _ map[string]string) error {
 	writeJSON(w, http.StatusOK, map[string]string{"version": s.cfg.Version})
 	return nil

@@ -43,6 +43,12 @@ type Config struct {
 	// artifact store can presign (S3). Default 7 days, which is also the
 	// most a presigned URL can last.
 	DownloadExpiry time.Duration
+	// DownloadKey, when set, signs download links for artifact stores
+	// that cannot presign (a local directory): the status's download URL
+	// then works without an API token until it expires, like a presigned
+	// bucket URL. It must stay the same across restarts for links to
+	// outlive them.
+	DownloadKey []byte
 	// RetentionMaxAge, when known, is how long after its creation a
 	// compose's files are removed: a local download's expires_at.
 	RetentionMaxAge time.Duration
@@ -138,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 		"getDistributions":     s.getDistributions,
 		"getDistribution":      s.getDistribution,
 		"getArchitectures":     s.getArchitectures,
+		"getIdentity":          s.getIdentity,
 		"getVersion":           s.getVersion,
 		"getReadiness":         s.getReadiness,
 		"getOpenapi":           s.getOpenapi,
@@ -253,7 +260,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	routeName = op.OperationID
 	public := op.Security != nil && len(*op.Security) == 0
 	if !public {
-		org, aerr := s.authenticate(r)
+		var org string
+		var aerr *apiError
+		if op.OperationID == "downloadCompose" && r.URL.Query().Has("signature") {
+			org, aerr = s.signedDownloadOrg(r, params["composeId"])
+		} else {
+			org, aerr = s.authenticate(r)
+		}
 		if aerr != nil {
 			writeError(w, r, aerr)
 			return
@@ -262,7 +275,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, tooManyRequests(wait))
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), orgKey, org))
+		r = withOrg(r, org)
 	}
 	in := &openapi3filter.RequestValidationInput{
 		Request: r, PathParams: params, Route: route,

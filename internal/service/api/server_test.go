@@ -546,3 +546,15 @@ func TestDistributionListsImageTypes(t *testing.T) {
 		assert.Equal(t, http.StatusCreated, r.status, "%s: %s", name, r.body)
 	}
 }
+
+// The identity names the caller's own organization, and only with
+// credentials.
+func TestIdentity(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for _, org := range []string{"acme", "other"} {
+		r := ts.do(t, org, "GET", "/identity", nil)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		assert.Equal(t, map[string]any{"org_id": org}, r.json(t))
+	}
+	assert.Equal(t, http.StatusUnauthorized, ts.do(t, "", "GET", "/identity", nil).status)
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -332,3 +334,21 @@ func TestS3PresignedUpload(t *testing.T) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// The download key is made once and then read back: links signed before
+// a restart still work after it.
+func TestLocalDownloadKey(t *testing.T) {
+	l := Local{Dir: filepath.Join(t.TempDir(), "artifacts")}
+	k1, err := l.DownloadKey()
+	require.NoError(t, err)
+	assert.Len(t, k1, 32)
+	k2, err := l.DownloadKey()
+	require.NoError(t, err)
+	assert.Equal(t, k1, k2)
+	st, err := os.Stat(filepath.Join(l.Dir, ".download-key"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "only the service reads it")
+	other, err := Local{Dir: t.TempDir()}.DownloadKey()
+	require.NoError(t, err)
+	assert.NotEqual(t, k1, other, "each directory its own random key")
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -119,4 +120,44 @@ func du(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// DownloadKey is the key that signs download links to this directory's
+// images, made on first use: it lives beside the images, so every replica
+// that serves them signs alike, and it outlives restarts.
+func (l Local) DownloadKey() ([]byte, error) {
+	p := filepath.Join(l.Dir, ".download-key")
+	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
+		return b, nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("artifacts: reading the download key: %w", err)
+	}
+	if err := os.MkdirAll(l.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("artifacts: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(l.Dir, ".download-key-*")
+	if err != nil {
+		return nil, fmt.Errorf("artifacts: writing the download key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(key); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("artifacts: writing the download key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("artifacts: writing the download key: %w", err)
+	}
+	// A link rather than a rename: when two replicas start at once, the
+	// first key written wins and the other reads it.
+	if err := os.Link(tmp.Name(), p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return l.DownloadKey()
+		}
+		return nil, fmt.Errorf("artifacts: writing the download key: %w", err)
+	}
+	return key, nil
 }

@@ -58,17 +58,37 @@ async function signedIn() {
   return session.gateway;
 }
 
-// The organization's name, shown in the top bar once the API says it (it
-// has no operation for that yet, so the top bar shows none).
-const org = '';
+// The organization the user acts for, shown in the top bar: asked of the
+// API (GET /identity) once per sign-in.
+let org = '';
+let orgAskedFor = null;
+
+function showOrg() {
+  const orgEl = document.getElementById('org');
+  orgEl.hidden = !org;
+  orgEl.textContent = org ? `Organization: ${org}` : '';
+}
 
 function updateTopbar(active) {
   const bar = document.getElementById('topbar');
   const show = session.token || session.gateway;
   bar.hidden = !show;
-  const orgEl = document.getElementById('org');
-  orgEl.hidden = !org;
-  orgEl.textContent = org ? `Organization: ${org}` : '';
+  const who = session.token || (session.gateway ? 'gateway' : '');
+  if (who !== orgAskedFor) {
+    orgAskedFor = who;
+    org = '';
+    if (who) {
+      api.get('/identity', { noRedirect: true })
+        .then((id) => {
+          if (orgAskedFor === who) {
+            org = id.org_id || '';
+            showOrg();
+          }
+        })
+        .catch(() => {}); // the name is a courtesy; the pages report real errors
+    }
+  }
+  showOrg();
   document.getElementById('signout').hidden = !session.token;
   if (active !== undefined) {
     for (const a of bar.querySelectorAll('[data-nav]')) {

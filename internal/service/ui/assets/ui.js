@@ -159,7 +159,11 @@ function filenameFrom(headers, fallback) {
  */
 export async function downloadImage(composeId, uploadOptions) {
   const u = (uploadOptions && uploadOptions.url) || `${BASE}/composes/${composeId}/download`;
-  if (!u.startsWith(BASE + '/') || !session.token) {
+  // A bucket's presigned URL and the service's own signed link download
+  // without the token, straight to disk; only an unsigned API path needs
+  // the token, and so a fetch.
+  const signed = u.startsWith(BASE + '/') && new URL(u, location.href).searchParams.has('signature');
+  if (!u.startsWith(BASE + '/') || signed || !session.token) {
     const a = h('a', { href: u, class: 'visually-hidden', rel: 'noreferrer' });
     document.body.append(a);
     a.click();
