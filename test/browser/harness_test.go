@@ -16,6 +16,7 @@
 package browser
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -39,6 +40,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/testhost"
@@ -548,6 +550,55 @@ func (b *Browser) DownloadTo(dir string) <-chan string {
 		}
 	}()
 	return done
+}
+
+// DownloadImage clicks the page's "Download image" button and returns the
+// path of the file the browser saved.
+func (b *Browser) DownloadImage() string {
+	b.t.Helper()
+	done := b.DownloadTo(b.t.TempDir())
+	b.Do(chromedp.Click(Button("Download image")))
+	select {
+	case path := <-done:
+		return path
+	case <-time.After(3 * time.Minute):
+		b.t.Fatal("the download did not finish")
+		return ""
+	}
+}
+
+// readXZTar checks that path is xz-compressed and calls fn with each
+// entry of the tar inside: its name without "./", its header, and a
+// reader of its data.
+func readXZTar(t *testing.T, path string, fn func(name string, hdr *tar.Header, data io.Reader)) {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	magic := make([]byte, 6)
+	_, err = io.ReadFull(f, magic)
+	f.Close()
+	require.NoError(t, err)
+	require.Equal(t, []byte{0xfd, '7', 'z', 'X', 'Z', 0}, magic, "the download is xz-compressed")
+	xz := exec.Command("xz", "-dc", path)
+	out, err := xz.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, xz.Start())
+	defer func() { // a failed check stops reading: stop xz too
+		if xz.ProcessState == nil {
+			_ = xz.Process.Kill()
+			_ = xz.Wait()
+		}
+	}()
+	tr := tar.NewReader(out)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		fn(strings.TrimPrefix(hdr.Name, "./"), hdr, tr)
+	}
+	require.NoError(t, xz.Wait())
 }
 
 // ---- one server for the whole run ----

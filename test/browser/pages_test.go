@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -144,25 +143,10 @@ func TestComposeDetail(t *testing.T) {
 	b.CheckLabels()
 	b.ShotAs("compose")
 
-	// The image, fetched through the page's own download button.
-	dir := t.TempDir()
-	done := b.DownloadTo(dir)
-	b.Do(chromedp.Click(Button("Download image")))
-	var path string
-	select {
-	case path = <-done:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the download did not finish")
-	}
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	magic := make([]byte, 6)
-	_, err = io.ReadFull(f, magic)
-	require.NoError(t, err)
-	assert.Equal(t, []byte{0xfd, '7', 'z', 'X', 'Z', 0}, magic, "the download is xz-compressed")
-	// A plain link to the signed URL, which saves straight to disk, not
-	// a fetch with the token that holds the whole image in memory.
+	// The image, fetched through the page's own download button, by a
+	// plain link to the signed URL, which saves straight to disk (not a
+	// fetch with the token that holds the whole image in memory).
+	path := b.DownloadImage()
 	var signed bool
 	for _, r := range b.Requests() {
 		if strings.HasPrefix(r, "GET ") && strings.Contains(r, "/composes/"+id+"/download?") && strings.Contains(r, "signature=") {
@@ -170,26 +154,15 @@ func TestComposeDetail(t *testing.T) {
 		}
 	}
 	assert.True(t, signed, "the download used the signed link: %v", b.Requests())
-	xz := exec.Command("xz", "-dc", path)
-	out, err := xz.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, xz.Start())
-	tr := tar.NewReader(out)
 	var hostname string
 	entries := 0
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
+	readXZTar(t, path, func(name string, _ *tar.Header, data io.Reader) {
 		entries++
-		if strings.TrimPrefix(hdr.Name, "./") == "etc/hostname" {
-			b, _ := io.ReadAll(tr)
+		if name == "etc/hostname" {
+			b, _ := io.ReadAll(data)
 			hostname = strings.TrimSpace(string(b))
 		}
-	}
-	require.NoError(t, xz.Wait())
+	})
 	assert.Greater(t, entries, 1000, "a root file system")
 	assert.Equal(t, "kiln-ui-test", hostname)
 

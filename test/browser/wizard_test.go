@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -345,50 +343,23 @@ func TestWizard(t *testing.T) {
 
 	// The image, through the page's download button: the file and the
 	// hostname the wizard set.
-	dir := t.TempDir()
-	done := b.DownloadTo(dir)
-	b.Do(chromedp.Click(Button("Download image")))
-	var path string
-	select {
-	case path = <-done:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the download did not finish")
-	}
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	magic := make([]byte, 6)
-	_, err = io.ReadFull(f, magic)
-	require.NoError(t, err)
-	assert.Equal(t, []byte{0xfd, '7', 'z', 'X', 'Z', 0}, magic, "the download is xz-compressed")
-	xz := exec.Command("xz", "-dc", path)
-	out, err := xz.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, xz.Start())
+	path := b.DownloadImage()
 	got := map[string]string{}
 	want := map[string]bool{"etc/motd": true, "etc/hostname": true, "home/ops/.ssh/authorized_keys": true}
 	var enabled []string // where systemd's enable links for nftables are
-	tr := tar.NewReader(out)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		name := strings.TrimPrefix(hdr.Name, "./")
+	readXZTar(t, path, func(name string, hdr *tar.Header, r io.Reader) {
 		if strings.HasPrefix(name, "etc/systemd/system/") && strings.HasSuffix(name, ".wants/nftables.service") {
 			enabled = append(enabled, name)
 		}
 		if want[name] {
-			data, err := io.ReadAll(tr)
+			data, err := io.ReadAll(r)
 			require.NoError(t, err)
 			got[name] = string(data)
 			if name == "etc/motd" {
 				assert.Equal(t, int64(0o644), hdr.Mode&0o7777, "the file's mode")
 			}
 		}
-	}
-	require.NoError(t, xz.Wait())
+	})
 	assert.Equal(t, motd, got["etc/motd"])
 	assert.Equal(t, "web01", strings.TrimSpace(got["etc/hostname"]))
 	assert.Contains(t, got["home/ops/.ssh/authorized_keys"], keyData)
