@@ -353,27 +353,13 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 	return requeued, failed, nil
 }
 
-// ComposeJobs implements store.Queue.
+// ComposeJobs implements store.Queue: ComposesJobs for one compose.
 func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.Job, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+rowscan.JobColumns+`, ARRAY(SELECT dep_id FROM job_deps d WHERE d.job_id = jobs.id ORDER BY dep_id)
-		FROM jobs WHERE org_id = $1 AND compose_id = $2 ORDER BY seq`, org, composeID)
+	byCompose, err := db.ComposesJobs(ctx, org, []string{composeID})
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []store.Job
-	for rows.Next() {
-		var deps []string
-		j, err := rowscan.Job(rows, &deps)
-		if err != nil {
-			return nil, err
-		}
-		if len(deps) > 0 {
-			j.Deps = deps
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return byCompose[composeID], nil
 }
 
 // ComposesJobs implements store.Queue.

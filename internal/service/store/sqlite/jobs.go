@@ -275,40 +275,13 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 	return requeued, failed, err
 }
 
-// ComposeJobs implements store.Queue.
+// ComposeJobs implements store.Queue: ComposesJobs for one compose.
 func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.Job, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE org_id = ? AND compose_id = ? ORDER BY seq`, org, composeID)
+	byCompose, err := db.ComposesJobs(ctx, org, []string{composeID})
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []store.Job
-	for rows.Next() {
-		j, err := rowscan.Job(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for i := range out {
-		deps, err := db.r.QueryContext(ctx, `SELECT dep_id FROM job_deps WHERE job_id = ? ORDER BY dep_id`, out[i].ID)
-		if err != nil {
-			return nil, err
-		}
-		for deps.Next() {
-			var d string
-			if err := deps.Scan(&d); err != nil {
-				deps.Close()
-				return nil, err
-			}
-			out[i].Deps = append(out[i].Deps, d)
-		}
-		deps.Close()
-	}
-	return out, nil
+	return byCompose[composeID], nil
 }
 
 // ComposesJobs implements store.Queue.
