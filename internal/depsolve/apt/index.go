@@ -26,8 +26,10 @@ import (
 const indexFile = "packages.idx"
 
 // indexFormat changes whenever the index lines change, so older indexes
-// are rebuilt.
-const indexFormat = 1
+// are rebuilt. Format 2 has the lines of format 1; it is new because
+// before it a refresh kept the index of the lists it replaced, and every
+// index written then may miss what its mirror published since.
+const indexFormat = 2
 
 type indexEntry struct {
 	name, arch, version, source, sourceVersion, summary string

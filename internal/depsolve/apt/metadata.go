@@ -446,6 +446,12 @@ func (r *Resolver) update(ctx context.Context, m *metadata) (*metaState, error) 
 	// bytes cannot hold a build for ever.
 	uctx, cancel := context.WithTimeout(ctx, 10*r.cfg.Timeout)
 	defer cancel()
+	// The index digests the lists about to be replaced: it goes first, so
+	// it is rebuilt from the new ones (also when this process dies before
+	// that), and a version the mirror published since is found in it.
+	if err := os.Remove(m.path(indexFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("removing the package index: %w", err)
+	}
 	out, err := r.run(uctx, m, r.aptGet, "update", "--error-on=any", "-q")
 	if err != nil {
 		if ctx.Err() != nil {

@@ -430,6 +430,23 @@ func TestRefresh(t *testing.T) {
 	assert.True(t, after.Fetched.After(before.Fetched), "fetched again")
 }
 
+// A refresh rebuilds the package index: an index of the lists before the
+// fetch lacks every version the mirror published since, and a resolve that
+// picks one of those could not name its source package. Not parallel: it
+// replaces the index the other tests read.
+func TestRefreshRebuildsTheIndex(t *testing.T) {
+	req := bookworm(t, names("curl")...)
+	_, err := newResolver(t, Config{}).Resolve(context.Background(), req)
+	require.NoError(t, err)
+	m, err := newResolver(t, Config{}).metadataFor(req.Arch, req.Repositories)
+	require.NoError(t, err)
+	// The index of older lists: none of the packages apt finds today.
+	require.NoError(t, writeIndex(m.path(indexFile), nil))
+	res, err := newResolver(t, Config{Refresh: true, NoSolutionCache: true}).Resolve(context.Background(), req)
+	require.NoError(t, err, "the refresh rebuilt the index")
+	assert.Equal(t, "curl", byName(res)["curl"].Source)
+}
+
 func TestSearch(t *testing.T) {
 	t.Parallel()
 	r := newResolver(t, Config{})
