@@ -182,7 +182,10 @@ func TestServiceBuildsACompose(t *testing.T) {
 	}
 	require.Equal(t, "success", status.ImageStatus.Status, string(body))
 	assert.Equal(t, "success", status.ImageStatus.UploadStatus.Status)
-	assert.True(t, strings.HasSuffix(status.ImageStatus.UploadStatus.Options.URL, "/composes/"+id+"/download"))
+	// The local store's images are downloaded by a signed link.
+	link := status.ImageStatus.UploadStatus.Options.URL
+	assert.True(t, strings.HasPrefix(link, "/api/image-builder/v1/composes/"+id+"/download?"), link)
+	assert.Contains(t, link, "signature=")
 
 	var followed string
 	select {
@@ -202,11 +205,11 @@ func TestServiceBuildsACompose(t *testing.T) {
 	assert.Equal(t, 2, js[0].Attempts)
 	assert.Equal(t, "real", js[0].Worker)
 
-	// The image, whole and by range, then booted and checked from inside.
+	// The image, whole by its signed link (no token) and by range with
+	// the token, then booted and checked from inside.
 	image := filepath.Join(t.TempDir(), "svc.qcow2")
-	req, err := http.NewRequestWithContext(ctx, "GET", api+"/composes/"+id+"/download", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", base+link, nil)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+secret)
 	dl, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, dl.StatusCode)
