@@ -13,13 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/aptsources"
 	"github.com/kiln-project/kiln/internal/engine/sandbox"
+
+	"github.com/kiln-project/kiln/internal/testhost"
 )
 
 // fixtureSuite and fixturePackages describe the Debian tree the stages that
@@ -126,22 +127,7 @@ func debianTreeWith(t *testing.T, packages []string) string {
 
 // syncBuffer is a log buffer safe for the concurrent writes of a command's
 // stdout and stderr.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testhost.SyncBuffer
 
 // testEnv returns an Env on tree whose Chroot runs commands in the sandbox,
 // and the log the stage writes to.
