@@ -20,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-project/kiln/internal/engine/sandbox"
 	"github.com/kiln-project/kiln/internal/engine/stages"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
@@ -287,9 +286,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 				Tree: dir, Work: scratch, Debs: m.Sources.Debs, DebFiles: debFiles, Epoch: epoch, Log: log,
 			}
 			if dir != "" {
-				env.Chroot = func(ctx context.Context, stdin io.Reader, argv ...string) error {
-					return sandbox.Run(ctx, dir, stdin, log, sourceDateEnv(epoch), argv...)
-				}
+				env.Chroot, env.Sandbox = stages.Sandboxed(dir, log, sourceDateEnv(epoch))
 			} else {
 				env.Input, env.Output = outputs[p.Input], file
 				if len(p.Extra) > 0 {

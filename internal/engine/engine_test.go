@@ -88,7 +88,7 @@ func TestBuildTree(t *testing.T) {
 		var checked string
 		_, err = e.Build(context.Background(), m, &log, func(ctx context.Context, artifact string, _ map[string][]byte) error {
 			var out bytes.Buffer
-			require.NoError(t, sandbox.Run(ctx, artifact, nil, &out, nil, "dpkg-query", "-W", "-f", "${Package}\n"))
+			require.NoError(t, sandbox.Run(ctx, artifact, nil, &out, nil, "/usr/bin/dpkg-query", "-W", "-f", "${Package}\n"))
 			hn, err := os.ReadFile(filepath.Join(artifact, "etc/hostname"))
 			require.NoError(t, err)
 			checked = out.String() + "hostname=" + string(hn)

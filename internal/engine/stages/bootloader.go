@@ -376,7 +376,7 @@ func grubMkimage(ctx context.Context, env *Env, platform, early, prefix, output 
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	argv := append([]string{"grub-mkimage", "-O", platform, "-d", "/usr/lib/grub/" + platform,
+	argv := append([]string{"/usr/bin/grub-mkimage", "-O", platform, "-d", "/usr/lib/grub/" + platform,
 		"-c", "/tmp/" + filepath.Base(f.Name()), "-p", prefix, "-o", output}, modules...)
 	if err := env.Chroot(ctx, nil, argv...); err != nil {
 		return fmt.Errorf("building GRUB's %s image: %w", platform, err)

@@ -123,7 +123,7 @@ func TestBootDebianImage(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	pub, err := os.ReadFile(key + ".pub")
 	require.NoError(t, err)
-	require.NoError(t, env.Chroot(ctx, nil, "useradd", "-m", "-s", "/bin/sh", "tester"))
+	require.NoError(t, env.Chroot(ctx, nil, "/usr/sbin/useradd", "-m", "-s", "/bin/sh", "tester"))
 	uid, gid := treeAccount(t, tree, "tester")
 	sshDir := filepath.Join(tree, "home/tester/.ssh")
 	require.NoError(t, os.MkdirAll(sshDir, 0o700))
@@ -134,7 +134,7 @@ func TestBootDebianImage(t *testing.T) {
 	writeTree(t, tree, "/etc/systemd/network/80-dhcp.network", "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n")
 	writeTree(t, tree, "/etc/hostname", "kiln-boottest\n")
 	require.NoError(t, os.MkdirAll(filepath.Join(tree, "boot/efi"), 0o755))
-	require.NoError(t, env.Chroot(ctx, nil, "systemctl", "enable", "ssh", "systemd-networkd", "systemd-resolved"))
+	require.NoError(t, env.Chroot(ctx, nil, "/usr/bin/systemctl", "enable", "ssh", "systemd-networkd", "systemd-resolved"))
 
 	cmdline := []string{"console=tty0", "console=ttyS0,115200n8", "kiln.boottest=yes"}
 	start := time.Now()
@@ -142,7 +142,7 @@ func TestBootDebianImage(t *testing.T) {
 	require.NoError(t, bl.Run(ctx, env))
 	t.Logf("bootloader stage: %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	require.NoError(t, env.Chroot(ctx, nil, "update-initramfs", "-u", "-k", "all"))
+	require.NoError(t, env.Chroot(ctx, nil, "/usr/sbin/update-initramfs", "-u", "-k", "all"))
 	t.Logf("update-initramfs: %s", time.Since(start).Round(time.Second))
 
 	out1 := t.TempDir()

@@ -40,7 +40,7 @@ func (s *CACerts) Run(ctx context.Context, env *Env) error {
 		}
 		env.Logf("wrote %s", p)
 	}
-	if err := env.Chroot(ctx, nil, "update-ca-certificates"); err != nil {
+	if err := env.Chroot(ctx, nil, "/usr/sbin/update-ca-certificates"); err != nil {
 		return fmt.Errorf("update-ca-certificates: %w", err)
 	}
 	return nil

@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 
+	"github.com/kiln-project/kiln/internal/engine/sandbox"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -19,9 +20,12 @@ import (
 // mmdebstrap, offline: the verified .deb files are indexed as a local
 // repository that holds exactly the solved closure, and mmdebstrap installs
 // all of it (essential packages first, as it always does), so the tree has
-// precisely the packages the manifest pins. mmdebstrap runs in its own
-// mount, PID and network namespaces; maintainer scripts run inside the tree.
+// precisely the packages the manifest pins. mmdebstrap and the maintainer
+// scripts it runs are sandboxed (see internal/engine/sandbox).
 type DebsInstall struct{ Opts manifest.DebsInstall }
+
+// repoInTree is where the local repository is bound while installing.
+const repoInTree = "/.kiln-repo"
 
 var debName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 var debVersion = regexp.MustCompile(`^[A-Za-z0-9.+~:-]+$`)
@@ -56,9 +60,13 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 		}
 		dst := filepath.Join(repo, fmt.Sprintf("%s_%s_%s.deb", d.Name, strings.ReplaceAll(d.Version, ":", "%3a"), d.Arch))
 		if err := os.Link(src, dst); err != nil {
-			if err := os.Symlink(src, dst); err != nil {
+			if err := copyFile(src, dst); err != nil {
 				return fmt.Errorf("staging %s: %w", d.Name, err)
 			}
+		}
+		// The sandbox's root is not the host's: it reads what others may.
+		if err := os.Chmod(dst, 0o644); err != nil {
+			return fmt.Errorf("staging %s: %w", d.Name, err)
 		}
 		all = append(all, d.Name)
 	}
@@ -77,28 +85,37 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 	if err := os.WriteFile(filepath.Join(repo, "Packages"), packages.Bytes(), 0o644); err != nil {
 		return err
 	}
-	argv := []string{"unshare", "--mount", "--pid", "--net", "--uts", "--ipc", "--fork", "--kill-child", "--",
-		"mmdebstrap", "--mode=root", "--variant=essential", "--architectures=" + s.Opts.Arch,
+	// mmdebstrap runs in the sandbox's host-tools mode: the host's /usr
+	// read-only, the tree at /target through an idmapped mount, no
+	// capability on the host, no network. It chroots into /target for the
+	// maintainer scripts, which therefore run as the sandbox's root, not
+	// the host's. The local repository is bound read-only into the tree
+	// at /.kiln-repo (the same path from both sides of the chroot) and
+	// removed again afterwards; /proc, /dev and /sys in the tree are the
+	// sandbox's, so mmdebstrap mounts nothing itself.
+	argv := []string{"/usr/bin/mmdebstrap", "--mode=root", "--variant=essential", "--architectures=" + s.Opts.Arch,
 		"--include=" + strings.Join(all, ","),
 		"--aptopt=APT::Install-Recommends \"false\"",
 		"--dpkgopt=force-unsafe-io",
-		// Bind-mounts the local repository into the tree while installing.
-		"--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
-		"", env.Tree, "deb [trusted=yes] file://" + repo + " ./"}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = []string{
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "HOME=/root",
-		fmt.Sprintf("SOURCE_DATE_EPOCH=%d", env.Epoch.Unix()), "TMPDIR=" + env.Work,
-		// The kernel's hooks would build an initramfs now, before fstab,
-		// users and the rest exist; the Initramfs stage builds it once, last.
-		"INITRD=No",
-	}
-	cmd.Stdout, cmd.Stderr = env.Log, env.Log
-	// If kiln dies, unshare dies with it and takes mmdebstrap along
-	// (--kill-child), so nothing keeps writing into a dead build's tree.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		"--skip=check/empty,chroot/mount",
+		"", "/target", "deb [trusted=yes] file://" + repoInTree + " ./"}
 	env.Logf("+ mmdebstrap: installing %d pinned packages", len(all))
-	if err := cmd.Run(); err != nil {
+	err = env.Sandbox(ctx, sandbox.Options{
+		Mode:  sandbox.HostTools,
+		Binds: []sandbox.Bind{{Host: repo, Inside: "/target" + repoInTree}},
+		Env: []string{
+			"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "HOME=/root", "TMPDIR=/tmp",
+			fmt.Sprintf("SOURCE_DATE_EPOCH=%d", env.Epoch.Unix()),
+			// The kernel's hooks would build an initramfs now, before fstab,
+			// users and the rest exist; the Initramfs stage builds it once, last.
+			"INITRD=No",
+		},
+	}, argv...)
+	// The mount point of the repository is all that is left of it.
+	if rerr := os.Remove(filepath.Join(env.Tree, repoInTree)); rerr != nil && !os.IsNotExist(rerr) && err == nil {
+		err = rerr
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -114,9 +131,27 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 		}
 	}
 	if len(auto) > 0 {
-		if err := env.Chroot(ctx, nil, append([]string{"apt-mark", "auto"}, auto...)...); err != nil {
+		if err := env.Chroot(ctx, nil, append([]string{"/usr/bin/apt-mark", "auto"}, auto...)...); err != nil {
 			return fmt.Errorf("marking dependencies as automatically installed: %w", err)
 		}
 	}
 	return nil
+}
+
+// copyFile copies src to a new file dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

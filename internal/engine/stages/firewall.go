@@ -34,7 +34,7 @@ func (s *Firewall) Run(ctx context.Context, env *Env) error {
 		env.Logf("nft is not installed in the image; the ruleset is not checked")
 		return nil
 	}
-	if err := env.Chroot(ctx, nil, "nft", "-c", "-f", "/etc/nftables.conf"); err != nil {
+	if err := env.Chroot(ctx, nil, "/usr/sbin/nft", "-c", "-f", "/etc/nftables.conf"); err != nil {
 		return fmt.Errorf("checking /etc/nftables.conf with nft: %w", err)
 	}
 	return nil

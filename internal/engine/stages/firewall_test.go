@@ -112,6 +112,6 @@ func TestFirewallDebianTree(t *testing.T) {
 	require.NoError(t, (&Firewall{Opts: opts}).Run(context.Background(), env), log.String())
 	require.Contains(t, readTree(t, tree, "/etc/nftables.conf"), "tcp dport { 22, 53, 443, 8000-8010, 8443 } accept")
 	// nft reads the file the same way it would at boot.
-	listed := inTree(t, tree, "nft", "-c", "-f", "/etc/nftables.conf")
+	listed := inTree(t, tree, "/usr/sbin/nft", "-c", "-f", "/etc/nftables.conf")
 	require.Empty(t, listed)
 }

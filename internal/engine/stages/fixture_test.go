@@ -134,14 +134,14 @@ type syncBuffer = testhost.SyncBuffer
 func testEnv(t *testing.T, tree string) (*Env, *syncBuffer) {
 	t.Helper()
 	log := &syncBuffer{}
+	chroot, sb := Sandboxed(tree, log, nil)
 	env := &Env{
-		Tree:  tree,
-		Work:  t.TempDir(),
-		Epoch: time.Unix(1700000000, 0).UTC(),
-		Log:   log,
-		Chroot: func(ctx context.Context, stdin io.Reader, argv ...string) error {
-			return sandbox.Run(ctx, tree, stdin, log, nil, argv...)
-		},
+		Tree:    tree,
+		Work:    t.TempDir(),
+		Epoch:   time.Unix(1700000000, 0).UTC(),
+		Log:     log,
+		Chroot:  chroot,
+		Sandbox: sb,
 	}
 	return env, log
 }
@@ -162,9 +162,13 @@ func fileEnv(t *testing.T, tree string) (*Env, *syncBuffer) {
 	}, log
 }
 
-// inTree runs argv inside tree and returns its output.
+// inTree runs argv inside tree and returns its output. A command named
+// without a path is looked up on the tree's PATH by the tree's env.
 func inTree(t *testing.T, tree string, argv ...string) string {
 	t.Helper()
+	if !strings.HasPrefix(argv[0], "/") {
+		argv = append([]string{"/usr/bin/env"}, argv...)
+	}
 	var out syncBuffer
 	if err := sandbox.Run(context.Background(), tree, nil, &out, nil, argv...); err != nil {
 		t.Fatalf("%q: %v\n%s", argv, err, out.String())

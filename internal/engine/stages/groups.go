@@ -53,7 +53,7 @@ func createGroup(ctx context.Context, env *Env, name string, gid *int) error {
 		env.Logf("group %s exists (gid %d)", name, have)
 		return nil
 	}
-	argv := []string{"groupadd"}
+	argv := []string{"/usr/sbin/groupadd"}
 	if gid != nil {
 		if other, taken, err := groupByGID(env.Tree, *gid); err != nil {
 			return err

@@ -49,7 +49,7 @@ func (s *Initramfs) Run(ctx context.Context, env *Env) error {
 			verb = "-u"
 		}
 		env.Logf("update-initramfs %s -k %s", verb, v)
-		if err := env.Chroot(ctx, nil, "update-initramfs", verb, "-k", v); err != nil {
+		if err := env.Chroot(ctx, nil, "/usr/sbin/update-initramfs", verb, "-k", v); err != nil {
 			return fmt.Errorf("initramfs of kernel %s: %w", v, err)
 		}
 		if _, err := os.Stat(filepath.Join(boot, "initrd.img-"+v)); err != nil {

@@ -74,7 +74,7 @@ func (s *Keyboard) saveConsoleSetup(ctx context.Context, env *Env) error {
 	if env.Chroot == nil {
 		return fmt.Errorf("keyboard: console-setup is installed but the stage cannot run commands in the tree")
 	}
-	if err := env.Chroot(ctx, nil, "setupcon", "--save-only"); err != nil {
+	if err := env.Chroot(ctx, nil, "/usr/bin/setupcon", "--save-only"); err != nil {
 		return fmt.Errorf("keyboard: saving console-setup's keymap: %w", err)
 	}
 	cached, err := os.Stat(filepath.Join(env.Tree, "etc/console-setup/cached_setup_terminal.sh"))

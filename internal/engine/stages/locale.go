@@ -77,7 +77,7 @@ func (s *Locale) Run(ctx context.Context, env *Env) error {
 			return err
 		}
 		env.Logf("generating locales %s", strings.Join(enable, ", "))
-		if err := env.Chroot(ctx, nil, "locale-gen"); err != nil {
+		if err := env.Chroot(ctx, nil, "/usr/sbin/locale-gen"); err != nil {
 			return fmt.Errorf("locale-gen: %w", err)
 		}
 	}

@@ -4,8 +4,8 @@
 //
 // A stage acts on a tree (a root directory being built) or turns an input
 // into an output file. Anything that comes from packages or from the user
-// and has to execute runs through Env.Chroot: inside the tree, in its own
-// mount, PID and network namespaces, never against the host's root.
+// and has to execute runs through Env.Chroot or Env.Sandbox: in a user
+// namespace without the host's privileges, never against the host's root.
 package stages
 
 import (
@@ -14,6 +14,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/engine/sandbox"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -43,10 +44,14 @@ type Env struct {
 	// package's SHA-256 to its verified file in the download cache.
 	Debs     []manifest.Deb
 	DebFiles map[string]string
-	// Chroot runs argv inside Tree in new mount, PID and network
-	// namespaces with /proc, /dev, /sys and /run set up, and no network.
-	// stdin may be nil. Output goes to Log.
+	// Chroot runs argv inside Tree in the sandbox (see
+	// internal/engine/sandbox): argv[0] is the absolute path of a packaged
+	// tool of the image (see PackagedCommand). stdin may be nil. Output
+	// goes to Log.
 	Chroot func(ctx context.Context, stdin io.Reader, argv ...string) error
+	// Sandbox runs argv in a sandbox of the given options on Tree (the
+	// options' Root is Tree; their Out defaults to Log).
+	Sandbox func(ctx context.Context, o sandbox.Options, argv ...string) error
 	// Epoch is the timestamp written wherever a time would be (from
 	// SOURCE_DATE_EPOCH, else the manifest's packages' newest date).
 	Epoch time.Time

@@ -51,14 +51,14 @@ func (s *Systemd) Run(ctx context.Context, env *Env) error {
 			continue
 		}
 		env.Logf("systemctl %s %v", st.verb, st.units)
-		argv := append([]string{"systemctl", st.verb, "--"}, st.units...)
+		argv := append([]string{"/usr/bin/systemctl", st.verb, "--"}, st.units...)
 		if err := env.Chroot(ctx, nil, argv...); err != nil {
 			return fmt.Errorf("systemctl %s %v (is each unit installed in the image?): %w", st.verb, st.units, err)
 		}
 	}
 	if o.DefaultTarget != "" {
 		env.Logf("default target %s", o.DefaultTarget)
-		if err := env.Chroot(ctx, nil, "systemctl", "set-default", "--", o.DefaultTarget); err != nil {
+		if err := env.Chroot(ctx, nil, "/usr/bin/systemctl", "set-default", "--", o.DefaultTarget); err != nil {
 			return fmt.Errorf("setting the default target %s: %w", o.DefaultTarget, err)
 		}
 	}

@@ -69,6 +69,6 @@ func TestSystemdRejectsBadNames(t *testing.T) {
 func isEnabled(t *testing.T, tree, unit string) string {
 	t.Helper()
 	env, log := testEnv(t, tree)
-	_ = env.Chroot(context.Background(), nil, "systemctl", "is-enabled", unit)
+	_ = env.Chroot(context.Background(), nil, "/usr/bin/systemctl", "is-enabled", unit)
 	return strings.TrimSpace(log.String())
 }

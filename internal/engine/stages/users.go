@@ -176,12 +176,12 @@ func configureUser(ctx context.Context, env *Env, u manifest.User) error {
 	}
 	var argv []string
 	if exists {
-		argv = []string{"usermod"}
+		argv = []string{"/usr/sbin/usermod"}
 		if u.Home != "" {
 			argv = append(argv, "-d", u.Home)
 		}
 	} else {
-		argv = []string{"useradd", "-m"}
+		argv = []string{"/usr/sbin/useradd", "-m"}
 		if u.UID != nil {
 			argv = append(argv, "-u", strconv.Itoa(*u.UID))
 		}
@@ -220,13 +220,13 @@ func configureUser(ctx context.Context, env *Env, u manifest.User) error {
 	}
 	if u.PasswordHash != "" {
 		env.Logf("%s: setting the password hash (not logged)", u.Name)
-		if err := env.Chroot(ctx, strings.NewReader(u.Name+":"+u.PasswordHash+"\n"), withEpoch(env, []string{"chpasswd", "-e"})...); err != nil {
+		if err := env.Chroot(ctx, strings.NewReader(u.Name+":"+u.PasswordHash+"\n"), withEpoch(env, []string{"/usr/sbin/chpasswd", "-e"})...); err != nil {
 			return fmt.Errorf("setting the password: %w", err)
 		}
 	}
 	if u.ForcePasswordReset {
 		env.Logf("%s: password must be changed at first login", u.Name)
-		if err := env.Chroot(ctx, nil, "chage", "-d", "0", "--", u.Name); err != nil {
+		if err := env.Chroot(ctx, nil, "/usr/bin/chage", "-d", "0", "--", u.Name); err != nil {
 			return fmt.Errorf("forcing a password reset: %w", err)
 		}
 	}
@@ -245,7 +245,7 @@ func withEpoch(env *Env, argv []string) []string {
 	if env.Epoch.IsZero() {
 		return argv
 	}
-	return append([]string{"env", "SOURCE_DATE_EPOCH=" + strconv.FormatInt(env.Epoch.Unix(), 10)}, argv...)
+	return append([]string{"/usr/bin/env", "SOURCE_DATE_EPOCH=" + strconv.FormatInt(env.Epoch.Unix(), 10)}, argv...)
 }
 
 // ensureParentDir creates the missing parents of the absolute path p in the
