@@ -205,6 +205,7 @@ func namedPaths(bp *blueprint.Blueprint) []namedPath {
 // warning. The problems come back as blueprint.Errors.
 func (a *Arch) CheckPaths(bp *blueprint.Blueprint) (warnings []blueprint.Problem, err error) {
 	errs, warnings := a.pathProblems(bp)
+	slices.SortStableFunc(errs, func(a, b blueprint.Problem) int { return strings.Compare(a.Path, b.Path) })
 	if len(errs) > 0 {
 		return warnings, errs
 	}
