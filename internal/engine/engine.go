@@ -81,8 +81,14 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.CacheDir == "" {
 		return nil, errors.New("engine: a cache directory is required")
 	}
-	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the cache directory: %w", err)
+	}
+	// The cache holds image trees with the tenants' setuid files owned by
+	// root: nobody but root may reach into it (a cache made by an older
+	// kiln is closed too).
+	if err := os.Chmod(cfg.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("closing the cache directory to other users: %w", err)
 	}
 	build, err := executableID()
 	if err != nil {

@@ -325,3 +325,16 @@ func TestConcurrentBuildsShareOneCache(t *testing.T) {
 	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.debs.install"))
 	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.hostname"))
 }
+
+// Trees in the cache hold the tenants' setuid files, owned by root on
+// disk: the cache is closed to every other user, also one an older kiln
+// left open.
+func TestCacheIsClosedToOtherUsers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	_, err := New(Config{CacheDir: dir})
+	require.NoError(t, err)
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}

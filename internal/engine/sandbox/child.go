@@ -57,7 +57,7 @@ func child() error {
 	}
 	want := fdDevFirst + len(devNodes)
 	if s.Mode == HostTools {
-		want += 2 + len(s.Binds)
+		want += 1 + len(s.Binds)
 	}
 	if len(fds) != want || len(s.Argv) == 0 {
 		return fmt.Errorf("received %d mounts, expected %d", len(fds), want)
@@ -87,7 +87,7 @@ func child() error {
 		}
 	case HostTools:
 		rest := fds[fdDevFirst+len(devNodes):]
-		if err := hostToolsRoot(newRoot, fds[fdTree], devFDs, rest[0], rest[1], s.Binds, rest[2:]); err != nil {
+		if err := hostToolsRoot(newRoot, fds[fdTree], devFDs, rest[0], s.Binds, rest[1:]); err != nil {
 			return err
 		}
 	default:
@@ -212,10 +212,10 @@ func treeMounts(root string, devFDs []int, all bool) error {
 }
 
 // hostToolsRoot assembles a root of the host's tools around the tree:
-// /usr and /etc read-only, the usrmerge links as on the host, the tree
-// at /target (with its own /proc, /dev, /sys and /run), a private /proc,
-// /dev and /tmp, and the binds.
-func hostToolsRoot(root string, tree int, devFDs []int, usr, etc int, binds []string, bindFDs []int) error {
+// /usr read-only, the usrmerge links as on the host, the tree at /target
+// (with its own /dev), a private /proc, /dev and /tmp, and the binds (the
+// few files of the host's /etc the tools read among them).
+func hostToolsRoot(root string, tree int, devFDs []int, usr int, binds []bindSpec, bindFDs []int) error {
 	if err := unix.Mount("kiln-root", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=16m"); err != nil {
 		return fmt.Errorf("mounting the tools root: %w", err)
 	}
@@ -226,9 +226,6 @@ func hostToolsRoot(root string, tree int, devFDs []int, usr, etc int, binds []st
 	}
 	if err := attach(usr, filepath.Join(root, "usr")); err != nil {
 		return fmt.Errorf("mounting /usr: %w", err)
-	}
-	if err := attach(etc, filepath.Join(root, "etc")); err != nil {
-		return fmt.Errorf("mounting /etc: %w", err)
 	}
 	for _, l := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
 		target, err := os.Readlink("/" + l)
@@ -263,12 +260,21 @@ func hostToolsRoot(root string, tree int, devFDs []int, usr, etc int, binds []st
 			return fmt.Errorf("mounting /%s: %w", d, err)
 		}
 	}
-	for i, inside := range binds {
-		inside = path.Clean("/" + inside)
+	for i, b := range binds {
+		inside := path.Clean("/" + b.Inside)
 		dir := filepath.Join(root, inside)
 		if !strings.HasPrefix(inside, "/target/") {
 			// Outside the tree the tools root is ours: make the place.
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+				return err
+			}
+			var err error
+			if b.File {
+				err = os.WriteFile(dir, nil, 0o644)
+			} else {
+				err = os.Mkdir(dir, 0o755)
+			}
+			if err != nil {
 				return err
 			}
 		} else if err := mkdirNoFollow(filepath.Join(root, "target"), strings.TrimPrefix(inside, "/target/")); err != nil {

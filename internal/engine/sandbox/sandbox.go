@@ -109,16 +109,29 @@ const initArg0 = "kiln-sandbox-init"
 
 // spec is what the parent sends the child, beside the mount descriptors.
 type spec struct {
-	Mode  Mode     `json:"mode"`
-	Argv  []string `json:"argv"`
-	Env   []string `json:"env"`
-	Binds []string `json:"binds"` // inside paths, in the order of their descriptors
+	Mode  Mode       `json:"mode"`
+	Argv  []string   `json:"argv"`
+	Env   []string   `json:"env"`
+	Binds []bindSpec `json:"binds"` // in the order of their descriptors
+}
+
+type bindSpec struct {
+	Inside string `json:"inside"`
+	File   bool   `json:"file,omitempty"`
+}
+
+// hostEtc is what the host-tools root has of the host's /etc: what the
+// dynamic linker, perl, dpkg and user look-ups read, nothing else (no
+// apt credentials, no service configuration with secrets in it).
+var hostEtc = []string{
+	"passwd", "group", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+	"alternatives", "dpkg", "perl", "localtime", "debian_version", "os-release",
 }
 
 // The order of the descriptors sent to the child.
 const (
 	fdTree     = iota
-	fdDevFirst // then one per devNodes entry; in HostTools mode /usr, /etc and the binds follow
+	fdDevFirst // then one per devNodes entry; in HostTools mode /usr and the binds follow
 )
 
 // devNodes are the only device nodes the sandbox has.
@@ -197,14 +210,11 @@ func Exec(ctx context.Context, o Options, argv ...string) error {
 		cmd.Wait()
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	fds, err := prepareMounts(cmd.Process.Pid, root, o)
+	fds, binds, err := prepareMounts(cmd.Process.Pid, root, o)
 	if err != nil {
 		return fail(err)
 	}
-	s := spec{Mode: o.Mode, Argv: argv, Env: o.Env}
-	for _, b := range o.Binds {
-		s.Binds = append(s.Binds, b.Inside)
-	}
+	s := spec{Mode: o.Mode, Argv: argv, Env: o.Env, Binds: binds}
 	msg, err := json.Marshal(s)
 	if err != nil {
 		closeAll(fds)
@@ -244,57 +254,69 @@ func Exec(ctx context.Context, o Options, argv ...string) error {
 const setupFailed = 125
 
 // prepareMounts makes the detached mounts the child assembles its root
-// from: the tree, idmapped into the child's user namespace; the host's
-// /usr and /etc and the device nodes and binds, as read-only clones.
-func prepareMounts(pid int, root string, o Options) (fds []int, err error) {
+// from: the tree, idmapped into the child's user namespace; the device
+// nodes; in HostTools mode the host's /usr, part of its /etc and the binds,
+// as read-only clones.
+func prepareMounts(pid int, root string, o Options) (fds []int, binds []bindSpec, err error) {
 	defer func() {
 		if err != nil {
 			closeAll(fds)
-			fds = nil
+			fds, binds = nil, nil
 		}
 	}()
 	userns, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening the sandbox's user namespace: %w", err)
+		return nil, nil, fmt.Errorf("opening the sandbox's user namespace: %w", err)
 	}
 	defer unix.Close(userns)
 
 	tree, err := clone(root, true)
 	if err != nil {
-		return nil, fmt.Errorf("mounting the tree %s: %w", root, err)
+		return nil, nil, fmt.Errorf("mounting the tree %s: %w", root, err)
 	}
 	fds = append(fds, tree)
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{
 		Attr_set:  unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
 		Userns_fd: uint64(userns),
 	}); err != nil {
-		return nil, fmt.Errorf("idmapping the tree %s (the kernel or its filesystem lacks idmapped mounts?): %w", root, err)
+		return nil, nil, fmt.Errorf("idmapping the tree %s (the kernel or its filesystem lacks idmapped mounts?): %w", root, err)
 	}
 	for _, n := range devNodes {
 		fd, err := clone("/dev/"+n, false)
 		if err != nil {
-			return nil, fmt.Errorf("/dev/%s: %w", n, err)
+			return nil, nil, fmt.Errorf("/dev/%s: %w", n, err)
 		}
 		fds = append(fds, fd)
 	}
 	if o.Mode != HostTools {
-		return fds, nil
+		return fds, nil, nil
 	}
-	for _, p := range []string{"/usr", "/etc"} {
-		fd, err := readOnlyClone(p)
+	usr, err := readOnlyClone("/usr")
+	if err != nil {
+		return nil, nil, err
+	}
+	fds = append(fds, usr)
+	for _, name := range hostEtc {
+		fi, err := os.Stat("/etc/" + name)
 		if err != nil {
-			return nil, err
+			continue
+		}
+		fd, err := readOnlyClone("/etc/" + name)
+		if err != nil {
+			return nil, nil, err
 		}
 		fds = append(fds, fd)
+		binds = append(binds, bindSpec{Inside: "/etc/" + name, File: !fi.IsDir()})
 	}
 	for _, b := range o.Binds {
 		fd, err := readOnlyClone(b.Host)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		fds = append(fds, fd)
+		binds = append(binds, bindSpec{Inside: b.Inside})
 	}
-	return fds, nil
+	return fds, binds, nil
 }
 
 func clone(path string, recursive bool) (int, error) {

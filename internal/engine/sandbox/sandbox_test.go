@@ -76,6 +76,15 @@ func TestNoHostPathIsVisible(t *testing.T) {
 	root := strings.Fields(strings.SplitN(out, "cat:", 2)[0])
 	assert.ElementsMatch(t, []string{"bin", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "target", "tmp", "usr"}, root,
 		"/ holds the tools and the tree, nothing else of the host")
+
+	out, err = run(t, tree, "ls /etc")
+	require.NoError(t, err, out)
+	etc := strings.Fields(out)
+	assert.Contains(t, etc, "passwd")
+	assert.Contains(t, etc, "ld.so.cache")
+	for _, secret := range []string{"shadow", "apt", "ssh", "kiln"} {
+		assert.NotContains(t, etc, secret, "only what the tools read of the host's /etc is there")
+	}
 }
 
 func TestWhatABuildNeverNeedsIsRefused(t *testing.T) {

@@ -121,6 +121,14 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 		}
 		return fmt.Errorf("mmdebstrap: %w (see the build log)", err)
 	}
+	// The maintainer scripts ran without a /proc or /sys mounted (the
+	// sandbox cannot mount them under mmdebstrap's unpacking); whatever a
+	// script wrote there would ship in the image: empty them.
+	for _, d := range []string{"proc", "sys"} {
+		if err := emptyDir(env.Tree, "/"+d); err != nil {
+			return fmt.Errorf("emptying /%s: %w", d, err)
+		}
+	}
 	// Everything was named on mmdebstrap's command line, so everything is
 	// marked as installed by hand: give the dependencies back their
 	// automatic mark, as a normal installation would have them.
