@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/engine/sandbox"
 )
 
 func newCacheCommand(a *app) *cobra.Command {
@@ -81,6 +83,10 @@ func newDoctorCommand(a *app) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			for _, t := range engine.Requirements(nil) {
 				fmt.Fprintf(a.stdout, "  %-16s (Debian package %s) %s\n", t.Name, t.Package, t.Why)
+			}
+			if iso, err := sandbox.Probe(context.Background()); err == nil {
+				fmt.Fprintf(a.stdout, "isolation: user namespace (uid map %s), pivot_root, idmapped tree, no_new_privs %s, seccomp %s, capabilities %s\n",
+					iso.UIDMap, iso.NoNewPrivs, iso.Seccomp, iso.CapEff)
 			}
 			if p := engine.HostProblems(nil); len(p) > 0 {
 				for _, line := range p {

@@ -332,14 +332,18 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	if users := p.users(c); len(users) > 0 {
 		add(&manifest.Users{Users: users})
 	}
-	// Directories and files come before the units are enabled, so a unit
-	// the blueprint (or the image type) ships can be enabled.
-	if len(c.Directories) > 0 {
-		ds := &manifest.Directories{}
-		for _, bd := range c.Directories {
-			ds.Directories = append(ds.Directories, manifest.Directory{Path: bd.Path, Mode: modeOr(bd.Mode, "0755"), User: bd.User.String(), Group: bd.Group.String(), EnsureParents: bd.EnsureParents})
+	// Stages that execute a tool of the image (systemctl, nft,
+	// update-ca-certificates) come before the blueprint's directories and
+	// files, so nothing a blueprint writes is in the tree while anything
+	// runs there — except unit files, which systemctl only reads, so a
+	// unit the blueprint ships can be enabled.
+	var unitFiles, otherFiles []blueprint.FileCustomization
+	for _, bf := range c.Files {
+		if isUnitPath(bf.Path) {
+			unitFiles = append(unitFiles, bf)
+		} else {
+			otherFiles = append(otherFiles, bf)
 		}
-		add(ds)
 	}
 	if len(it.Files) > 0 {
 		fs, err := p.typeFiles(hostname)
@@ -348,12 +352,8 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 		}
 		add(fs)
 	}
-	if len(c.Files) > 0 {
-		fs := &manifest.Files{}
-		for _, bf := range c.Files {
-			fs.Files = append(fs.Files, manifest.File{Path: bf.Path, Mode: modeOr(bf.Mode, "0644"), User: bf.User.String(), Group: bf.Group.String(), Data: bf.Data})
-		}
-		add(fs)
+	if len(unitFiles) > 0 {
+		add(blueprintFiles(unitFiles))
 	}
 	services := manifest.Systemd{Enabled: slices.Clone(it.Services.Enabled), Disabled: slices.Clone(it.Services.Disabled), Masked: slices.Clone(it.Services.Masked)}
 	if fw := c.Firewall; fw != nil {
@@ -388,12 +388,40 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	if ca := c.CACerts; ca != nil && len(ca.PEMCerts) > 0 {
 		add(&manifest.CACerts{PEMCerts: ca.PEMCerts})
 	}
+	if len(c.Directories) > 0 {
+		ds := &manifest.Directories{}
+		for _, bd := range c.Directories {
+			ds.Directories = append(ds.Directories, manifest.Directory{Path: bd.Path, Mode: modeOr(bd.Mode, "0755"), User: bd.User.String(), Group: bd.Group.String(), EnsureParents: bd.EnsureParents})
+		}
+		add(ds)
+	}
+	if len(otherFiles) > 0 {
+		add(blueprintFiles(otherFiles))
+	}
 	add(&manifest.Cleanup{MachineID: true, SSHHostKeys: true, AptLists: true})
 	m.Pipelines = append(m.Pipelines, os)
 
 	m.Pipelines = append(m.Pipelines, p.outputPipelines(m.Output.Filename)...)
 	m.Output.Pipeline = m.Pipelines[len(m.Pipelines)-1].Name
 	return m, nil
+}
+
+// unitDirs are where systemd looks for unit files.
+var unitDirs = []string{"/etc/systemd/system/", "/usr/lib/systemd/system/", "/lib/systemd/system/"}
+
+// isUnitPath says whether p is a unit file (or a drop-in) in one of
+// systemd's unit directories.
+func isUnitPath(p string) bool {
+	return slices.ContainsFunc(unitDirs, func(d string) bool { return strings.HasPrefix(p, d) })
+}
+
+// blueprintFiles is the Files stage of some of the blueprint's files.
+func blueprintFiles(files []blueprint.FileCustomization) *manifest.Files {
+	fs := &manifest.Files{}
+	for _, bf := range files {
+		fs.Files = append(fs.Files, manifest.File{Path: bf.Path, Mode: modeOr(bf.Mode, "0644"), User: bf.User.String(), Group: bf.Group.String(), Data: bf.Data})
+	}
+	return fs
 }
 
 // users merges customizations.user and the legacy customizations.sshkey.

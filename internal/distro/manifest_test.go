@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,8 +163,14 @@ func TestManifestCarriesTheBlueprint(t *testing.T) {
 	assert.NotContains(t, sd.Enabled, "systemd-resolved", "masked in the blueprint, so not enabled")
 	assert.Equal(t, []string{"systemd-resolved"}, sd.Masked)
 
-	files := stageOf[*manifest.Files](t, m, "os").Files
-	assert.Equal(t, manifest.File{Path: "/srv/app/config.ini", Mode: "0640", User: "ops", Group: "web", Data: "[app]\nport = 8000\n"}, files[0])
+	var files []manifest.File
+	for _, s := range m.Pipeline("os").Stages {
+		if f, ok := s.Options.(*manifest.Files); ok {
+			files = append(files, f.Files...)
+		}
+	}
+	assert.Contains(t, files, manifest.File{Path: "/srv/app/config.ini", Mode: "0640", User: "ops", Group: "web", Data: "[app]\nport = 8000\n"})
+	assert.Equal(t, "/etc/systemd/system/app.service", files[0].Path, "the shipped unit, before the units are enabled")
 	dirs := stageOf[*manifest.Directories](t, m, "os").Directories
 	assert.Equal(t, "1300", dirs[0].Group, "numeric owners stay numeric")
 
@@ -277,18 +284,53 @@ func TestISOVolumeAndOVANames(t *testing.T) {
 }
 
 // A unit the blueprint ships is written before the units are enabled, so
-// enabling it works.
-func TestFilesComeBeforeUnitsAreEnabled(t *testing.T) {
+// enabling it works; every other file and directory of the blueprint is
+// written after the last stage that executes a tool in the tree, so
+// nothing a blueprint wrote is there while anything runs.
+func TestBlueprintFilesComeAfterEveryToolRuns(t *testing.T) {
 	t.Parallel()
 	reg := loadRegistry(t)
 	bp := parseBlueprint(t, "testdata/blueprints/full.json")
 	_, m := makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "qcow2"), bp, Options{})
-	index := map[string]int{}
-	for i, s := range m.Pipeline("os").Stages {
-		index[s.Type] = i
+	executes := map[string]bool{}
+	for _, o := range []manifest.StageOptions{&manifest.DebsInstall{}, &manifest.Bootloader{}, &manifest.Initramfs{},
+		&manifest.Locale{}, &manifest.Keyboard{}, &manifest.Groups{}, &manifest.Users{}, &manifest.Firewall{},
+		&manifest.Systemd{}, &manifest.CACerts{}} {
+		executes[o.StageType()] = true
 	}
-	assert.Less(t, index[manifest.Files{}.StageType()], index[manifest.Systemd{}.StageType()])
-	assert.Less(t, index[manifest.Directories{}.StageType()], index[manifest.Systemd{}.StageType()])
+	lastTool, systemd := -1, -1
+	var units, others, dirs []int
+	for i, s := range m.Pipeline("os").Stages {
+		if executes[s.Type] {
+			lastTool = i
+		}
+		switch o := s.Options.(type) {
+		case *manifest.Systemd:
+			systemd = i
+		case *manifest.Directories:
+			dirs = append(dirs, i)
+		case *manifest.Files:
+			for _, f := range o.Files {
+				if !slices.ContainsFunc(bp.Customizations.Files, func(bf blueprint.FileCustomization) bool { return bf.Path == f.Path }) {
+					continue // the image type's own file
+				}
+				if strings.HasPrefix(f.Path, "/etc/systemd/system/") {
+					units = append(units, i)
+				} else {
+					others = append(others, i)
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, units, "full.json ships a unit")
+	require.NotEmpty(t, others, "full.json ships a file that is not a unit")
+	require.NotEmpty(t, dirs, "full.json has directories")
+	for _, i := range units {
+		assert.Less(t, i, systemd, "a shipped unit is written before systemctl enables it")
+	}
+	for _, i := range append(others, dirs...) {
+		assert.Greater(t, i, lastTool, "blueprint files and directories are written after every tool ran")
+	}
 }
 
 // A tree without an init system (tar) gets systemd when the blueprint

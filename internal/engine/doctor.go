@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 
+	"github.com/kiln-project/kiln/internal/engine/sandbox"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -23,7 +25,6 @@ var toolsByStage = map[string][]Tool{
 	manifest.DebsInstall{}.StageType(): {
 		{"mmdebstrap", "mmdebstrap", "installs the packages into the image tree"},
 		{"apt-ftparchive", "apt-utils", "indexes the pinned packages for the installation"},
-		{"unshare", "util-linux", "isolates package scripts in their own namespaces"},
 	},
 	manifest.DiskImage{}.StageType(): {
 		{"sfdisk", "fdisk", "writes the partition table"},
@@ -56,7 +57,6 @@ var toolsByStage = map[string][]Tool{
 
 // baseTools are needed by every build.
 var baseTools = []Tool{
-	{"unshare", "util-linux", "runs commands inside the image tree in their own namespaces"},
 	{"cp", "coreutils", "caches and restores trees"},
 }
 
@@ -93,8 +93,9 @@ func HostProblems(m *manifest.Manifest) []string {
 	if os.Geteuid() != 0 {
 		problems = append(problems, "kiln builds as root (it creates device nodes and file owners in the image): run it with sudo")
 	}
-	if _, err := os.Stat("/proc/self/ns/mnt"); err != nil {
-		problems = append(problems, "the kernel lacks namespaces (/proc/self/ns/mnt): kiln needs mount, PID and network namespaces to isolate package scripts")
+	if _, err := sandbox.Probe(context.Background()); err != nil {
+		problems = append(problems, "the build sandbox cannot run here, and kiln never runs a tree's code without it "+
+			"(it needs user namespaces, idmapped mounts on the cache's filesystem, pivot_root and seccomp; Linux 5.12 or later): "+err.Error())
 	}
 	var missing []string
 	for _, t := range Requirements(m) {

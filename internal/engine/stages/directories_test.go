@@ -31,21 +31,31 @@ func TestDirectories(t *testing.T) {
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "var/data"), 0o755))
 			}},
-		{name: "link inside the tree", dir: manifest.Directory{Path: "/data/new", Mode: "0755"}, mode: 0o755, landsIn: "/srv/data/new",
+		{name: "a link on the way is an error", dir: manifest.Directory{Path: "/data/new", Mode: "0755"},
+			wantError: "/data is a link to /srv/data in the image; use /srv/data/new",
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "srv/data"), 0o755))
 				require.NoError(t, os.Symlink("/srv/data", filepath.Join(tree, "data")))
 			}},
-		{name: "relative link climbing out stays in the tree", dir: manifest.Directory{Path: "/srv/up/tmp/kiln-escape-test", Mode: "0755", EnsureParents: true}, mode: 0o755, landsIn: "/tmp/kiln-escape-test",
+		{name: "relative link climbing out is not followed", dir: manifest.Directory{Path: "/srv/up/tmp/kiln-escape-test", Mode: "0755", EnsureParents: true},
+			wantError: "/srv/up is a link to ../../../../../../../.. in the image; use /tmp/kiln-escape-test",
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "srv"), 0o755))
 				require.NoError(t, os.Symlink("../../../../../../../..", filepath.Join(tree, "srv/up")))
 			}},
-		{name: "absolute link to the host stays in the tree", dir: manifest.Directory{Path: "/srv/host/kiln-escape-test", Mode: "0755"}, mode: 0o755, landsIn: "/tmp/kiln-escape-test",
+		{name: "absolute link to the host is not followed", dir: manifest.Directory{Path: "/srv/host/kiln-escape-test", Mode: "0755"},
+			wantError: "/srv/host is a link to /tmp in the image; use /tmp/kiln-escape-test",
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "srv"), 0o755))
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "tmp"), 0o1777))
 				require.NoError(t, os.Symlink("/tmp", filepath.Join(tree, "srv/host")))
+			}},
+		{name: "the directory itself is a link", dir: manifest.Directory{Path: "/var/run", Mode: "0777", User: "ops"},
+			wantError: "/var/run is a link to /run in the image; use /run",
+			setup: func(t *testing.T, tree string) {
+				require.NoError(t, os.MkdirAll(filepath.Join(tree, "run"), 0o755))
+				require.NoError(t, os.MkdirAll(filepath.Join(tree, "var"), 0o755))
+				require.NoError(t, os.Symlink("/run", filepath.Join(tree, "var/run")))
 			}},
 		{name: "missing parent", dir: manifest.Directory{Path: "/srv/a/b", Mode: "0755"}, wantError: "set ensure_parents"},
 		{name: "existing file", dir: manifest.Directory{Path: "/etc/passwd", Mode: "0755"}, wantError: "not a directory"},

@@ -15,9 +15,10 @@ import (
 )
 
 // Files writes each file's data with its mode and owner. Missing parent
-// directories are created 0755 and owned by root. Symbolic links in the
-// path are resolved as the image would resolve them, and one that leads out
-// of the tree is an error. Writing over a directory is an error.
+// directories are created 0755 and owned by root. No symbolic link is
+// followed (see nofollow.go): a directory on the way that is a link is an
+// error naming its target, a link at the file's own path is replaced.
+// Writing over a directory is an error.
 type Files struct{ Opts manifest.Files }
 
 // Run implements Stage.
@@ -42,18 +43,12 @@ func writeOneFile(env *Env, f manifest.File) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Path, err)
 	}
-	host, err := ResolveInTree(env.Tree, f.Path)
+	link, err := writeFileNoFollow(env.Tree, f.Path, []byte(f.Data), uid, gid, mode)
 	if err != nil {
-		return fmt.Errorf("%s: %w", f.Path, err)
-	}
-	if fi, err := os.Lstat(host); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory in the image; a file cannot replace it", f.Path)
-	}
-	if err := WriteFile(env.Tree, f.Path, []byte(f.Data), fs.FileMode(mode&0o777)); err != nil {
 		return err
 	}
-	if err := setOwnerMode(host, uid, gid, mode); err != nil {
-		return fmt.Errorf("%s: %w", f.Path, err)
+	if link != "" {
+		env.Logf("replaced the link %s -> %s", f.Path, link)
 	}
 	env.Logf("wrote %s (%d bytes, mode %04o, owner %d:%d)", f.Path, len(f.Data), mode, uid, gid)
 	return nil

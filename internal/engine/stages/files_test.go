@@ -41,6 +41,7 @@ func TestFiles(t *testing.T) {
 		mode      uint32
 		landsIn   string // path in the tree where the data ends up (default file.Path)
 		wantError string
+		check     func(t *testing.T, tree string)
 	}{
 		{name: "plain", file: manifest.File{Path: "/etc/motd", Mode: "0644", Data: "hello\n"}, mode: 0o644},
 		{name: "default mode", file: manifest.File{Path: "/etc/issue.d/x", Data: "x"}, mode: 0o644},
@@ -49,25 +50,34 @@ func TestFiles(t *testing.T) {
 		{name: "missing parents", file: manifest.File{Path: "/opt/app/conf/app.conf", Mode: "640", Data: "k=v\n"}, mode: 0o640},
 		{name: "replaces a file", file: manifest.File{Path: "/etc/motd", Mode: "0600", Data: "new"}, mode: 0o600,
 			setup: func(t *testing.T, tree string) { writeTree(t, tree, "/etc/motd", "old") }},
-		{name: "link inside the tree is followed inside it", file: manifest.File{Path: "/etc/app/x.conf", Data: "in tree"}, mode: 0o644, landsIn: "/srv/app/x.conf",
+		{name: "a directory on the way that is a link is an error", file: manifest.File{Path: "/etc/app/x.conf", Data: "in tree"},
+			wantError: "/etc/app is a link to /srv/app in the image; use /srv/app/x.conf",
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "srv/app"), 0o755))
 				require.NoError(t, os.Symlink("/srv/app", filepath.Join(tree, "etc/app")))
 			}},
-		{name: "link to the host's /etc stays in the tree", file: manifest.File{Path: "/opt/escape/kiln-escape-test", Data: "x"}, mode: 0o644, landsIn: "/etc/kiln-escape-test",
+		{name: "link to the host's /etc is not followed", file: manifest.File{Path: "/opt/escape/kiln-escape-test", Data: "x"},
+			wantError: "/opt/escape is a link to /etc in the image; use /etc/kiln-escape-test",
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "opt"), 0o755))
 				require.NoError(t, os.Symlink("/etc", filepath.Join(tree, "opt/escape")))
 			}},
-		{name: "relative link climbing out stays in the tree", file: manifest.File{Path: "/opt/up/etc/kiln-escape-test", Data: "x"}, mode: 0o644, landsIn: "/etc/kiln-escape-test",
+		{name: "relative link climbing out is not followed", file: manifest.File{Path: "/opt/up/etc/kiln-escape-test", Data: "x"},
+			wantError: "/opt/up is a link to ../../../../../../../../.. in the image; use /etc/kiln-escape-test",
 			setup: func(t *testing.T, tree string) {
 				require.NoError(t, os.MkdirAll(filepath.Join(tree, "opt"), 0o755))
 				require.NoError(t, os.Symlink("../../../../../../../../..", filepath.Join(tree, "opt/up")))
 			}},
-		{name: "last element linked to the host's shadow", file: manifest.File{Path: "/etc/kiln-link", Data: "x"}, mode: 0o644, landsIn: "/etc/shadow",
+		{name: "a link at the file's path is replaced, its target untouched", file: manifest.File{Path: "/etc/kiln-link", Data: "x"}, mode: 0o644,
 			setup: func(t *testing.T, tree string) {
 				writeTree(t, tree, "/etc/shadow", "root:*:1::::::\n")
 				require.NoError(t, os.Symlink("/etc/shadow", filepath.Join(tree, "etc/kiln-link")))
+			},
+			check: func(t *testing.T, tree string) {
+				require.Equal(t, "root:*:1::::::\n", readTree(t, tree, "/etc/shadow"))
+				fi, err := os.Lstat(filepath.Join(tree, "etc/kiln-link"))
+				require.NoError(t, err)
+				require.True(t, fi.Mode().IsRegular(), "the link became a file")
 			}},
 		{name: "dotdot", file: manifest.File{Path: "/../../etc/passwd", Data: "x"}, wantError: "not canonical"},
 		{name: "inner dotdot", file: manifest.File{Path: "/srv/../etc/x", Data: "x"}, wantError: "not canonical"},
@@ -107,6 +117,9 @@ func TestFiles(t *testing.T) {
 			uid, gid, mode := ownerMode(t, filepath.Join(tree, at))
 			require.Equal(t, []int{tc.uid, tc.gid}, []int{uid, gid})
 			require.Equal(t, tc.mode, mode, "mode %04o", mode)
+			if tc.check != nil {
+				tc.check(t, tree)
+			}
 		})
 	}
 }
