@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -370,13 +372,10 @@ func TestConfinedBuild(t *testing.T) {
 }
 
 func (r report) String() string {
+	keys := slices.Sorted(maps.Keys(r))
 	var b strings.Builder
-	for _, at := range []string{"tree.", "escape.", "escaped."} {
-		for k, v := range r {
-			if strings.HasPrefix(k, at) {
-				fmt.Fprintf(&b, "  %s %s\n", k, v)
-			}
-		}
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s %s\n", k, r[k])
 	}
 	return b.String()
 }
