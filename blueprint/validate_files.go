@@ -21,6 +21,8 @@ func checkCustomPath(p string) string {
 		return `"/" is the root directory and already exists; give a path below it`
 	case "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/fstab":
 		return quote(p) + " is generated from the blueprint's users, groups and filesystems; use customizations.user, group or filesystem instead"
+	case "/var/run", "/var/lock":
+		return quote(p) + " is a link to " + map[string]string{"/var/run": "/run", "/var/lock": "/run/lock"}[p] + " in Debian, which is not on disk; a file or directory here would replace the link and break the system (create what is needed under /run at boot with a file in /etc/tmpfiles.d)"
 	case "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
 		"/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/local":
 		return quote(p) + " is a standard system directory and already exists; give a path below it"
@@ -54,6 +56,37 @@ func checkMode(mode string) string {
 	return ""
 }
 
+// checkSpecialBits returns a problem message for a valid mode that sets the
+// setuid, setgid or sticky bit where a blueprint may not, or "". A
+// blueprint is hostile input: a setuid or setgid file written by it would
+// be a privileged program planted by whoever submitted the blueprint, and
+// the sticky bit means nothing on a file. On a directory, setgid is
+// allowed: it only makes what is created inside belong to the directory's
+// group; it runs nothing and grants no privilege, and the kernel drops the
+// setgid bit of a file created there by someone outside that group.
+// Setuid means nothing on a directory, and a directory that needs the
+// sticky bit is world-writable, which the package or tmpfiles.d entry that
+// owns it should set up.
+func checkSpecialBits(mode string, dir bool) string {
+	n, err := strconv.ParseUint(strings.TrimPrefix(mode, "0o"), 8, 32)
+	if err != nil {
+		return ""
+	}
+	refused, why := uint64(0o7000), "kiln refuses setuid, setgid and sticky modes in blueprints because anyone who can submit a blueprint could plant a privileged binary"
+	if dir {
+		refused, why = 0o5000, "kiln refuses setuid and sticky modes on directories (setgid is allowed: it grants no privilege)"
+	}
+	for _, b := range []struct {
+		bit  uint64
+		name string
+	}{{0o4000, "setuid"}, {0o2000, "setgid"}, {0o1000, "sticky"}} {
+		if n&b.bit != 0 && refused&b.bit != 0 {
+			return fmt.Sprintf("%s sets the %s bit; %s; use %q", quote(mode), b.name, why, fmt.Sprintf("%04o", n&^refused))
+		}
+	}
+	return ""
+}
+
 // owner checks the user or group of a file or directory.
 func (v validator) owner(at string, o Owner, what string) {
 	if o.ID != nil {
@@ -77,7 +110,7 @@ func (v validator) directoriesAndFiles(parent string, dirs []DirectoryCustomizat
 	dirAt := map[string]string{}
 	for i, d := range dirs {
 		p := indexPath(dp, i)
-		v.ownership(p, d.User, d.Group, d.Mode)
+		v.ownership(p, d.User, d.Group, d.Mode, true)
 		at := fieldPath(p, "path")
 		if msg := checkCustomPath(d.Path); msg != "" {
 			v.add(at, "%s", msg)
@@ -94,7 +127,7 @@ func (v validator) directoriesAndFiles(parent string, dirs []DirectoryCustomizat
 	total := 0
 	for i, f := range files {
 		p := indexPath(fp, i)
-		v.ownership(p, f.User, f.Group, f.Mode)
+		v.ownership(p, f.User, f.Group, f.Mode, false)
 		if len(f.Data) > MaxFileDataSize {
 			v.add(fieldPath(p, "data"), "is %d bytes; a file's data may be at most %d bytes (1 MiB)", len(f.Data), MaxFileDataSize)
 		}
@@ -140,12 +173,17 @@ func (v validator) underFile(at, p string, fileAt map[string]string) {
 	}
 }
 
-// ownership checks the user, group and mode of the directory or file at p.
-func (v *validator) ownership(p string, user, group Owner, mode string) {
+// ownership checks the user, group and mode of the directory (dir) or file
+// at p.
+func (v *validator) ownership(p string, user, group Owner, mode string, dir bool) {
 	v.owner(fieldPath(p, "user"), user, "user")
 	v.owner(fieldPath(p, "group"), group, "group")
 	if mode != "" {
-		if msg := checkMode(mode); msg != "" {
+		msg := checkMode(mode)
+		if msg == "" {
+			msg = checkSpecialBits(mode, dir)
+		}
+		if msg != "" {
 			v.add(fieldPath(p, "mode"), "%s", msg)
 		}
 	}

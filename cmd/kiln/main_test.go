@@ -123,6 +123,44 @@ func TestBlueprintValidate(t *testing.T) {
 	assert.Contains(t, stderr, "customizations.filesystem: not supported by image type tar")
 }
 
+// TestBlueprintValidatePaths: with a distribution, validate reports the
+// paths that pass through or replace a link of its tree, and warns of a
+// file that replaces a link to a file.
+func TestBlueprintValidatePaths(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	require.NoError(t, os.WriteFile(bad, []byte(strings.Join([]string{
+		`name = "paths"`,
+		`[[customizations.user]]`, `name = "ops"`, `home = "/var/run/ops"`,
+		`[[customizations.directories]]`, `path = "/etc/localtime"`,
+		`[[customizations.directories]]`, `path = "/srv/data"`,
+		`[[customizations.files]]`, `path = "/var/spool/mail/ops"`, `data = ""`,
+		`[[customizations.files]]`, `path = "/etc/motd"`, `data = "hi"`,
+	}, "\n")), 0o644))
+	for _, args := range [][]string{{"--distro", "debian-12"}, {"--distro", "debian-12", "--type", "qcow2"}, {"--distro", "debian-12", "--arch", "aarch64"}} {
+		_, stderr, err := run(t, append([]string{"blueprint", "validate", bad}, args...)...)
+		require.Error(t, err, args)
+		assert.Contains(t, stderr, "kiln: the blueprint has 3 problem(s):\n"+
+			"  customizations.directories[0].path: /etc/localtime is a link to the file /usr/share/zoneinfo/Etc/UTC in debian-12; a directory there would replace it: choose another path\n"+
+			"  customizations.files[0].path: /var/spool/mail/ops: /var/spool/mail is a link to /var/mail in debian-12; use /var/mail/ops\n"+
+			"  customizations.user[0].home: /var/run/ops: /var/run is a link to /run in debian-12; use /run/ops\n", args)
+	}
+
+	replaces := filepath.Join(dir, "replaces.toml")
+	require.NoError(t, os.WriteFile(replaces, []byte("name = \"release\"\n[[customizations.files]]\npath = \"/etc/os-release\"\ndata = \"ID=x\"\n"), 0o644))
+	out, stderr, err := run(t, "blueprint", "validate", replaces, "--distro", "debian-13")
+	require.NoError(t, err, stderr)
+	assert.Contains(t, out, `blueprint "release" is valid`)
+	assert.Equal(t, "kiln: warning: customizations.files[0].path: /etc/os-release is a link to /usr/lib/os-release in debian-13; the file replaces the link, and /usr/lib/os-release is left as it is\n", stderr)
+
+	setuid := filepath.Join(dir, "setuid.toml")
+	require.NoError(t, os.WriteFile(setuid, []byte("name = \"tool\"\n[[customizations.files]]\npath = \"/usr/local/bin/tool\"\nmode = \"4755\"\ndata = \"x\"\n"), 0o644))
+	_, stderr, err = run(t, "blueprint", "validate", setuid)
+	require.Error(t, err)
+	assert.Contains(t, stderr, `customizations.files[0].mode: "4755" sets the setuid bit; kiln refuses setuid, setgid and sticky modes in blueprints because anyone who can submit a blueprint could plant a privileged binary; use "0755"`)
+}
+
 // TestManifestFromTheMirror runs the main job end to end: the example
 // blueprint's packages solved by apt against the host's Debian mirror.
 func TestManifestFromTheMirror(t *testing.T) {

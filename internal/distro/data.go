@@ -29,6 +29,11 @@ type distroFile struct {
 	Repositories []repoFile `yaml:"repositories"`
 	Arches       []archFile `yaml:"arches"`
 	ImageTypes   []string   `yaml:"image_types"`
+	// DirectoryLinks and FileLinks are the symbolic links of a freshly
+	// installed tree, from absolute path to target as the link holds it,
+	// split by what the target is.
+	DirectoryLinks map[string]string `yaml:"directory_links"`
+	FileLinks      map[string]string `yaml:"file_links"`
 }
 
 type repoFile struct {
@@ -46,6 +51,8 @@ type archFile struct {
 	GrubBIOS      *grubFile `yaml:"grub_bios"`
 	GrubUEFI      *grubFile `yaml:"grub_uefi"`
 	NotBuildable  string    `yaml:"not_buildable"`
+	// DirectoryLinks are the architecture's own directory links (/lib64).
+	DirectoryLinks map[string]string `yaml:"directory_links"`
 }
 
 type grubFile struct {

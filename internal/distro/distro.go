@@ -8,6 +8,8 @@ package distro
 import (
 	"fmt"
 	"io/fs"
+	"maps"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +64,17 @@ type Arch struct {
 	NotBuildable string
 	distro       *Distro
 	imageTypes   []*ImageType
+	// links are the symbolic links of a freshly installed tree of this
+	// architecture, the distribution's and its own, by absolute path.
+	links map[string]link
+}
+
+// link is a symbolic link of a distribution's tree.
+type link struct {
+	// target is the link's content, absolute or relative to its directory.
+	target string
+	// dir says whether the target is a directory.
+	dir bool
 }
 
 // GrubTarget is a GRUB platform and the packages that provide it.
@@ -223,8 +236,19 @@ func newDistro(f *distroFile, types map[string]*imageTypeFile, sets *knownSets) 
 	for _, r := range f.Repositories {
 		d.Repositories = append(d.Repositories, RepositorySpec{ID: r.ID, MirrorRole: r.Mirror, Suites: r.Suites, Components: r.Components})
 	}
+	common := map[string]link{}
+	if err := addLinks(common, f.DirectoryLinks, true, "directory_links"); err != nil {
+		return nil, err
+	}
+	if err := addLinks(common, f.FileLinks, false, "file_links"); err != nil {
+		return nil, err
+	}
 	for _, af := range f.Arches {
 		a := &Arch{Name: af.Name, DebianArch: af.DebianArch, KernelPackage: af.KernelPackage, CloudKernel: af.CloudKernel, NotBuildable: af.NotBuildable, distro: d}
+		a.links = maps.Clone(common)
+		if err := addLinks(a.links, af.DirectoryLinks, true, "arches."+af.Name+".directory_links"); err != nil {
+			return nil, err
+		}
 		if af.GrubBIOS != nil {
 			a.GrubBIOS = &GrubTarget{Target: af.GrubBIOS.Target, Packages: af.GrubBIOS.Packages}
 		}
@@ -248,6 +272,25 @@ func newDistro(f *distroFile, types map[string]*imageTypeFile, sets *knownSets) 
 		d.arches = append(d.arches, a)
 	}
 	return d, nil
+}
+
+// addLinks adds the links of one data field to links. Each path is
+// absolute and canonical, each target a clean path, and a path is listed
+// once across the distribution and its architecture.
+func addLinks(links map[string]link, from map[string]string, dir bool, field string) error {
+	for p, target := range from {
+		switch {
+		case p == "/" || !strings.HasPrefix(p, "/") || path.Clean(p) != p:
+			return fmt.Errorf("%s: %q is not an absolute, canonical path", field, p)
+		case target == "" || path.Clean(target) != target || strings.ContainsAny(target, "\x00\n"):
+			return fmt.Errorf("%s: %s: the target %q is not a clean path", field, p, target)
+		}
+		if _, dup := links[p]; dup {
+			return fmt.Errorf("%s: %s is listed twice", field, p)
+		}
+		links[p] = link{target: target, dir: dir}
+	}
+	return nil
 }
 
 func parseSize(field, s string) (disk.Size, error) {

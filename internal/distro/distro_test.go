@@ -86,6 +86,7 @@ func minimalFS() fstest.MapFS {
 
 func TestLoadRejectsBadDefinitions(t *testing.T) {
 	t.Parallel()
+	const d = "name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64, debian_arch: amd64}]\nimage_types: [t]\n"
 	tests := []struct {
 		name, file, data, want string
 	}{
@@ -104,6 +105,14 @@ func TestLoadRejectsBadDefinitions(t *testing.T) {
 		{"bad size", "data/imagetypes/t.yaml", "name: t\ndefault_size: 4 GB-ish\noutput: {format: tar}\n", "default_size"},
 		{"distro lists an unknown type", "data/distros/d.yaml", "name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64}]\nimage_types: [zzz]\n", "unknown image type \"zzz\""},
 		{"distro without keyring", "data/distros/d.yaml", "name: d\ncodename: c\n", "keyring"},
+		{"links under an unknown key", "data/distros/d.yaml", d + "links: {/bin: usr/bin}\n", "unknown field \"links\""},
+		{"relative link path", "data/distros/d.yaml", d + "directory_links: {bin: usr/bin}\n", `directory_links: "bin" is not an absolute, canonical path`},
+		{"link path not canonical", "data/distros/d.yaml", d + "file_links: {/etc//mtab: ../proc/self/mounts}\n", `file_links: "/etc//mtab" is not an absolute, canonical path`},
+		{"link to the root", "data/distros/d.yaml", d + "directory_links: {/: x}\n", `directory_links: "/" is not an absolute, canonical path`},
+		{"empty link target", "data/distros/d.yaml", d + "directory_links: {/bin: \"\"}\n", `directory_links: /bin: the target "" is not a clean path`},
+		{"link target not clean", "data/distros/d.yaml", d + "directory_links: {/bin: usr/bin/}\n", `directory_links: /bin: the target "usr/bin/" is not a clean path`},
+		{"link both a file and a directory", "data/distros/d.yaml", d + "directory_links: {/bin: usr/bin}\nfile_links: {/bin: usr/bin}\n", "file_links: /bin is listed twice"},
+		{"arch link also the distro's", "data/distros/d.yaml", "name: d\ncodename: c\nkeyring: /k\ndirectory_links: {/lib64: usr/lib64}\narches: [{name: x86_64, debian_arch: amd64, directory_links: {/lib64: usr/lib64}}]\nimage_types: [t]\n", "arches.x86_64.directory_links: /lib64 is listed twice"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,5 +127,24 @@ func TestLoadRejectsBadDefinitions(t *testing.T) {
 			_, err = load(fsys)
 			require.ErrorContains(t, err, tc.want)
 		})
+	}
+}
+
+// TestLinks pins the facts of the data: the links every Debian tree has,
+// and /lib64 on amd64 only.
+func TestLinks(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	for _, d := range reg.Distros() {
+		for _, a := range d.Arches() {
+			for p, target := range map[string]string{"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/var/run": "/run", "/var/lock": "/run/lock", "/var/spool/mail": "../mail"} {
+				assert.Equal(t, link{target: target, dir: true}, a.links[p], "%s %s %s", d.Name, a.Name, p)
+			}
+			for p, target := range map[string]string{"/etc/os-release": "../usr/lib/os-release", "/etc/mtab": "../proc/self/mounts", "/etc/localtime": "/usr/share/zoneinfo/Etc/UTC"} {
+				assert.Equal(t, link{target: target}, a.links[p], "%s %s %s", d.Name, a.Name, p)
+			}
+			_, lib64 := a.links["/lib64"]
+			assert.Equal(t, a.DebianArch == "amd64", lib64, "%s %s: /lib64 is a link on amd64 only", d.Name, a.Name)
+		}
 	}
 }

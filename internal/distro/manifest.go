@@ -117,6 +117,13 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	for _, w := range bp.Warnings() {
 		p.Warnings = append(p.Warnings, w.String())
 	}
+	// CheckBlueprint refused every path problem; what is left are the
+	// links a file replaces, which the user should hear about.
+	if ws, err := a.CheckPaths(bp); err == nil {
+		for _, w := range ws {
+			p.Warnings = append(p.Warnings, w.String())
+		}
+	}
 
 	// Packages: the image type's, what the customizations need, the blueprint's.
 	addPkg := func(name, version, origin string) {

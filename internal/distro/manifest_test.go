@@ -354,3 +354,19 @@ func TestServicesBringSystemd(t *testing.T) {
 	_, m := makeManifest(t, tar, bp, Options{})
 	assert.NotContains(t, stageOf[*manifest.DebsInstall](t, m, "os").Packages, "systemd")
 }
+
+// A file that replaces one of the distribution's file links builds, and
+// the plan says so.
+func TestManifestWarnsWhenAFileReplacesALink(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	it := imageType(t, reg, "debian-12", "x86_64", "tar")
+	bp := &blueprint.Blueprint{Name: "x", Customizations: &blueprint.Customizations{
+		Files: []blueprint.FileCustomization{{Path: "/etc/os-release", Data: "NAME=x\n"}},
+	}}
+	plan, err := it.Manifest(bp, Options{Mirrors: testMirrors})
+	require.NoError(t, err)
+	require.Len(t, plan.Warnings, 1)
+	assert.Contains(t, plan.Warnings[0], "customizations.files[0].path")
+	assert.Contains(t, plan.Warnings[0], "/usr/lib/os-release")
+}

@@ -26,7 +26,7 @@ var deniedSyscalls = []string{
 	"keyctl", "add_key", "request_key",
 	"swapon", "swapoff", "acct", "quotactl", "quotactl_fd",
 	"settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
-	"syslog", "iopl", "ioperm", "open_by_handle_at", "name_to_handle_at",
+	"syslog", "iopl", "ioperm", "open_by_handle_at",
 	"lookup_dcookie", "nfsservctl", "uselib", "vhangup",
 }
 
