@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -26,8 +27,8 @@ type blueprintRequest struct {
 // plaintext password by its hash: a stored blueprint never holds one.
 func (s *Server) readBlueprint(r *http.Request) (*blueprintRequest, error) {
 	var req blueprintRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		return nil, newError(http.StatusBadRequest, "the request body is not a blueprint: "+err.Error())
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return nil, bodyError(err, "the request body is not a blueprint: ")
 	}
 	checked, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
 	if err != nil {
@@ -194,8 +195,8 @@ func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params
 		Version    int      `json:"version"`
 	}
 	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && r.ContentLength > 0 {
-			return newError(http.StatusBadRequest, "the request body: "+err.Error())
+		if err := decodeJSON(r.Body, &body); err != nil && (r.ContentLength > 0 || !errors.Is(err, io.EOF)) {
+			return bodyError(err, "the request body: ")
 		}
 	}
 	b, req, err := s.loadBlueprint(r, params["id"], body.Version)

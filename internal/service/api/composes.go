@@ -45,8 +45,8 @@ type uploadRequest struct {
 // its jobs (depsolve → build → upload) in one transaction.
 func (s *Server) composeImage(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	var req composeRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		return newError(http.StatusBadRequest, "the request body is not a compose request: "+err.Error())
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return bodyError(err, "the request body is not a compose request: ")
 	}
 	if err := s.checkQuota(r, orgOf(r.Context())); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"container/list"
 	"fmt"
 	"math"
 	"net/http"
@@ -69,6 +70,8 @@ type RateLimit struct {
 	PerSecond float64
 	// Burst is how many requests may come at once. Default 100.
 	Burst int
+	// MaxOrgs bounds how many orgs' buckets are kept. Default 10000.
+	MaxOrgs int
 }
 
 func (l *RateLimit) withDefaults() {
@@ -78,13 +81,25 @@ func (l *RateLimit) withDefaults() {
 	if l.Burst <= 0 {
 		l.Burst = 100
 	}
+	if l.MaxOrgs <= 0 {
+		l.MaxOrgs = 10000
+	}
 }
 
-// limiters holds a token bucket per org.
+// limiters holds a token bucket per org, for at most MaxOrgs orgs: the
+// least recently used bucket goes first, so an attacker cycling org
+// identities cannot grow it without bound. A dropped bucket comes back
+// full, which is what a bucket left alone long enough holds anyway.
 type limiters struct {
 	cfg RateLimit
 	mu  sync.Mutex
-	m   map[string]*rate.Limiter
+	m   map[string]*list.Element // of *orgLimiter
+	lru list.List                // most recently used first
+}
+
+type orgLimiter struct {
+	org string
+	lim *rate.Limiter
 }
 
 // allow reports whether org may make a request now, and if not, how long
@@ -94,13 +109,21 @@ func (l *limiters) allow(org string, now time.Time) (bool, time.Duration) {
 		return true, 0
 	}
 	l.mu.Lock()
-	lim, ok := l.m[org]
-	if !ok {
+	var lim *rate.Limiter
+	if e, ok := l.m[org]; ok {
+		l.lru.MoveToFront(e)
+		lim = e.Value.(*orgLimiter).lim
+	} else {
 		if l.m == nil {
-			l.m = map[string]*rate.Limiter{}
+			l.m = map[string]*list.Element{}
 		}
 		lim = rate.NewLimiter(rate.Limit(l.cfg.PerSecond), l.cfg.Burst)
-		l.m[org] = lim
+		l.m[org] = l.lru.PushFront(&orgLimiter{org: org, lim: lim})
+		for l.lru.Len() > max(l.cfg.MaxOrgs, 1) {
+			oldest := l.lru.Back()
+			l.lru.Remove(oldest)
+			delete(l.m, oldest.Value.(*orgLimiter).org)
+		}
 	}
 	l.mu.Unlock()
 	res := lim.ReserveN(now, 1)
@@ -109,6 +132,12 @@ func (l *limiters) allow(org string, now time.Time) (bool, time.Duration) {
 		return false, d
 	}
 	return true, 0
+}
+
+func (l *limiters) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
 }
 
 func tooManyRequests(wait time.Duration) *apiError {
