@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/kiln-project/kiln/internal/service/store"
 )
 
 // Quota bounds how many composes an org may submit in a window.
@@ -38,23 +40,27 @@ func (q Quota) limit(org string) int {
 	return q.Composes
 }
 
-// checkQuota refuses a compose past the org's quota, saying when a slot
+// of is the store's bound for org's composes at now.
+func (q Quota) of(org string, now time.Time) store.Quota {
+	return store.Quota{Limit: q.limit(org), Since: now.Add(-q.Window)}
+}
+
+// exceeded refuses n composes past the org's quota, saying when a slot
 // frees.
-func (s *Server) checkQuota(r *http.Request, org string) error {
-	q := s.cfg.Quota
+func (q Quota) exceeded(org string, qe *store.QuotaError, n int) *apiError {
 	limit := q.limit(org)
-	now := s.cfg.Now().UTC()
-	n, oldest, err := s.cfg.Store.CountComposesSince(r.Context(), org, now.Add(-q.Window))
-	if err != nil {
-		return err
+	asked := ""
+	if n > 1 {
+		asked = fmt.Sprintf(" and this request asks for %d", n)
 	}
-	if n < limit {
-		return nil
+	var when string
+	if qe.Used >= limit {
+		when = fmt.Sprintf("the next one can be submitted after %s", qe.Oldest.Add(q.Window).Format(time.RFC3339))
+	} else {
+		when = fmt.Sprintf("%d more can be submitted now; ask for fewer image types", limit-qe.Used)
 	}
-	frees := oldest.Add(q.Window)
-	e := newError(http.StatusForbidden, fmt.Sprintf("your organization has used its quota of %d composes in %s; the next one can be submitted after %s",
-		limit, formatWindow(q.Window), frees.Format(time.RFC3339)))
-	return e
+	return newError(http.StatusForbidden, fmt.Sprintf("your organization has used %d of its quota of %d composes in %s%s; %s",
+		qe.Used, limit, formatWindow(q.Window), asked, when))
 }
 
 func formatWindow(d time.Duration) string {

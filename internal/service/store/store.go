@@ -134,10 +134,46 @@ type ComposeFilter struct {
 	ImageType string
 }
 
+// NewCompose is a compose to store, with its jobs.
+type NewCompose struct {
+	Compose Compose
+	Jobs    []Job
+}
+
+// Quota bounds how many composes an org may have created since a time.
+type Quota struct {
+	// Limit is the most composes created at or after Since; 0 or
+	// negative: no bound.
+	Limit int
+	Since time.Time
+}
+
+// ErrQuota: the composes would take the org past its quota.
+var ErrQuota = errors.New("the organization's compose quota is used up")
+
+// QuotaError is ErrQuota with the org's count: Used composes created
+// since the quota's Since, the oldest of them at Oldest.
+type QuotaError struct {
+	Used   int
+	Oldest time.Time
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("%v: %d composes counted", ErrQuota, e.Used)
+}
+
+func (e *QuotaError) Is(target error) bool { return target == ErrQuota }
+
 // Composes stores composes.
 type Composes interface {
 	// CreateCompose stores a compose and its jobs in one transaction.
 	CreateCompose(ctx context.Context, c Compose, jobs []Job) error
+	// CreateComposes stores org's composes, each with its jobs, in one
+	// transaction: all of them, or none and a *QuotaError when the org's
+	// composes created since q.Since and these would number more than
+	// q.Limit. Concurrent calls for one org are serialized, so together
+	// they never pass the limit either.
+	CreateComposes(ctx context.Context, org string, cs []NewCompose, q Quota) error
 	GetCompose(ctx context.Context, org, id string) (Compose, error)
 	// ListComposes returns a page of the org's visible composes that match
 	// f, newest first, and how many match in all.

@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -44,6 +45,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("tokens", func(t *testing.T) { b, c := env(t); testTokens(t, b, c) })
 	t.Run("worker tokens", func(t *testing.T) { b, c := env(t); testWorkerTokens(t, b, c) })
 	t.Run("composes", func(t *testing.T) { b, c := env(t); testComposes(t, b, c) })
+	t.Run("compose quota", func(t *testing.T) { b, c := env(t); testComposeQuota(t, b, c) })
 	t.Run("compose filters", func(t *testing.T) { b, c := env(t); testComposeFilters(t, b, c) })
 	t.Run("queue", func(t *testing.T) { b, c := env(t); testQueue(t, b, c) })
 	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
@@ -584,4 +586,71 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 	none, err := b.ComposesJobs(ctx, "a", nil)
 	require.NoError(t, err)
 	assert.Empty(t, none)
+}
+
+// withJob is a compose with one depsolve job.
+func withJob(org string, created time.Time) store.NewCompose {
+	c := newCompose(org, created)
+	return store.NewCompose{Compose: c, Jobs: []store.Job{{ID: store.NewID(), Type: "depsolve", Args: json.RawMessage(`{}`)}}}
+}
+
+// Composes stored under a quota are stored all together or not at all,
+// and concurrent requests of one org never pass the quota together.
+func testComposeQuota(t *testing.T, b store.Backend, c *Clock) {
+	q := store.Quota{Limit: 3, Since: c.Now().Add(-time.Hour)}
+	old := withJob("a", c.Now().Add(-2*time.Hour))
+	require.NoError(t, b.CreateComposes(ctx, "a", []store.NewCompose{old}, q), "outside the window, and under the limit")
+	first := withJob("a", c.Now())
+	require.NoError(t, b.CreateComposes(ctx, "a", []store.NewCompose{first, withJob("a", c.Now())}, q))
+
+	refused := []store.NewCompose{withJob("a", c.Now()), withJob("a", c.Now())}
+	err := b.CreateComposes(ctx, "a", refused, q)
+	require.ErrorIs(t, err, store.ErrQuota)
+	var qe *store.QuotaError
+	require.ErrorAs(t, err, &qe)
+	assert.Equal(t, 2, qe.Used, "the composes in the window")
+	assert.True(t, qe.Oldest.Equal(c.Now()), "the oldest in the window: %v", qe.Oldest)
+	for _, nc := range refused {
+		_, err := b.GetCompose(ctx, "a", nc.Compose.ID)
+		assert.ErrorIs(t, err, store.ErrNotFound, "no compose of a refused batch is stored")
+	}
+	_, total, err := b.ListComposes(ctx, "a", store.ComposeFilter{}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 3, total, "the refused batch was not counted either")
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	require.NoError(t, err)
+	assert.NotEqual(t, refused[0].Compose.ID, l.Job.ComposeID)
+	assert.NotEqual(t, refused[1].Compose.ID, l.Job.ComposeID)
+
+	require.NoError(t, b.CreateComposes(ctx, "a", refused[:1], q), "one still fits")
+	require.NoError(t, b.CreateComposes(ctx, "b", []store.NewCompose{withJob("b", c.Now())}, q), "each org has its own quota")
+
+	// Many requests at once: exactly as many as the quota are taken.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	taken, over := 0, 0
+	q = store.Quota{Limit: 5, Since: c.Now().Add(-time.Hour)}
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := b.CreateComposes(ctx, "c", []store.NewCompose{withJob("c", c.Now())}, q)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				taken++
+			case errors.Is(err, store.ErrQuota):
+				over++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 5, taken)
+	assert.Equal(t, 7, over)
+	n, _, err := b.CountComposesSince(ctx, "c", q.Since)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
 }
