@@ -246,3 +246,33 @@ func TestAWorkerWhoseTokenIsRevokedDropsItsJob(t *testing.T) {
 	j := jobState(t, db, id)
 	assert.Equal(t, store.JobPending, j.State, "the worker did not finish the job it no longer holds")
 }
+
+// The worker API answers a wrong method with 405, Allow and its error
+// shape, and a 401 with WWW-Authenticate.
+func TestWorkerAPIMethodsAndAuthentication(t *testing.T) {
+	_, url, _, _ := queueWithJob(t, time.Minute)
+	for _, tc := range []struct{ method, path, allow string }{
+		{"GET", "/jobs", "POST"},
+		{"PUT", "/jobs/x/heartbeat", "POST"},
+		{"POST", "/jobs/x/files/disk.qcow2", "PUT"},
+		{"GET", "/jobs/x/uploads/u", "DELETE"},
+	} {
+		req, err := http.NewRequest(tc.method, url+workerapi.Prefix+tc.path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var body struct {
+			Errors []struct{ Title, Detail string } `json:"errors"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body), "%s %s", tc.method, tc.path)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "%s %s", tc.method, tc.path)
+		assert.Equal(t, tc.allow, resp.Header.Get("Allow"), "%s %s", tc.method, tc.path)
+		require.NotEmpty(t, body.Errors)
+	}
+	resp, err := http.Post(url+workerapi.Prefix+"/jobs", "application/json", strings.NewReader(`{"types":["depsolve"]}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, `Bearer realm="kiln-worker"`, resp.Header.Get("WWW-Authenticate"))
+}

@@ -134,7 +134,32 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads/{upload}/complete", a.leased(a.completeUpload))
 	mux.HandleFunc("DELETE "+Prefix+"/jobs/{id}/uploads/{upload}", a.leased(a.abortUpload))
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
-	return mux
+	return routed(mux)
+}
+
+// routed answers a path the API does not know, or a method it does not
+// take there (with Allow), in the API's error shape.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var allowed []string
+		for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodPut} {
+			try := r.Clone(r.Context())
+			try.Method = m
+			if _, pattern := mux.Handler(try); pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) == 0 {
+			fail(w, http.StatusNotFound, "no worker API operation at %s", r.URL.Path)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s: it takes %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))
+	})
 }
 
 type api struct{ cfg Config }
