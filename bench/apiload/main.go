@@ -73,7 +73,7 @@ func run(bin string, clients int, dur time.Duration, seedN int) error {
 
 	cache, _ := os.MkdirTemp("", "kiln-apiload-cache-")
 	defer os.RemoveAll(cache)
-	cmd := exec.Command(bin, "--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data, "--workers", "-1",
+	cmd := exec.Command(bin, "--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data, "--workers", "0",
 		"--quota", "100000000", "--rate-limit", "-1")
 	cmd.Stderr = io.Discard
 	stdout, err := cmd.StdoutPipe()

@@ -29,6 +29,9 @@ composes. Create API tokens with "kiln token create".`,
 		Example: `  kiln serve --listen 127.0.0.1:8086 --data /var/lib/kiln`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Workers < -1 {
+				return fmt.Errorf("--workers %d: give how many in-process workers to run, 0 for none", cfg.Workers)
+			}
 			var err error
 			if cfg.Mirrors, cfg.Resolver, err = a.workerDeps(); err != nil {
 				return err
@@ -46,7 +49,7 @@ composes. Create API tokens with "kiln token create".`,
 	f.StringVar(&cfg.Artifacts, "artifacts", os.Getenv("KILN_ARTIFACTS"), "the artifact store: empty for a directory in --data, an absolute path, or s3://BUCKET/PREFIX?endpoint=URL&region=R with credentials in $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (default $KILN_ARTIFACTS)")
 	f.DurationVar(&cfg.DownloadExpiry, "download-expiry", 7*24*time.Hour, "how long presigned download URLs of a bucket last (at most 168h)")
 	f.StringVar(&cfg.Database, "database", os.Getenv("KILN_DATABASE"), "the database: empty for SQLite in --data, or postgres://USER@HOST/DB?sslmode=... (default $KILN_DATABASE)")
-	f.IntVar(&cfg.Workers, "workers", 1, "in-process workers (-1: none; remote workers only)")
+	f.IntVar(&cfg.Workers, "workers", 1, "in-process workers, which build as root on this host (0: none, remote workers only; -1 means the same)")
 	f.StringVar(&cfg.WorkerKey, "worker-key", os.Getenv("KILN_WORKER_KEY"), "secret remote workers request jobs with (default: $KILN_WORKER_KEY, else a random one for in-process workers)")
 	f.BoolVar(&cfg.TrustIdentityHeader, "trust-identity-header", false, "take the org from x-rh-identity: only behind a gateway that sets it and strips it from clients")
 	f.DurationVar(&cfg.Lease, "lease", 0, "how long a job stays leased without a heartbeat (default 2m)")

@@ -117,3 +117,54 @@ func TestServeTokenCompose(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, errOut, "unknown or revoked")
 }
+
+// startServe runs kiln serve with args on a free port until the test
+// ends, and returns its address and its stderr.
+func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd := newRootCommand(stdout, stderr)
+	cmd.SetArgs(append([]string{"--cache-dir", t.TempDir(), "serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, args...))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	addr := regexp.MustCompile(`kiln serves on (http://\S+)`)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := addr.FindStringSubmatch(stdout.String()); m != nil {
+			return m[1], stderr
+		}
+	}
+	t.Fatalf("serve did not start: %s", stderr.String())
+	return "", nil
+}
+
+// --workers 0 runs no in-process worker (an API host that builds nothing
+// needs no root); -1 still means the same, as the deploy files say it.
+func TestServeWithoutWorkers(t *testing.T) {
+	for _, n := range []string{"0", "-1"} {
+		t.Run(n, func(t *testing.T) {
+			server, stderr := startServe(t, "--workers", n)
+			assert.Contains(t, stderr.String(), `"workers":0`)
+			// An in-process worker asks for a job as it starts; none does.
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				resp, err := http.Get(server + "/metrics")
+				require.NoError(t, err)
+				metrics, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.Contains(t, string(metrics), "kiln_workers_active 0", "no worker asked for jobs")
+			}
+		})
+	}
+	_, errOut, err := run(t, "serve", "--workers", "-2", "--listen", "127.0.0.1:0", "--data", t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, errOut, "--workers")
+}

@@ -42,8 +42,9 @@ type Config struct {
 	Database string
 	// TrustIdentityHeader honours x-rh-identity (behind a gateway only).
 	TrustIdentityHeader bool
-	// Workers is how many in-process workers run. Default 1; negative:
-	// none (remote workers only).
+	// Workers is how many in-process workers run; zero (or negative):
+	// none, remote workers only. An in-process worker builds as root on
+	// the API host, so none runs unless asked for.
 	Workers int
 	// WorkerKey is the secret remote workers request jobs with. Default:
 	// a random one, for the in-process workers only.
@@ -88,9 +89,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.DataDir == "" {
 		return errors.New("the data directory is required")
-	}
-	if cfg.Workers == 0 {
-		cfg.Workers = 1
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute

@@ -146,6 +146,10 @@ func (c *Client) doBody(ctx context.Context, method, path, token string, body fu
 	switch {
 	case resp.StatusCode == http.StatusNotFound && path != "/jobs":
 		return resp.StatusCode, errLeaseLost
+	case resp.StatusCode == http.StatusUnauthorized && path != "/jobs":
+		// The worker token the job was leased with was revoked: the
+		// job is someone else's now.
+		return resp.StatusCode, fmt.Errorf("%w: the worker token was revoked", errLeaseLost)
 	case resp.StatusCode >= 400 && resp.StatusCode != http.StatusConflict:
 		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
 	}

@@ -7,6 +7,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -60,7 +61,39 @@ type Config struct {
 }
 
 // Worker runs jobs.
-type Worker struct{ cfg Config }
+type Worker struct {
+	cfg Config
+	// scrub takes this host's directories out of what tenants read.
+	scrub *strings.Replacer
+}
+
+// hostPaths replaces the worker's own directories (the cache and the
+// build trees under it), as given and as the kernel resolves them, by
+// placeholders: build logs and errors go to tenants, who have no business
+// knowing this host's layout.
+func hostPaths(cacheDir string) *strings.Replacer {
+	var pairs []string
+	dirs := []string{filepath.Clean(cacheDir)}
+	if abs, err := filepath.Abs(cacheDir); err == nil {
+		dirs = append(dirs, abs)
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			dirs = append(dirs, real)
+		}
+	}
+	// The longer of overlapping names first: the replacer tries them in
+	// this order at each position.
+	for _, d := range dirs {
+		if d != "/" && d != "." {
+			pairs = append(pairs, filepath.Join(d, "work"), "<work>")
+		}
+	}
+	for _, d := range dirs {
+		if d != "/" && d != "." {
+			pairs = append(pairs, d, "<cache>")
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}
 
 // New returns a worker.
 func New(cfg Config) (*Worker, error) {
@@ -83,7 +116,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Targets == nil {
 		cfg.Targets = target.New(target.Local{})
 	}
-	return &Worker{cfg: cfg}, nil
+	return &Worker{cfg: cfg, scrub: hostPaths(cfg.CacheDir)}, nil
 }
 
 // Run takes and runs jobs until ctx ends. A job running then may finish
@@ -194,6 +227,9 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	case ctx.Err() != nil:
 		failure = &jobFailure{Reason: "the worker shut down", Retry: true}
 	}
+	if failure != nil {
+		failure.Reason, failure.Details = w.scrub.Replace(failure.Reason), w.scrub.Replace(failure.Details)
+	}
 	if err := w.cfg.Client.Finish(fctx, j, result, failure); err != nil {
 		log.Error("finishing the job failed", "err", err)
 		return
@@ -250,11 +286,13 @@ func (w *Worker) depsolve(ctx context.Context, j *workerapi.Job) (any, *jobFailu
 	return jobs.DepsolveResult{Manifest: data}, nil
 }
 
-// logStream sends the build log to the service in pieces.
+// logStream sends the build log to the service in pieces, whole lines
+// at a time so that scrub sees every path in one piece.
 type logStream struct {
 	ctx    context.Context
 	client *Client
 	job    *workerapi.Job
+	scrub  *strings.Replacer
 	mu     sync.Mutex
 	buf    []byte
 	last   time.Time
@@ -265,26 +303,33 @@ func (l *logStream) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
 	if len(l.buf) >= 64<<10 || time.Since(l.last) > 2*time.Second {
-		l.flushLocked()
+		l.flushLocked(false)
 	}
 	return len(p), nil
 }
 
-func (l *logStream) flushLocked() {
-	for len(l.buf) > 0 {
-		n := min(len(l.buf), 512<<10)
-		if err := l.client.Log(l.ctx, l.job, l.buf[:n]); err != nil {
+// flushLocked sends the complete lines buffered, or everything when all
+// is set or a line grew past 64 KiB.
+func (l *logStream) flushLocked(all bool) {
+	n := len(l.buf)
+	if !all && n < 64<<10 {
+		n = bytes.LastIndexByte(l.buf, '\n') + 1
+	}
+	out := []byte(l.scrub.Replace(string(l.buf[:n])))
+	l.buf = append(l.buf[:0], l.buf[n:]...)
+	for len(out) > 0 {
+		m := min(len(out), 512<<10)
+		if err := l.client.Log(l.ctx, l.job, out[:m]); err != nil {
 			break // the log is best effort; the build goes on
 		}
-		l.buf = l.buf[n:]
+		out = out[m:]
 	}
-	l.buf = l.buf[:0]
 	l.last = time.Now()
 }
 
 func (l *logStream) Flush() {
 	l.mu.Lock()
-	l.flushLocked()
+	l.flushLocked(true)
 	l.mu.Unlock()
 }
 
@@ -297,7 +342,7 @@ func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure)
 	if err != nil {
 		return nil, &jobFailure{Reason: "the manifest is invalid", Details: err.Error()}
 	}
-	logs := &logStream{ctx: context.WithoutCancel(ctx), client: w.cfg.Client, job: j, last: time.Now()}
+	logs := &logStream{ctx: context.WithoutCancel(ctx), client: w.cfg.Client, job: j, scrub: w.scrub, last: time.Now()}
 	defer logs.Flush()
 	var failedMu sync.Mutex
 	var failed engine.Event // the stage that failed, as the engine reports it

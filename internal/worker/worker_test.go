@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,4 +182,97 @@ func TestHeartbeatsKeepTheWorkerReady(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	assert.Equal(t, http.StatusOK, get(t, hs.URL+"/readyz").StatusCode, "ready while it builds, long after it asked for the job")
 	close(r.release)
+}
+
+// Revoking a worker token ends the leases its workers hold: the job is
+// back in the queue at once, and the worker's calls under the old lease
+// answer 401; the worker drops the job rather than finishing it.
+func TestRevokingTheWorkerTokenEndsItsLeases(t *testing.T) {
+	ctx := context.Background()
+	db, url, secret, id := queueWithJob(t, time.Minute)
+	c := &worker.Client{BaseURL: url, Key: secret}
+	j, err := c.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Worker: "rack-1"})
+	require.NoError(t, err)
+	require.NotNil(t, j)
+	_, err = c.Heartbeat(ctx, j)
+	require.NoError(t, err)
+
+	tokens, err := db.ListWorkerTokens(ctx)
+	require.NoError(t, err)
+	require.NoError(t, db.RevokeWorkerToken(ctx, tokens[0].ID))
+	assert.Equal(t, store.JobPending, jobState(t, db, id).State, "requeued at once")
+
+	for _, call := range []struct{ path, body string }{
+		{"/heartbeat", ""},
+		{"/progress", `{"done":1,"total":2}`},
+		{"/log", "building\n"},
+		{"/finish", `{"result":{}}`},
+	} {
+		req, err := http.NewRequest("POST", url+workerapi.Prefix+"/jobs/"+j.ID+call.path, strings.NewReader(call.body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+j.Token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "%s: %s", call.path, body)
+		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), "Bearer", call.path)
+		assert.Contains(t, string(body), "revoked", call.path)
+	}
+	_, err = c.Heartbeat(ctx, j)
+	assert.ErrorContains(t, err, "revoked")
+
+	// Another worker takes the job without waiting for the lease.
+	other, hash := store.NewSecret("kwt_")
+	require.NoError(t, db.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "rack-2", Hash: hash, CreatedAt: time.Now()}))
+	j2, err := (&worker.Client{BaseURL: url, Key: other}).RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Worker: "rack-2"})
+	require.NoError(t, err)
+	require.NotNil(t, j2)
+	assert.Equal(t, j.ID, j2.ID)
+}
+
+// A worker whose token is revoked while it builds stops the job and does
+// not finish it: the job is another worker's now.
+func TestAWorkerWhoseTokenIsRevokedDropsItsJob(t *testing.T) {
+	ctx := context.Background()
+	db, url, secret, id := queueWithJob(t, time.Second) // a heartbeat every 250 ms
+	r := &gatedResolver{called: make(chan struct{}), release: make(chan struct{})}
+	startWorker(t, url, secret, 0, r, nil)
+	<-r.called
+	tokens, err := db.ListWorkerTokens(ctx)
+	require.NoError(t, err)
+	require.NoError(t, db.RevokeWorkerToken(ctx, tokens[0].ID))
+	time.Sleep(time.Second) // heartbeats hear of it; the resolver's context ends
+	j := jobState(t, db, id)
+	assert.Equal(t, store.JobPending, j.State, "the worker did not finish the job it no longer holds")
+}
+
+// The worker API answers a wrong method with 405, Allow and its error
+// shape, and a 401 with WWW-Authenticate.
+func TestWorkerAPIMethodsAndAuthentication(t *testing.T) {
+	_, url, _, _ := queueWithJob(t, time.Minute)
+	for _, tc := range []struct{ method, path, allow string }{
+		{"GET", "/jobs", "POST"},
+		{"PUT", "/jobs/x/heartbeat", "POST"},
+		{"POST", "/jobs/x/files/disk.qcow2", "PUT"},
+		{"GET", "/jobs/x/uploads/u", "DELETE"},
+	} {
+		req, err := http.NewRequest(tc.method, url+workerapi.Prefix+tc.path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var body struct {
+			Errors []struct{ Title, Detail string } `json:"errors"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body), "%s %s", tc.method, tc.path)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "%s %s", tc.method, tc.path)
+		assert.Equal(t, tc.allow, resp.Header.Get("Allow"), "%s %s", tc.method, tc.path)
+		require.NotEmpty(t, body.Errors)
+	}
+	resp, err := http.Post(url+workerapi.Prefix+"/jobs", "application/json", strings.NewReader(`{"types":["depsolve"]}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, `Bearer realm="kiln-worker"`, resp.Header.Get("WWW-Authenticate"))
 }

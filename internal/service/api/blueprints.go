@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -26,8 +27,8 @@ type blueprintRequest struct {
 // plaintext password by its hash: a stored blueprint never holds one.
 func (s *Server) readBlueprint(r *http.Request) (*blueprintRequest, error) {
 	var req blueprintRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		return nil, newError(http.StatusBadRequest, "the request body is not a blueprint: "+err.Error())
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return nil, bodyError(err, "the request body is not a blueprint: ")
 	}
 	checked, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
 	if err != nil {
@@ -194,8 +195,8 @@ func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params
 		Version    int      `json:"version"`
 	}
 	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && r.ContentLength > 0 {
-			return newError(http.StatusBadRequest, "the request body: "+err.Error())
+		if err := decodeJSON(r.Body, &body); err != nil && (r.ContentLength > 0 || !errors.Is(err, io.EOF)) {
+			return bodyError(err, "the request body: ")
 		}
 	}
 	b, req, err := s.loadBlueprint(r, params["id"], body.Version)
@@ -216,21 +217,28 @@ func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params
 	if len(irs) == 0 {
 		return fieldError(http.StatusBadRequest, "image_types", fmt.Sprintf("the blueprint has no image request of types %v", body.ImageTypes))
 	}
-	out := []map[string]string{}
+	// Every compose is checked and made before any is stored, then all
+	// are stored at once: a refused request (a check, the quota) changes
+	// nothing.
+	var cs []store.NewCompose
 	for _, ir := range irs {
-		if err := s.checkQuota(r, orgOf(r.Context())); err != nil {
-			return err
-		}
 		cust, err := cloneMap(req.Customizations)
 		if err != nil {
 			return err
 		}
-		id, err := s.createCompose(r, composeRequest{Distribution: req.Distribution, ImageName: b.Name, ImageDescription: b.Description,
+		nc, err := s.newCompose(r, composeRequest{Distribution: req.Distribution, ImageName: b.Name, ImageDescription: b.Description,
 			ClientID: "api", ImageRequests: []imageRequest{ir}, Customizations: cust}, b.ID, b.Version)
 		if err != nil {
 			return err
 		}
-		out = append(out, map[string]string{"id": id})
+		cs = append(cs, nc)
+	}
+	if err := s.storeComposes(r, cs); err != nil {
+		return err
+	}
+	out := []map[string]string{}
+	for _, nc := range cs {
+		out = append(out, map[string]string{"id": nc.Compose.ID})
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil

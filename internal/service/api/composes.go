@@ -45,17 +45,17 @@ type uploadRequest struct {
 // its jobs (depsolve → build → upload) in one transaction.
 func (s *Server) composeImage(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	var req composeRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		return newError(http.StatusBadRequest, "the request body is not a compose request: "+err.Error())
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return bodyError(err, "the request body is not a compose request: ")
 	}
-	if err := s.checkQuota(r, orgOf(r.Context())); err != nil {
-		return err
-	}
-	id, err := s.createCompose(r, req, "", 0)
+	nc, err := s.newCompose(r, req, "", 0)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+	if err := s.storeComposes(r, []store.NewCompose{nc}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": nc.Compose.ID})
 	return nil
 }
 
@@ -127,21 +127,22 @@ func optionsError(where string, err error) error {
 	return fieldError(http.StatusBadRequest, where+"."+field, msg)
 }
 
-// createCompose checks a compose request and stores it with its jobs.
-func (s *Server) createCompose(r *http.Request, req composeRequest, bpID string, bpVersion int) (string, error) {
+// newCompose checks a compose request and makes the compose and its jobs
+// to store.
+func (s *Server) newCompose(r *http.Request, req composeRequest, bpID string, bpVersion int) (store.NewCompose, error) {
 	checked, err := s.checkRequest(req.ImageName, req.Distribution, req.ImageRequests, req.Customizations)
 	if err != nil {
-		return "", err
+		return store.NewCompose{}, err
 	}
 	ir, it := req.ImageRequests[0], checked.types[0]
 	bpJSON, err := json.Marshal(checked.bp)
 	if err != nil {
-		return "", err
+		return store.NewCompose{}, err
 	}
 	redactPasswords(req.Customizations)
 	stored, err := json.Marshal(req)
 	if err != nil {
-		return "", err
+		return store.NewCompose{}, err
 	}
 	c := store.Compose{ID: store.NewID(), OrgID: orgOf(r.Context()), CreatedAt: s.cfg.Now().UTC(), ImageName: req.ImageName, ImageType: it.Name,
 		Request: stored, BlueprintID: bpID, BlueprintVersion: bpVersion}
@@ -152,12 +153,27 @@ func (s *Server) createCompose(r *http.Request, req composeRequest, bpID string,
 		{ID: build, Type: jobs.KindBuild, Arch: it.Arch().Name, Args: args(jobs.BuildArgs{}), Deps: []string{depsolve}},
 		{ID: upload, Type: jobs.KindUpload, Args: args(jobs.UploadArgs{Type: ir.UploadRequest.Type, Options: ir.UploadRequest.Options}), Deps: []string{build}},
 	}
-	if err := s.cfg.Store.CreateCompose(r.Context(), c, js); err != nil {
-		return "", err
+	return store.NewCompose{Compose: c, Jobs: js}, nil
+}
+
+// storeComposes stores composes of the request's org with their jobs,
+// all of them or, past the org's quota, none.
+func (s *Server) storeComposes(r *http.Request, cs []store.NewCompose) error {
+	org := orgOf(r.Context())
+	err := s.cfg.Store.CreateComposes(r.Context(), org, cs, s.cfg.Quota.of(org, s.cfg.Now().UTC()))
+	var qe *store.QuotaError
+	if errors.As(err, &qe) {
+		return s.cfg.Quota.exceeded(org, qe, len(cs))
 	}
-	s.cfg.Log.Info("compose accepted", "compose_id", c.ID, "org_id", c.OrgID, "request_id", requestID(r.Context()),
-		"distribution", req.Distribution, "image_type", it.Name, "arch", it.Arch().Name, "blueprint_id", bpID)
-	return c.ID, nil
+	if err != nil {
+		return err
+	}
+	for _, nc := range cs {
+		c := nc.Compose
+		s.cfg.Log.Info("compose accepted", "compose_id", c.ID, "org_id", c.OrgID, "request_id", requestID(r.Context()),
+			"image_type", c.ImageType, "blueprint_id", c.BlueprintID)
+	}
+	return nil
 }
 
 // pageOf reads limit and offset (already validated against the document).

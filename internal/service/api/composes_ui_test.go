@@ -52,7 +52,7 @@ func composeOfType(t *testing.T, ts *testServer, typ string) string {
 func runJob(t *testing.T, ts *testServer, kind string, result any, failure *store.JobError) store.Lease {
 	t.Helper()
 	ctx := context.Background()
-	l, err := ts.db.Dequeue(ctx, []string{kind}, []string{"x86_64"}, "test", time.Minute)
+	l, err := ts.db.Dequeue(ctx, []string{kind}, []string{"x86_64"}, store.Worker{Name: "test"}, time.Minute)
 	require.NoError(t, err, kind)
 	b, _ := json.Marshal(result)
 	require.NoError(t, ts.db.Finish(ctx, l.Job.ID, l.Token, b, failure))
@@ -174,7 +174,7 @@ func TestComposeStatusTimelineSizeAndCause(t *testing.T) {
 	assert.Equal(t, []string{"queued"}, timelineOf(t, st))
 
 	runJob(t, ts, jobs.KindDepsolve, map[string]any{}, nil)
-	l, err := ts.db.Dequeue(context.Background(), []string{jobs.KindBuild}, []string{"x86_64"}, "w", time.Minute)
+	l, err := ts.db.Dequeue(context.Background(), []string{jobs.KindBuild}, []string{"x86_64"}, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	_, st = statusOf(t, ts, id)
 	assert.Equal(t, []string{"queued", "depsolved", "building"}, timelineOf(t, st))
@@ -232,7 +232,7 @@ func TestCancelCompose(t *testing.T) {
 	// is a failure already (its pending jobs are cancelled) and a second
 	// cancel is refused too.
 	running := composeOfType(t, ts, "qcow2")
-	l, err := ts.db.Dequeue(context.Background(), []string{jobs.KindDepsolve}, nil, "w", time.Minute)
+	l, err := ts.db.Dequeue(context.Background(), []string{jobs.KindDepsolve}, nil, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, ts.do(t, "acme", "POST", "/composes/"+running+"/cancel", nil).status)
 	assert.ErrorIs(t, ts.db.Heartbeat(context.Background(), l.Job.ID, l.Token, time.Minute), store.ErrCanceled, "the worker hears of it")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/jobs"
+	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/testhost"
 )
 
@@ -29,7 +30,7 @@ func finishedCompose(t *testing.T, ts *testServer, arts artifacts.Store) string 
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	id := r.json(t)["id"].(string)
 	for _, kind := range []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload} {
-		l, err := ts.db.Dequeue(ctx, []string{kind}, []string{"x86_64"}, "test", time.Minute)
+		l, err := ts.db.Dequeue(ctx, []string{kind}, []string{"x86_64"}, store.Worker{Name: "test"}, time.Minute)
 		require.NoError(t, err, kind)
 		var result any = map[string]any{}
 		if kind == jobs.KindBuild {

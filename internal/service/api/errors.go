@@ -88,6 +88,10 @@ func writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 			w.Header().Add(k, v)
 		}
 	}
+	if e.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		// RFC 9110: a 401 says how to authenticate.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
+	}
 	body := errorBody{RequestID: requestID(r.Context())}
 	details := e.Details
 	if len(details) == 0 {

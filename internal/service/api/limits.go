@@ -1,6 +1,7 @@
 package api
 
 import (
+	"container/list"
 	"fmt"
 	"math"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/kiln-project/kiln/internal/service/store"
 )
 
 // Quota bounds how many composes an org may submit in a window.
@@ -37,23 +40,27 @@ func (q Quota) limit(org string) int {
 	return q.Composes
 }
 
-// checkQuota refuses a compose past the org's quota, saying when a slot
+// of is the store's bound for org's composes at now.
+func (q Quota) of(org string, now time.Time) store.Quota {
+	return store.Quota{Limit: q.limit(org), Since: now.Add(-q.Window)}
+}
+
+// exceeded refuses n composes past the org's quota, saying when a slot
 // frees.
-func (s *Server) checkQuota(r *http.Request, org string) error {
-	q := s.cfg.Quota
+func (q Quota) exceeded(org string, qe *store.QuotaError, n int) *apiError {
 	limit := q.limit(org)
-	now := s.cfg.Now().UTC()
-	n, oldest, err := s.cfg.Store.CountComposesSince(r.Context(), org, now.Add(-q.Window))
-	if err != nil {
-		return err
+	asked := ""
+	if n > 1 {
+		asked = fmt.Sprintf(" and this request asks for %d", n)
 	}
-	if n < limit {
-		return nil
+	var when string
+	if qe.Used >= limit {
+		when = fmt.Sprintf("the next one can be submitted after %s", qe.Oldest.Add(q.Window).Format(time.RFC3339))
+	} else {
+		when = fmt.Sprintf("%d more can be submitted now; ask for fewer image types", limit-qe.Used)
 	}
-	frees := oldest.Add(q.Window)
-	e := newError(http.StatusForbidden, fmt.Sprintf("your organization has used its quota of %d composes in %s; the next one can be submitted after %s",
-		limit, formatWindow(q.Window), frees.Format(time.RFC3339)))
-	return e
+	return newError(http.StatusForbidden, fmt.Sprintf("your organization has used %d of its quota of %d composes in %s%s; %s",
+		qe.Used, limit, formatWindow(q.Window), asked, when))
 }
 
 func formatWindow(d time.Duration) string {
@@ -69,6 +76,8 @@ type RateLimit struct {
 	PerSecond float64
 	// Burst is how many requests may come at once. Default 100.
 	Burst int
+	// MaxOrgs bounds how many orgs' buckets are kept. Default 10000.
+	MaxOrgs int
 }
 
 func (l *RateLimit) withDefaults() {
@@ -78,13 +87,25 @@ func (l *RateLimit) withDefaults() {
 	if l.Burst <= 0 {
 		l.Burst = 100
 	}
+	if l.MaxOrgs <= 0 {
+		l.MaxOrgs = 10000
+	}
 }
 
-// limiters holds a token bucket per org.
+// limiters holds a token bucket per org, for at most MaxOrgs orgs: the
+// least recently used bucket goes first, so an attacker cycling org
+// identities cannot grow it without bound. A dropped bucket comes back
+// full, which is what a bucket left alone long enough holds anyway.
 type limiters struct {
 	cfg RateLimit
 	mu  sync.Mutex
-	m   map[string]*rate.Limiter
+	m   map[string]*list.Element // of *orgLimiter
+	lru list.List                // most recently used first
+}
+
+type orgLimiter struct {
+	org string
+	lim *rate.Limiter
 }
 
 // allow reports whether org may make a request now, and if not, how long
@@ -94,13 +115,21 @@ func (l *limiters) allow(org string, now time.Time) (bool, time.Duration) {
 		return true, 0
 	}
 	l.mu.Lock()
-	lim, ok := l.m[org]
-	if !ok {
+	var lim *rate.Limiter
+	if e, ok := l.m[org]; ok {
+		l.lru.MoveToFront(e)
+		lim = e.Value.(*orgLimiter).lim
+	} else {
 		if l.m == nil {
-			l.m = map[string]*rate.Limiter{}
+			l.m = map[string]*list.Element{}
 		}
 		lim = rate.NewLimiter(rate.Limit(l.cfg.PerSecond), l.cfg.Burst)
-		l.m[org] = lim
+		l.m[org] = l.lru.PushFront(&orgLimiter{org: org, lim: lim})
+		for l.lru.Len() > max(l.cfg.MaxOrgs, 1) {
+			oldest := l.lru.Back()
+			l.lru.Remove(oldest)
+			delete(l.m, oldest.Value.(*orgLimiter).org)
+		}
 	}
 	l.mu.Unlock()
 	res := lim.ReserveN(now, 1)
@@ -109,6 +138,12 @@ func (l *limiters) allow(org string, now time.Time) (bool, time.Duration) {
 		return false, d
 	}
 	return true, 0
+}
+
+func (l *limiters) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
 }
 
 func tooManyRequests(wait time.Duration) *apiError {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -129,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 		"getComposeSBOMs":      s.getComposeSBOMs,
 		"getComposeMetadata":   s.getComposeMetadata,
 		"downloadCompose":      s.downloadCompose,
+		"headComposeDownload":  s.downloadCompose,
 		"createBlueprint":      s.createBlueprint,
 		"updateBlueprint":      s.updateBlueprint,
 		"getBlueprint":         s.getBlueprint,
@@ -248,9 +248,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	route, params, err := s.spec.router.FindRoute(r)
 	if err != nil {
-		var re *routers.RouteError
-		if errors.As(err, &re) && errors.Is(err, routers.ErrMethodNotAllowed) {
-			writeError(w, r, newError(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
+		if allowed := s.allowedMethods(r); len(allowed) > 0 {
+			e := newError(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s: it takes %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+			e.Header = http.Header{"Allow": []string{strings.Join(allowed, ", ")}}
+			writeError(w, r, e)
 			return
 		}
 		writeError(w, r, newError(http.StatusNotFound, fmt.Sprintf("no API operation at %s", r.URL.Path)))
@@ -262,7 +263,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !public {
 		var org string
 		var aerr *apiError
-		if op.OperationID == "downloadCompose" && r.URL.Query().Has("signature") {
+		if (op.OperationID == "downloadCompose" || op.OperationID == "headComposeDownload") && r.URL.Query().Has("signature") {
 			org, aerr = s.signedDownloadOrg(r, params["composeId"])
 		} else {
 			org, aerr = s.authenticate(r)
@@ -276,6 +277,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r = withOrg(r, org)
+	}
+	if e := unsupportedMediaType(r, op); e != nil {
+		writeError(w, r, e)
+		return
 	}
 	in := &openapi3filter.RequestValidationInput{
 		Request: r, PathParams: params, Route: route,

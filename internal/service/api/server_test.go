@@ -351,6 +351,41 @@ func TestQuota(t *testing.T) {
 	assert.Equal(t, http.StatusCreated, ts.do(t, "acme", "POST", "/compose", composeBody()).status)
 }
 
+// A blueprint's compose over the quota creates none of its composes,
+// not the ones that would still have fitted.
+func TestQuotaRefusesABlueprintComposeWhole(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Quota = Quota{Composes: 3, Window: 24 * time.Hour} })
+	bp := blueprintBody("three-types")
+	irs := bp["image_requests"].([]any)
+	for _, typ := range []string{"raw", "vmdk"} {
+		ir := map[string]any{}
+		for k, v := range irs[0].(map[string]any) {
+			ir[k] = v
+		}
+		ir["image_type"] = typ
+		irs = append(irs, ir)
+	}
+	bp["image_requests"] = irs
+	r := ts.do(t, "acme", "POST", "/blueprints", bp)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	id := r.json(t)["id"].(string)
+	require.Equal(t, http.StatusCreated, ts.do(t, "acme", "POST", "/compose", composeBody()).status)
+
+	r = ts.do(t, "acme", "POST", "/blueprints/"+id+"/compose", map[string]any{})
+	require.Equal(t, http.StatusForbidden, r.status, string(r.body))
+	assert.Contains(t, r.details(t), "quota of 3 composes")
+	assert.Contains(t, r.details(t), "asks for 3")
+	list := ts.do(t, "acme", "GET", "/composes", nil)
+	assert.Equal(t, float64(1), list.json(t)["meta"].(map[string]any)["count"], "none of the blueprint's composes was created")
+	list = ts.do(t, "acme", "GET", "/blueprints/"+id+"/composes", nil)
+	assert.Equal(t, float64(0), list.json(t)["meta"].(map[string]any)["count"])
+
+	// What fits is taken whole.
+	r = ts.do(t, "acme", "POST", "/blueprints/"+id+"/compose", map[string]any{"image_types": []any{"raw", "vmdk"}})
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	assert.Len(t, r.json2(t), 2)
+}
+
 func TestRateLimit(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.RateLimit = RateLimit{PerSecond: 0.5, Burst: 3} })
 	for range 3 {

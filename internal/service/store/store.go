@@ -27,6 +27,9 @@ var (
 	ErrNoJob = errors.New("no job is ready")
 	// ErrLeaseLost: the job is not (or no longer) held under this token.
 	ErrLeaseLost = errors.New("the job's lease is not held by this token")
+	// ErrLeaseRevoked: the lease ended because the worker token it was
+	// taken with was revoked; the worker is no longer trusted.
+	ErrLeaseRevoked = errors.New("the worker token the job was leased with was revoked")
 	// ErrCanceled: the job was canceled; the worker should stop it.
 	ErrCanceled = errors.New("the job was canceled")
 	// ErrConflict: the name is taken in the org.
@@ -96,6 +99,10 @@ type WorkerTokens interface {
 	// WorkerTokenByHash finds a worker token that is not revoked.
 	WorkerTokenByHash(ctx context.Context, hash string) (WorkerToken, error)
 	ListWorkerTokens(ctx context.Context) ([]WorkerToken, error)
+	// RevokeWorkerToken revokes a worker token and ends the leases taken
+	// with it: their jobs go back to the queue at once (a canceled one
+	// ends canceled), and their lease tokens answer ErrLeaseRevoked from
+	// then on.
 	RevokeWorkerToken(ctx context.Context, id string) error
 }
 
@@ -134,10 +141,46 @@ type ComposeFilter struct {
 	ImageType string
 }
 
+// NewCompose is a compose to store, with its jobs.
+type NewCompose struct {
+	Compose Compose
+	Jobs    []Job
+}
+
+// Quota bounds how many composes an org may have created since a time.
+type Quota struct {
+	// Limit is the most composes created at or after Since; 0 or
+	// negative: no bound.
+	Limit int
+	Since time.Time
+}
+
+// ErrQuota: the composes would take the org past its quota.
+var ErrQuota = errors.New("the organization's compose quota is used up")
+
+// QuotaError is ErrQuota with the org's count: Used composes created
+// since the quota's Since, the oldest of them at Oldest.
+type QuotaError struct {
+	Used   int
+	Oldest time.Time
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("%v: %d composes counted", ErrQuota, e.Used)
+}
+
+func (e *QuotaError) Is(target error) bool { return target == ErrQuota }
+
 // Composes stores composes.
 type Composes interface {
 	// CreateCompose stores a compose and its jobs in one transaction.
 	CreateCompose(ctx context.Context, c Compose, jobs []Job) error
+	// CreateComposes stores org's composes, each with its jobs, in one
+	// transaction: all of them, or none and a *QuotaError when the org's
+	// composes created since q.Since and these would number more than
+	// q.Limit. Concurrent calls for one org are serialized, so together
+	// they never pass the limit either.
+	CreateComposes(ctx context.Context, org string, cs []NewCompose, q Quota) error
 	GetCompose(ctx context.Context, org, id string) (Compose, error)
 	// ListComposes returns a page of the org's visible composes that match
 	// f, newest first, and how many match in all.
@@ -253,13 +296,23 @@ type Lease struct {
 	DepResults map[string]json.RawMessage
 }
 
+// Worker is who takes a job: its name, and the worker token it
+// authenticated with (empty for the service's worker key), whose
+// revocation ends the lease.
+type Worker struct {
+	Name    string
+	TokenID string
+}
+
 // Queue is the durable job queue.
 type Queue interface {
 	// Dequeue leases the oldest ready job of one of types to worker for
 	// lease, or returns ErrNoJob. A job with an arch goes only to a worker
 	// whose arches include it; a job without one goes to any worker.
-	Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (Lease, error)
+	Dequeue(ctx context.Context, types, arches []string, worker Worker, lease time.Duration) (Lease, error)
 	// Heartbeat extends a lease; ErrCanceled tells the worker to stop.
+	// Heartbeat, Leased, SetProgress and Finish answer ErrLeaseRevoked,
+	// not ErrLeaseLost, for a lease its worker token's revocation ended.
 	Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error
 	// Leased returns the running job jobID when token holds its lease,
 	// else ErrLeaseLost.

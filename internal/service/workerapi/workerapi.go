@@ -134,7 +134,32 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads/{upload}/complete", a.leased(a.completeUpload))
 	mux.HandleFunc("DELETE "+Prefix+"/jobs/{id}/uploads/{upload}", a.leased(a.abortUpload))
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
-	return mux
+	return routed(mux)
+}
+
+// routed answers a path the API does not know, or a method it does not
+// take there (with Allow), in the API's error shape.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var allowed []string
+		for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodPut} {
+			try := r.Clone(r.Context())
+			try.Method = m
+			if _, pattern := mux.Handler(try); pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) == 0 {
+			fail(w, http.StatusNotFound, "no worker API operation at %s", r.URL.Path)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s: it takes %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))
+	})
 }
 
 type api struct{ cfg Config }
@@ -147,7 +172,25 @@ func reply(w http.ResponseWriter, status int, v any) {
 	}
 }
 
+// decodeJSON reads exactly one JSON value into v: anything after it but
+// white space is refused.
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("data after the JSON value at byte %d", dec.InputOffset())
+	}
+	return nil
+}
+
+// fail answers an error in the API's error shape; a 401 says how to
+// authenticate.
 func fail(w http.ResponseWriter, status int, format string, args ...any) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kiln-worker"`)
+	}
 	reply(w, status, map[string]any{"errors": []map[string]string{{"title": http.StatusText(status), "detail": fmt.Sprintf(format, args...)}}})
 }
 
@@ -159,12 +202,13 @@ func bearer(r *http.Request) string {
 // requestJob long-polls for a job: it answers 204 when none became ready
 // within the poll timeout.
 func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
-	if !a.workerAuthorized(r) {
+	tokenID, ok := a.workerAuthorized(r)
+	if !ok {
 		fail(w, http.StatusUnauthorized, "request jobs with a worker token (kiln worker-token create)")
 		return
 	}
 	var req JobRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || len(req.Types) == 0 || len(req.Types) > 16 || len(req.Arches) > 16 {
+	if err := decodeJSON(io.LimitReader(r.Body, 64<<10), &req); err != nil || len(req.Types) == 0 || len(req.Types) > 16 || len(req.Arches) > 16 {
 		fail(w, http.StatusBadRequest, "expected {types: [...], arches: [...], worker}")
 		return
 	}
@@ -175,7 +219,7 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	for {
 		wake := a.cfg.Queue.Wait()
-		l, err := a.cfg.Queue.Dequeue(ctx, req.Types, req.Arches, req.Worker, a.cfg.Lease)
+		l, err := a.cfg.Queue.Dequeue(ctx, req.Types, req.Arches, store.Worker{Name: req.Worker, TokenID: tokenID}, a.cfg.Lease)
 		if err == nil {
 			if a.cfg.Metrics != nil && l.Job.StartedAt != nil {
 				a.cfg.Metrics.QueueWait.WithLabelValues(l.Job.Type, l.Job.Arch).Observe(l.Job.StartedAt.Sub(l.Job.QueuedAt).Seconds())
@@ -204,23 +248,38 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 }
 
 // workerAuthorized tells whether the request carries the worker key or a
-// worker token that is not revoked.
-func (a *api) workerAuthorized(r *http.Request) bool {
+// worker token that is not revoked, and which token ("" for the key).
+func (a *api) workerAuthorized(r *http.Request) (string, bool) {
 	secret := bearer(r)
 	if secret == "" {
-		return false
+		return "", false
 	}
 	if a.cfg.WorkerKey != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(a.cfg.WorkerKey)) == 1 {
-		return true
+		return "", true
 	}
 	if a.cfg.Tokens == nil {
-		return false
+		return "", false
 	}
-	_, err := a.cfg.Tokens.WorkerTokenByHash(r.Context(), store.HashSecret(secret))
+	tok, err := a.cfg.Tokens.WorkerTokenByHash(r.Context(), store.HashSecret(secret))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.cfg.Log.Error("checking a worker token", "err", err)
 	}
-	return err == nil
+	return tok.ID, err == nil
+}
+
+// leaseError answers a lease call the queue refused: 401 when the
+// worker's token was revoked (it is no longer trusted), 404 when the
+// lease was lost (requeued, canceled or finished).
+func (a *api) leaseError(w http.ResponseWriter, id string, err error) {
+	switch {
+	case errors.Is(err, store.ErrLeaseRevoked):
+		fail(w, http.StatusUnauthorized, "job %s was leased with a worker token that has been revoked: the job went back to the queue", id)
+	case errors.Is(err, store.ErrLeaseLost):
+		fail(w, http.StatusNotFound, "job %s is not leased with this token (it was requeued, canceled or finished)", id)
+	default:
+		a.cfg.Log.Error("checking a lease", "job_id", id, "err", err)
+		fail(w, http.StatusInternalServerError, "the queue failed")
+	}
 }
 
 // leased runs h for a request made with the job's lease token.
@@ -228,13 +287,8 @@ func (a *api) leased(h func(http.ResponseWriter, *http.Request, store.Job, strin
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, token := r.PathValue("id"), bearer(r)
 		j, err := a.cfg.Queue.Leased(r.Context(), id, token)
-		if errors.Is(err, store.ErrLeaseLost) {
-			fail(w, http.StatusNotFound, "job %s is not leased with this token (it was requeued, canceled or finished)", id)
-			return
-		}
 		if err != nil {
-			a.cfg.Log.Error("checking a lease", "job_id", id, "err", err)
-			fail(w, http.StatusInternalServerError, "the queue failed")
+			a.leaseError(w, id, err)
 			return
 		}
 		h(w, r, j, token)
@@ -245,10 +299,8 @@ func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, j store.Job, tok
 	switch err := a.cfg.Queue.Heartbeat(r.Context(), j.ID, token, a.cfg.Lease); {
 	case errors.Is(err, store.ErrCanceled):
 		reply(w, http.StatusConflict, map[string]bool{"canceled": true})
-	case errors.Is(err, store.ErrLeaseLost):
-		fail(w, http.StatusNotFound, "the lease was lost")
 	case err != nil:
-		fail(w, http.StatusInternalServerError, "the queue failed")
+		a.leaseError(w, j.ID, err)
 	default:
 		reply(w, http.StatusOK, map[string]bool{"canceled": false})
 	}
@@ -256,12 +308,12 @@ func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, j store.Job, tok
 
 func (a *api) progress(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
 	var p store.Progress
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&p); err != nil || p.Done < 0 || p.Total < p.Done {
+	if err := decodeJSON(io.LimitReader(r.Body, 4<<10), &p); err != nil || p.Done < 0 || p.Total < p.Done {
 		fail(w, http.StatusBadRequest, "expected {done, total} with 0 <= done <= total")
 		return
 	}
 	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, p); err != nil {
-		fail(w, http.StatusNotFound, "the lease was lost")
+		a.leaseError(w, j.ID, err)
 		return
 	}
 	reply(w, http.StatusOK, nil)
@@ -296,7 +348,7 @@ func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ str
 // when the store can presign.
 func (a *api) createUpload(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
 	var req UploadRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || req.Name == "" || req.Size < 0 {
+	if err := decodeJSON(io.LimitReader(r.Body, 64<<10), &req); err != nil || req.Name == "" || req.Size < 0 {
 		fail(w, http.StatusBadRequest, "expected {name, size}")
 		return
 	}
@@ -328,7 +380,7 @@ func (a *api) completeUpload(w http.ResponseWriter, r *http.Request, j store.Job
 		return
 	}
 	var c UploadCompletion
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&c); err != nil || c.Name == "" || len(c.Parts) == 0 {
+	if err := decodeJSON(io.LimitReader(r.Body, 4<<20), &c); err != nil || c.Name == "" || len(c.Parts) == 0 {
 		fail(w, http.StatusBadRequest, "expected {name, size, parts: [{number, etag}]}")
 		return
 	}
@@ -360,7 +412,7 @@ func (a *api) abortUpload(w http.ResponseWriter, r *http.Request, j store.Job, _
 
 func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
 	var f Finish
-	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&f); err != nil {
+	if err := decodeJSON(io.LimitReader(r.Body, 16<<20), &f); err != nil {
 		fail(w, http.StatusBadRequest, "expected {result} or {error: {reason, details, retry}}")
 		return
 	}
@@ -369,7 +421,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 		jerr = &store.JobError{Reason: f.Error.Reason, Details: f.Error.Details, Retry: f.Error.Retry}
 	}
 	if err := a.cfg.Queue.Finish(r.Context(), j.ID, token, f.Result, jerr); err != nil {
-		fail(w, http.StatusNotFound, "the lease was lost")
+		a.leaseError(w, j.ID, err)
 		return
 	}
 	if a.cfg.Metrics != nil && j.StartedAt != nil {

@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/rowscan"
@@ -35,6 +37,67 @@ const createComposeSQL = `WITH c AS (
 
 // CreateCompose implements store.Composes.
 func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.Job) error {
+	n, err := db.createCompose(ctx, db.pool, c, jobs)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		db.wake()
+	}
+	return nil
+}
+
+// CreateComposes implements store.Composes. A transaction-scoped advisory
+// lock on the org serializes the calls for one org (across replicas):
+// the count and the inserts cannot interleave with another's.
+func (db *DB) CreateComposes(ctx context.Context, org string, cs []store.NewCompose, q store.Quota) error {
+	jobs := 0
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		jobs = 0
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('kiln compose quota ' || $1, 0))`, org); err != nil {
+			return err
+		}
+		if q.Limit > 0 {
+			var n int
+			var oldest *int64
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = $1 AND created_at >= $2`,
+				org, rowscan.Nano(q.Since)).Scan(&n, &oldest); err != nil {
+				return err
+			}
+			if n+len(cs) > q.Limit {
+				qe := &store.QuotaError{Used: n}
+				if oldest != nil {
+					qe.Oldest = rowscan.Time(*oldest)
+				}
+				return qe
+			}
+		}
+		for _, nc := range cs {
+			if nc.Compose.OrgID != org {
+				return fmt.Errorf("compose %s belongs to org %q, not %q", nc.Compose.ID, nc.Compose.OrgID, org)
+			}
+			n, err := db.createCompose(ctx, tx, nc.Compose, nc.Jobs)
+			if err != nil {
+				return err
+			}
+			jobs += n
+		}
+		return nil
+	})
+	if err == nil && jobs > 0 {
+		db.wake()
+	}
+	return err
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// createCompose stores a compose and its jobs in one statement and
+// returns how many jobs it stored.
+func (db *DB) createCompose(ctx context.Context, x execer, c store.Compose, jobs []store.Job) (int, error) {
 	var bpID *string
 	var bpVersion *int
 	if c.BlueprintID != "" {
@@ -55,14 +118,11 @@ func (db *DB) CreateCompose(ctx context.Context, c store.Compose, jobs []store.J
 			depOf, deps = append(depOf, j.ID), append(deps, d)
 		}
 	}
-	if _, err := db.pool.Exec(ctx, createComposeSQL, c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion,
+	if _, err := x.Exec(ctx, createComposeSQL, c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, string(c.Request), bpID, bpVersion,
 		rowscan.Nano(db.now()), ids, types, arches, args, maxes, depOf, deps, channel, db.id, c.ImageType); err != nil {
-		return err
+		return 0, err
 	}
-	if n > 0 {
-		db.wake()
-	}
-	return nil
+	return n, nil
 }
 
 // GetCompose implements store.Composes.

@@ -29,7 +29,7 @@ const dequeueSQL = `WITH picked AS (
 		ORDER BY queued_at, seq LIMIT 1
 		FOR UPDATE SKIP LOCKED
 	), leased AS (
-		UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $3, lease_hash = $4,
+		UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $3, worker_token_id = $7, lease_hash = $4,
 			lease_expires_at = $5, started_at = $6, progress_done = 0, progress_total = 0
 		FROM picked WHERE jobs.id = picked.pick
 		RETURNING ` + rowscan.JobColumns + `
@@ -79,7 +79,7 @@ func (db *DB) gateFor(types, arches []string) (*gate, uint64) {
 }
 
 // Dequeue implements store.Queue.
-func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
+func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration) (store.Lease, error) {
 	if len(types) == 0 {
 		return store.Lease{}, store.ErrNoJob
 	}
@@ -99,14 +99,14 @@ func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string
 	return l, err
 }
 
-func (db *DB) dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
+func (db *DB) dequeue(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration) (store.Lease, error) {
 	if arches == nil {
 		arches = []string{}
 	}
 	token, hash := store.NewSecret("kjt_")
 	now := db.now()
 	var depTypes, depResults []string
-	j, err := rowscan.Job(db.pool.QueryRow(ctx, dequeueSQL, types, arches, worker, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now)),
+	j, err := rowscan.Job(db.pool.QueryRow(ctx, dequeueSQL, types, arches, worker.Name, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), worker.TokenID),
 		&depTypes, &depResults)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Lease{}, store.ErrNoJob
@@ -121,13 +121,31 @@ func (db *DB) dequeue(ctx context.Context, types, arches []string, worker string
 	return store.Lease{Job: j, Token: token, DepResults: deps}, nil
 }
 
+// queryer is a pool or a transaction.
+type queryer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// leaseGone says why token holds no lease: ErrLeaseRevoked when its
+// worker token's revocation ended it, else ErrLeaseLost.
+func leaseGone(ctx context.Context, q queryer, token string) error {
+	var revoked bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_leases WHERE lease_hash = $1)`, store.HashSecret(token)).Scan(&revoked); err != nil {
+		return err
+	}
+	if revoked {
+		return store.ErrLeaseRevoked
+	}
+	return store.ErrLeaseLost
+}
+
 // Heartbeat implements store.Queue.
 func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Duration) error {
 	var canceled bool
 	err := db.pool.QueryRow(ctx, `UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_hash = $3 AND state = 'running'
 		RETURNING cancel_requested`, rowscan.Nano(db.now().Add(lease)), jobID, store.HashSecret(token)).Scan(&canceled)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.ErrLeaseLost
+		return leaseGone(ctx, db.pool, token)
 	}
 	if err != nil {
 		return err
@@ -143,7 +161,7 @@ func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error
 	j, err := rowscan.Job(db.pool.QueryRow(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE id = $1 AND lease_hash = $2 AND state = 'running'`,
 		jobID, store.HashSecret(token)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Job{}, store.ErrLeaseLost
+		return store.Job{}, leaseGone(ctx, db.pool, token)
 	}
 	return j, err
 }
@@ -156,7 +174,7 @@ func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Prog
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return store.ErrLeaseLost
+		return leaseGone(ctx, db.pool, token)
 	}
 	return nil
 }
@@ -202,7 +220,7 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 		err := tx.QueryRow(ctx, `SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = $1 AND lease_hash = $2 AND state = 'running'
 			FOR UPDATE`, jobID, hash).Scan(&attempts, &max, &canceled)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrLeaseLost
+			return leaseGone(ctx, tx, token)
 		}
 		if err != nil {
 			return err

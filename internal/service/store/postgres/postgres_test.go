@@ -96,7 +96,7 @@ func TestReplicas(t *testing.T) {
 			case <-time.After(time.Second):
 				t.Fatal("a worker waiting on one replica did not wake within 1 s of a job enqueued on another")
 			}
-			l, err := a.Dequeue(ctx, []string{"wake"}, nil, "w", time.Minute)
+			l, err := a.Dequeue(ctx, []string{"wake"}, nil, store.Worker{Name: "w"}, time.Minute)
 			require.NoError(t, err)
 			require.NoError(t, a.Finish(ctx, l.Job.ID, l.Token, nil, nil))
 		}
@@ -107,7 +107,7 @@ func TestReplicas(t *testing.T) {
 		require.NoError(t, replicas[0].CreateCompose(ctx, compose("a"), []store.Job{
 			{ID: dep, Type: "first"}, {ID: next, Type: "second", Deps: []string{dep}},
 		}))
-		l, err := replicas[0].Dequeue(ctx, []string{"first"}, nil, "w", time.Minute)
+		l, err := replicas[0].Dequeue(ctx, []string{"first"}, nil, store.Worker{Name: "w"}, time.Minute)
 		require.NoError(t, err)
 		wait := replicas[2].Wait()
 		require.NoError(t, replicas[1].Finish(ctx, l.Job.ID, l.Token, nil, nil))
@@ -116,7 +116,7 @@ func TestReplicas(t *testing.T) {
 		case <-time.After(time.Second):
 			t.Fatal("finishing a dependency on one replica did not wake another")
 		}
-		l, err = replicas[2].Dequeue(ctx, []string{"second"}, nil, "w", time.Minute)
+		l, err = replicas[2].Dequeue(ctx, []string{"second"}, nil, store.Worker{Name: "w"}, time.Minute)
 		require.NoError(t, err)
 		assert.Equal(t, next, l.Job.ID)
 		require.NoError(t, replicas[2].Finish(ctx, l.Job.ID, l.Token, nil, nil))
@@ -149,7 +149,7 @@ func TestReplicas(t *testing.T) {
 				db := replicas[w%3]
 				for {
 					wait := db.Wait()
-					l, err := db.Dequeue(ctx, []string{"many"}, nil, fmt.Sprintf("w%d", w), time.Minute)
+					l, err := db.Dequeue(ctx, []string{"many"}, nil, store.Worker{Name: fmt.Sprintf("w%d", w)}, time.Minute)
 					if err == store.ErrNoJob {
 						select {
 						case <-wait:
@@ -209,7 +209,7 @@ func TestReplicas(t *testing.T) {
 			require.NoError(t, dbs[0].CreateCompose(ctx, compose("a"), []store.Job{{ID: store.NewID(), Type: "dies", MaxAttempts: 2}}))
 		}
 		for range n {
-			_, err := dbs[0].Dequeue(ctx, []string{"dies"}, nil, "w", time.Second)
+			_, err := dbs[0].Dequeue(ctx, []string{"dies"}, nil, store.Worker{Name: "w"}, time.Second)
 			require.NoError(t, err)
 		}
 		clock.Advance(time.Minute)
@@ -231,7 +231,7 @@ func TestReplicas(t *testing.T) {
 		wg.Wait()
 		assert.Equal(t, n, requeued, "each expired job is requeued once, by one replica")
 		for range n {
-			l, err := dbs[1].Dequeue(ctx, []string{"dies"}, nil, "w2", time.Minute)
+			l, err := dbs[1].Dequeue(ctx, []string{"dies"}, nil, store.Worker{Name: "w2"}, time.Minute)
 			require.NoError(t, err)
 			assert.Equal(t, 2, l.Job.Attempts)
 		}

@@ -133,6 +133,12 @@ func Requeued(worker string) string {
 	return fmt.Sprintf("worker %q stopped heartbeating; requeued", worker)
 }
 
+// RevokedWorker is what a job requeued because its worker's token was
+// revoked records.
+func RevokedWorker(worker string) string {
+	return fmt.Sprintf("the worker token of worker %q was revoked; requeued", worker)
+}
+
 // GivenUp is the error of a job whose workers stopped heartbeating on
 // every one of its attempts.
 func GivenUp(attempts int, worker string) (string, string) {

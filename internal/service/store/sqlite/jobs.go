@@ -13,7 +13,7 @@ import (
 )
 
 // Dequeue implements store.Queue.
-func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string, lease time.Duration) (store.Lease, error) {
+func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration) (store.Lease, error) {
 	if len(types) == 0 {
 		return store.Lease{}, store.ErrNoJob
 	}
@@ -41,9 +41,9 @@ func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker string
 		}
 		token, hash := store.NewSecret("kjt_")
 		now := db.now()
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = attempts + 1, worker = ?, lease_hash = ?,
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = attempts + 1, worker = ?, worker_token_id = ?, lease_hash = ?,
 			lease_expires_at = ?, started_at = ?, progress_done = 0, progress_total = 0 WHERE id = ?`,
-			store.JobRunning, worker, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), id); err != nil {
+			store.JobRunning, worker.Name, worker.TokenID, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), id); err != nil {
 			return err
 		}
 		j, err := getJob(ctx, tx, id)
@@ -86,7 +86,7 @@ func (db *DB) Heartbeat(ctx context.Context, jobID, token string, lease time.Dur
 	err := db.w.QueryRowContext(ctx, `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_hash = ? AND state = ?
 		RETURNING cancel_requested`, rowscan.Nano(db.now().Add(lease)), jobID, store.HashSecret(token), store.JobRunning).Scan(&canceled)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.ErrLeaseLost
+		return leaseGone(ctx, db.w, token)
 	}
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error
 	j, err := rowscan.Job(db.r.QueryRowContext(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE id = ? AND lease_hash = ? AND state = ?`,
 		jobID, store.HashSecret(token), store.JobRunning))
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.Job{}, store.ErrLeaseLost
+		return store.Job{}, leaseGone(ctx, db.r, token)
 	}
 	return j, err
 }
@@ -115,9 +115,27 @@ func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Prog
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return store.ErrLeaseLost
+		return leaseGone(ctx, db.w, token)
 	}
 	return nil
+}
+
+// queryer is a database or a transaction.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// leaseGone says why token holds no lease: ErrLeaseRevoked when its
+// worker token's revocation ended it, else ErrLeaseLost.
+func leaseGone(ctx context.Context, q queryer, token string) error {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM revoked_leases WHERE lease_hash = ?`, store.HashSecret(token)).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return store.ErrLeaseRevoked
+	}
+	return store.ErrLeaseLost
 }
 
 // Finish implements store.Queue.
@@ -129,7 +147,7 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 		err := tx.QueryRowContext(ctx, `SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = ? AND lease_hash = ? AND state = ?`,
 			jobID, store.HashSecret(token), store.JobRunning).Scan(&attempts, &max, &canceled)
 		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrLeaseLost
+			return leaseGone(ctx, tx, token)
 		}
 		if err != nil {
 			return err

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,4 +71,43 @@ func TestMigrationFillsImageTypes(t *testing.T) {
 	c, err = db.GetCompose(ctx, "a", "c2")
 	require.NoError(t, err)
 	require.Equal(t, "", c.ImageType, "a compose without jobs has no type")
+}
+
+// The database holds token hashes and every tenant's requests: its file
+// and its WAL and shared-memory files are the service user's alone, also
+// when the process's umask would allow more, and a database made looser
+// earlier is tightened when opened.
+func TestDatabaseFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kiln.db")
+	check := func() {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			require.NoError(t, err)
+			require.Equal(t, fs.FileMode(0o600), fi.Mode().Perm(), p)
+		}
+	}
+	db, err := Open(ctx, path, Options{})
+	require.NoError(t, err)
+	require.NoError(t, db.CreateToken(ctx, store.Token{ID: "t1", OrgID: "a", Name: "ci", Hash: "h", CreatedAt: time.Now()}))
+	_, err = db.TokenByHash(ctx, "h")
+	require.NoError(t, err)
+	check()
+	require.NoError(t, db.Close())
+
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(p); err == nil {
+			require.NoError(t, os.Chmod(p, 0o644))
+		}
+	}
+	db, err = Open(ctx, path, Options{})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.TokenByHash(ctx, "h")
+	require.NoError(t, err)
+	check()
 }

@@ -94,12 +94,59 @@ func (db *DB) ListWorkerTokens(ctx context.Context) ([]store.WorkerToken, error)
 
 // RevokeWorkerToken implements store.WorkerTokens.
 func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE worker_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, rowscan.Nano(db.now()), id)
-	if err != nil {
-		return err
+	requeued := 0
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		now := rowscan.Nano(db.now())
+		res, err := tx.ExecContext(ctx, `UPDATE worker_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, lease_hash, worker, cancel_requested FROM jobs WHERE state = ? AND worker_token_id = ?`, store.JobRunning, id)
+		if err != nil {
+			return err
+		}
+		type held struct {
+			id, hash, worker string
+			canceled         bool
+		}
+		var all []held
+		for rows.Next() {
+			var h held
+			if err := rows.Scan(&h.id, &h.hash, &h.worker, &h.canceled); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, h)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, h := range all {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_leases (lease_hash, job_id, revoked_at) VALUES (?, ?, ?)`, h.hash, h.id, now); err != nil {
+				return err
+			}
+			if h.canceled {
+				if err := cancelJob(ctx, tx, h.id, now); err != nil {
+					return err
+				}
+				continue
+			}
+			// The attempt the revoked worker made does not count: the
+			// job did not fail, its worker was no longer trusted.
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), lease_hash = NULL, lease_expires_at = NULL,
+				worker = '', worker_token_id = '', error_reason = ? WHERE id = ?`, store.JobPending, rowscan.RevokedWorker(h.worker), h.id); err != nil {
+				return err
+			}
+			requeued++
+		}
+		return nil
+	})
+	if err == nil && requeued > 0 {
+		db.wake()
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return err
 }

@@ -46,7 +46,7 @@ func BenchmarkQueue(b *testing.B, backend store.Backend) {
 			name := fmt.Sprintf("bench-%d", w)
 			for {
 				wait := backend.Wait()
-				l, err := backend.Dequeue(ctx, []string{typ}, nil, name, time.Minute)
+				l, err := backend.Dequeue(ctx, []string{typ}, nil, store.Worker{Name: name}, time.Minute)
 				if errors.Is(err, store.ErrNoJob) {
 					select {
 					case <-wait:

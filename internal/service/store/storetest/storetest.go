@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -44,6 +45,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("tokens", func(t *testing.T) { b, c := env(t); testTokens(t, b, c) })
 	t.Run("worker tokens", func(t *testing.T) { b, c := env(t); testWorkerTokens(t, b, c) })
 	t.Run("composes", func(t *testing.T) { b, c := env(t); testComposes(t, b, c) })
+	t.Run("worker token revocation", func(t *testing.T) { b, c := env(t); testRevocationEndsLeases(t, b, c) })
+	t.Run("compose quota", func(t *testing.T) { b, c := env(t); testComposeQuota(t, b, c) })
 	t.Run("compose filters", func(t *testing.T) { b, c := env(t); testComposeFilters(t, b, c) })
 	t.Run("queue", func(t *testing.T) { b, c := env(t); testQueue(t, b, c) })
 	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
@@ -195,15 +198,15 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 		t.Error("a new compose wakes waiting workers")
 	}
 
-	_, err := b.Dequeue(ctx, []string{"build", "upload"}, []string{"x86_64"}, "w1", time.Minute)
+	_, err := b.Dequeue(ctx, []string{"build", "upload"}, []string{"x86_64"}, store.Worker{Name: "w1"}, time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob, "the build waits for its depsolve")
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w1", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w1"}, time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, ids[0], l.Job.ID)
 	assert.Equal(t, store.JobRunning, l.Job.State)
 	assert.Equal(t, 1, l.Job.Attempts)
 	assert.JSONEq(t, `{"packages":["jq"]}`, string(l.Job.Args))
-	_, err = b.Dequeue(ctx, []string{"depsolve"}, nil, "w2", time.Minute)
+	_, err = b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w2"}, time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob, "a leased job is not handed out twice")
 
 	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, "kjt_wrong", time.Minute), store.ErrLeaseLost)
@@ -217,9 +220,9 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, json.RawMessage(`{"debs":42}`), nil))
 	assert.ErrorIs(t, b.Finish(ctx, l.Job.ID, l.Token, nil, nil), store.ErrLeaseLost, "a finished job cannot finish again")
 
-	_, err = b.Dequeue(ctx, []string{"build"}, []string{"aarch64"}, "arm", time.Minute)
+	_, err = b.Dequeue(ctx, []string{"build"}, []string{"aarch64"}, store.Worker{Name: "arm"}, time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob, "builds are routed by architecture")
-	l, err = b.Dequeue(ctx, []string{"build"}, []string{"aarch64", "x86_64"}, "w1", time.Minute)
+	l, err = b.Dequeue(ctx, []string{"build"}, []string{"aarch64", "x86_64"}, store.Worker{Name: "w1"}, time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, ids[1], l.Job.ID)
 	assert.JSONEq(t, `{"debs":42}`, string(l.DepResults["depsolve"]), "a job gets its dependencies' results")
@@ -250,7 +253,7 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	// Compose statuses, derived from jobs: the compose above failed.
 	done, _ := chain(t, b, "b", c, 0)
 	for _, step := range []struct{ typ, arch string }{{"depsolve", ""}, {"build", "x86_64"}, {"upload", ""}} {
-		l, err := b.Dequeue(ctx, []string{step.typ}, []string{step.arch}, "w", time.Minute)
+		l, err := b.Dequeue(ctx, []string{step.typ}, []string{step.arch}, store.Worker{Name: "w"}, time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, done.ID, l.Job.ComposeID)
 		if step.typ == "upload" {
@@ -264,7 +267,7 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	st, err := b.ComposeStatusCounts(ctx, "upload")
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{"failure": 1, "success": 1, "pending": 1}, st)
-	l, err = b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	l, err = b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	st, err = b.ComposeStatusCounts(ctx, "upload")
 	require.NoError(t, err)
@@ -274,7 +277,7 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 
 func testRescue(t *testing.T, b store.Backend, c *Clock) {
 	cp, ids := chain(t, b, "a", c, 2)
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "dies", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "dies"}, time.Minute)
 	require.NoError(t, err)
 	c.Advance(30 * time.Second)
 	requeued, failed, err := b.Rescue(ctx)
@@ -288,7 +291,7 @@ func testRescue(t *testing.T, b store.Backend, c *Clock) {
 	assert.Equal(t, 0, failed)
 	assert.ErrorIs(t, b.Heartbeat(ctx, l.Job.ID, l.Token, time.Minute), store.ErrLeaseLost, "the dead worker's lease is gone")
 
-	l2, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "also-dies", time.Minute)
+	l2, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "also-dies"}, time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, ids[0], l2.Job.ID)
 	assert.Equal(t, 2, l2.Job.Attempts)
@@ -307,17 +310,17 @@ func testRescue(t *testing.T, b store.Backend, c *Clock) {
 func testRetry(t *testing.T, b store.Backend, c *Clock) {
 	cp, _ := chain(t, b, "a", c, 2)
 	for attempt := 1; attempt <= 2; attempt++ {
-		l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+		l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
 		require.NoError(t, err, "attempt %d", attempt)
 		require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "mirror timed out", Retry: true}))
 	}
-	_, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	_, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob)
 	assert.Equal(t, []string{store.JobFailure, store.JobFailure, store.JobFailure}, states(t, b, cp))
 
 	// Bad input is never retried.
 	cp, _ = chain(t, b, "a", c, 3)
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, &store.JobError{Reason: "package nope does not exist"}))
 	assert.Equal(t, store.JobFailure, states(t, b, cp)[0])
@@ -326,7 +329,7 @@ func testRetry(t *testing.T, b store.Backend, c *Clock) {
 func testCancel(t *testing.T, b store.Backend, c *Clock) {
 	cp, _ := chain(t, b, "a", c, 0)
 	assert.ErrorIs(t, b.CancelCompose(ctx, "b", cp.ID), store.ErrNotFound, "another org cannot cancel it")
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
 	assert.Equal(t, []string{store.JobRunning, store.JobCanceled, store.JobCanceled}, states(t, b, cp))
@@ -349,7 +352,7 @@ func testCancel(t *testing.T, b store.Backend, c *Clock) {
 
 	// A canceled job whose worker died ends canceled, not requeued.
 	cp, _ = chain(t, b, "a", c, 0)
-	_, err = b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	_, err = b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.CancelCompose(ctx, "a", cp.ID))
 	c.Advance(2 * time.Minute)
@@ -370,7 +373,7 @@ func testConcurrentDequeue(t *testing.T, b store.Backend, c *Clock) {
 		go func() {
 			defer wg.Done()
 			for {
-				l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, fmt.Sprintf("w%d", w), time.Minute)
+				l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: fmt.Sprintf("w%d", w)}, time.Minute)
 				if err != nil {
 					return
 				}
@@ -509,7 +512,7 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 	}
 	run := func(typ string, ok bool) {
 		t.Helper()
-		l, err := b.Dequeue(ctx, []string{typ}, []string{"x86_64"}, "w", time.Minute)
+		l, err := b.Dequeue(ctx, []string{typ}, []string{"x86_64"}, store.Worker{Name: "w"}, time.Minute)
 		require.NoError(t, err)
 		var failure *store.JobError
 		if !ok {
@@ -561,7 +564,7 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 	assert.Equal(t, []string{failed.ID}, ids(page), "a filtered list pages")
 
 	// A running job makes a compose building; its upload running, uploading.
-	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, "w", time.Minute)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	list, _, err := b.ListComposes(ctx, "a", store.ComposeFilter{Status: "building", LastType: "upload"}, store.Page{Limit: 10})
 	require.NoError(t, err)
@@ -584,4 +587,116 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 	none, err := b.ComposesJobs(ctx, "a", nil)
 	require.NoError(t, err)
 	assert.Empty(t, none)
+}
+
+// withJob is a compose with one depsolve job.
+func withJob(org string, created time.Time) store.NewCompose {
+	c := newCompose(org, created)
+	return store.NewCompose{Compose: c, Jobs: []store.Job{{ID: store.NewID(), Type: "depsolve", Args: json.RawMessage(`{}`)}}}
+}
+
+// Composes stored under a quota are stored all together or not at all,
+// and concurrent requests of one org never pass the quota together.
+func testComposeQuota(t *testing.T, b store.Backend, c *Clock) {
+	q := store.Quota{Limit: 3, Since: c.Now().Add(-time.Hour)}
+	old := withJob("a", c.Now().Add(-2*time.Hour))
+	require.NoError(t, b.CreateComposes(ctx, "a", []store.NewCompose{old}, q), "outside the window, and under the limit")
+	first := withJob("a", c.Now())
+	require.NoError(t, b.CreateComposes(ctx, "a", []store.NewCompose{first, withJob("a", c.Now())}, q))
+
+	refused := []store.NewCompose{withJob("a", c.Now()), withJob("a", c.Now())}
+	err := b.CreateComposes(ctx, "a", refused, q)
+	require.ErrorIs(t, err, store.ErrQuota)
+	var qe *store.QuotaError
+	require.ErrorAs(t, err, &qe)
+	assert.Equal(t, 2, qe.Used, "the composes in the window")
+	assert.True(t, qe.Oldest.Equal(c.Now()), "the oldest in the window: %v", qe.Oldest)
+	for _, nc := range refused {
+		_, err := b.GetCompose(ctx, "a", nc.Compose.ID)
+		assert.ErrorIs(t, err, store.ErrNotFound, "no compose of a refused batch is stored")
+	}
+	_, total, err := b.ListComposes(ctx, "a", store.ComposeFilter{}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, 3, total, "the refused batch was not counted either")
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w"}, time.Minute)
+	require.NoError(t, err)
+	assert.NotEqual(t, refused[0].Compose.ID, l.Job.ComposeID)
+	assert.NotEqual(t, refused[1].Compose.ID, l.Job.ComposeID)
+
+	require.NoError(t, b.CreateComposes(ctx, "a", refused[:1], q), "one still fits")
+	require.NoError(t, b.CreateComposes(ctx, "b", []store.NewCompose{withJob("b", c.Now())}, q), "each org has its own quota")
+
+	// Many requests at once: exactly as many as the quota are taken.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	taken, over := 0, 0
+	q = store.Quota{Limit: 5, Since: c.Now().Add(-time.Hour)}
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := b.CreateComposes(ctx, "c", []store.NewCompose{withJob("c", c.Now())}, q)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				taken++
+			case errors.Is(err, store.ErrQuota):
+				over++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 5, taken)
+	assert.Equal(t, 7, over)
+	n, _, err := b.CountComposesSince(ctx, "c", q.Since)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+}
+
+// Revoking a worker token ends the leases taken with it: the jobs are
+// ready for other workers at once, and the old lease tokens are told
+// they were revoked. Leases taken otherwise are untouched.
+func testRevocationEndsLeases(t *testing.T, b store.Backend, c *Clock) {
+	tok := store.WorkerToken{ID: store.NewID(), Name: "rack-1", Hash: store.HashSecret("kwt_x"), CreatedAt: c.Now()}
+	require.NoError(t, b.CreateWorkerToken(ctx, tok))
+	held, kept := withJob("a", c.Now()), withJob("a", c.Now())
+	require.NoError(t, b.CreateComposes(ctx, "a", []store.NewCompose{held, kept}, store.Quota{}))
+	revoked, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "rack-1-a", TokenID: tok.ID}, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, held.Compose.ID, revoked.Job.ComposeID)
+	other, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "in-process-1"}, time.Minute)
+	require.NoError(t, err)
+
+	wake := b.Wait()
+	require.NoError(t, b.RevokeWorkerToken(ctx, tok.ID))
+	select {
+	case <-wake:
+	default:
+		t.Error("revoking woke no waiting worker")
+	}
+	js, err := b.ComposeJobs(ctx, "a", held.Compose.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.JobPending, js[0].State, "requeued at once, not when the lease runs out")
+	assert.Equal(t, 0, js[0].Attempts, "the revoked worker's attempt does not count")
+
+	assert.ErrorIs(t, b.Heartbeat(ctx, revoked.Job.ID, revoked.Token, time.Minute), store.ErrLeaseRevoked)
+	_, err = b.Leased(ctx, revoked.Job.ID, revoked.Token)
+	assert.ErrorIs(t, err, store.ErrLeaseRevoked)
+	assert.ErrorIs(t, b.SetProgress(ctx, revoked.Job.ID, revoked.Token, store.Progress{Done: 1, Total: 2}), store.ErrLeaseRevoked)
+	assert.ErrorIs(t, b.Finish(ctx, revoked.Job.ID, revoked.Token, json.RawMessage(`{}`), nil), store.ErrLeaseRevoked)
+	assert.ErrorIs(t, b.Heartbeat(ctx, revoked.Job.ID, "kjt_never-leased", time.Minute), store.ErrLeaseLost, "a token never revoked is only lost")
+
+	again, err := b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "rack-2"}, time.Minute)
+	require.NoError(t, err, "another worker takes it without waiting for the lease")
+	assert.Equal(t, revoked.Job.ID, again.Job.ID)
+	assert.Equal(t, 1, again.Job.Attempts)
+	require.NoError(t, b.Heartbeat(ctx, again.Job.ID, again.Token, time.Minute))
+	assert.ErrorIs(t, b.Finish(ctx, revoked.Job.ID, revoked.Token, json.RawMessage(`{}`), nil), store.ErrLeaseRevoked, "the new lease does not let the old token in")
+	require.NoError(t, b.Finish(ctx, again.Job.ID, again.Token, json.RawMessage(`{}`), nil))
+
+	require.NoError(t, b.Heartbeat(ctx, other.Job.ID, other.Token, time.Minute), "a lease taken with the worker key is untouched")
+	require.NoError(t, b.Finish(ctx, other.Job.ID, other.Token, json.RawMessage(`{}`), nil))
 }
