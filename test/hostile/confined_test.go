@@ -359,8 +359,11 @@ func TestConfinedBuild(t *testing.T) {
 			require.NoError(t, err)
 			require.NotEmpty(t, trees, "the cache holds the tree with the postinst's setuid file")
 			for _, p := range trees {
-				// An unprivileged host user runs the tree's setuid file.
-				out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", p, "-u").CombinedOutput()
+				// An unprivileged host user runs the tree's setuid file. The
+				// shell does the path look-up as that user (setpriv's own
+				// exec of a path would not show whether the user can reach it).
+				out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+					"/bin/sh", "-c", `exec "$0" -u`, p).CombinedOutput()
 				got := strings.TrimSpace(string(out))
 				assert.False(t, err == nil && got == "0", "a host user became root through %s", p)
 			}
