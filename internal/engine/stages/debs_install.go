@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +59,7 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 		}
 		dst := filepath.Join(repo, fmt.Sprintf("%s_%s_%s.deb", d.Name, strings.ReplaceAll(d.Version, ":", "%3a"), d.Arch))
 		if err := os.Link(src, dst); err != nil {
-			if err := copyFile(src, dst); err != nil {
+			if err := copyRegular(dst, src); err != nil {
 				return fmt.Errorf("staging %s: %w", d.Name, err)
 			}
 		}
@@ -146,20 +145,3 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 	return nil
 }
 
-// copyFile copies src to a new file dst.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
