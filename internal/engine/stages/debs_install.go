@@ -144,4 +144,3 @@ func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 	}
 	return nil
 }
-
