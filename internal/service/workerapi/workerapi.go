@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/bodydeadline"
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
@@ -39,6 +40,10 @@ type Config struct {
 	Lease time.Duration
 	// PollTimeout bounds a request for a job when none is ready. Default 25s.
 	PollTimeout time.Duration
+	// BodyTimeout bounds how long a request's body may stall: the
+	// deadline moves on with each piece that arrives, so a slow upload
+	// that keeps sending goes on. Default 30s.
+	BodyTimeout time.Duration
 	// MaxFileBytes bounds an uploaded file. Default 64 GiB.
 	MaxFileBytes int64
 	// UploadExpiry is how long the presigned part URLs of an upload last,
@@ -114,6 +119,9 @@ func Handler(cfg Config) http.Handler {
 	if cfg.PollTimeout <= 0 {
 		cfg.PollTimeout = 25 * time.Second
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
 	if cfg.MaxFileBytes <= 0 {
 		cfg.MaxFileBytes = 64 << 30
 	}
@@ -134,7 +142,22 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads/{upload}/complete", a.leased(a.completeUpload))
 	mux.HandleFunc("DELETE "+Prefix+"/jobs/{id}/uploads/{upload}", a.leased(a.abortUpload))
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
-	return routed(mux)
+	return a.withBodyDeadline(routed(mux))
+}
+
+// withBodyDeadline cuts off a request whose body stalls for the body
+// timeout; a body that keeps arriving, however slowly, goes on.
+func (a *api) withBodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bodydeadline.Set(w, r, a.cfg.BodyTimeout, true)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyStalled answers a request whose body stopped arriving.
+func (a *api) bodyStalled(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	fail(w, http.StatusRequestTimeout, "the request body stopped arriving for %s: send it without pausing", a.cfg.BodyTimeout)
 }
 
 // routed answers a path the API does not know, or a method it does not
@@ -321,6 +344,10 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request, j store.Job, toke
 
 func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+	if bodydeadline.Exceeded(err) {
+		a.bodyStalled(w)
+		return
+	}
 	if err != nil || len(data) > 1<<20 {
 		fail(w, http.StatusRequestEntityTooLarge, "send the log in pieces of at most 1 MiB")
 		return
@@ -336,6 +363,10 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
 	name := r.PathValue("name")
 	n, err := a.cfg.Artifacts.Put(r.Context(), j.ComposeID, name, http.MaxBytesReader(w, r.Body, a.cfg.MaxFileBytes))
+	if bodydeadline.Exceeded(err) {
+		a.bodyStalled(w)
+		return
+	}
 	if err != nil {
 		a.cfg.Log.Error("storing a file", "compose_id", j.ComposeID, "name", name, "err", err)
 		fail(w, http.StatusBadRequest, "could not store %s: %v", name, err)
