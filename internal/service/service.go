@@ -72,6 +72,9 @@ type Config struct {
 	// Quota and RateLimit bound what each org may do (see api.Quota).
 	Quota     api.Quota
 	RateLimit api.RateLimit
+	// LogStreams bounds each org's followed build logs (see
+	// api.LogStreams).
+	LogStreams api.LogStreams
 
 	// What the in-process workers need to build.
 	CacheDir string
@@ -140,7 +143,7 @@ func Run(ctx context.Context, cfg Config) error {
 		packages = aptSearcher{resolver: r, distros: cfg.Distros, mirrors: cfg.Mirrors}
 	}
 	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, DownloadExpiry: cfg.DownloadExpiry, DownloadKey: downloadKey, RetentionMaxAge: cfg.Retention.MaxAge, TrustIdentityHeader: cfg.TrustIdentityHeader,
-		MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout, Quota: cfg.Quota, RateLimit: cfg.RateLimit, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
+		MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout, Quota: cfg.Quota, RateLimit: cfg.RateLimit, LogStreams: cfg.LogStreams, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
 	if err != nil {
 		return err
 	}

@@ -95,3 +95,50 @@ func openLog(t *testing.T, ctx context.Context, ts *testServer, org, id string) 
 	require.NoError(t, err)
 	return resp
 }
+
+// An org holds at most LogStreams.PerOrg log streams at once: one more is
+// 429 saying how many it may hold; other orgs are not counted with it,
+// and a stream the client closes frees its place.
+func TestLogStreamsPerOrg(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.Artifacts = artifacts.Local{Dir: t.TempDir()}
+		c.LogStreams.PerOrg = 2
+	})
+	acme := composeOfType(t, ts, "qcow2")
+	r := ts.do(t, "other", "POST", "/compose", composeBody())
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	other := r.json(t)["id"].(string)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first, cancelFirst := context.WithCancel(ctx)
+	followLog(t, first, ts, "acme", acme)
+	followLog(t, ctx, ts, "acme", acme)
+
+	extraCtx, cancelExtra := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelExtra()
+	resp := openLog(t, extraCtx, ts, "acme", acme)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	extra := reply{status: resp.StatusCode, header: resp.Header, body: body}
+	require.Equal(t, http.StatusTooManyRequests, extra.status, string(extra.body))
+	assert.Contains(t, errorShape(t, extra).Errors[0].Detail, "2 build logs at once")
+	assert.Contains(t, errorShape(t, extra).Errors[0].Detail, "close one")
+
+	for range 2 {
+		resp := openLog(t, ctx, ts, "other", other)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "another org's streams are its own")
+		defer resp.Body.Close()
+	}
+
+	cancelFirst()
+	require.Eventually(t, func() bool {
+		resp := openLog(t, ctx, ts, "acme", acme)
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return false
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return true
+	}, 5*time.Second, 50*time.Millisecond, "a closed stream frees its place")
+}

@@ -43,6 +43,12 @@ func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params m
 	if err != nil {
 		return err
 	}
+	if org := orgOf(r.Context()); !finished(js) {
+		if !s.streams.acquire(org, s.cfg.LogStreams.PerOrg) {
+			return tooManyLogStreams(s.cfg.LogStreams.PerOrg)
+		}
+		defer s.streams.release(org)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	var off int64

@@ -63,6 +63,7 @@ type Config struct {
 	BodyTimeout time.Duration
 	Quota       Quota
 	RateLimit   RateLimit
+	LogStreams  LogStreams
 	// Targets are the upload types composes may ask for. Default: local.
 	Targets target.Registry
 	// Packages answers GET /packages (nil: 503).
@@ -101,6 +102,7 @@ func (c *Config) withDefaults() {
 	}
 	c.Quota.withDefaults()
 	c.RateLimit.withDefaults()
+	c.LogStreams.withDefaults()
 }
 
 // Server serves the API.
@@ -109,6 +111,7 @@ type Server struct {
 	spec     *spec
 	handlers map[string]handler
 	limits   *limiters
+	streams  streamCounts
 }
 
 // handler serves one operation; params are the path parameters.
