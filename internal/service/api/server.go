@@ -112,6 +112,7 @@ type Server struct {
 	handlers map[string]handler
 	limits   *limiters
 	streams  streamCounts
+	watchers watchers
 }
 
 // handler serves one operation; params are the path parameters.

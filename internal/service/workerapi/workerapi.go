@@ -49,7 +49,10 @@ type Config struct {
 	// UploadExpiry is how long the presigned part URLs of an upload last,
 	// when the artifact store can presign. Default 6h.
 	UploadExpiry time.Duration
-	Log          *slog.Logger
+	// Changed, when set, is told the compose whose log grew or whose job
+	// finished, so that this replica's log streams send it at once.
+	Changed func(composeID string)
+	Log     *slog.Logger
 	// Metrics, when set, records queue waits, job durations and workers.
 	Metrics *metrics.Metrics
 }
@@ -143,6 +146,14 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE "+Prefix+"/jobs/{id}/uploads/{upload}", a.leased(a.abortUpload))
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
 	return a.withBodyDeadline(routed(mux))
+}
+
+// changed tells this replica's log streams that the compose's log grew or
+// one of its jobs ended.
+func (a *api) changed(composeID string) {
+	if a.cfg.Changed != nil {
+		a.cfg.Changed(composeID)
+	}
 }
 
 // withBodyDeadline cuts off a request whose body stalls for the body
@@ -357,6 +368,7 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 		fail(w, http.StatusInternalServerError, "could not store the log")
 		return
 	}
+	a.changed(j.ComposeID)
 	reply(w, http.StatusOK, nil)
 }
 
@@ -462,6 +474,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 		}
 		a.cfg.Metrics.JobDuration.WithLabelValues(j.Type, j.Arch, outcome).Observe(time.Since(*j.StartedAt).Seconds())
 	}
+	a.changed(j.ComposeID)
 	a.cfg.Log.Info("job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
 	reply(w, http.StatusOK, nil)
 }
