@@ -56,6 +56,10 @@ type Config struct {
 	RescueEvery time.Duration
 	// MaxBodyBytes bounds API request bodies. Default 1 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds how long a client may take to send a request's
+	// body (on the worker API: how long an upload may stall). Default
+	// 30s. Responses, such as a followed build log, are not bounded by it.
+	BodyTimeout time.Duration
 	// Retention bounds the artifact store.
 	Retention Retention
 	// Artifacts says where the artifact store is (see artifacts.Open):
@@ -68,6 +72,9 @@ type Config struct {
 	// Quota and RateLimit bound what each org may do (see api.Quota).
 	Quota     api.Quota
 	RateLimit api.RateLimit
+	// LogStreams bounds each org's followed build logs (see
+	// api.LogStreams).
+	LogStreams api.LogStreams
 
 	// What the in-process workers need to build.
 	CacheDir string
@@ -136,7 +143,7 @@ func Run(ctx context.Context, cfg Config) error {
 		packages = aptSearcher{resolver: r, distros: cfg.Distros, mirrors: cfg.Mirrors}
 	}
 	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, DownloadExpiry: cfg.DownloadExpiry, DownloadKey: downloadKey, RetentionMaxAge: cfg.Retention.MaxAge, TrustIdentityHeader: cfg.TrustIdentityHeader,
-		MaxBodyBytes: cfg.MaxBodyBytes, Quota: cfg.Quota, RateLimit: cfg.RateLimit, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
+		MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout, Quota: cfg.Quota, RateLimit: cfg.RateLimit, LogStreams: cfg.LogStreams, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
 	if err != nil {
 		return err
 	}
@@ -148,13 +155,16 @@ func Run(ctx context.Context, cfg Config) error {
 	// Everything else is the web UI (and a JSON 404 for other /api/ paths).
 	mux.Handle("/", ui.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
-	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, Log: cfg.Log, Metrics: mets}))
+	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout or WriteTimeout: they would cut followed logs and
+	// long downloads. Bodies are bounded per request (BodyTimeout), idle
+	// keep-alive connections here.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	addr := ln.Addr().String()

@@ -28,7 +28,7 @@ type blueprintRequest struct {
 func (s *Server) readBlueprint(r *http.Request) (*blueprintRequest, error) {
 	var req blueprintRequest
 	if err := decodeJSON(r.Body, &req); err != nil {
-		return nil, bodyError(err, "the request body is not a blueprint: ")
+		return nil, s.bodyError(err, "the request body is not a blueprint: ")
 	}
 	checked, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
 	if err != nil {
@@ -196,7 +196,7 @@ func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params
 	}
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r.Body, &body); err != nil && (r.ContentLength > 0 || !errors.Is(err, io.EOF)) {
-			return bodyError(err, "the request body: ")
+			return s.bodyError(err, "the request body: ")
 		}
 	}
 	b, req, err := s.loadBlueprint(r, params["id"], body.Version)

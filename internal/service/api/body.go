@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/kiln-project/kiln/internal/service/bodydeadline"
 )
 
 // decodeJSON reads the request body as exactly one JSON value into v:
@@ -37,16 +39,32 @@ func decodeJSON(body io.Reader, v any) error {
 // bodyError is what a handler answers when its body does not decode:
 // the API's own errors as they are, else a 400 saying what the body
 // should have been.
-func bodyError(err error, what string) error {
+func (s *Server) bodyError(err error, what string) error {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
 	}
+	if e := s.bodyReadError(err); e != nil {
+		return e
+	}
+	return newError(http.StatusBadRequest, what+err.Error())
+}
+
+// bodyReadError is the API's answer when reading the request body failed
+// for a reason the client must hear: 413 past the size limit, 408 when
+// the body did not arrive in time (the connection then closes). Nil for
+// any other error.
+func (s *Server) bodyReadError(err error) *apiError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit))
 	}
-	return newError(http.StatusBadRequest, what+err.Error())
+	if bodydeadline.Exceeded(err) {
+		e := newError(http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s of its headers: send it at once", s.cfg.BodyTimeout))
+		e.Header = http.Header{"Connection": []string{"close"}}
+		return e
+	}
+	return nil
 }
 
 // unsupportedMediaType refuses a request body whose Content-Type the

@@ -46,7 +46,7 @@ type uploadRequest struct {
 func (s *Server) composeImage(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	var req composeRequest
 	if err := decodeJSON(r.Body, &req); err != nil {
-		return bodyError(err, "the request body is not a compose request: ")
+		return s.bodyError(err, "the request body is not a compose request: ")
 	}
 	nc, err := s.newCompose(r, req, "", 0)
 	if err != nil {

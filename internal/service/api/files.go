@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -37,11 +36,23 @@ func finished(js []store.Job) bool {
 
 // getComposeLogs sends the build log; while the compose runs, it keeps
 // sending what is appended until the compose ends or the client leaves.
+// The streams of one compose share one watcher (see follow), which wakes
+// them when the log grows or the compose ends.
 func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	id := params["composeId"]
 	js, err := s.composeJobs(r, id)
 	if err != nil {
 		return err
+	}
+	var watch *watcher
+	if org := orgOf(r.Context()); !finished(js) {
+		if !s.streams.acquire(org, s.cfg.LogStreams.PerOrg) {
+			return tooManyLogStreams(s.cfg.LogStreams.PerOrg)
+		}
+		defer s.streams.release(org)
+		var release func()
+		watch, release = s.follow(org, id)
+		defer release()
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -66,19 +77,22 @@ func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params m
 	if fl, ok := w.(http.Flusher); ok {
 		fl.Flush()
 	}
-	for {
+	if watch == nil {
 		send()
-		if finished(js) {
-			send() // what was written before the end
+		return nil
+	}
+	for {
+		// The state comes before the read: a change after it closes
+		// changed, and once done, all of the log is written.
+		changed, done := watch.state()
+		send()
+		if done {
 			return nil
 		}
 		select {
 		case <-r.Context().Done():
 			return nil
-		case <-time.After(500 * time.Millisecond):
-		}
-		if js, err = s.cfg.Store.ComposeJobs(r.Context(), orgOf(r.Context()), id); err != nil {
-			return nil
+		case <-changed:
 		}
 	}
 }

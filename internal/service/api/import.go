@@ -19,7 +19,7 @@ import (
 // problem names the file's field in the file's own spelling, and a
 // refused file changes nothing.
 func (s *Server) importBlueprint(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	bp, err := readBlueprintFile(r)
+	bp, err := s.readBlueprintFile(r)
 	if err != nil {
 		return err
 	}
@@ -50,16 +50,15 @@ func (s *Server) importBlueprint(w http.ResponseWriter, r *http.Request, _ map[s
 }
 
 // readBlueprintFile parses the request body as a blueprint file.
-func readBlueprintFile(r *http.Request) (*blueprint.Blueprint, error) {
+func (s *Server) readBlueprintFile(r *http.Request) (*blueprint.Blueprint, error) {
 	format := blueprint.FormatJSON
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/toml" {
 		format = blueprint.FormatTOML
 	}
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit))
+		if e := s.bodyReadError(err); e != nil {
+			return nil, e
 		}
 		return nil, err
 	}

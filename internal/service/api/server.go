@@ -3,7 +3,8 @@
 // truth: it routes each request to its operation and validates it before a
 // handler runs, so handlers only translate, act and reply.
 //
-// Middleware order: request ID → logging → recovery → body limit → route
+// Middleware order: request ID → logging → recovery → body limit and
+// body deadline → route
 // → authentication (tenant) → validation → handler.
 package api
 
@@ -25,6 +26,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/bodydeadline"
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/target"
@@ -56,8 +58,12 @@ type Config struct {
 	TrustIdentityHeader bool
 	// MaxBodyBytes bounds request bodies. Default: 1 MiB.
 	MaxBodyBytes int64
-	Quota        Quota
-	RateLimit    RateLimit
+	// BodyTimeout bounds how long a client may take to send a request's
+	// body, from when its headers arrived. Default 30s.
+	BodyTimeout time.Duration
+	Quota       Quota
+	RateLimit   RateLimit
+	LogStreams  LogStreams
 	// Targets are the upload types composes may ask for. Default: local.
 	Targets target.Registry
 	// Packages answers GET /packages (nil: 503).
@@ -72,6 +78,9 @@ type Config struct {
 func (c *Config) withDefaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 30 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -93,6 +102,7 @@ func (c *Config) withDefaults() {
 	}
 	c.Quota.withDefaults()
 	c.RateLimit.withDefaults()
+	c.LogStreams.withDefaults()
 }
 
 // Server serves the API.
@@ -101,6 +111,8 @@ type Server struct {
 	spec     *spec
 	handlers map[string]handler
 	limits   *limiters
+	streams  streamCounts
+	watchers watchers
 }
 
 // handler serves one operation; params are the path parameters.
@@ -196,6 +208,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -245,6 +260,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", s.cfg.MaxBodyBytes)))
 		return
 	}
+	bodydeadline.Set(w, r, s.cfg.BodyTimeout, false)
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	route, params, err := s.spec.router.FindRoute(r)
 	if err != nil {
@@ -287,9 +303,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
 	}
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, r, newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)))
+		if e := s.bodyReadError(err); e != nil {
+			writeError(w, r, e)
 			return
 		}
 		writeError(w, r, problemsError(http.StatusBadRequest, validationProblems(err)))

@@ -25,6 +25,7 @@ import (
 // testServer is the API on loopback over a fresh SQLite database, with a
 // token for orgs "acme" and "other".
 type testServer struct {
+	server *Server
 	url    string
 	db     *sqlite.DB
 	tokens map[string]string
@@ -45,7 +46,7 @@ func newTestServer(t *testing.T, mod func(*Config)) *testServer {
 	require.NoError(t, err)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	ts := &testServer{url: srv.URL, db: db, tokens: map[string]string{}}
+	ts := &testServer{server: s, url: srv.URL, db: db, tokens: map[string]string{}}
 	for _, org := range []string{"acme", "other"} {
 		secret, hash := store.NewSecret("kiln_")
 		require.NoError(t, db.CreateToken(context.Background(), store.Token{ID: store.NewID(), OrgID: org, Name: "test", Hash: hash, CreatedAt: time.Now()}))

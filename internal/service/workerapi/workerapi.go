@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/bodydeadline"
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
@@ -39,12 +40,19 @@ type Config struct {
 	Lease time.Duration
 	// PollTimeout bounds a request for a job when none is ready. Default 25s.
 	PollTimeout time.Duration
+	// BodyTimeout bounds how long a request's body may stall: the
+	// deadline moves on with each piece that arrives, so a slow upload
+	// that keeps sending goes on. Default 30s.
+	BodyTimeout time.Duration
 	// MaxFileBytes bounds an uploaded file. Default 64 GiB.
 	MaxFileBytes int64
 	// UploadExpiry is how long the presigned part URLs of an upload last,
 	// when the artifact store can presign. Default 6h.
 	UploadExpiry time.Duration
-	Log          *slog.Logger
+	// Changed, when set, is told the compose whose log grew or whose job
+	// finished, so that this replica's log streams send it at once.
+	Changed func(composeID string)
+	Log     *slog.Logger
 	// Metrics, when set, records queue waits, job durations and workers.
 	Metrics *metrics.Metrics
 }
@@ -114,6 +122,9 @@ func Handler(cfg Config) http.Handler {
 	if cfg.PollTimeout <= 0 {
 		cfg.PollTimeout = 25 * time.Second
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
 	if cfg.MaxFileBytes <= 0 {
 		cfg.MaxFileBytes = 64 << 30
 	}
@@ -134,7 +145,30 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads/{upload}/complete", a.leased(a.completeUpload))
 	mux.HandleFunc("DELETE "+Prefix+"/jobs/{id}/uploads/{upload}", a.leased(a.abortUpload))
 	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
-	return routed(mux)
+	return a.withBodyDeadline(routed(mux))
+}
+
+// changed tells this replica's log streams that the compose's log grew or
+// one of its jobs ended.
+func (a *api) changed(composeID string) {
+	if a.cfg.Changed != nil {
+		a.cfg.Changed(composeID)
+	}
+}
+
+// withBodyDeadline cuts off a request whose body stalls for the body
+// timeout; a body that keeps arriving, however slowly, goes on.
+func (a *api) withBodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bodydeadline.Set(w, r, a.cfg.BodyTimeout, true)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyStalled answers a request whose body stopped arriving.
+func (a *api) bodyStalled(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	fail(w, http.StatusRequestTimeout, "the request body stopped arriving for %s: send it without pausing", a.cfg.BodyTimeout)
 }
 
 // routed answers a path the API does not know, or a method it does not
@@ -321,6 +355,10 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request, j store.Job, toke
 
 func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+	if bodydeadline.Exceeded(err) {
+		a.bodyStalled(w)
+		return
+	}
 	if err != nil || len(data) > 1<<20 {
 		fail(w, http.StatusRequestEntityTooLarge, "send the log in pieces of at most 1 MiB")
 		return
@@ -330,12 +368,17 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 		fail(w, http.StatusInternalServerError, "could not store the log")
 		return
 	}
+	a.changed(j.ComposeID)
 	reply(w, http.StatusOK, nil)
 }
 
 func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
 	name := r.PathValue("name")
 	n, err := a.cfg.Artifacts.Put(r.Context(), j.ComposeID, name, http.MaxBytesReader(w, r.Body, a.cfg.MaxFileBytes))
+	if bodydeadline.Exceeded(err) {
+		a.bodyStalled(w)
+		return
+	}
 	if err != nil {
 		a.cfg.Log.Error("storing a file", "compose_id", j.ComposeID, "name", name, "err", err)
 		fail(w, http.StatusBadRequest, "could not store %s: %v", name, err)
@@ -431,6 +474,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 		}
 		a.cfg.Metrics.JobDuration.WithLabelValues(j.Type, j.Arch, outcome).Observe(time.Since(*j.StartedAt).Seconds())
 	}
+	a.changed(j.ComposeID)
 	a.cfg.Log.Info("job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
 	reply(w, http.StatusOK, nil)
 }

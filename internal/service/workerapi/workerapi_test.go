@@ -1,0 +1,87 @@
+package workerapi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/service/artifacts"
+	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/sqlite"
+)
+
+// leasedJob starts the worker API over a fresh database holding one
+// compose with one job, leased: its URL, the job and its lease token.
+func leasedJob(t *testing.T, cfg Config) (string, store.Lease) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	c := store.Compose{ID: store.NewID(), OrgID: "acme", CreatedAt: time.Now(), ImageName: "x", ImageType: "qcow2", Request: []byte(`{}`)}
+	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{{ID: store.NewID(), Type: "build", Arch: "x86_64"}}))
+	l, err := db.Dequeue(ctx, []string{"build"}, []string{"x86_64"}, store.Worker{Name: "test"}, time.Minute)
+	require.NoError(t, err)
+	cfg.Queue = db
+	if cfg.Artifacts == nil {
+		cfg.Artifacts = artifacts.Local{Dir: t.TempDir()}
+	}
+	srv := httptest.NewServer(Handler(cfg))
+	t.Cleanup(srv.Close)
+	return srv.URL, l
+}
+
+// An upload whose body stalls is cut off after the body timeout; one
+// that keeps sending, however slowly, goes on past it.
+func TestUploadBodyDeadline(t *testing.T) {
+	base, l := leasedJob(t, Config{BodyTimeout: time.Second})
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	put := func(conn net.Conn, size int) {
+		_, err := fmt.Fprintf(conn, "PUT %s/jobs/%s/files/disk.raw HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n",
+			Prefix, l.Job.ID, u.Host, l.Token, size)
+		require.NoError(t, err)
+	}
+
+	t.Run("stalled", func(t *testing.T) {
+		conn, err := net.Dial("tcp", u.Host)
+		require.NoError(t, err)
+		defer conn.Close()
+		put(conn, 100)
+		start := time.Now()
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err = io.ReadAll(conn)
+		require.NoError(t, err, "the server still waits for the body after %s", time.Since(start))
+		assert.Less(t, time.Since(start), 3*time.Second)
+	})
+
+	t.Run("slow but live", func(t *testing.T) {
+		conn, err := net.Dial("tcp", u.Host)
+		require.NoError(t, err)
+		defer conn.Close()
+		const n = 8
+		put(conn, n)
+		for range n {
+			time.Sleep(400 * time.Millisecond) // 3.2 s in all, each piece within the timeout
+			_, err := conn.Write([]byte("x"))
+			require.NoError(t, err)
+		}
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	})
+}
