@@ -60,6 +60,8 @@ composes. Create API tokens with "kiln token create".`,
 	f.StringToIntVar(&cfg.Quota.PerOrg, "org-quota", nil, "a quota for one organization, ORG=N (repeatable)")
 	f.Float64Var(&cfg.RateLimit.PerSecond, "rate-limit", 50, "API requests per second each organization may make (-1: no limit)")
 	f.IntVar(&cfg.RateLimit.Burst, "rate-burst", 100, "API requests an organization may make at once")
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", 30*time.Second, "how long a request's body may take to arrive after its headers (408 past it); a worker's upload may stall this long")
+	f.IntVar(&cfg.LogStreams.PerOrg, "log-streams", 8, "build logs each organization may follow at once on this replica (429 past it)")
 	return cmd
 }
 
