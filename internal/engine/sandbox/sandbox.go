@@ -100,9 +100,6 @@ var DefaultEnv = []string{
 	"DEBCONF_NONINTERACTIVE_SEEN=true",
 }
 
-// Env is kept for callers that extend the default environment.
-var Env = DefaultEnv
-
 // initArg0 is the argv[0] under which this binary acts as the sandbox's
 // init (see child.go).
 const initArg0 = "kiln-sandbox-init"

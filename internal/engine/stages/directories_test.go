@@ -19,7 +19,6 @@ func TestDirectories(t *testing.T) {
 		setup     func(t *testing.T, tree string)
 		uid, gid  int
 		mode      uint32
-		landsIn   string
 		wantError string
 	}{
 		{name: "plain", dir: manifest.Directory{Path: "/srv", Mode: "0750"}, mode: 0o750},
@@ -81,10 +80,7 @@ func TestDirectories(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			at := tc.landsIn
-			if at == "" {
-				at = tc.dir.Path
-			}
+			at := tc.dir.Path
 			require.DirExists(t, filepath.Join(tree, at))
 			uid, gid, mode := ownerMode(t, filepath.Join(tree, at))
 			require.Equal(t, []int{tc.uid, tc.gid}, []int{uid, gid})

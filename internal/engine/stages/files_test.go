@@ -39,7 +39,6 @@ func TestFiles(t *testing.T) {
 		setup     func(t *testing.T, tree string)
 		uid, gid  int
 		mode      uint32
-		landsIn   string // path in the tree where the data ends up (default file.Path)
 		wantError string
 		check     func(t *testing.T, tree string)
 	}{
@@ -109,10 +108,7 @@ func TestFiles(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			at := tc.landsIn
-			if at == "" {
-				at = tc.file.Path
-			}
+			at := tc.file.Path
 			require.Equal(t, tc.file.Data, readTree(t, tree, at))
 			uid, gid, mode := ownerMode(t, filepath.Join(tree, at))
 			require.Equal(t, []int{tc.uid, tc.gid}, []int{uid, gid})
