@@ -31,6 +31,7 @@ import (
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/testhost"
+	"github.com/kiln-project/kiln/test/imagebuild"
 )
 
 // plan turns blueprint text into a manifest, solved against the host's
@@ -55,31 +56,8 @@ func plan(t *testing.T, bpText, imageType string) *manifest.Manifest {
 }
 
 // build runs the engine with its cache in cacheDir and returns the
-// artifact's path in out (and the os tree's SBOM-relevant view is not
-// kept).
-func build(t *testing.T, m *manifest.Manifest, cacheDir, out string, epoch *time.Time) string {
-	t.Helper()
-	e, err := engine.New(engine.Config{CacheDir: cacheDir, Epoch: epoch})
-	require.NoError(t, err)
-	logPath := filepath.Join(out, "build.log")
-	require.NoError(t, os.MkdirAll(out, 0o755))
-	log, err := os.Create(logPath)
-	require.NoError(t, err)
-	defer log.Close()
-	dst := filepath.Join(out, m.Output.Filename)
-	_, err = e.Build(context.Background(), m, log, func(ctx context.Context, artifact string, _ map[string][]byte) error {
-		return engine.CopyFile(ctx, artifact, dst)
-	})
-	if err != nil {
-		b, _ := os.ReadFile(logPath)
-		lines := strings.Split(string(b), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		t.Fatalf("build failed: %v\nlast lines of the build log:\n%s", err, strings.Join(lines, "\n"))
-	}
-	return dst
-}
+// artifact's path in out.
+var build = imagebuild.Build
 
 // sharedCache is an engine cache whose package downloads are shared with
 // the rest of the run, but whose trees and files are this test's own.

@@ -32,6 +32,7 @@ import (
 	"github.com/kiln-project/kiln/internal/engine/sandbox"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/testhost"
+	"github.com/kiln-project/kiln/test/imagebuild"
 )
 
 // hostCanaries are the host paths handed to the payloads: a directory
@@ -195,26 +196,8 @@ func openCache(t *testing.T) string {
 // build runs the engine and returns the artifact's path.
 func build(t *testing.T, m *manifest.Manifest, cacheDir string) string {
 	t.Helper()
-	e, err := engine.New(engine.Config{CacheDir: cacheDir})
-	require.NoError(t, err)
-	out := t.TempDir()
-	logPath := filepath.Join(out, "build.log")
-	log, err := os.Create(logPath)
-	require.NoError(t, err)
-	defer log.Close()
-	dst := filepath.Join(out, m.Output.Filename)
 	start := time.Now()
-	_, err = e.Build(context.Background(), m, log, func(ctx context.Context, artifact string, _ map[string][]byte) error {
-		return engine.CopyFile(ctx, artifact, dst)
-	})
-	if err != nil {
-		b, _ := os.ReadFile(logPath)
-		lines := strings.Split(string(b), "\n")
-		if len(lines) > 80 {
-			lines = lines[len(lines)-80:]
-		}
-		t.Fatalf("build failed: %v\nlast lines of the build log:\n%s", err, strings.Join(lines, "\n"))
-	}
+	dst := imagebuild.Build(t, m, cacheDir, t.TempDir(), nil)
 	t.Logf("the hostile image was built in %s", time.Since(start).Round(time.Second))
 	return dst
 }
