@@ -25,12 +25,18 @@ func Sandboxed(tree string, log io.Writer, extraEnv []string) (
 	chroot func(ctx context.Context, stdin io.Reader, argv ...string) error,
 	sb func(ctx context.Context, o sandbox.Options, argv ...string) error,
 ) {
+	// A stage runs the same tool many times (useradd per user): dpkg's
+	// lists are read once per tool, not once per call.
+	packaged := map[string]bool{}
 	chroot = func(ctx context.Context, stdin io.Reader, argv ...string) error {
 		if len(argv) == 0 {
 			return fmt.Errorf("no command to run in the image tree")
 		}
-		if err := PackagedCommand(tree, argv[0]); err != nil {
-			return err
+		if !packaged[argv[0]] {
+			if err := PackagedCommand(tree, argv[0]); err != nil {
+				return err
+			}
+			packaged[argv[0]] = true
 		}
 		return sandbox.Run(ctx, tree, stdin, log, extraEnv, argv...)
 	}
