@@ -23,11 +23,16 @@ func CacheDir(tb testing.TB) string {
 	return dir
 }
 
-// RequireBuildHost skips the test, saying why, when this host cannot build
-// images: problems are engine.HostProblems(nil). scripts/test fails a run
-// in which any test was skipped, so on CI's machine this never hides a test.
+// RequireBuildHost marks a test that builds or boots a real image. It skips
+// the test in the fast lane (go test -short), and, saying why, when this
+// host cannot build images: problems are engine.HostProblems(nil).
+// scripts/test runs without -short and fails a run in which any test was
+// skipped, so on CI's machine this never hides a test.
 func RequireBuildHost(tb testing.TB, problems []string) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("builds a real image: not in the fast lane (go test -short)")
+	}
 	if len(problems) > 0 {
 		tb.Skipf("this host cannot build images: %v", problems)
 	}
