@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/worker"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 func newWorkerCommand(a *app) *cobra.Command {
@@ -68,7 +69,7 @@ keeps retrying with backoff and keeps its finished images.`,
 			}
 			log := slog.New(slog.NewJSONHandler(a.stderr, nil))
 			health := worker.NewHealth()
-			client := &worker.Client{BaseURL: servers[0], Fallbacks: servers[1:], Key: token}
+			client := &workerproto.Client{BaseURL: servers[0], Fallbacks: servers[1:], Key: token}
 
 			ctx := cmd.Context()
 			if listen != "" {

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/kiln-project/kiln/internal/service/jobs"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // Health is what a worker process tells its supervisor: /livez, /readyz
@@ -43,7 +43,7 @@ func NewHealth() *Health {
 	}
 	// Every series exists from the start, so rates and increases see
 	// the first job too.
-	for _, typ := range []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload} {
+	for _, typ := range []string{workerproto.KindDepsolve, workerproto.KindBuild, workerproto.KindUpload} {
 		for _, outcome := range []string{"success", "failure", "handed_back", "lost"} {
 			h.jobs.WithLabelValues(typ, outcome)
 		}

@@ -29,15 +29,13 @@ import (
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/sbom"
-	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
-	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // Config configures a worker. Zero values mean the defaults.
 type Config struct {
-	Client *Client
+	Client *workerproto.Client
 	// Name identifies the worker in the service's records.
 	Name string
 	// Arches are the architectures it builds. Default x86_64.
@@ -104,7 +102,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Arches = []string{"x86_64"}
 	}
 	if len(cfg.Types) == 0 {
-		cfg.Types = []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload}
+		cfg.Types = []string{workerproto.KindDepsolve, workerproto.KindBuild, workerproto.KindUpload}
 	}
 	if cfg.Name == "" {
 		host, _ := os.Hostname()
@@ -139,7 +137,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	backoff := time.Second
 	for ctx.Err() == nil {
-		j, err := w.cfg.Client.RequestJob(ctx, workerapi.JobRequest{Types: w.cfg.Types, Arches: w.cfg.Arches, Worker: w.cfg.Name})
+		j, err := w.cfg.Client.RequestJob(ctx, workerproto.JobRequest{Types: w.cfg.Types, Arches: w.cfg.Arches, Worker: w.cfg.Name})
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -162,9 +160,9 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // jobFailure is a failed job's reason; Retry marks transient ones.
-type jobFailure = workerapi.FinishError
+type jobFailure = workerproto.FinishError
 
-func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
+func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 	log := w.cfg.Log.With("job_id", j.ID, "compose_id", j.ComposeID, "type", j.Type)
 	log.Info("job started")
 	w.cfg.Health.started()
@@ -199,7 +197,7 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 				case canceled:
 					cancel(errCanceled)
 					return
-				case errors.Is(err, errLeaseLost):
+				case errors.Is(err, workerproto.ErrLeaseLost):
 					cancel(err)
 					return
 				case err != nil && jobCtx.Err() == nil:
@@ -219,7 +217,7 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), max(time.Duration(j.LeaseSeconds)*time.Second, 30*time.Second))
 	defer fcancel()
 	switch {
-	case errors.Is(cause, errLeaseLost):
+	case errors.Is(cause, workerproto.ErrLeaseLost):
 		log.Warn("the job's lease was lost; dropping it")
 		return
 	case errors.Is(cause, errCanceled):
@@ -249,20 +247,20 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	}
 }
 
-func (w *Worker) execute(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
+func (w *Worker) execute(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
 	switch j.Type {
-	case jobs.KindDepsolve:
+	case workerproto.KindDepsolve:
 		return w.depsolve(ctx, j)
-	case jobs.KindBuild:
+	case workerproto.KindBuild:
 		return w.build(ctx, j)
-	case jobs.KindUpload:
+	case workerproto.KindUpload:
 		return w.upload(ctx, j)
 	}
 	return nil, &jobFailure{Reason: fmt.Sprintf("this worker does not run %q jobs", j.Type)}
 }
 
-func (w *Worker) depsolve(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
-	var args jobs.DepsolveArgs
+func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
+	var args workerproto.DepsolveArgs
 	if err := json.Unmarshal(j.Args, &args); err != nil {
 		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
 	}
@@ -283,15 +281,15 @@ func (w *Worker) depsolve(ctx context.Context, j *workerapi.Job) (any, *jobFailu
 	if err != nil {
 		return nil, &jobFailure{Reason: "writing the manifest", Details: err.Error()}
 	}
-	return jobs.DepsolveResult{Manifest: data}, nil
+	return workerproto.DepsolveResult{Manifest: data}, nil
 }
 
 // logStream sends the build log to the service in pieces, whole lines
 // at a time so that scrub sees every path in one piece.
 type logStream struct {
 	ctx    context.Context
-	client *Client
-	job    *workerapi.Job
+	client *workerproto.Client
+	job    *workerproto.Job
 	scrub  *strings.Replacer
 	mu     sync.Mutex
 	buf    []byte
@@ -333,9 +331,9 @@ func (l *logStream) Flush() {
 	l.mu.Unlock()
 }
 
-func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
-	var dep jobs.DepsolveResult
-	if err := json.Unmarshal(j.DepResults[jobs.KindDepsolve], &dep); err != nil {
+func (w *Worker) build(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
+	var dep workerproto.DepsolveResult
+	if err := json.Unmarshal(j.DepResults[workerproto.KindDepsolve], &dep); err != nil {
 		return nil, &jobFailure{Reason: "the depsolve result is missing", Details: err.Error()}
 	}
 	m, err := manifest.Parse(dep.Manifest)
@@ -364,7 +362,7 @@ func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure)
 	if err != nil {
 		return nil, &jobFailure{Reason: "starting the build engine", Details: err.Error()}
 	}
-	var out jobs.BuildResult
+	var out workerproto.BuildResult
 	_, err = eng.Build(ctx, m, logs, func(ctx context.Context, artifact string, facts map[string][]byte) error {
 		doc := sbom.New(m, facts["os"], engine.ManifestEpoch(m))
 		sb, err := doc.Marshal()
@@ -376,7 +374,7 @@ func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure)
 			return err
 		}
 		defer os.RemoveAll(dir)
-		for name, data := range map[string][]byte{artifacts.SBOM: sb, artifacts.Manifest: dep.Manifest} {
+		for name, data := range map[string][]byte{workerproto.SBOM: sb, workerproto.Manifest: dep.Manifest} {
 			p := filepath.Join(dir, name)
 			if err := os.WriteFile(p, data, 0o600); err != nil {
 				return err
@@ -392,7 +390,7 @@ func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure)
 		if err := w.cfg.Client.PutFile(ctx, j, m.Output.Filename, artifact); err != nil {
 			return err
 		}
-		out = jobs.BuildResult{Filename: m.Output.Filename, Size: size, SHA256: sum}
+		out = workerproto.BuildResult{Filename: m.Output.Filename, Size: size, SHA256: sum}
 		return nil
 	})
 	if err != nil {
@@ -455,13 +453,13 @@ func hashFile(p string) (string, int64, error) {
 }
 
 // upload delivers the artifact through its upload type's target.
-func (w *Worker) upload(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
-	var args jobs.UploadArgs
+func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
+	var args workerproto.UploadArgs
 	if err := json.Unmarshal(j.Args, &args); err != nil {
 		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
 	}
-	var built jobs.BuildResult
-	if err := json.Unmarshal(j.DepResults[jobs.KindBuild], &built); err != nil {
+	var built workerproto.BuildResult
+	if err := json.Unmarshal(j.DepResults[workerproto.KindBuild], &built); err != nil {
 		return nil, &jobFailure{Reason: "the build result is missing", Details: err.Error()}
 	}
 	tg, err := w.cfg.Targets.Lookup(args.Type)
@@ -472,5 +470,5 @@ func (w *Worker) upload(ctx context.Context, j *workerapi.Job) (any, *jobFailure
 	if err != nil {
 		return nil, &jobFailure{Reason: "the upload failed", Details: err.Error(), Retry: true}
 	}
-	return jobs.UploadResult{Type: args.Type, URL: res.URL}, nil
+	return workerproto.UploadResult{Type: args.Type, URL: res.URL}, nil
 }

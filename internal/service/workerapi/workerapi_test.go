@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // leasedJob starts the worker API over a fresh database holding one
@@ -50,7 +51,7 @@ func TestUploadBodyDeadline(t *testing.T) {
 	require.NoError(t, err)
 	put := func(conn net.Conn, size int) {
 		_, err := fmt.Fprintf(conn, "PUT %s/jobs/%s/files/disk.raw HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n",
-			Prefix, l.Job.ID, u.Host, l.Token, size)
+			workerproto.Prefix, l.Job.ID, u.Host, l.Token, size)
 		require.NoError(t, err)
 	}
 
