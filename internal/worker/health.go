@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kiln-project/kiln/internal/workerproto"
@@ -48,8 +47,13 @@ func NewHealth() *Health {
 			h.jobs.WithLabelValues(typ, outcome)
 		}
 	}
+	// The Go and process collectors come from the prometheus package
+	// itself, not from its collectors package, which collectors.NewGoCollector
+	// and NewProcessCollector only wrap: that package also holds a
+	// database/sql statistics collector, and importing it would link
+	// database/sql into every worker (see deps_test.go).
 	h.Registry.MustRegister(h.jobs, h.busy, h.contact,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{})) //nolint:staticcheck // see above
 	return h
 }
 
