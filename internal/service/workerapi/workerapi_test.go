@@ -86,3 +86,37 @@ func TestUploadBodyDeadline(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	})
 }
+
+// Every route of the contract is served, with the method its client
+// uses: a leased call with a wrong token is refused as a lost lease, not
+// as an unknown operation.
+func TestHandlerServesEveryContractRoute(t *testing.T) {
+	base, l := leasedJob(t, Config{})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		says         string
+	}{
+		{http.MethodPost, workerproto.Path(workerproto.RouteJobs), http.StatusUnauthorized, "worker token"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteHeartbeat, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteProgress, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteLog, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodPut, workerproto.Path(workerproto.RouteFile, l.Job.ID, "disk.raw"), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteUploads, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodDelete, workerproto.Path(workerproto.RouteUpload, l.Job.ID, "up-1"), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteCompleteUpload, l.Job.ID, "up-1"), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteFinish, l.Job.ID), http.StatusNotFound, "is not leased"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, base+workerproto.Prefix+tc.path, nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer not-the-lease-token")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			assert.Equal(t, tc.status, resp.StatusCode, string(body))
+			assert.Contains(t, string(body), tc.says)
+		})
+	}
+}
