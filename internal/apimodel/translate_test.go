@@ -1,4 +1,4 @@
-package api
+package apimodel
 
 import (
 	"testing"
@@ -40,7 +40,7 @@ timezone = "Europe/Berlin"
 	assert.Contains(t, users[0].(map[string]any), "ssh_key")
 	assert.Contains(t, cust["filesystem"].([]any)[0].(map[string]any), "min_size")
 
-	back, err := blueprintFromRequest("web", cust)
+	back, err := BlueprintFromCustomizations("web", cust)
 	require.NoError(t, err)
 	assert.Equal(t, bp.Customizations.Hostname, back.Customizations.Hostname)
 	assert.Equal(t, bp.Customizations.Filesystem, back.Customizations.Filesystem)
