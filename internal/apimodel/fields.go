@@ -50,7 +50,7 @@ var Customizations = []Field{
 		{API: "groups", Blueprint: "groups"},
 		{API: "ssh_key", Blueprint: "key"},
 		{API: "password", Blueprint: "password"},
-		{API: "hasPassword", Note: "output only: returned in place of the password"},
+		{API: "hasPassword", Note: "output only, returned in place of the password"},
 	}},
 	{API: "groups", Blueprint: "customizations.group", Kind: ObjectList, Items: []Field{
 		{API: "name", Blueprint: "name"},
