@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/apimodel"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -19,26 +20,12 @@ import (
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
-type composeRequest struct {
-	Distribution     string         `json:"distribution"`
-	ImageName        string         `json:"image_name,omitempty"`
-	ImageDescription string         `json:"image_description,omitempty"`
-	ClientID         string         `json:"client_id,omitempty"`
-	ImageRequests    []imageRequest `json:"image_requests"`
-	Customizations   map[string]any `json:"customizations,omitempty"`
-}
-
-type imageRequest struct {
-	Architecture  string        `json:"architecture"`
-	ImageType     string        `json:"image_type"`
-	UploadRequest uploadRequest `json:"upload_request"`
-	Size          int64         `json:"size,omitempty"`
-}
-
-type uploadRequest struct {
-	Type    string          `json:"type"`
-	Options json.RawMessage `json:"options,omitempty"`
-}
+// The request types live in apimodel, which clients import too.
+type (
+	composeRequest = apimodel.ComposeRequest
+	imageRequest   = apimodel.ImageRequest
+	uploadRequest  = apimodel.UploadRequest
+)
 
 // composeImage accepts a compose: the request is checked as a blueprint
 // against its distribution, architecture and image type, then stored with
