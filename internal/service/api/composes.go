@@ -262,7 +262,7 @@ func (s *Server) composesItems(r *http.Request, list []store.Compose) ([]compose
 	for _, c := range list {
 		ids = append(ids, c.ID)
 	}
-	jobsOf, err := s.cfg.Store.ComposesJobs(r.Context(), orgOf(r.Context()), ids)
+	jobsOf, err := s.cfg.Store.JobsByCompose(r.Context(), orgOf(r.Context()), ids)
 	if err != nil {
 		return nil, err
 	}

@@ -332,9 +332,9 @@ type Queue interface {
 	Rescue(ctx context.Context) (requeued, failed int, err error)
 	// ComposeJobs returns a compose's jobs in the order they were created.
 	ComposeJobs(ctx context.Context, org, composeID string) ([]Job, error)
-	// ComposesJobs returns the jobs of several composes, by compose ID,
+	// JobsByCompose returns the jobs of several composes, by compose ID,
 	// each list as ComposeJobs gives it: one query for a page of a listing.
-	ComposesJobs(ctx context.Context, org string, composeIDs []string) (map[string][]Job, error)
+	JobsByCompose(ctx context.Context, org string, composeIDs []string) (map[string][]Job, error)
 	// Counts returns how many jobs are in each state, by type and arch.
 	Counts(ctx context.Context) ([]JobCount, error)
 	// ComposeStatusCounts counts the composes by status, derived from

@@ -293,17 +293,17 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 	return requeued, failed, err
 }
 
-// ComposeJobs implements store.Queue: ComposesJobs for one compose.
+// ComposeJobs implements store.Queue: JobsByCompose for one compose.
 func (db *DB) ComposeJobs(ctx context.Context, org, composeID string) ([]store.Job, error) {
-	byCompose, err := db.ComposesJobs(ctx, org, []string{composeID})
+	byCompose, err := db.JobsByCompose(ctx, org, []string{composeID})
 	if err != nil {
 		return nil, err
 	}
 	return byCompose[composeID], nil
 }
 
-// ComposesJobs implements store.Queue.
-func (db *DB) ComposesJobs(ctx context.Context, org string, composeIDs []string) (map[string][]store.Job, error) {
+// JobsByCompose implements store.Queue.
+func (db *DB) JobsByCompose(ctx context.Context, org string, composeIDs []string) (map[string][]store.Job, error) {
 	out := map[string][]store.Job{}
 	if len(composeIDs) == 0 {
 		return out, nil

@@ -571,7 +571,7 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 	assert.Equal(t, []string{pending.ID}, ids(list))
 	require.NoError(t, b.Finish(ctx, l.Job.ID, l.Token, nil, nil))
 
-	jobs, err := b.ComposesJobs(ctx, "a", []string{failed.ID, done.ID, other.ID})
+	jobs, err := b.JobsByCompose(ctx, "a", []string{failed.ID, done.ID, other.ID})
 	require.NoError(t, err)
 	assert.Len(t, jobs, 2, "another org's compose has no jobs here")
 	want, err := b.ComposeJobs(ctx, "a", done.ID)
@@ -584,7 +584,7 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 		}
 		return out
 	}())
-	none, err := b.ComposesJobs(ctx, "a", nil)
+	none, err := b.JobsByCompose(ctx, "a", nil)
 	require.NoError(t, err)
 	assert.Empty(t, none)
 }
