@@ -317,23 +317,26 @@ type statusError struct {
 // when their compose's owner cancels or deletes it.
 const reasonCancelled = "cancelled by the user"
 
-// deriveStatus is a compose's status from its jobs.
+// deriveStatus is a compose's status from its jobs: the status itself
+// as store.ComposeStatus decides it (the listings' status filter agrees),
+// with the failure, progress and upload details the API adds.
 func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 	byKind := map[string]store.Job{}
 	for _, j := range js {
 		byKind[j.Type] = j
 	}
-	st := imageStatus{Timeline: timeline(js)}
-	for _, j := range js {
-		if j.State == store.JobFailure || j.State == store.JobCanceled {
-			reason := reasonCancelled
-			details := ""
-			if j.State == store.JobFailure && j.Error != nil {
-				reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), j.Error.Details
+	st := imageStatus{Status: store.ComposeStatus(js, workerproto.KindUpload), Timeline: timeline(js)}
+	if st.Status == store.ComposeFailure {
+		for _, j := range js {
+			if j.State == store.JobFailure || j.State == store.JobCanceled {
+				reason := reasonCancelled
+				details := ""
+				if j.State == store.JobFailure && j.Error != nil {
+					reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), j.Error.Details
+				}
+				st.Error = &statusError{ID: 1, Reason: reason, Details: details}
+				break
 			}
-			st.Status = "failure"
-			st.Error = &statusError{ID: 1, Reason: reason, Details: details}
-			break
 		}
 	}
 	build, upload := byKind[workerproto.KindBuild], byKind[workerproto.KindUpload]
@@ -357,19 +360,6 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 		us.Status = "failure"
 	}
 	st.UploadStatus = us
-	if st.Status != "" {
-		return st
-	}
-	switch {
-	case upload.State == store.JobSuccess:
-		st.Status = "success"
-	case upload.State == store.JobRunning:
-		st.Status = "uploading"
-	case build.State == store.JobRunning || build.State == store.JobSuccess || byKind[workerproto.KindDepsolve].State != store.JobPending:
-		st.Status = "building"
-	default:
-		st.Status = "pending"
-	}
 	return st
 }
 

@@ -86,7 +86,7 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	for _, st := range []string{"pending", "building", "uploading", "success", "failure"} {
+	for _, st := range store.ComposeStatuses() {
 		ch <- prometheus.MustNewConstMetric(composesDesc, prometheus.GaugeValue, float64(statuses[st]), st)
 	}
 }

@@ -132,8 +132,8 @@ type Page struct {
 
 // ComposeFilter narrows a listing of composes; empty fields match all.
 type ComposeFilter struct {
-	// Status is a status derived from the jobs as Queue.ComposeStatusCounts
-	// derives it: pending, building, uploading, success or failure.
+	// Status is a status as ComposeStatus derives it from the jobs:
+	// pending, building, uploading, success or failure.
 	Status string
 	// LastType is the kind of a compose's last job, which Status needs.
 	LastType string
@@ -337,11 +337,9 @@ type Queue interface {
 	JobsByCompose(ctx context.Context, org string, composeIDs []string) (map[string][]Job, error)
 	// Counts returns how many jobs are in each state, by type and arch.
 	Counts(ctx context.Context) ([]JobCount, error)
-	// ComposeStatusCounts counts the composes by status, derived from
-	// their jobs the way the API derives one compose's: failure (a job
-	// failed or was canceled), success (the last job succeeded), uploading
-	// (the last job runs), building (a job ran), else pending. lastType is
-	// the kind of a compose's last job.
+	// ComposeStatusCounts counts the visible composes by status, as
+	// ComposeStatus derives it from their jobs. lastType is the kind of a
+	// compose's last job.
 	ComposeStatusCounts(ctx context.Context, lastType string) (map[string]int, error)
 	// Wait returns a channel closed when a job may have become ready; the
 	// caller then tries Dequeue again (a long poll without polling).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/rowscan"
+	"github.com/kiln-project/kiln/internal/service/store/sqlstore"
 )
 
 // createComposeSQL stores a compose, counts it in its org, stores its
@@ -135,16 +136,10 @@ func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, er
 	return c, err
 }
 
-// composeStatus is a compose's status derived from its jobs, as the API
-// derives it; $n is the kind of its last job.
+// composeStatus is a compose's status derived from its jobs, as
+// store.ComposeStatus derives it; $n is the kind of its last job.
 func composeStatus(n int) string {
-	last := "$" + strconv.Itoa(n)
-	return `CASE
-		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
-		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ` + last + ` AND j.state = 'success') THEN 'success'
-		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ` + last + ` AND j.state = 'running') THEN 'uploading'
-		WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('running', 'success')) THEN 'building'
-		ELSE 'pending' END`
+	return sqlstore.ComposeStatusSQL("$" + strconv.Itoa(n))
 }
 
 // ListComposes implements store.Composes. Without a filter the total is

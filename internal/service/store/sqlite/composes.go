@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/rowscan"
+	"github.com/kiln-project/kiln/internal/service/store/sqlstore"
 )
 
 // CreateCompose implements store.Composes.
@@ -108,14 +109,9 @@ func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, er
 	return c, err
 }
 
-// composeStatus is a compose's status derived from its jobs (the kind of
-// its last job is the one parameter), as the API derives it.
-const composeStatus = `CASE
-	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('failure', 'canceled')) THEN 'failure'
-	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ?1 AND j.state = 'success') THEN 'success'
-	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.type = ?1 AND j.state = 'running') THEN 'uploading'
-	WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state IN ('running', 'success')) THEN 'building'
-	ELSE 'pending' END`
+// composeStatus is a compose's status derived from its jobs, as
+// store.ComposeStatus derives it; ?1 is the kind of its last job.
+var composeStatus = sqlstore.ComposeStatusSQL("?1")
 
 // ListComposes implements store.Composes. Without a filter the total is
 // the org's kept count; with one, the matching composes are counted.

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("worker token revocation", func(t *testing.T) { b, c := env(t); testRevocationEndsLeases(t, b, c) })
 	t.Run("compose quota", func(t *testing.T) { b, c := env(t); testComposeQuota(t, b, c) })
 	t.Run("compose filters", func(t *testing.T) { b, c := env(t); testComposeFilters(t, b, c) })
+	t.Run("compose status", func(t *testing.T) { b, c := env(t); testComposeStatus(t, b, c) })
 	t.Run("queue", func(t *testing.T) { b, c := env(t); testQueue(t, b, c) })
 	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
 	t.Run("retry", func(t *testing.T) { b, c := env(t); testRetry(t, b, c) })
