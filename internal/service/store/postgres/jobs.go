@@ -181,7 +181,9 @@ func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Prog
 
 // succeedSQL ends a leased, not canceled job with success and, when jobs
 // wait on it, sends the NOTIFY that wakes their workers: the common case
-// of Finish in one statement. It returns how many jobs it ended (0 or 1)
+// of Finish in one statement. It is store.FinishOutcome's LeaseSucceed
+// written into the WHERE clause; any other case falls through to Finish's
+// transaction, which asks store.FinishOutcome. It returns how many jobs it ended (0 or 1)
 // and whether it notified.
 const succeedSQL = `WITH done AS (
 		UPDATE jobs SET state = 'success', finished_at = $1, result = $2, lease_hash = NULL
@@ -215,10 +217,9 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 	wake := false
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		wake = false
-		var attempts, max int
-		var canceled bool
+		h := store.HeldLease{JobID: jobID}
 		err := tx.QueryRow(ctx, `SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = $1 AND lease_hash = $2 AND state = 'running'
-			FOR UPDATE`, jobID, hash).Scan(&attempts, &max, &canceled)
+			FOR UPDATE`, jobID, hash).Scan(&h.Attempts, &h.MaxAttempts, &h.CancelRequested)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return leaseGone(ctx, tx, token)
 		}
@@ -226,10 +227,10 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 			return err
 		}
 		now := rowscan.Nano(db.now())
-		switch {
-		case canceled:
+		switch store.FinishOutcome(h, failure) {
+		case store.LeaseCancel:
 			return cancelJob(ctx, tx, jobID, now)
-		case failure == nil:
+		case store.LeaseSucceed:
 			var dependents bool
 			if err := tx.QueryRow(ctx, `UPDATE jobs SET state = 'success', finished_at = $1, result = $2, lease_hash = NULL WHERE id = $3
 				RETURNING EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_id = jobs.id)`, now, res, jobID).Scan(&dependents); err != nil {
@@ -238,7 +239,7 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 			if !dependents {
 				return nil
 			}
-		case failure.Retry && attempts < max:
+		case store.LeaseRequeue:
 			if _, err := tx.Exec(ctx, `UPDATE jobs SET state = 'pending', lease_hash = NULL, lease_expires_at = NULL, worker = '',
 				error_reason = $1, error_details = $2 WHERE id = $3`, failure.Reason, failure.Details, jobID); err != nil {
 				return err
@@ -311,56 +312,17 @@ func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
 	})
 }
 
-// Rescue implements store.Queue. Replicas may rescue at once: each locks
-// the expired jobs it handles and skips those another one holds.
+// Rescue implements store.Queue with the policy of store.RescueExpired.
+// Replicas may rescue at once: each locks the expired jobs it handles and
+// skips those another one holds.
 func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 	err = db.tx(ctx, func(tx pgx.Tx) error {
-		requeued, failed = 0, 0
-		now := db.now()
-		rows, err := tx.Query(ctx, `SELECT id, attempts, max_attempts, cancel_requested, worker FROM jobs
-			WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at, id FOR UPDATE SKIP LOCKED`, rowscan.Nano(now))
-		if err != nil {
+		var err error
+		requeued, failed, err = store.RescueExpired(ctx, leaseOps{tx}, db.now())
+		if err != nil || requeued == 0 {
 			return err
 		}
-		type expired struct {
-			id, worker    string
-			attempts, max int
-			canceled      bool
-		}
-		var all []expired
-		for rows.Next() {
-			var e expired
-			if err := rows.Scan(&e.id, &e.attempts, &e.max, &e.canceled, &e.worker); err != nil {
-				rows.Close()
-				return err
-			}
-			all = append(all, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, e := range all {
-			switch {
-			case e.canceled:
-				err = cancelJob(ctx, tx, e.id, rowscan.Nano(now))
-			case e.attempts < e.max:
-				requeued++
-				_, err = tx.Exec(ctx, `UPDATE jobs SET state = 'pending', lease_hash = NULL, lease_expires_at = NULL, worker = '',
-					error_reason = $1 WHERE id = $2`, rowscan.Requeued(e.worker), e.id)
-			default:
-				failed++
-				reason, details := rowscan.GivenUp(e.attempts, e.worker)
-				err = failJob(ctx, tx, e.id, rowscan.Nano(now), reason, details)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if requeued > 0 {
-			return db.notify(ctx, tx)
-		}
-		return nil
+		return db.notify(ctx, tx)
 	})
 	if err != nil {
 		return 0, 0, err
@@ -369,6 +331,50 @@ func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
 		db.wake()
 	}
 	return requeued, failed, nil
+}
+
+var _ store.ExpiredLeaseTx = (*DB)(nil)
+
+// ExpiredLeaseTx implements store.ExpiredLeaseTx.
+func (db *DB) ExpiredLeaseTx(ctx context.Context, fn func(store.ExpiredLeaseOps) error) error {
+	return db.tx(ctx, func(tx pgx.Tx) error { return fn(leaseOps{tx}) })
+}
+
+// leaseOps executes the queue policy's steps in a transaction.
+type leaseOps struct{ tx pgx.Tx }
+
+// ExpiredLeases locks the expired jobs, in the order it returns them,
+// skipping those another replica's rescue holds.
+func (o leaseOps) ExpiredLeases(ctx context.Context, now time.Time) ([]store.HeldLease, error) {
+	rows, err := o.tx.Query(ctx, `SELECT id, worker, attempts, max_attempts, cancel_requested FROM jobs
+		WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at, id FOR UPDATE SKIP LOCKED`, rowscan.Nano(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.HeldLease
+	for rows.Next() {
+		var h store.HeldLease
+		if err := rows.Scan(&h.JobID, &h.Worker, &h.Attempts, &h.MaxAttempts, &h.CancelRequested); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+func (o leaseOps) RequeueJob(ctx context.Context, jobID, reason string) error {
+	_, err := o.tx.Exec(ctx, `UPDATE jobs SET state = 'pending', lease_hash = NULL, lease_expires_at = NULL, worker = '',
+		error_reason = $1 WHERE id = $2`, reason, jobID)
+	return err
+}
+
+func (o leaseOps) FailJob(ctx context.Context, jobID string, now time.Time, reason, details string) error {
+	return failJob(ctx, o.tx, jobID, rowscan.Nano(now), reason, details)
+}
+
+func (o leaseOps) CancelJob(ctx context.Context, jobID string, now time.Time) error {
+	return cancelJob(ctx, o.tx, jobID, rowscan.Nano(now))
 }
 
 // ComposeJobs implements store.Queue: JobsByCompose for one compose.

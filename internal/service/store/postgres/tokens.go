@@ -131,7 +131,7 @@ func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
 			if _, err := tx.Exec(ctx, `INSERT INTO revoked_leases (lease_hash, job_id, revoked_at) VALUES ($1, $2, $3)`, h.hash, h.id, now); err != nil {
 				return err
 			}
-			if h.canceled {
+			if store.RevokedOutcome(store.HeldLease{JobID: h.id, Worker: h.worker, CancelRequested: h.canceled}) == store.LeaseCancel {
 				if err := cancelJob(ctx, tx, h.id, now); err != nil {
 					return err
 				}
@@ -140,7 +140,7 @@ func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
 			// The attempt the revoked worker made does not count: the
 			// job did not fail, its worker was no longer trusted.
 			if _, err := tx.Exec(ctx, `UPDATE jobs SET state = 'pending', attempts = GREATEST(attempts - 1, 0), lease_hash = NULL, lease_expires_at = NULL,
-				worker = '', worker_token_id = '', error_reason = $1 WHERE id = $2`, rowscan.RevokedWorker(h.worker), h.id); err != nil {
+				worker = '', worker_token_id = '', error_reason = $1 WHERE id = $2`, store.RevokedReason(h.worker), h.id); err != nil {
 				return err
 			}
 			requeued++

@@ -127,20 +127,3 @@ func DependencyFailed(typ, reason, details string) (string, string) {
 	}
 	return fmt.Sprintf("the %s job it depends on failed", typ), reason
 }
-
-// Requeued is what a job requeued by Rescue records of its dead worker.
-func Requeued(worker string) string {
-	return fmt.Sprintf("worker %q stopped heartbeating; requeued", worker)
-}
-
-// RevokedWorker is what a job requeued because its worker's token was
-// revoked records.
-func RevokedWorker(worker string) string {
-	return fmt.Sprintf("the worker token of worker %q was revoked; requeued", worker)
-}
-
-// GivenUp is the error of a job whose workers stopped heartbeating on
-// every one of its attempts.
-func GivenUp(attempts int, worker string) (string, string) {
-	return fmt.Sprintf("the worker stopped heartbeating, %d times: the job was given up", attempts), "last worker: " + worker
-}

@@ -142,10 +142,9 @@ func leaseGone(ctx context.Context, q queryer, token string) error {
 func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMessage, failure *store.JobError) error {
 	wake := false
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var attempts, max int
-		var canceled bool
+		h := store.HeldLease{JobID: jobID}
 		err := tx.QueryRowContext(ctx, `SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = ? AND lease_hash = ? AND state = ?`,
-			jobID, store.HashSecret(token), store.JobRunning).Scan(&attempts, &max, &canceled)
+			jobID, store.HashSecret(token), store.JobRunning).Scan(&h.Attempts, &h.MaxAttempts, &h.CancelRequested)
 		if errors.Is(err, sql.ErrNoRows) {
 			return leaseGone(ctx, tx, token)
 		}
@@ -153,10 +152,10 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 			return err
 		}
 		now := rowscan.Nano(db.now())
-		switch {
-		case canceled:
+		switch store.FinishOutcome(h, failure) {
+		case store.LeaseCancel:
 			return cancelJob(ctx, tx, jobID, now)
-		case failure == nil:
+		case store.LeaseSucceed:
 			res := string(result)
 			if res == "" {
 				res = "null"
@@ -165,7 +164,7 @@ func (db *DB) Finish(ctx context.Context, jobID, token string, result json.RawMe
 			_, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, finished_at = ?, result = ?, lease_hash = NULL WHERE id = ?`,
 				store.JobSuccess, now, res, jobID)
 			return err
-		case failure.Retry && attempts < max:
+		case store.LeaseRequeue:
 			wake = true
 			_, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, lease_hash = NULL, lease_expires_at = NULL, worker = '',
 				error_reason = ?, error_details = ? WHERE id = ?`, store.JobPending, failure.Reason, failure.Details, jobID)
@@ -241,56 +240,63 @@ func (db *DB) CancelCompose(ctx context.Context, org, composeID string) error {
 	})
 }
 
-// Rescue implements store.Queue.
+// Rescue implements store.Queue with the policy of store.RescueExpired.
 func (db *DB) Rescue(ctx context.Context) (requeued, failed int, err error) {
-	err = db.tx(ctx, func(tx *sql.Tx) error {
-		now := db.now()
-		rows, err := tx.QueryContext(ctx, `SELECT id, attempts, max_attempts, cancel_requested, worker FROM jobs WHERE state = ? AND lease_expires_at < ?`,
-			store.JobRunning, rowscan.Nano(now))
-		if err != nil {
-			return err
-		}
-		type expired struct {
-			id, worker    string
-			attempts, max int
-			canceled      bool
-		}
-		var all []expired
-		for rows.Next() {
-			var e expired
-			if err := rows.Scan(&e.id, &e.attempts, &e.max, &e.canceled, &e.worker); err != nil {
-				rows.Close()
-				return err
-			}
-			all = append(all, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, e := range all {
-			switch {
-			case e.canceled:
-				err = cancelJob(ctx, tx, e.id, rowscan.Nano(now))
-			case e.attempts < e.max:
-				requeued++
-				_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = ?, lease_hash = NULL, lease_expires_at = NULL, worker = '',
-					error_reason = ? WHERE id = ?`, store.JobPending, rowscan.Requeued(e.worker), e.id)
-			default:
-				failed++
-				reason, details := rowscan.GivenUp(e.attempts, e.worker)
-				err = failJob(ctx, tx, e.id, rowscan.Nano(now), reason, details)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+	err = db.ExpiredLeaseTx(ctx, func(ops store.ExpiredLeaseOps) error {
+		var err error
+		requeued, failed, err = store.RescueExpired(ctx, ops, db.now())
+		return err
 	})
-	if err == nil && requeued > 0 {
+	if err != nil {
+		return 0, 0, err
+	}
+	if requeued > 0 {
 		db.wake()
 	}
-	return requeued, failed, err
+	return requeued, failed, nil
+}
+
+var _ store.ExpiredLeaseTx = (*DB)(nil)
+
+// ExpiredLeaseTx implements store.ExpiredLeaseTx: SQLite's write
+// transactions begin IMMEDIATE, so no other writer runs meanwhile.
+func (db *DB) ExpiredLeaseTx(ctx context.Context, fn func(store.ExpiredLeaseOps) error) error {
+	return db.tx(ctx, func(tx *sql.Tx) error { return fn(leaseOps{tx}) })
+}
+
+// leaseOps executes the queue policy's steps in a write transaction.
+type leaseOps struct{ tx *sql.Tx }
+
+func (o leaseOps) ExpiredLeases(ctx context.Context, now time.Time) ([]store.HeldLease, error) {
+	rows, err := o.tx.QueryContext(ctx, `SELECT id, worker, attempts, max_attempts, cancel_requested FROM jobs
+		WHERE state = ? AND lease_expires_at < ? ORDER BY lease_expires_at, id`, store.JobRunning, rowscan.Nano(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.HeldLease
+	for rows.Next() {
+		var h store.HeldLease
+		if err := rows.Scan(&h.JobID, &h.Worker, &h.Attempts, &h.MaxAttempts, &h.CancelRequested); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+func (o leaseOps) RequeueJob(ctx context.Context, jobID, reason string) error {
+	_, err := o.tx.ExecContext(ctx, `UPDATE jobs SET state = ?, lease_hash = NULL, lease_expires_at = NULL, worker = '',
+		error_reason = ? WHERE id = ?`, store.JobPending, reason, jobID)
+	return err
+}
+
+func (o leaseOps) FailJob(ctx context.Context, jobID string, now time.Time, reason, details string) error {
+	return failJob(ctx, o.tx, jobID, rowscan.Nano(now), reason, details)
+}
+
+func (o leaseOps) CancelJob(ctx context.Context, jobID string, now time.Time) error {
+	return cancelJob(ctx, o.tx, jobID, rowscan.Nano(now))
 }
 
 // ComposeJobs implements store.Queue: JobsByCompose for one compose.

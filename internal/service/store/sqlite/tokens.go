@@ -129,7 +129,7 @@ func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_leases (lease_hash, job_id, revoked_at) VALUES (?, ?, ?)`, h.hash, h.id, now); err != nil {
 				return err
 			}
-			if h.canceled {
+			if store.RevokedOutcome(store.HeldLease{JobID: h.id, Worker: h.worker, CancelRequested: h.canceled}) == store.LeaseCancel {
 				if err := cancelJob(ctx, tx, h.id, now); err != nil {
 					return err
 				}
@@ -138,7 +138,7 @@ func (db *DB) RevokeWorkerToken(ctx context.Context, id string) error {
 			// The attempt the revoked worker made does not count: the
 			// job did not fail, its worker was no longer trusted.
 			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), lease_hash = NULL, lease_expires_at = NULL,
-				worker = '', worker_token_id = '', error_reason = ? WHERE id = ?`, store.JobPending, rowscan.RevokedWorker(h.worker), h.id); err != nil {
+				worker = '', worker_token_id = '', error_reason = ? WHERE id = ?`, store.JobPending, store.RevokedReason(h.worker), h.id); err != nil {
 				return err
 			}
 			requeued++

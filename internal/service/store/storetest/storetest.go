@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("compose status", func(t *testing.T) { b, c := env(t); testComposeStatus(t, b, c) })
 	t.Run("queue", func(t *testing.T) { b, c := env(t); testQueue(t, b, c) })
 	t.Run("rescue", func(t *testing.T) { b, c := env(t); testRescue(t, b, c) })
+	t.Run("expired leases", func(t *testing.T) { b, c := env(t); testExpiredLeases(t, b, c) })
 	t.Run("retry", func(t *testing.T) { b, c := env(t); testRetry(t, b, c) })
 	t.Run("cancel", func(t *testing.T) { b, c := env(t); testCancel(t, b, c) })
 	t.Run("blueprints", func(t *testing.T) { b, c := env(t); testBlueprints(t, b, c) })
