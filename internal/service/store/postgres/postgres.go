@@ -9,6 +9,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -41,6 +43,16 @@ const channel = "kiln_jobs"
 // migrationLock is the advisory lock key (per database) under which Open
 // applies migrations, so replicas starting together migrate one at a time.
 const migrationLock = int64(0x6b696c6e) // "kiln"
+
+// dialect is PostgreSQL's for sqlstore: $1 placeholders, boolean flags,
+// transactions run again when aborted to break a deadlock.
+var dialect = sqlstore.Dialect{
+	Placeholder:       "$",
+	False:             "false",
+	True:              "true",
+	IsUniqueViolation: isUniqueViolation,
+	Retry:             isDeadlock,
+}
 
 // Options configure a database.
 type Options struct {
@@ -58,9 +70,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DB is a PostgreSQL store backend.
+// DB is a PostgreSQL store backend. Tokens and blueprints are
+// sqlstore's, in PostgreSQL's dialect, over the same pool.
 type DB struct {
+	*sqlstore.Store
 	pool *pgxpool.Pool
+	sql  *sql.DB // the pool as database/sql, for sqlstore
 	now  func() time.Time
 	id   string // this replica's notification payload
 	log  *slog.Logger
@@ -110,10 +125,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	db.sql = stdlib.OpenDBFromPool(pool)
+	db.Store = &sqlstore.Store{W: db.sql, R: db.sql, D: dialect, Now: opts.Now}
 	// Listen before Open returns: a worker that waits right after Open
 	// must hear of a job another replica enqueues next.
 	lconn, err := db.connectListener(ctx)
 	if err != nil {
+		db.sql.Close()
 		pool.Close()
 		return nil, err
 	}
@@ -191,6 +209,7 @@ func (db *DB) migrate(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.stop()
 	db.done.Wait()
+	db.sql.Close()
 	db.pool.Close()
 	return nil
 }
@@ -294,12 +313,18 @@ func (db *DB) fallback(ctx context.Context) {
 func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginFunc(ctx, db.pool, fn)
-		var pe *pgconn.PgError
-		if attempt < 5 && errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") {
+		if attempt < 5 && isDeadlock(err) {
 			continue
 		}
 		return err
 	}
+}
+
+// isDeadlock says whether PostgreSQL aborted a transaction to break a
+// deadlock or a serialization failure: it may run again.
+func isDeadlock(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 // notify queues the wake-up that the transaction sends when it commits.

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,10 +21,23 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/service/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
+
+// dialect is SQLite's for sqlstore: ?1 placeholders, flags as integers.
+var dialect = sqlstore.Dialect{
+	Placeholder:       "?",
+	False:             "0",
+	True:              "1",
+	IsUniqueViolation: isUniqueViolation,
+}
+
+func isUniqueViolation(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
 
 // Options configure a database.
 type Options struct {
@@ -31,8 +45,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// DB is a SQLite store backend.
+// DB is a SQLite store backend. Tokens and blueprints are sqlstore's,
+// in SQLite's dialect.
 type DB struct {
+	*sqlstore.Store
 	w, r *sql.DB
 	now  func() time.Time
 
@@ -67,6 +83,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	db := &DB{w: w, r: r, now: opts.Now, ready: make(chan struct{})}
+	db.Store = &sqlstore.Store{W: w, R: r, D: dialect, Now: opts.Now}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
