@@ -2,17 +2,13 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/rowscan"
-	"github.com/kiln-project/kiln/internal/service/store/sqlstore"
 )
 
 // createComposeSQL stores a compose, counts it in its org, stores its
@@ -124,122 +120,4 @@ func (db *DB) createCompose(ctx context.Context, x execer, c store.Compose, jobs
 		return 0, err
 	}
 	return n, nil
-}
-
-// GetCompose implements store.Composes.
-func (db *DB) GetCompose(ctx context.Context, org, id string) (store.Compose, error) {
-	row := db.pool.QueryRow(ctx, `SELECT `+rowscan.ComposeColumns+` FROM composes WHERE org_id = $1 AND id = $2 AND NOT hidden`, org, id)
-	c, err := rowscan.Compose(row)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Compose{}, store.ErrNotFound
-	}
-	return c, err
-}
-
-// composeStatus is a compose's status derived from its jobs, as
-// store.ComposeStatus derives it; $n is the kind of its last job.
-func composeStatus(n int) string {
-	return sqlstore.ComposeStatusSQL("$" + strconv.Itoa(n))
-}
-
-// ListComposes implements store.Composes. Without a filter the total is
-// the org's kept count; with one, the matching composes are counted.
-func (db *DB) ListComposes(ctx context.Context, org string, f store.ComposeFilter, p store.Page) ([]store.Compose, int, error) {
-	where, args := `org_id = $1 AND NOT hidden`, []any{org}
-	if f.ImageType != "" {
-		args = append(args, f.ImageType)
-		where += ` AND image_type = $` + strconv.Itoa(len(args))
-	}
-	if f.Status != "" {
-		args = append(args, f.LastType, f.Status)
-		where += ` AND ` + composeStatus(len(args)-1) + ` = $` + strconv.Itoa(len(args))
-	}
-	var total int
-	var err error
-	if len(args) == 1 {
-		err = db.pool.QueryRow(ctx, `SELECT visible FROM org_compose_counts WHERE org_id = $1`, org).Scan(&total)
-	} else {
-		err = db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM composes WHERE `+where, args...).Scan(&total)
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	out, err := db.pageOfComposes(ctx, where, args, p)
-	return out, total, err
-}
-
-// pageOfComposes returns a page of the composes matching where (whose
-// placeholders are $1..$len(args)), newest first.
-func (db *DB) pageOfComposes(ctx context.Context, where string, args []any, p store.Page) ([]store.Compose, error) {
-	n := len(args)
-	rows, err := db.pool.Query(ctx, `SELECT `+rowscan.ComposeColumns+` FROM composes WHERE `+where+`
-		ORDER BY created_at DESC, id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, p.Limit, p.Offset)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Compose
-	for rows.Next() {
-		c, err := rowscan.Compose(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// CountComposesSince implements store.Composes.
-func (db *DB) CountComposesSince(ctx context.Context, org string, since time.Time) (int, time.Time, error) {
-	var n int
-	var oldest *int64
-	err := db.pool.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM composes WHERE org_id = $1 AND created_at >= $2`, org, rowscan.Nano(since)).Scan(&n, &oldest)
-	if err != nil || oldest == nil {
-		return n, time.Time{}, err
-	}
-	return n, rowscan.Time(*oldest), nil
-}
-
-// HideCompose implements store.Composes.
-func (db *DB) HideCompose(ctx context.Context, org, id string) error {
-	return db.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE composes SET hidden = true WHERE org_id = $1 AND id = $2 AND NOT hidden`, org, id)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		_, err = tx.Exec(ctx, `UPDATE org_compose_counts SET visible = visible - 1 WHERE org_id = $1`, org)
-		return err
-	})
-}
-
-// ExpirableComposes implements store.Composes.
-func (db *DB) ExpirableComposes(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id FROM composes c WHERE NOT expired AND created_at < $1
-		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = c.id AND j.state IN ($2, $3))
-		ORDER BY created_at, id LIMIT $4`, rowscan.Nano(before), store.JobPending, store.JobRunning, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
-}
-
-// MarkExpired implements store.Composes.
-func (db *DB) MarkExpired(ctx context.Context, ids []string) error {
-	_, err := db.pool.Exec(ctx, `UPDATE composes SET expired = true WHERE id = ANY($1)`, ids)
-	return err
 }

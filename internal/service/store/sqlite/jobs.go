@@ -366,44 +366,6 @@ func (db *DB) JobsByCompose(ctx context.Context, org string, composeIDs []string
 	return out, nil
 }
 
-// Counts implements store.Queue.
-func (db *DB) Counts(ctx context.Context) ([]store.JobCount, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT type, arch, state, COUNT(*) FROM jobs GROUP BY type, arch, state ORDER BY type, arch, state`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.JobCount
-	for rows.Next() {
-		var c store.JobCount
-		if err := rows.Scan(&c.Type, &c.Arch, &c.State, &c.N); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// ComposeStatusCounts implements store.Queue.
-func (db *DB) ComposeStatusCounts(ctx context.Context, lastType string) (map[string]int, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM (SELECT `+composeStatus+` AS status
-		FROM composes WHERE hidden = 0) GROUP BY status`, lastType)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
-}
-
 func getJob(ctx context.Context, tx *sql.Tx, id string) (store.Job, error) {
 	return rowscan.Job(tx.QueryRowContext(ctx, `SELECT `+rowscan.JobColumns+` FROM jobs WHERE id = ?`, id))
 }

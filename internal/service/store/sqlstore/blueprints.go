@@ -153,20 +153,6 @@ func (s *Store) ListBlueprintComposes(ctx context.Context, org, id string, versi
 	if err := s.R.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM composes WHERE `+where), args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	n := len(args)
-	rows, err := s.R.QueryContext(ctx, s.q(`SELECT `+rowscan.ComposeColumns+` FROM composes WHERE `+where+`
-		ORDER BY created_at DESC, id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2)), append(args, p.Limit, p.Offset)...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	var out []store.Compose
-	for rows.Next() {
-		c, err := rowscan.Compose(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, c)
-	}
-	return out, total, rows.Err()
+	out, err := s.pageOfComposes(ctx, where, args, p)
+	return out, total, err
 }

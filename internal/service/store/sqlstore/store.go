@@ -26,7 +26,8 @@ type Dialect struct {
 
 // Store implements the parts of store.Backend whose SQL the backends
 // share: API tokens, worker tokens but their revocation (which ends
-// leases, the queue's business) and blueprints. A backend embeds it.
+// leases, the queue's business), blueprints, the reads and small writes
+// of composes, and the queue's counts. A backend embeds it.
 type Store struct {
 	// W takes the writes and R the reads; they may be one pool.
 	W, R *sql.DB
