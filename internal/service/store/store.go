@@ -1,8 +1,11 @@
 // Package store holds the service's state: API tokens, composes and the
 // durable job queue. Each aggregate has a small interface of its own;
-// backends (sqlite/, and PostgreSQL next) implement all of them and must
-// pass the conformance suite in storetest/. Nothing above this package
-// knows which database it talks to.
+// backends (sqlite/ and postgres/, sharing the SQL they can through
+// sqlstore/) implement all of them and must pass the conformance suite in
+// storetest/. Nothing above this package knows which database it talks
+// to. What is policy rather than storage is decided here, once: a
+// compose's status (ComposeStatus) and what becomes of a job whose lease
+// ends (FinishOutcome, ExpiredOutcome, RevokedOutcome, RescueExpired).
 //
 // Every row belongs to an organisation, and every method that reads or
 // changes a tenant's data takes the org and filters by it: another org's
@@ -328,7 +331,8 @@ type Queue interface {
 	// there was nothing left to cancel.
 	CancelCompose(ctx context.Context, org, composeID string) error
 	// Rescue requeues running jobs whose lease expired, or fails them once
-	// their attempts are used up, and returns how many of each.
+	// their attempts are used up, as RescueExpired decides, and returns
+	// how many of each.
 	Rescue(ctx context.Context) (requeued, failed int, err error)
 	// ComposeJobs returns a compose's jobs in the order they were created.
 	ComposeJobs(ctx context.Context, org, composeID string) ([]Job, error)
