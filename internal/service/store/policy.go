@@ -23,6 +23,15 @@ type HeldLease struct {
 	CancelRequested bool
 }
 
+// AttemptsAllowed is how many times the queue runs j at most: its
+// MaxAttempts, or DefaultMaxAttempts when that is 0 (or less).
+func AttemptsAllowed(j Job) int {
+	if j.MaxAttempts <= 0 {
+		return DefaultMaxAttempts
+	}
+	return j.MaxAttempts
+}
+
 // LeaseOutcome is what becomes of a job whose lease ends.
 type LeaseOutcome int
 

@@ -105,3 +105,11 @@ func TestRescueExpired(t *testing.T) {
 		t.Errorf("RescueExpired with a failing step = %d, %d, %v; want 0, 0 and the error: its transaction rolls back", requeued, failed, err)
 	}
 }
+
+func TestAttemptsAllowed(t *testing.T) {
+	for _, tc := range []struct{ max, want int }{{0, DefaultMaxAttempts}, {-1, DefaultMaxAttempts}, {1, 1}, {5, 5}} {
+		if got := AttemptsAllowed(Job{MaxAttempts: tc.max}); got != tc.want {
+			t.Errorf("AttemptsAllowed(MaxAttempts %d) = %d, want %d", tc.max, got, tc.want)
+		}
+	}
+}

@@ -104,10 +104,7 @@ func (db *DB) createCompose(ctx context.Context, x execer, c store.Compose, jobs
 	ids, types, arches, args, maxes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
 	deps, depOf := []string{}, []string{}
 	for i, j := range jobs {
-		ids[i], types[i], arches[i], args[i], maxes[i] = j.ID, j.Type, j.Arch, string(j.Args), int32(j.MaxAttempts)
-		if maxes[i] <= 0 {
-			maxes[i] = store.DefaultMaxAttempts
-		}
+		ids[i], types[i], arches[i], args[i], maxes[i] = j.ID, j.Type, j.Arch, string(j.Args), int32(store.AttemptsAllowed(j))
 		if args[i] == "" {
 			args[i] = "null"
 		}

@@ -74,10 +74,7 @@ func insertJobs(ctx context.Context, tx *sql.Tx, c store.Compose, jobs []store.J
 	}
 	for _, j := range jobs {
 		seq++
-		max := j.MaxAttempts
-		if max <= 0 {
-			max = store.DefaultMaxAttempts
-		}
+		max := store.AttemptsAllowed(j)
 		args := string(j.Args)
 		if args == "" {
 			args = "null"

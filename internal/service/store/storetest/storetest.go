@@ -207,6 +207,7 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	assert.Equal(t, ids[0], l.Job.ID)
 	assert.Equal(t, store.JobRunning, l.Job.State)
 	assert.Equal(t, 1, l.Job.Attempts)
+	assert.Equal(t, store.DefaultMaxAttempts, l.Job.MaxAttempts, "a job stored without MaxAttempts gets the default")
 	assert.JSONEq(t, `{"packages":["jq"]}`, string(l.Job.Args))
 	_, err = b.Dequeue(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w2"}, time.Minute)
 	assert.ErrorIs(t, err, store.ErrNoJob, "a leased job is not handed out twice")
