@@ -164,7 +164,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 	}
 	defer release()
 
-	e.report(Event{Kind: "build-start", Total: total, Message: m.Output.Filename})
+	e.report(Event{Kind: BuildStart, Total: total, Message: m.Output.Filename})
 	epoch := e.epoch(m)
 
 	// Every key is known before anything runs: a pipeline's chain starts
@@ -222,7 +222,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 		if !needed[p.Name] || outputs[p.Name] != "" {
 			for _, s := range p.Stages {
 				index++
-				e.report(Event{Kind: "stage-cached", Pipeline: p.Name, Stage: s.Type, Index: index, Total: total})
+				e.report(Event{Kind: StageCached, Pipeline: p.Name, Stage: s.Type, Index: index, Total: total})
 			}
 			if p.Produces == "tree" && outputs[p.Name] != "" {
 				if err := e.readFacts(p.Name, last[p.Name], outputs[p.Name], facts); err != nil {
@@ -231,7 +231,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 			}
 			continue
 		}
-		e.report(Event{Kind: "pipeline-start", Pipeline: p.Name})
+		e.report(Event{Kind: PipelineStart, Pipeline: p.Name})
 		keys := stageKeys[pi]
 		var dir, file string
 		if p.Produces == "tree" {
@@ -270,7 +270,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 			index++
 			ev := Event{Pipeline: p.Name, Stage: s.Type, Index: index, Total: total}
 			if i < resume {
-				ev.Kind = "stage-cached"
+				ev.Kind = StageCached
 				e.report(ev)
 				continue
 			}
@@ -280,7 +280,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 					return nil, err
 				}
 			}
-			ev.Kind = "stage-start"
+			ev.Kind = StageStart
 			e.report(ev)
 			t0 := time.Now()
 			fmt.Fprintf(log, "== %s: %s\n", p.Name, s.Type)
@@ -303,7 +303,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 				}
 			}
 			if err := runners[pi][i].Run(ctx, env); err != nil {
-				e.report(Event{Kind: "build-failed", Pipeline: p.Name, Stage: s.Type, Message: err.Error()})
+				e.report(Event{Kind: BuildFailed, Pipeline: p.Name, Stage: s.Type, Message: err.Error()})
 				return nil, fmt.Errorf("%s: stage %s: %w", p.Name, s.Type, err)
 			}
 			os.RemoveAll(scratch)
@@ -314,7 +314,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 					linked = append(linked, keys[i])
 				}
 			}
-			ev.Kind, ev.Elapsed = "stage-done", time.Since(t0)
+			ev.Kind, ev.Elapsed = StageDone, time.Since(t0)
 			e.report(ev)
 		}
 		// The finished output moves into the cache and is read there.
@@ -333,7 +333,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 				return nil, err
 			}
 		}
-		e.report(Event{Kind: "pipeline-done", Pipeline: p.Name})
+		e.report(Event{Kind: PipelineDone, Pipeline: p.Name})
 	}
 	artifact := outputs[m.Output.Pipeline]
 	if err := out(ctx, artifact, facts); err != nil {
@@ -342,7 +342,7 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 	res := &Result{Elapsed: time.Since(start)}
 	fmt.Fprintf(log, "== built %s in %.1fs; kiln's own peak memory %s (the tools it ran are separate processes)\n",
 		m.Output.Filename, res.Elapsed.Seconds(), peakRSS())
-	e.report(Event{Kind: "build-done", Message: m.Output.Filename, Elapsed: res.Elapsed})
+	e.report(Event{Kind: BuildDone, Message: m.Output.Filename, Elapsed: res.Elapsed})
 	return res, nil
 }
 
