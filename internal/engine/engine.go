@@ -369,8 +369,9 @@ func (e *Engine) readFacts(name, key, tree string, facts map[string][]byte) erro
 	return nil
 }
 
-// prepare builds every stage before any runs, so a manifest with a bad
-// stage fails before anything is downloaded.
+// prepare checks the pipelines and builds and validates every stage
+// before any runs, so a manifest with a bad stage fails before anything
+// is downloaded, naming the pipeline, the stage and the field.
 func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
 	if m.Version != manifest.Version {
 		return nil, 0, fmt.Errorf("manifest version %q is not supported", m.Version)
@@ -403,10 +404,10 @@ func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
 			}
 		}
 		var row []stages.Stage
-		for _, s := range p.Stages {
-			st, err := stages.New(s)
+		for i, s := range p.Stages {
+			st, err := stages.Check(s)
 			if err != nil {
-				return nil, 0, fmt.Errorf("pipeline %s: %w", p.Name, err)
+				return nil, 0, fmt.Errorf("pipeline %s: stage %d (%s): %w", p.Name, i+1, s.Type, err)
 			}
 			row = append(row, st)
 			total++

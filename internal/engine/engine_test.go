@@ -200,7 +200,15 @@ func TestPrepareRejectsBadManifests(t *testing.T) {
 		{"unknown output", func(m *manifest.Manifest) { m.Output.Pipeline = "zzz" }, "does not exist"},
 		{"tree with input", func(m *manifest.Manifest) { m.Pipelines[0].Input = "img" }, "start from an empty tree"},
 		{"other version", func(m *manifest.Manifest) { m.Version = "9" }, "not supported"},
+		{"bad host name", func(m *manifest.Manifest) {
+			m.Pipelines[0].Stages = append(m.Pipelines[0].Stages, manifest.NewStage(&manifest.Hostname{Hostname: "-web"}))
+		}, `pipeline os: stage 2 (kiln.hostname): hostname: "-web" is not a valid host name`},
+		{"bad option in the last pipeline", func(m *manifest.Manifest) {
+			m.Pipelines[1].Stages[0] = manifest.NewStage(&manifest.TarArchive{Compression: "lz4"})
+		}, `pipeline img: stage 1 (kiln.tar): tar: compression "lz4" is not supported`},
 	}
+	_, _, err := prepare(base())
+	require.NoError(t, err, "the unedited manifest is valid")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
