@@ -12,54 +12,6 @@ func (b *Blueprint) GetCustomizations() *Customizations {
 	return b.Customizations
 }
 
-// GetName returns the blueprint's name.
-func (b *Blueprint) GetName() string {
-	if b == nil {
-		return ""
-	}
-	return b.Name
-}
-
-// GetDistro returns the requested distribution, or "" for the default.
-func (b *Blueprint) GetDistro() string {
-	if b == nil {
-		return ""
-	}
-	return b.Distro
-}
-
-// GetArchitecture returns the requested architecture, or "" for the default.
-func (b *Blueprint) GetArchitecture() string {
-	if b == nil {
-		return ""
-	}
-	return b.Architecture
-}
-
-// GetPackages returns the packages list.
-func (b *Blueprint) GetPackages() []Package {
-	if b == nil {
-		return nil
-	}
-	return b.Packages
-}
-
-// GetModules returns the modules list (plain packages on Debian).
-func (b *Blueprint) GetModules() []Package {
-	if b == nil {
-		return nil
-	}
-	return b.Modules
-}
-
-// GetPackageGroups returns the package groups (Debian tasks).
-func (b *Blueprint) GetPackageGroups() []PackageGroup {
-	if b == nil {
-		return nil
-	}
-	return b.Groups
-}
-
 // AllPackages returns the packages followed by the modules, in blueprint
 // order, in a new slice: Debian has no module streams, so both are packages.
 func (b *Blueprint) AllPackages() []Package {
@@ -79,52 +31,12 @@ func (c *Customizations) GetHostname() string {
 	return *c.Hostname
 }
 
-// GetKernel returns the kernel customization, or nil.
-func (c *Customizations) GetKernel() *KernelCustomization {
-	if c == nil {
-		return nil
-	}
-	return c.Kernel
-}
-
-// GetName returns the kernel package, or "" for the distribution's default.
-func (k *KernelCustomization) GetName() string {
-	if k == nil {
-		return ""
-	}
-	return k.Name
-}
-
-// GetAppend returns the extra kernel command-line arguments.
-func (k *KernelCustomization) GetAppend() string {
-	if k == nil {
-		return ""
-	}
-	return k.Append
-}
-
 // GetUsers returns the users to create or configure.
 func (c *Customizations) GetUsers() []UserCustomization {
 	if c == nil {
 		return nil
 	}
 	return c.User
-}
-
-// GetGroups returns the groups to create.
-func (c *Customizations) GetGroups() []GroupCustomization {
-	if c == nil {
-		return nil
-	}
-	return c.Group
-}
-
-// GetSSHKeys returns the legacy sshkey entries.
-func (c *Customizations) GetSSHKeys() []SSHKeyCustomization {
-	if c == nil {
-		return nil
-	}
-	return c.SSHKey
 }
 
 // GetTimezone returns the time zone ("" when not set) and the NTP servers.
@@ -150,46 +62,6 @@ func (c *Customizations) GetLocale() (languages []string, keyboard string) {
 	return c.Locale.Languages, keyboard
 }
 
-// GetFirewall returns the firewall customization, or nil.
-func (c *Customizations) GetFirewall() *FirewallCustomization {
-	if c == nil {
-		return nil
-	}
-	return c.Firewall
-}
-
-// GetPorts returns the ports to open, as written ("22:tcp").
-func (f *FirewallCustomization) GetPorts() []string {
-	if f == nil {
-		return nil
-	}
-	return f.Ports
-}
-
-// GetServices returns the firewall services, or nil.
-func (f *FirewallCustomization) GetServices() *FirewallServicesCustomization {
-	if f == nil {
-		return nil
-	}
-	return f.Services
-}
-
-// GetEnabled returns the firewall services to allow.
-func (f *FirewallServicesCustomization) GetEnabled() []string {
-	if f == nil {
-		return nil
-	}
-	return f.Enabled
-}
-
-// GetDisabled returns the firewall services to deny.
-func (f *FirewallServicesCustomization) GetDisabled() []string {
-	if f == nil {
-		return nil
-	}
-	return f.Disabled
-}
-
 // GetServices returns the systemd services customization, or nil.
 func (c *Customizations) GetServices() *ServicesCustomization {
 	if c == nil {
@@ -205,23 +77,6 @@ func (s *ServicesCustomization) GetEnabled() []string {
 		return nil
 	}
 	return canonicalUnits(s.Enabled)
-}
-
-// GetDisabled returns the units to disable, with ".service" added to bare
-// names.
-func (s *ServicesCustomization) GetDisabled() []string {
-	if s == nil {
-		return nil
-	}
-	return canonicalUnits(s.Disabled)
-}
-
-// GetMasked returns the units to mask, with ".service" added to bare names.
-func (s *ServicesCustomization) GetMasked() []string {
-	if s == nil {
-		return nil
-	}
-	return canonicalUnits(s.Masked)
 }
 
 // canonicalUnits returns names with the ".service" suffix systemctl adds;
@@ -247,30 +102,6 @@ func (c *Customizations) GetFilesystems() []FilesystemCustomization {
 		return nil
 	}
 	return c.Filesystem
-}
-
-// GetDisk returns the whole-disk layout, or nil.
-func (c *Customizations) GetDisk() *DiskCustomization {
-	if c == nil {
-		return nil
-	}
-	return c.Disk
-}
-
-// GetPartitions returns the partitions of the disk.
-func (d *DiskCustomization) GetPartitions() []PartitionCustomization {
-	if d == nil {
-		return nil
-	}
-	return d.Partitions
-}
-
-// GetDirectories returns the directories to create.
-func (c *Customizations) GetDirectories() []DirectoryCustomization {
-	if c == nil {
-		return nil
-	}
-	return c.Directories
 }
 
 // GetFiles returns the files to create.

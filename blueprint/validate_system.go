@@ -1,6 +1,7 @@
 package blueprint
 
 import (
+	"errors"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -17,6 +18,17 @@ var (
 	fwPortRe       = regexp.MustCompile(`^([0-9]+|[0-9]+-[0-9]+|[a-z][a-z0-9-]*):(tcp|udp)$`)
 	kernelArgBadRe = regexp.MustCompile("[;|&$`'\"<>\\\\(){}*?!#]")
 )
+
+// CheckHostname returns nil for an RFC 1123 host name and otherwise an
+// error saying what is wrong and what a host name is. It is the one host
+// name rule: the blueprint's validation and the image's hostname stage
+// both use it.
+func CheckHostname(name string) error {
+	if msg := checkHostname(name); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
 
 // checkHostname returns a problem message for a name that is not an
 // RFC 1123 host name, or "".

@@ -186,10 +186,14 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 		}
 		addPkg(name, "", fmt.Sprintf("groups[%d].name", i))
 	}
-	for field, list := range map[string][]blueprint.Package{"packages": bp.Packages, "modules": bp.Modules} {
-		for i, pk := range list {
-			addPkg(pk.Name, pk.Version, fmt.Sprintf("%s[%d]", field, i))
+	// Packages before modules, each in blueprint order: when one name
+	// appears twice with versions, the later one wins, the same every time.
+	for i, pk := range bp.AllPackages() {
+		origin := fmt.Sprintf("packages[%d]", i)
+		if i >= len(bp.Packages) {
+			origin = fmt.Sprintf("modules[%d]", i-len(bp.Packages))
 		}
+		addPkg(pk.Name, pk.Version, origin)
 	}
 	slices.SortFunc(req.Packages, func(a, b depsolve.PackageSpec) int { return strings.Compare(a.Name, b.Name) })
 	for _, s := range req.Packages {

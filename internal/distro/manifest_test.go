@@ -370,3 +370,25 @@ func TestManifestWarnsWhenAFileReplacesALink(t *testing.T) {
 	assert.Contains(t, plan.Warnings[0], "customizations.files[0].path")
 	assert.Contains(t, plan.Warnings[0], "/usr/lib/os-release")
 }
+
+// A name in both packages and modules with different versions asks for
+// the module's version, the later one, every time: the plan does not
+// depend on the order a map is walked in.
+func TestPackageInPackagesAndModulesIsDeterministic(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	tar := imageType(t, reg, "debian-12", "x86_64", "tar")
+	bp := &blueprint.Blueprint{
+		Name:     "both",
+		Packages: []blueprint.Package{{Name: "nginx", Version: "1.22.1-9"}},
+		Modules:  []blueprint.Package{{Name: "nginx", Version: "1.22.1-9+deb12u1"}},
+	}
+	for range 32 {
+		plan, err := tar.Manifest(bp, Options{Mirrors: testMirrors})
+		require.NoError(t, err)
+		i := slices.IndexFunc(plan.Request.Packages, func(s depsolve.PackageSpec) bool { return s.Name == "nginx" })
+		require.GreaterOrEqual(t, i, 0, "nginx is asked for")
+		require.Equal(t, "1.22.1-9+deb12u1", plan.Request.Packages[i].Version)
+		require.Equal(t, "modules[0]", plan.origins["nginx"])
+	}
+}

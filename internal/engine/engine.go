@@ -164,185 +164,21 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 	}
 	defer release()
 
-	e.report(Event{Kind: "build-start", Total: total, Message: m.Output.Filename})
-	epoch := e.epoch(m)
-
-	// Every key is known before anything runs: a pipeline's chain starts
-	// from its input's last key.
-	stageKeys := make([][]string, len(m.Pipelines))
-	last := map[string]string{}
-	for pi, p := range m.Pipelines {
-		k := pipelineKey(fmt.Sprintf("%s epoch %d", e.build, epoch.Unix()), p, last)
-		for _, s := range p.Stages {
-			k = stageKey(k, s, m)
-			stageKeys[pi] = append(stageKeys[pi], k)
-		}
-		last[p.Name] = k
-	}
-	// Only what the artifact needs is built or restored: a pipeline whose
-	// output is cached needs nothing before it.
-	outputs := map[string]string{} // pipeline → its tree dir or file
-	needed := map[string]bool{m.Output.Pipeline: true}
-	for pi := len(m.Pipelines) - 1; pi >= 0; pi-- {
-		p := m.Pipelines[pi]
-		if !needed[p.Name] {
-			continue
-		}
-		if p.Produces == "file" {
-			if f, ok := e.cachedFile(last[p.Name], p.Filename); ok {
-				outputs[p.Name] = f
-				continue
-			}
-		} else if t, ok := e.cachedTree(last[p.Name]); ok {
-			outputs[p.Name] = t
-			continue
-		}
-		if p.Input != "" {
-			needed[p.Input] = true
-		}
-		for _, x := range p.Extra {
-			needed[x] = true
+	e.report(Event{Kind: BuildStart, Total: total, Message: m.Output.Filename})
+	r := &run{e: e, buildPlan: e.plan(m, runners, total), work: work, log: log}
+	for pi := range m.Pipelines {
+		if err := r.pipeline(ctx, pi); err != nil {
+			return nil, err
 		}
 	}
-	facts := map[string][]byte{}
-	for _, p := range m.Pipelines {
-		if p.Produces == "tree" && outputs[p.Name] == "" && e.cfg.TreeFacts != nil {
-			b, err := os.ReadFile(e.factsPath(last[p.Name]))
-			if err != nil {
-				needed[p.Name] = true // the facts must come from the tree itself
-				continue
-			}
-			facts[p.Name] = b
-		}
-	}
-
-	var debFiles map[string]string
-	index := 0
-	for pi, p := range m.Pipelines {
-		if !needed[p.Name] || outputs[p.Name] != "" {
-			for _, s := range p.Stages {
-				index++
-				e.report(Event{Kind: "stage-cached", Pipeline: p.Name, Stage: s.Type, Index: index, Total: total})
-			}
-			if p.Produces == "tree" && outputs[p.Name] != "" {
-				if err := e.readFacts(p.Name, last[p.Name], outputs[p.Name], facts); err != nil {
-					return nil, err
-				}
-			}
-			continue
-		}
-		e.report(Event{Kind: "pipeline-start", Pipeline: p.Name})
-		keys := stageKeys[pi]
-		var dir, file string
-		if p.Produces == "tree" {
-			dir = filepath.Join(work, "tree-"+p.Name)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, err
-			}
-		} else {
-			file = filepath.Join(work, "file-"+p.Name, p.Filename)
-			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-				return nil, err
-			}
-		}
-
-		// Resume from the furthest checkpoint in the cache. The entries
-		// this tree shares files with are checked again once it is done.
-		resume := 0
-		var linked []string
-		if p.Produces == "tree" {
-			for i := len(p.Stages) - 2; i >= 0; i-- {
-				if !checkpoints[p.Stages[i].Type] {
-					continue
-				}
-				ok, err := e.restoreTree(ctx, keys[i], dir)
-				if err != nil {
-					return nil, err
-				}
-				if ok {
-					resume = i + 1
-					linked = append(linked, keys[i])
-					break
-				}
-			}
-		}
-		for i, s := range p.Stages {
-			index++
-			ev := Event{Pipeline: p.Name, Stage: s.Type, Index: index, Total: total}
-			if i < resume {
-				ev.Kind = "stage-cached"
-				e.report(ev)
-				continue
-			}
-			if s.Type == (manifest.DebsInstall{}).StageType() && debFiles == nil {
-				var err error
-				if debFiles, err = e.fetchDebs(ctx, m.Sources.Debs); err != nil {
-					return nil, err
-				}
-			}
-			ev.Kind = "stage-start"
-			e.report(ev)
-			t0 := time.Now()
-			fmt.Fprintf(log, "== %s: %s\n", p.Name, s.Type)
-			scratch := filepath.Join(work, fmt.Sprintf("scratch-%d-%d", pi, i))
-			if err := os.MkdirAll(scratch, 0o755); err != nil {
-				return nil, err
-			}
-			env := &stages.Env{
-				Tree: dir, Work: scratch, Debs: m.Sources.Debs, DebFiles: debFiles, Epoch: epoch, Log: log,
-			}
-			if dir != "" {
-				env.Chroot, env.Sandbox = stages.Sandboxed(dir, log, sourceDateEnv(epoch))
-			} else {
-				env.Input, env.Output = outputs[p.Input], file
-				if len(p.Extra) > 0 {
-					env.Extra = map[string]string{}
-					for _, x := range p.Extra {
-						env.Extra[x] = outputs[x]
-					}
-				}
-			}
-			if err := runners[pi][i].Run(ctx, env); err != nil {
-				e.report(Event{Kind: "build-failed", Pipeline: p.Name, Stage: s.Type, Message: err.Error()})
-				return nil, fmt.Errorf("%s: stage %s: %w", p.Name, s.Type, err)
-			}
-			os.RemoveAll(scratch)
-			if dir != "" && checkpoints[s.Type] && i < len(p.Stages)-1 {
-				if err := e.storeTree(ctx, keys[i], dir); err != nil {
-					e.cfg.Log.Warn("could not cache the tree", "stage", s.Type, "err", err)
-				} else {
-					linked = append(linked, keys[i])
-				}
-			}
-			ev.Kind, ev.Elapsed = "stage-done", time.Since(t0)
-			e.report(ev)
-		}
-		// The finished output moves into the cache and is read there.
-		var err error
-		if dir != "" {
-			e.verifyLinked(linked)
-			outputs[p.Name], err = e.moveTree(last[p.Name], dir)
-		} else {
-			outputs[p.Name], err = e.storeFile(last[p.Name], p.Filename, file)
-		}
-		if err != nil {
-			e.cfg.Log.Warn("could not cache the pipeline's output", "pipeline", p.Name, "err", err)
-		}
-		if dir != "" {
-			if err := e.readFacts(p.Name, last[p.Name], outputs[p.Name], facts); err != nil {
-				return nil, err
-			}
-		}
-		e.report(Event{Kind: "pipeline-done", Pipeline: p.Name})
-	}
-	artifact := outputs[m.Output.Pipeline]
-	if err := out(ctx, artifact, facts); err != nil {
+	artifact := r.outputs[m.Output.Pipeline]
+	if err := out(ctx, artifact, r.facts); err != nil {
 		return nil, err
 	}
 	res := &Result{Elapsed: time.Since(start)}
 	fmt.Fprintf(log, "== built %s in %.1fs; kiln's own peak memory %s (the tools it ran are separate processes)\n",
 		m.Output.Filename, res.Elapsed.Seconds(), peakRSS())
-	e.report(Event{Kind: "build-done", Message: m.Output.Filename, Elapsed: res.Elapsed})
+	e.report(Event{Kind: BuildDone, Message: m.Output.Filename, Elapsed: res.Elapsed})
 	return res, nil
 }
 
@@ -369,8 +205,9 @@ func (e *Engine) readFacts(name, key, tree string, facts map[string][]byte) erro
 	return nil
 }
 
-// prepare builds every stage before any runs, so a manifest with a bad
-// stage fails before anything is downloaded.
+// prepare checks the pipelines and builds and validates every stage
+// before any runs, so a manifest with a bad stage fails before anything
+// is downloaded, naming the pipeline, the stage and the field.
 func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
 	if m.Version != manifest.Version {
 		return nil, 0, fmt.Errorf("manifest version %q is not supported", m.Version)
@@ -403,10 +240,10 @@ func prepare(m *manifest.Manifest) ([][]stages.Stage, int, error) {
 			}
 		}
 		var row []stages.Stage
-		for _, s := range p.Stages {
-			st, err := stages.New(s)
+		for i, s := range p.Stages {
+			st, err := stages.Check(s)
 			if err != nil {
-				return nil, 0, fmt.Errorf("pipeline %s: %w", p.Name, err)
+				return nil, 0, fmt.Errorf("pipeline %s: stage %d (%s): %w", p.Name, i+1, s.Type, err)
 			}
 			row = append(row, st)
 			total++

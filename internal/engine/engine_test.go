@@ -61,10 +61,10 @@ type recorder struct {
 
 func (r *recorder) Report(e Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
 
-func (r *recorder) kinds(stage string) []string {
-	var out []string
+func (r *recorder) kinds(stage string) []EventKind {
+	var out []EventKind
 	for _, e := range r.events {
-		if e.Stage == stage && e.Kind != "stage-start" {
+		if e.Stage == stage && e.Kind != StageStart {
 			out = append(out, e.Kind)
 		}
 	}
@@ -103,17 +103,17 @@ func TestBuildTree(t *testing.T) {
 	assert.Contains(t, got, "hostname\n")
 	assert.Contains(t, got, "apt\n")
 	assert.Contains(t, got, "hostname=first\n")
-	assert.Equal(t, []string{"stage-done"}, rec.kinds("kiln.debs.install"))
+	assert.Equal(t, []EventKind{StageDone}, rec.kinds("kiln.debs.install"))
 	n := strings.Count(got, "\n") - 1
 	assert.Equal(t, len(m.Sources.Debs), n, "exactly the pinned packages are installed")
 
 	rec, got = build(treeManifest(t, "second"))
 	assert.Contains(t, got, "hostname=second\n")
-	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.debs.install"), "only the hostname stage runs again")
-	assert.Equal(t, []string{"stage-done"}, rec.kinds("kiln.hostname"))
+	assert.Equal(t, []EventKind{StageCached}, rec.kinds("kiln.debs.install"), "only the hostname stage runs again")
+	assert.Equal(t, []EventKind{StageDone}, rec.kinds("kiln.hostname"))
 
 	rec, _ = build(treeManifest(t, "second"))
-	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.hostname"), "nothing changed, nothing runs")
+	assert.Equal(t, []EventKind{StageCached}, rec.kinds("kiln.hostname"), "nothing changed, nothing runs")
 
 	entries, err := os.ReadDir(filepath.Join(cache, "work"))
 	require.NoError(t, err)
@@ -200,7 +200,15 @@ func TestPrepareRejectsBadManifests(t *testing.T) {
 		{"unknown output", func(m *manifest.Manifest) { m.Output.Pipeline = "zzz" }, "does not exist"},
 		{"tree with input", func(m *manifest.Manifest) { m.Pipelines[0].Input = "img" }, "start from an empty tree"},
 		{"other version", func(m *manifest.Manifest) { m.Version = "9" }, "not supported"},
+		{"bad host name", func(m *manifest.Manifest) {
+			m.Pipelines[0].Stages = append(m.Pipelines[0].Stages, manifest.NewStage(&manifest.Hostname{Hostname: "-web"}))
+		}, `pipeline os: stage 2 (kiln.hostname): hostname: "-web" is not a valid host name`},
+		{"bad option in the last pipeline", func(m *manifest.Manifest) {
+			m.Pipelines[1].Stages[0] = manifest.NewStage(&manifest.TarArchive{Compression: "lz4"})
+		}, `pipeline img: stage 1 (kiln.tar): tar: compression "lz4" is not supported`},
 	}
+	_, _, err := prepare(base())
+	require.NoError(t, err, "the unedited manifest is valid")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -249,13 +257,13 @@ func TestCachedArtifactNeedsNoTree(t *testing.T) {
 		return rec, got
 	}
 	rec, facts := build()
-	assert.Equal(t, []string{"stage-done"}, rec.kinds("kiln.hostname"))
+	assert.Equal(t, []EventKind{StageDone}, rec.kinds("kiln.hostname"))
 	assert.Equal(t, "cached\n", string(facts))
 	rec, facts = build()
-	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.hostname"))
-	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.tar"))
+	assert.Equal(t, []EventKind{StageCached}, rec.kinds("kiln.hostname"))
+	assert.Equal(t, []EventKind{StageCached}, rec.kinds("kiln.tar"))
 	for _, e := range rec.events {
-		if e.Kind == "pipeline-start" {
+		if e.Kind == PipelineStart {
 			assert.NotEqual(t, "os", e.Pipeline, "the tree is neither rebuilt nor restored")
 		}
 	}
@@ -322,8 +330,8 @@ func TestConcurrentBuildsShareOneCache(t *testing.T) {
 	rec, hn, err := build("alpha")
 	require.NoError(t, err)
 	assert.Equal(t, "alpha\n", hn)
-	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.debs.install"))
-	assert.Equal(t, []string{"stage-cached"}, rec.kinds("kiln.hostname"))
+	assert.Equal(t, []EventKind{StageCached}, rec.kinds("kiln.debs.install"))
+	assert.Equal(t, []EventKind{StageCached}, rec.kinds("kiln.hostname"))
 }
 
 // Trees in the cache hold the tenants' setuid files, owned by root on

@@ -8,15 +8,40 @@ import (
 	"time"
 )
 
+// EventKind names what an Event reports. Its values are part of the
+// `--progress json` output and of what the service stores, so they never
+// change spelling.
+type EventKind string
+
+// The kinds of event a build reports, in the order a build meets them.
+const (
+	// BuildStart opens a build; Total is its number of stages and Message
+	// the artifact's file name.
+	BuildStart EventKind = "build-start"
+	// Download reports bytes of packages fetched (Done of Size).
+	Download EventKind = "download"
+	// PipelineStart and PipelineDone bracket a pipeline that runs.
+	PipelineStart EventKind = "pipeline-start"
+	// StageStart is a stage about to run.
+	StageStart EventKind = "stage-start"
+	// StageDone is a stage that ran, with its Elapsed time.
+	StageDone EventKind = "stage-done"
+	// StageCached is a stage whose result came from the cache.
+	StageCached  EventKind = "stage-cached"
+	PipelineDone EventKind = "pipeline-done"
+	// BuildDone closes a build that produced its artifact.
+	BuildDone EventKind = "build-done"
+	// BuildFailed is the stage that failed, its error in Message.
+	BuildFailed EventKind = "build-failed"
+)
+
 // Event is one step of a build, as the service and `--progress json` see it.
 type Event struct {
 	Time time.Time `json:"time"`
-	// Kind is "build-start", "download", "pipeline-start", "stage-start",
-	// "stage-done", "stage-cached", "pipeline-done", "build-done" or
-	// "build-failed".
-	Kind     string `json:"kind"`
-	Pipeline string `json:"pipeline,omitempty"`
-	Stage    string `json:"stage,omitempty"`
+	// Kind says what happened; see the EventKind constants.
+	Kind     EventKind `json:"kind"`
+	Pipeline string    `json:"pipeline,omitempty"`
+	Stage    string    `json:"stage,omitempty"`
 	// Index and Total count stages across the whole build (1-based).
 	Index int `json:"index,omitempty"`
 	Total int `json:"total,omitempty"`
@@ -76,7 +101,7 @@ func (r *TextReporter) Report(e Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch e.Kind {
-	case "download":
+	case Download:
 		if e.Size <= 0 {
 			return
 		}
@@ -97,13 +122,13 @@ func (r *TextReporter) Report(e Event) {
 			r.lastPct = pct
 			fmt.Fprintf(r.w, "  downloading packages: %d%% (%s of %s)\n", pct, mib(e.Done), mib(e.Size))
 		}
-	case "stage-start":
+	case StageStart:
 		if r.Live {
 			fmt.Fprintf(r.w, "[%d/%d] %s: %s ...", e.Index, e.Total, e.Pipeline, e.Stage)
 		}
-	case "stage-done", "stage-cached":
+	case StageDone, StageCached:
 		how := fmt.Sprintf("%.1fs", e.Elapsed.Seconds())
-		if e.Kind == "stage-cached" {
+		if e.Kind == StageCached {
 			how = "cached"
 		}
 		if r.Live {
@@ -111,9 +136,9 @@ func (r *TextReporter) Report(e Event) {
 		} else {
 			fmt.Fprintf(r.w, "[%d/%d] %s: %s %s\n", e.Index, e.Total, e.Pipeline, e.Stage, how)
 		}
-	case "build-done":
+	case BuildDone:
 		fmt.Fprintf(r.w, "built %s in %.1fs\n", e.Message, e.Elapsed.Seconds())
-	case "build-failed":
+	case BuildFailed:
 		if r.Live {
 			fmt.Fprintln(r.w)
 		}

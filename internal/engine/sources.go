@@ -34,7 +34,7 @@ func (e *Engine) fetchDebs(ctx context.Context, debs []manifest.Deb) (map[string
 		total += d.Size
 	}
 	var done atomic.Int64
-	e.report(Event{Kind: "download", Done: 0, Size: total})
+	e.report(Event{Kind: Download, Done: 0, Size: total})
 	out := make(map[string]string, len(debs))
 	var mu sync.Mutex
 	jobs := make(chan manifest.Deb)
@@ -56,7 +56,7 @@ func (e *Engine) fetchDebs(ctx context.Context, debs []manifest.Deb) (map[string
 				mu.Lock()
 				out[d.SHA256] = p
 				mu.Unlock()
-				e.report(Event{Kind: "download", Done: done.Add(d.Size), Size: total})
+				e.report(Event{Kind: Download, Done: done.Add(d.Size), Size: total})
 			}
 		}()
 	}

@@ -59,12 +59,12 @@ func TestReporters(t *testing.T) {
 	t.Parallel()
 	var plain bytes.Buffer
 	r := NewTextReporter(&plain, false)
-	r.Report(Event{Kind: "download", Done: 0, Size: 100 << 20})
-	r.Report(Event{Kind: "download", Done: 55 << 20, Size: 100 << 20})
-	r.Report(Event{Kind: "download", Done: 100 << 20, Size: 100 << 20})
-	r.Report(Event{Kind: "stage-start", Pipeline: "os", Stage: "kiln.hostname", Index: 3, Total: 9})
-	r.Report(Event{Kind: "stage-done", Pipeline: "os", Stage: "kiln.hostname", Index: 3, Total: 9, Elapsed: 1500 * time.Millisecond})
-	r.Report(Event{Kind: "stage-cached", Pipeline: "os", Stage: "kiln.debs.install", Index: 1, Total: 9})
+	r.Report(Event{Kind: Download, Done: 0, Size: 100 << 20})
+	r.Report(Event{Kind: Download, Done: 55 << 20, Size: 100 << 20})
+	r.Report(Event{Kind: Download, Done: 100 << 20, Size: 100 << 20})
+	r.Report(Event{Kind: StageStart, Pipeline: "os", Stage: "kiln.hostname", Index: 3, Total: 9})
+	r.Report(Event{Kind: StageDone, Pipeline: "os", Stage: "kiln.hostname", Index: 3, Total: 9, Elapsed: 1500 * time.Millisecond})
+	r.Report(Event{Kind: StageCached, Pipeline: "os", Stage: "kiln.debs.install", Index: 1, Total: 9})
 	out := plain.String()
 	assert.Contains(t, out, "downloading packages: 55% (55.0 MiB of 100.0 MiB)")
 	assert.Contains(t, out, "[3/9] os: kiln.hostname 1.5s\n")
@@ -72,11 +72,11 @@ func TestReporters(t *testing.T) {
 	assert.NotContains(t, out, "\r", "no terminal control when not on a terminal")
 
 	var live bytes.Buffer
-	NewTextReporter(&live, true).Report(Event{Kind: "download", Done: 100, Size: 100})
+	NewTextReporter(&live, true).Report(Event{Kind: Download, Done: 100, Size: 100})
 	assert.Contains(t, live.String(), "\r  downloading packages [####################] 100%")
 
 	var js bytes.Buffer
-	NewJSONReporter(&js).Report(Event{Kind: "stage-done", Pipeline: "os", Stage: "kiln.users", Index: 2, Total: 5})
+	NewJSONReporter(&js).Report(Event{Kind: StageDone, Pipeline: "os", Stage: "kiln.users", Index: 2, Total: 5})
 	assert.True(t, strings.HasPrefix(js.String(), `{"time":`))
 	assert.Contains(t, js.String(), `"kind":"stage-done","pipeline":"os","stage":"kiln.users","index":2,"total":5`)
 }

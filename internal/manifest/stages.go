@@ -4,6 +4,10 @@ import "github.com/kiln-project/kiln/internal/disk"
 
 // stageTypes maps each stage type to a constructor of its options, so a
 // manifest read from JSON gets typed options back and unknown types fail.
+// The stages that validate and run them are registered in
+// internal/engine/stages (registry.go), which this package does not link:
+// the service reads manifests it never runs. A test there proves the two
+// name the same types.
 var stageTypes = map[string]func() StageOptions{
 	DebsInstall{}.StageType():    func() StageOptions { return &DebsInstall{} },
 	AptSources{}.StageType():     func() StageOptions { return &AptSources{} },

@@ -32,23 +32,38 @@ const (
 	armorEnd   = "-----END PGP PUBLIC KEY BLOCK-----"
 )
 
-// Run implements Stage.
-func (s *AptSources) Run(_ context.Context, env *Env) error {
+// Validate implements Stage.
+func (s *AptSources) Validate() error {
+	_, err := s.files()
+	return err
+}
+
+// files checks the sources and returns each one's deb822 text.
+func (s *AptSources) files() ([]string, error) {
 	if len(s.Opts.Sources) == 0 {
-		return errors.New("apt sources: no sources given; an installed system needs at least one")
+		return nil, errors.New("apt sources: no sources given; an installed system needs at least one")
 	}
 	seen := map[string]bool{}
 	var files []string
 	for i, src := range s.Opts.Sources {
 		text, err := deb822Source(src)
 		if err != nil {
-			return fmt.Errorf("apt sources[%d]: %w", i, err)
+			return nil, fmt.Errorf("apt sources[%d]: %w", i, err)
 		}
 		if seen[src.Name] {
-			return fmt.Errorf("apt sources[%d]: name %q is used twice", i, src.Name)
+			return nil, fmt.Errorf("apt sources[%d]: name %q is used twice", i, src.Name)
 		}
 		seen[src.Name] = true
 		files = append(files, text)
+	}
+	return files, nil
+}
+
+// Run implements Stage.
+func (s *AptSources) Run(_ context.Context, env *Env) error {
+	files, err := s.files()
+	if err != nil {
+		return err
 	}
 	for i, src := range s.Opts.Sources {
 		p := "/etc/apt/sources.list.d/" + src.Name + ".sources"

@@ -67,6 +67,15 @@ var (
 	serialRE    = regexp.MustCompile(`^console=ttyS([0-9]+)(?:,([0-9]+))?`)
 )
 
+// Validate implements Stage.
+func (s *Bootloader) Validate() error {
+	o := s.Opts
+	if err := validateBootloader(&o); err != nil {
+		return fmt.Errorf("bootloader: %w", err)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *Bootloader) Run(ctx context.Context, env *Env) error {
 	o := s.Opts

@@ -99,6 +99,9 @@ var hostTemplate = disk.Template{
 // with UEFI, checking over SSH that the system came up from the right
 // filesystem with the right kernel arguments.
 func TestBootDebianImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a real image in qemu twice, minutes without KVM: not in the fast lane (go test -short)")
+	}
 	requireRoot(t)
 	requireTools(t, "qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen", "sfdisk", "mkfs.ext4", "mkfs.vfat", "mcopy")
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)

@@ -19,16 +19,9 @@ type CACerts struct{ Opts manifest.CACerts }
 
 // Run implements Stage.
 func (s *CACerts) Run(ctx context.Context, env *Env) error {
-	if len(s.Opts.PEMCerts) == 0 {
-		return errors.New("cacerts: no certificates given")
-	}
-	var files [][]byte
-	for i, text := range s.Opts.PEMCerts {
-		data, err := checkPEMCerts(text)
-		if err != nil {
-			return fmt.Errorf("cacerts pem_certs[%d]: %w", i, err)
-		}
-		files = append(files, data)
+	files, err := s.files()
+	if err != nil {
+		return err
 	}
 	if !installed(env.Tree, "/usr/sbin/update-ca-certificates") {
 		return errors.New("cacerts: update-ca-certificates is not installed in the image; add the ca-certificates package")
@@ -44,6 +37,28 @@ func (s *CACerts) Run(ctx context.Context, env *Env) error {
 		return fmt.Errorf("update-ca-certificates: %w", err)
 	}
 	return nil
+}
+
+// Validate implements Stage.
+func (s *CACerts) Validate() error {
+	_, err := s.files()
+	return err
+}
+
+// files checks the certificates and returns each bundle re-encoded.
+func (s *CACerts) files() ([][]byte, error) {
+	if len(s.Opts.PEMCerts) == 0 {
+		return nil, errors.New("cacerts: no certificates given")
+	}
+	var files [][]byte
+	for i, text := range s.Opts.PEMCerts {
+		data, err := checkPEMCerts(text)
+		if err != nil {
+			return nil, fmt.Errorf("cacerts pem_certs[%d]: %w", i, err)
+		}
+		files = append(files, data)
+	}
+	return files, nil
 }
 
 // checkPEMCerts returns text re-encoded as PEM when it holds one or more

@@ -51,6 +51,9 @@ WantedBy=multi-user.target
 
 const sshKeygenUnitPath = "/etc/systemd/system/kiln-ssh-keygen.service"
 
+// Validate implements Stage: every combination of the switches is valid.
+func (s *Cleanup) Validate() error { return nil }
+
 // Run implements Stage.
 func (s *Cleanup) Run(_ context.Context, env *Env) error {
 	t := env.Tree

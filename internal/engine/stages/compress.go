@@ -19,15 +19,21 @@ import (
 // threads, so the same input gives the same bytes.
 type Compress struct{ Opts manifest.Compress }
 
-// Run implements Stage.
-func (s *Compress) Run(ctx context.Context, env *Env) (err error) {
-	var argv []string
+// Validate implements Stage.
+func (s *Compress) Validate() error {
 	switch s.Opts.Format {
 	case "xz", "zstd":
-		argv = compressors[s.Opts.Format]
-	default:
-		return fmt.Errorf("compress: format %q is not supported: use xz or zstd", s.Opts.Format)
+		return nil
 	}
+	return fmt.Errorf("compress: format %q is not supported: use xz or zstd", s.Opts.Format)
+}
+
+// Run implements Stage.
+func (s *Compress) Run(ctx context.Context, env *Env) (err error) {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	argv := compressors[s.Opts.Format]
 	in, err := openRegular(env.Input)
 	if err != nil {
 		return fmt.Errorf("compress: %w", err)

@@ -29,13 +29,21 @@ const repoInTree = "/.kiln-repo"
 var debName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 var debVersion = regexp.MustCompile(`^[A-Za-z0-9.+~:-]+$`)
 
+// Validate implements Stage.
+func (s *DebsInstall) Validate() error {
+	if !debName.MatchString(s.Opts.Arch) {
+		return fmt.Errorf("architecture %q is not a Debian architecture", s.Opts.Arch)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *DebsInstall) Run(ctx context.Context, env *Env) error {
 	if len(env.Debs) == 0 {
 		return fmt.Errorf("the manifest pins no packages")
 	}
-	if !debName.MatchString(s.Opts.Arch) {
-		return fmt.Errorf("architecture %q is not a Debian architecture", s.Opts.Arch)
+	if err := s.Validate(); err != nil {
+		return err
 	}
 	entries, err := os.ReadDir(env.Tree)
 	if err != nil {

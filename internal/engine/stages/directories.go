@@ -15,6 +15,20 @@ import (
 // itself included, is an error naming its target.
 type Directories struct{ Opts manifest.Directories }
 
+// Validate implements Stage. Owners are resolved in the tree, when the
+// stage runs.
+func (s *Directories) Validate() error {
+	for i, d := range s.Opts.Directories {
+		if err := checkTreePath(d.Path); err != nil {
+			return fmt.Errorf("directories[%d]: %w", i, err)
+		}
+		if _, err := parseMode(d.Mode, 0o755); err != nil {
+			return fmt.Errorf("directories[%d]: %s: %w", i, d.Path, err)
+		}
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *Directories) Run(_ context.Context, env *Env) error {
 	for i, d := range s.Opts.Directories {

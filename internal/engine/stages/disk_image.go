@@ -36,16 +36,32 @@ import (
 // its subtree made of hard links, with those mount points emptied.
 type DiskImage struct{ Opts manifest.DiskImage }
 
-// Run implements Stage.
-func (s *DiskImage) Run(ctx context.Context, env *Env) (err error) {
+// Validate implements Stage.
+func (s *DiskImage) Validate() error {
+	_, err := s.partitionTable()
+	return err
+}
+
+// partitionTable checks the options and returns the partition table with
+// what validatePartitionTable fills in.
+func (s *DiskImage) partitionTable() (disk.PartitionTable, error) {
 	pt := s.Opts.PartitionTable
 	if err := validatePartitionTable(&pt); err != nil {
-		return fmt.Errorf("disk image: %w", err)
+		return pt, fmt.Errorf("disk image: %w", err)
 	}
 	switch s.Opts.BIOSBootloader {
 	case "", "i386-pc":
 	default:
-		return fmt.Errorf("disk image: bios_bootloader %q is not supported: use \"i386-pc\" or leave it empty", s.Opts.BIOSBootloader)
+		return pt, fmt.Errorf("disk image: bios_bootloader %q is not supported: use \"i386-pc\" or leave it empty", s.Opts.BIOSBootloader)
+	}
+	return pt, nil
+}
+
+// Run implements Stage.
+func (s *DiskImage) Run(ctx context.Context, env *Env) (err error) {
+	pt, err := s.partitionTable()
+	if err != nil {
+		return err
 	}
 	tree := env.Input
 	if fi, err := os.Stat(tree); err != nil || !fi.IsDir() {

@@ -27,6 +27,15 @@ type FileArchive struct{ Opts manifest.FileArchive }
 // directory, no leading dot or dash.
 var fileArchiveNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+-]*$`)
 
+// Validate implements Stage.
+func (s *FileArchive) Validate() error {
+	o := s.Opts
+	if err := validateFileArchive(&o); err != nil {
+		return fmt.Errorf("file archive: %w", err)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *FileArchive) Run(ctx context.Context, env *Env) (err error) {
 	o := s.Opts

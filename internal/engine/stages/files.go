@@ -21,6 +21,20 @@ import (
 // Writing over a directory is an error.
 type Files struct{ Opts manifest.Files }
 
+// Validate implements Stage. Owners are resolved in the tree, when the
+// stage runs.
+func (s *Files) Validate() error {
+	for i, f := range s.Opts.Files {
+		if err := checkTreePath(f.Path); err != nil {
+			return fmt.Errorf("files[%d]: %w", i, err)
+		}
+		if _, err := parseMode(f.Mode, 0o644); err != nil {
+			return fmt.Errorf("files[%d]: %s: %w", i, f.Path, err)
+		}
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *Files) Run(_ context.Context, env *Env) error {
 	for i, f := range s.Opts.Files {

@@ -20,6 +20,12 @@ import (
 // the file at boot) is the Systemd stage's job.
 type Firewall struct{ Opts manifest.Firewall }
 
+// Validate implements Stage.
+func (s *Firewall) Validate() error {
+	_, err := nftablesRuleset(s.Opts)
+	return err
+}
+
 // Run implements Stage.
 func (s *Firewall) Run(ctx context.Context, env *Env) error {
 	ruleset, err := nftablesRuleset(s.Opts)

@@ -113,8 +113,17 @@ func debianTree(t *testing.T) string {
 
 // debianTreeWith returns a fresh copy of a Debian test tree holding
 // packages (and the required set) in a temporary directory.
+//
+// Tests on it run Debian's own tools (useradd, locale-gen,
+// update-ca-certificates, systemctl, nft) in the sandbox, tens of seconds
+// each on a busy machine, after an mmdebstrap build the first time: they
+// run in the full suite and not in the fast lane (go test -short), where
+// the stages' tests on small trees of their own run.
 func debianTreeWith(t *testing.T, packages []string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs Debian's tools in a copy of the Debian test tree: full suite only, not in the fast lane (go test -short)")
+	}
 	requireRoot(t)
 	tarball := fixtureTarball(t, packages)
 	dir := t.TempDir()

@@ -22,24 +22,40 @@ var (
 	fsOptionsRE = regexp.MustCompile(`^[A-Za-z0-9_=,.:/@+-]+$`)
 )
 
-// Run implements Stage.
-func (s *FSTab) Run(_ context.Context, env *Env) error {
+// Validate implements Stage.
+func (s *FSTab) Validate() error {
+	_, err := s.entries()
+	return err
+}
+
+// entries checks the entries and returns them as checkFSTabEntry leaves
+// them, in a new slice.
+func (s *FSTab) entries() ([]manifest.FSTabEntry, error) {
 	entries := slices.Clone(s.Opts.Entries)
 	if len(entries) == 0 {
-		return fmt.Errorf("fstab: no filesystems; an image needs at least its root filesystem")
+		return nil, fmt.Errorf("fstab: no filesystems; an image needs at least its root filesystem")
 	}
 	seen := map[string]bool{}
 	for i := range entries {
 		e := &entries[i]
 		if err := checkFSTabEntry(e); err != nil {
-			return fmt.Errorf("fstab entries[%d]: %w", i, err)
+			return nil, fmt.Errorf("fstab entries[%d]: %w", i, err)
 		}
 		if e.FSType != "swap" {
 			if seen[e.Mountpoint] {
-				return fmt.Errorf("fstab entries[%d]: mount point %s is listed twice", i, e.Mountpoint)
+				return nil, fmt.Errorf("fstab entries[%d]: mount point %s is listed twice", i, e.Mountpoint)
 			}
 			seen[e.Mountpoint] = true
 		}
+	}
+	return entries, nil
+}
+
+// Run implements Stage.
+func (s *FSTab) Run(_ context.Context, env *Env) error {
+	entries, err := s.entries()
+	if err != nil {
+		return err
 	}
 	// Mount order: a filesystem after the one it is mounted in.
 	slices.SortStableFunc(entries, func(a, b manifest.FSTabEntry) int {

@@ -14,8 +14,8 @@ import (
 // holds.
 type Groups struct{ Opts manifest.Groups }
 
-// Run implements Stage.
-func (s *Groups) Run(ctx context.Context, env *Env) error {
+// Validate implements Stage.
+func (s *Groups) Validate() error {
 	seen := map[string]bool{}
 	for i, g := range s.Opts.Groups {
 		if err := checkAccountName(g.Name, "group"); err != nil {
@@ -30,6 +30,14 @@ func (s *Groups) Run(ctx context.Context, env *Env) error {
 				return fmt.Errorf("groups[%d] (%s): %w", i, g.Name, err)
 			}
 		}
+	}
+	return nil
+}
+
+// Run implements Stage.
+func (s *Groups) Run(ctx context.Context, env *Env) error {
+	if err := s.Validate(); err != nil {
+		return err
 	}
 	for _, g := range s.Opts.Groups {
 		if err := createGroup(ctx, env, g.Name, g.GID); err != nil {

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
+	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -15,14 +15,21 @@ import (
 // /etc/hosts, replacing whatever the build host left there.
 type Hostname struct{ Opts manifest.Hostname }
 
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+// Validate implements Stage: the name is an RFC 1123 host name, by the
+// same rule the blueprint is checked with.
+func (s *Hostname) Validate() error {
+	if err := blueprint.CheckHostname(s.Opts.Hostname); err != nil {
+		return fmt.Errorf("hostname: %w", err)
+	}
+	return nil
+}
 
 // Run implements Stage.
 func (s *Hostname) Run(_ context.Context, env *Env) error {
-	name := s.Opts.Hostname
-	if !hostnameRE.MatchString(name) || len(name) > 253 {
-		return fmt.Errorf("hostname %q is not a valid host name", name)
+	if err := s.Validate(); err != nil {
+		return err
 	}
+	name := s.Opts.Hostname
 	if err := WriteFile(env.Tree, "/etc/hostname", []byte(name+"\n"), 0o644); err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ type Initramfs struct{ Opts manifest.Initramfs }
 
 var kernelVersionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_~-]*$`)
 
+// Validate implements Stage: the stage has no options.
+func (s *Initramfs) Validate() error { return nil }
+
 // Run implements Stage.
 func (s *Initramfs) Run(ctx context.Context, env *Env) error {
 	versions, err := installedKernels(env.Tree)

@@ -72,6 +72,16 @@ const (
 	gptBasicDataBytes = "a2a0d0ebe5b9334487c068b6b72699c7"
 )
 
+// Validate implements Stage. The payloads' inputs are the pipeline's
+// extra inputs, which Run checks.
+func (s *ISO) Validate() error {
+	o := s.Opts
+	if err := validateISOOptions(&o); err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *ISO) Run(ctx context.Context, env *Env) (err error) {
 	o := s.Opts
@@ -273,28 +283,43 @@ func hasZstdPayload(ps []manifest.ISOPayload) bool {
 // validateISO checks the options against the pipeline's extra inputs and
 // returns the payloads with their files.
 func validateISO(o *manifest.ISO, extra map[string]string) ([]isoPayload, error) {
+	if err := validateISOOptions(o); err != nil {
+		return nil, err
+	}
+	return isoPayloads(o, extra)
+}
+
+// validateISOOptions checks what the options say alone; the payloads are
+// checked against the pipeline's extra inputs when the stage runs.
+func validateISOOptions(o *manifest.ISO) error {
 	if !isoVolumeRE.MatchString(o.Volume) {
-		return nil, fmt.Errorf("volume %q must be 1 to 32 of A-Z, 0-9 and _", o.Volume)
+		return fmt.Errorf("volume %q must be 1 to 32 of A-Z, 0-9 and _", o.Volume)
 	}
 	if o.BIOS != "" && !isoBIOSPlats[o.BIOS] {
-		return nil, fmt.Errorf("bios platform %q is not supported: use \"i386-pc\"", o.BIOS)
+		return fmt.Errorf("bios platform %q is not supported: use \"i386-pc\"", o.BIOS)
 	}
 	if _, ok := efiPlatforms[o.UEFI]; o.UEFI != "" && !ok {
-		return nil, fmt.Errorf("uefi platform %q is not supported: use x86_64-efi, i386-efi or arm64-efi", o.UEFI)
+		return fmt.Errorf("uefi platform %q is not supported: use x86_64-efi, i386-efi or arm64-efi", o.UEFI)
 	}
 	if o.BIOS == "" && o.UEFI == "" {
-		return nil, errors.New("neither a bios nor a uefi platform is set: the ISO could not boot")
+		return errors.New("neither a bios nor a uefi platform is set: the ISO could not boot")
 	}
 	for i, a := range o.KernelCmdline {
 		if !kernelArgRE.MatchString(a) {
-			return nil, fmt.Errorf("kernel_cmdline[%d] %q: a kernel argument may not hold spaces, quotes, backslashes or control characters", i, a)
+			return fmt.Errorf("kernel_cmdline[%d] %q: a kernel argument may not hold spaces, quotes, backslashes or control characters", i, a)
 		}
 	}
 	for i, e := range o.Exclude {
 		if err := checkRelPath(e); err != nil {
-			return nil, fmt.Errorf("exclude[%d] %q: %w", i, e, err)
+			return fmt.Errorf("exclude[%d] %q: %w", i, e, err)
 		}
 	}
+	return nil
+}
+
+// isoPayloads checks the payloads against the extra inputs and returns
+// them with their files.
+func isoPayloads(o *manifest.ISO, extra map[string]string) ([]isoPayload, error) {
 	var out []isoPayload
 	seen := map[string]bool{}
 	for i, p := range o.Payloads {

@@ -30,15 +30,23 @@ var (
 	xkbVariantRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$`)
 )
 
+// Validate implements Stage.
+func (s *Keyboard) Validate() error {
+	if !xkbLayoutRE.MatchString(s.Opts.Layout) {
+		return fmt.Errorf("keyboard layout %q is not an XKB layout name such as \"us\" or \"de\"", s.Opts.Layout)
+	}
+	if s.Opts.Variant != "" && !xkbVariantRE.MatchString(s.Opts.Variant) {
+		return fmt.Errorf("keyboard variant %q is not an XKB variant name such as \"nodeadkeys\"", s.Opts.Variant)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *Keyboard) Run(ctx context.Context, env *Env) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	layout, variant := s.Opts.Layout, s.Opts.Variant
-	if !xkbLayoutRE.MatchString(layout) {
-		return fmt.Errorf("keyboard layout %q is not an XKB layout name such as \"us\" or \"de\"", layout)
-	}
-	if variant != "" && !xkbVariantRE.MatchString(variant) {
-		return fmt.Errorf("keyboard variant %q is not an XKB variant name such as \"nodeadkeys\"", variant)
-	}
 	conf := fmt.Sprintf(`# KEYBOARD CONFIGURATION FILE
 
 # Consult the keyboard(5) manual page.

@@ -34,21 +34,38 @@ func builtinLocale(name string) bool {
 	return false
 }
 
-// Run implements Stage.
-func (s *Locale) Run(ctx context.Context, env *Env) error {
+// Validate implements Stage.
+func (s *Locale) Validate() error {
+	_, err := s.languages()
+	return err
+}
+
+// languages checks the locale names and returns the languages with the
+// default among them, in a new slice.
+func (s *Locale) languages() ([]string, error) {
 	langs := slices.Clone(s.Opts.Languages)
 	def := s.Opts.Default
 	if def == "" {
-		return errors.New("locale: no default locale given")
+		return nil, errors.New("locale: no default locale given")
 	}
 	if !slices.Contains(langs, def) {
 		langs = append(langs, def)
 	}
 	for _, l := range langs {
 		if !builtinLocale(l) && !localeRE.MatchString(l) {
-			return fmt.Errorf("locale %q is not a locale name such as \"en_US.UTF-8\"", l)
+			return nil, fmt.Errorf("locale %q is not a locale name such as \"en_US.UTF-8\"", l)
 		}
 	}
+	return langs, nil
+}
+
+// Run implements Stage.
+func (s *Locale) Run(ctx context.Context, env *Env) error {
+	langs, err := s.languages()
+	if err != nil {
+		return err
+	}
+	def := s.Opts.Default
 	var supported []string
 	var enable []string // locale.gen lines, "name charset"
 	names := map[string]string{}

@@ -26,10 +26,18 @@ Name=en* eth*
 DHCP=yes
 `
 
-// Run implements Stage.
-func (s *Network) Run(_ context.Context, env *Env) error {
+// Validate implements Stage.
+func (s *Network) Validate() error {
 	if s.Opts.Mode != "networkd-dhcp" {
 		return fmt.Errorf("network mode %q is not supported (supported: networkd-dhcp)", s.Opts.Mode)
+	}
+	return nil
+}
+
+// Run implements Stage.
+func (s *Network) Run(_ context.Context, env *Env) error {
+	if err := s.Validate(); err != nil {
+		return err
 	}
 	if err := WriteFile(env.Tree, "/etc/systemd/network/80-kiln-dhcp.network", []byte(networkdDHCP), 0o644); err != nil {
 		return err

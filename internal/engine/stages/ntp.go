@@ -17,15 +17,23 @@ type NTP struct{ Opts manifest.NTP }
 
 var ntpServerRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9.:_%-]*$`)
 
-// Run implements Stage.
-func (s *NTP) Run(_ context.Context, env *Env) error {
+// Validate implements Stage.
+func (s *NTP) Validate() error {
 	if len(s.Opts.Servers) == 0 {
 		return errors.New("ntp: no servers given")
 	}
-	for _, srv := range s.Opts.Servers {
+	for i, srv := range s.Opts.Servers {
 		if len(srv) > 253 || !ntpServerRE.MatchString(srv) {
-			return fmt.Errorf("ntp: %q is not a host name or IP address", srv)
+			return fmt.Errorf("ntp servers[%d]: %q is not a host name or IP address", i, srv)
 		}
+	}
+	return nil
+}
+
+// Run implements Stage.
+func (s *NTP) Run(_ context.Context, env *Env) error {
+	if err := s.Validate(); err != nil {
+		return err
 	}
 	conf := "# Written by kiln from the image's NTP servers.\n[Time]\nNTP=" + strings.Join(s.Opts.Servers, " ") + "\n"
 	if err := WriteFile(env.Tree, "/etc/systemd/timesyncd.conf.d/kiln.conf", []byte(conf), 0o644); err != nil {

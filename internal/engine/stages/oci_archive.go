@@ -54,6 +54,14 @@ var ociRefName = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@/+]|--)[A-Za-z0-9]
 // ociEnvName is a variable name in the config's Env.
 var ociEnvName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// Validate implements Stage.
+func (s *OCIArchive) Validate() error {
+	if err := s.validate(); err != nil {
+		return fmt.Errorf("oci archive: %w", err)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *OCIArchive) Run(ctx context.Context, env *Env) (err error) {
 	if err := s.validate(); err != nil {

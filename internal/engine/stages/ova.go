@@ -47,6 +47,15 @@ var osTypeRE = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 // maxUstarSize is the largest member a ustar header can describe.
 const maxUstarSize = 1<<33 - 1
 
+// Validate implements Stage.
+func (s *OVA) Validate() error {
+	o := s.Opts
+	if err := validateOVA(&o); err != nil {
+		return fmt.Errorf("ova: %w", err)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *OVA) Run(ctx context.Context, env *Env) (err error) {
 	o := s.Opts

@@ -24,6 +24,14 @@ var qemuFormats = map[string][]string{
 	"vhdx":  {"dynamic", "fixed"},
 }
 
+// Validate implements Stage.
+func (s *QemuImgConvert) Validate() error {
+	if _, err := s.formatOptions(); err != nil {
+		return fmt.Errorf("qemu-img convert: %w", err)
+	}
+	return nil
+}
+
 // Run implements Stage.
 func (s *QemuImgConvert) Run(ctx context.Context, env *Env) (err error) {
 	argv, err := s.argv(env.Input, env.Output)
@@ -43,6 +51,28 @@ func (s *QemuImgConvert) Run(ctx context.Context, env *Env) (err error) {
 }
 
 func (s *QemuImgConvert) argv(input, output string) ([]string, error) {
+	o := s.Opts
+	opts, err := s.formatOptions()
+	if err != nil {
+		return nil, err
+	}
+	inFormat, err := probeFormat(input)
+	if err != nil {
+		return nil, err
+	}
+	argv := []string{"qemu-img", "convert", "-f", inFormat, "-O", o.Format}
+	if len(opts) > 0 {
+		argv = append(argv, "-o", strings.Join(opts, ","))
+	}
+	if o.Compress {
+		argv = append(argv, "-c")
+	}
+	return append(argv, input, output), nil
+}
+
+// formatOptions checks the options and returns the output format's
+// options for qemu-img's -o.
+func (s *QemuImgConvert) formatOptions() ([]string, error) {
 	o := s.Opts
 	subformats, ok := qemuFormats[o.Format]
 	if !ok {
@@ -72,18 +102,7 @@ func (s *QemuImgConvert) argv(input, output string) ([]string, error) {
 	if o.Compress && o.Format != "qcow2" && o.Format != "vmdk" {
 		return nil, fmt.Errorf("compression applies to qcow2 and vmdk only, not %s", o.Format)
 	}
-	inFormat, err := probeFormat(input)
-	if err != nil {
-		return nil, err
-	}
-	argv := []string{"qemu-img", "convert", "-f", inFormat, "-O", o.Format}
-	if len(opts) > 0 {
-		argv = append(argv, "-o", strings.Join(opts, ","))
-	}
-	if o.Compress {
-		argv = append(argv, "-c")
-	}
-	return append(argv, input, output), nil
+	return opts, nil
 }
 
 // probeFormat tells qcow2 from raw by the qcow2 magic.

@@ -20,6 +20,12 @@ import (
 
 // Stage is one runnable stage.
 type Stage interface {
+	// Validate checks the stage's options alone, with no tree, tool or
+	// network: it runs for every stage of a manifest before any stage
+	// runs, so a bad manifest fails at once, naming the field. Rules that
+	// depend on the tree (is a tool installed, is a zone in the image)
+	// stay in Run.
+	Validate() error
 	// Run does the stage's work. It must leave no mounts, loop devices or
 	// processes behind, also when it fails or ctx is cancelled.
 	Run(ctx context.Context, env *Env) error

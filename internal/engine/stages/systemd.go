@@ -27,14 +27,21 @@ func checkUnitName(name string) error {
 	return nil
 }
 
-// Run implements Stage.
-func (s *Systemd) Run(ctx context.Context, env *Env) error {
+// systemdStep is one systemctl verb and the units it applies to.
+type systemdStep struct {
+	verb  string
+	units []string
+}
+
+func (s *Systemd) steps() []systemdStep {
 	o := s.Opts
-	steps := []struct {
-		verb  string
-		units []string
-	}{{"enable", o.Enabled}, {"disable", o.Disabled}, {"mask", o.Masked}}
-	for _, st := range steps {
+	return []systemdStep{{"enable", o.Enabled}, {"disable", o.Disabled}, {"mask", o.Masked}}
+}
+
+// Validate implements Stage.
+func (s *Systemd) Validate() error {
+	o := s.Opts
+	for _, st := range s.steps() {
 		for _, u := range st.units {
 			if err := checkUnitName(u); err != nil {
 				return fmt.Errorf("units to %s: %w", st.verb, err)
@@ -46,7 +53,16 @@ func (s *Systemd) Run(ctx context.Context, env *Env) error {
 			return fmt.Errorf("default target: %w", err)
 		}
 	}
-	for _, st := range steps {
+	return nil
+}
+
+// Run implements Stage.
+func (s *Systemd) Run(ctx context.Context, env *Env) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	o := s.Opts
+	for _, st := range s.steps() {
 		if len(st.units) == 0 {
 			continue
 		}

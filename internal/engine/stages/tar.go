@@ -28,12 +28,20 @@ var compressors = map[string][]string{
 	"zstd": {"zstd", "-q", "-T0", "-c"},
 }
 
-// Run implements Stage.
-func (s *TarArchive) Run(ctx context.Context, env *Env) (err error) {
-	comp, ok := compressors[s.Opts.Compression]
-	if s.Opts.Compression != "" && !ok {
+// Validate implements Stage.
+func (s *TarArchive) Validate() error {
+	if _, ok := compressors[s.Opts.Compression]; s.Opts.Compression != "" && !ok {
 		return fmt.Errorf("tar: compression %q is not supported: use xz, gzip, zstd or none", s.Opts.Compression)
 	}
+	return nil
+}
+
+// Run implements Stage.
+func (s *TarArchive) Run(ctx context.Context, env *Env) (err error) {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	comp := compressors[s.Opts.Compression]
 	if fi, err := os.Stat(env.Input); err != nil || !fi.IsDir() {
 		return fmt.Errorf("tar: the input %q is not a directory tree", env.Input)
 	}

@@ -18,12 +18,21 @@ type Timezone struct{ Opts manifest.Timezone }
 
 var zoneRE = regexp.MustCompile(`^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$`)
 
-// Run implements Stage.
-func (s *Timezone) Run(_ context.Context, env *Env) error {
-	zone := s.Opts.Zone
-	if !zoneRE.MatchString(zone) || len(zone) > 128 {
+// Validate implements Stage. Whether the zone exists is the image's
+// tzdata's to say, when the stage runs.
+func (s *Timezone) Validate() error {
+	if zone := s.Opts.Zone; !zoneRE.MatchString(zone) || len(zone) > 128 {
 		return fmt.Errorf("timezone %q is not a zone name such as \"Europe/Berlin\" or \"Etc/UTC\"", zone)
 	}
+	return nil
+}
+
+// Run implements Stage.
+func (s *Timezone) Run(_ context.Context, env *Env) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	zone := s.Opts.Zone
 	target := "/usr/share/zoneinfo/" + zone
 	host, err := ResolveInTree(env.Tree, target)
 	if err != nil {

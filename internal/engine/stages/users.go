@@ -38,8 +38,8 @@ type Users struct{ Opts manifest.Users }
 // optionally locked with a leading "!", and the bare lock markers.
 var passwordHashRE = regexp.MustCompile(`^!?(\$[0-9a-z]{1,8}\$[./0-9A-Za-z$=,]{1,500}|[./0-9A-Za-z]{13}|\*|!)?$`)
 
-// Run implements Stage.
-func (s *Users) Run(ctx context.Context, env *Env) error {
+// Validate implements Stage.
+func (s *Users) Validate() error {
 	seen := map[string]bool{}
 	for i, u := range s.Opts.Users {
 		if err := checkUser(u); err != nil {
@@ -49,6 +49,14 @@ func (s *Users) Run(ctx context.Context, env *Env) error {
 			return fmt.Errorf("users[%d]: user %q is listed twice", i, u.Name)
 		}
 		seen[u.Name] = true
+	}
+	return nil
+}
+
+// Run implements Stage.
+func (s *Users) Run(ctx context.Context, env *Env) error {
+	if err := s.Validate(); err != nil {
+		return err
 	}
 	for _, u := range s.Opts.Users {
 		if err := configureUser(ctx, env, u); err != nil {
