@@ -1,8 +1,11 @@
 package ui
 
 import (
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -24,13 +27,15 @@ func get(t *testing.T, h http.Handler, method, path string, header ...string) *h
 func TestHandlerServesTheAssets(t *testing.T) {
 	h := Handler()
 	for path, ctype := range map[string]string{
-		"/":                "text/html; charset=utf-8",
-		"/index.html":      "text/html; charset=utf-8",
-		"/app.js":          "text/javascript; charset=utf-8",
-		"/api.js":          "text/javascript; charset=utf-8",
-		"/pages/images.js": "text/javascript; charset=utf-8",
-		"/style.css":       "text/css; charset=utf-8",
-		"/favicon.svg":     "image/svg+xml",
+		"/":                      "text/html; charset=utf-8",
+		"/index.html":            "text/html; charset=utf-8",
+		"/app.js":                "text/javascript; charset=utf-8",
+		"/api.js":                "text/javascript; charset=utf-8",
+		"/pages/images.js":       "text/javascript; charset=utf-8",
+		"/pages/wizard.js":       "text/javascript; charset=utf-8",
+		"/pages/wizard/state.js": "text/javascript; charset=utf-8",
+		"/style.css":             "text/css; charset=utf-8",
+		"/favicon.svg":           "image/svg+xml",
 	} {
 		rec := get(t, h, "GET", path)
 		require.Equal(t, http.StatusOK, rec.Code, path)
@@ -44,6 +49,41 @@ func TestHandlerServesTheAssets(t *testing.T) {
 	assert.Contains(t, index, `<script type="module" src="/app.js"></script>`)
 	assert.Contains(t, index, `href="/wizard.css"`)
 	assert.NotRegexp(t, `<script>|<script type="module">|\sstyle=|\son[a-z]+=`, index, "no inline script, style or handler")
+}
+
+// A module that imports a file the binary does not carry fails only in
+// the browser, and only on the page that loads it; every relative import
+// of every module must name an embedded file.
+func TestModuleImportsResolve(t *testing.T) {
+	h := Handler()
+	imports := regexp.MustCompile(`(?:\bfrom\s*|\bimport\s*\(\s*|^import\s*)'([^']+)'`)
+	modules := 0
+	err := fs.WalkDir(embedded, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".js" {
+			return err
+		}
+		modules++
+		src, err := fs.ReadFile(embedded, p)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(src), "\n") {
+			for _, m := range imports.FindAllStringSubmatch(strings.TrimSpace(line), -1) {
+				spec := m[1]
+				if !strings.HasPrefix(spec, "./") && !strings.HasPrefix(spec, "../") {
+					t.Errorf("%s imports %q: modules import files of the UI by relative path", p, spec)
+					continue
+				}
+				target := path.Join("/", strings.TrimPrefix(path.Dir(p), "assets"), spec)
+				rec := get(t, h, "GET", target)
+				assert.Equal(t, http.StatusOK, rec.Code, "%s imports %s (%s)", p, spec, target)
+				assert.Equal(t, "text/javascript; charset=utf-8", rec.Header().Get("Content-Type"), "%s imports %s", p, spec)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, modules, 10, "the modules under assets/")
 }
 
 func TestCSPAllowsOnlyThisOrigin(t *testing.T) {

@@ -1,0 +1,120 @@
+// The wizard's last step: the name and description, a summary of every
+// step with a way back to it, the blueprint as TOML (rendered by the API
+// as the user types) and the buttons that save it or build it.
+//
+// Of the wizard's context wz (see pages/wizard.js) it uses: state; api;
+// toast; editing (the stored blueprint being edited, or null); toml (the
+// TOML shown: {text, error, loading, key}, key being the request it was
+// rendered from); tomlTimer; main; alive and later(fn, ms); go(step) and
+// submit(kind); and what controls.js needs.
+
+import { h } from '../../ui.js';
+import { apiErrors } from './checks.js';
+import { field, input } from './controls.js';
+import { blueprintRequest, customizations } from './state.js';
+
+/** review renders the review step into body and its buttons into actions. */
+export async function review(wz, body, actions) {
+  const { state } = wz;
+  const name = input(state.name, (v) => { state.name = v; scheduleToml(wz); }, { id: 'wz-name', autocomplete: 'off', spellcheck: 'false', placeholder: 'web-server', required: true });
+  const desc = h('textarea', { id: 'wz-description', rows: '2', oninput: (e) => { state.description = e.target.value; scheduleToml(wz); } });
+  desc.value = state.description;
+  body.append(h('div', { class: 'wizard-grid' },
+    field(wz, 'Name', name, { path: 'name', hint: 'Names the blueprint and the image: letters, digits, -, _ and ., e.g. web-server.' }),
+    field(wz, 'Description', desc, { path: 'description', hint: 'Optional.' })));
+  body.append(h('h3', { class: 'wizard-subhead' }, 'Summary'), summary(wz));
+  const pre = h('pre', { class: 'code wizard-toml', id: 'wz-toml', tabindex: '0', 'aria-label': 'Blueprint as TOML', 'aria-busy': 'true' });
+  const copy = h('button', { type: 'button', class: 'btn btn-small', onclick: () => copyToml(wz, pre) }, 'Copy TOML');
+  body.append(h('div', { class: 'wizard-toml-head' }, h('h3', { class: 'wizard-subhead', id: 'wz-toml-title' }, 'Blueprint (TOML)'), copy),
+    h('p', { class: 'hint' }, 'The blueprint in the osbuild format, as kiln’s export gives it; it works with kiln blueprint and other osbuild tools.'), pre);
+  const save = h('button', { type: 'button', class: 'btn', onclick: () => wz.submit('save') }, 'Save blueprint');
+  const build = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => wz.submit('build') }, 'Build image');
+  actions.append(h('span', { class: 'wizard-spacer' }), save, build);
+  if (wz.editing) actions.append(h('p', { class: 'hint wizard-actions-note' }, `Saving records a new version of ${wz.editing.name}.`));
+  showToml(wz, pre);
+  scheduleToml(wz, 0);
+}
+
+// summary is every step's choices in a line each, with an Edit button
+// that goes back to the step.
+function summary(wz) {
+  const { state } = wz;
+  const c = customizations(state);
+  const row = (label, value, stepIndex) => [h('dt', {}, label),
+    h('dd', {}, value || h('span', { class: 'hint' }, 'None'), ' ',
+      h('button', { type: 'button', class: 'btn btn-ghost btn-small wizard-edit', 'aria-label': `Edit ${label}`, onclick: () => wz.go(stepIndex, { focus: 'heading' }) }, 'Edit'))];
+  const list = (xs) => (xs && xs.length ? xs.join(', ') : '');
+  const fw = [...(c.firewall?.ports || []), ...(c.firewall?.services?.enabled || []).map((x) => `${x} (service)`)];
+  const svc = ['enabled', 'disabled', 'masked'].map((k) => (c.services?.[k]?.length ? `${k}: ${c.services[k].join(', ')}` : '')).filter(Boolean).join('; ');
+  return h('dl', { class: 'wizard-summary' },
+    row('Distribution', state.distribution, 0),
+    row('Architecture', state.architecture, 1),
+    row('Image types', list(state.imageTypes), 2),
+    row('Target', 'Download from kiln', 3),
+    row('Packages', list(state.packages), 4),
+    row('Users', list(state.users.map((u) => u.name + (u.ssh_key.trim() ? ' (SSH key)' : '') + (u.password ? ' (password)' : ''))), 5),
+    row('System', [c.hostname && `hostname ${c.hostname}`, c.timezone?.timezone && `time zone ${c.timezone.timezone}`,
+      c.locale?.languages && `languages ${c.locale.languages.join(', ')}`, c.locale?.keyboard && `keyboard ${c.locale.keyboard}`,
+      c.kernel?.append && `kernel arguments ${c.kernel.append}`].filter(Boolean).join('; '), 6),
+    row('Services & firewall', [svc, fw.length ? `firewall: ${fw.join(', ')}` : ''].filter(Boolean).join('; '), 7),
+    row('Filesystems', list((c.filesystem || []).map((f) => `${f.mountpoint} ≥ ${f.min_size ?? '?'}`)), 8),
+    row('Files & directories', list([...(c.files || []).map((f) => f.path), ...(c.directories || []).map((d) => d.path + '/')]), 9));
+}
+
+// showToml shows wz.toml in pre (by default the step's own).
+function showToml(wz, pre) {
+  pre = pre || wz.main.querySelector('#wz-toml');
+  if (!pre) return;
+  const { toml } = wz;
+  pre.setAttribute('aria-busy', toml.loading ? 'true' : 'false');
+  pre.classList.toggle('wizard-toml-error', !!toml.error);
+  if (toml.error) pre.textContent = toml.error;
+  else pre.textContent = toml.text || (toml.loading ? 'Rendering…' : '');
+}
+
+// scheduleToml renders the TOML anew after ms, unless asked again sooner.
+function scheduleToml(wz, ms = 400) {
+  clearTimeout(wz.tomlTimer);
+  wz.tomlTimer = wz.later(() => renderToml(wz), ms);
+}
+
+// renderToml asks the API to render the blueprint as it stands, unless
+// the TOML shown is already of it.
+async function renderToml(wz) {
+  const body = blueprintRequest(wz.state);
+  if (!body.name) body.name = 'unnamed';
+  const key = JSON.stringify(body);
+  if (key === wz.toml.key && (wz.toml.text || wz.toml.error)) { showToml(wz); return; }
+  wz.toml = { ...wz.toml, key, loading: true };
+  showToml(wz);
+  try {
+    const res = await wz.api.post('/blueprints/render', body);
+    if (wz.toml.key !== key) return;
+    wz.toml = { key, text: res.toml, error: null, loading: false };
+  } catch (err) {
+    if (wz.toml.key !== key) return;
+    const errs = apiErrors(err).filter((e) => !(e.field === 'name' && !wz.state.name.trim()));
+    wz.toml = { key, text: '', loading: false, error: err?.status === 404 && !err.errors?.some((e) => e.field)
+      ? 'The server cannot render blueprints yet.'
+      : 'The blueprint has problems the server reported:\n' + errs.map((e) => (e.field ? `• ${e.field}: ` : '• ') + e.detail).join('\n') };
+  }
+  if (wz.alive) showToml(wz);
+}
+
+// copyToml puts the TOML on the clipboard, or selects it and copies the
+// selection where the clipboard API is not allowed.
+async function copyToml(wz, pre) {
+  const text = wz.toml.text;
+  if (!text) { wz.toast('There is no TOML to copy yet.', 'error'); return; }
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(pre);
+    const sel = getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    document.execCommand('copy');
+  }
+  wz.toast('Blueprint TOML copied.', 'ok');
+}

@@ -1,0 +1,222 @@
+// The wizard's model: the steps, the state object that holds everything
+// the user enters (kept apart from the DOM, so nothing typed is lost when
+// moving between steps or when the API rejects a request), reading a
+// stored blueprint into it, and turning it into the API's blueprint and
+// compose requests. Pure functions only: no DOM, no requests.
+
+// STEPS are the wizard's steps in order: id names the step's renderer,
+// title is what the stepper and the step's heading say.
+export const STEPS = [
+  { id: 'distribution', title: 'Distribution' },
+  { id: 'architecture', title: 'Architecture' },
+  { id: 'types', title: 'Image types' },
+  { id: 'target', title: 'Target' },
+  { id: 'packages', title: 'Packages' },
+  { id: 'users', title: 'Users' },
+  { id: 'system', title: 'System' },
+  { id: 'services', title: 'Services & firewall' },
+  { id: 'filesystems', title: 'Filesystems' },
+  { id: 'files', title: 'Files & directories' },
+  { id: 'review', title: 'Review' },
+];
+// REVIEW is the index of the last step, where the request is sent.
+export const REVIEW = STEPS.length - 1;
+
+// SIZE_UNITS are the units a filesystem's minimum size is entered in.
+export const SIZE_UNITS = ['MiB', 'GiB', 'TiB'];
+const SIZE_FACTORS = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4, PiB: 1024 ** 5, EiB: 1024 ** 6,
+  KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, PB: 1e15, EB: 1e18 };
+
+// ---------------------------------------------------------------- the state
+
+// newState is the state of a wizard started from nothing.
+export function newState() {
+  return {
+    name: '', description: '',
+    distribution: '', architecture: '', imageTypes: [],
+    packages: [],
+    users: [],
+    hostname: '', timezone: '', languages: [], keyboard: '', kernelAppend: '',
+    services: { enabled: [], disabled: [], masked: [] },
+    firewall: { ports: [], enabled: [], disabled: [] },
+    filesystems: [],
+    files: [], directories: [],
+    // Customizations the wizard has no controls for, kept from a loaded
+    // blueprint so saving does not drop them.
+    keep: {},
+  };
+}
+
+// splitSize turns a blueprint's size (bytes, or a string such as "2 GiB")
+// into the number and unit the wizard shows, in the largest unit that
+// keeps the number whole.
+export function splitSize(v) {
+  if (typeof v === 'number') {
+    for (const u of ['TiB', 'GiB', 'MiB']) if (v % SIZE_FACTORS[u] === 0) return { size: String(v / SIZE_FACTORS[u]), unit: u };
+    return { size: String(v / SIZE_FACTORS.MiB), unit: 'MiB' };
+  }
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$/.exec(String(v || '').trim());
+  if (!m) return { size: String(v || ''), unit: 'GiB' };
+  const unit = m[2] || 'B';
+  if (SIZE_UNITS.includes(unit)) return { size: m[1], unit };
+  const bytes = Number(m[1]) * (SIZE_FACTORS[unit] || 1);
+  return splitSize(bytes);
+}
+
+// stateFromBlueprint is the state of a wizard editing the stored blueprint
+// bp (as GET /blueprints/{id} returns it).
+export function stateFromBlueprint(bp) {
+  const s = newState();
+  const c = structuredClone(bp.customizations || {});
+  s.name = bp.name || '';
+  s.description = bp.description || '';
+  s.distribution = bp.distribution || '';
+  const reqs = bp.image_requests || [];
+  s.architecture = reqs[0]?.architecture || '';
+  s.imageTypes = [...new Set(reqs.map((r) => r.image_type))];
+  s.packages = c.packages || [];
+  s.users = (c.users || []).map((u) => ({
+    name: u.name || '', ssh_key: u.ssh_key || '', groups: (u.groups || []).join(', '), password: '', hadPassword: !!u.hasPassword,
+  }));
+  s.hostname = c.hostname || '';
+  s.timezone = c.timezone?.timezone || '';
+  s.languages = c.locale?.languages || [];
+  s.keyboard = c.locale?.keyboard || '';
+  s.kernelAppend = c.kernel?.append || '';
+  s.services = { enabled: c.services?.enabled || [], disabled: c.services?.disabled || [], masked: c.services?.masked || [] };
+  s.firewall = { ports: c.firewall?.ports || [], enabled: c.firewall?.services?.enabled || [], disabled: c.firewall?.services?.disabled || [] };
+  s.filesystems = (c.filesystem || []).map((f) => ({ mountpoint: f.mountpoint || '', ...splitSize(f.min_size) }));
+  const owner = (o) => (o === undefined || o === null ? '' : String(o));
+  s.files = (c.files || []).map((f) => ({ path: f.path || '', mode: f.mode || '', user: owner(f.user), group: owner(f.group), data: f.data || '' }));
+  s.directories = (c.directories || []).map((d) => ({
+    path: d.path || '', mode: d.mode || '', user: owner(d.user), group: owner(d.group), ensure_parents: !!d.ensure_parents,
+  }));
+  // What the wizard does not edit rides along unchanged.
+  for (const k of ['groups', 'custom_repositories']) if (c[k]) s.keep[k] = c[k];
+  if (c.timezone?.ntpservers) s.keep.ntpservers = c.timezone.ntpservers;
+  if (c.kernel?.name) s.keep.kernelName = c.kernel.name;
+  return s;
+}
+
+// owner is a file's user or group as the API takes it: an id or a name.
+const owner = (v) => (/^[0-9]+$/.test(v) ? Number(v) : v);
+
+// customizations builds the request's customizations from the state. Every
+// row the user added is sent, even when incomplete, so its index in the
+// request is its index on screen and the API's field paths point at it.
+export function customizations(s) {
+  const c = {};
+  if (s.packages.length) c.packages = [...s.packages];
+  if (s.users.length) {
+    c.users = s.users.map((u) => {
+      const o = { name: u.name.trim() };
+      if (u.ssh_key.trim()) o.ssh_key = u.ssh_key.trim();
+      const groups = u.groups.split(/[\s,]+/).filter(Boolean);
+      if (groups.length) o.groups = groups;
+      if (u.password) o.password = u.password;
+      return o;
+    });
+  }
+  if (s.keep.groups) c.groups = s.keep.groups;
+  if (s.hostname.trim()) c.hostname = s.hostname.trim();
+  if (s.timezone.trim() || s.keep.ntpservers) {
+    c.timezone = {};
+    if (s.timezone.trim()) c.timezone.timezone = s.timezone.trim();
+    if (s.keep.ntpservers) c.timezone.ntpservers = s.keep.ntpservers;
+  }
+  if (s.languages.length || s.keyboard.trim()) {
+    c.locale = {};
+    if (s.languages.length) c.locale.languages = [...s.languages];
+    if (s.keyboard.trim()) c.locale.keyboard = s.keyboard.trim();
+  }
+  if (s.kernelAppend.trim() || s.keep.kernelName) {
+    c.kernel = {};
+    if (s.keep.kernelName) c.kernel.name = s.keep.kernelName;
+    if (s.kernelAppend.trim()) c.kernel.append = s.kernelAppend.trim();
+  }
+  const sv = {};
+  for (const k of ['enabled', 'disabled', 'masked']) if (s.services[k].length) sv[k] = [...s.services[k]];
+  if (Object.keys(sv).length) c.services = sv;
+  const fw = {};
+  if (s.firewall.ports.length) fw.ports = [...s.firewall.ports];
+  const fws = {};
+  for (const k of ['enabled', 'disabled']) if (s.firewall[k].length) fws[k] = [...s.firewall[k]];
+  if (Object.keys(fws).length) fw.services = fws;
+  if (Object.keys(fw).length) c.firewall = fw;
+  if (s.filesystems.length) {
+    c.filesystem = s.filesystems.map((f) => {
+      const o = { mountpoint: f.mountpoint.trim() };
+      if (String(f.size).trim() !== '') o.min_size = `${String(f.size).trim()} ${f.unit}`;
+      return o;
+    });
+  }
+  const ownership = (o, x) => {
+    if (x.mode.trim()) o.mode = x.mode.trim();
+    if (x.user.trim()) o.user = owner(x.user.trim());
+    if (x.group.trim()) o.group = owner(x.group.trim());
+    return o;
+  };
+  if (s.files.length) c.files = s.files.map((f) => ({ ...ownership({ path: f.path.trim() }, f), data: f.data }));
+  if (s.directories.length) {
+    c.directories = s.directories.map((d) => {
+      const o = ownership({ path: d.path.trim() }, d);
+      if (d.ensure_parents) o.ensure_parents = true;
+      return o;
+    });
+  }
+  if (s.keep.custom_repositories) c.custom_repositories = s.keep.custom_repositories;
+  return c;
+}
+
+// imageRequestFor is the image request for one image type of s.
+export function imageRequestFor(s, type) {
+  return { architecture: s.architecture, image_type: type, upload_request: { type: 'local' } };
+}
+
+// blueprintRequest is the body of POST /blueprints (and PUT to save a new
+// version) for s: one image request per chosen image type.
+export function blueprintRequest(s) {
+  const body = { name: s.name.trim(), distribution: s.distribution, image_requests: s.imageTypes.map((t) => imageRequestFor(s, t)) };
+  if (s.description.trim()) body.description = s.description.trim();
+  const c = customizations(s);
+  if (Object.keys(c).length) body.customizations = c;
+  return body;
+}
+
+// composeRequest is the body of POST /compose that builds s as one image
+// of type.
+export function composeRequest(s, type) {
+  const body = { distribution: s.distribution, client_id: 'ui', image_requests: [imageRequestFor(s, type)] };
+  if (s.name.trim()) body.image_name = s.name.trim();
+  if (s.description.trim()) body.image_description = s.description.trim();
+  const c = customizations(s);
+  if (Object.keys(c).length) body.customizations = c;
+  return body;
+}
+
+// ------------------------------------------------------- request field paths
+
+// The compose request names the blueprint's name and description
+// differently, and each compose carries one image request.
+export function normalizePath(p) {
+  if (p === 'image_name') return 'name';
+  if (p === 'image_description') return 'description';
+  return p;
+}
+
+// stepOf tells which step shows the field at a request path.
+export function stepOf(path) {
+  const p = normalizePath(path);
+  const is = (prefix) => p === prefix || p.startsWith(prefix + '.') || p.startsWith(prefix + '[');
+  if (is('distribution')) return 0;
+  if (/^image_requests(\[\d+\])?\.architecture/.test(p)) return 1;
+  if (/^image_requests(\[\d+\])?\.upload_request/.test(p)) return 3;
+  if (is('image_requests')) return 2;
+  if (is('customizations.packages')) return 4;
+  if (is('customizations.users') || is('customizations.groups')) return 5;
+  if (['hostname', 'timezone', 'locale', 'kernel'].some((k) => is('customizations.' + k))) return 6;
+  if (is('customizations.services') || is('customizations.firewall')) return 7;
+  if (is('customizations.filesystem')) return 8;
+  if (is('customizations.files') || is('customizations.directories')) return 9;
+  return REVIEW;
+}
