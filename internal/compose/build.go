@@ -190,3 +190,21 @@ func copyOut(ctx context.Context, src, dst string) error {
 	}
 	return os.Rename(tmp, dst)
 }
+
+// Engine builds with the real engine: it is what the service's workers
+// build with unless they are given another builder.
+type Engine struct {
+	// CacheDir is the engine's cache. Required.
+	CacheDir string
+	// Epoch, when set, replaces the manifest's own epoch (see
+	// BuildOptions.Epoch).
+	Epoch *time.Time
+	// Logger receives the engine's own messages.
+	Logger *slog.Logger
+}
+
+// Build builds m into dir with compose.Build, writing the build log to
+// log and the engine's events to progress.
+func (e Engine) Build(ctx context.Context, m *manifest.Manifest, dir string, log io.Writer, progress engine.Reporter) (*Built, error) {
+	return Build(ctx, m, BuildOptions{CacheDir: e.CacheDir, Dir: dir, Replace: true, Epoch: e.Epoch, Progress: progress, Log: log, Logger: e.Logger})
+}
