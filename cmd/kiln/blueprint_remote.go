@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/internal/apimodel"
 )
 
 // newBlueprintPushCommand imports a blueprint file into a service as a
@@ -29,36 +27,12 @@ func newBlueprintPushCommand(a *app) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		body := map[string]any{"name": bp.Name, "description": bp.Description, "distribution": d,
-			"image_requests": imageRequests(arch, types), "customizations": cust}
-		var found struct {
-			Data []struct {
-				ID string `json:"id"`
-			} `json:"data"`
-		}
-		if err := c.getJSON(cmd.Context(), "/blueprints?name="+url.QueryEscape(bp.Name), &found); err != nil {
-			return err
-		}
-		method, path := http.MethodPost, "/blueprints"
-		if len(found.Data) > 0 {
-			method, path = http.MethodPut, "/blueprints/"+found.Data[0].ID
-		}
-		resp, err := c.request(cmd.Context(), method, path, body)
+		id, version, err := c.PushBlueprint(cmd.Context(), apimodel.BlueprintRequest{Name: bp.Name, Description: bp.Description,
+			Distribution: d, ImageRequests: imageRequests(arch, types), Customizations: cust})
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		var out struct{ ID string }
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			return err
-		}
-		var stored struct {
-			Version int `json:"version"`
-		}
-		if err := c.getJSON(cmd.Context(), "/blueprints/"+out.ID, &stored); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "%s version %d\n", out.ID, stored.Version)
+		fmt.Fprintf(a.stdout, "%s version %d\n", id, version)
 		return nil
 	}
 	cmd.Flags().StringVar(&distroName, "distro", "", "distribution (default: the blueprint's, else "+defaultDistro+")")
@@ -78,12 +52,7 @@ func newBlueprintPullCommand(a *app) *cobra.Command {
 	}
 	c := newServiceClient(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		resp, err := c.requestWith(cmd.Context(), http.MethodGet, "/blueprints/"+args[0]+"/export", nil, http.Header{"Accept": {"application/toml"}})
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
+		data, err := c.ExportBlueprint(cmd.Context(), args[0])
 		if err != nil {
 			return err
 		}

@@ -1,128 +1,41 @@
 package main
 
 import (
-	"bytes"
-	"context"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/blueprint"
-	"github.com/kiln-project/kiln/internal/service/api"
+	"github.com/kiln-project/kiln/internal/apiclient"
+	"github.com/kiln-project/kiln/internal/apimodel"
 )
-
-// serviceClient talks to a kiln service's image-builder API.
-type serviceClient struct {
-	server, token string
-	http          *http.Client
-}
-
-func (c *serviceClient) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	return c.requestWith(ctx, method, path, body, nil)
-}
-
-// requestWith sends a request with extra headers; a refusal comes back as
-// an error listing the service's problems.
-func (c *serviceClient) requestWith(ctx context.Context, method, path string, body any, header http.Header) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.server, "/")+api.Prefix+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reaching the service at %s: %w", c.server, err)
-	}
-	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		var e struct {
-			Errors []struct{ Detail string } `json:"errors"`
-		}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(data, &e) == nil && len(e.Errors) > 0 {
-			var lines []string
-			for _, it := range e.Errors {
-				lines = append(lines, it.Detail)
-			}
-			return nil, fmt.Errorf("the service refused (%s):\n  %s", resp.Status, strings.Join(lines, "\n  "))
-		}
-		return nil, fmt.Errorf("the service refused: %s", resp.Status)
-	}
-	return resp, nil
-}
-
-func (c *serviceClient) getJSON(ctx context.Context, path string, out any) error {
-	resp, err := c.request(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-type composeStatusReply struct {
-	ImageStatus struct {
-		Status   string `json:"status"`
-		Progress *struct {
-			Done  int `json:"done"`
-			Total int `json:"total"`
-		} `json:"progress"`
-		UploadStatus *struct {
-			Status  string `json:"status"`
-			Options struct {
-				URL string `json:"url"`
-			} `json:"options"`
-		} `json:"upload_status"`
-		Error *struct {
-			Reason  string `json:"reason"`
-			Details string `json:"details"`
-		} `json:"error"`
-	} `json:"image_status"`
-}
 
 // newServiceClient adds --server and --token (defaults $KILN_SERVER and
 // $KILN_TOKEN) to cmd and returns the client they configure.
-func newServiceClient(cmd *cobra.Command) *serviceClient {
-	c := &serviceClient{http: &http.Client{}}
+func newServiceClient(cmd *cobra.Command) *apiclient.Client {
+	c := &apiclient.Client{HTTP: &http.Client{}}
 	server := os.Getenv("KILN_SERVER")
 	if server == "" {
 		server = "http://127.0.0.1:8086"
 	}
-	cmd.PersistentFlags().StringVar(&c.server, "server", server, "the service's address (default $KILN_SERVER)")
-	cmd.PersistentFlags().StringVar(&c.token, "token", os.Getenv("KILN_TOKEN"), "API token, from kiln token create (default $KILN_TOKEN)")
+	cmd.PersistentFlags().StringVar(&c.Server, "server", server, "the service's address (default $KILN_SERVER)")
+	cmd.PersistentFlags().StringVar(&c.Token, "token", os.Getenv("KILN_TOKEN"), "API token, from kiln token create (default $KILN_TOKEN)")
 	return c
 }
 
 // imageRequests are the API's image requests for the given types.
-func imageRequests(arch string, types []string) []any {
-	var out []any
+func imageRequests(arch string, types []string) []apimodel.ImageRequest {
+	var out []apimodel.ImageRequest
 	for _, t := range types {
-		out = append(out, map[string]any{"architecture": arch, "image_type": t,
-			"upload_request": map[string]any{"type": "local", "options": map[string]any{}}})
+		out = append(out, apimodel.ImageRequest{Architecture: arch, ImageType: t,
+			UploadRequest: apimodel.UploadRequest{Type: "local", Options: json.RawMessage(`{}`)}})
 	}
 	return out
 }
@@ -135,7 +48,7 @@ func readForService(path, distroFlag string) (*blueprint.Blueprint, map[string]a
 	if err != nil {
 		return nil, nil, "", err
 	}
-	cust, err := api.CustomizationsFromBlueprint(bp)
+	cust, err := apimodel.CustomizationsFromBlueprint(bp)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("%s: %w", path, err)
 	}
@@ -171,21 +84,15 @@ $KILN_TOKEN.`,
 			if err != nil {
 				return err
 			}
-			req := map[string]any{
-				"distribution": d, "image_name": bp.Name, "image_description": bp.Description, "client_id": "api",
-				"image_requests": imageRequests(arch, []string{imageType}),
-				"customizations": cust,
-			}
-			resp, err := c.request(cmd.Context(), http.MethodPost, "/compose", req)
+			id, err := c.CreateCompose(cmd.Context(), apimodel.ComposeRequest{
+				Distribution: d, ImageName: bp.Name, ImageDescription: bp.Description, ClientID: "api",
+				ImageRequests:  imageRequests(arch, []string{imageType}),
+				Customizations: cust,
+			})
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			var out struct{ ID string }
-			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-				return err
-			}
-			fmt.Fprintln(a.stdout, out.ID)
+			fmt.Fprintln(a.stdout, id)
 			return nil
 		},
 	}
@@ -201,8 +108,8 @@ $KILN_TOKEN.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for {
-				var st composeStatusReply
-				if err := c.getJSON(cmd.Context(), "/composes/"+args[0], &st); err != nil {
+				st, err := c.ComposeStatus(cmd.Context(), args[0])
+				if err != nil {
 					return err
 				}
 				is := st.ImageStatus
@@ -241,12 +148,12 @@ $KILN_TOKEN.`,
 		Short: "Print a compose's build log; while it runs, follow it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := c.request(cmd.Context(), http.MethodGet, "/composes/"+args[0]+"/logs", nil)
+			log, err := c.ComposeLogs(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			_, err = io.Copy(a.stdout, resp.Body)
+			defer log.Close()
+			_, err = io.Copy(a.stdout, log)
 			return err
 		},
 	}
@@ -257,18 +164,12 @@ $KILN_TOKEN.`,
 		Short: "Download a compose's image",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := c.request(cmd.Context(), http.MethodGet, "/composes/"+args[0]+"/download", nil)
+			img, err := c.Download(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			name := output
-			if name == "" {
-				name = "image"
-				if _, params, ok := strings.Cut(resp.Header.Get("Content-Disposition"), "filename="); ok {
-					name = filepath.Base(strings.Trim(params, `"`))
-				}
-			}
+			defer img.Body.Close()
+			name := cmp.Or(output, img.Filename, "image")
 			if _, err := os.Stat(name); err == nil {
 				return fmt.Errorf("%s exists already: remove it or pass --output", name)
 			}
@@ -277,7 +178,7 @@ $KILN_TOKEN.`,
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(f, resp.Body)
+			_, err = io.Copy(f, img.Body)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -299,11 +200,9 @@ $KILN_TOKEN.`,
 		Short: "Cancel a compose (and remove it from the list)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := c.request(cmd.Context(), http.MethodDelete, "/composes/"+args[0], nil)
-			if err != nil {
+			if err := c.DeleteCompose(cmd.Context(), args[0]); err != nil {
 				return err
 			}
-			resp.Body.Close()
 			fmt.Fprintf(a.stdout, "canceled %s\n", args[0])
 			return nil
 		},
@@ -315,15 +214,8 @@ $KILN_TOKEN.`,
 		Short: "List your composes, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Meta struct{ Count int } `json:"meta"`
-				Data []struct {
-					ID        string    `json:"id"`
-					CreatedAt time.Time `json:"created_at"`
-					ImageName string    `json:"image_name"`
-				} `json:"data"`
-			}
-			if err := c.getJSON(cmd.Context(), fmt.Sprintf("/composes?limit=%d&offset=%d", limit, offset), &out); err != nil {
+			out, err := c.Composes(cmd.Context(), limit, offset)
+			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)

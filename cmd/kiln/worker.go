@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/worker"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // testBuilder, when set, builds the images of the workers of `kiln serve`
@@ -75,7 +76,7 @@ keeps retrying with backoff and keeps its finished images.`,
 			}
 			log := slog.New(slog.NewJSONHandler(a.stderr, nil))
 			health := worker.NewHealth()
-			client := &worker.Client{BaseURL: servers[0], Fallbacks: servers[1:], Key: token}
+			client := &workerproto.Client{BaseURL: servers[0], Fallbacks: servers[1:], Key: token}
 
 			ctx := cmd.Context()
 			if listen != "" {

@@ -11,13 +11,38 @@ import (
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
-// Every blueprint option an image type may declare in supported_options.
-var allOptions = []string{
-	"packages", "modules", "groups",
-	"customizations.hostname", "customizations.kernel", "customizations.user", "customizations.group",
-	"customizations.sshkey", "customizations.timezone", "customizations.locale", "customizations.firewall",
-	"customizations.services", "customizations.filesystem", "customizations.disk", "customizations.directories",
-	"customizations.files", "customizations.repositories", "customizations.cacerts",
+// blueprintOption is an option an image type may support: its TOML path
+// in a blueprint and whether a blueprint (with its customizations, never
+// nil) sets it.
+type blueprintOption struct {
+	name string
+	set  func(bp *blueprint.Blueprint, c *blueprint.Customizations) bool
+}
+
+// blueprintOptions are the blueprint options an image type may declare in
+// supported_options, by their TOML paths, each with how to tell that a
+// blueprint sets it. They name what a build can do with any blueprint, so
+// they are the blueprint's own fields: the API carries a subset of them,
+// which apimodel maps.
+var blueprintOptions = []blueprintOption{
+	{"packages", func(bp *blueprint.Blueprint, _ *blueprint.Customizations) bool { return len(bp.Packages) > 0 }},
+	{"modules", func(bp *blueprint.Blueprint, _ *blueprint.Customizations) bool { return len(bp.Modules) > 0 }},
+	{"groups", func(bp *blueprint.Blueprint, _ *blueprint.Customizations) bool { return len(bp.Groups) > 0 }},
+	{"customizations.hostname", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Hostname != nil }},
+	{"customizations.kernel", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Kernel != nil }},
+	{"customizations.user", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.User) > 0 }},
+	{"customizations.group", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Group) > 0 }},
+	{"customizations.sshkey", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.SSHKey) > 0 }},
+	{"customizations.timezone", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Timezone != nil }},
+	{"customizations.locale", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Locale != nil }},
+	{"customizations.firewall", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Firewall != nil }},
+	{"customizations.services", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Services != nil }},
+	{"customizations.filesystem", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Filesystem) > 0 }},
+	{"customizations.disk", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Disk != nil }},
+	{"customizations.directories", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Directories) > 0 }},
+	{"customizations.files", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Files) > 0 }},
+	{"customizations.repositories", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Repositories) > 0 }},
+	{"customizations.cacerts", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.CACerts != nil }},
 }
 
 // customizations returns the blueprint's customizations, never nil.
@@ -28,24 +53,14 @@ func customizations(bp *blueprint.Blueprint) *blueprint.Customizations {
 	return bp.Customizations
 }
 
-// usedOptions lists the blueprint options a blueprint sets.
+// usedOptions lists the blueprint options a blueprint sets, in the order
+// of blueprintOptions.
 func usedOptions(bp *blueprint.Blueprint) []string {
 	c := customizations(bp)
-	set := map[string]bool{
-		"packages": len(bp.Packages) > 0, "modules": len(bp.Modules) > 0, "groups": len(bp.Groups) > 0,
-		"customizations.hostname": c.Hostname != nil, "customizations.kernel": c.Kernel != nil,
-		"customizations.user": len(c.User) > 0, "customizations.group": len(c.Group) > 0,
-		"customizations.sshkey": len(c.SSHKey) > 0, "customizations.timezone": c.Timezone != nil,
-		"customizations.locale": c.Locale != nil, "customizations.firewall": c.Firewall != nil,
-		"customizations.services": c.Services != nil, "customizations.filesystem": len(c.Filesystem) > 0,
-		"customizations.disk": c.Disk != nil, "customizations.directories": len(c.Directories) > 0,
-		"customizations.files": len(c.Files) > 0, "customizations.repositories": len(c.Repositories) > 0,
-		"customizations.cacerts": c.CACerts != nil,
-	}
 	var out []string
-	for _, o := range allOptions {
-		if set[o] {
-			out = append(out, o)
+	for _, o := range blueprintOptions {
+		if o.set(bp, c) {
+			out = append(out, o.name)
 		}
 	}
 	return out

@@ -1,6 +1,8 @@
 package distro
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,7 +77,8 @@ func TestEveryOptionIsKnown(t *testing.T) {
 		for _, a := range d.Arches() {
 			for _, it := range a.ImageTypes() {
 				for _, o := range it.SupportedOptions {
-					assert.Contains(t, allOptions, o, "%s: supported_options names an unknown option", it.Name)
+					assert.True(t, slices.ContainsFunc(blueprintOptions, func(bo blueprintOption) bool { return bo.name == o }),
+						"%s: supported_options names an unknown option %s", it.Name, o)
 				}
 			}
 		}
@@ -260,4 +263,74 @@ func TestCheckBlueprintRefusesLinkedPaths(t *testing.T) {
 	}, "\n")), blueprint.FormatTOML)
 	require.NoError(t, err)
 	assert.NoError(t, it.CheckBlueprint(ok), "replacing a link to a file is a warning, not an error")
+}
+
+// tomlPath is the field of the struct v points to (through pointers, made
+// as needed) at a dotted TOML path.
+func tomlPath(v reflect.Value, path string) (reflect.Value, bool) {
+	for _, part := range strings.Split(path, ".") {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+		}
+		found := false
+		for i := 0; i < v.NumField(); i++ {
+			if name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("toml"), ","); name == part {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return v, false
+		}
+	}
+	return v, true
+}
+
+// Each option names a blueprint field, and a blueprint that sets that
+// field alone uses that option alone; every field of a blueprint but
+// those that say what it is (name, version, distro...) is an option, so a
+// new blueprint field fails here until an image type can declare it.
+func TestOptionsAreTheBlueprintsFields(t *testing.T) {
+	t.Parallel()
+	assert.Empty(t, usedOptions(&blueprint.Blueprint{}))
+	var names []string
+	for _, o := range blueprintOptions {
+		names = append(names, o.name)
+		bp := &blueprint.Blueprint{}
+		f, ok := tomlPath(reflect.ValueOf(bp).Elem(), o.name)
+		require.True(t, ok, "the blueprint has no field %s", o.name)
+		switch f.Kind() {
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		default:
+			t.Fatalf("%s is a %s, not a table or a list", o.name, f.Kind())
+		}
+		assert.Equal(t, []string{o.name}, usedOptions(bp), "a blueprint with only %s set", o.name)
+	}
+
+	var fields []string
+	identity := []string{"name", "description", "version", "distro", "architecture"}
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		for i := 0; i < typ.NumField(); i++ {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("toml"), ",")
+			switch {
+			case prefix == "" && name == "customizations":
+				walk("customizations.", typ.Field(i).Type)
+			case prefix == "" && slices.Contains(identity, name):
+			default:
+				fields = append(fields, prefix+name)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[blueprint.Blueprint]())
+	assert.ElementsMatch(t, fields, names)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/ui"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/worker"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // Config configures the service. Zero values mean the defaults.
@@ -158,7 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Everything else is the web UI (and a JSON 404 for other /api/ paths).
 	mux.Handle("/", ui.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
-	mux.Handle(workerapi.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets}))
+	mux.Handle(workerproto.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -224,7 +225,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var workers sync.WaitGroup
 	for i := range max(cfg.Workers, 0) {
 		w, err := worker.New(worker.Config{
-			Client:   &worker.Client{BaseURL: "http://" + addr, Key: cfg.WorkerKey},
+			Client:   &workerproto.Client{BaseURL: "http://" + addr, Key: cfg.WorkerKey},
 			Name:     fmt.Sprintf("in-process-%d", i+1),
 			CacheDir: cfg.CacheDir, Mirrors: cfg.Mirrors, Resolver: cfg.Resolver, Distros: cfg.Distros,
 			Builder: cfg.Builder, Log: cfg.Log.With("worker", i+1),

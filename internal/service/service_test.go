@@ -23,9 +23,9 @@ import (
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
-	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/testhost"
 	"github.com/kiln-project/kiln/internal/worker"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // TestServiceBuildsACompose runs the service on loopback with no
@@ -127,8 +127,8 @@ func TestServiceBuildsACompose(t *testing.T) {
 	id := created.ID
 
 	// A worker takes the depsolve job and dies without a heartbeat.
-	dead := &worker.Client{BaseURL: base, Key: key}
-	j, err := dead.RequestJob(ctx, workerapi.JobRequest{Types: []string{"depsolve"}, Arches: []string{"x86_64"}, Worker: "dies"})
+	dead := &workerproto.Client{BaseURL: base, Key: key}
+	j, err := dead.RequestJob(ctx, workerproto.JobRequest{Types: []string{"depsolve"}, Arches: []string{"x86_64"}, Worker: "dies"})
 	require.NoError(t, err)
 	require.NotNil(t, j)
 	assert.Equal(t, id, j.ComposeID)
@@ -136,7 +136,7 @@ func TestServiceBuildsACompose(t *testing.T) {
 	assert.Contains(t, string(body), `"status":"building"`)
 
 	// The worker that does the work.
-	w, err := worker.New(worker.Config{Client: &worker.Client{BaseURL: base, Key: key}, Name: "real",
+	w, err := worker.New(worker.Config{Client: &workerproto.Client{BaseURL: base, Key: key}, Name: "real",
 		CacheDir: cache, Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}, Resolver: resolver, Distros: reg})
 	require.NoError(t, err)
 	wctx, stopWorker := context.WithCancel(ctx)

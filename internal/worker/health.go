@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/kiln-project/kiln/internal/service/jobs"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // Health is what a worker process tells its supervisor: /livez, /readyz
@@ -43,13 +42,18 @@ func NewHealth() *Health {
 	}
 	// Every series exists from the start, so rates and increases see
 	// the first job too.
-	for _, typ := range []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload} {
+	for _, typ := range []string{workerproto.KindDepsolve, workerproto.KindBuild, workerproto.KindUpload} {
 		for _, outcome := range []string{"success", "failure", "handed_back", "lost"} {
 			h.jobs.WithLabelValues(typ, outcome)
 		}
 	}
+	// The Go and process collectors come from the prometheus package
+	// itself, not from its collectors package, which collectors.NewGoCollector
+	// and NewProcessCollector only wrap: that package also holds a
+	// database/sql statistics collector, and importing it would link
+	// database/sql into every worker (see deps_test.go).
 	h.Registry.MustRegister(h.jobs, h.busy, h.contact,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{})) //nolint:staticcheck // see above
 	return h
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // The build log tenants read names none of the worker's directories,
@@ -30,7 +30,7 @@ func TestBuildLogsHideTheWorkersPaths(t *testing.T) {
 	}))
 	defer srv.Close()
 	cache := filepath.Join(t.TempDir(), "kiln-cache")
-	l := &logStream{ctx: context.Background(), client: &Client{BaseURL: srv.URL}, job: &workerapi.Job{ID: "j", Token: "t"},
+	l := &logStream{ctx: context.Background(), client: &workerproto.Client{BaseURL: srv.URL}, job: &workerproto.Job{ID: "j", Token: "t"},
 		scrub: hostPaths(cache), last: time.Now().Add(-time.Hour)}
 	tree := cache + "/work/build-1234/tree"
 	half := len(tree) / 2

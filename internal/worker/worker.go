@@ -28,15 +28,13 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
-	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
-	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // Config configures a worker. Zero values mean the defaults.
 type Config struct {
-	Client *Client
+	Client *workerproto.Client
 	// Name identifies the worker in the service's records.
 	Name string
 	// Arches are the architectures it builds. Default x86_64.
@@ -113,7 +111,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Arches = []string{"x86_64"}
 	}
 	if len(cfg.Types) == 0 {
-		cfg.Types = []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload}
+		cfg.Types = []string{workerproto.KindDepsolve, workerproto.KindBuild, workerproto.KindUpload}
 	}
 	if cfg.Name == "" {
 		host, _ := os.Hostname()
@@ -154,7 +152,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	backoff := time.Second
 	for ctx.Err() == nil {
-		j, err := w.cfg.Client.RequestJob(ctx, workerapi.JobRequest{Types: w.cfg.Types, Arches: w.cfg.Arches, Worker: w.cfg.Name})
+		j, err := w.cfg.Client.RequestJob(ctx, workerproto.JobRequest{Types: w.cfg.Types, Arches: w.cfg.Arches, Worker: w.cfg.Name})
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -177,9 +175,9 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // jobFailure is a failed job's reason; Retry marks transient ones.
-type jobFailure = workerapi.FinishError
+type jobFailure = workerproto.FinishError
 
-func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
+func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 	log := w.cfg.Log.With("job_id", j.ID, "compose_id", j.ComposeID, "type", j.Type)
 	log.Info("job started")
 	w.cfg.Health.started()
@@ -214,7 +212,7 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 				case canceled:
 					cancel(errCanceled)
 					return
-				case errors.Is(err, errLeaseLost):
+				case errors.Is(err, workerproto.ErrLeaseLost):
 					cancel(err)
 					return
 				case err != nil && jobCtx.Err() == nil:
@@ -234,7 +232,7 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), max(time.Duration(j.LeaseSeconds)*time.Second, 30*time.Second))
 	defer fcancel()
 	switch {
-	case errors.Is(cause, errLeaseLost):
+	case errors.Is(cause, workerproto.ErrLeaseLost):
 		log.Warn("the job's lease was lost; dropping it")
 		return
 	case errors.Is(cause, errCanceled):
@@ -264,20 +262,20 @@ func (w *Worker) runJob(ctx context.Context, j *workerapi.Job) {
 	}
 }
 
-func (w *Worker) execute(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
+func (w *Worker) execute(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
 	switch j.Type {
-	case jobs.KindDepsolve:
+	case workerproto.KindDepsolve:
 		return w.depsolve(ctx, j)
-	case jobs.KindBuild:
+	case workerproto.KindBuild:
 		return w.build(ctx, j)
-	case jobs.KindUpload:
+	case workerproto.KindUpload:
 		return w.upload(ctx, j)
 	}
 	return nil, &jobFailure{Reason: fmt.Sprintf("this worker does not run %q jobs", j.Type)}
 }
 
-func (w *Worker) depsolve(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
-	var args jobs.DepsolveArgs
+func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
+	var args workerproto.DepsolveArgs
 	if err := json.Unmarshal(j.Args, &args); err != nil {
 		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
 	}
@@ -298,15 +296,15 @@ func (w *Worker) depsolve(ctx context.Context, j *workerapi.Job) (any, *jobFailu
 	if err != nil {
 		return nil, &jobFailure{Reason: "writing the manifest", Details: err.Error()}
 	}
-	return jobs.DepsolveResult{Manifest: data}, nil
+	return workerproto.DepsolveResult{Manifest: data}, nil
 }
 
 // logStream sends the build log to the service in pieces, whole lines
 // at a time so that scrub sees every path in one piece.
 type logStream struct {
 	ctx    context.Context
-	client *Client
-	job    *workerapi.Job
+	client *workerproto.Client
+	job    *workerproto.Job
 	scrub  *strings.Replacer
 	mu     sync.Mutex
 	buf    []byte
@@ -348,9 +346,9 @@ func (l *logStream) Flush() {
 	l.mu.Unlock()
 }
 
-func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
-	var dep jobs.DepsolveResult
-	if err := json.Unmarshal(j.DepResults[jobs.KindDepsolve], &dep); err != nil {
+func (w *Worker) build(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
+	var dep workerproto.DepsolveResult
+	if err := json.Unmarshal(j.DepResults[workerproto.KindDepsolve], &dep); err != nil {
 		return nil, &jobFailure{Reason: "the depsolve result is missing", Details: err.Error()}
 	}
 	m, err := manifest.Parse(dep.Manifest)
@@ -389,28 +387,28 @@ func (w *Worker) build(ctx context.Context, j *workerapi.Job) (any, *jobFailure)
 // own under the cache and puts the SBOM, the manifest as the depsolve job
 // wrote it, and the artifact into the job's files. A failed build has
 // written its error to the log already.
-func (w *Worker) buildAndUpload(ctx context.Context, j *workerapi.Job, m *manifest.Manifest, manifestData []byte, log io.Writer, progress engine.Reporter) (jobs.BuildResult, error) {
+func (w *Worker) buildAndUpload(ctx context.Context, j *workerproto.Job, m *manifest.Manifest, manifestData []byte, log io.Writer, progress engine.Reporter) (workerproto.BuildResult, error) {
 	parent := filepath.Join(w.cfg.CacheDir, "uploads")
 	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return jobs.BuildResult{}, err
+		return workerproto.BuildResult{}, err
 	}
 	dir, err := os.MkdirTemp(parent, "job-")
 	if err != nil {
-		return jobs.BuildResult{}, err
+		return workerproto.BuildResult{}, err
 	}
 	defer os.RemoveAll(dir)
 	built, err := w.cfg.Builder.Build(ctx, m, dir, log, progress)
 	if err != nil {
-		return jobs.BuildResult{}, err
+		return workerproto.BuildResult{}, err
 	}
-	fail := func(err error) (jobs.BuildResult, error) {
+	fail := func(err error) (workerproto.BuildResult, error) {
 		fmt.Fprintf(log, "build failed: %v\n", err)
-		return jobs.BuildResult{}, err
+		return workerproto.BuildResult{}, err
 	}
 	if err := os.WriteFile(built.Manifest, manifestData, 0o600); err != nil {
 		return fail(err)
 	}
-	for name, p := range map[string]string{artifacts.SBOM: built.SBOM, artifacts.Manifest: built.Manifest} {
+	for name, p := range map[string]string{workerproto.SBOM: built.SBOM, workerproto.Manifest: built.Manifest} {
 		if err := w.cfg.Client.PutFile(ctx, j, name, p); err != nil {
 			return fail(err)
 		}
@@ -422,7 +420,7 @@ func (w *Worker) buildAndUpload(ctx context.Context, j *workerapi.Job, m *manife
 	if err := w.cfg.Client.PutFile(ctx, j, built.Filename, built.Artifact); err != nil {
 		return fail(err)
 	}
-	return jobs.BuildResult{Filename: built.Filename, Size: size, SHA256: sum}, nil
+	return workerproto.BuildResult{Filename: built.Filename, Size: size, SHA256: sum}, nil
 }
 
 // buildFailure is a failed build's reason: the stage that failed, from
@@ -475,13 +473,13 @@ func hashFile(p string) (string, int64, error) {
 }
 
 // upload delivers the artifact through its upload type's target.
-func (w *Worker) upload(ctx context.Context, j *workerapi.Job) (any, *jobFailure) {
-	var args jobs.UploadArgs
+func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
+	var args workerproto.UploadArgs
 	if err := json.Unmarshal(j.Args, &args); err != nil {
 		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
 	}
-	var built jobs.BuildResult
-	if err := json.Unmarshal(j.DepResults[jobs.KindBuild], &built); err != nil {
+	var built workerproto.BuildResult
+	if err := json.Unmarshal(j.DepResults[workerproto.KindBuild], &built); err != nil {
 		return nil, &jobFailure{Reason: "the build result is missing", Details: err.Error()}
 	}
 	tg, err := w.cfg.Targets.Lookup(args.Type)
@@ -492,5 +490,5 @@ func (w *Worker) upload(ctx context.Context, j *workerapi.Job) (any, *jobFailure
 	if err != nil {
 		return nil, &jobFailure{Reason: "the upload failed", Details: err.Error(), Retry: true}
 	}
-	return jobs.UploadResult{Type: args.Type, URL: res.URL}, nil
+	return workerproto.UploadResult{Type: args.Type, URL: res.URL}, nil
 }

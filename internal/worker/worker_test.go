@@ -22,11 +22,11 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/worker"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // gatedResolver stands in for package resolution, which these tests only
@@ -54,9 +54,9 @@ func queueWithJob(t *testing.T, lease time.Duration) (*sqlite.DB, string, string
 	t.Cleanup(func() { db.Close() })
 	secret, hash := store.NewSecret("kwt_")
 	require.NoError(t, db.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "test", Hash: hash, CreatedAt: time.Now()}))
-	args, _ := json.Marshal(jobs.DepsolveArgs{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Blueprint: json.RawMessage(`{"name":"t"}`)})
+	args, _ := json.Marshal(workerproto.DepsolveArgs{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Blueprint: json.RawMessage(`{"name":"t"}`)})
 	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
-	job := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindDepsolve, Args: args}
+	job := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: workerproto.KindDepsolve, Args: args}
 	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{job}))
 	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: artifacts.Local{Dir: t.TempDir()}, Lease: lease, PollTimeout: time.Second}))
 	t.Cleanup(srv.Close)
@@ -66,7 +66,7 @@ func queueWithJob(t *testing.T, lease time.Duration) (*sqlite.DB, string, string
 func startWorker(t *testing.T, url, secret string, grace time.Duration, r depsolve.Resolver, h *worker.Health) (context.CancelFunc, <-chan struct{}) {
 	reg, err := distro.Load()
 	require.NoError(t, err)
-	w, err := worker.New(worker.Config{Client: &worker.Client{BaseURL: url, Key: secret}, Name: "w", Grace: grace,
+	w, err := worker.New(worker.Config{Client: &workerproto.Client{BaseURL: url, Key: secret}, Name: "w", Grace: grace,
 		CacheDir: t.TempDir(), Resolver: r, Distros: reg, Health: h,
 		// Never reached: the resolver stands in for the repositories.
 		Mirrors: map[string]string{"debian": "http://mirror.invalid/debian", "debian-security": "http://mirror.invalid/debian-security"}})
@@ -148,19 +148,19 @@ func TestJobsAreRoutedByArchAndNeedAWorkerToken(t *testing.T) {
 	ctx := context.Background()
 	db, url, secret, _ := queueWithJob(t, time.Minute)
 	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
-	build := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`)}
+	build := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: workerproto.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`)}
 	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{build}))
 
-	arm := &worker.Client{BaseURL: url, Key: secret}
-	j, err := arm.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"aarch64"}, Worker: "arm"})
+	arm := &workerproto.Client{BaseURL: url, Key: secret}
+	j, err := arm.RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindBuild}, Arches: []string{"aarch64"}, Worker: "arm"})
 	require.NoError(t, err)
 	assert.Nil(t, j, "an aarch64 worker is not handed an x86_64 build")
 
-	_, err = (&worker.Client{BaseURL: url, Key: "kwt_not-a-token"}).RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"x86_64"}})
+	_, err = (&workerproto.Client{BaseURL: url, Key: "kwt_not-a-token"}).RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindBuild}, Arches: []string{"x86_64"}})
 	assert.ErrorContains(t, err, "401")
 
-	x86 := &worker.Client{BaseURL: url, Key: secret}
-	j, err = x86.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"aarch64", "x86_64"}, Worker: "x86"})
+	x86 := &workerproto.Client{BaseURL: url, Key: secret}
+	j, err = x86.RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindBuild}, Arches: []string{"aarch64", "x86_64"}, Worker: "x86"})
 	require.NoError(t, err)
 	require.NotNil(t, j)
 	assert.Equal(t, build.ID, j.ID)
@@ -168,7 +168,7 @@ func TestJobsAreRoutedByArchAndNeedAWorkerToken(t *testing.T) {
 	tokens, err := db.ListWorkerTokens(ctx)
 	require.NoError(t, err)
 	require.NoError(t, db.RevokeWorkerToken(ctx, tokens[0].ID))
-	_, err = x86.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Arches: []string{"x86_64"}})
+	_, err = x86.RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindDepsolve}, Arches: []string{"x86_64"}})
 	assert.ErrorContains(t, err, "401", "a revoked worker token gets no more jobs")
 }
 
@@ -194,8 +194,8 @@ func TestHeartbeatsKeepTheWorkerReady(t *testing.T) {
 func TestRevokingTheWorkerTokenEndsItsLeases(t *testing.T) {
 	ctx := context.Background()
 	db, url, secret, id := queueWithJob(t, time.Minute)
-	c := &worker.Client{BaseURL: url, Key: secret}
-	j, err := c.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Worker: "rack-1"})
+	c := &workerproto.Client{BaseURL: url, Key: secret}
+	j, err := c.RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindDepsolve}, Worker: "rack-1"})
 	require.NoError(t, err)
 	require.NotNil(t, j)
 	_, err = c.Heartbeat(ctx, j)
@@ -212,7 +212,7 @@ func TestRevokingTheWorkerTokenEndsItsLeases(t *testing.T) {
 		{"/log", "building\n"},
 		{"/finish", `{"result":{}}`},
 	} {
-		req, err := http.NewRequest("POST", url+workerapi.Prefix+"/jobs/"+j.ID+call.path, strings.NewReader(call.body))
+		req, err := http.NewRequest("POST", url+workerproto.Prefix+"/jobs/"+j.ID+call.path, strings.NewReader(call.body))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+j.Token)
 		resp, err := http.DefaultClient.Do(req)
@@ -229,7 +229,7 @@ func TestRevokingTheWorkerTokenEndsItsLeases(t *testing.T) {
 	// Another worker takes the job without waiting for the lease.
 	other, hash := store.NewSecret("kwt_")
 	require.NoError(t, db.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "rack-2", Hash: hash, CreatedAt: time.Now()}))
-	j2, err := (&worker.Client{BaseURL: url, Key: other}).RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Worker: "rack-2"})
+	j2, err := (&workerproto.Client{BaseURL: url, Key: other}).RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindDepsolve}, Worker: "rack-2"})
 	require.NoError(t, err)
 	require.NotNil(t, j2)
 	assert.Equal(t, j.ID, j2.ID)
@@ -261,7 +261,7 @@ func TestWorkerAPIMethodsAndAuthentication(t *testing.T) {
 		{"POST", "/jobs/x/files/disk.qcow2", "PUT"},
 		{"GET", "/jobs/x/uploads/u", "DELETE"},
 	} {
-		req, err := http.NewRequest(tc.method, url+workerapi.Prefix+tc.path, nil)
+		req, err := http.NewRequest(tc.method, url+workerproto.Prefix+tc.path, nil)
 		require.NoError(t, err)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
@@ -274,7 +274,7 @@ func TestWorkerAPIMethodsAndAuthentication(t *testing.T) {
 		assert.Equal(t, tc.allow, resp.Header.Get("Allow"), "%s %s", tc.method, tc.path)
 		require.NotEmpty(t, body.Errors)
 	}
-	resp, err := http.Post(url+workerapi.Prefix+"/jobs", "application/json", strings.NewReader(`{"types":["depsolve"]}`))
+	resp, err := http.Post(url+workerproto.Prefix+"/jobs", "application/json", strings.NewReader(`{"types":["depsolve"]}`))
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
@@ -314,21 +314,21 @@ func queueWithBuild(t *testing.T, m *manifest.Manifest, lease time.Duration) *bu
 	q.key, hash = store.NewSecret("kwt_")
 	require.NoError(t, q.db.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "test", Hash: hash, CreatedAt: time.Now()}))
 	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
-	dep := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindDepsolve, Args: json.RawMessage(`{}`)}
-	build := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: jobs.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`), Deps: []string{dep.ID}}
+	dep := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: workerproto.KindDepsolve, Args: json.RawMessage(`{}`)}
+	build := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: workerproto.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`), Deps: []string{dep.ID}}
 	require.NoError(t, q.db.CreateCompose(ctx, c, []store.Job{dep, build}))
 	q.composeID = c.ID
 	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: q.db, Tokens: q.db, Artifacts: q.files, Lease: lease, PollTimeout: time.Second}))
 	t.Cleanup(srv.Close)
 	q.url = srv.URL
 
-	client := &worker.Client{BaseURL: q.url, Key: q.key}
-	j, err := client.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindDepsolve}, Worker: "depsolver"})
+	client := &workerproto.Client{BaseURL: q.url, Key: q.key}
+	j, err := client.RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindDepsolve}, Worker: "depsolver"})
 	require.NoError(t, err)
 	require.NotNil(t, j)
 	data, err := m.Marshal()
 	require.NoError(t, err)
-	require.NoError(t, client.Finish(ctx, j, jobs.DepsolveResult{Manifest: data}, nil))
+	require.NoError(t, client.Finish(ctx, j, workerproto.DepsolveResult{Manifest: data}, nil))
 	return q
 }
 
@@ -337,7 +337,7 @@ func (q *buildQueue) buildJob(t *testing.T) store.Job {
 	js, err := q.db.ComposeJobs(context.Background(), "a", q.composeID)
 	require.NoError(t, err)
 	for _, j := range js {
-		if j.Type == jobs.KindBuild {
+		if j.Type == workerproto.KindBuild {
 			return j
 		}
 	}
@@ -368,8 +368,8 @@ func (q *buildQueue) file(t *testing.T, name string) []byte {
 func startBuilder(t *testing.T, q *buildQueue, b worker.Builder) {
 	reg, err := distro.Load()
 	require.NoError(t, err)
-	w, err := worker.New(worker.Config{Client: &worker.Client{BaseURL: q.url, Key: q.key}, Name: "builder",
-		Types: []string{jobs.KindBuild}, CacheDir: t.TempDir(), Resolver: &gatedResolver{}, Distros: reg, Builder: b})
+	w, err := worker.New(worker.Config{Client: &workerproto.Client{BaseURL: q.url, Key: q.key}, Name: "builder",
+		Types: []string{workerproto.KindBuild}, CacheDir: t.TempDir(), Resolver: &gatedResolver{}, Distros: reg, Builder: b})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -392,15 +392,15 @@ func TestBuildJobUploadsWhatTheBuilderBuilt(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, q.file(t, "t.tar.xz"))
 	sum := sha256.Sum256(want)
-	var res jobs.BuildResult
+	var res workerproto.BuildResult
 	require.NoError(t, json.Unmarshal(j.Result, &res))
-	assert.Equal(t, jobs.BuildResult{Filename: "t.tar.xz", Size: 64 << 10, SHA256: hex.EncodeToString(sum[:])}, res)
+	assert.Equal(t, workerproto.BuildResult{Filename: "t.tar.xz", Size: 64 << 10, SHA256: hex.EncodeToString(sum[:])}, res)
 	data, err := m.Marshal()
 	require.NoError(t, err)
-	assert.JSONEq(t, string(data), string(q.file(t, artifacts.Manifest)), "the manifest the depsolve job wrote")
-	assert.Contains(t, string(q.file(t, artifacts.SBOM)), `"spdxVersion": "SPDX-2.3"`)
+	assert.JSONEq(t, string(data), string(q.file(t, workerproto.Manifest)), "the manifest the depsolve job wrote")
+	assert.Contains(t, string(q.file(t, workerproto.SBOM)), `"spdxVersion": "SPDX-2.3"`)
 	assert.Equal(t, store.Progress{Done: 2, Total: 2}, j.Progress)
-	log := string(q.file(t, artifacts.BuildLog))
+	log := string(q.file(t, workerproto.BuildLog))
 	assert.Contains(t, log, "== [2/2] archive: kiln.tar done in")
 	assert.Contains(t, log, "built t.tar.xz (65536 bytes, sha256 "+res.SHA256+")")
 }
@@ -415,7 +415,7 @@ func TestFailedBuildJobNamesTheStage(t *testing.T) {
 	require.Equal(t, store.JobFailure, j.State)
 	require.NotNil(t, j.Error)
 	assert.Equal(t, "stage kiln.tar of pipeline archive: tar: No space left on device", j.Error.Reason)
-	assert.Contains(t, string(q.file(t, artifacts.BuildLog)), "build failed: archive: stage kiln.tar: tar: exit status 2")
+	assert.Contains(t, string(q.file(t, workerproto.BuildLog)), "build failed: archive: stage kiln.tar: tar: exit status 2")
 	_, err := q.files.Open(context.Background(), q.composeID, "t.tar.xz")
 	assert.ErrorIs(t, err, artifacts.ErrNotFound, "no image")
 }

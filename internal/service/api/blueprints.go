@@ -11,17 +11,12 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/apimodel"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
 
 // blueprintRequest is a stored blueprint as the API takes it.
-type blueprintRequest struct {
-	Name           string         `json:"name"`
-	Description    string         `json:"description,omitempty"`
-	Distribution   string         `json:"distribution"`
-	ImageRequests  []imageRequest `json:"image_requests"`
-	Customizations map[string]any `json:"customizations,omitempty"`
-}
+type blueprintRequest = apimodel.BlueprintRequest
 
 // readBlueprint decodes and checks a blueprint request, and replaces any
 // plaintext password by its hash: a stored blueprint never holds one.

@@ -12,33 +12,20 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/apimodel"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
-type composeRequest struct {
-	Distribution     string         `json:"distribution"`
-	ImageName        string         `json:"image_name,omitempty"`
-	ImageDescription string         `json:"image_description,omitempty"`
-	ClientID         string         `json:"client_id,omitempty"`
-	ImageRequests    []imageRequest `json:"image_requests"`
-	Customizations   map[string]any `json:"customizations,omitempty"`
-}
-
-type imageRequest struct {
-	Architecture  string        `json:"architecture"`
-	ImageType     string        `json:"image_type"`
-	UploadRequest uploadRequest `json:"upload_request"`
-	Size          int64         `json:"size,omitempty"`
-}
-
-type uploadRequest struct {
-	Type    string          `json:"type"`
-	Options json.RawMessage `json:"options,omitempty"`
-}
+// The request types live in apimodel, which clients import too.
+type (
+	composeRequest = apimodel.ComposeRequest
+	imageRequest   = apimodel.ImageRequest
+	uploadRequest  = apimodel.UploadRequest
+)
 
 // composeImage accepts a compose: the request is checked as a blueprint
 // against its distribution, architecture and image type, then stored with
@@ -149,9 +136,9 @@ func (s *Server) newCompose(r *http.Request, req composeRequest, bpID string, bp
 	depsolve, build, upload := store.NewID(), store.NewID(), store.NewID()
 	args := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
 	js := []store.Job{
-		{ID: depsolve, Type: jobs.KindDepsolve, Args: args(jobs.DepsolveArgs{Distro: it.Arch().Distro().Name, Arch: it.Arch().Name, ImageType: it.Name, Blueprint: bpJSON, Size: ir.Size})},
-		{ID: build, Type: jobs.KindBuild, Arch: it.Arch().Name, Args: args(jobs.BuildArgs{}), Deps: []string{depsolve}},
-		{ID: upload, Type: jobs.KindUpload, Args: args(jobs.UploadArgs{Type: ir.UploadRequest.Type, Options: ir.UploadRequest.Options}), Deps: []string{build}},
+		{ID: depsolve, Type: workerproto.KindDepsolve, Args: args(workerproto.DepsolveArgs{Distro: it.Arch().Distro().Name, Arch: it.Arch().Name, ImageType: it.Name, Blueprint: bpJSON, Size: ir.Size})},
+		{ID: build, Type: workerproto.KindBuild, Arch: it.Arch().Name, Args: args(workerproto.BuildArgs{}), Deps: []string{depsolve}},
+		{ID: upload, Type: workerproto.KindUpload, Args: args(workerproto.UploadArgs{Type: ir.UploadRequest.Type, Options: ir.UploadRequest.Options}), Deps: []string{build}},
 	}
 	return store.NewCompose{Compose: c, Jobs: js}, nil
 }
@@ -224,7 +211,7 @@ type composesItem struct {
 // alias; the document has checked their shape).
 func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 	q := r.URL.Query()
-	f := store.ComposeFilter{Status: q.Get("status"), LastType: jobs.KindUpload}
+	f := store.ComposeFilter{Status: q.Get("status"), LastType: workerproto.KindUpload}
 	if name := q.Get("image_type"); name != "" {
 		it := s.imageTypeName(name)
 		if it == "" {
@@ -349,13 +336,13 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 			break
 		}
 	}
-	build, upload := byKind[jobs.KindBuild], byKind[jobs.KindUpload]
+	build, upload := byKind[workerproto.KindBuild], byKind[workerproto.KindUpload]
 	if build.Progress.Total > 0 {
 		p := build.Progress
 		st.Progress = &p
 	}
 	var utype string
-	var uargs jobs.UploadArgs
+	var uargs workerproto.UploadArgs
 	if json.Unmarshal(upload.Args, &uargs) == nil {
 		utype = uargs.Type
 	}
@@ -378,7 +365,7 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 		st.Status = "success"
 	case upload.State == store.JobRunning:
 		st.Status = "uploading"
-	case build.State == store.JobRunning || build.State == store.JobSuccess || byKind[jobs.KindDepsolve].State != store.JobPending:
+	case build.State == store.JobRunning || build.State == store.JobSuccess || byKind[workerproto.KindDepsolve].State != store.JobPending:
 		st.Status = "building"
 	default:
 		st.Status = "pending"
@@ -403,11 +390,11 @@ func timeline(js []store.Job) []timelineStep {
 	var failed, cancelled *time.Time
 	for _, j := range js {
 		switch {
-		case j.Type == jobs.KindDepsolve && j.State == store.JobSuccess:
+		case j.Type == workerproto.KindDepsolve && j.State == store.JobSuccess:
 			add("depsolved", j.FinishedAt)
-		case j.Type == jobs.KindBuild && j.StartedAt != nil:
+		case j.Type == workerproto.KindBuild && j.StartedAt != nil:
 			add("building", j.StartedAt)
-		case j.Type == jobs.KindUpload && j.StartedAt != nil:
+		case j.Type == workerproto.KindUpload && j.StartedAt != nil:
 			add("uploading", j.StartedAt)
 		}
 		switch j.State {

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // conforms checks a reply against the OpenAPI document's response for the
@@ -86,13 +86,13 @@ func TestComposesFilteredByStatusAndType(t *testing.T) {
 	arts := artifacts.Local{Dir: t.TempDir()}
 	ts := newTestServer(t, func(c *Config) { c.Artifacts = arts })
 	failed := composeOfType(t, ts, "qcow2")
-	runJob(t, ts, jobs.KindDepsolve, nil, &store.JobError{Reason: "the packages could not be resolved", Details: "nginx: no such package"})
+	runJob(t, ts, workerproto.KindDepsolve, nil, &store.JobError{Reason: "the packages could not be resolved", Details: "nginx: no such package"})
 	done := composeOfType(t, ts, "azure")
-	runJob(t, ts, jobs.KindDepsolve, map[string]any{}, nil)
+	runJob(t, ts, workerproto.KindDepsolve, map[string]any{}, nil)
 	_, err := arts.Put(context.Background(), done, "disk.vhd", strings.NewReader(image))
 	require.NoError(t, err)
-	runJob(t, ts, jobs.KindBuild, jobs.BuildResult{Filename: "disk.vhd", Size: int64(len(image)), SHA256: "c0ffee"}, nil)
-	runJob(t, ts, jobs.KindUpload, map[string]any{}, nil)
+	runJob(t, ts, workerproto.KindBuild, workerproto.BuildResult{Filename: "disk.vhd", Size: int64(len(image)), SHA256: "c0ffee"}, nil)
+	runJob(t, ts, workerproto.KindUpload, map[string]any{}, nil)
 	pending := composeOfType(t, ts, "guest-image")
 
 	n, all := listed(t, ts, "")
@@ -173,8 +173,8 @@ func TestComposeStatusTimelineSizeAndCause(t *testing.T) {
 	assert.Equal(t, "2026-05-01T09:30:00Z", m["created_at"])
 	assert.Equal(t, []string{"queued"}, timelineOf(t, st))
 
-	runJob(t, ts, jobs.KindDepsolve, map[string]any{}, nil)
-	l, err := ts.db.Dequeue(context.Background(), []string{jobs.KindBuild}, []string{"x86_64"}, store.Worker{Name: "w"}, time.Minute)
+	runJob(t, ts, workerproto.KindDepsolve, map[string]any{}, nil)
+	l, err := ts.db.Dequeue(context.Background(), []string{workerproto.KindBuild}, []string{"x86_64"}, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	_, st = statusOf(t, ts, id)
 	assert.Equal(t, []string{"queued", "depsolved", "building"}, timelineOf(t, st))
@@ -232,7 +232,7 @@ func TestCancelCompose(t *testing.T) {
 	// is a failure already (its pending jobs are cancelled) and a second
 	// cancel is refused too.
 	running := composeOfType(t, ts, "qcow2")
-	l, err := ts.db.Dequeue(context.Background(), []string{jobs.KindDepsolve}, nil, store.Worker{Name: "w"}, time.Minute)
+	l, err := ts.db.Dequeue(context.Background(), []string{workerproto.KindDepsolve}, nil, store.Worker{Name: "w"}, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, ts.do(t, "acme", "POST", "/composes/"+running+"/cancel", nil).status)
 	assert.ErrorIs(t, ts.db.Heartbeat(context.Background(), l.Job.ID, l.Token, time.Minute), store.ErrCanceled, "the worker hears of it")

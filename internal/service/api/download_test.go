@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/testhost"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 const image = "0123456789abcdefghij"
@@ -29,14 +29,14 @@ func finishedCompose(t *testing.T, ts *testServer, arts artifacts.Store) string 
 	r := ts.do(t, "acme", "POST", "/compose", composeBody())
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	id := r.json(t)["id"].(string)
-	for _, kind := range []string{jobs.KindDepsolve, jobs.KindBuild, jobs.KindUpload} {
+	for _, kind := range []string{workerproto.KindDepsolve, workerproto.KindBuild, workerproto.KindUpload} {
 		l, err := ts.db.Dequeue(ctx, []string{kind}, []string{"x86_64"}, store.Worker{Name: "test"}, time.Minute)
 		require.NoError(t, err, kind)
 		var result any = map[string]any{}
-		if kind == jobs.KindBuild {
+		if kind == workerproto.KindBuild {
 			_, err := arts.Put(ctx, id, "disk.qcow2", strings.NewReader(image))
 			require.NoError(t, err)
-			result = jobs.BuildResult{Filename: "disk.qcow2", Size: int64(len(image)), SHA256: "c0ffee"}
+			result = workerproto.BuildResult{Filename: "disk.qcow2", Size: int64(len(image)), SHA256: "c0ffee"}
 		}
 		b, _ := json.Marshal(result)
 		require.NoError(t, ts.db.Finish(ctx, l.Job.ID, l.Token, b, nil))

@@ -9,8 +9,8 @@ import (
 
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // composeJobs returns the caller's compose's jobs, or 404.
@@ -165,10 +165,10 @@ func (s *Server) getComposeMetadata(w http.ResponseWriter, r *http.Request, para
 
 // imageResult is the compose's build result: its image's file name and
 // checksum (empty until the build succeeded).
-func imageResult(js []store.Job) jobs.BuildResult {
-	var res jobs.BuildResult
+func imageResult(js []store.Job) workerproto.BuildResult {
+	var res workerproto.BuildResult
 	for _, j := range js {
-		if j.Type == jobs.KindBuild && j.State == store.JobSuccess {
+		if j.Type == workerproto.KindBuild && j.State == store.JobSuccess {
 			_ = json.Unmarshal(j.Result, &res)
 		}
 	}

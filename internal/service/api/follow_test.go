@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // countingStore counts the queries that look at a compose's jobs.
@@ -85,7 +85,7 @@ func TestLogPieceReachesEveryStreamAtOnce(t *testing.T) {
 	id := composeOfType(t, ts, "qcow2")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := ts.db.Dequeue(ctx, []string{jobs.KindDepsolve}, []string{"x86_64"}, store.Worker{Name: "test"}, time.Minute)
+	l, err := ts.db.Dequeue(ctx, []string{workerproto.KindDepsolve}, []string{"x86_64"}, store.Worker{Name: "test"}, time.Minute)
 	require.NoError(t, err)
 	var streams []<-chan string
 	for range 5 {
@@ -94,7 +94,7 @@ func TestLogPieceReachesEveryStreamAtOnce(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	for i := range 3 {
 		line := fmt.Sprintf("line %d", i)
-		req, err := http.NewRequest(http.MethodPost, workers.URL+workerapi.Prefix+"/jobs/"+l.Job.ID+"/log", strings.NewReader(line+"\n"))
+		req, err := http.NewRequest(http.MethodPost, workers.URL+workerproto.Prefix+"/jobs/"+l.Job.ID+"/log", strings.NewReader(line+"\n"))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+l.Token)
 		start := time.Now()

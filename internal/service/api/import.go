@@ -10,6 +10,7 @@ import (
 	"regexp"
 
 	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/apimodel"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) importBlueprint(w http.ResponseWriter, r *http.Request, _ map[s
 	if err != nil {
 		return err
 	}
-	cust, err := CustomizationsFromBlueprint(bp)
+	cust, err := apimodel.CustomizationsFromBlueprint(bp)
 	if err != nil {
 		return unsupportedProblems(err)
 	}
@@ -84,7 +85,7 @@ func fileProblems(err error) error {
 
 // unsupportedProblems names each field of the file the API cannot carry.
 func unsupportedProblems(err error) error {
-	var ue *UnsupportedError
+	var ue *apimodel.UnsupportedError
 	if !errors.As(err, &ue) {
 		return newError(http.StatusBadRequest, err.Error())
 	}

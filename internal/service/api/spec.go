@@ -9,10 +9,12 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/kiln-project/kiln/internal/apimodel"
 )
 
 // Prefix is where the image-builder API lives.
-const Prefix = "/api/image-builder/v1"
+const Prefix = apimodel.Prefix
 
 //go:embed openapi.yaml
 var specYAML []byte

@@ -14,13 +14,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
-// Names of the files a compose has besides its image.
+// Names of the files a compose has besides its image, as the workers
+// upload them.
 const (
-	BuildLog = "build.log"
-	Manifest = "manifest.json"
-	SBOM     = "sbom.spdx.json"
+	BuildLog = workerproto.BuildLog
+	Manifest = workerproto.Manifest
+	SBOM     = workerproto.SBOM
 )
 
 var (
@@ -78,27 +81,16 @@ type Presigner interface {
 	AbortUpload(ctx context.Context, composeID, name, uploadID string) error
 }
 
-// Upload is a started multipart upload: part i (from 1) holds bytes
-// [(i-1)*PartSize, i*PartSize) of the file and is sent with a PUT to
-// Parts[i-1].URL, whose answer's ETag header completes the upload.
-type Upload struct {
-	ID        string       `json:"upload_id"`
-	PartSize  int64        `json:"part_size"`
-	Parts     []UploadPart `json:"parts"`
-	ExpiresAt time.Time    `json:"expires_at"`
-}
-
-// UploadPart is where one part of an upload goes.
-type UploadPart struct {
-	Number int    `json:"number"`
-	URL    string `json:"url"`
-}
-
-// CompletedPart is an uploaded part.
-type CompletedPart struct {
-	Number int    `json:"number"`
-	ETag   string `json:"etag"`
-}
+// The multipart upload a Presigner offers is what workers receive, so its
+// types are the worker contract's.
+type (
+	// Upload is a started multipart upload (see workerproto.Upload).
+	Upload = workerproto.Upload
+	// UploadPart is where one part of an upload goes.
+	UploadPart = workerproto.UploadPart
+	// CompletedPart is an uploaded part.
+	CompletedPart = workerproto.CompletedPart
+)
 
 // checkID refuses what is not a compose ID.
 func checkID(composeID string) error {

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // Metrics are the service's metrics, registered on Registry.
@@ -82,7 +82,7 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range counts {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n.N), n.Type, n.Arch, n.State)
 	}
-	statuses, err := c.queue.ComposeStatusCounts(ctx, jobs.KindUpload)
+	statuses, err := c.queue.ComposeStatusCounts(ctx, workerproto.KindUpload)
 	if err != nil {
 		return
 	}

@@ -1,8 +1,8 @@
-// Package workerapi is the HTTP API workers take jobs through, under
-// /api/worker/v1. Workers never hold database credentials: they request a
-// job with the worker key, then act on it only with the job's own lease
-// token (heartbeat, progress, log, files, finish). The in-process workers
-// of `kiln serve` use the same API over loopback.
+// Package workerapi serves the HTTP API workers take jobs through, under
+// workerproto.Prefix, over the queue and the artifact store. Its routes
+// and wire types are the contract in internal/workerproto, which the
+// workers' client speaks too. The in-process workers of `kiln serve` use
+// the same API over loopback.
 package workerapi
 
 import (
@@ -21,10 +21,8 @@ import (
 	"github.com/kiln-project/kiln/internal/service/bodydeadline"
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
-
-// Prefix is where the worker API lives.
-const Prefix = "/api/worker/v1"
 
 // Config configures the worker API. Zero values mean the defaults.
 type Config struct {
@@ -57,64 +55,8 @@ type Config struct {
 	Metrics *metrics.Metrics
 }
 
-// JobRequest asks for a job of one of Types. Jobs for an architecture go
-// only to workers that list it in Arches.
-type JobRequest struct {
-	Types  []string `json:"types"`
-	Arches []string `json:"arches"`
-	Worker string   `json:"worker"`
-}
-
-// Job is a leased job as the worker sees it.
-type Job struct {
-	ID         string                     `json:"id"`
-	Token      string                     `json:"token"`
-	ComposeID  string                     `json:"compose_id"`
-	Type       string                     `json:"type"`
-	Arch       string                     `json:"arch,omitempty"`
-	Args       json.RawMessage            `json:"args"`
-	DepResults map[string]json.RawMessage `json:"dep_results,omitempty"`
-	// LeaseSeconds is how long the lease lasts without a heartbeat.
-	LeaseSeconds int `json:"lease_seconds"`
-}
-
-// Finish ends a job.
-type Finish struct {
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  *FinishError    `json:"error,omitempty"`
-}
-
-// UploadRequest asks to upload a file straight to the artifact store.
-type UploadRequest struct {
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-}
-
-// UploadOffer answers an UploadRequest. Without Presigned the store cannot
-// take uploads from workers: PUT the file to /jobs/{id}/files/{name}.
-// With it, PUT each part to its URL and complete the upload with the
-// parts' ETags.
-type UploadOffer struct {
-	Presigned bool `json:"presigned"`
-	artifacts.Upload
-}
-
-// UploadCompletion completes an upload: the file's name and size, as
-// asked for, and the parts' ETags in order.
-type UploadCompletion struct {
-	Name  string                    `json:"name"`
-	Size  int64                     `json:"size"`
-	Parts []artifacts.CompletedPart `json:"parts"`
-}
-
-// FinishError says why a job failed.
-type FinishError struct {
-	Reason  string `json:"reason"`
-	Details string `json:"details,omitempty"`
-	Retry   bool   `json:"retry,omitempty"`
-}
-
-// Handler returns the worker API's handler, to mount at Prefix.
+// Handler returns the worker API's handler, to mount at
+// workerproto.Prefix.
 func Handler(cfg Config) http.Handler {
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
@@ -136,15 +78,16 @@ func Handler(cfg Config) http.Handler {
 	}
 	a := &api{cfg}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+Prefix+"/jobs", a.requestJob)
-	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/heartbeat", a.leased(a.heartbeat))
-	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/progress", a.leased(a.progress))
-	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/log", a.leased(a.appendLog))
-	mux.HandleFunc("PUT "+Prefix+"/jobs/{id}/files/{name}", a.leased(a.putFile))
-	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads", a.leased(a.createUpload))
-	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/uploads/{upload}/complete", a.leased(a.completeUpload))
-	mux.HandleFunc("DELETE "+Prefix+"/jobs/{id}/uploads/{upload}", a.leased(a.abortUpload))
-	mux.HandleFunc("POST "+Prefix+"/jobs/{id}/finish", a.leased(a.finish))
+	const p = workerproto.Prefix
+	mux.HandleFunc("POST "+p+workerproto.RouteJobs, a.requestJob)
+	mux.HandleFunc("POST "+p+workerproto.RouteHeartbeat, a.leased(a.heartbeat))
+	mux.HandleFunc("POST "+p+workerproto.RouteProgress, a.leased(a.progress))
+	mux.HandleFunc("POST "+p+workerproto.RouteLog, a.leased(a.appendLog))
+	mux.HandleFunc("PUT "+p+workerproto.RouteFile, a.leased(a.putFile))
+	mux.HandleFunc("POST "+p+workerproto.RouteUploads, a.leased(a.createUpload))
+	mux.HandleFunc("POST "+p+workerproto.RouteCompleteUpload, a.leased(a.completeUpload))
+	mux.HandleFunc("DELETE "+p+workerproto.RouteUpload, a.leased(a.abortUpload))
+	mux.HandleFunc("POST "+p+workerproto.RouteFinish, a.leased(a.finish))
 	return a.withBodyDeadline(routed(mux))
 }
 
@@ -241,7 +184,7 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "request jobs with a worker token (kiln worker-token create)")
 		return
 	}
-	var req JobRequest
+	var req workerproto.JobRequest
 	if err := decodeJSON(io.LimitReader(r.Body, 64<<10), &req); err != nil || len(req.Types) == 0 || len(req.Types) > 16 || len(req.Arches) > 16 {
 		fail(w, http.StatusBadRequest, "expected {types: [...], arches: [...], worker}")
 		return
@@ -259,7 +202,7 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 				a.cfg.Metrics.QueueWait.WithLabelValues(l.Job.Type, l.Job.Arch).Observe(l.Job.StartedAt.Sub(l.Job.QueuedAt).Seconds())
 			}
 			a.cfg.Log.Info("job leased", "job_id", l.Job.ID, "compose_id", l.Job.ComposeID, "org_id", l.Job.OrgID, "type", l.Job.Type, "worker", req.Worker)
-			reply(w, http.StatusCreated, Job{ID: l.Job.ID, Token: l.Token, ComposeID: l.Job.ComposeID, Type: l.Job.Type, Arch: l.Job.Arch,
+			reply(w, http.StatusCreated, workerproto.Job{ID: l.Job.ID, Token: l.Token, ComposeID: l.Job.ComposeID, Type: l.Job.Type, Arch: l.Job.Arch,
 				Args: l.Job.Args, DepResults: l.DepResults, LeaseSeconds: int(a.cfg.Lease / time.Second)})
 			return
 		}
@@ -332,21 +275,21 @@ func (a *api) leased(h func(http.ResponseWriter, *http.Request, store.Job, strin
 func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
 	switch err := a.cfg.Queue.Heartbeat(r.Context(), j.ID, token, a.cfg.Lease); {
 	case errors.Is(err, store.ErrCanceled):
-		reply(w, http.StatusConflict, map[string]bool{"canceled": true})
+		reply(w, http.StatusConflict, workerproto.Heartbeat{Canceled: true})
 	case err != nil:
 		a.leaseError(w, j.ID, err)
 	default:
-		reply(w, http.StatusOK, map[string]bool{"canceled": false})
+		reply(w, http.StatusOK, workerproto.Heartbeat{Canceled: false})
 	}
 }
 
 func (a *api) progress(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
-	var p store.Progress
+	var p workerproto.Progress
 	if err := decodeJSON(io.LimitReader(r.Body, 4<<10), &p); err != nil || p.Done < 0 || p.Total < p.Done {
 		fail(w, http.StatusBadRequest, "expected {done, total} with 0 <= done <= total")
 		return
 	}
-	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, p); err != nil {
+	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, store.Progress{Done: p.Done, Total: p.Total}); err != nil {
 		a.leaseError(w, j.ID, err)
 		return
 	}
@@ -384,13 +327,13 @@ func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ str
 		fail(w, http.StatusBadRequest, "could not store %s: %v", name, err)
 		return
 	}
-	reply(w, http.StatusOK, map[string]int64{"size": n})
+	reply(w, http.StatusOK, workerproto.StoredFile{Size: n})
 }
 
 // createUpload starts an upload of a file straight to the artifact store,
 // when the store can presign.
 func (a *api) createUpload(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
-	var req UploadRequest
+	var req workerproto.UploadRequest
 	if err := decodeJSON(io.LimitReader(r.Body, 64<<10), &req); err != nil || req.Name == "" || req.Size < 0 {
 		fail(w, http.StatusBadRequest, "expected {name, size}")
 		return
@@ -401,7 +344,7 @@ func (a *api) createUpload(w http.ResponseWriter, r *http.Request, j store.Job, 
 	}
 	p, ok := a.cfg.Artifacts.(artifacts.Presigner)
 	if !ok {
-		reply(w, http.StatusOK, UploadOffer{})
+		reply(w, http.StatusOK, workerproto.UploadOffer{})
 		return
 	}
 	up, err := p.CreateUpload(r.Context(), j.ComposeID, req.Name, req.Size, a.cfg.UploadExpiry)
@@ -411,7 +354,7 @@ func (a *api) createUpload(w http.ResponseWriter, r *http.Request, j store.Job, 
 		return
 	}
 	a.cfg.Log.Info("upload started", "job_id", j.ID, "compose_id", j.ComposeID, "name", req.Name, "size", req.Size, "parts", len(up.Parts))
-	reply(w, http.StatusOK, UploadOffer{Presigned: true, Upload: up})
+	reply(w, http.StatusOK, workerproto.UploadOffer{Presigned: true, Upload: up})
 }
 
 // completeUpload assembles an upload's parts into the file and checks its
@@ -422,7 +365,7 @@ func (a *api) completeUpload(w http.ResponseWriter, r *http.Request, j store.Job
 		fail(w, http.StatusBadRequest, "the artifact store takes no direct uploads")
 		return
 	}
-	var c UploadCompletion
+	var c workerproto.UploadCompletion
 	if err := decodeJSON(io.LimitReader(r.Body, 4<<20), &c); err != nil || c.Name == "" || len(c.Parts) == 0 {
 		fail(w, http.StatusBadRequest, "expected {name, size, parts: [{number, etag}]}")
 		return
@@ -436,7 +379,7 @@ func (a *api) completeUpload(w http.ResponseWriter, r *http.Request, j store.Job
 		fail(w, http.StatusBadRequest, "could not complete the upload of %s: %v", c.Name, err)
 		return
 	}
-	reply(w, http.StatusOK, map[string]int64{"size": c.Size})
+	reply(w, http.StatusOK, workerproto.StoredFile{Size: c.Size})
 }
 
 // abortUpload drops an upload the worker gave up on.
@@ -454,7 +397,7 @@ func (a *api) abortUpload(w http.ResponseWriter, r *http.Request, j store.Job, _
 }
 
 func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
-	var f Finish
+	var f workerproto.Finish
 	if err := decodeJSON(io.LimitReader(r.Body, 16<<20), &f); err != nil {
 		fail(w, http.StatusBadRequest, "expected {result} or {error: {reason, details, retry}}")
 		return

@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // leasedJob starts the worker API over a fresh database holding one
@@ -50,7 +51,7 @@ func TestUploadBodyDeadline(t *testing.T) {
 	require.NoError(t, err)
 	put := func(conn net.Conn, size int) {
 		_, err := fmt.Fprintf(conn, "PUT %s/jobs/%s/files/disk.raw HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n",
-			Prefix, l.Job.ID, u.Host, l.Token, size)
+			workerproto.Prefix, l.Job.ID, u.Host, l.Token, size)
 		require.NoError(t, err)
 	}
 
@@ -84,4 +85,38 @@ func TestUploadBodyDeadline(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	})
+}
+
+// Every route of the contract is served, with the method its client
+// uses: a leased call with a wrong token is refused as a lost lease, not
+// as an unknown operation.
+func TestHandlerServesEveryContractRoute(t *testing.T) {
+	base, l := leasedJob(t, Config{})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		says         string
+	}{
+		{http.MethodPost, workerproto.Path(workerproto.RouteJobs), http.StatusUnauthorized, "worker token"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteHeartbeat, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteProgress, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteLog, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodPut, workerproto.Path(workerproto.RouteFile, l.Job.ID, "disk.raw"), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteUploads, l.Job.ID), http.StatusNotFound, "is not leased"},
+		{http.MethodDelete, workerproto.Path(workerproto.RouteUpload, l.Job.ID, "up-1"), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteCompleteUpload, l.Job.ID, "up-1"), http.StatusNotFound, "is not leased"},
+		{http.MethodPost, workerproto.Path(workerproto.RouteFinish, l.Job.ID), http.StatusNotFound, "is not leased"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, base+workerproto.Prefix+tc.path, nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer not-the-lease-token")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			assert.Equal(t, tc.status, resp.StatusCode, string(body))
+			assert.Contains(t, string(body), tc.says)
+		})
+	}
 }

@@ -1,4 +1,4 @@
-package worker
+package workerproto_test
 
 import (
 	"bytes"
@@ -21,16 +21,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/jobs"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/testhost"
+	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
 // leasedJob serves the worker API over arts on loopback and leases a
 // build job through it with c.
-func leasedJob(t *testing.T, arts artifacts.Store, mod func(*workerapi.Config)) (*Client, *workerapi.Job) {
+func leasedJob(t *testing.T, arts artifacts.Store, mod func(*workerapi.Config)) (*workerproto.Client, *workerproto.Job) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
@@ -43,9 +43,9 @@ func leasedJob(t *testing.T, arts artifacts.Store, mod func(*workerapi.Config)) 
 	srv := httptest.NewServer(workerapi.Handler(cfg))
 	t.Cleanup(srv.Close)
 	c := store.Compose{ID: store.NewID(), OrgID: "acme", CreatedAt: time.Now(), Request: json.RawMessage(`{}`)}
-	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{{ID: store.NewID(), Type: jobs.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`)}}))
-	client := &Client{BaseURL: srv.URL, Key: "kwk_test", MinBackoff: 10 * time.Millisecond}
-	j, err := client.RequestJob(ctx, workerapi.JobRequest{Types: []string{jobs.KindBuild}, Arches: []string{"x86_64"}, Worker: "test"})
+	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{{ID: store.NewID(), Type: workerproto.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`)}}))
+	client := &workerproto.Client{BaseURL: srv.URL, Key: "kwk_test", MinBackoff: 10 * time.Millisecond}
+	j, err := client.RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindBuild}, Arches: []string{"x86_64"}, Worker: "test"})
 	require.NoError(t, err)
 	require.NotNil(t, j)
 	return client, j
@@ -111,16 +111,16 @@ func TestPutFilePresigned(t *testing.T) {
 
 	// Small files take the same way, in one part.
 	small, _ := randomFile(t, 10)
-	require.NoError(t, client.PutFile(context.Background(), j, artifacts.Manifest, small))
-	assert.Len(t, stored(t, arts, j.ComposeID, artifacts.Manifest), 10)
+	require.NoError(t, client.PutFile(context.Background(), j, workerproto.Manifest, small))
+	assert.Len(t, stored(t, arts, j.ComposeID, workerproto.Manifest), 10)
 	empty := filepath.Join(t.TempDir(), "empty")
 	require.NoError(t, os.WriteFile(empty, nil, 0o600))
-	require.NoError(t, client.PutFile(context.Background(), j, artifacts.SBOM, empty))
-	assert.Empty(t, stored(t, arts, j.ComposeID, artifacts.SBOM))
+	require.NoError(t, client.PutFile(context.Background(), j, workerproto.SBOM, empty))
+	assert.Empty(t, stored(t, arts, j.ComposeID, workerproto.SBOM))
 
 	// Bounds and names are the server's to check.
 	_, jbig := leasedJob(t, arts, func(c *workerapi.Config) { c.MaxFileBytes = 1 << 20 })
-	assert.ErrorIs(t, client.PutFile(context.Background(), jbig, "image.raw", path), errLeaseLost,
+	assert.ErrorIs(t, client.PutFile(context.Background(), jbig, "image.raw", path), workerproto.ErrLeaseLost,
 		"another server's job is not leased here")
 	bounded, jb := leasedJob(t, arts, func(c *workerapi.Config) { c.MaxFileBytes = 1 << 20 })
 	assert.ErrorContains(t, bounded.PutFile(context.Background(), jb, "image.raw", path), "413")
@@ -171,11 +171,11 @@ func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestClientRetries(t *testing.T) {
 	f := &flaky{fails: 2, tries: map[string]int{}, bodies: map[string][]byte{}, ok: func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case workerapi.Prefix + "/jobs/j1/uploads":
-			_ = json.NewEncoder(w).Encode(workerapi.UploadOffer{})
-		case workerapi.Prefix + "/jobs/j1/files/image.raw":
+		case workerproto.Prefix + "/jobs/j1/uploads":
+			_ = json.NewEncoder(w).Encode(workerproto.UploadOffer{})
+		case workerproto.Prefix + "/jobs/j1/files/image.raw":
 			_, _ = w.Write([]byte(`{"size": 1}`))
-		case workerapi.Prefix + "/jobs/j1/progress":
+		case workerproto.Prefix + "/jobs/j1/progress":
 			http.Error(w, `{"errors": []}`, http.StatusBadRequest)
 		default:
 			w.WriteHeader(http.StatusOK)
@@ -183,23 +183,23 @@ func TestClientRetries(t *testing.T) {
 	}}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	c := &Client{BaseURL: srv.URL, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
-	j := &workerapi.Job{ID: "j1", Token: "t"}
+	c := &workerproto.Client{BaseURL: srv.URL, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	j := &workerproto.Job{ID: "j1", Token: "t"}
 	ctx := context.Background()
 
 	require.NoError(t, c.Log(ctx, j, []byte("a line\n")))
-	assert.Equal(t, 3, f.tries["POST "+workerapi.Prefix+"/jobs/j1/log"])
-	assert.Equal(t, "a line\n", string(f.bodies["POST "+workerapi.Prefix+"/jobs/j1/log"]), "the body is sent whole on the last try")
+	assert.Equal(t, 3, f.tries["POST "+workerproto.Prefix+"/jobs/j1/log"])
+	assert.Equal(t, "a line\n", string(f.bodies["POST "+workerproto.Prefix+"/jobs/j1/log"]), "the body is sent whole on the last try")
 
 	path, data := randomFile(t, 256<<10)
 	require.NoError(t, c.PutFile(ctx, j, "image.raw", path))
-	assert.Equal(t, 3, f.tries["PUT "+workerapi.Prefix+"/jobs/j1/files/image.raw"])
-	assert.True(t, bytes.Equal(data, f.bodies["PUT "+workerapi.Prefix+"/jobs/j1/files/image.raw"]), "the file is read again for each try")
+	assert.Equal(t, 3, f.tries["PUT "+workerproto.Prefix+"/jobs/j1/files/image.raw"])
+	assert.True(t, bytes.Equal(data, f.bodies["PUT "+workerproto.Prefix+"/jobs/j1/files/image.raw"]), "the file is read again for each try")
 
 	// A 4xx is final.
 	f.fails = 0
 	assert.ErrorContains(t, c.Progress(ctx, j, 1, 2), "400")
-	assert.Equal(t, 1, f.tries["POST "+workerapi.Prefix+"/jobs/j1/progress"])
+	assert.Equal(t, 1, f.tries["POST "+workerproto.Prefix+"/jobs/j1/progress"])
 
 	// Retries end with the context.
 	f.fails = 1 << 30
@@ -219,7 +219,7 @@ func TestClientWaitsForServer(t *testing.T) {
 
 	var finished atomic.Bool
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == workerapi.Prefix+"/jobs/j1/finish" {
+		if r.URL.Path == workerproto.Prefix+"/jobs/j1/finish" {
 			finished.Store(true)
 		}
 		w.WriteHeader(http.StatusOK)
@@ -234,10 +234,10 @@ func TestClientWaitsForServer(t *testing.T) {
 		}
 		_ = srv.Serve(ln)
 	}()
-	c := &Client{BaseURL: "http://" + addr, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	c := &workerproto.Client{BaseURL: "http://" + addr, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	require.NoError(t, c.Finish(ctx, &workerapi.Job{ID: "j1", Token: "t"}, map[string]string{"filename": "x"}, nil))
+	require.NoError(t, c.Finish(ctx, &workerproto.Job{ID: "j1", Token: "t"}, map[string]string{"filename": "x"}, nil))
 	assert.True(t, finished.Load())
 }
 
@@ -255,13 +255,13 @@ func TestClientFailsOverToAnotherReplica(t *testing.T) {
 	}))
 	defer up.Close()
 
-	c := &Client{BaseURL: "http://" + deadAddr, Fallbacks: []string{up.URL}, MinBackoff: 10 * time.Second}
+	c := &workerproto.Client{BaseURL: "http://" + deadAddr, Fallbacks: []string{up.URL}, MinBackoff: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	require.NoError(t, c.Finish(ctx, &workerapi.Job{ID: "j1", Token: "t"}, map[string]string{}, nil))
+	require.NoError(t, c.Finish(ctx, &workerproto.Job{ID: "j1", Token: "t"}, map[string]string{}, nil))
 	assert.Less(t, time.Since(start), 5*time.Second, "the other replica is asked at once, not after a backoff")
-	require.NoError(t, c.Progress(ctx, &workerapi.Job{ID: "j1", Token: "t"}, 1, 2))
+	require.NoError(t, c.Progress(ctx, &workerproto.Job{ID: "j1", Token: "t"}, 1, 2))
 	assert.Equal(t, int64(2), asked.Load())
-	assert.Equal(t, up.URL, c.server(), "it stays with the replica that answers")
+	assert.Equal(t, up.URL, c.Server(), "it stays with the replica that answers")
 }

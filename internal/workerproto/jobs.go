@@ -1,11 +1,10 @@
-// Package jobs holds the job kinds a compose becomes and their arguments
-// and results: the contract between the API, which enqueues them, and the
-// workers, which run them.
-package jobs
+package workerproto
 
 import "encoding/json"
 
-// Job kinds, in the order a compose runs them.
+// Job kinds a compose becomes, in the order it runs them: the API
+// enqueues them, the workers run them, with the arguments and results
+// below.
 const (
 	KindDepsolve = "depsolve"
 	KindBuild    = "build"

@@ -1,4 +1,4 @@
-package worker
+package workerproto
 
 import (
 	"bytes"
@@ -13,9 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/kiln-project/kiln/internal/service/artifacts"
-	"github.com/kiln-project/kiln/internal/service/workerapi"
 )
 
 // Client speaks the worker API. A request that fails for a while — the
@@ -40,8 +37,10 @@ type Client struct {
 	MinBackoff, MaxBackoff time.Duration
 }
 
-// errLeaseLost: the server no longer counts the job as ours.
-var errLeaseLost = errors.New("the job's lease was lost")
+// ErrLeaseLost: the server no longer counts the job as ours (it was
+// requeued, canceled or finished, or the worker token it was leased with
+// was revoked). Whatever the worker does with the job is lost.
+var ErrLeaseLost = errors.New("the job's lease was lost")
 
 // server is the address requests go to now.
 func (c *Client) server() string {
@@ -129,7 +128,7 @@ func (c *Client) do(ctx context.Context, method, path, token string, body []byte
 func (c *Client) doBody(ctx context.Context, method, path, token string, body func() (io.Reader, int64), out any) (int, error) {
 	resp, data, err := c.send(ctx, true, func() (*http.Request, error) {
 		rd, n := body()
-		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.server(), "/")+workerapi.Prefix+path, rd)
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.server(), "/")+Prefix+path, rd)
 		if err != nil {
 			return nil, err
 		}
@@ -144,12 +143,12 @@ func (c *Client) doBody(ctx context.Context, method, path, token string, body fu
 		return 0, err
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound && path != "/jobs":
-		return resp.StatusCode, errLeaseLost
-	case resp.StatusCode == http.StatusUnauthorized && path != "/jobs":
+	case resp.StatusCode == http.StatusNotFound && path != RouteJobs:
+		return resp.StatusCode, ErrLeaseLost
+	case resp.StatusCode == http.StatusUnauthorized && path != RouteJobs:
 		// The worker token the job was leased with was revoked: the
 		// job is someone else's now.
-		return resp.StatusCode, fmt.Errorf("%w: the worker token was revoked", errLeaseLost)
+		return resp.StatusCode, fmt.Errorf("%w: the worker token was revoked", ErrLeaseLost)
 	case resp.StatusCode >= 400 && resp.StatusCode != http.StatusConflict:
 		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
 	}
@@ -167,9 +166,9 @@ func jsonBody(v any) []byte {
 }
 
 // RequestJob long-polls for a job; nil when none became ready.
-func (c *Client) RequestJob(ctx context.Context, req workerapi.JobRequest) (*workerapi.Job, error) {
-	var j workerapi.Job
-	status, err := c.do(ctx, http.MethodPost, "/jobs", c.Key, jsonBody(req), &j)
+func (c *Client) RequestJob(ctx context.Context, req JobRequest) (*Job, error) {
+	var j Job
+	status, err := c.do(ctx, http.MethodPost, RouteJobs, c.Key, jsonBody(req), &j)
 	if err != nil || status == http.StatusNoContent {
 		return nil, err
 	}
@@ -177,27 +176,27 @@ func (c *Client) RequestJob(ctx context.Context, req workerapi.JobRequest) (*wor
 }
 
 // Heartbeat extends the lease and reports whether the job was canceled.
-func (c *Client) Heartbeat(ctx context.Context, j *workerapi.Job) (canceled bool, err error) {
-	status, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/heartbeat", j.Token, nil, nil)
+func (c *Client) Heartbeat(ctx context.Context, j *Job) (canceled bool, err error) {
+	status, err := c.do(ctx, http.MethodPost, Path(RouteHeartbeat, j.ID), j.Token, nil, nil)
 	return status == http.StatusConflict, err
 }
 
 // Progress reports done of total.
-func (c *Client) Progress(ctx context.Context, j *workerapi.Job, done, total int) error {
-	_, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/progress", j.Token, jsonBody(map[string]int{"done": done, "total": total}), nil)
+func (c *Client) Progress(ctx context.Context, j *Job, done, total int) error {
+	_, err := c.do(ctx, http.MethodPost, Path(RouteProgress, j.ID), j.Token, jsonBody(Progress{Done: done, Total: total}), nil)
 	return err
 }
 
 // Log appends to the compose's build log.
-func (c *Client) Log(ctx context.Context, j *workerapi.Job, data []byte) error {
-	_, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/log", j.Token, data, nil)
+func (c *Client) Log(ctx context.Context, j *Job, data []byte) error {
+	_, err := c.do(ctx, http.MethodPost, Path(RouteLog, j.ID), j.Token, data, nil)
 	return err
 }
 
 // PutFile uploads the file at path as the compose's file name: straight
 // to the artifact store in presigned parts when the server offers that,
 // else (and for an empty file) through the server.
-func (c *Client) PutFile(ctx context.Context, j *workerapi.Job, name, path string) error {
+func (c *Client) PutFile(ctx context.Context, j *Job, name, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -208,14 +207,14 @@ func (c *Client) PutFile(ctx context.Context, j *workerapi.Job, name, path strin
 		return err
 	}
 	size := fi.Size()
-	var offer workerapi.UploadOffer
+	var offer UploadOffer
 	if size == 0 {
 		// An empty part is not worth the round trips.
-	} else if _, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/uploads", j.Token, jsonBody(workerapi.UploadRequest{Name: name, Size: size}), &offer); err != nil {
+	} else if _, err := c.do(ctx, http.MethodPost, Path(RouteUploads, j.ID), j.Token, jsonBody(UploadRequest{Name: name, Size: size}), &offer); err != nil {
 		return err
 	}
 	if !offer.Presigned {
-		_, err = c.doBody(ctx, http.MethodPut, "/jobs/"+j.ID+"/files/"+url.PathEscape(name), j.Token,
+		_, err = c.doBody(ctx, http.MethodPut, Path(RouteFile, j.ID, name), j.Token,
 			func() (io.Reader, int64) { return io.NewSectionReader(f, 0, size), size }, nil)
 		return err
 	}
@@ -224,21 +223,21 @@ func (c *Client) PutFile(ctx context.Context, j *workerapi.Job, name, path strin
 		// Best effort: the server's retention drops what is left anyway.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_, _ = c.do(actx, http.MethodDelete, "/jobs/"+j.ID+"/uploads/"+url.PathEscape(offer.ID)+"?name="+url.QueryEscape(name), j.Token, nil, nil)
+		_, _ = c.do(actx, http.MethodDelete, Path(RouteUpload, j.ID, offer.ID)+"?name="+url.QueryEscape(name), j.Token, nil, nil)
 		return fmt.Errorf("uploading %s: %w", name, err)
 	}
-	_, err = c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/uploads/"+url.PathEscape(offer.ID)+"/complete", j.Token,
-		jsonBody(workerapi.UploadCompletion{Name: name, Size: size, Parts: parts}), nil)
+	_, err = c.do(ctx, http.MethodPost, Path(RouteCompleteUpload, j.ID, offer.ID), j.Token,
+		jsonBody(UploadCompletion{Name: name, Size: size, Parts: parts}), nil)
 	return err
 }
 
 // putParts sends each part of f to its presigned URL, read from the file
 // for each try, and returns the parts' ETags.
-func (c *Client) putParts(ctx context.Context, f *os.File, size int64, up artifacts.Upload) ([]artifacts.CompletedPart, error) {
+func (c *Client) putParts(ctx context.Context, f *os.File, size int64, up Upload) ([]CompletedPart, error) {
 	if up.PartSize <= 0 || int64(len(up.Parts)) < (size+up.PartSize-1)/up.PartSize {
 		return nil, fmt.Errorf("the server offered %d parts of %d bytes for %d bytes", len(up.Parts), up.PartSize, size)
 	}
-	var done []artifacts.CompletedPart
+	var done []CompletedPart
 	for i, p := range up.Parts {
 		off := int64(i) * up.PartSize
 		n := max(0, min(up.PartSize, size-off))
@@ -263,14 +262,14 @@ func (c *Client) putParts(ctx context.Context, f *os.File, size int64, up artifa
 		if etag == "" {
 			return nil, fmt.Errorf("part %d: the store answered no ETag", p.Number)
 		}
-		done = append(done, artifacts.CompletedPart{Number: p.Number, ETag: etag})
+		done = append(done, CompletedPart{Number: p.Number, ETag: etag})
 	}
 	return done, nil
 }
 
 // Finish ends the job with its result or its failure.
-func (c *Client) Finish(ctx context.Context, j *workerapi.Job, result any, failure *workerapi.FinishError) error {
-	f := workerapi.Finish{Error: failure}
+func (c *Client) Finish(ctx context.Context, j *Job, result any, failure *FinishError) error {
+	f := Finish{Error: failure}
 	if failure == nil {
 		b, err := json.Marshal(result)
 		if err != nil {
@@ -278,6 +277,6 @@ func (c *Client) Finish(ctx context.Context, j *workerapi.Job, result any, failu
 		}
 		f.Result = b
 	}
-	_, err := c.do(ctx, http.MethodPost, "/jobs/"+j.ID+"/finish", j.Token, jsonBody(f), nil)
+	_, err := c.do(ctx, http.MethodPost, Path(RouteFinish, j.ID), j.Token, jsonBody(f), nil)
 	return err
 }
