@@ -30,13 +30,33 @@ import (
 	"github.com/kiln-project/kiln/internal/testhost"
 )
 
+// builtKilns are the kiln binaries this run built, by build tags: tests
+// that run the same one build it once. TestMain removes them.
+var builtKilns struct {
+	sync.Mutex
+	dir  string
+	bins map[string]string
+}
+
 // buildKiln builds the kiln binary for tests that run it as processes,
-// with the build tags given.
+// with the build tags given, once per run.
 func buildKiln(t testing.TB, tags ...string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kiln")
-	out, err := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, ".").CombinedOutput()
+	key := strings.Join(tags, ",")
+	builtKilns.Lock()
+	defer builtKilns.Unlock()
+	if bin, ok := builtKilns.bins[key]; ok {
+		return bin
+	}
+	if builtKilns.dir == "" {
+		dir, err := os.MkdirTemp("", "kiln-test-bin-")
+		require.NoError(t, err)
+		builtKilns.dir, builtKilns.bins = dir, map[string]string{}
+	}
+	bin := filepath.Join(builtKilns.dir, fmt.Sprintf("kiln-%d", len(builtKilns.bins)))
+	out, err := exec.Command("go", "build", "-tags", key, "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, string(out))
+	builtKilns.bins[key] = bin
 	return bin
 }
 
@@ -468,8 +488,16 @@ func BenchmarkClusterThroughput(b *testing.B) {
 	}
 }
 
-// TestMain stops the PostgreSQL server the cluster tests start.
-func TestMain(m *testing.M) { testhost.MainWithPostgres(m) }
+// TestMain removes the kiln binaries the tests built and stops the
+// PostgreSQL server the cluster tests start.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtKilns.dir != "" {
+		_ = os.RemoveAll(builtKilns.dir)
+	}
+	testhost.StopPostgres()
+	os.Exit(code)
+}
 
 func composes() int {
 	if n, err := strconv.Atoi(os.Getenv("KILN_BENCH_COMPOSES")); err == nil && n > 0 {

@@ -16,7 +16,7 @@ import (
 )
 
 // TestServeSurvivesKill9 kills `kiln serve` with SIGKILL while its worker
-// builds a compose (a fake build, whose stages take half a second each).
+// builds a compose (a fake build, whose stages take 300 ms each).
 // The restarted service still has the compose; the job whose worker died
 // is requeued when its lease expires, and the compose ends in success.
 // SIGTERM then stops the service cleanly.
@@ -29,7 +29,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	start := func() (*exec.Cmd, string) {
 		t.Helper()
 		cmd := exec.CommandContext(ctx, bin, "--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data, "--lease", "6s")
-		cmd.Env = append(os.Environ(), "KILN_FAKE_STAGE_TIME=500ms")
+		cmd.Env = append(os.Environ(), "KILN_FAKE_STAGE_TIME=300ms")
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
