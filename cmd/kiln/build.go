@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +12,6 @@ import (
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
-	"github.com/kiln-project/kiln/internal/sbom"
 )
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -91,82 +87,25 @@ reproducible timestamps.`,
 	return cmd
 }
 
-// outputs are the files a build writes for an artifact.
-type outputs struct{ artifact, manifest, sbom, log string }
-
-func outputPaths(dir, filename string) outputs {
-	base := filename
-	for _, ext := range []string{".tar.xz", ".tar.gz", ".tar.zst", ".tar", ".qcow2", ".raw", ".vmdk", ".vhd", ".iso"} {
-		if strings.HasSuffix(base, ext) {
-			base = strings.TrimSuffix(base, ext)
-			break
-		}
-	}
-	return outputs{
-		artifact: filepath.Join(dir, filename),
-		manifest: filepath.Join(dir, base+".manifest.json"),
-		sbom:     filepath.Join(dir, base+".spdx.json"),
-		log:      filepath.Join(dir, base+".build.log"),
-	}
-}
-
 func (a *app) build(ctx context.Context, m *manifest.Manifest, outDir, progress string, force bool, cacheLimit int64) error {
-	out := outputPaths(outDir, m.Output.Filename)
-	if !force {
-		for _, p := range []string{out.artifact, out.manifest, out.sbom} {
-			if _, err := os.Stat(p); err == nil {
-				return fmt.Errorf("%s exists already: remove it, choose another --output, or pass --force", p)
-			}
-		}
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
-	}
 	reporter, err := a.reporter(progress)
 	if err != nil {
 		return err
 	}
-	logFile, err := os.Create(out.log)
+	epoch, err := compose.ParseEpoch(os.Getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	cfg := engine.Config{CacheDir: a.cfg.CacheDir, Reporter: reporter, Log: a.log, TreeFacts: sbom.ScanLicenses}
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		sec, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
-		}
-		t := time.Unix(sec, 0).UTC()
-		cfg.Epoch = &t
-	}
-	eng, err := engine.New(cfg)
-	if err != nil {
-		return err
-	}
-	mb, err := m.Marshal()
-	if err != nil {
-		return err
-	}
-	_, err = eng.Build(ctx, m, logFile, func(ctx context.Context, artifact string, facts map[string][]byte) error {
-		doc := sbom.New(m, facts["os"], epochOf(cfg, m))
-		sb, err := doc.Marshal()
-		if err != nil {
-			return err
-		}
-		if err := writeAtomic(out.sbom, sb); err != nil {
-			return err
-		}
-		if err := writeAtomic(out.manifest, mb); err != nil {
-			return err
-		}
-		return copyOut(ctx, artifact, out.artifact)
+	built, err := compose.Build(ctx, m, compose.BuildOptions{
+		CacheDir: a.cfg.CacheDir, Dir: outDir, Replace: force, Epoch: epoch, Progress: reporter, Logger: a.log,
 	})
-	if err != nil {
-		fmt.Fprintf(logFile, "build failed: %v\n", err)
-		return fmt.Errorf("%w\n(the build log is %s)", err, out.log)
+	switch {
+	case errors.Is(err, compose.ErrExists):
+		return fmt.Errorf("%w: remove it, choose another --output, or pass --force", err)
+	case err != nil:
+		return fmt.Errorf("%w\n(the build log is %s)", err, compose.OutputFiles(outDir, m.Output.Filename).Log)
 	}
-	fmt.Fprintf(a.stdout, "%s\n%s\n%s\n%s\n", out.artifact, out.manifest, out.sbom, out.log)
+	fmt.Fprintf(a.stdout, "%s\n%s\n%s\n%s\n", built.Artifact, built.Manifest, built.SBOM, built.Log)
 	if cacheLimit > 0 {
 		removed, err := engine.Prune(a.cfg.CacheDir, cacheLimit)
 		if err != nil {
@@ -175,13 +114,6 @@ func (a *app) build(ctx context.Context, m *manifest.Manifest, outDir, progress 
 		a.log.Info("cache pruned", "entries", len(removed))
 	}
 	return nil
-}
-
-func epochOf(cfg engine.Config, m *manifest.Manifest) time.Time {
-	if cfg.Epoch != nil {
-		return *cfg.Epoch
-	}
-	return engine.ManifestEpoch(m)
 }
 
 func (a *app) reporter(mode string) (engine.Reporter, error) {
@@ -198,36 +130,4 @@ func (a *app) reporter(mode string) (engine.Reporter, error) {
 		return engine.ReporterFunc(func(engine.Event) {}), nil
 	}
 	return nil, fmt.Errorf("--progress %q: expected auto, plain, json or none", mode)
-}
-
-// writeAtomic writes a file under a temporary name and renames it, so a
-// reader (or a full disk) never leaves a half-written file behind.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// copyOut copies the artifact src (sparsely) to dst, which appears only
-// complete.
-func copyOut(ctx context.Context, src, dst string) error {
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".partial")
-	defer os.Remove(tmp)
-	if err := engine.CopyFile(ctx, src, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
 }

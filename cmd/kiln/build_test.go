@@ -68,7 +68,8 @@ func TestBuildWithAMissingPackageDownloadsNothing(t *testing.T) {
 
 // TestBuildOnAFullDisk fills the cache's filesystem mid-download: the build
 // fails with a clear error and leaves no work directory, mount or partial
-// file behind.
+// file behind. It stays a real build: what it proves is the engine's own
+// clean-up.
 func TestBuildOnAFullDisk(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	small := t.TempDir()
@@ -90,7 +91,8 @@ func TestBuildOnAFullDisk(t *testing.T) {
 }
 
 // TestKilledBuildDoesNotBreakTheNext kills kiln with SIGKILL while it
-// installs packages, then builds again in the same cache.
+// installs packages, then builds again in the same cache. It stays a real
+// build: only a real mmdebstrap can be left running or mounted.
 func TestKilledBuildDoesNotBreakTheNext(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	bin := filepath.Join(t.TempDir(), "kiln")

@@ -3,8 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -13,20 +13,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kiln-project/kiln/internal/engine"
-	"github.com/kiln-project/kiln/internal/testhost"
 )
 
 // TestServeSurvivesKill9 kills `kiln serve` with SIGKILL while its worker
-// builds a compose. The restarted service still has the compose; the job
-// whose worker died is requeued when its lease expires, and the compose
-// ends in success. SIGTERM then stops the service cleanly.
+// builds a compose (a fake build, whose stages take 300 ms each).
+// The restarted service still has the compose; the job whose worker died
+// is requeued when its lease expires, and the compose ends in success.
+// SIGTERM then stops the service cleanly.
 func TestServeSurvivesKill9(t *testing.T) {
-	testhost.RequireBuildHost(t, engine.HostProblems(nil))
-	bin := filepath.Join(t.TempDir(), "kiln")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := fakeKiln(t)
 	data, cache := t.TempDir(), engineCache(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -34,6 +29,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	start := func() (*exec.Cmd, string) {
 		t.Helper()
 		cmd := exec.CommandContext(ctx, bin, "--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data, "--lease", "6s")
+		cmd.Env = append(os.Environ(), "KILN_FAKE_STAGE_TIME=300ms")
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())

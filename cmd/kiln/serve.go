@@ -37,6 +37,7 @@ composes. Create API tokens with "kiln token create".`,
 				return err
 			}
 			cfg.Distros, cfg.CacheDir = a.registry, a.cfg.CacheDir
+			cfg.Builder = testBuilder
 			cfg.Log = slog.New(slog.NewJSONHandler(a.stderr, nil))
 			cfg.Version = version()
 			cfg.Ready = func(addr string) { fmt.Fprintf(a.stdout, "kiln serves on http://%s\n", addr) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/internal/compose/composetest"
 	"github.com/kiln-project/kiln/internal/testhost"
 )
 
@@ -167,4 +170,47 @@ func TestServeWithoutWorkers(t *testing.T) {
 	_, errOut, err := run(t, "serve", "--workers", "-2", "--listen", "127.0.0.1:0", "--data", t.TempDir())
 	require.Error(t, err)
 	assert.Contains(t, errOut, "--workers")
+}
+
+// useFakeBuilder makes the workers of the kiln commands this test runs
+// in-process build with b, until the test ends.
+func useFakeBuilder(t *testing.T, b *composetest.Builder) {
+	testBuilder = b
+	t.Cleanup(func() { testBuilder = nil })
+}
+
+// A compose through `kiln serve` and its in-process worker with the CLI's
+// compose verbs: start, status --wait, download. The worker builds a fake
+// image; the image downloaded is the one built from the compose's
+// manifest.
+func TestServeBuildsAComposeOnItsWorker(t *testing.T) {
+	fake := &composetest.Builder{Size: 50 << 10}
+	useFakeBuilder(t, fake)
+	// The later --cache-dir and --data win over startServe's: a cache
+	// whose repository metadata the run shares, for the depsolve, and a
+	// data directory the test knows, for the token.
+	data := t.TempDir()
+	server, stderr := startServe(t, "--workers", "1", "--cache-dir", engineCache(t), "--data", data)
+	tok, _, err := run(t, "token", "create", "--org", "acme", "--name", "fake", "--data", data)
+	require.NoError(t, err)
+	svc := []string{"--server", server, "--token", strings.TrimSpace(tok)}
+	bp := writeBlueprint(t, "name = \"fake\"\n[customizations]\nhostname = \"built-on-the-worker\"\n")
+	out, errOut, err := run(t, append([]string{"compose", "start", bp, "-t", "tar"}, svc...)...)
+	require.NoError(t, err, errOut)
+	id := strings.TrimSpace(out)
+
+	out, errOut, err = run(t, append([]string{"compose", "status", id, "--wait"}, svc...)...)
+	require.NoError(t, err, "%s\n%s", errOut, stderr.String())
+	assert.Contains(t, out, "success")
+	assert.Equal(t, 1, fake.Builds(), "the worker built with the test's builder")
+
+	image := filepath.Join(t.TempDir(), "image")
+	_, errOut, err = run(t, append([]string{"compose", "download", id, "-o", image}, svc...)...)
+	require.NoError(t, err, errOut)
+	got, err := os.ReadFile(image)
+	require.NoError(t, err)
+	header, _, _ := strings.Cut(strings.TrimPrefix(string(got), composetest.Magic), "\n")
+	assert.Equal(t, "fake-debian-12-x86_64.tar.xz", header)
+	assert.Contains(t, string(got), `"hostname": "built-on-the-worker"`)
+	assert.Len(t, got, 50<<10)
 }

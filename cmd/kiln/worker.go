@@ -18,6 +18,13 @@ import (
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
+// testBuilder, when set, builds the images of the workers of `kiln serve`
+// and `kiln worker` instead of the engine. Only tests set it: in-process
+// tests directly, and tests that run kiln as a process by building it with
+// the kilnfake build tag (fakebuild.go). A kiln built without that tag has
+// no code that sets it, so nothing a tenant or an operator does can.
+var testBuilder worker.Builder
+
 func newWorkerCommand(a *app) *cobra.Command {
 	var (
 		token, name, listen string
@@ -88,7 +95,7 @@ keeps retrying with backoff and keeps its finished images.`,
 				w, err := worker.New(worker.Config{
 					Client: client, Name: fmt.Sprintf("%s/%d", name, i+1), Arches: arches, Grace: grace,
 					CacheDir: a.cfg.CacheDir, Mirrors: mirrors, Resolver: resolver, Distros: a.registry,
-					Log: log.With("worker", fmt.Sprintf("%s/%d", name, i+1)), Health: health,
+					Log: log.With("worker", fmt.Sprintf("%s/%d", name, i+1)), Health: health, Builder: testBuilder,
 				})
 				if err != nil {
 					return err

@@ -82,6 +82,9 @@ type Config struct {
 	Mirrors  map[string]string
 	Resolver depsolve.Resolver
 	Distros  *distro.Registry
+	// Builder builds the in-process workers' images (see
+	// worker.Config.Builder). Default: the engine.
+	Builder worker.Builder
 
 	Log     *slog.Logger
 	Version string
@@ -225,7 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Client:   &workerproto.Client{BaseURL: "http://" + addr, Key: cfg.WorkerKey},
 			Name:     fmt.Sprintf("in-process-%d", i+1),
 			CacheDir: cfg.CacheDir, Mirrors: cfg.Mirrors, Resolver: cfg.Resolver, Distros: cfg.Distros,
-			Log: cfg.Log.With("worker", i+1),
+			Builder: cfg.Builder, Log: cfg.Log.With("worker", i+1),
 		})
 		if err != nil {
 			stopWorkers()

@@ -18,9 +18,11 @@ import (
 
 	"github.com/kiln-project/kiln/internal/aptsources"
 	"github.com/kiln-project/kiln/internal/boottest"
+	"github.com/kiln-project/kiln/internal/compose/composetest"
 	"github.com/kiln-project/kiln/internal/depsolve/apt"
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 	"github.com/kiln-project/kiln/internal/testhost"
@@ -282,6 +284,110 @@ func TestServiceBuildsACompose(t *testing.T) {
 
 	stopWorker()
 	<-workerDone
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service did not stop")
+	}
+}
+
+// TestInProcessWorkersBuildWithTheConfiguredBuilder runs the service with
+// one in-process worker whose builder is the fake: a compose goes API →
+// queue → depsolve → build → upload, and the image downloaded is the one
+// the fake built from the compose's manifest.
+func TestInProcessWorkersBuildWithTheConfiguredBuilder(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := t.TempDir()
+	resolver, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
+	require.NoError(t, err)
+	entries, err := aptsources.Read("/")
+	require.NoError(t, err)
+	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
+	require.NoError(t, err)
+	reg, err := distro.Load()
+	require.NoError(t, err)
+	db, err := sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	secret, hash := store.NewSecret("kiln_")
+	require.NoError(t, db.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "acme", Name: "test", Hash: hash, CreatedAt: time.Now()}))
+	require.NoError(t, db.Close())
+
+	fake := &composetest.Builder{Size: 100 << 10}
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: 1, CacheDir: t.TempDir(), Resolver: resolver,
+			Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security},
+			Distros: reg, Builder: fake, Ready: func(a string) { addr <- a }})
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("the service did not start: %v", err)
+	}
+	call := func(method, path string, body any) (int, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			require.NoError(t, err)
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+"/api/image-builder/v1"+path, rd)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b
+	}
+
+	code, body := call("POST", "/compose", map[string]any{
+		"distribution": "debian-12", "image_name": "fake",
+		"image_requests": []any{map[string]any{"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local", "options": map[string]any{}}}},
+		"customizations": map[string]any{"hostname": "built-by-the-fake"},
+	})
+	require.Equal(t, http.StatusCreated, code, string(body))
+	var created struct{ ID string }
+	require.NoError(t, json.Unmarshal(body, &created))
+
+	var status struct {
+		ImageStatus struct {
+			Status string `json:"status"`
+			Error  any    `json:"error"`
+		} `json:"image_status"`
+	}
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		_, body = call("GET", "/composes/"+created.ID, nil)
+		require.NoError(t, json.Unmarshal(body, &status), string(body))
+		if s := status.ImageStatus.Status; s == "success" || s == "failure" {
+			break
+		}
+	}
+	require.Equal(t, "success", status.ImageStatus.Status, string(body))
+	assert.Equal(t, 1, fake.Builds(), "the in-process worker built with the configured builder")
+
+	code, image := call("GET", "/composes/"+created.ID+"/download", nil)
+	require.Equal(t, http.StatusOK, code)
+	_, mbody := call("GET", "/composes/"+created.ID+"/manifests", nil)
+	var manifests []json.RawMessage
+	require.NoError(t, json.Unmarshal(mbody, &manifests))
+	require.Len(t, manifests, 1)
+	m, err := manifest.Parse(manifests[0])
+	require.NoError(t, err)
+	want, err := composetest.Artifact(m, 100<<10)
+	require.NoError(t, err)
+	assert.Equal(t, want, image, "the image the fake built from the compose's manifest")
+	assert.Contains(t, string(image), `"hostname": "built-by-the-fake"`)
+
 	cancel()
 	select {
 	case err := <-done:

@@ -28,7 +28,6 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
-	"github.com/kiln-project/kiln/internal/sbom"
 	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
@@ -55,7 +54,17 @@ type Config struct {
 	Targets target.Registry
 	// Health, when set, records the worker's jobs and server contact.
 	Health *Health
-	Log    *slog.Logger
+	// Builder builds the images of build jobs. Default: the engine
+	// (compose.Engine) in CacheDir, dating each image by its manifest.
+	Builder Builder
+	Log     *slog.Logger
+}
+
+// Builder builds a manifest's image into files in dir, writing the build
+// log to log and reporting its steps to progress as the engine does
+// (compose.Engine is the real one).
+type Builder interface {
+	Build(ctx context.Context, m *manifest.Manifest, dir string, log io.Writer, progress engine.Reporter) (*compose.Built, error)
 }
 
 // Worker runs jobs.
@@ -113,6 +122,12 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.Targets == nil {
 		cfg.Targets = target.New(target.Local{})
+	}
+	if cfg.Builder == nil {
+		// No SOURCE_DATE_EPOCH from the worker's environment: an image
+		// the service builds is dated by its manifest alone, whichever
+		// worker builds it.
+		cfg.Builder = compose.Engine{CacheDir: cfg.CacheDir, Logger: cfg.Log}
 	}
 	return &Worker{cfg: cfg, scrub: hostPaths(cfg.CacheDir)}, nil
 }
@@ -358,49 +373,54 @@ func (w *Worker) build(ctx context.Context, j *workerproto.Job) (any, *jobFailur
 			fmt.Fprintf(logs, "== [%d/%d] %s: %s done in %.1fs\n", ev.Index, ev.Total, ev.Pipeline, ev.Stage, ev.Elapsed.Seconds())
 		}
 	})
-	eng, err := engine.New(engine.Config{CacheDir: w.cfg.CacheDir, Reporter: reporter, Log: w.cfg.Log, TreeFacts: sbom.ScanLicenses})
+	out, err := w.buildAndUpload(ctx, j, m, dep.Manifest, logs, reporter)
 	if err != nil {
-		return nil, &jobFailure{Reason: "starting the build engine", Details: err.Error()}
-	}
-	var out workerproto.BuildResult
-	_, err = eng.Build(ctx, m, logs, func(ctx context.Context, artifact string, facts map[string][]byte) error {
-		doc := sbom.New(m, facts["os"], engine.ManifestEpoch(m))
-		sb, err := doc.Marshal()
-		if err != nil {
-			return err
-		}
-		dir, err := os.MkdirTemp("", "kiln-worker-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		for name, data := range map[string][]byte{workerproto.SBOM: sb, workerproto.Manifest: dep.Manifest} {
-			p := filepath.Join(dir, name)
-			if err := os.WriteFile(p, data, 0o600); err != nil {
-				return err
-			}
-			if err := w.cfg.Client.PutFile(ctx, j, name, p); err != nil {
-				return err
-			}
-		}
-		sum, size, err := hashFile(artifact)
-		if err != nil {
-			return err
-		}
-		if err := w.cfg.Client.PutFile(ctx, j, m.Output.Filename, artifact); err != nil {
-			return err
-		}
-		out = workerproto.BuildResult{Filename: m.Output.Filename, Size: size, SHA256: sum}
-		return nil
-	})
-	if err != nil {
-		fmt.Fprintf(logs, "build failed: %v\n", err)
 		failedMu.Lock()
 		defer failedMu.Unlock()
 		return nil, buildFailure(failed, err)
 	}
 	fmt.Fprintf(logs, "built %s (%d bytes, sha256 %s)\n", out.Filename, out.Size, out.SHA256)
 	return out, nil
+}
+
+// buildAndUpload builds m with the worker's builder in a directory of its
+// own under the cache and puts the SBOM, the manifest as the depsolve job
+// wrote it, and the artifact into the job's files. A failed build has
+// written its error to the log already.
+func (w *Worker) buildAndUpload(ctx context.Context, j *workerproto.Job, m *manifest.Manifest, manifestData []byte, log io.Writer, progress engine.Reporter) (workerproto.BuildResult, error) {
+	parent := filepath.Join(w.cfg.CacheDir, "uploads")
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return workerproto.BuildResult{}, err
+	}
+	dir, err := os.MkdirTemp(parent, "job-")
+	if err != nil {
+		return workerproto.BuildResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	built, err := w.cfg.Builder.Build(ctx, m, dir, log, progress)
+	if err != nil {
+		return workerproto.BuildResult{}, err
+	}
+	fail := func(err error) (workerproto.BuildResult, error) {
+		fmt.Fprintf(log, "build failed: %v\n", err)
+		return workerproto.BuildResult{}, err
+	}
+	if err := os.WriteFile(built.Manifest, manifestData, 0o600); err != nil {
+		return fail(err)
+	}
+	for name, p := range map[string]string{workerproto.SBOM: built.SBOM, workerproto.Manifest: built.Manifest} {
+		if err := w.cfg.Client.PutFile(ctx, j, name, p); err != nil {
+			return fail(err)
+		}
+	}
+	sum, size, err := hashFile(built.Artifact)
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.cfg.Client.PutFile(ctx, j, built.Filename, built.Artifact); err != nil {
+		return fail(err)
+	}
+	return workerproto.BuildResult{Filename: built.Filename, Size: size, SHA256: sum}, nil
 }
 
 // buildFailure is a failed build's reason: the stage that failed, from

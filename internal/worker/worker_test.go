@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,8 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/internal/compose/composetest"
 	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
@@ -275,4 +279,165 @@ func TestWorkerAPIMethodsAndAuthentication(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Equal(t, `Bearer realm="kiln-worker"`, resp.Header.Get("WWW-Authenticate"))
+}
+
+// tarManifest is a small manifest of two pipelines, what the fake builder
+// needs to report stages and name its artifact.
+func tarManifest() *manifest.Manifest {
+	return &manifest.Manifest{Version: manifest.Version,
+		Target: manifest.Target{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Name: "t"},
+		Pipelines: []manifest.Pipeline{
+			{Name: "os", Produces: "tree", Stages: []manifest.Stage{manifest.NewStage(&manifest.Hostname{Hostname: "fake"})}},
+			{Name: "archive", Input: "os", Produces: "file", Filename: "t.tar.xz", Stages: []manifest.Stage{manifest.NewStage(&manifest.TarArchive{Compression: "xz"})}},
+		},
+		Output: manifest.Output{Pipeline: "archive", Filename: "t.tar.xz"},
+	}
+}
+
+// buildQueue is a store and worker API holding a compose whose depsolve
+// job is done (its manifest is m) and whose build job waits.
+type buildQueue struct {
+	db        *sqlite.DB
+	url, key  string
+	composeID string
+	files     artifacts.Local
+}
+
+func queueWithBuild(t *testing.T, m *manifest.Manifest, lease time.Duration) *buildQueue {
+	ctx := context.Background()
+	q := &buildQueue{files: artifacts.Local{Dir: t.TempDir()}}
+	var err error
+	q.db, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { q.db.Close() })
+	var hash string
+	q.key, hash = store.NewSecret("kwt_")
+	require.NoError(t, q.db.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "test", Hash: hash, CreatedAt: time.Now()}))
+	c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
+	dep := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: workerproto.KindDepsolve, Args: json.RawMessage(`{}`)}
+	build := store.Job{ID: store.NewID(), ComposeID: c.ID, OrgID: "a", Type: workerproto.KindBuild, Arch: "x86_64", Args: json.RawMessage(`{}`), Deps: []string{dep.ID}}
+	require.NoError(t, q.db.CreateCompose(ctx, c, []store.Job{dep, build}))
+	q.composeID = c.ID
+	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: q.db, Tokens: q.db, Artifacts: q.files, Lease: lease, PollTimeout: time.Second}))
+	t.Cleanup(srv.Close)
+	q.url = srv.URL
+
+	client := &workerproto.Client{BaseURL: q.url, Key: q.key}
+	j, err := client.RequestJob(ctx, workerproto.JobRequest{Types: []string{workerproto.KindDepsolve}, Worker: "depsolver"})
+	require.NoError(t, err)
+	require.NotNil(t, j)
+	data, err := m.Marshal()
+	require.NoError(t, err)
+	require.NoError(t, client.Finish(ctx, j, workerproto.DepsolveResult{Manifest: data}, nil))
+	return q
+}
+
+// buildJob is the compose's build job as the store has it.
+func (q *buildQueue) buildJob(t *testing.T) store.Job {
+	js, err := q.db.ComposeJobs(context.Background(), "a", q.composeID)
+	require.NoError(t, err)
+	for _, j := range js {
+		if j.Type == workerproto.KindBuild {
+			return j
+		}
+	}
+	t.Fatal("no build job")
+	return store.Job{}
+}
+
+// waitBuild waits until the build job is no longer pending or running.
+func (q *buildQueue) waitBuild(t *testing.T) store.Job {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if j := q.buildJob(t); j.State != store.JobPending && j.State != store.JobRunning {
+			return j
+		}
+	}
+	t.Fatal("the build job did not end")
+	return store.Job{}
+}
+
+func (q *buildQueue) file(t *testing.T, name string) []byte {
+	f, err := q.files.Open(context.Background(), q.composeID, name)
+	require.NoError(t, err, name)
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	require.NoError(t, err)
+	return b
+}
+
+func startBuilder(t *testing.T, q *buildQueue, b worker.Builder) {
+	reg, err := distro.Load()
+	require.NoError(t, err)
+	w, err := worker.New(worker.Config{Client: &workerproto.Client{BaseURL: q.url, Key: q.key}, Name: "builder",
+		Types: []string{workerproto.KindBuild}, CacheDir: t.TempDir(), Resolver: &gatedResolver{}, Distros: reg, Builder: b})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A build job hands the manifest to the builder and puts what it built
+// into the compose's files: the artifact (whose size and SHA-256 are the
+// job's result), the manifest, the SBOM; its stages are the job's
+// progress and the build log says what was built.
+func TestBuildJobUploadsWhatTheBuilderBuilt(t *testing.T) {
+	m := tarManifest()
+	q := queueWithBuild(t, m, time.Minute)
+	startBuilder(t, q, &composetest.Builder{Size: 64 << 10})
+	j := q.waitBuild(t)
+	require.Equal(t, store.JobSuccess, j.State, "%+v", j.Error)
+
+	want, err := composetest.Artifact(m, 64<<10)
+	require.NoError(t, err)
+	assert.Equal(t, want, q.file(t, "t.tar.xz"))
+	sum := sha256.Sum256(want)
+	var res workerproto.BuildResult
+	require.NoError(t, json.Unmarshal(j.Result, &res))
+	assert.Equal(t, workerproto.BuildResult{Filename: "t.tar.xz", Size: 64 << 10, SHA256: hex.EncodeToString(sum[:])}, res)
+	data, err := m.Marshal()
+	require.NoError(t, err)
+	assert.JSONEq(t, string(data), string(q.file(t, workerproto.Manifest)), "the manifest the depsolve job wrote")
+	assert.Contains(t, string(q.file(t, workerproto.SBOM)), `"spdxVersion": "SPDX-2.3"`)
+	assert.Equal(t, store.Progress{Done: 2, Total: 2}, j.Progress)
+	log := string(q.file(t, workerproto.BuildLog))
+	assert.Contains(t, log, "== [2/2] archive: kiln.tar done in")
+	assert.Contains(t, log, "built t.tar.xz (65536 bytes, sha256 "+res.SHA256+")")
+}
+
+// A build that fails in a stage fails its job with the stage and the
+// tool's last line, and uploads no image.
+func TestFailedBuildJobNamesTheStage(t *testing.T) {
+	m := tarManifest()
+	q := queueWithBuild(t, m, time.Minute)
+	startBuilder(t, q, &composetest.Builder{FailAt: "kiln.tar", FailMessage: "tar: exit status 2: writing\ntar: No space left on device"})
+	j := q.waitBuild(t)
+	require.Equal(t, store.JobFailure, j.State)
+	require.NotNil(t, j.Error)
+	assert.Equal(t, "stage kiln.tar of pipeline archive: tar: No space left on device", j.Error.Reason)
+	assert.Contains(t, string(q.file(t, workerproto.BuildLog)), "build failed: archive: stage kiln.tar: tar: exit status 2")
+	_, err := q.files.Open(context.Background(), q.composeID, "t.tar.xz")
+	assert.ErrorIs(t, err, artifacts.ErrNotFound, "no image")
+}
+
+// Canceling the compose stops a running build at the next heartbeat.
+func TestCancelingTheComposeStopsTheBuild(t *testing.T) {
+	m := tarManifest()
+	q := queueWithBuild(t, m, time.Second) // a heartbeat every 250 ms
+	fake := &composetest.Builder{}
+	fake.Block()
+	defer fake.Release()
+	started := fake.Started()
+	startBuilder(t, q, fake)
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the build did not start")
+	}
+	require.NoError(t, q.db.CancelCompose(context.Background(), "a", q.composeID))
+	j := q.waitBuild(t)
+	assert.Equal(t, store.JobCanceled, j.State)
+	assert.Equal(t, 1, fake.Builds())
+	_, err := q.files.Open(context.Background(), q.composeID, "t.tar.xz")
+	assert.ErrorIs(t, err, artifacts.ErrNotFound, "no image")
 }
