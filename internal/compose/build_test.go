@@ -115,7 +115,7 @@ func TestBuildWritesEveryFile(t *testing.T) {
 		dir := t.TempDir()
 		var events []string
 		built, err := Build(context.Background(), m, BuildOptions{CacheDir: cache, Dir: dir, Epoch: tc.epoch,
-			Progress: engine.ReporterFunc(func(ev engine.Event) { events = append(events, ev.Kind) })})
+			Progress: engine.ReporterFunc(func(ev engine.Event) { events = append(events, string(ev.Kind)) })})
 		require.NoError(t, err)
 		assert.Equal(t, OutputFiles(dir, "x.tar.xz"), built.Files)
 		assert.Equal(t, "x.tar.xz", built.Filename)

@@ -360,16 +360,16 @@ func (w *Worker) build(ctx context.Context, j *workerproto.Job) (any, *jobFailur
 	var failedMu sync.Mutex
 	var failed engine.Event // the stage that failed, as the engine reports it
 	reporter := engine.ReporterFunc(func(ev engine.Event) {
-		if ev.Kind == "build-failed" {
+		if ev.Kind == engine.BuildFailed {
 			failedMu.Lock()
 			failed = ev
 			failedMu.Unlock()
 		}
 		switch ev.Kind {
-		case "stage-done", "stage-cached":
+		case engine.StageDone, engine.StageCached:
 			_ = w.cfg.Client.Progress(ctx, j, ev.Index, ev.Total)
 		}
-		if ev.Kind == "stage-done" {
+		if ev.Kind == engine.StageDone {
 			fmt.Fprintf(logs, "== [%d/%d] %s: %s done in %.1fs\n", ev.Index, ev.Total, ev.Pipeline, ev.Stage, ev.Elapsed.Seconds())
 		}
 	})

@@ -171,13 +171,13 @@ func (b *Builder) run(ctx context.Context, m *manifest.Manifest, log io.Writer, 
 	for _, p := range m.Pipelines {
 		total += len(p.Stages)
 	}
-	report(engine.Event{Kind: "build-start", Total: total})
+	report(engine.Event{Kind: engine.BuildStart, Total: total})
 	index := 0
 	for _, p := range m.Pipelines {
-		report(engine.Event{Kind: "pipeline-start", Pipeline: p.Name, Total: total})
+		report(engine.Event{Kind: engine.PipelineStart, Pipeline: p.Name, Total: total})
 		for _, st := range p.Stages {
 			index++
-			report(engine.Event{Kind: "stage-start", Pipeline: p.Name, Stage: st.Type, Index: index, Total: total})
+			report(engine.Event{Kind: engine.StageStart, Pipeline: p.Name, Stage: st.Type, Index: index, Total: total})
 			fmt.Fprintf(log, "== %s: %s\n", p.Name, st.Type)
 			began := time.Now()
 			if gate != nil {
@@ -202,13 +202,13 @@ func (b *Builder) run(ctx context.Context, m *manifest.Manifest, log io.Writer, 
 				err = fmt.Errorf("%s", msg)
 			}
 			if err != nil {
-				report(engine.Event{Kind: "build-failed", Pipeline: p.Name, Stage: st.Type, Index: index, Total: total, Message: err.Error()})
+				report(engine.Event{Kind: engine.BuildFailed, Pipeline: p.Name, Stage: st.Type, Index: index, Total: total, Message: err.Error()})
 				return fmt.Errorf("%s: stage %s: %w", p.Name, st.Type, err)
 			}
-			report(engine.Event{Kind: "stage-done", Pipeline: p.Name, Stage: st.Type, Index: index, Total: total, Elapsed: time.Since(began)})
+			report(engine.Event{Kind: engine.StageDone, Pipeline: p.Name, Stage: st.Type, Index: index, Total: total, Elapsed: time.Since(began)})
 		}
-		report(engine.Event{Kind: "pipeline-done", Pipeline: p.Name, Total: total})
+		report(engine.Event{Kind: engine.PipelineDone, Pipeline: p.Name, Total: total})
 	}
-	report(engine.Event{Kind: "build-done", Total: total, Elapsed: time.Since(start)})
+	report(engine.Event{Kind: engine.BuildDone, Total: total, Elapsed: time.Since(start)})
 	return nil
 }

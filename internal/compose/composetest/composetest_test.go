@@ -41,7 +41,7 @@ func (e *events) kinds() []string {
 	defer e.mu.Unlock()
 	var out []string
 	for _, ev := range e.list {
-		out = append(out, ev.Kind+" "+ev.Pipeline+" "+ev.Stage)
+		out = append(out, string(ev.Kind)+" "+ev.Pipeline+" "+ev.Stage)
 	}
 	return out
 }
