@@ -108,6 +108,7 @@ func TestQcow2Image(t *testing.T) {
 	info := run(t, "qemu-img", "info", "--output=json", image)
 	assert.Contains(t, info, `"format": "qcow2"`)
 	rootUUID := rootFilesystemUUID(t, m)
+	espUUID := mountUUID(t, m, "/boot/efi")
 
 	// The two boots run side by side, and beside the other tests' builds.
 	for _, firmware := range []string{"bios", "uefi"} {
@@ -122,7 +123,9 @@ func TestQcow2Image(t *testing.T) {
 			}
 			assert.Equal(t, "kiln-e2e", sh("hostname"))
 			assert.Equal(t, rootUUID, sh("findmnt", "-n", "-o", "UUID", "/"), "root mounted by the manifest's UUID")
+			assert.Equal(t, "vfat "+espUUID, strings.Join(strings.Fields(sh("findmnt", "-n", "-o", "FSTYPE,UUID", "/boot/efi")), " "), "the ESP mounted by the manifest's UUID")
 			assert.Contains(t, sh("cat", "/proc/cmdline"), "kiln.test=1")
+			assert.Contains(t, sh("cat", "/proc/cmdline"), "root=UUID="+rootUUID)
 
 			// The user, its key, groups and shell; the group with its gid.
 			id := sh("id", "ops")
@@ -176,15 +179,22 @@ func TestQcow2Image(t *testing.T) {
 // rootFilesystemUUID finds the root filesystem's UUID in the manifest.
 func rootFilesystemUUID(t *testing.T, m *manifest.Manifest) string {
 	t.Helper()
+	return mountUUID(t, m, "/")
+}
+
+// mountUUID finds the UUID of the filesystem mounted at mountpoint in the
+// manifest's disk.
+func mountUUID(t *testing.T, m *manifest.Manifest, mountpoint string) string {
+	t.Helper()
 	for _, p := range m.Pipelines {
 		for _, s := range p.Stages {
 			if d, ok := s.Options.(*manifest.DiskImage); ok {
-				if part := d.PartitionTable.FindMountpoint("/"); part != nil {
+				if part := d.PartitionTable.FindMountpoint(mountpoint); part != nil {
 					return part.Payload.UUID
 				}
 			}
 		}
 	}
-	t.Fatal("the manifest has no root filesystem")
+	t.Fatalf("the manifest has no filesystem at %s", mountpoint)
 	return ""
 }
