@@ -685,30 +685,38 @@ var TarCustomizations = map[string]any{
 	"packages": []string{"curl"},
 }
 
-// SubmitTar submits the run's one tar image (debian-12, x86_64) for org
-// acme through the API, once, and returns its compose ID.
+// SubmitTar submits the run's one tar image for org acme, once, and
+// returns its compose ID.
 func (e *Env) SubmitTar(t testing.TB) string {
 	t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.tarID == "" {
-		var res struct {
-			ID string `json:"id"`
-		}
-		code := e.API(t, e.TokenA, "POST", "/compose", map[string]any{
-			"distribution": "debian-12",
-			"image_name":   "ui-test-rootfs",
-			"image_requests": []map[string]any{{
-				"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local"},
-			}},
-			"customizations": TarCustomizations,
-		}, &res)
-		if code != http.StatusCreated {
-			t.Fatalf("submitting the tar compose: %d", code)
-		}
-		e.tarID = res.ID
+		e.tarID = e.submitTarImage(t, e.TokenA)
 	}
 	return e.tarID
+}
+
+// submitTarImage submits a tar image (debian-12, x86_64, named
+// ui-test-rootfs, with TarCustomizations) through the API as token and
+// returns its compose ID.
+func (s *Server) submitTarImage(t testing.TB, token string) string {
+	t.Helper()
+	var res struct {
+		ID string `json:"id"`
+	}
+	code := s.API(t, token, "POST", "/compose", map[string]any{
+		"distribution": "debian-12",
+		"image_name":   "ui-test-rootfs",
+		"image_requests": []map[string]any{{
+			"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local"},
+		}},
+		"customizations": TarCustomizations,
+	}, &res)
+	if code != http.StatusCreated {
+		t.Fatalf("submitting the tar compose: %d", code)
+	}
+	return res.ID
 }
 
 // BuiltTar is the ID of the run's tar image once it is built (submitting

@@ -79,10 +79,14 @@ func TestSignIn(t *testing.T) {
 }
 
 func TestImagesFollowsABuild(t *testing.T) {
-	e := SharedEnv(t)
-	b := NewBrowser(t, e.Server)
-	b.SignIn(e.TokenA)
-	id := e.SubmitTar(t)
+	// A server of its own whose build outlasts the list's first look at
+	// it: with nothing building the list polls every 10 s, then every 2 s
+	// while a build runs; a tar image's six stages take 18 s here.
+	s := StartServerStaging(t, 3*time.Second)
+	token := s.Token(t, "acme", "browser-follow")
+	b := NewBrowser(t, s)
+	b.SignIn(token)
+	id := s.submitTarImage(t, token)
 	// A full page load would forget this.
 	b.Do(chromedp.Evaluate[chromedp.Void](`window.__noReload = true`))
 
