@@ -166,9 +166,11 @@ func cacheDir(dir string) (string, error) {
 }
 
 // FakeStageTime is how long each stage of a fake build takes on the
-// servers the tests start: a tar image's few stages then take some
-// seconds, long enough for the pages' polling (every 2 s) to see the
-// build running, short enough to wait for.
+// servers the tests start unless told otherwise: a tar image's six stages
+// then take six seconds, quick to wait for, and a page that polls every
+// 2 s while a build runs sees it running. (With nothing building, the
+// Images page polls every 10 s: TestImagesFollowsABuild uses longer
+// stages.)
 const FakeStageTime = time.Second
 
 // StartServer runs `kiln serve` on a free loopback port with a fresh data
