@@ -1,6 +1,12 @@
 // Package browser tests kiln's web UI in a real headless Chromium driven
 // through the DevTools protocol (chromedp), against a real `kiln serve`
-// process with an in-process worker that builds real images.
+// process whose in-process worker builds fake images: a kiln built with
+// the kilnfake tag, whose builder (internal/compose/composetest) runs the
+// manifest's stages in moments and writes an artifact that carries the
+// manifest it was built from. The service around the builder is the real
+// one (depsolving, the queue, the artifact store, the API). The tests
+// check what the user chose in the UI on that manifest; what a real
+// image then contains is proven by test/e2e.
 //
 // The harness: TestMain builds the kiln binary once; StartServer runs it;
 // Token makes API tokens; NewBrowser opens a tab that records every
@@ -16,7 +22,6 @@
 package browser
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -42,12 +47,14 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/compose/composetest"
+	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/testhost"
 )
 
 var (
-	// kilnBin is the kiln binary TestMain built for this run.
+	// kilnBin is the kiln binary TestMain built for this run, with the
+	// kilnfake tag: its workers build fake images.
 	kilnBin string
 	// moduleRoot is the directory of go.mod.
 	moduleRoot string
@@ -74,7 +81,7 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	kilnBin = filepath.Join(dir, "kiln")
-	build := exec.Command("go", "build", "-o", kilnBin, "./cmd/kiln")
+	build := exec.Command("go", "build", "-tags", "kilnfake", "-o", kilnBin, "./cmd/kiln")
 	build.Dir = moduleRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building kiln: %v\n%s", err, out)
@@ -158,17 +165,33 @@ func cacheDir(dir string) (string, error) {
 	return dir, nil
 }
 
+// FakeStageTime is how long each stage of a fake build takes on the
+// servers the tests start unless told otherwise: a tar image's six stages
+// then take six seconds, quick to wait for, and a page that polls every
+// 2 s while a build runs sees it running. (With nothing building, the
+// Images page polls every 10 s: TestImagesFollowsABuild uses longer
+// stages.)
+const FakeStageTime = time.Second
+
 // StartServer runs `kiln serve` on a free loopback port with a fresh data
 // directory and one in-process worker, and flags (e.g.
 // "--trust-identity-header"); the test's end stops it.
 func StartServer(t testing.TB, flags ...string) *Server {
+	t.Helper()
+	return StartServerStaging(t, FakeStageTime, flags...)
+}
+
+// StartServerStaging is StartServer whose fake builds take stageTime for
+// each stage (e.g. longer than the test, for a build that must still run
+// when the test acts on it).
+func StartServerStaging(t testing.TB, stageTime time.Duration, flags ...string) *Server {
 	t.Helper()
 	testhost.CacheDir(t) // the shared cache exists
 	cache, err := cacheDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := startServer(t.TempDir(), cache, flags...)
+	s, err := startServer(t.TempDir(), cache, stageTime, flags...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,10 +204,11 @@ func StartServer(t testing.TB, flags ...string) *Server {
 	return s
 }
 
-func startServer(data, cache string, flags ...string) (*Server, error) {
+func startServer(data, cache string, stageTime time.Duration, flags ...string) (*Server, error) {
 	s := &Server{Data: data, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(kilnBin, append([]string{"--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data,
 		"--workers", "1", "--rate-limit", "-1"}, flags...)...)
+	s.cmd.Env = append(os.Environ(), "KILN_FAKE_STAGE_TIME="+stageTime.String())
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -552,38 +576,42 @@ func (b *Browser) DownloadImage() string {
 	}
 }
 
-// readXZTar checks that path is xz-compressed and calls fn with each
-// entry of the tar inside: its name without "./", its header, and a
-// reader of its data.
-func readXZTar(t *testing.T, path string, fn func(name string, hdr *tar.Header, data io.Reader)) {
+// readFakeImage reads the image the browser downloaded to path, a fake
+// one, and returns the manifest it was built from (its header and
+// checksum checked).
+func readFakeImage(t *testing.T, path string) *manifest.Manifest {
 	t.Helper()
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	magic := make([]byte, 6)
-	_, err = io.ReadFull(f, magic)
-	f.Close()
-	require.NoError(t, err)
-	require.Equal(t, []byte{0xfd, '7', 'z', 'X', 'Z', 0}, magic, "the download is xz-compressed")
-	xz := exec.Command("xz", "-dc", path)
-	out, err := xz.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, xz.Start())
-	defer func() { // a failed check stops reading: stop xz too
-		if xz.ProcessState == nil {
-			_ = xz.Process.Kill()
-			_ = xz.Wait()
+	m, err := composetest.ParseArtifact(data)
+	require.NoError(t, err, "the download is the image the build wrote")
+	return m
+}
+
+// stagesOf are the options of every stage of type T in m's pipelines, in
+// order.
+func stagesOf[T manifest.StageOptions](m *manifest.Manifest) []T {
+	var out []T
+	for _, p := range m.Pipelines {
+		for _, st := range p.Stages {
+			if o, ok := st.Options.(T); ok {
+				out = append(out, o)
+			}
 		}
-	}()
-	tr := tar.NewReader(out)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		fn(strings.TrimPrefix(hdr.Name, "./"), hdr, tr)
 	}
-	require.NoError(t, xz.Wait())
+	return out
+}
+
+// servedManifest is the manifest the API serves for the compose id (the
+// one the compose page shows).
+func (s *Server) servedManifest(t *testing.T, token, id string) *manifest.Manifest {
+	t.Helper()
+	var list []json.RawMessage
+	require.Equal(t, http.StatusOK, s.API(t, token, "GET", "/composes/"+id+"/manifests", nil, &list))
+	require.Len(t, list, 1)
+	m, err := manifest.Parse(list[0])
+	require.NoError(t, err)
+	return m
 }
 
 // ---- one server for the whole run ----
@@ -624,7 +652,7 @@ func SharedEnv(t testing.TB) *Env {
 			envErr = err
 			return
 		}
-		s, err := startServer(filepath.Join(dir, "data"), cache)
+		s, err := startServer(filepath.Join(dir, "data"), cache, FakeStageTime)
 		if err != nil {
 			envErr = err
 			return
@@ -652,38 +680,45 @@ func SharedEnv(t testing.TB) *Env {
 	return env
 }
 
-// TarCustomizations are the customizations of the run's tar image; the imported
-// blueprint file has the same, so its build finds the image cached.
+// TarCustomizations are the customizations of the run's tar image; the
+// imported blueprint file has the same.
 var TarCustomizations = map[string]any{
 	"hostname": "kiln-ui-test",
 	"packages": []string{"curl"},
 }
 
-// SubmitTar submits the run's one tar image (debian-12, x86_64) for org
-// acme through the API, once, and returns its compose ID.
+// SubmitTar submits the run's one tar image for org acme, once, and
+// returns its compose ID.
 func (e *Env) SubmitTar(t testing.TB) string {
 	t.Helper()
-	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.tarID == "" {
-		var res struct {
-			ID string `json:"id"`
-		}
-		code := e.API(t, e.TokenA, "POST", "/compose", map[string]any{
-			"distribution": "debian-12",
-			"image_name":   "ui-test-rootfs",
-			"image_requests": []map[string]any{{
-				"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local"},
-			}},
-			"customizations": TarCustomizations,
-		}, &res)
-		if code != http.StatusCreated {
-			t.Fatalf("submitting the tar compose: %d", code)
-		}
-		e.tarID = res.ID
+		e.tarID = e.submitTarImage(t, e.TokenA)
 	}
 	return e.tarID
+}
+
+// submitTarImage submits a tar image (debian-12, x86_64, named
+// ui-test-rootfs, with TarCustomizations) through the API as token and
+// returns its compose ID.
+func (s *Server) submitTarImage(t testing.TB, token string) string {
+	t.Helper()
+	var res struct {
+		ID string `json:"id"`
+	}
+	code := s.API(t, token, "POST", "/compose", map[string]any{
+		"distribution": "debian-12",
+		"image_name":   "ui-test-rootfs",
+		"image_requests": []map[string]any{{
+			"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local"},
+		}},
+		"customizations": TarCustomizations,
+	}, &res)
+	if code != http.StatusCreated {
+		t.Fatalf("submitting the tar compose: %d", code)
+	}
+	return res.ID
 }
 
 // BuiltTar is the ID of the run's tar image once it is built (submitting
@@ -691,7 +726,7 @@ func (e *Env) SubmitTar(t testing.TB) string {
 func (e *Env) BuiltTar(t testing.TB) string {
 	t.Helper()
 	id := e.SubmitTar(t)
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var st struct {
 			ImageStatus struct {
@@ -709,7 +744,7 @@ func (e *Env) BuiltTar(t testing.TB) string {
 			t.Fatalf("the tar build failed: %v\n%s", st.ImageStatus.Error, e.Log(60))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the tar build did not finish in 10 minutes (status %s)", st.ImageStatus.Status)
+			t.Fatalf("the tar build did not finish in 3 minutes (status %s)", st.ImageStatus.Status)
 		}
 		time.Sleep(time.Second) // polling the API for the build's end
 	}

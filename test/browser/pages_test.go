@@ -1,9 +1,7 @@
 package browser
 
 import (
-	"archive/tar"
 	"encoding/base64"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +14,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/manifest"
 )
 
 // hasText is a JavaScript condition: some element matching css has
@@ -79,10 +79,14 @@ func TestSignIn(t *testing.T) {
 }
 
 func TestImagesFollowsABuild(t *testing.T) {
-	e := SharedEnv(t)
-	b := NewBrowser(t, e.Server)
-	b.SignIn(e.TokenA)
-	id := e.SubmitTar(t)
+	// A server of its own whose build outlasts the list's first look at
+	// it: with nothing building the list polls every 10 s, then every 2 s
+	// while a build runs; a tar image's six stages take 18 s here.
+	s := StartServerStaging(t, 3*time.Second)
+	token := s.Token(t, "acme", "browser-follow")
+	b := NewBrowser(t, s)
+	b.SignIn(token)
+	id := s.submitTarImage(t, token)
 	// A full page load would forget this.
 	b.Do(chromedp.Evaluate[chromedp.Void](`window.__noReload = true`))
 
@@ -96,7 +100,7 @@ func TestImagesFollowsABuild(t *testing.T) {
 	b.CheckLabels()
 
 	// Each status the list shows on its way, as the user would see it.
-	WaitFor[bool](b, "the build to succeed", 10*time.Minute,
+	WaitFor[bool](b, "the build to succeed", 3*time.Minute,
 		`((s) => { window.__seen = window.__seen || []; if (s && window.__seen[window.__seen.length-1] !== s) window.__seen.push(s);
 			if (s === 'Building' && !window.__shot) window.__shot = 'due'; return s === 'Success' || s === 'Failure'; })(`+badge+`)`)
 	seen := Eval[[]string](b, `window.__seen`)
@@ -120,19 +124,30 @@ func TestComposeDetail(t *testing.T) {
 	b.SignIn(e.TokenA)
 	b.Visit("#/composes/"+id, hasText("main h1 .badge", "Success"))
 	assert.Equal(t, "ui-test-rootfs Success", Eval[string](b, `document.querySelector('main h1').textContent.trim().replace(/\s+/g, ' ')`))
+	// The manifest the compose was built from: the image's contents are
+	// proven by test/e2e; this page shows what the build was.
+	built := e.servedManifest(t, e.TokenA, id)
 
 	steps := Eval[[]string](b, `[...document.querySelectorAll('.timeline li')].map(l => l.className + ':' + l.querySelector('.tl-label').textContent)`)
 	assert.Equal(t, []string{"tl-done:Queued", "tl-done:Packages resolved", "tl-done:Building", "tl-done:Uploading", "tl-done:Done"}, steps)
 
 	log := WaitFor[string](b, "the whole build log", 30*time.Second, `document.querySelector('pre.log').dataset.complete === 'true' && document.querySelector('pre.log').textContent`)
-	assert.Greater(t, len(log), 200, "the log has the build's output")
+	stages := 0
+	for _, p := range built.Pipelines {
+		for _, st := range p.Stages {
+			stages++
+			assert.Contains(t, log, "== "+p.Name+": "+st.Type+"\n", "the log has the build's output for each stage")
+		}
+	}
+	assert.Greater(t, stages, 3)
 
 	total := WaitFor[int](b, "the package list", 30*time.Second, `document.querySelectorAll('.table-compact tbody tr').length`)
 	assert.Greater(t, total, 50, "a Debian root file system has many packages")
+	assert.Equal(t, len(built.Sources.Debs), total, "the list shows every package the manifest pins")
 	b.Do(chromedp.SendKeys(Field("Search packages"), "curl"))
 	shown := WaitFor[[]string](b, "the search to filter", 10*time.Second,
 		`((rows) => rows.length < `+strconv.Itoa(total)+` ? rows : null)([...document.querySelectorAll('.table-compact tbody tr:not([hidden]) td:first-child')].map(td => td.textContent))`)
-	assert.Contains(t, shown, "curl", "the package the blueprint asked for is installed")
+	assert.Contains(t, shown, "curl", "the package the blueprint asked for is in the image")
 	for _, name := range shown {
 		assert.Contains(t, name, "curl")
 	}
@@ -154,17 +169,20 @@ func TestComposeDetail(t *testing.T) {
 		}
 	}
 	assert.True(t, signed, "the download used the signed link: %v", b.Requests())
-	var hostname string
-	entries := 0
-	readXZTar(t, path, func(name string, _ *tar.Header, data io.Reader) {
-		entries++
-		if name == "etc/hostname" {
-			b, _ := io.ReadAll(data)
-			hostname = strings.TrimSpace(string(b))
-		}
-	})
-	assert.Greater(t, entries, 1000, "a root file system")
-	assert.Equal(t, "kiln-ui-test", hostname)
+	// The download is the image built from the compose's manifest (a fake
+	// one: it carries that manifest), and the manifest carries what the
+	// compose asked for. What a built image contains is proven by test/e2e.
+	image := readFakeImage(t, path)
+	assert.Equal(t, built, image, "the download is the image of this compose")
+	assert.Equal(t, manifest.Target{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Seed: built.Target.Seed, Name: "ui-test-rootfs", Version: built.Target.Version},
+		image.Target)
+	assert.Greater(t, len(image.Sources.Debs), 50, "the manifest pins a Debian root file system's packages")
+	hostnames := stagesOf[*manifest.Hostname](image)
+	require.Len(t, hostnames, 1)
+	assert.Equal(t, "kiln-ui-test", hostnames[0].Hostname)
+	installs := stagesOf[*manifest.DebsInstall](image)
+	require.Len(t, installs, 1)
+	assert.Contains(t, installs[0].Packages, "curl", "the package asked for is installed")
 
 	// The manifest, collapsed until asked for.
 	assert.False(t, Eval[bool](b, `document.querySelector('details.collapsible').open`))
@@ -251,7 +269,7 @@ func TestBlueprintVersionsDiff(t *testing.T) {
 
 func TestImportAndBuildBlueprint(t *testing.T) {
 	e := SharedEnv(t)
-	// The same image as the run's tar build, so its build is quick.
+	// The same customizations as the run's tar build.
 	file := filepath.Join(t.TempDir(), "rootfs.toml")
 	require.NoError(t, os.WriteFile(file, []byte(`name = "ui-test-rootfs"
 description = "A Debian root file system with curl"
@@ -297,7 +315,7 @@ hostname = "kiln-ui-test"
 	b.Do(chromedp.Click(Button("Build image")))
 	composeID := WaitFor[string](b, "the new compose's page", 30*time.Second,
 		`((m) => m ? m[1] : '')(/^#\/composes\/([0-9a-f-]{36})$/.exec(location.hash))`)
-	WaitFor[bool](b, "the build from the blueprint to succeed", 10*time.Minute, `!!document.querySelector('main h1 .badge') && ['Success','Failure'].includes(document.querySelector('main h1 .badge').textContent)`)
+	WaitFor[bool](b, "the build from the blueprint to succeed", 3*time.Minute, `!!document.querySelector('main h1 .badge') && ['Success','Failure'].includes(document.querySelector('main h1 .badge').textContent)`)
 	assert.Equal(t, "Success", Eval[string](b, `document.querySelector('main h1 .badge').textContent`))
 	var list struct {
 		Data []struct {
@@ -309,6 +327,17 @@ hostname = "kiln-ui-test"
 	require.Equal(t, http.StatusOK, e.API(t, e.TokenA, "GET", "/blueprints/"+bpID+"/composes", nil, &list))
 	require.Len(t, list.Data, 1)
 	assert.Equal(t, composeID, list.Data[0].ID)
+
+	// What the imported file says reached the build: the manifest the
+	// image was built from (its contents are proven by test/e2e).
+	built := e.servedManifest(t, e.TokenA, composeID)
+	hostnames := stagesOf[*manifest.Hostname](built)
+	require.Len(t, hostnames, 1)
+	assert.Equal(t, "kiln-ui-test", hostnames[0].Hostname)
+	installs := stagesOf[*manifest.DebsInstall](built)
+	require.Len(t, installs, 1)
+	assert.Contains(t, installs[0].Packages, "curl")
+	assert.Equal(t, "ui-test-rootfs", built.Target.Name)
 }
 
 func TestNarrowScreen(t *testing.T) {
@@ -336,18 +365,20 @@ func TestNarrowScreen(t *testing.T) {
 }
 
 func TestCancelAndDelete(t *testing.T) {
-	e := SharedEnv(t)
-	token := e.Token(t, "initech", "browser-c")
+	// A server of its own whose builds take longer than the test: the
+	// build is still running whenever the test acts on it.
+	s := StartServerStaging(t, time.Hour)
+	token := s.Token(t, "initech", "browser-c")
 	var res struct {
 		ID string `json:"id"`
 	}
-	require.Equal(t, http.StatusCreated, e.API(t, token, "POST", "/compose", map[string]any{
+	require.Equal(t, http.StatusCreated, s.API(t, token, "POST", "/compose", map[string]any{
 		"distribution": "debian-12", "image_name": "to-cancel",
 		"image_requests": []map[string]any{{"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local"}}},
 		"customizations": map[string]any{"hostname": "cancel-me"},
 	}, &res))
 
-	b := NewBrowser(t, e.Server)
+	b := NewBrowser(t, s)
 	b.SignIn(token)
 	row := `document.querySelector('tr[data-id="` + res.ID + `"]')`
 	WaitFor[bool](b, "the image in the list", 15*time.Second, row+` !== null`)
@@ -373,7 +404,7 @@ func TestCancelAndDelete(t *testing.T) {
 	b.Do(chromedp.Click(`//div[contains(@class,"page-header")]` + Button("Delete")))
 	b.Do(chromedp.Click(`//dialog` + Button("Delete")))
 	WaitFor[bool](b, "the list without the image", 15*time.Second, `location.hash === '#/' && !!document.querySelector('.empty-state')`)
-	assert.Equal(t, http.StatusNotFound, e.API(t, token, "GET", "/composes/"+res.ID, nil, nil))
+	assert.Equal(t, http.StatusNotFound, s.API(t, token, "GET", "/composes/"+res.ID, nil, nil))
 }
 
 // The shell hands #/create to the wizard's module and marks its tab.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -100,6 +101,45 @@ func Artifact(m *manifest.Manifest, size int) ([]byte, error) {
 		buf.WriteByte(byte(i % 251))
 	}
 	return buf.Bytes(), nil
+}
+
+// ParseArtifact reads an artifact Artifact wrote and returns the manifest
+// it carries, after checking its header, that the manifest's SHA-256 is
+// the one recorded and that it names the artifact's filename: what a test
+// that downloaded a fake image checks the build was asked for.
+func ParseArtifact(data []byte) (*manifest.Manifest, error) {
+	rest, ok := bytes.CutPrefix(data, []byte(Magic))
+	if !ok {
+		return nil, fmt.Errorf("not a fake image: it does not start with %q", Magic)
+	}
+	filename, rest, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return nil, errors.New("fake image: no filename line")
+	}
+	sum, rest, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return nil, errors.New("fake image: no checksum line")
+	}
+	// Marshal indents the manifest and ends it with a newline, so its
+	// closing brace is the only one at the start of a line (JSON strings
+	// hold no raw newlines).
+	end := bytes.Index(rest, []byte("\n}\n"))
+	if end < 0 {
+		return nil, errors.New("fake image: the manifest does not end")
+	}
+	mb := rest[:end+3]
+	got := sha256.Sum256(mb)
+	if hex.EncodeToString(got[:]) != string(sum) {
+		return nil, fmt.Errorf("fake image: the manifest's SHA-256 is %x, the header says %s", got, sum)
+	}
+	m, err := manifest.Parse(mb)
+	if err != nil {
+		return nil, fmt.Errorf("fake image: %w", err)
+	}
+	if m.Output.Filename != string(filename) {
+		return nil, fmt.Errorf("fake image: the header names %q, the manifest %q", filename, m.Output.Filename)
+	}
+	return m, nil
 }
 
 // Build writes the fake image of m and its files into dir, reporting each

@@ -153,3 +153,30 @@ func TestBuilderBlocksUntilReleased(t *testing.T) {
 	}
 	b.Release()
 }
+
+// ParseArtifact gives back the manifest an artifact was built from, at
+// any size, and refuses what Artifact did not write or what was changed.
+func TestParseArtifactReadsTheManifestBack(t *testing.T) {
+	m := tarManifest()
+	for _, size := range []int{0, 4096} {
+		art, err := Artifact(m, size)
+		require.NoError(t, err)
+		got, err := ParseArtifact(art)
+		require.NoError(t, err, "size %d", size)
+		assert.Equal(t, m, got, "size %d", size)
+	}
+
+	art, err := Artifact(m, 0)
+	require.NoError(t, err)
+	_, err = ParseArtifact(append([]byte("not-"), art...))
+	assert.ErrorContains(t, err, "not a fake image")
+	changed := bytes.Replace(art, []byte(`"hostname": "fake"`), []byte(`"hostname": "fakf"`), 1)
+	require.NotEqual(t, art, changed)
+	_, err = ParseArtifact(changed)
+	assert.ErrorContains(t, err, "SHA-256")
+	renamed := bytes.Replace(art, []byte(Magic+"t.tar.xz\n"), []byte(Magic+"u.tar.xz\n"), 1)
+	_, err = ParseArtifact(renamed)
+	assert.ErrorContains(t, err, `the header names "u.tar.xz"`)
+	_, err = ParseArtifact(art[:len(art)-10])
+	assert.ErrorContains(t, err, "does not end")
+}
