@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,6 +126,44 @@ func TestPutFilePresigned(t *testing.T) {
 	bounded, jb := leasedJob(t, arts, func(c *workerapi.Config) { c.MaxFileBytes = 1 << 20 })
 	assert.ErrorContains(t, bounded.PutFile(context.Background(), jb, "image.raw", path), "413")
 	assert.ErrorContains(t, client.PutFile(context.Background(), j, "../escape", small), "400")
+}
+
+// lostAnswer passes requests on, but drops the answer to the first whose
+// path ends in suffix and fails it as a broken connection does: the
+// server did the work, its answer never came (the replica stopped).
+type lostAnswer struct {
+	suffix string
+	lost   atomic.Int64
+}
+
+func (la *lostAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && strings.HasSuffix(r.URL.Path, la.suffix) && la.lost.Add(1) == 1 {
+		resp.Body.Close()
+		return nil, io.ErrUnexpectedEOF
+	}
+	return resp, err
+}
+
+// A worker whose completion of an upload lost its answer tries again, and
+// the server that gets the retry finds the file complete: the upload is
+// gone from the store, the file it made is there.
+func TestPutFileCompletionAnswerLost(t *testing.T) {
+	spec, _ := testhost.StartS3(t)
+	u, err := url.Parse(spec)
+	require.NoError(t, err)
+	cfg, err := artifacts.ParseS3(u)
+	require.NoError(t, err)
+	arts, err := artifacts.NewS3(cfg)
+	require.NoError(t, err)
+	client, j := leasedJob(t, arts, nil)
+	la := &lostAnswer{suffix: "/complete"}
+	client.HTTP = &http.Client{Transport: la}
+
+	path, data := randomFile(t, 2<<20+12345)
+	require.NoError(t, client.PutFile(context.Background(), j, "image.raw", path))
+	assert.Equal(t, int64(2), la.lost.Load(), "the completion was sent twice")
+	assert.True(t, bytes.Equal(data, stored(t, arts, j.ComposeID, "image.raw")))
 }
 
 // With a local store, the server offers no presigned upload and the file

@@ -76,6 +76,8 @@ type Presigner interface {
 	// CompleteUpload assembles the uploaded parts, given with their ETags
 	// in order, into the file, which appears only now, complete. A file
 	// that is not size bytes long is removed again, and an error says so.
+	// Completing again an upload that was completed into the file
+	// succeeds, so that a completion whose answer was lost can be retried.
 	CompleteUpload(ctx context.Context, composeID, name, uploadID string, parts []CompletedPart, size int64) error
 	// AbortUpload drops an unfinished upload and its parts.
 	AbortUpload(ctx context.Context, composeID, name, uploadID string) error

@@ -3,7 +3,9 @@ package artifacts
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -329,6 +332,58 @@ func TestS3PresignedUpload(t *testing.T) {
 	assert.LessOrEqual(t, len(up.Parts), maxParts)
 	assert.GreaterOrEqual(t, up.PartSize*int64(len(up.Parts)), int64(100<<30))
 	require.NoError(t, s.Delete(ctx, composeB), "a delete drops unfinished uploads")
+}
+
+// A completion tried again after the first try completed the upload (its
+// answer was lost with the server that made it) succeeds: the object
+// there is the one its parts made. One whose upload was aborted still
+// fails, even when an object of that size is there.
+func TestS3CompleteUploadRetried(t *testing.T) {
+	s := newS3(t)
+	ctx := context.Background()
+	data := []byte("0123456789")
+	up, err := s.CreateUpload(ctx, composeA, "image.raw", int64(len(data)), time.Hour)
+	require.NoError(t, err)
+	done := []CompletedPart{{Number: 1, ETag: putPart(t, up.Parts[0].URL, data)}}
+	require.NoError(t, s.CompleteUpload(ctx, composeA, "image.raw", up.ID, done, int64(len(data))))
+	require.NoError(t, s.CompleteUpload(ctx, composeA, "image.raw", up.ID, done, int64(len(data))), "the retry of a completion that succeeded")
+	assert.Equal(t, string(data), readAll(t, s, composeA, "image.raw"))
+
+	// Another upload of the same size to the same name, aborted: its
+	// completion is not the object's.
+	other, err := s.CreateUpload(ctx, composeA, "image.raw", int64(len(data)), time.Hour)
+	require.NoError(t, err)
+	otherDone := []CompletedPart{{Number: 1, ETag: putPart(t, other.Parts[0].URL, []byte("abcdefghij"))}}
+	require.NoError(t, s.AbortUpload(ctx, composeA, "image.raw", other.ID))
+	err = s.CompleteUpload(ctx, composeA, "image.raw", other.ID, otherDone, int64(len(data)))
+	assert.Equal(t, minio.NoSuchUpload, minio.ToErrorResponse(err).Code, "%v", err)
+	assert.Equal(t, string(data), readAll(t, s, composeA, "image.raw"), "the file is untouched")
+
+	// Nor is an upload that never was.
+	assert.Error(t, s.CompleteUpload(ctx, composeA, "missing.raw", up.ID, done, int64(len(data))))
+}
+
+// madeOf knows an object assembled from parts by the ETag S3 gives it, and
+// by its content's MD5 for one part.
+func TestMadeOf(t *testing.T) {
+	pieces := [][]byte{bytes.Repeat([]byte("a"), 5<<20), []byte("tail")}
+	var parts []CompletedPart
+	var digests []byte
+	for i, p := range pieces {
+		sum := md5.Sum(p)
+		digests = append(digests, sum[:]...)
+		parts = append(parts, CompletedPart{Number: i + 1, ETag: `"` + hex.EncodeToString(sum[:]) + `"`})
+	}
+	whole := md5.Sum(digests)
+	s3ETag := hex.EncodeToString(whole[:]) + "-2"
+	assert.True(t, madeOf(s3ETag, parts))
+	assert.True(t, madeOf(`"`+s3ETag+`"`, parts))
+	assert.False(t, madeOf(s3ETag, parts[:1]), "one part less")
+	assert.False(t, madeOf(hex.EncodeToString(whole[:])+"-3", parts), "another count")
+	assert.False(t, madeOf(s3ETag, []CompletedPart{parts[1], parts[0]}), "another order")
+	assert.True(t, madeOf(strings.Trim(parts[0].ETag, `"`), parts[:1]), "one part: its content's MD5")
+	assert.False(t, madeOf(strings.Trim(parts[0].ETag, `"`), parts), "several parts: not the first one's")
+	assert.False(t, madeOf(s3ETag, []CompletedPart{{Number: 1, ETag: "kms-opaque"}, parts[1]}), "ETags that are no MD5")
 }
 
 type roundTripper func(*http.Request) (*http.Response, error)

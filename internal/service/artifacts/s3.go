@@ -3,6 +3,7 @@ package artifacts
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -422,12 +423,25 @@ func (s *S3) CompleteUpload(ctx context.Context, composeID, name, uploadID strin
 		done = append(done, minio.CompletePart{PartNumber: p.Number, ETag: p.ETag})
 	}
 	key := s.key(composeID, name)
-	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, key, uploadID, done, minio.PutObjectOptions{}); err != nil {
-		return err
-	}
-	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
-	if err != nil {
-		return err
+	var info minio.ObjectInfo
+	_, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, key, uploadID, done, minio.PutObjectOptions{})
+	if err == nil {
+		if info, err = s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{}); err != nil {
+			return err
+		}
+	} else {
+		if minio.ToErrorResponse(err).Code != minio.NoSuchUpload {
+			return err
+		}
+		// A completion is tried again when the answer to the first try
+		// was lost (the server that made it stopped, or the connection
+		// broke), but S3 forgets an upload once it is complete. The
+		// retry succeeds if the object there is the one these parts
+		// made; else the upload was aborted, or never was.
+		var serr error
+		if info, serr = s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{}); serr != nil || !madeOf(info.ETag, parts) {
+			return err
+		}
 	}
 	if info.Size != size {
 		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
@@ -436,6 +450,28 @@ func (s *S3) CompleteUpload(ctx context.Context, composeID, name, uploadID strin
 		return fmt.Errorf("%s is %d bytes, not %d: it was removed", name, info.Size, size)
 	}
 	return nil
+}
+
+// madeOf tells whether an object's ETag says it was assembled from parts:
+// S3 gives the object of a multipart upload the MD5 of its parts' MD5s
+// (their ETags) followed by "-" and their count. Some S3-compatible
+// servers give it its content's MD5 instead, which for one part is that
+// part's ETag. Parts whose ETags are not MD5s (encrypted objects) cannot
+// be matched.
+func madeOf(etag string, parts []CompletedPart) bool {
+	etag = strings.Trim(etag, `"`)
+	if len(parts) == 1 && etag == strings.Trim(parts[0].ETag, `"`) {
+		return true
+	}
+	sums := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(sum) != md5.Size {
+			return false
+		}
+		sums.Write(sum)
+	}
+	return etag == fmt.Sprintf("%x-%d", sums.Sum(nil), len(parts))
 }
 
 // AbortUpload implements Presigner.
