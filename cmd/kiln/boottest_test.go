@@ -33,6 +33,9 @@ func TestBootTestRejectsFlags(t *testing.T) {
 }
 
 func TestBootTestReportsFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts QEMU and waits out a boot timeout: not in the fast lane (go test -short)")
+	}
 	t.Parallel()
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skipf("needs qemu-system-x86_64: %v", err)

@@ -60,6 +60,9 @@ func TestConfigRejects(t *testing.T) {
 // An image that cannot boot fails within the timeout, with the console in
 // the error, and leaves neither QEMU nor temporary files behind.
 func TestBootFailureCleansUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts QEMU and waits out a boot timeout: not in the fast lane (go test -short)")
+	}
 	for _, tool := range []string{"qemu-system-x86_64", "ssh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s: %v", tool, err)
@@ -90,6 +93,9 @@ func TestBootFailureCleansUp(t *testing.T) {
 // drives), fails like any other when nothing boots, and leaves neither its
 // blank disk nor QEMU behind; the ISO is not written to.
 func TestBootCDROMAndBlankDiskCleansUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts QEMU and waits out a boot timeout: not in the fast lane (go test -short)")
+	}
 	for _, tool := range []string{"qemu-system-x86_64", "ssh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s: %v", tool, err)

@@ -166,12 +166,12 @@ func cacheDir(dir string) (string, error) {
 }
 
 // FakeStageTime is how long each stage of a fake build takes on the
-// servers the tests start unless told otherwise: a tar image's six stages
-// then take six seconds, quick to wait for, and a page that polls every
-// 2 s while a build runs sees it running. (With nothing building, the
-// Images page polls every 10 s: TestImagesFollowsABuild uses longer
-// stages.)
-const FakeStageTime = time.Second
+// servers the tests start unless told otherwise: short, since these tests
+// wait for builds to end and look at what they produced. A test that must
+// see a build running starts its own server with longer stages
+// (TestImagesFollowsABuild: with nothing building, the Images page polls
+// every 10 s; TestCancelAndDelete: builds that outlast the test).
+const FakeStageTime = 250 * time.Millisecond
 
 // StartServer runs `kiln serve` on a free loopback port with a fresh data
 // directory and one in-process worker, and flags (e.g.
