@@ -150,13 +150,5 @@ func (db *DB) wake() {
 
 // tx runs fn in a write transaction.
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return db.Store.Tx(ctx, fn)
 }

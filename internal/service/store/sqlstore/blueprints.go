@@ -12,7 +12,7 @@ import (
 
 // CreateBlueprint implements store.Blueprints.
 func (s *Store) CreateBlueprint(ctx context.Context, b store.Blueprint) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO blueprints (id, org_id, name, description, version, updated_at) VALUES ($1, $2, $3, $4, 1, $5)`),
 			b.ID, b.OrgID, b.Name, b.Description, rowscan.Nano(b.UpdatedAt)); err != nil {
 			return err
@@ -30,7 +30,7 @@ func (s *Store) CreateBlueprint(ctx context.Context, b store.Blueprint) error {
 // UpdateBlueprint implements store.Blueprints.
 func (s *Store) UpdateBlueprint(ctx context.Context, b store.Blueprint) (int, error) {
 	var version int
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.Tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, s.q(`UPDATE blueprints SET version = version + 1, name = $1, description = $2, updated_at = $3
 			WHERE org_id = $4 AND id = $5 AND deleted = `+s.D.False+` RETURNING version`),
 			b.Name, b.Description, rowscan.Nano(b.UpdatedAt), b.OrgID, b.ID).Scan(&version)

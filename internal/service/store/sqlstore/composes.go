@@ -89,7 +89,7 @@ func (s *Store) CountComposesSince(ctx context.Context, org string, since time.T
 
 // HideCompose implements store.Composes.
 func (s *Store) HideCompose(ctx context.Context, org, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE composes SET hidden = `+s.D.True+` WHERE org_id = $1 AND id = $2 AND hidden = `+s.D.False), org, id)
 		if err != nil {
 			return err

@@ -46,9 +46,9 @@ func (s *Store) q(query string) string {
 	return numbered.ReplaceAllString(query, s.D.Placeholder+"${1}")
 }
 
-// tx runs fn in a write transaction, again when the dialect says the
+// Tx runs fn in a write transaction, again when the dialect says the
 // database aborted it to break a deadlock: fn must be safe to run again.
-func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := s.tx1(ctx, fn)
 		if attempt < 5 && err != nil && s.D.Retry != nil && s.D.Retry(err) {
