@@ -281,19 +281,6 @@ func TestWorkerAPIMethodsAndAuthentication(t *testing.T) {
 	assert.Equal(t, `Bearer realm="kiln-worker"`, resp.Header.Get("WWW-Authenticate"))
 }
 
-// tarManifest is a small manifest of two pipelines, what the fake builder
-// needs to report stages and name its artifact.
-func tarManifest() *manifest.Manifest {
-	return &manifest.Manifest{Version: manifest.Version,
-		Target: manifest.Target{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Name: "t"},
-		Pipelines: []manifest.Pipeline{
-			{Name: "os", Produces: "tree", Stages: []manifest.Stage{manifest.NewStage(&manifest.Hostname{Hostname: "fake"})}},
-			{Name: "archive", Input: "os", Produces: "file", Filename: "t.tar.xz", Stages: []manifest.Stage{manifest.NewStage(&manifest.TarArchive{Compression: "xz"})}},
-		},
-		Output: manifest.Output{Pipeline: "archive", Filename: "t.tar.xz"},
-	}
-}
-
 // buildQueue is a store and worker API holding a compose whose depsolve
 // job is done (its manifest is m) and whose build job waits.
 type buildQueue struct {
@@ -382,7 +369,7 @@ func startBuilder(t *testing.T, q *buildQueue, b worker.Builder) {
 // job's result), the manifest, the SBOM; its stages are the job's
 // progress and the build log says what was built.
 func TestBuildJobUploadsWhatTheBuilderBuilt(t *testing.T) {
-	m := tarManifest()
+	m := composetest.TarManifest()
 	q := queueWithBuild(t, m, time.Minute)
 	startBuilder(t, q, &composetest.Builder{Size: 64 << 10})
 	j := q.waitBuild(t)
@@ -408,7 +395,7 @@ func TestBuildJobUploadsWhatTheBuilderBuilt(t *testing.T) {
 // A build that fails in a stage fails its job with the stage and the
 // tool's last line, and uploads no image.
 func TestFailedBuildJobNamesTheStage(t *testing.T) {
-	m := tarManifest()
+	m := composetest.TarManifest()
 	q := queueWithBuild(t, m, time.Minute)
 	startBuilder(t, q, &composetest.Builder{FailAt: "kiln.tar", FailMessage: "tar: exit status 2: writing\ntar: No space left on device"})
 	j := q.waitBuild(t)
@@ -422,7 +409,7 @@ func TestFailedBuildJobNamesTheStage(t *testing.T) {
 
 // Canceling the compose stops a running build at the next heartbeat.
 func TestCancelingTheComposeStopsTheBuild(t *testing.T) {
-	m := tarManifest()
+	m := composetest.TarManifest()
 	q := queueWithBuild(t, m, time.Second) // a heartbeat every 250 ms
 	fake := &composetest.Builder{}
 	fake.Block()

@@ -252,3 +252,17 @@ func (b *Builder) run(ctx context.Context, m *manifest.Manifest, log io.Writer, 
 	report(engine.Event{Kind: engine.BuildDone, Total: total, Elapsed: time.Since(start)})
 	return nil
 }
+
+// TarManifest is a small manifest of two pipelines (a tree with a host
+// name, then its xz tar t.tar.xz): what a fake build needs to report
+// stages and name its artifact, for tests of what surrounds a build.
+func TarManifest() *manifest.Manifest {
+	return &manifest.Manifest{Version: manifest.Version,
+		Target: manifest.Target{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Name: "t"},
+		Pipelines: []manifest.Pipeline{
+			{Name: "os", Produces: "tree", Stages: []manifest.Stage{manifest.NewStage(&manifest.Hostname{Hostname: "fake"})}},
+			{Name: "archive", Input: "os", Produces: "file", Filename: "t.tar.xz", Stages: []manifest.Stage{manifest.NewStage(&manifest.TarArchive{Compression: "xz"})}},
+		},
+		Output: manifest.Output{Pipeline: "archive", Filename: "t.tar.xz"},
+	}
+}

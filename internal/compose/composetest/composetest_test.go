@@ -18,17 +18,6 @@ import (
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
-func tarManifest() *manifest.Manifest {
-	return &manifest.Manifest{Version: manifest.Version,
-		Target: manifest.Target{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Name: "t"},
-		Pipelines: []manifest.Pipeline{
-			{Name: "os", Produces: "tree", Stages: []manifest.Stage{manifest.NewStage(&manifest.Hostname{Hostname: "fake"})}},
-			{Name: "archive", Input: "os", Produces: "file", Filename: "t.tar.xz", Stages: []manifest.Stage{manifest.NewStage(&manifest.TarArchive{Compression: "xz"})}},
-		},
-		Output: manifest.Output{Pipeline: "archive", Filename: "t.tar.xz"},
-	}
-}
-
 type events struct {
 	mu   sync.Mutex
 	list []engine.Event
@@ -49,7 +38,7 @@ func (e *events) kinds() []string {
 // The fake writes the files a real build writes, named alike, and reports
 // the manifest's stages in the engine's order.
 func TestBuilderWritesTheFilesAndReportsTheStages(t *testing.T) {
-	m := tarManifest()
+	m := TarManifest()
 	dir := t.TempDir()
 	var log bytes.Buffer
 	ev := &events{}
@@ -67,7 +56,7 @@ func TestBuilderWritesTheFilesAndReportsTheStages(t *testing.T) {
 	assert.Len(t, art, 4096)
 	assert.True(t, strings.HasPrefix(string(art), Magic+"t.tar.xz\n"))
 	assert.Contains(t, string(art), `"hostname": "fake"`, "the artifact carries its manifest")
-	other := tarManifest()
+	other := TarManifest()
 	other.Pipelines[0].Stages[0] = manifest.NewStage(&manifest.Hostname{Hostname: "other"})
 	differs, err := Artifact(other, 4096)
 	require.NoError(t, err)
@@ -103,7 +92,7 @@ func TestBuilderFailsAtTheNamedStage(t *testing.T) {
 	var log bytes.Buffer
 	ev := &events{}
 	b := &Builder{FailAt: "kiln.tar", FailMessage: "tar: exit status 2"}
-	_, err := b.Build(context.Background(), tarManifest(), dir, &log, ev)
+	_, err := b.Build(context.Background(), TarManifest(), dir, &log, ev)
 	require.EqualError(t, err, "archive: stage kiln.tar: tar: exit status 2")
 	assert.True(t, strings.HasSuffix(log.String(), "build failed: archive: stage kiln.tar: tar: exit status 2\n"), log.String())
 	k := ev.kinds()
@@ -120,7 +109,7 @@ func TestBuilderBlocksUntilReleased(t *testing.T) {
 	started := b.Started()
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.Build(context.Background(), tarManifest(), t.TempDir(), nil, nil)
+		_, err := b.Build(context.Background(), TarManifest(), t.TempDir(), nil, nil)
 		done <- err
 	}()
 	assert.Equal(t, "t.tar.xz", <-started)
@@ -140,7 +129,7 @@ func TestBuilderBlocksUntilReleased(t *testing.T) {
 	b.Block()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_, err := b.Build(ctx, tarManifest(), t.TempDir(), nil, nil)
+		_, err := b.Build(ctx, TarManifest(), t.TempDir(), nil, nil)
 		done <- err
 	}()
 	<-started
@@ -157,7 +146,7 @@ func TestBuilderBlocksUntilReleased(t *testing.T) {
 // ParseArtifact gives back the manifest an artifact was built from, at
 // any size, and refuses what Artifact did not write or what was changed.
 func TestParseArtifactReadsTheManifestBack(t *testing.T) {
-	m := tarManifest()
+	m := TarManifest()
 	for _, size := range []int{0, 4096} {
 		art, err := Artifact(m, size)
 		require.NoError(t, err)
