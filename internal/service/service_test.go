@@ -46,36 +46,12 @@ func TestServiceBuildsACompose(t *testing.T) {
 	cache := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(testhost.CacheDir(t), "debs"), 0o755))
 	require.NoError(t, os.Symlink(filepath.Join(testhost.CacheDir(t), "debs"), filepath.Join(cache, "debs")))
-	resolver, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
-	require.NoError(t, err)
-	entries, err := aptsources.Read("/")
-	require.NoError(t, err)
-	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
-	require.NoError(t, err)
-	reg, err := distro.Load()
-	require.NoError(t, err)
-
-	db, err := sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
-	require.NoError(t, err)
-	secret, hash := store.NewSecret("kiln_")
-	require.NoError(t, db.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "acme", Name: "test", Hash: hash, CreatedAt: time.Now()}))
-	require.NoError(t, db.Close())
+	deps := newTestDeps(t)
+	secret := tokenForAcme(ctx, t, data)
 
 	const key = "kwk_test"
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: -1, WorkerKey: key, Resolver: resolver,
-			Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security},
-			Lease:   4 * time.Second, RescueEvery: 500 * time.Millisecond, Distros: reg, Ready: func(a string) { addr <- a }})
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("the service did not start: %v", err)
-	}
+	base, done := startService(ctx, t, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: -1, WorkerKey: key, Resolver: deps.resolver,
+		Mirrors: deps.mirrors, Lease: 4 * time.Second, RescueEvery: 500 * time.Millisecond, Distros: deps.distros})
 	api := base + "/api/image-builder/v1"
 	call := func(method, path string, body any, headers ...string) (*http.Response, []byte) {
 		t.Helper()
@@ -140,7 +116,7 @@ func TestServiceBuildsACompose(t *testing.T) {
 
 	// The worker that does the work.
 	w, err := worker.New(worker.Config{Client: &workerproto.Client{BaseURL: base, Key: key}, Name: "real",
-		CacheDir: cache, Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}, Resolver: resolver, Distros: reg})
+		CacheDir: cache, Mirrors: deps.mirrors, Resolver: deps.resolver, Distros: deps.distros})
 	require.NoError(t, err)
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan struct{})
@@ -299,35 +275,12 @@ func TestInProcessWorkersBuildWithTheConfiguredBuilder(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	data := t.TempDir()
-	resolver, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
-	require.NoError(t, err)
-	entries, err := aptsources.Read("/")
-	require.NoError(t, err)
-	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
-	require.NoError(t, err)
-	reg, err := distro.Load()
-	require.NoError(t, err)
-	db, err := sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
-	require.NoError(t, err)
-	secret, hash := store.NewSecret("kiln_")
-	require.NoError(t, db.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "acme", Name: "test", Hash: hash, CreatedAt: time.Now()}))
-	require.NoError(t, db.Close())
+	deps := newTestDeps(t)
+	secret := tokenForAcme(ctx, t, data)
 
 	fake := &composetest.Builder{Size: 100 << 10}
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: 1, CacheDir: t.TempDir(), Resolver: resolver,
-			Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security},
-			Distros: reg, Builder: fake, Ready: func(a string) { addr <- a }})
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("the service did not start: %v", err)
-	}
+	base, done := startService(ctx, t, Config{Listen: "127.0.0.1:0", DataDir: data, Workers: 1, CacheDir: t.TempDir(), Resolver: deps.resolver,
+		Mirrors: deps.mirrors, Distros: deps.distros, Builder: fake})
 	call := func(method, path string, body any) (int, []byte) {
 		t.Helper()
 		var rd io.Reader
@@ -392,5 +345,56 @@ func TestInProcessWorkersBuildWithTheConfiguredBuilder(t *testing.T) {
 		require.NoError(t, err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the service did not stop")
+	}
+}
+
+// testDeps are what a test service plans and solves with: apt over the
+// run's shared metadata cache, the host's Debian mirrors and the
+// distributions.
+type testDeps struct {
+	resolver *apt.Resolver
+	mirrors  map[string]string
+	distros  *distro.Registry
+}
+
+func newTestDeps(t *testing.T) testDeps {
+	t.Helper()
+	resolver, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
+	require.NoError(t, err)
+	entries, err := aptsources.Read("/")
+	require.NoError(t, err)
+	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
+	require.NoError(t, err)
+	reg, err := distro.Load()
+	require.NoError(t, err)
+	return testDeps{resolver: resolver, mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}, distros: reg}
+}
+
+// tokenForAcme creates the database in the data directory with an API
+// token of org acme, and returns its secret.
+func tokenForAcme(ctx context.Context, t *testing.T, data string) string {
+	t.Helper()
+	db, err := sqlite.Open(ctx, filepath.Join(data, "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	secret, hash := store.NewSecret("kiln_")
+	require.NoError(t, db.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "acme", Name: "test", Hash: hash, CreatedAt: time.Now()}))
+	require.NoError(t, db.Close())
+	return secret
+}
+
+// startService runs the service with cfg until ctx ends, and returns its
+// base URL once it listens and the channel Run's result arrives on.
+func startService(ctx context.Context, t *testing.T, cfg Config) (string, <-chan error) {
+	t.Helper()
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	cfg.Ready = func(a string) { addr <- a }
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case a := <-addr:
+		return "http://" + a, done
+	case err := <-done:
+		t.Fatalf("the service did not start: %v", err)
+		return "", nil
 	}
 }
