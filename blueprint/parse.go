@@ -57,36 +57,24 @@ func ParseFile(path string) (*Blueprint, error) {
 // fromTree applies the schema to a decoded document, validates the result
 // and hashes plaintext passwords.
 func fromTree(tree map[string]any, format Format, opts ParseOptions) (*Blueprint, error) {
-	var decoding problems
-	var bp Blueprint
-	decodeBlueprint(tree, format, &bp, &decoding)
-
-	var validation problems
-	bp.validate(&validation, true)
-
-	// Report every problem, but not twice for one field: a value of the
-	// wrong type is left unset, so validation would also call it missing.
-	var all problems
-	for _, p := range decoding.all() {
-		all.add(p.Path, "%s", p.Message)
+	bp, problems := decodeAndCheck(tree, format)
+	if len(problems) > 0 {
+		return nil, problems
 	}
-	for _, p := range validation.all() {
-		if !coveredBy(p.Path, decoding.list) {
-			all.add(p.Path, "%s", p.Message)
-		}
-	}
-	if err := all.err(); err != nil {
+	if err := fromTreeHash(bp, opts); err != nil {
 		return nil, err
 	}
+	return bp, nil
+}
 
+// fromTreeHash hashes the plaintext passwords of a blueprint that has no
+// problems.
+func fromTreeHash(bp *Blueprint, opts ParseOptions) error {
 	r := opts.Rand
 	if r == nil {
 		r = rand.Reader
 	}
-	if err := bp.HashPasswords(r); err != nil {
-		return nil, err
-	}
-	return &bp, nil
+	return bp.HashPasswords(r)
 }
 
 // coveredBy reports whether path is, or is inside, the path of one of ps.

@@ -45,6 +45,10 @@ type Plan struct {
 	Request depsolve.Request
 	// Warnings are things the user should know that do not stop the build.
 	Warnings []string
+	// Problems are the blueprint's problems PlanAll found, sorted by field
+	// path. A plan with problems is for reporting only: its Request can
+	// still be solved to find missing packages, but it cannot be finished.
+	Problems blueprint.Errors
 
 	it       *ImageType
 	bp       *blueprint.Blueprint
@@ -67,15 +71,45 @@ func DefaultSeed(name, distro, arch string) uint64 {
 
 // Manifest is the seam between what and how: it checks the blueprint
 // against the image type and plans the manifest. Call Finish on the plan
-// with the solved package set.
+// with the solved package set. Every problem of the blueprint comes back
+// at once, as blueprint.Errors.
 func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, error) {
+	p, err := it.PlanAll(bp, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Problems) > 0 {
+		return nil, p.Problems
+	}
+	return p, nil
+}
+
+// PlanAll is Manifest that does not stop at the blueprint's problems: it
+// collects them in the plan's Problems (the image type's checks, the
+// repositories, excluded packages, the disk layout) and still computes
+// the package request, so that a solver can add the missing packages to
+// the same answer. reported are problems an earlier check (parsing)
+// found in bp: fields they cover are not checked again, and packages
+// they cover are left out of the request. The error is for what is not
+// the blueprint's fault (no mirror, an architecture this host cannot
+// build).
+func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blueprint.Errors) (*Plan, error) {
 	a, d := it.arch, it.arch.distro
 	if a.NotBuildable != "" {
 		return nil, fmt.Errorf("%s %s images cannot be built on this host: %s", d.Name, a.Name, a.NotBuildable)
 	}
-	if err := it.CheckBlueprint(bp); err != nil {
-		return nil, err
+	var problems blueprint.Errors
+	addProblems := func(err error) {
+		var errs blueprint.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				if e.Path == "" || !reported.Covers(e.Path) {
+					problems = append(problems, e)
+				}
+			}
+		}
 	}
+	addProblems(it.CheckBlueprint(bp))
 	p := &Plan{it: it, bp: bp, origins: map[string]string{}}
 	if opts.Seed != nil {
 		p.seed = *opts.Seed
@@ -109,7 +143,8 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 		p.repos = append(p.repos, src)
 		if r.InstallFrom {
 			if !r.ChecksSignatures() {
-				return nil, blueprint.Errors{{Path: fmt.Sprintf("customizations.repositories[%d].install_from", i), Message: "kiln installs only from signed repositories: give the repository's key in gpgkeys and turn gpgcheck on, or drop install_from"}}
+				addProblems(blueprint.Errors{{Path: fmt.Sprintf("customizations.repositories[%d].install_from", i), Message: "kiln installs only from signed repositories: give the repository's key in gpgkeys and turn gpgcheck on, or drop install_from"}})
+				continue
 			}
 			req.Repositories = append(req.Repositories, depsolve.Repository{ID: r.ID, URI: r.BaseURLs[0], Suites: []string{r.Suite}, Components: r.Components, SignedByKeys: r.GPGKeys})
 		}
@@ -195,17 +230,20 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 		}
 		addPkg(pk.Name, pk.Version, origin)
 	}
+	// A package whose field had a problem is not asked for: its name or
+	// version may be only half decoded.
+	req.Packages = slices.DeleteFunc(req.Packages, func(s depsolve.PackageSpec) bool { return touches(reported, p.origins[s.Name]) })
 	slices.SortFunc(req.Packages, func(a, b depsolve.PackageSpec) int { return strings.Compare(a.Name, b.Name) })
 	for _, s := range req.Packages {
 		p.explicit = append(p.explicit, s.Name)
 		if slices.Contains(req.Exclude, s.Name) {
-			return nil, blueprint.Errors{{Path: p.origins[s.Name], Message: fmt.Sprintf("package %q is excluded from image type %s", s.Name, it.Name)}}
+			addProblems(blueprint.Errors{{Path: p.origins[s.Name], Message: fmt.Sprintf("package %q is excluded from image type %s", s.Name, it.Name)}})
 		}
 	}
 	p.Request = req
 
-	// Disk layout.
-	if it.PartitionTable != nil {
+	// Disk layout, unless an earlier check found its fields half decoded.
+	if it.PartitionTable != nil && !touches(reported, "customizations.disk") && !touches(reported, "customizations.filesystem") {
 		dreq := disk.Request{MinDiskSize: it.DefaultSize}
 		for _, fs := range c.Filesystem {
 			dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: fs.Mountpoint, MinSize: disk.Size(fs.MinSize)})
@@ -223,10 +261,12 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 			if c.Disk != nil {
 				field = "customizations.disk"
 			}
-			return nil, blueprint.Errors{{Path: field, Message: err.Error()}}
+			addProblems(blueprint.Errors{{Path: field, Message: err.Error()}})
 		}
 		p.pt = pt
 	}
+	blueprint.SortProblems(problems)
+	p.Problems = problems
 	return p, nil
 }
 

@@ -138,7 +138,7 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 	}
 	pathErrs, _ := it.arch.pathProblems(bp)
 	errs = append(errs, pathErrs...)
-	slices.SortStableFunc(errs, func(a, b blueprint.Problem) int { return strings.Compare(a.Path, b.Path) })
+	blueprint.SortProblems(errs)
 	if len(errs) > 0 {
 		return errs
 	}

@@ -1,0 +1,41 @@
+package distro
+
+import (
+	"strings"
+
+	"github.com/kiln-project/kiln/blueprint"
+)
+
+// touches reports whether a problem of reported is at field, inside it or
+// around it: the field cannot be trusted for a further check.
+func touches(reported blueprint.Errors, field string) bool {
+	if field == "" {
+		return false
+	}
+	if reported.Covers(field) {
+		return true
+	}
+	for _, p := range reported {
+		if strings.HasPrefix(p.Path, field+".") || strings.HasPrefix(p.Path, field+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// anyTypeName names the image type AnyImageType returns, in messages.
+const anyTypeName = "(any)"
+
+// AnyImageType is an image type of the architecture that supports every
+// blueprint option and adds no package, kernel or disk of its own: the
+// checks of a blueprint that do not depend on the image type (time zone,
+// locale, keyboard, firewall, paths, packages against the distribution)
+// run on it when no type is named. It is for checking only; building it
+// is not meant.
+func (a *Arch) AnyImageType() *ImageType {
+	it := &ImageType{Name: anyTypeName, Variant: "required", arch: a}
+	for _, o := range blueprintOptions {
+		it.SupportedOptions = append(it.SupportedOptions, o.name)
+	}
+	return it
+}
