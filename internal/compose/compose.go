@@ -6,6 +6,7 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/kiln-project/kiln/blueprint"
@@ -66,19 +67,73 @@ func ImageType(reg *distro.Registry, bp *blueprint.Blueprint, req Request, def D
 	return a.ImageType(req.ImageType)
 }
 
-// Manifest plans, solves and writes the manifest of one image.
+// Manifest plans, solves and writes the manifest of one image. Every
+// problem of the blueprint that can be known without building (the image
+// type's checks, the disk layout, missing packages) comes back at once,
+// as blueprint.Errors sorted by field path.
 func Manifest(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, opts distro.Options, r depsolve.Resolver) (*Result, error) {
-	plan, err := it.Manifest(bp, opts)
+	return ManifestAll(ctx, it, bp, nil, opts, r)
+}
+
+// ManifestAll is Manifest for a blueprint that parsing already found
+// problems in (see blueprint.ParseAll): those are reported with the
+// others, and the fields they cover are not checked again. With any
+// problem, no manifest is written.
+func ManifestAll(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, reported blueprint.Errors, opts distro.Options, r depsolve.Resolver) (*Result, error) {
+	plan, res, err := solve(ctx, it, bp, reported, opts, r)
 	if err != nil {
 		return nil, err
-	}
-	res, err := r.Resolve(ctx, plan.Request)
-	if err != nil {
-		return nil, plan.ExplainSolveError(err)
 	}
 	m, err := plan.Finish(res)
 	if err != nil {
 		return nil, err
 	}
 	return &Result{Manifest: m, Warnings: plan.Warnings}, nil
+}
+
+// Check runs every check of Manifest, solving the packages, but writes no
+// manifest: it returns the warnings, or every problem as
+// blueprint.Errors. A nil resolver leaves the packages unchecked, so the
+// check needs no network.
+func Check(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, reported blueprint.Errors, opts distro.Options, r depsolve.Resolver) ([]string, error) {
+	plan, _, err := solve(ctx, it, bp, reported, opts, r)
+	if err != nil {
+		return nil, err
+	}
+	return plan.Warnings, nil
+}
+
+// solve plans the image and solves its packages, even when the plan has
+// problems, so that missing packages join them in one answer.
+func solve(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, reported blueprint.Errors, opts distro.Options, r depsolve.Resolver) (*distro.Plan, *depsolve.Result, error) {
+	plan, err := it.PlanAll(bp, opts, reported)
+	if err != nil {
+		if len(reported) > 0 {
+			return nil, nil, fmt.Errorf("%w; and the blueprint:\n%w", err, reported)
+		}
+		return nil, nil, err
+	}
+	problems := reported.Merge(plan.Problems)
+	if r == nil {
+		if len(problems) > 0 {
+			return nil, nil, problems
+		}
+		return plan, nil, nil
+	}
+	res, err := r.Resolve(ctx, plan.Request)
+	if err != nil {
+		err = plan.ExplainSolveError(err)
+		var missing blueprint.Errors
+		if errors.As(err, &missing) {
+			return nil, nil, problems.Merge(missing)
+		}
+		if len(problems) > 0 {
+			return nil, nil, fmt.Errorf("the packages could not be checked (%w); the blueprint:\n%w", err, problems)
+		}
+		return nil, nil, err
+	}
+	if len(problems) > 0 {
+		return nil, nil, problems
+	}
+	return plan, res, nil
 }
