@@ -50,15 +50,7 @@ reproducible timestamps.`,
 				if f.imageType == "" {
 					return fmt.Errorf("--type is required (or build an existing manifest with --manifest)")
 				}
-				bp, it, opts, err := f.plan(a)
-				if err != nil {
-					return err
-				}
-				r, err := a.resolver(f.offline, f.refresh)
-				if err != nil {
-					return err
-				}
-				res, err := compose.Manifest(ctx, it, bp, opts, r)
+				res, err := f.manifest(ctx, a)
 				if err != nil {
 					return err
 				}

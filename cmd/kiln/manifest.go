@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose"
+	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/distro"
 )
 
@@ -30,9 +33,7 @@ func (f *targetFlags) register(cmd *cobra.Command, typeRequired bool) {
 	cmd.Flags().StringVar(&f.arch, "arch", "", "architecture (default: the blueprint's architecture, else this host's)")
 	cmd.Flags().StringVarP(&f.imageType, "type", "t", "", "image type (see kiln list-images)")
 	cmd.Flags().StringVar(&f.seed, "seed", "", "seed for every identifier in the image (default: derived from blueprint name, distro, arch and type)")
-	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "mirror URI for the distribution's packages, or ROLE=URI (roles: debian, debian-security); default: the host's apt sources")
-	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only cached repository metadata; never touch the network")
-	cmd.Flags().BoolVar(&f.refresh, "refresh", false, "fetch repository metadata even when the cache is fresh")
+	f.registerSolver(cmd)
 	if typeRequired {
 		_ = cmd.MarkFlagRequired("type")
 	}
@@ -44,37 +45,114 @@ func (f *targetFlags) register(cmd *cobra.Command, typeRequired bool) {
 	})
 }
 
-func (f *targetFlags) loadBlueprint() (*blueprint.Blueprint, error) {
+// registerSolver registers the flags of the package solver: the mirrors
+// and how the repository metadata is fetched.
+func (f *targetFlags) registerSolver(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "mirror URI for the distribution's packages, or ROLE=URI (roles: debian, debian-security); default: the host's apt sources")
+	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only cached repository metadata; never touch the network")
+	cmd.Flags().BoolVar(&f.refresh, "refresh", false, "fetch repository metadata even when the cache is fresh")
+}
+
+// loadBlueprint reads the blueprint with every problem parsing finds
+// (blueprint.ParseFileAll). The blueprint is nil only when the document
+// itself cannot be read; then the error says why.
+func (f *targetFlags) loadBlueprint() (*blueprint.Blueprint, blueprint.Errors, error) {
 	if f.blueprintPath == "" {
-		return &blueprint.Blueprint{Name: "image"}, nil
+		return &blueprint.Blueprint{Name: "image"}, nil, nil
 	}
-	return blueprint.ParseFile(f.blueprintPath)
+	bp, problems, err := blueprint.ParseFileAll(f.blueprintPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bp == nil {
+		return nil, nil, fmt.Errorf("blueprint %s:\n%w", f.blueprintPath, problems)
+	}
+	return bp, problems, nil
+}
+
+// target is a planned image: the blueprint, the problems parsing found in
+// it, the image type and the options.
+type target struct {
+	bp     *blueprint.Blueprint
+	parsed blueprint.Errors
+	it     *distro.ImageType
+	opts   distro.Options
 }
 
 // plan loads the blueprint and works out the image type and options.
-func (f *targetFlags) plan(a *app) (*blueprint.Blueprint, *distro.ImageType, distro.Options, error) {
-	var opts distro.Options
-	bp, err := f.loadBlueprint()
+func (f *targetFlags) plan(a *app) (*target, error) {
+	bp, parsed, err := f.loadBlueprint()
 	if err != nil {
-		return nil, nil, opts, err
+		return nil, err
 	}
-	it, err := compose.ImageType(a.registry, bp, compose.Request{Distro: f.distro, Arch: f.arch, ImageType: f.imageType},
+	t := &target{bp: bp, parsed: parsed}
+	t.it, err = compose.ImageType(a.registry, bp, compose.Request{Distro: f.distro, Arch: f.arch, ImageType: f.imageType},
 		compose.Defaults{Distro: defaultDistro, Arch: hostArch()})
 	if err != nil {
-		return nil, nil, opts, err
+		return nil, f.withProblems(err, parsed)
 	}
 	if f.seed != "" {
 		s, err := strconv.ParseUint(f.seed, 10, 64)
 		if err != nil {
-			return nil, nil, opts, fmt.Errorf("--seed %q: expected a non-negative integer", f.seed)
+			return nil, fmt.Errorf("--seed %q: expected a non-negative integer", f.seed)
 		}
-		opts.Seed = &s
+		t.opts.Seed = &s
 	}
-	opts.Mirrors, err = a.mirrors(it.Arch().Distro(), f.mirrors)
+	t.opts.Mirrors, err = a.mirrors(t.it.Arch().Distro(), f.mirrors)
 	if err != nil {
-		return nil, nil, opts, err
+		return nil, f.withProblems(err, parsed)
 	}
-	return bp, it, opts, nil
+	return t, nil
+}
+
+// withProblems adds the blueprint's problems to an error that stopped
+// planning, so that they are not lost to a later round.
+func (f *targetFlags) withProblems(err error, problems blueprint.Errors) error {
+	if len(problems) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; and blueprint %s:\n%w", err, f.blueprintPath, problems)
+}
+
+// inFile names the blueprint file in its problems.
+func (f *targetFlags) inFile(err error) error {
+	var problems blueprint.Errors
+	if f.blueprintPath != "" && errors.As(err, &problems) && err.Error() == problems.Error() {
+		return fmt.Errorf("blueprint %s:\n%w", f.blueprintPath, problems)
+	}
+	return err
+}
+
+// manifest plans the image, solves its packages and writes its manifest,
+// or returns every problem found on the way, together.
+func (f *targetFlags) manifest(ctx context.Context, a *app) (*compose.Result, error) {
+	t, err := f.plan(a)
+	if err != nil {
+		return nil, err
+	}
+	r, err := a.planResolver(ctx, f.offline, f.refresh)
+	if err != nil {
+		return nil, err
+	}
+	res, err := compose.ManifestAll(ctx, t.it, t.bp, t.parsed, t.opts, r)
+	if err != nil {
+		return nil, f.inFile(err)
+	}
+	return res, nil
+}
+
+// resolverContextKey is the context key of a resolver that replaces the
+// one the configuration gives (see planResolver).
+type resolverContextKey struct{}
+
+// planResolver is the package resolver of the verbs that plan: the
+// configured one, unless the command's context carries another under
+// resolverContextKey (how tests solve without a network).
+func (a *app) planResolver(ctx context.Context, offline, refresh bool) (depsolve.Resolver, error) {
+	if r, ok := ctx.Value(resolverContextKey{}).(depsolve.Resolver); ok {
+		return r, nil
+	}
+	return a.resolver(offline, refresh)
 }
 
 func newManifestCommand(a *app) *cobra.Command {
@@ -93,15 +171,7 @@ every package pinned by version and SHA-256. The same inputs give the same bytes
 			if format != "json" && format != "text" {
 				return fmt.Errorf("--format %q: expected json or text", format)
 			}
-			bp, it, opts, err := f.plan(a)
-			if err != nil {
-				return err
-			}
-			r, err := a.resolver(f.offline, f.refresh)
-			if err != nil {
-				return err
-			}
-			res, err := compose.Manifest(cmd.Context(), it, bp, opts, r)
+			res, err := f.manifest(cmd.Context(), a)
 			if err != nil {
 				return err
 			}

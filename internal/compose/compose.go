@@ -80,6 +80,9 @@ func Manifest(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint
 // others, and the fields they cover are not checked again. With any
 // problem, no manifest is written.
 func ManifestAll(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, reported blueprint.Errors, opts distro.Options, r depsolve.Resolver) (*Result, error) {
+	if err := it.Buildable(); err != nil {
+		return nil, err
+	}
 	plan, res, err := solve(ctx, it, bp, reported, opts, r)
 	if err != nil {
 		return nil, err
@@ -92,7 +95,7 @@ func ManifestAll(ctx context.Context, it *distro.ImageType, bp *blueprint.Bluepr
 }
 
 // Check runs every check of Manifest, solving the packages, but writes no
-// manifest: it returns the warnings, or every problem as
+// manifest, so it also checks for an architecture this host cannot build: it returns the warnings, or every problem as
 // blueprint.Errors. A nil resolver leaves the packages unchecked, so the
 // check needs no network.
 func Check(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, reported blueprint.Errors, opts distro.Options, r depsolve.Resolver) ([]string, error) {

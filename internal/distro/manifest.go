@@ -74,6 +74,9 @@ func DefaultSeed(name, distro, arch string) uint64 {
 // with the solved package set. Every problem of the blueprint comes back
 // at once, as blueprint.Errors.
 func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, error) {
+	if err := it.Buildable(); err != nil {
+		return nil, err
+	}
 	p, err := it.PlanAll(bp, opts, nil)
 	if err != nil {
 		return nil, err
@@ -91,13 +94,10 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 // the same answer. reported are problems an earlier check (parsing)
 // found in bp: fields they cover are not checked again, and packages
 // they cover are left out of the request. The error is for what is not
-// the blueprint's fault (no mirror, an architecture this host cannot
-// build).
+// the blueprint's fault (no mirror). A plan can be made for an
+// architecture this host cannot build (see Buildable), to check it.
 func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blueprint.Errors) (*Plan, error) {
 	a, d := it.arch, it.arch.distro
-	if a.NotBuildable != "" {
-		return nil, fmt.Errorf("%s %s images cannot be built on this host: %s", d.Name, a.Name, a.NotBuildable)
-	}
 	var problems blueprint.Errors
 	addProblems := func(err error) {
 		var errs blueprint.Errors

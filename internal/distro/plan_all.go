@@ -1,10 +1,20 @@
 package distro
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
 )
+
+// Buildable says why this host cannot build images of the type's
+// architecture, or returns nil.
+func (it *ImageType) Buildable() error {
+	if a := it.arch; a.NotBuildable != "" {
+		return fmt.Errorf("%s %s images cannot be built on this host: %s", a.distro.Name, a.Name, a.NotBuildable)
+	}
+	return nil
+}
 
 // touches reports whether a problem of reported is at field, inside it or
 // around it: the field cannot be trusted for a further check.
