@@ -10,6 +10,7 @@ import "github.com/kiln-project/kiln/internal/disk"
 // name the same types.
 var stageTypes = map[string]func() StageOptions{
 	DebsInstall{}.StageType():    func() StageOptions { return &DebsInstall{} },
+	CheckInstall{}.StageType():   func() StageOptions { return &CheckInstall{} },
 	AptSources{}.StageType():     func() StageOptions { return &AptSources{} },
 	Hostname{}.StageType():       func() StageOptions { return &Hostname{} },
 	Timezone{}.StageType():       func() StageOptions { return &Timezone{} },

@@ -44,6 +44,7 @@ func register[O manifest.StageOptions](newStage func(O) Stage) Type {
 // manifest's decoder knows the same names (TestRegistryMatchesManifest).
 var registry = []Type{
 	register(func(o manifest.DebsInstall) Stage { return &DebsInstall{Opts: o} }),
+	register(func(o manifest.CheckInstall) Stage { return &CheckInstall{Opts: o} }),
 	register(func(o manifest.AptSources) Stage { return &AptSources{Opts: o} }),
 	register(func(o manifest.Network) Stage { return &Network{Opts: o} }),
 	register(func(o manifest.Hostname) Stage { return &Hostname{Opts: o} }),
