@@ -317,6 +317,11 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	os := manifest.Pipeline{Name: "os", Produces: "tree"}
 	add := func(o manifest.StageOptions) { os.Stages = append(os.Stages, manifest.NewStage(o)) }
 	add(&manifest.DebsInstall{Arch: a.DebianArch, Variant: it.Variant, Packages: p.explicit})
+	// What only the packages' contents can tell is checked before anything
+	// else runs, all at once.
+	if ci := p.installChecks(c); ci != nil {
+		add(ci)
+	}
 	// What boots the system comes straight after the packages: it depends
 	// on nothing the blueprint configures, so the tree after the initramfs
 	// is cached and changing a user or the hostname reruns none of it.
