@@ -127,7 +127,8 @@ timezone = "Europe/Berlinn"
 }
 
 // A field the parser found wrong is not looked at again: no second report,
-// and a package whose entry was wrong is not asked of the solver.
+// no panic on a half-decoded value (a repository without URLs), and a
+// package whose entry was wrong is not asked of the solver.
 func TestManifestSkipsFieldsParsingReported(t *testing.T) {
 	t.Parallel()
 	bp, parsed := blueprint.ParseAll([]byte(`name = "x"
@@ -138,6 +139,12 @@ version = 7
 minsize = "lots"
 [[customizations.disk.partitions]]
 mountpoint = "/var"
+[[customizations.repositories]]
+id = "extra"
+suite = "stable"
+components = ["main"]
+gpgkeys = ["not a key"]
+install_from = true
 `), blueprint.FormatTOML)
 	require.NotNil(t, bp)
 	require.NotEmpty(t, parsed)

@@ -136,6 +136,9 @@ func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blu
 		if r.Enabled != nil && !*r.Enabled {
 			continue
 		}
+		if touches(reported, fmt.Sprintf("customizations.repositories[%d]", i)) {
+			continue // half decoded: its URLs may be missing
+		}
 		src := manifest.AptSource{Name: r.ID, URIs: r.BaseURLs, Suites: []string{r.Suite}, Components: r.Components, SignedBy: strings.Join(r.GPGKeys, "\n")}
 		if !r.ChecksSignatures() {
 			src.SignedBy, src.Trusted = "", true
