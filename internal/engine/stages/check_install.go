@@ -76,8 +76,9 @@ func (s *CheckInstall) Run(_ context.Context, env *Env) error {
 		}
 	}
 	if len(s.Opts.Groups) > 0 {
+		// A tree without /etc/group has no groups at all.
 		groups, err := readAccounts(env.Tree, "/etc/group")
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		for _, g := range s.Opts.Groups {
