@@ -245,8 +245,8 @@ func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blu
 	}
 	p.Request = req
 
-	// Disk layout, unless an earlier check found its fields half decoded.
-	if it.PartitionTable != nil && !touches(reported, "customizations.disk") && !touches(reported, "customizations.filesystem") {
+	// Disk layout.
+	if it.PartitionTable != nil {
 		dreq := disk.Request{MinDiskSize: it.DefaultSize}
 		for _, fs := range c.Filesystem {
 			dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: fs.Mountpoint, MinSize: disk.Size(fs.MinSize)})
@@ -264,7 +264,9 @@ func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blu
 			if c.Disk != nil {
 				field = "customizations.disk"
 			}
-			addProblems(blueprint.Errors{{Path: field, Message: err.Error()}})
+			if !diskReported(reported) {
+				addProblems(blueprint.Errors{{Path: field, Message: err.Error()}})
+			}
 		}
 		p.pt = pt
 	}

@@ -33,6 +33,13 @@ func touches(reported blueprint.Errors, field string) bool {
 	return false
 }
 
+// diskReported says whether an earlier check found a problem in the
+// fields the disk layout is made of: then the layout's own error would
+// only be the echo of a half-decoded value.
+func diskReported(reported blueprint.Errors) bool {
+	return touches(reported, "customizations.disk") || touches(reported, "customizations.filesystem")
+}
+
 // anyTypeName names the image type AnyImageType returns, in messages.
 const anyTypeName = "(any)"
 
