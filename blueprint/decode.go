@@ -25,6 +25,7 @@ type decoder struct {
 func decodeBlueprint(tree map[string]any, format Format, bp *Blueprint, ps *problems) {
 	d := decoder{format: format, ps: ps}
 	d.decodeStruct("", tree, reflect.ValueOf(bp).Elem())
+	bp.normalize()
 }
 
 // fieldName is the blueprint key of a struct field: its json tag name.

@@ -31,6 +31,8 @@ func unsupportedField(path string) (string, bool) {
 	// Specific to RPM-family distributions or to Red Hat services.
 	case "enabled_modules":
 		return "module streams are " + notDebian + "; Debian has none, list the packages instead", true
+	case "ostree":
+		return "OSTree commits are " + notDebian + "; kiln builds package-based images, so describe the system with packages and customizations", true
 	case "containers", "customizations.containers-storage":
 		return "embedded containers are " + notDebian, true
 	case "customizations.fdo":
