@@ -129,6 +129,7 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 			}
 		}
 	}
+	errs = append(errs, it.diskProblems(c)...)
 	for i, r := range c.Repositories {
 		for j, k := range r.GPGKeys {
 			if strings.HasPrefix(k, "http://") || strings.HasPrefix(k, "https://") {
