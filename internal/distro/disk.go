@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/disk"
@@ -77,4 +78,60 @@ func (it *ImageType) diskProblems(c *blueprint.Customizations) blueprint.Errors 
 		add(field, "%v", err)
 	}
 	return errs
+}
+
+// Reasons for the disk customizations no image type builds. CheckBlueprint
+// gives them as the problem, and kiln describe lists them.
+const (
+	lvmRefusal = "LVM partitions cannot be built: kiln writes disk images as plain files, without the device-mapper devices LVM needs to create its volumes; use plain partitions"
+	xfsRefusal = "xfs filesystems cannot be built yet: use ext4"
+)
+
+// DiskCustomization says what customizations.disk builds for an image type
+// and why the rest is refused.
+type DiskCustomization struct {
+	// TableTypes are the partition table types a blueprint may ask for,
+	// the image type's default first.
+	TableTypes []string `json:"table_types"`
+	// Filesystems are the fs_type values built.
+	Filesystems []string `json:"filesystems"`
+	// Order says where the partitions end up.
+	Order string `json:"order"`
+	// Refused maps each refused feature to the reason.
+	Refused map[string]string `json:"refused"`
+}
+
+// DiskCustomization returns what customizations.disk does for this image
+// type, or nil when the type does not take it.
+func (it *ImageType) DiskCustomization() *DiskCustomization {
+	if it.PartitionTable == nil || !slices.Contains(it.SupportedOptions, "customizations.disk") {
+		return nil
+	}
+	types := []string{string(disk.GPT), string(disk.DOS)}
+	if it.PartitionTable.Type == disk.DOS {
+		types[0], types[1] = types[1], types[0]
+	}
+	var boot []string
+	for _, p := range it.PartitionTable.Partitions {
+		if p.Role == disk.RoleBIOSBoot || p.Role == disk.RoleESP {
+			boot = append(boot, string(p.Role))
+		}
+	}
+	order := "the blueprint's partitions in the order given"
+	if len(boot) > 0 {
+		order = "the image type's boot partitions first (" + strings.Join(boot, ", ") + "; a dos table has no bios-boot), then " + order
+	}
+	order += "; without a \"/\" partition, a root partition that fills the disk is added last"
+	return &DiskCustomization{
+		TableTypes:  types,
+		Filesystems: []string{"ext4", "vfat", "swap"},
+		Order:       order,
+		Refused: map[string]string{
+			"lvm":                    lvmRefusal,
+			"btrfs":                  "btrfs partitions are not supported yet; use plain partitions",
+			"xfs":                    xfsRefusal,
+			"sector_size = 4096":     "the virtual disks of the platforms these images run on present 512-byte sectors, where a table written for 4096-byte sectors is not found",
+			"dos extended partition": "only primary partitions are written: at most 4 on a dos table, counting the ESP",
+		},
+	}
 }
