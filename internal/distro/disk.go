@@ -52,8 +52,10 @@ func (it *ImageType) diskProblems(c *blueprint.Customizations) blueprint.Errors 
 	field := "customizations.filesystem"
 	if dk := c.Disk; dk != nil {
 		field = "customizations.disk"
-		if slices.ContainsFunc(dk.Partitions, func(p blueprint.PartitionCustomization) bool { return p.Type == "lvm" }) {
-			return nil // refused on its own; there is no layout to check
+		if slices.ContainsFunc(dk.Partitions, func(p blueprint.PartitionCustomization) bool {
+			return p.Type == "lvm" || (p.Mountpoint == "/boot/efi" && p.FSType != "" && p.FSType != "vfat")
+		}) {
+			return nil // refused on their own (an ESP that is not vfat by the blueprint's checks); no layout to try
 		}
 		if dk.Type == "" {
 			tableType := it.PartitionTable.Type

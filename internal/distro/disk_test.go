@@ -115,3 +115,15 @@ part_type = "0c"
 	assert.Equal(t, "customizations.disk", errs[0].Path)
 	assert.Contains(t, errs[0].Message, "a dos partition table holds at most 4 partitions, this layout needs 5")
 }
+
+func TestCheckBlueprintDoesNotRepeatTheBlueprintsProblems(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	it := imageType(t, reg, "debian-12", "x86_64", "qcow2")
+	bp := &blueprint.Blueprint{Name: "esp", Customizations: &blueprint.Customizations{Disk: &blueprint.DiskCustomization{
+		Partitions: []blueprint.PartitionCustomization{{Mountpoint: "/"}, {Mountpoint: "/boot/efi", FSType: "ext4"}},
+	}}}
+	assert.Empty(t, it.diskProblems(bp.Customizations), "an ext4 /boot/efi is the blueprint checks' to report, at its fs_type")
+	bp.Customizations.Disk.Partitions[1].FSType = "vfat"
+	assert.Empty(t, it.diskProblems(bp.Customizations))
+}
