@@ -118,3 +118,24 @@ minsize = "3 GiB"
 	_, err = Parse([]byte(dos), FormatTOML)
 	require.NoError(t, err)
 }
+
+// TestDiskFieldsSurviveExport: the newer disk fields are written back when
+// a blueprint is exported, in both formats.
+func TestDiskFieldsSurviveExport(t *testing.T) {
+	t.Parallel()
+	doc := "name = \"disk\"\n[customizations.disk]\nstart_offset = \"8 MiB\"\nsector_size = 512\n[[customizations.disk.partitions]]\nmountpoint = \"/\"\npart_uuid = \"6f1b2c3d-1111-4222-8333-444455556666\"\npart_label = \"system\"\npart_type = \"0FC63DAF-8483-4772-8E79-3D69D8477DE4\"\n"
+	bp, err := Parse([]byte(doc), FormatTOML)
+	require.NoError(t, err)
+	for _, f := range []Format{FormatTOML, FormatJSON} {
+		var out []byte
+		if f == FormatTOML {
+			out, err = bp.ToTOML()
+		} else {
+			out, err = bp.ToJSON()
+		}
+		require.NoError(t, err)
+		again, err := Parse(out, f)
+		require.NoError(t, err, "%s", out)
+		assert.Equal(t, bp.Customizations.Disk, again.Customizations.Disk, "%s", out)
+	}
+}
