@@ -144,6 +144,11 @@ type DiskCustomization struct {
 	Type       string                   `json:"type,omitempty" toml:"type,omitempty"` // "gpt" or "dos"
 	MinSize    Size                     `json:"minsize,omitempty" toml:"minsize,omitempty"`
 	Partitions []PartitionCustomization `json:"partitions,omitempty" toml:"partitions,omitempty"`
+	// StartOffset is room left free before the first partition, after the
+	// first MiB that holds the partition table.
+	StartOffset Size `json:"start_offset,omitempty" toml:"start_offset,omitempty"`
+	// SectorSize is the logical sector size in bytes; only 512 is built.
+	SectorSize int `json:"sector_size,omitempty" toml:"sector_size,omitempty"`
 }
 
 // PartitionCustomization is one partition of a DiskCustomization: a plain
@@ -153,6 +158,7 @@ type PartitionCustomization struct {
 	MinSize   Size   `json:"minsize,omitempty" toml:"minsize,omitempty"`
 	PartType  string `json:"part_type,omitempty" toml:"part_type,omitempty"`
 	PartLabel string `json:"part_label,omitempty" toml:"part_label,omitempty"`
+	PartUUID  string `json:"part_uuid,omitempty" toml:"part_uuid,omitempty"`
 
 	// plain
 	Mountpoint string `json:"mountpoint,omitempty" toml:"mountpoint,omitempty"`

@@ -23,8 +23,6 @@ func unsupportedField(path string) (string, bool) {
 		return "files fetched from a URI are " + notYet + "; give the content in data", true
 	case "customizations.disk.partitions.subvolumes":
 		return "btrfs subvolumes are " + notYet, true
-	case "customizations.disk.partitions.part_uuid":
-		return "fixed partition UUIDs are " + notYet, true
 	case "customizations.repositories.sslverify", "customizations.repositories.repo_gpgcheck":
 		return notYet + "; apt always verifies TLS and signed repository metadata", true
 

@@ -264,7 +264,6 @@ func TestValidateStorage(t *testing.T) {
 		{"mountpoint lib", fs("/lib"), "customizations.filesystem[0].mountpoint", "cannot be a separate mount point"},
 		{"mountpoint lib64", fs("/lib64"), "customizations.filesystem[0].mountpoint", "cannot be a separate mount point"},
 		{"mountpoint lost+found", fs("/lost+found"), "customizations.filesystem[0].mountpoint", "may contain only"},
-		{"mountpoint boot efi", fs("/boot/efi"), "customizations.filesystem[0].mountpoint", "cannot be a separate mount point"},
 		{"mountpoint usr below", fs("/usr/local"), "customizations.filesystem[0].mountpoint", "cannot be a separate mount point"},
 		{"mountpoint var run", fs("/var/run"), "customizations.filesystem[0].mountpoint", "link to /run"},
 		{"mountpoint duplicate", fs("/var") + fs("/var"), "customizations.filesystem[1].mountpoint", "also mounted by customizations.filesystem[0].mountpoint"},

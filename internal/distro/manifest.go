@@ -206,18 +206,7 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 
 	// Disk layout.
 	if it.PartitionTable != nil {
-		dreq := disk.Request{MinDiskSize: it.DefaultSize}
-		for _, fs := range c.Filesystem {
-			dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: fs.Mountpoint, MinSize: disk.Size(fs.MinSize)})
-		}
-		if dk := c.Disk; dk != nil {
-			dreq.Replace, dreq.Type = true, disk.TableType(dk.Type)
-			dreq.MinDiskSize = max(dreq.MinDiskSize, disk.Size(dk.MinSize))
-			for _, part := range dk.Partitions {
-				dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: part.Mountpoint, MinSize: disk.Size(part.MinSize), FSType: part.FSType, Label: part.Label})
-			}
-		}
-		pt, err := disk.NewPartitionTable(*it.PartitionTable, dreq, disk.NewIDs(p.seed))
+		pt, err := disk.NewPartitionTable(*it.PartitionTable, diskRequest(it, c), disk.NewIDs(p.seed))
 		if err != nil {
 			field := "customizations.filesystem"
 			if c.Disk != nil {

@@ -122,13 +122,14 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 		for i, p := range dk.Partitions {
 			path := fmt.Sprintf("customizations.disk.partitions[%d]", i)
 			if p.Type == "lvm" {
-				add(path+".type", "LVM partitions cannot be built yet (kiln assembles disks without device-mapper): use plain partitions")
+				add(path+".type", "%s", lvmRefusal)
 			}
 			if p.FSType == "xfs" {
-				add(path+".fs_type", "xfs filesystems cannot be built yet: use ext4")
+				add(path+".fs_type", "%s", xfsRefusal)
 			}
 		}
 	}
+	errs = append(errs, it.diskProblems(c)...)
 	for i, r := range c.Repositories {
 		for j, k := range r.GPGKeys {
 			if strings.HasPrefix(k, "http://") || strings.HasPrefix(k, "https://") {
