@@ -92,3 +92,14 @@ func (v validator) firstboot(path string, fb *FirstbootCustomization) {
 		}
 	}
 }
+
+// CanonicalUnit returns a unit name with the type systemctl gives a bare
+// name ("nginx" is "nginx.service"); a name that is not a valid unit name
+// comes back as it is.
+func CanonicalUnit(name string) string {
+	unit, msg := canonicalUnit(name)
+	if msg != "" {
+		return name
+	}
+	return unit
+}

@@ -118,6 +118,9 @@ func TestBlueprintFieldsTheAPILacks(t *testing.T) {
 		"customizations.repositories.suite", "customizations.repositories.components",
 		"customizations.repositories.install_from",
 		"packages.version",
+		// The image-builder API has neither; its hosted service leaves
+		// first-boot scripts to blueprints.
+		"customizations.firstboot", "customizations.sshd",
 	}
 	carried := map[string]bool{}
 	for _, k := range CarriedApart {
