@@ -1,6 +1,8 @@
 package blueprint
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -90,5 +92,22 @@ contents = "true"
 		"customizations.firstboot.scripts[2].name",
 	} {
 		assert.True(t, hasProblem(errs, want, ""), "missing a problem at %s in %v", want, errs)
+	}
+}
+
+// The examples of the reference's first-boot and SSH server sections are
+// valid blueprints.
+func TestReferenceFirstbootAndSSHDExamplesParse(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/blueprint.md")
+	require.NoError(t, err)
+	for _, section := range []string{"### First-boot scripts", "### SSH server"} {
+		_, rest, ok := strings.Cut(string(doc), section+"\n")
+		require.True(t, ok, "docs/blueprint.md has no section %q", section)
+		_, rest, _ = strings.Cut(rest, "```toml\n")
+		example, _, ok := strings.Cut(rest, "```")
+		require.True(t, ok, "section %q has no TOML block", section)
+		_, err := Parse([]byte("name = \"example\"\n"+example), FormatTOML)
+		assert.NoError(t, err, section)
 	}
 }
