@@ -23,6 +23,9 @@ type generatedFile struct {
 	from string
 	// fix says how to resolve the conflict.
 	fix string
+	// removed marks a file the stage removes or empties rather than
+	// writes.
+	removed bool
 }
 
 // generatedFileRule lists the files one stage type writes for a blueprint
@@ -221,12 +224,14 @@ var generatedFileRules = []generatedFileRule{
 	}},
 	{manifest.Cleanup{}.StageType(), func(_ *ImageType, _ *blueprint.Customizations) []generatedFile {
 		// The cleanup runs last and removes or empties these.
-		const from = "the image's final cleanup, which empties or removes it"
-		const fix = "remove this file from customizations.files: the image would not keep it"
+		const from = "the image's final cleanup"
+		const fix = "remove this file from customizations.files"
 		var out []generatedFile
-		for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id", "/etc/resolv.conf", "/etc/ssh/ssh_host_", "/usr/sbin/policy-rc.d", "/root/.bash_history", "/tmp/", "/var/tmp/", "/var/lib/apt/lists/", "/var/cache/apt/", "/etc/systemd/system/kiln-ssh-keygen.service"} {
-			out = append(out, generatedFile{path: p, from: from, fix: fix})
+		for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id", "/etc/resolv.conf", "/etc/ssh/ssh_host_", "/usr/sbin/policy-rc.d", "/root/.bash_history", "/tmp/", "/var/tmp/", "/var/lib/apt/lists/", "/var/cache/apt/"} {
+			out = append(out, generatedFile{path: p, from: from, fix: fix, removed: true})
 		}
+		// It also writes the unit that makes new SSH host keys.
+		out = append(out, generatedFile{path: "/etc/systemd/system/kiln-ssh-keygen.service", from: from, fix: "remove this file, or give your unit another name"})
 		return out
 	}},
 }
@@ -284,13 +289,15 @@ func (it *ImageType) conflicts(bp *blueprint.Blueprint) blueprint.Errors {
 	}
 	for i, f := range c.Files {
 		for _, g := range generated {
-			if g.covers(f.Path) {
-				errs = append(errs, blueprint.Problem{
-					Path:    fmt.Sprintf("customizations.files[%d].path", i),
-					Message: fmt.Sprintf("%s is written from %s, and this file would silently replace it; %s", f.Path, g.from, g.fix),
-				})
-				break
+			if !g.covers(f.Path) {
+				continue
 			}
+			msg := fmt.Sprintf("%s is written from %s, and this file would silently replace it; %s", f.Path, g.from, g.fix)
+			if g.removed {
+				msg = fmt.Sprintf("%s is removed or emptied by %s, so the image would not keep this file; %s", f.Path, g.from, g.fix)
+			}
+			errs = append(errs, blueprint.Problem{Path: fmt.Sprintf("customizations.files[%d].path", i), Message: msg})
+			break
 		}
 	}
 	if c.Firewall != nil && c.Services != nil {
