@@ -16,7 +16,10 @@ import (
 const firstbootStampDir = "/var/lib/kiln-firstboot"
 
 var (
+	// firstbootNameRe is a script's name: part of a file and a unit name.
 	firstbootNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	// firstbootUnitRe is a unit name with its type, as After= and
+	// Before= take it: one line, nothing a unit file would read as more.
 	firstbootUnitRe = regexp.MustCompile(`^[A-Za-z0-9_:][A-Za-z0-9:_.\\@-]*\.[a-z]+$`)
 )
 
