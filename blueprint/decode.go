@@ -49,6 +49,9 @@ func (d decoder) decodeValue(path string, raw any, v reflect.Value) {
 	case reflect.TypeFor[Owner]():
 		d.decodeOwner(path, raw, v)
 		return
+	case reflect.TypeFor[RootLogin]():
+		d.decodeRootLogin(path, raw, v)
+		return
 	}
 	switch v.Kind() {
 	case reflect.Pointer:

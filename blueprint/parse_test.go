@@ -255,8 +255,7 @@ func TestParseUnsupportedKeys(t *testing.T) {
 	cases := []struct {
 		doc, path, want string
 	}{
-		{"[customizations.firstboot]\nscripts = []", "customizations.firstboot", "not supported yet"},
-		{"[customizations.sshd]\nconfig = {}", "customizations.sshd", "not supported yet"},
+		{"[[customizations.firstboot.scripts]]\ntype = \"satellite\"\ncommand = \"x\"", "customizations.firstboot.scripts[0].command", "not supported for Debian-family images"},
 		{"[customizations.firewall]\nzones = []", "customizations.firewall.zones", "not supported yet"},
 		{"[[customizations.files]]\npath = \"/etc/a\"\nuri = \"https://x/a\"", "customizations.files[0].uri", "not supported yet"},
 		{"[[containers]]\nsource = \"quay.io/x\"", "containers", "not supported for Debian-family images"},

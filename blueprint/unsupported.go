@@ -11,10 +11,8 @@ func unsupportedField(path string) (string, bool) {
 	)
 	switch path {
 	// Planned, but not there yet.
-	case "customizations.firstboot":
-		return "first-boot scripts are " + notYet, true
-	case "customizations.sshd":
-		return "sshd configuration is " + notYet + "; write a drop-in under /etc/ssh/sshd_config.d with customizations.files instead", true
+	case "customizations.sshd.config":
+		return "write the sshd options directly in customizations.sshd: password_authentication, challenge_response_authentication, client_alive_interval, permit_root_login", true
 	case "customizations.firewall.zones":
 		return "firewall zones are " + notYet, true
 	case "customizations.iso":
@@ -55,6 +53,12 @@ func unsupportedField(path string) (string, bool) {
 		return "WSL settings are " + notDebian, true
 	case "customizations.repositories.metalink", "customizations.repositories.mirrorlist":
 		return "metalinks and mirror lists are " + notDebian + "; list the mirrors in baseurls", true
+	case "customizations.firstboot.scripts.command":
+		return "the satellite first-boot script registers the system with Red Hat Satellite, which is " + notDebian + `; use a script of type "custom"`, true
+	case "customizations.firstboot.scripts.job_template_url", "customizations.firstboot.scripts.host_config_key":
+		return "the aap first-boot script calls back Red Hat Ansible Automation Platform, which is " + notDebian + `; use a script of type "custom"`, true
+	case "customizations.firstboot.scripts.cacerts":
+		return "CA certificates of a first-boot script belong to the satellite and aap types, which are " + notDebian + "; trust a CA with customizations.cacerts", true
 	case "customizations.repositories.module_hotfixes":
 		return "module hotfixes are " + notDebian, true
 	}

@@ -60,6 +60,8 @@ func (b *Blueprint) validate(ps *problems, plaintextOK bool) {
 	v.directoriesAndFiles(p, c.Directories, c.Files)
 	v.repositories(fieldPath(p, "repositories"), c.Repositories)
 	v.caCerts(fieldPath(p, "cacerts"), c.CACerts)
+	v.firstboot(fieldPath(p, "firstboot"), c.Firstboot)
+	v.sshd(fieldPath(p, "sshd"), c.SSHD)
 }
 
 func (v validator) add(path, format string, args ...any) {

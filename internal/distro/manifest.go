@@ -176,6 +176,12 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	if c.CACerts != nil {
 		addPkg("ca-certificates", "", "customizations.cacerts")
 	}
+	if c.SSHD != nil {
+		addPkg("openssh-server", "", "customizations.sshd")
+	}
+	if c.Firstboot != nil {
+		addPkg("systemd", "", "customizations.firstboot")
+	}
 	if len(c.User) > 0 || len(c.SSHKey) > 0 {
 		addPkg("passwd", "", "customizations.user")
 	}
@@ -331,6 +337,12 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	}
 	if users := p.users(c); len(users) > 0 {
 		add(&manifest.Users{Users: users})
+	}
+	if o := sshdOptions(c.SSHD); o != nil {
+		add(o)
+	}
+	if o := firstbootOptions(c.Firstboot); o != nil {
+		add(o)
 	}
 	// Stages that execute a tool of the image (systemctl, nft,
 	// update-ca-certificates) come before the blueprint's directories and

@@ -71,6 +71,7 @@ var goldenCases = []struct{ blueprint, distro, imageType string }{
 	{"../../../../examples/web.toml", "debian-12", "qcow2"},
 	{"full.json", "debian-12", "qcow2"},
 	{"full.json", "debian-13", "raw"},
+	{"custom.toml", "debian-12", "qcow2"},
 }
 
 func TestGoldenManifests(t *testing.T) {

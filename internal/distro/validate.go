@@ -43,6 +43,8 @@ var blueprintOptions = []blueprintOption{
 	{"customizations.files", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Files) > 0 }},
 	{"customizations.repositories", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Repositories) > 0 }},
 	{"customizations.cacerts", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.CACerts != nil }},
+	{"customizations.firstboot", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Firstboot != nil }},
+	{"customizations.sshd", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.SSHD != nil }},
 }
 
 // customizations returns the blueprint's customizations, never nil.
@@ -137,6 +139,7 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 			}
 		}
 	}
+	errs = append(errs, it.conflicts(bp)...)
 	pathErrs, _ := it.arch.pathProblems(bp)
 	errs = append(errs, pathErrs...)
 	slices.SortStableFunc(errs, func(a, b blueprint.Problem) int { return strings.Compare(a.Path, b.Path) })

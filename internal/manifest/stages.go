@@ -36,6 +36,8 @@ var stageTypes = map[string]func() StageOptions{
 	OVA{}.StageType():            func() StageOptions { return &OVA{} },
 	OCIArchive{}.StageType():     func() StageOptions { return &OCIArchive{} },
 	ISO{}.StageType():            func() StageOptions { return &ISO{} },
+	Firstboot{}.StageType():      func() StageOptions { return &Firstboot{} },
+	SSHD{}.StageType():           func() StageOptions { return &SSHD{} },
 }
 
 // StageTypes lists every known stage type name.
