@@ -319,9 +319,42 @@ type uploadStatus struct {
 }
 
 type statusError struct {
-	ID      int    `json:"id"`
-	Reason  string `json:"reason"`
-	Details string `json:"details,omitempty"`
+	ID     int    `json:"id"`
+	Reason string `json:"reason"`
+	// Details is the failure's free-form text, or, when the failure is
+	// about fields of the request (the image lacks a service, a group or
+	// a shell it asks for), a []statusProblem: one per problem.
+	Details any `json:"details,omitempty"`
+}
+
+// statusProblem is one problem with the compose's request that failed
+// it, as an error item names one: the field in the request's spelling
+// and the detail "field: message".
+type statusProblem struct {
+	Field  string `json:"field,omitempty"`
+	Detail string `json:"detail"`
+}
+
+// failureDetails is what a failed job's stored details show: its
+// problems, one item each under the request's field, when it has any,
+// else its text.
+func failureDetails(stored string) any {
+	text, problems := workerproto.DecodeDetails(stored)
+	if len(problems) == 0 {
+		if text == "" {
+			return nil
+		}
+		return text
+	}
+	out := make([]statusProblem, 0, len(problems))
+	for _, p := range problems {
+		ip := problem{Field: p.Field, Message: p.Message}
+		if ip.Field != "" {
+			ip.Field = requestField(ip.Field)
+		}
+		out = append(out, statusProblem{Field: ip.Field, Detail: ip.detail()})
+	}
+	return out
 }
 
 // reasonCancelled is a canceled compose's error: jobs are canceled only
@@ -341,9 +374,9 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 		for _, j := range js {
 			if j.State == store.JobFailure || j.State == store.JobCanceled {
 				reason := reasonCancelled
-				details := ""
+				var details any
 				if j.State == store.JobFailure && j.Error != nil {
-					reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), j.Error.Details
+					reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), failureDetails(j.Error.Details)
 				}
 				st.Error = &statusError{ID: 1, Reason: reason, Details: details}
 				break
