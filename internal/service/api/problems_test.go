@@ -67,3 +67,33 @@ func TestRequestProblemsOfEveryLayerTogether(t *testing.T) {
 		"customizations.timezone.timezone", "image_requests[1].image_type",
 	}, itemFields(t, r), string(r.body))
 }
+
+// A request the OpenAPI document refuses is still checked as a blueprint
+// past the refused values: one answer has the document's problems and
+// those of the later checks, each once, each under its field.
+func TestSchemaAndLaterProblemsTogether(t *testing.T) {
+	ts := newTestServer(t, nil)
+	b := composeBody()
+	cust := b["customizations"].(map[string]any)
+	cust["hostname"] = "-web"                                                // the document's pattern
+	cust["users"].([]any)[0].(map[string]any)["groups"] = "sudo"             // the document's type
+	cust["users"].([]any)[0].(map[string]any)["ssh_key"] = "not a key"       // the blueprint validator
+	cust["files"] = []any{map[string]any{"path": "/etc/../x", "data": "x"}}  // the blueprint validator
+	cust["colour"] = "blue"                                                  // the document: unknown
+	b["image_requests"].([]any)[0].(map[string]any)["image_type"] = "floppy" // the distribution
+	r := ts.do(t, "acme", "POST", "/compose", b)
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	assert.ElementsMatch(t, []string{
+		"customizations.hostname", "customizations.users[0].groups", "customizations.colour",
+		"customizations.users[0].ssh_key", "customizations.files[0].path", "image_requests[0].image_type",
+	}, itemFields(t, r), string(r.body))
+
+	// The same for a blueprint.
+	bpBody := map[string]any{"name": "web", "distribution": "debian-12", "image_requests": b["image_requests"], "customizations": cust}
+	r = ts.do(t, "acme", "POST", "/blueprints", bpBody)
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	assert.ElementsMatch(t, []string{
+		"customizations.hostname", "customizations.users[0].groups", "customizations.colour",
+		"customizations.users[0].ssh_key", "customizations.files[0].path", "image_requests[0].image_type",
+	}, itemFields(t, r), string(r.body))
+}

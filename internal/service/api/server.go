@@ -307,7 +307,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, e)
 			return
 		}
-		writeError(w, r, problemsError(http.StatusBadRequest, validationProblems(err)))
+		schema := validationProblems(err)
+		writeError(w, r, problemsError(http.StatusBadRequest, append(schema, s.furtherProblems(r, op.OperationID, err, schema)...)))
 		return
 	}
 	h := s.handlers[op.OperationID]
