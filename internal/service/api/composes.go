@@ -323,16 +323,8 @@ type statusError struct {
 	Reason string `json:"reason"`
 	// Details is the failure's free-form text, or, when the failure is
 	// about fields of the request (the image lacks a service, a group or
-	// a shell it asks for), a []statusProblem: one per problem.
+	// a shell it asks for), an []apimodel.StatusProblem: one per problem.
 	Details any `json:"details,omitempty"`
-}
-
-// statusProblem is one problem with the compose's request that failed
-// it, as an error item names one: the field in the request's spelling
-// and the detail "field: message".
-type statusProblem struct {
-	Field  string `json:"field,omitempty"`
-	Detail string `json:"detail"`
 }
 
 // failureDetails is what a failed job's stored details show: its
@@ -346,13 +338,13 @@ func failureDetails(stored string) any {
 		}
 		return text
 	}
-	out := make([]statusProblem, 0, len(problems))
+	out := make([]apimodel.StatusProblem, 0, len(problems))
 	for _, p := range problems {
 		ip := problem{Field: p.Field, Message: p.Message}
 		if ip.Field != "" {
 			ip.Field = requestField(ip.Field)
 		}
-		out = append(out, statusProblem{Field: ip.Field, Detail: ip.detail()})
+		out = append(out, apimodel.StatusProblem{Field: ip.Field, Detail: ip.detail()})
 	}
 	return out
 }
