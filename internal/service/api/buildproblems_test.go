@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose/composetest"
 	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/worker"
@@ -32,7 +33,8 @@ func (noResolver) Resolve(context.Context, depsolve.Request) (*depsolve.Result, 
 // the fake builder) reports them, the service keeps them with the
 // failure.
 func TestBuildProblemsShowInTheComposeStatus(t *testing.T) {
-	ts := newTestServer(t, nil)
+	arts := artifacts.Local{Dir: t.TempDir()} // the build log goes here
+	ts := newTestServer(t, func(c *Config) { c.Artifacts = arts })
 	id := composeOfType(t, ts, "qcow2")
 	m, err := composetest.TarManifest().Marshal()
 	require.NoError(t, err)
@@ -41,7 +43,7 @@ func TestBuildProblemsShowInTheComposeStatus(t *testing.T) {
 	ctx := context.Background()
 	key, hash := store.NewSecret("kwt_")
 	require.NoError(t, ts.db.CreateWorkerToken(ctx, store.WorkerToken{ID: store.NewID(), Name: "test", Hash: hash, CreatedAt: time.Now()}))
-	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: ts.db, Tokens: ts.db, Artifacts: ts.server.cfg.Artifacts, Lease: time.Minute, PollTimeout: time.Second}))
+	srv := httptest.NewServer(workerapi.Handler(workerapi.Config{Queue: ts.db, Tokens: ts.db, Artifacts: arts, Lease: time.Minute, PollTimeout: time.Second}))
 	t.Cleanup(srv.Close)
 	fake := &composetest.Builder{FailAt: "kiln.hostname", FailProblems: blueprint.Errors{
 		{Path: "customizations.services.enabled[0]", Message: "no installed unit is called nginx.service"},
