@@ -97,3 +97,17 @@ func TestSchemaAndLaterProblemsTogether(t *testing.T) {
 		"customizations.users[0].ssh_key", "customizations.files[0].path", "image_requests[0].image_type",
 	}, itemFields(t, r), string(r.body))
 }
+
+// A value that fits none of a field's forms is told what the field
+// takes.
+func TestOneOfProblemSaysWhatTheFieldTakes(t *testing.T) {
+	ts := newTestServer(t, nil)
+	b := composeBody()
+	b["customizations"].(map[string]any)["filesystem"] = []any{map[string]any{"mountpoint": "/var/log", "min_size": "lots"}}
+	r := ts.do(t, "acme", "POST", "/compose", b)
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	items := r.fields(t)
+	require.Len(t, items, 1, string(r.body))
+	assert.Equal(t, "customizations.filesystem[0].min_size", items[0].Field)
+	assert.Equal(t, `customizations.filesystem[0].min_size: the value has none of the forms this field takes: Minimum size, in bytes or as a string such as "2 GiB"`, items[0].Detail)
+}

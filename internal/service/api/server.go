@@ -392,13 +392,13 @@ func describeValidation(err error) problem {
 				if p := fieldPath(se.JSONPointer()); p != "" {
 					where += "." + p
 				}
-				return problem{Message: where + ": " + se.Reason}
+				return problem{Message: where + ": " + schemaReason(se)}
 			}
 			field := schemaField(se)
 			if field == "" {
-				return problem{Message: "the request body: " + se.Reason}
+				return problem{Message: "the request body: " + schemaReason(se)}
 			}
-			return problem{Field: field, Message: se.Reason}
+			return problem{Field: field, Message: schemaReason(se)}
 		}
 		if re.Parameter != nil {
 			return problem{Message: fmt.Sprintf("%s parameter %s: %v", re.Parameter.In, re.Parameter.Name, re.Err)}
@@ -410,9 +410,19 @@ func describeValidation(err error) problem {
 	}
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
-		return problem{Field: schemaField(se), Message: se.Reason}
+		return problem{Field: schemaField(se), Message: schemaReason(se)}
 	}
 	return problem{Message: err.Error()}
+}
+
+// schemaReason is what a schema error tells the user. A value that fits
+// none of a oneOf's forms gets the field's description, which says what
+// it takes, rather than the validator's bare "doesn't match any schema".
+func schemaReason(se *openapi3.SchemaError) string {
+	if se.SchemaField == "oneOf" && se.Schema != nil && se.Schema.Description != "" && !errors.Is(se, openapi3.ErrOneOfConflict) {
+		return "the value has none of the forms this field takes: " + strings.TrimSuffix(se.Schema.Description, ".")
+	}
+	return se.Reason
 }
 
 // fieldPath writes a JSON pointer as a.b[0].c.
