@@ -53,6 +53,7 @@ type imageTypeDesc struct {
 	ExcludedPackages []string        `json:"excluded_packages,omitempty"`
 	Services         distro.Services `json:"services"`
 	KernelCmdline    []string        `json:"kernel_cmdline,omitempty"`
+	NetworkDrivers   []string        `json:"network_drivers,omitempty"`
 	SupportedOptions []string        `json:"supported_options"`
 	Buildable        bool            `json:"buildable"`
 	NotBuildable     string          `json:"not_buildable_reason,omitempty"`
@@ -66,6 +67,7 @@ func describeImageType(it *distro.ImageType) imageTypeDesc {
 		Bootloader: it.Bootloader, BaseVariant: it.Variant, DefaultPackages: it.DefaultPackages(),
 		ExcludedPackages: it.ExcludePackages, Services: it.Services, KernelCmdline: it.KernelCmdline,
 		SupportedOptions: it.SupportedOptions, Buildable: ar.NotBuildable == "", NotBuildable: ar.NotBuildable,
+		NetworkDrivers: it.NetworkDrivers,
 	}
 	if it.DefaultSize > 0 {
 		d.DefaultSize = it.DefaultSize.String()
@@ -151,6 +153,7 @@ func printDescription(a *app, d imageTypeDesc) error {
 	row("Default size", d.DefaultSize)
 	row("Base variant", d.BaseVariant)
 	row("Kernel arguments", strings.Join(d.KernelCmdline, " "))
+	row("Network drivers", strings.Join(d.NetworkDrivers, ", "))
 	row("Enabled services", strings.Join(d.Services.Enabled, ", "))
 	if err := tw.Flush(); err != nil {
 		return err

@@ -42,7 +42,7 @@ func TestLoad(t *testing.T) {
 	require.NotNil(t, qcow2.PartitionTable, "inherited from disk-base")
 	assert.Len(t, qcow2.PartitionTable.Partitions, 3)
 	assert.Equal(t, "web-debian-12-x86_64.qcow2", qcow2.Filename("web"))
-	assert.Contains(t, qcow2.DefaultPackages(), "linux-image-cloud-amd64", "guest images get the cloud kernel")
+	assert.Contains(t, qcow2.DefaultPackages(), "linux-image-amd64", "guest images get the generic kernel, which drives QEMU's default e1000/e1000e")
 	assert.Contains(t, imageType(t, reg, "debian-12", "x86_64", "raw").DefaultPackages(), "linux-image-amd64", "raw disks may meet real hardware")
 	assert.Contains(t, qcow2.DefaultPackages(), "grub-pc-bin")
 	assert.Contains(t, qcow2.DefaultPackages(), "grub-efi-amd64-bin")

@@ -137,7 +137,7 @@ func TestManifestCarriesTheBlueprint(t *testing.T) {
 	_, m := makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "qcow2"), bp, Options{})
 
 	debs := stageOf[*manifest.DebsInstall](t, m, "os")
-	for _, want := range []string{"nginx", "curl", "htop", "task-ssh-server", "linux-image-cloud-amd64", "grub-pc-bin", "grub-efi-amd64-bin", "nftables", "locales", "keyboard-configuration", "systemd-timesyncd"} {
+	for _, want := range []string{"nginx", "curl", "htop", "task-ssh-server", "linux-image-amd64", "grub-pc-bin", "grub-efi-amd64-bin", "nftables", "locales", "keyboard-configuration", "systemd-timesyncd"} {
 		assert.Contains(t, debs.Packages, want)
 	}
 	assert.Equal(t, "full.example.com", stageOf[*manifest.Hostname](t, m, "os").Hostname)
