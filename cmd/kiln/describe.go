@@ -58,6 +58,7 @@ type imageTypeDesc struct {
 	ExcludedPackages  []string                  `json:"excluded_packages,omitempty"`
 	Services          distro.Services           `json:"services"`
 	KernelCmdline     []string                  `json:"kernel_cmdline,omitempty"`
+	NetworkDrivers    []string                  `json:"network_drivers,omitempty"`
 	SupportedOptions  []string                  `json:"supported_options"`
 	Buildable         bool                      `json:"buildable"`
 	NotBuildable      string                    `json:"not_buildable_reason,omitempty"`
@@ -72,6 +73,7 @@ func describeImageType(it *distro.ImageType) imageTypeDesc {
 		ExcludedPackages: it.ExcludePackages, Services: it.Services, KernelCmdline: it.KernelCmdline,
 		SupportedOptions: it.SupportedOptions, Buildable: ar.NotBuildable == "", NotBuildable: ar.NotBuildable,
 		DiskCustomization: it.DiskCustomization(),
+		NetworkDrivers:    it.NetworkDrivers,
 	}
 	if it.DefaultSize > 0 {
 		d.DefaultSize = it.DefaultSize.String()
@@ -157,6 +159,7 @@ func printDescription(a *app, d imageTypeDesc) error {
 	row("Default size", d.DefaultSize)
 	row("Base variant", d.BaseVariant)
 	row("Kernel arguments", strings.Join(d.KernelCmdline, " "))
+	row("Network drivers", strings.Join(d.NetworkDrivers, ", "))
 	row("Enabled services", strings.Join(d.Services.Enabled, ", "))
 	if err := tw.Flush(); err != nil {
 		return err

@@ -154,6 +154,11 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	if tz := c.Timezone; tz != nil && len(tz.NTPServers) > 0 {
 		addPkg("systemd-timesyncd", "", "customizations.timezone.ntpservers")
 	}
+	if tz := c.Timezone; tz != nil && tz.Timezone != nil {
+		if pkg := d.timezonePackage(*tz.Timezone); pkg != "" {
+			addPkg(pkg, "", "customizations.timezone.timezone")
+		}
+	}
 	if l := c.Locale; l != nil {
 		if len(l.Languages) > 0 {
 			addPkg("locales", "", "customizations.locale.languages")
@@ -324,8 +329,8 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 			add(&manifest.Locale{Languages: l.Languages, Default: l.Languages[0]})
 		}
 		if l.Keyboard != nil {
-			layout, variant, _ := strings.Cut(*l.Keyboard, "-")
-			add(&manifest.Keyboard{Layout: layout, Variant: variant})
+			kb, _ := d.sets.keyboard(*l.Keyboard)
+			add(&kb)
 		}
 	}
 	if len(c.Group) > 0 {
@@ -369,16 +374,9 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	}
 	services := manifest.Systemd{Enabled: slices.Clone(it.Services.Enabled), Disabled: slices.Clone(it.Services.Disabled), Masked: slices.Clone(it.Services.Masked)}
 	if fw := c.Firewall; fw != nil {
-		f := &manifest.Firewall{Ports: []manifest.FirewallPort{}}
-		for _, s := range fw.Ports {
-			ports, err := parsePort(s)
-			if err != nil {
-				return nil, err
-			}
-			f.Ports = append(f.Ports, ports...)
-		}
-		if s := fw.Services; s != nil {
-			f.EnabledServices, f.DisabledServices = s.Enabled, s.Disabled
+		f, err := d.sets.firewall(fw)
+		if err != nil {
+			return nil, err
 		}
 		add(f)
 		services.Enabled = append(services.Enabled, "nftables")

@@ -118,6 +118,12 @@ func (Locale) StageType() string { return "kiln.locale" }
 type Keyboard struct {
 	Layout  string `json:"layout"`
 	Variant string `json:"variant,omitempty"`
+	// Model and Options are XKB's (default pc105 and none).
+	Model   string `json:"model,omitempty"`
+	Options string `json:"options,omitempty"`
+	// Keymap is the console keymap when the blueprint named one
+	// ("de-latin1"); by default it is "<layout>" or "<layout>-<variant>".
+	Keymap string `json:"keymap,omitempty"`
 }
 
 func (Keyboard) StageType() string { return "kiln.keyboard" }
