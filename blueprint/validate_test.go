@@ -168,6 +168,12 @@ func TestSystemValuesAccepted(t *testing.T) {
 			t.Errorf("port %q: %s", p, msg)
 		}
 	}
+	// /etc/services names have underscores and capitals.
+	for _, name := range []string{"ssh", "kerberos_master", "gds_db", "Clearcase"} {
+		if !fwServiceRe.MatchString(name) {
+			t.Errorf("firewall service %q rejected", name)
+		}
+	}
 }
 
 func TestValidateUsers(t *testing.T) {
