@@ -156,6 +156,24 @@ func walkWithVolumes(bp *blueprint.Blueprint) {
 	bp.Customizations.Disk.Partitions[0].Type = ""
 }
 
+// walkWith returns a base that sets the field at path to value, by
+// reflection: for fields newer than the helpers above, or for bases that
+// set a sibling of the field under test.
+func walkWith(path string, value any, more ...func(*blueprint.Blueprint)) func(*blueprint.Blueprint) {
+	return func(bp *blueprint.Blueprint) {
+		for _, m := range more {
+			m(bp)
+		}
+		if _, err := setBlueprintField(reflect.ValueOf(bp).Elem(), path, value); err != nil {
+			panic(fmt.Sprintf("fieldCases: a base sets %s: %v", path, err))
+		}
+	}
+}
+
+// walkWithScript is a blueprint with one custom first-boot script.
+var walkWithScript = walkWith("customizations.firstboot.scripts.type", "custom",
+	walkWith("customizations.firstboot.scripts.contents", "#!/bin/sh\ntrue\n"))
+
 func walkWithCACerts(bp *blueprint.Blueprint) {
 	walkCustomizations(bp).CACerts = &blueprint.CACustomization{}
 }
@@ -261,6 +279,21 @@ var fieldCases = map[string]fieldCase{
 	"customizations.repositories.install_from": {base: walkWithRepository, value: true},
 
 	"customizations.cacerts.pem_certs": {base: walkWithCACerts, value: []string{walkPEMCert}},
+
+	"customizations.disk.start_offset":                {base: walkWithDisk, value: blueprint.Size(8 << 20)},
+	"customizations.disk.sector_size":                 {base: walkWithDisk, value: 4096, refused: "512"},
+	"customizations.disk.partitions.part_uuid":        {base: walkWithDisk, value: "6c5c1e4a-6f2b-4e49-9b2b-9d3f5a7e1c20"},
+	"customizations.firstboot.scripts.type":           {base: walkWithScript, value: "satellite", refused: "Red Hat Satellite"},
+	"customizations.firstboot.scripts.name":           {base: walkWithScript, value: "walk-script"},
+	"customizations.firstboot.scripts.contents":       {base: walkWithScript, value: "#!/bin/sh\necho walked\n"},
+	"customizations.firstboot.scripts.ignore_failure": {base: walkWithScript, value: true},
+	"customizations.firstboot.scripts.after":          {base: walkWithScript, value: []string{"network-online.target"}},
+	"customizations.firstboot.scripts.before":         {base: walkWithScript, value: []string{"ssh.service"}},
+
+	"customizations.sshd.password_authentication":           {base: walkWith("customizations.sshd.client_alive_interval", 30), value: false},
+	"customizations.sshd.challenge_response_authentication": {base: walkWith("customizations.sshd.client_alive_interval", 30), value: false},
+	"customizations.sshd.client_alive_interval":             {base: walkWith("customizations.sshd.password_authentication", false), value: 120},
+	"customizations.sshd.permit_root_login":                 {base: walkWith("customizations.sshd.password_authentication", false), value: "prohibit-password"},
 }
 
 // walkLeafTypes are types the blueprint decodes as one value although they
