@@ -157,7 +157,7 @@ func walkWithVolumes(bp *blueprint.Blueprint) {
 }
 
 // walkWith returns a base that sets the field at path to value, by
-// reflection: for fields newer than the helpers above, or for bases that
+// reflection: for fields newer than the bases above, or for bases that
 // set a sibling of the field under test.
 func walkWith(path string, value any, more ...func(*blueprint.Blueprint)) func(*blueprint.Blueprint) {
 	return func(bp *blueprint.Blueprint) {
