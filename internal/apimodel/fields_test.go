@@ -118,6 +118,10 @@ func TestBlueprintFieldsTheAPILacks(t *testing.T) {
 		"customizations.repositories.suite", "customizations.repositories.components",
 		"customizations.repositories.install_from",
 		"packages.version",
+		// The image-builder API has neither (its only "firstboot" is
+		// Ignition's provisioning URL); a first-boot script goes through
+		// it as a file and a service.
+		"customizations.firstboot", "customizations.sshd",
 	}
 	carried := map[string]bool{}
 	for _, k := range CarriedApart {

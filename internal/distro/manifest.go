@@ -192,6 +192,11 @@ func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blu
 	if tz := c.Timezone; tz != nil && len(tz.NTPServers) > 0 {
 		addPkg("systemd-timesyncd", "", "customizations.timezone.ntpservers")
 	}
+	if tz := c.Timezone; tz != nil && tz.Timezone != nil {
+		if pkg := d.timezonePackage(*tz.Timezone); pkg != "" {
+			addPkg(pkg, "", "customizations.timezone.timezone")
+		}
+	}
 	if l := c.Locale; l != nil {
 		if len(l.Languages) > 0 {
 			addPkg("locales", "", "customizations.locale.languages")
@@ -213,6 +218,12 @@ func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blu
 	}
 	if c.CACerts != nil {
 		addPkg("ca-certificates", "", "customizations.cacerts")
+	}
+	if c.SSHD != nil {
+		addPkg("openssh-server", "", "customizations.sshd")
+	}
+	if c.Firstboot != nil {
+		addPkg("systemd", "", "customizations.firstboot")
 	}
 	if len(c.User) > 0 || len(c.SSHKey) > 0 {
 		addPkg("passwd", "", "customizations.user")
@@ -247,18 +258,7 @@ func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blu
 
 	// Disk layout.
 	if it.PartitionTable != nil {
-		dreq := disk.Request{MinDiskSize: it.DefaultSize}
-		for _, fs := range c.Filesystem {
-			dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: fs.Mountpoint, MinSize: disk.Size(fs.MinSize)})
-		}
-		if dk := c.Disk; dk != nil {
-			dreq.Replace, dreq.Type = true, disk.TableType(dk.Type)
-			dreq.MinDiskSize = max(dreq.MinDiskSize, disk.Size(dk.MinSize))
-			for _, part := range dk.Partitions {
-				dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: part.Mountpoint, MinSize: disk.Size(part.MinSize), FSType: part.FSType, Label: part.Label})
-			}
-		}
-		pt, err := disk.NewPartitionTable(*it.PartitionTable, dreq, disk.NewIDs(p.seed))
+		pt, err := disk.NewPartitionTable(*it.PartitionTable, diskRequest(it, c), disk.NewIDs(p.seed))
 		if err != nil {
 			field := "customizations.filesystem"
 			if c.Disk != nil {
@@ -379,8 +379,8 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 			add(&manifest.Locale{Languages: l.Languages, Default: l.Languages[0]})
 		}
 		if l.Keyboard != nil {
-			layout, variant, _ := strings.Cut(*l.Keyboard, "-")
-			add(&manifest.Keyboard{Layout: layout, Variant: variant})
+			kb, _ := d.sets.keyboard(*l.Keyboard)
+			add(&kb)
 		}
 	}
 	if len(c.Group) > 0 {
@@ -392,6 +392,12 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	}
 	if users := p.users(c); len(users) > 0 {
 		add(&manifest.Users{Users: users})
+	}
+	if o := sshdOptions(c.SSHD); o != nil {
+		add(o)
+	}
+	if o := firstbootOptions(c.Firstboot); o != nil {
+		add(o)
 	}
 	// Stages that execute a tool of the image (systemctl, nft,
 	// update-ca-certificates) come before the blueprint's directories and
@@ -418,16 +424,9 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	}
 	services := manifest.Systemd{Enabled: slices.Clone(it.Services.Enabled), Disabled: slices.Clone(it.Services.Disabled), Masked: slices.Clone(it.Services.Masked)}
 	if fw := c.Firewall; fw != nil {
-		f := &manifest.Firewall{Ports: []manifest.FirewallPort{}}
-		for _, s := range fw.Ports {
-			ports, err := parsePort(s)
-			if err != nil {
-				return nil, err
-			}
-			f.Ports = append(f.Ports, ports...)
-		}
-		if s := fw.Services; s != nil {
-			f.EnabledServices, f.DisabledServices = s.Enabled, s.Disabled
+		f, err := d.sets.firewall(fw)
+		if err != nil {
+			return nil, err
 		}
 		add(f)
 		services.Enabled = append(services.Enabled, "nftables")
