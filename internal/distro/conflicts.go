@@ -240,6 +240,7 @@ var generatedFileRules = []generatedFileRule{
 // generatedFileRules, each with the reason.
 var stagesWritingNoGeneratedFile = map[string]string{
 	manifest.DebsInstall{}.StageType():    "installs the packages before any blueprint file is written; a blueprint's file replacing a package's is what files are for",
+	manifest.CheckInstall{}.StageType():   "only reads the tree",
 	manifest.Initramfs{}.StageType():      "writes only /boot/initrd.img-<version>, built from the tree before the blueprint's files exist",
 	manifest.Directories{}.StageType():    "the blueprint's own directories",
 	manifest.DiskImage{}.StageType():      "writes an output file, not the tree",
