@@ -6,11 +6,15 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/keyfetch"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -67,7 +71,15 @@ func ImageType(reg *distro.Registry, bp *blueprint.Blueprint, req Request, def D
 }
 
 // Manifest plans, solves and writes the manifest of one image.
+// Repository keys the blueprint names by URL are fetched first (with
+// opts.KeyClient), so that the manifest pins them; a failed fetch is
+// reported together with the blueprint's other problems.
 func Manifest(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, opts distro.Options, r depsolve.Resolver) (*Result, error) {
+	keys, err := (&keyfetch.Fetcher{Client: opts.KeyClient}).Blueprint(ctx, bp)
+	if err != nil {
+		return nil, withBlueprintProblems(err, it.CheckBlueprint(bp))
+	}
+	opts.GPGKeys = keys
 	plan, err := it.Manifest(bp, opts)
 	if err != nil {
 		return nil, err
@@ -81,4 +93,19 @@ func Manifest(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint
 		return nil, err
 	}
 	return &Result{Manifest: m, Warnings: plan.Warnings}, nil
+}
+
+// withBlueprintProblems joins the problems of failed key fetches with
+// those CheckBlueprint found, so that one answer has them all.
+func withBlueprintProblems(fetchErr, checkErr error) error {
+	var fetched, checked blueprint.Errors
+	if !errors.As(fetchErr, &fetched) {
+		return fetchErr
+	}
+	if checkErr != nil && !errors.As(checkErr, &checked) {
+		return checkErr
+	}
+	all := append(slices.Clone(fetched), checked...)
+	slices.SortStableFunc(all, func(a, b blueprint.Problem) int { return strings.Compare(a.Path, b.Path) })
+	return all
 }

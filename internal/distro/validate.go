@@ -129,13 +129,8 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 			}
 		}
 	}
-	for i, r := range c.Repositories {
-		for j, k := range r.GPGKeys {
-			if strings.HasPrefix(k, "http://") || strings.HasPrefix(k, "https://") {
-				add(fmt.Sprintf("customizations.repositories[%d].gpgkeys[%d]", i, j), "key URLs cannot be used in apt sources: paste the ASCII-armored key block instead")
-			}
-		}
-	}
+	// Key URLs are fetched when the manifest is planned (compose.Manifest).
+	errs = append(errs, d.repoProblems(c)...)
 	pathErrs, _ := it.arch.pathProblems(bp)
 	errs = append(errs, pathErrs...)
 	slices.SortStableFunc(errs, func(a, b blueprint.Problem) int { return strings.Compare(a.Path, b.Path) })
