@@ -87,7 +87,7 @@ func blueprintRepos(c *blueprint.Customizations, keys map[string]keyfetch.Key) (
 		}
 		srcs = append(srcs, src)
 		if r.InstallFrom && r.IsEnabled() {
-			solve = append(solve, depsolve.Repository{ID: r.ID, URI: r.BaseURLs[0], Suites: []string{r.Suite}, Components: r.Components, SignedByKeys: armored})
+			solve = append(solve, depsolve.Repository{ID: r.ID, URI: r.BaseURLs[0], Suites: []string{r.Suite}, Components: r.Components, SignedByKeys: armored, Priority: r.Priority})
 		}
 	}
 	return srcs, solve, pins, errs

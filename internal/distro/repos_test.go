@@ -89,6 +89,8 @@ gpgkeys = ["`+keyURL+`"]
 	}
 	assert.Equal(t, []string{"debian", "debian-security", "vendor"}, solved, "the disabled repository is not solved against")
 	assert.Len(t, plan.Request.Repositories[2].SignedByKeys, 2)
+	require.NotNil(t, plan.Request.Repositories[2].Priority, "the pin holds while solving too")
+	assert.Equal(t, 700, *plan.Request.Repositories[2].Priority)
 }
 
 func TestBlueprintRepositoryFileName(t *testing.T) {
