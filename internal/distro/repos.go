@@ -11,7 +11,8 @@ import (
 
 // repoProblems checks the blueprint's repositories against the
 // distribution: the ids and file names of its own repositories are taken,
-// and a repository that is switched off cannot be installed from.
+// a pasted key must be an OpenPGP public key apt can read, and a
+// repository that is switched off cannot be installed from.
 func (d *Distro) repoProblems(c *blueprint.Customizations) blueprint.Errors {
 	taken := map[string]bool{}
 	for _, r := range d.Repositories {
@@ -27,6 +28,17 @@ func (d *Distro) repoProblems(c *blueprint.Customizations) blueprint.Errors {
 			add(p+".id", "%q is the id of one of %s's own repositories; choose another id", r.ID, d.Name)
 		} else if r.Filename != "" && taken[r.SourcesFile()] {
 			add(p+".filename", "%q would replace the sources file of %s's own repository %s; choose another file name", r.Filename, d.Name, r.SourcesFile())
+		}
+		if r.ChecksSignatures() {
+			for j, k := range r.GPGKeys {
+				if keyfetch.IsURL(k) {
+					continue
+				}
+				// The blueprint checks the armor's shape; apt needs the packets.
+				if _, err := keyfetch.Normalize([]byte(k)); err != nil {
+					add(fmt.Sprintf("%s.gpgkeys[%d]", p, j), "the pasted key %v; paste the output of \"gpg --export --armor KEYID\" whole", err)
+				}
+			}
 		}
 		if r.InstallFrom && !r.IsEnabled() {
 			add(p+".install_from", "the repository is switched off (enabled = false), so it is written into the image disabled and not used to build it; drop install_from or enable the repository")

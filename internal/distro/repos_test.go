@@ -133,6 +133,13 @@ components = ["main"]
 enabled = false
 install_from = true
 gpgkeys = ["https://keys.example.org/b.asc"]
+
+[[customizations.repositories]]
+id = "damaged"
+baseurls = ["https://apt.example.org/d"]
+suite = "stable"
+components = ["main"]
+gpgkeys = ["""`+damagedKey(t)+`"""]
 `)
 	_, err := it.Manifest(bp, Options{Mirrors: testMirrors})
 	var errs blueprint.Errors
@@ -144,6 +151,7 @@ gpgkeys = ["https://keys.example.org/b.asc"]
 	assert.Contains(t, byPath["customizations.repositories[0].id"], "own repositories")
 	assert.Contains(t, byPath["customizations.repositories[1].filename"], "would replace the sources file")
 	assert.Contains(t, byPath["customizations.repositories[1].install_from"], "switched off")
+	assert.Contains(t, byPath["customizations.repositories[2].gpgkeys[0]"], "checksum does not match")
 
 	// With the distribution's checks clean, a key URL nobody fetched is a
 	// problem at its field rather than a key dropped.
@@ -160,4 +168,12 @@ gpgkeys = ["https://keys.example.org/c.asc"]
 	require.Len(t, errs, 1)
 	assert.Equal(t, "customizations.repositories[0].gpgkeys[0]", errs[0].Path)
 	assert.Contains(t, errs[0].Message, "not fetched")
+}
+
+// damagedKey is the test key with one data character changed, which its
+// armor checksum reveals.
+func damagedKey(t *testing.T) string {
+	lines := strings.Split(testKey(t, "key.asc"), "\n")
+	lines[2] = strings.Replace(lines[2], "m", "n", 1)
+	return strings.Join(lines, "\n")
 }
