@@ -101,32 +101,41 @@ func TestBlueprint(t *testing.T) {
 	t.Parallel()
 	var hits atomic.Int32
 	armored := readTestdata(t, "key.asc")
+	files := map[string][]byte{"/key.asc": armored, "/big.asc": []byte(strings.Repeat("x", 5000)), "/page.html": []byte("<html>Not here</html>")}
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		if r.URL.Path != "/key.asc" {
+		data, ok := files[r.URL.Path]
+		if !ok {
 			http.NotFound(w, r)
 			return
 		}
-		_, _ = w.Write(armored)
+		_, _ = w.Write(data)
 	}))
 	t.Cleanup(srv.Close)
-	f := &Fetcher{Client: srv.Client()}
+	f := &Fetcher{Client: srv.Client(), MaxSize: 4096}
 	off := false
 	bp := &blueprint.Blueprint{Name: "k", Customizations: &blueprint.Customizations{Repositories: []blueprint.RepositoryCustomization{
-		{ID: "a", GPGKeys: []string{srv.URL + "/key.asc", string(armored), srv.URL + "/gone.asc"}},
+		{ID: "a", GPGKeys: []string{srv.URL + "/key.asc", string(armored), srv.URL + "/gone.asc", srv.URL + "/big.asc", srv.URL + "/page.html"}},
 		{ID: "b", GPGKeys: []string{srv.URL + "/key.asc", "http://plain.example.invalid/key.asc"}},
 		{ID: "unchecked", GPGCheck: &off, GPGKeys: []string{srv.URL + "/other.asc"}},
 	}}}
 	keys, err := f.Blueprint(context.Background(), bp)
 	var problems blueprint.Errors
 	require.True(t, errors.As(err, &problems), "%v", err)
-	require.Len(t, problems, 2)
-	assert.Equal(t, "customizations.repositories[0].gpgkeys[2]", problems[0].Path)
-	assert.Contains(t, problems[0].Message, "404")
-	assert.Equal(t, "customizations.repositories[1].gpgkeys[1]", problems[1].Path)
-	assert.Contains(t, problems[1].Message, "not an https URL")
+	want := []struct{ path, message string }{
+		{"customizations.repositories[0].gpgkeys[2]", "404"},
+		{"customizations.repositories[0].gpgkeys[3]", "larger than 4096 bytes"},
+		{"customizations.repositories[0].gpgkeys[4]", "not an OpenPGP public key"},
+		{"customizations.repositories[1].gpgkeys[1]", "not an https URL"},
+	}
+	require.Len(t, problems, len(want), "%v", problems)
+	for i, w := range want {
+		assert.Equal(t, w.path, problems[i].Path)
+		assert.Contains(t, problems[i].Message, w.message)
+	}
 	require.Contains(t, keys, srv.URL+"/key.asc")
-	assert.Equal(t, int32(2), hits.Load(), "key.asc once, gone.asc once; the unchecked repository's key not at all")
+	assert.Len(t, keys, 1)
+	assert.Equal(t, int32(4), hits.Load(), "key.asc once and each failing URL once; the unchecked repository's key not at all")
 }
 
 func TestMerge(t *testing.T) {
