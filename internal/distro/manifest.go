@@ -113,6 +113,7 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	}
 	p.repos, p.keys = append(p.repos, srcs...), keys
 	req.Repositories = append(req.Repositories, solve...)
+	p.Warnings = append(p.Warnings, pinWarnings(c, opts.Mirrors)...)
 	for _, w := range bp.Warnings() {
 		p.Warnings = append(p.Warnings, w.String())
 	}

@@ -2,6 +2,9 @@ package distro
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/depsolve"
@@ -103,4 +106,34 @@ func blueprintRepos(c *blueprint.Customizations, keys map[string]keyfetch.Key) (
 		}
 	}
 	return srcs, solve, pins, errs
+}
+
+// pinWarnings warns about a blueprint repository whose priority also pins
+// the distribution's packages: apt pins by host, and it shares a host
+// with a configured mirror.
+func pinWarnings(c *blueprint.Customizations, mirrors map[string]string) []string {
+	rolesByHost := map[string][]string{}
+	for role, uri := range mirrors {
+		if u, err := url.Parse(uri); err == nil {
+			rolesByHost[u.Hostname()] = append(rolesByHost[u.Hostname()], role)
+		}
+	}
+	var out []string
+	for i, r := range c.Repositories {
+		if r.Priority == nil {
+			continue
+		}
+		var roles []string
+		for _, raw := range r.BaseURLs {
+			if u, err := url.Parse(raw); err == nil {
+				roles = append(roles, rolesByHost[u.Hostname()]...)
+			}
+		}
+		if len(roles) > 0 {
+			slices.Sort(roles)
+			roles = slices.Compact(roles)
+			out = append(out, fmt.Sprintf("customizations.repositories[%d].priority: the repository shares its host with the %s mirror, and apt pins by host, so priority %d applies to those packages too", i, strings.Join(roles, " and "), *r.Priority))
+		}
+	}
+	return out
 }

@@ -177,3 +177,37 @@ func damagedKey(t *testing.T) string {
 	lines[2] = strings.Replace(lines[2], "m", "n", 1)
 	return strings.Join(lines, "\n")
 }
+
+// A pin on the mirror's host pins the distribution too: the plan says so.
+func TestPinOnTheMirrorHostWarns(t *testing.T) {
+	t.Parallel()
+	it := imageType(t, loadRegistry(t), "debian-12", "x86_64", "tar")
+	bp := reposBlueprint(t, `
+[[customizations.repositories]]
+id = "local"
+baseurls = ["http://mirror.example/extra"]
+suite = "stable"
+components = ["main"]
+gpgcheck = false
+priority = 900
+
+[[customizations.repositories]]
+id = "elsewhere"
+baseurls = ["http://apt.example.org/extra"]
+suite = "stable"
+components = ["main"]
+gpgcheck = false
+priority = 900
+`)
+	plan, err := it.Manifest(bp, Options{Mirrors: testMirrors})
+	require.NoError(t, err)
+	var pins []string
+	for _, w := range plan.Warnings {
+		if strings.Contains(w, "apt pins by host") {
+			pins = append(pins, w)
+		}
+	}
+	require.Len(t, pins, 1, "%v", plan.Warnings)
+	assert.Contains(t, pins[0], "customizations.repositories[0].priority")
+	assert.Contains(t, pins[0], "debian and debian-security mirror")
+}
