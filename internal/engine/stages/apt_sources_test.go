@@ -54,9 +54,10 @@ func TestAptSourcesDebianTree(t *testing.T) {
 	t.Parallel()
 	tree := debianTree(t)
 	env, log := testEnv(t, tree)
+	prio := 700
 	s := &AptSources{Opts: manifest.AptSources{Sources: []manifest.AptSource{
 		{Name: "debian", URIs: []string{"http://example.invalid/debian"}, Suites: []string{"bookworm"}, Components: []string{"main"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
-		{Name: "vendor", URIs: []string{"https://example.invalid/apt"}, Suites: []string{"stable"}, Components: []string{"main"}, SignedBy: testArmoredKey},
+		{Name: "vendor", Title: "Vendor packages", URIs: []string{"https://example.invalid/apt"}, Suites: []string{"stable"}, Components: []string{"main"}, SignedBy: testArmoredKey, Priority: &prio},
 		{Name: "off", Title: "Switched off", URIs: []string{"https://off.example.invalid/apt"}, Suites: []string{"stable"}, Components: []string{"main"}, Disabled: true},
 	}}}
 	require.NoError(t, s.Run(context.Background(), env), log.String())
@@ -66,6 +67,10 @@ func TestAptSourcesDebianTree(t *testing.T) {
 	require.Contains(t, uris, "'https://example.invalid/apt/dists/stable/InRelease'")
 	require.NotContains(t, strings.ToLower(uris), "malformed")
 	require.NotContains(t, uris, "off.example.invalid", "apt skips a source with Enabled: no")
+	// apt reads the preferences file without complaint.
+	policy := inTree(t, tree, "sh", "-c", "apt-cache policy 2>&1")
+	require.NotContains(t, policy, "E: ")
+	require.NotContains(t, policy, "W: ")
 }
 
 func TestAptSourcesRejects(t *testing.T) {
