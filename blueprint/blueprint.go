@@ -59,6 +59,8 @@ type Customizations struct {
 	Files        []FileCustomization       `json:"files,omitempty" toml:"files,omitempty"`
 	Repositories []RepositoryCustomization `json:"repositories,omitempty" toml:"repositories,omitempty"`
 	CACerts      *CACustomization          `json:"cacerts,omitempty" toml:"cacerts,omitempty"`
+	Firstboot    *FirstbootCustomization   `json:"firstboot,omitempty" toml:"firstboot,omitempty"`
+	SSHD         *SSHDCustomization        `json:"sshd,omitempty" toml:"sshd,omitempty"`
 }
 
 // KernelCustomization picks the kernel package and extra command-line arguments.
@@ -144,6 +146,11 @@ type DiskCustomization struct {
 	Type       string                   `json:"type,omitempty" toml:"type,omitempty"` // "gpt" or "dos"
 	MinSize    Size                     `json:"minsize,omitempty" toml:"minsize,omitempty"`
 	Partitions []PartitionCustomization `json:"partitions,omitempty" toml:"partitions,omitempty"`
+	// StartOffset is room left free before the first partition, after the
+	// first MiB that holds the partition table.
+	StartOffset Size `json:"start_offset,omitempty" toml:"start_offset,omitempty"`
+	// SectorSize is the logical sector size in bytes; only 512 is built.
+	SectorSize int `json:"sector_size,omitempty" toml:"sector_size,omitempty"`
 }
 
 // PartitionCustomization is one partition of a DiskCustomization: a plain
@@ -153,6 +160,7 @@ type PartitionCustomization struct {
 	MinSize   Size   `json:"minsize,omitempty" toml:"minsize,omitempty"`
 	PartType  string `json:"part_type,omitempty" toml:"part_type,omitempty"`
 	PartLabel string `json:"part_label,omitempty" toml:"part_label,omitempty"`
+	PartUUID  string `json:"part_uuid,omitempty" toml:"part_uuid,omitempty"`
 
 	// plain
 	Mountpoint string `json:"mountpoint,omitempty" toml:"mountpoint,omitempty"`
@@ -220,4 +228,35 @@ type RepositoryCustomization struct {
 // CACustomization adds trusted CA certificates (PEM).
 type CACustomization struct {
 	PEMCerts []string `json:"pem_certs,omitempty" toml:"pem_certs,omitempty"`
+}
+
+// FirstbootCustomization lists scripts that run once, at the first boot of
+// the installed system, in the order given.
+type FirstbootCustomization struct {
+	Scripts []FirstbootScript `json:"scripts,omitempty" toml:"scripts,omitempty"`
+}
+
+// FirstbootScript is one first-boot script. Only Type "custom" can be
+// built for Debian; osbuild's "satellite" and "aap" types register the
+// system with Red Hat services and are refused.
+type FirstbootScript struct {
+	Type string `json:"type,omitempty" toml:"type,omitempty"`
+	// Name names the script and its unit; unique within the blueprint.
+	Name string `json:"name,omitempty" toml:"name,omitempty"`
+	// IgnoreFailure lets the later scripts run when this one fails.
+	IgnoreFailure bool `json:"ignore_failure,omitempty" toml:"ignore_failure,omitempty"`
+	// After and Before are systemd units the script is ordered against.
+	After  []string `json:"after,omitempty" toml:"after,omitempty"`
+	Before []string `json:"before,omitempty" toml:"before,omitempty"`
+	// Contents is the script: run by its "#!" interpreter, else by /bin/sh.
+	Contents string `json:"contents,omitempty" toml:"contents,omitempty"`
+}
+
+// SSHDCustomization sets options of the SSH server, written as a drop-in
+// of sshd_config.
+type SSHDCustomization struct {
+	PasswordAuthentication          *bool     `json:"password_authentication,omitempty" toml:"password_authentication,omitempty"`
+	ChallengeResponseAuthentication *bool     `json:"challenge_response_authentication,omitempty" toml:"challenge_response_authentication,omitempty"`
+	ClientAliveInterval             *int      `json:"client_alive_interval,omitempty" toml:"client_alive_interval,omitempty"`
+	PermitRootLogin                 RootLogin `json:"permit_root_login,omitempty" toml:"permit_root_login,omitempty"`
 }

@@ -25,6 +25,7 @@ type decoder struct {
 func decodeBlueprint(tree map[string]any, format Format, bp *Blueprint, ps *problems) {
 	d := decoder{format: format, ps: ps}
 	d.decodeStruct("", tree, reflect.ValueOf(bp).Elem())
+	bp.normalize()
 }
 
 // fieldName is the blueprint key of a struct field: its json tag name.
@@ -47,6 +48,9 @@ func (d decoder) decodeValue(path string, raw any, v reflect.Value) {
 		return
 	case reflect.TypeFor[Owner]():
 		d.decodeOwner(path, raw, v)
+		return
+	case reflect.TypeFor[RootLogin]():
+		d.decodeRootLogin(path, raw, v)
 		return
 	}
 	switch v.Kind() {

@@ -68,7 +68,7 @@ func ExampleErrors() {
     "files": [
       {"path": "/etc/../etc/shadow", "data": "x"}
     ],
-    "firstboot": {}
+    "fips": true
   }
 }`
 	_, err := blueprint.Parse([]byte(doc), blueprint.FormatJSON)
@@ -87,8 +87,8 @@ func ExampleErrors() {
 	//   expected an integer, got a string
 	// customizations.files[0].path
 	//   "/etc/../etc/shadow" is not in canonical form (no '..', '.', '//' or trailing '/'); write "/etc/shadow"
-	// customizations.firstboot
-	//   first-boot scripts are not supported yet; remove it (this image builder does not implement it so far)
+	// customizations.fips
+	//   FIPS mode is not supported for Debian-family images; remove it; Debian ships no FIPS-validated crypto policy
 	// customizations.hostnme
 	//   unknown field; did you mean "hostname"?
 }

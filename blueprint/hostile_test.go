@@ -112,6 +112,8 @@ var freeText = map[string]bool{
 	"customizations.user[0].password":     true,
 	"customizations.files[0].data":        true,
 	"customizations.repositories[0].name": true,
+	// A script: it is run as it is written, in the image, at first boot.
+	"customizations.firstboot.scripts[0].contents": true,
 }
 
 // pathLike are the fields where a relative or unclean path is a valid value

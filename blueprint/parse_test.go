@@ -255,12 +255,12 @@ func TestParseUnsupportedKeys(t *testing.T) {
 	cases := []struct {
 		doc, path, want string
 	}{
-		{"[customizations.firstboot]\nscripts = []", "customizations.firstboot", "not supported yet"},
-		{"[customizations.sshd]\nconfig = {}", "customizations.sshd", "not supported yet"},
+		{"[[customizations.firstboot.scripts]]\ntype = \"satellite\"\ncommand = \"x\"", "customizations.firstboot.scripts[0].command", "not supported for Debian-family images"},
 		{"[customizations.firewall]\nzones = []", "customizations.firewall.zones", "not supported yet"},
 		{"[[customizations.files]]\npath = \"/etc/a\"\nuri = \"https://x/a\"", "customizations.files[0].uri", "not supported yet"},
 		{"[[containers]]\nsource = \"quay.io/x\"", "containers", "not supported for Debian-family images"},
 		{"[[enabled_modules]]\nname = \"nodejs\"", "enabled_modules", "not supported for Debian-family images"},
+		{"[ostree]\nref = \"debian/12/x86_64/edge\"", "ostree", "OSTree commits are not supported"},
 		{"[customizations.fdo]\nmanufacturing_server_url = \"x\"", "customizations.fdo", "not supported for Debian-family images"},
 		{"[customizations.openscap]\nprofile_id = \"x\"", "customizations.openscap", "not supported for Debian-family images"},
 		{"[customizations.oscap]\nprofile_id = \"x\"", "customizations.oscap", "not supported for Debian-family images"},
@@ -494,5 +494,16 @@ func TestReferenceExampleParses(t *testing.T) {
 	bp := mustParse(t, example, FormatTOML)
 	if bp.Name != "web-server" {
 		t.Fatalf("have %q", bp.Name)
+	}
+}
+
+func TestParseStripsTrailingSlashOfHome(t *testing.T) {
+	t.Parallel()
+	bp := mustParse(t, "name = \"a\"\n[[customizations.user]]\nname = \"app\"\nhome = \"/srv/app/\"\n[[customizations.user]]\nname = \"b\"\nhome = \"/home/b\"\n", FormatTOML)
+	if got := *bp.Customizations.User[0].Home; got != "/srv/app" {
+		t.Errorf("home = %q, want /srv/app: osbuild strips the slash, and so does kiln", got)
+	}
+	if got := *bp.Customizations.User[1].Home; got != "/home/b" {
+		t.Errorf("home = %q, want /home/b", got)
 	}
 }

@@ -11,10 +11,8 @@ func unsupportedField(path string) (string, bool) {
 	)
 	switch path {
 	// Planned, but not there yet.
-	case "customizations.firstboot":
-		return "first-boot scripts are " + notYet, true
-	case "customizations.sshd":
-		return "sshd configuration is " + notYet + "; write a drop-in under /etc/ssh/sshd_config.d with customizations.files instead", true
+	case "customizations.sshd.config":
+		return "write the sshd options directly in customizations.sshd: password_authentication, challenge_response_authentication, client_alive_interval, permit_root_login", true
 	case "customizations.firewall.zones":
 		return "firewall zones are " + notYet, true
 	case "customizations.iso":
@@ -23,8 +21,6 @@ func unsupportedField(path string) (string, bool) {
 		return "files fetched from a URI are " + notYet + "; give the content in data", true
 	case "customizations.disk.partitions.subvolumes":
 		return "btrfs subvolumes are " + notYet, true
-	case "customizations.disk.partitions.part_uuid":
-		return "fixed partition UUIDs are " + notYet, true
 	case "customizations.repositories.sslverify":
 		return "not supported: apt always verifies the repository's TLS certificate; remove it, and for a private CA add it with customizations.cacerts", true
 	case "customizations.repositories.repo_gpgcheck":
@@ -33,6 +29,8 @@ func unsupportedField(path string) (string, bool) {
 	// Specific to RPM-family distributions or to Red Hat services.
 	case "enabled_modules":
 		return "module streams are " + notDebian + "; Debian has none, list the packages instead", true
+	case "ostree":
+		return "OSTree commits are " + notDebian + "; kiln builds package-based images, so describe the system with packages and customizations", true
 	case "containers", "customizations.containers-storage":
 		return "embedded containers are " + notDebian, true
 	case "customizations.fdo":
@@ -57,6 +55,12 @@ func unsupportedField(path string) (string, bool) {
 		return "WSL settings are " + notDebian, true
 	case "customizations.repositories.metalink", "customizations.repositories.mirrorlist":
 		return "metalinks and mirror lists are " + notDebian + "; list the mirrors in baseurls", true
+	case "customizations.firstboot.scripts.command":
+		return "the satellite first-boot script registers the system with Red Hat Satellite, which is " + notDebian + `; use a script of type "custom"`, true
+	case "customizations.firstboot.scripts.job_template_url", "customizations.firstboot.scripts.host_config_key":
+		return "the aap first-boot script calls back Red Hat Ansible Automation Platform, which is " + notDebian + `; use a script of type "custom"`, true
+	case "customizations.firstboot.scripts.cacerts":
+		return "CA certificates of a first-boot script belong to the satellite and aap types, which are " + notDebian + "; trust a CA with customizations.cacerts", true
 	case "customizations.repositories.module_hotfixes":
 		return "module hotfixes are " + notDebian, true
 	}

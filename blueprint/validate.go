@@ -60,6 +60,8 @@ func (b *Blueprint) validate(ps *problems, plaintextOK bool) {
 	v.directoriesAndFiles(p, c.Directories, c.Files)
 	v.repositories(fieldPath(p, "repositories"), c.Repositories)
 	v.caCerts(fieldPath(p, "cacerts"), c.CACerts)
+	v.firstboot(fieldPath(p, "firstboot"), c.Firstboot)
+	v.sshd(fieldPath(p, "sshd"), c.SSHD)
 }
 
 func (v validator) add(path, format string, args ...any) {
@@ -147,22 +149,34 @@ func (v validator) packageGroups(groups []PackageGroup) {
 	}
 }
 
-// checkPackageVersion accepts "", "*", an exact Debian version, or a Debian
-// relation ("= 1.2-3", ">= 1.2", "<< 2", "<=", ">>") and returns a problem
-// message, or "".
+// checkPackageVersion accepts "", "*", an exact Debian version, a Debian
+// relation ("= 1.2-3", ">= 1.2", "<< 2", "<=", ">>"), or a version pattern
+// with '*' and '?' wildcards ("2.9.*", "1:9.2p1*", as osbuild blueprints
+// write them; the newest matching version is installed). It returns a
+// problem message, or "".
 func checkPackageVersion(version string) string {
 	s := strings.TrimSpace(version)
 	if s == "" || s == "*" {
 		return ""
 	}
-	for _, op := range []string{">=", "<=", "<<", ">>", "="} {
-		if rest, ok := strings.CutPrefix(s, op); ok {
-			s = strings.TrimSpace(rest)
+	op := "="
+	for _, o := range []string{">=", "<=", "<<", ">>", "="} {
+		if rest, ok := strings.CutPrefix(s, o); ok {
+			op, s = o, strings.TrimSpace(rest)
 			break
 		}
 	}
-	if len(s) > 256 || !validDebianVersion(s) {
-		return fmt.Sprintf(`%s is not a Debian version or relation; use "*" for any version, an exact version such as "1:2.3-4", or a relation such as ">= 2.3"`, quote(version))
+	bad := fmt.Sprintf(`%s is not a Debian version or relation; use "*" for any version, an exact version such as "1:2.3-4", a relation such as ">= 2.3", or a pattern such as "2.3.*"`, quote(version))
+	if strings.ContainsAny(s, "*?") {
+		if op != "=" {
+			return fmt.Sprintf(`%s mixes a relation with a pattern; give either a relation such as ">= 2.3" or a pattern such as "2.3.*"`, quote(version))
+		}
+		if strings.ContainsAny(s, "[]\\") || !validDebianVersion(strings.NewReplacer("*", "0", "?", "0").Replace(s)) {
+			return bad
+		}
+	}
+	if len(s) > 256 || (!strings.ContainsAny(s, "*?") && !validDebianVersion(s)) {
+		return bad
 	}
 	return ""
 }

@@ -71,6 +71,9 @@ func TestPathSyntaxIsRefusedEverywhere(t *testing.T) {
 	}
 	for _, f := range pathFields {
 		for _, tc := range tests {
+			if f.name == "home" && tc.name == "trailing slash" {
+				continue // a home's trailing slash is stripped, as osbuild does (TestParseStripsTrailingSlashOfHome)
+			}
 			t.Run(f.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
 				want := tc.want

@@ -21,14 +21,11 @@ var (
 )
 
 // checkMountpoint returns a problem message for a path that may not be a
-// separate mount point, or "". Mount points are "/", "/boot", "/usr", and
-// /var, /home, /opt, /srv, /tmp, /app, /data and anything below them; the
-// rest of the tree must stay on the root filesystem for the system to boot.
+// separate mount point, or "". The rules are those of mountpointPolicy.
 func checkMountpoint(mp string) string {
-	const allowed = "mount points may be /, /boot, /usr, or /var, /home, /opt, /srv, /tmp, /app, /data or a directory below them"
 	switch {
 	case mp == "":
-		return "required; " + allowed
+		return "required; give an absolute path such as /var or /home"
 	case !strings.HasPrefix(mp, "/"):
 		return quote(mp) + " is not an absolute path; start it with /"
 	case len(mp) > 1024:
@@ -38,21 +35,60 @@ func checkMountpoint(mp string) string {
 	case path.Clean(mp) != mp:
 		return fmt.Sprintf("%s is not in canonical form (no '..', '.', '//' or trailing '/'); write %s", quote(mp), quote(path.Clean(mp)))
 	}
-	switch mp {
-	case "/", "/boot", "/usr":
-		return ""
-	case "/var/run", "/var/lock":
-		return quote(mp) + " is a link to /run, which is not on disk; " + allowed
+	rule, at := mountpointRule(mp)
+	switch {
+	case rule.deny && at == mp:
+		return quote(mp) + " cannot be a separate mount point: " + rule.why
+	case rule.deny:
+		return fmt.Sprintf("%s cannot be a separate mount point: it is below %s, which %s", quote(mp), at, rule.why)
+	case rule.exact && at != mp:
+		return fmt.Sprintf("%s cannot be a separate mount point: %s may be one, but nothing below it, because %s", quote(mp), at, rule.why)
 	}
-	for _, root := range []string{"/var", "/home", "/opt", "/srv", "/tmp", "/app", "/data"} {
-		if mp == root || strings.HasPrefix(mp, root+"/") {
-			if strings.HasPrefix(mp, "/var/run/") || strings.HasPrefix(mp, "/var/lock/") {
-				return quote(mp) + " is under a link to /run, which is not on disk; " + allowed
-			}
-			return ""
+	return ""
+}
+
+// mountRule is the mount-point policy for a directory and what lies below
+// it: deny forbids both, exact allows the directory itself but nothing
+// below it. why says the reason, to follow "cannot be a separate mount
+// point:".
+type mountRule struct {
+	deny, exact bool
+	why         string
+}
+
+// mountpointPolicy follows osbuild's mount-point policy: anything may be a
+// mount point except the directories that must stay on the root filesystem
+// for the system to boot, those the kernel and systemd mount themselves,
+// and links (osbuild's /lost+found is already refused by the characters a
+// mount point may hold). On Debian /bin, /sbin and the /lib directories are links into
+// /usr (merged /usr), as are /var/run and /var/lock into /run.
+var mountpointPolicy = map[string]mountRule{
+	"/":         {},
+	"/etc":      {deny: true, why: "/etc is read before other filesystems are mounted and must stay on the root filesystem"},
+	"/usr":      {exact: true, why: "the initramfs mounts only / and /usr before the system starts, and the programs that mount the rest live below /usr"},
+	"/sys":      {deny: true, why: "the kernel mounts sysfs there at boot"},
+	"/proc":     {deny: true, why: "the kernel mounts procfs there at boot"},
+	"/dev":      {deny: true, why: "the kernel mounts devtmpfs there at boot"},
+	"/run":      {deny: true, why: "systemd mounts a tmpfs there at boot"},
+	"/bin":      {deny: true, why: "it is a link to /usr/bin on Debian (merged /usr)"},
+	"/sbin":     {deny: true, why: "it is a link to /usr/sbin on Debian (merged /usr)"},
+	"/lib":      {deny: true, why: "it is a link to /usr/lib on Debian (merged /usr)"},
+	"/lib32":    {deny: true, why: "it is a link to /usr/lib32 on Debian (merged /usr)"},
+	"/lib64":    {deny: true, why: "it is a link to /usr/lib64 on Debian (merged /usr)"},
+	"/libx32":   {deny: true, why: "it is a link to /usr/libx32 on Debian (merged /usr)"},
+	"/sysroot":  {deny: true, why: "the initramfs mounts the root filesystem there"},
+	"/var/run":  {deny: true, why: "it is a link to /run, a tmpfs that is not on disk"},
+	"/var/lock": {deny: true, why: "it is a link to /run/lock, a tmpfs that is not on disk"},
+}
+
+// mountpointRule returns the rule of mp's closest ancestor-or-self that
+// has one, and that directory.
+func mountpointRule(mp string) (mountRule, string) {
+	for dir := mp; ; dir = path.Dir(dir) {
+		if r, ok := mountpointPolicy[dir]; ok {
+			return r, dir
 		}
 	}
-	return quote(mp) + " cannot be a separate mount point; " + allowed
 }
 
 // checkSize returns a problem message for a size above MaxSize, or "".
@@ -105,6 +141,7 @@ func (v validator) disk(at string, d *DiskCustomization) {
 		v.add(fieldPath(at, "type"), `%s is not a partition table type; use "gpt" or "dos", or leave it out for the image type's default`, quote(d.Type))
 	}
 	v.size(fieldPath(at, "minsize"), d.MinSize)
+	v.diskGeometry(at, d)
 	pp := fieldPath(at, "partitions")
 	if len(d.Partitions) == 0 {
 		v.add(pp, "required; list at least one partition")
@@ -115,10 +152,12 @@ func (v validator) disk(at string, d *DiskCustomization) {
 	}
 	seen := map[string]string{}
 	vgs := map[string]string{}
+	partUUIDs := map[string]string{}
 	for i, part := range d.Partitions {
 		p := indexPath(pp, i)
 		v.size(fieldPath(p, "minsize"), part.MinSize)
 		v.partitionTableFields(p, d.Type, part)
+		v.partitionIdentity(p, d.Type, part, partUUIDs)
 		switch part.Type {
 		case "", "plain":
 			v.plainPartition(p, part, seen)
@@ -166,6 +205,9 @@ func (v validator) plainPartition(p string, part PartitionCustomization, seen ma
 		v.add(fieldPath(p, "logical_volumes"), `only an lvm partition has logical volumes; set type = "lvm"`)
 	}
 	v.filesystem(p, part.FSType, part.Mountpoint, part.Label, seen, true)
+	if part.Mountpoint == "/boot/efi" && part.FSType != "" && part.FSType != "vfat" {
+		v.add(fieldPath(p, "fs_type"), "/boot/efi is the EFI system partition, which firmware reads as FAT; use \"vfat\" or leave fs_type out")
+	}
 }
 
 func (v validator) lvmPartition(p string, part PartitionCustomization, seen, vgs map[string]string) {
@@ -249,4 +291,71 @@ func checkLVMName(name string) string {
 		return quote(name) + " is not an LVM name: use letters, digits and + _ . -, not starting with '-'"
 	}
 	return ""
+}
+
+// Partition type codes that the disk checks name.
+const (
+	espGUID      = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+	biosBootGUID = "21686148-6449-6e6f-744e-656564454649"
+	unusedGUID   = "00000000-0000-0000-0000-000000000000"
+)
+
+// diskGeometry checks start_offset and sector_size.
+func (v validator) diskGeometry(at string, d *DiskCustomization) {
+	if d.StartOffset > GiB {
+		v.add(fieldPath(at, "start_offset"), "%s is more than the limit of 1 GiB of free room before the first partition", d.StartOffset)
+	}
+	switch d.SectorSize {
+	case 0, 512:
+	case 4096:
+		v.add(fieldPath(at, "sector_size"), "4096-byte sectors are not supported: the virtual disks of the platforms these images run on present 512-byte sectors, where a table written for 4096-byte sectors is not found; leave sector_size out or set 512")
+	default:
+		v.add(fieldPath(at, "sector_size"), "%d is not a sector size; leave it out or set 512 (the only size built)", d.SectorSize)
+	}
+}
+
+// partitionIdentity checks part_uuid, and that part_type does not name a
+// kind of partition that would break the image: an unused table entry, a
+// dos extended partition, GRUB's BIOS boot partition holding a filesystem,
+// or an EFI system partition of another type. partUUIDs maps each GUID to
+// the path of the field that claimed it.
+func (v validator) partitionIdentity(p, tableType string, part PartitionCustomization, partUUIDs map[string]string) {
+	if id := part.PartUUID; id != "" {
+		up := fieldPath(p, "part_uuid")
+		switch key := strings.ToLower(id); {
+		case tableType == "dos":
+			v.add(up, "a dos partition table has no partition GUIDs; use type gpt or remove part_uuid")
+		case !guidRe.MatchString(id):
+			v.add(up, "%s is not a GUID; write it as 8-4-4-4-12 hexadecimal digits", quote(id))
+		case key == unusedGUID:
+			v.add(up, "the all-zero GUID is not a partition GUID; give another or leave part_uuid out")
+		default:
+			if first, dup := partUUIDs[key]; dup {
+				v.add(up, "%s is also the GUID of %s; each partition's GUID is unique", quote(id), first)
+			} else {
+				partUUIDs[key] = up
+			}
+		}
+	}
+	pt := strings.ToLower(strings.TrimPrefix(strings.ToLower(part.PartType), "0x"))
+	if pt == "" {
+		return
+	}
+	tp := fieldPath(p, "part_type")
+	switch pt {
+	case unusedGUID, "00", "0":
+		v.add(tp, "%s marks an unused table entry, which would hide the partition; give the type of what it holds or leave part_type out", quote(part.PartType))
+		return
+	case "05", "5", "0f", "f", "85":
+		v.add(tp, "%s is a dos extended partition, a container for logical partitions, which are not built; give the type of what it holds or leave part_type out", quote(part.PartType))
+		return
+	case biosBootGUID:
+		if part.Type == "" || part.Type == "plain" {
+			v.add(tp, "%s is the BIOS boot partition type, whose space GRUB overwrites with its core image; the image type adds that partition itself, so give this one another type", quote(part.PartType))
+			return
+		}
+	}
+	if part.Mountpoint == "/boot/efi" && pt != espGUID && pt != "ef" {
+		v.add(tp, "%s is not the EFI system partition type, by which firmware finds /boot/efi; use %q (gpt) or \"ef\" (dos), or leave part_type out", quote(part.PartType), strings.ToUpper(espGUID))
+	}
 }

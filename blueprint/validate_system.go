@@ -14,7 +14,7 @@ var (
 	localeRe       = regexp.MustCompile(`^[a-z]{2,3}(_[A-Z]{2}|_[0-9]{3})?(\.[A-Za-z0-9-]+)?(@[a-z0-9]+)?$`)
 	keyboardRe     = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	unitNameRe     = regexp.MustCompile(`^[A-Za-z0-9_:][A-Za-z0-9:_.\\@-]*$`)
-	fwServiceRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	fwServiceRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 	fwPortRe       = regexp.MustCompile(`^([0-9]+|[0-9]+-[0-9]+|[a-z][a-z0-9-]*):(tcp|udp)$`)
 	kernelArgBadRe = regexp.MustCompile("[;|&$`'\"<>\\\\(){}*?!#]")
 )
@@ -211,7 +211,7 @@ func (v validator) firewall(path string, fw *FirewallCustomization) {
 		for i, name := range l.items {
 			switch {
 			case len(name) > 64 || !fwServiceRe.MatchString(name):
-				v.add(indexPath(at, i), `%s is not a firewall service name; use lowercase letters, digits and '-', e.g. "ssh" or "http"`, quote(name))
+				v.add(indexPath(at, i), `%s is not a firewall service name; use letters, digits, '-' and '_', as /etc/services writes them, e.g. "ssh" or "kerberos_master"`, quote(name))
 			case l.name == "enabled":
 				enabled[name] = true
 			case enabled[name]:

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -35,27 +37,31 @@ type partitionDesc struct {
 }
 
 type imageTypeDesc struct {
-	Name             string          `json:"name"`
-	Aliases          []string        `json:"aliases,omitempty"`
-	Description      string          `json:"description"`
-	Distro           string          `json:"distro"`
-	Arch             string          `json:"arch"`
-	Filename         string          `json:"filename"`
-	MIMEType         string          `json:"mime_type"`
-	Output           distro.Output   `json:"output"`
-	Bootable         bool            `json:"bootable"`
-	Bootloader       string          `json:"bootloader"`
-	DefaultSize      string          `json:"default_size,omitempty"`
-	PartitionTable   string          `json:"partition_table,omitempty"`
-	Partitions       []partitionDesc `json:"partitions,omitempty"`
-	BaseVariant      string          `json:"base_variant"`
-	DefaultPackages  []string        `json:"default_packages"`
-	ExcludedPackages []string        `json:"excluded_packages,omitempty"`
-	Services         distro.Services `json:"services"`
-	KernelCmdline    []string        `json:"kernel_cmdline,omitempty"`
-	SupportedOptions []string        `json:"supported_options"`
-	Buildable        bool            `json:"buildable"`
-	NotBuildable     string          `json:"not_buildable_reason,omitempty"`
+	Name           string          `json:"name"`
+	Aliases        []string        `json:"aliases,omitempty"`
+	Description    string          `json:"description"`
+	Distro         string          `json:"distro"`
+	Arch           string          `json:"arch"`
+	Filename       string          `json:"filename"`
+	MIMEType       string          `json:"mime_type"`
+	Output         distro.Output   `json:"output"`
+	Bootable       bool            `json:"bootable"`
+	Bootloader     string          `json:"bootloader"`
+	DefaultSize    string          `json:"default_size,omitempty"`
+	PartitionTable string          `json:"partition_table,omitempty"`
+	Partitions     []partitionDesc `json:"partitions,omitempty"`
+	// DiskCustomization says what customizations.disk builds and what it
+	// refuses, for types that take it.
+	DiskCustomization *distro.DiskCustomization `json:"disk_customization,omitempty"`
+	BaseVariant       string                    `json:"base_variant"`
+	DefaultPackages   []string                  `json:"default_packages"`
+	ExcludedPackages  []string                  `json:"excluded_packages,omitempty"`
+	Services          distro.Services           `json:"services"`
+	KernelCmdline     []string                  `json:"kernel_cmdline,omitempty"`
+	NetworkDrivers    []string                  `json:"network_drivers,omitempty"`
+	SupportedOptions  []string                  `json:"supported_options"`
+	Buildable         bool                      `json:"buildable"`
+	NotBuildable      string                    `json:"not_buildable_reason,omitempty"`
 }
 
 func describeImageType(it *distro.ImageType) imageTypeDesc {
@@ -66,6 +72,8 @@ func describeImageType(it *distro.ImageType) imageTypeDesc {
 		Bootloader: it.Bootloader, BaseVariant: it.Variant, DefaultPackages: it.DefaultPackages(),
 		ExcludedPackages: it.ExcludePackages, Services: it.Services, KernelCmdline: it.KernelCmdline,
 		SupportedOptions: it.SupportedOptions, Buildable: ar.NotBuildable == "", NotBuildable: ar.NotBuildable,
+		DiskCustomization: it.DiskCustomization(),
+		NetworkDrivers:    it.NetworkDrivers,
 	}
 	if it.DefaultSize > 0 {
 		d.DefaultSize = it.DefaultSize.String()
@@ -151,6 +159,7 @@ func printDescription(a *app, d imageTypeDesc) error {
 	row("Default size", d.DefaultSize)
 	row("Base variant", d.BaseVariant)
 	row("Kernel arguments", strings.Join(d.KernelCmdline, " "))
+	row("Network drivers", strings.Join(d.NetworkDrivers, ", "))
 	row("Enabled services", strings.Join(d.Services.Enabled, ", "))
 	if err := tw.Flush(); err != nil {
 		return err
@@ -166,6 +175,11 @@ func printDescription(a *app, d imageTypeDesc) error {
 			return err
 		}
 	}
+	if dc := d.DiskCustomization; dc != nil {
+		if err := printDiskCustomization(a, dc); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(a.stdout, "\nDefault packages (plus the %s base):\n  %s\n", d.BaseVariant, strings.Join(d.DefaultPackages, " "))
 	if len(d.ExcludedPackages) > 0 {
 		fmt.Fprintf(a.stdout, "\nExcluded packages:\n  %s\n", strings.Join(d.ExcludedPackages, " "))
@@ -175,4 +189,21 @@ func printDescription(a *app, d imageTypeDesc) error {
 		fmt.Fprintf(a.stdout, "  %s\n", o)
 	}
 	return nil
+}
+
+func printDiskCustomization(a *app, dc *distro.DiskCustomization) error {
+	fmt.Fprintf(a.stdout, "\nDisk customization (customizations.disk):\n")
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  Partition tables:\t%s (the first is the default)\n", strings.Join(dc.TableTypes, ", "))
+	fmt.Fprintf(tw, "  Filesystems:\t%s\n", strings.Join(dc.Filesystems, ", "))
+	fmt.Fprintf(tw, "  Order:\t%s\n", dc.Order)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "  Refused:\n")
+	tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	for _, feature := range slices.Sorted(maps.Keys(dc.Refused)) {
+		fmt.Fprintf(tw, "    %s:\t%s\n", feature, dc.Refused[feature])
+	}
+	return tw.Flush()
 }

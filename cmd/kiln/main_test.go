@@ -91,7 +91,7 @@ func TestDescribe(t *testing.T) {
 	t.Parallel()
 	out, _, err := run(t, "describe", "qcow2", "--distro", "debian-12")
 	require.NoError(t, err)
-	for _, want := range []string{"Image type:", "guest-image", "Partition table (gpt):", "bios-boot", "/boot/efi", "rest of the disk, at least 2 GiB", "linux-image-cloud-amd64", "customizations.filesystem", "console=ttyS0,115200n8"} {
+	for _, want := range []string{"Image type:", "guest-image", "Partition table (gpt):", "bios-boot", "/boot/efi", "rest of the disk, at least 2 GiB", "linux-image-amd64", "Network drivers:", "virtio_net, e1000, e1000e", "customizations.filesystem", "console=ttyS0,115200n8"} {
 		assert.Contains(t, out, want)
 	}
 	out, _, err = run(t, "describe", "tar", "--distro", "debian-13", "--format", "json")
@@ -176,7 +176,7 @@ func TestManifestFromTheMirror(t *testing.T) {
 		assert.Positive(t, d.Size, d.Name)
 		assert.True(t, strings.HasPrefix(d.URL, "http"), d.Name)
 	}
-	for _, want := range []string{"nginx", "curl", "vim-tiny", "linux-image-cloud-amd64", "grub-pc-bin", "grub-efi-amd64-bin", "openssh-server", "base-files", "dpkg", "nftables", "locales"} {
+	for _, want := range []string{"nginx", "curl", "vim-tiny", "linux-image-amd64", "grub-pc-bin", "grub-efi-amd64-bin", "openssh-server", "base-files", "dpkg", "nftables", "locales"} {
 		assert.Contains(t, names, want)
 	}
 	assert.Greater(t, len(m.Sources.Debs), 150, "a bootable system's closure")

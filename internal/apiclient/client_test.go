@@ -121,8 +121,11 @@ func TestRefusalsNameTheField(t *testing.T) {
 	var e *apiclient.Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, http.StatusBadRequest, e.StatusCode)
-	require.Len(t, e.Details, 1)
+	// Both problems in one answer: the customizations' and the image
+	// request's.
+	require.Len(t, e.Details, 2)
 	assert.Regexp(t, `^customizations\.users\[0\]\.ssh_key: `, e.Details[0])
+	assert.Regexp(t, `^image_requests\[0\]\.image_type: unknown image type "floppy"`, e.Details[1])
 	assert.Contains(t, err.Error(), "the service refused (400 Bad Request):\n  customizations.users[0].ssh_key: ")
 
 	_, err = c.CreateCompose(ctx, apimodel.ComposeRequest{Distribution: "debian-12", ImageRequests: qcow2("floppy"), Customizations: webCustomizations(t)})

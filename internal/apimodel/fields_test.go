@@ -115,6 +115,10 @@ func TestBlueprintFieldsTheAPILacks(t *testing.T) {
 		"customizations.user.uid", "customizations.user.gid", "customizations.user.expiredate",
 		"customizations.user.force_password_reset",
 		"packages.version",
+		// The image-builder API has neither (its only "firstboot" is
+		// Ignition's provisioning URL); a first-boot script goes through
+		// it as a file and a service.
+		"customizations.firstboot", "customizations.sshd",
 	}
 	carried := map[string]bool{}
 	for _, k := range CarriedApart {

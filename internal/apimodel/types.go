@@ -91,9 +91,9 @@ type UploadOptions struct {
 
 // StatusError says why a compose failed.
 type StatusError struct {
-	ID      int    `json:"id"`
-	Reason  string `json:"reason"`
-	Details string `json:"details,omitempty"`
+	ID      int           `json:"id"`
+	Reason  string        `json:"reason"`
+	Details StatusDetails `json:"details,omitempty"`
 }
 
 // Step is one step of a compose's timeline.

@@ -57,7 +57,19 @@ type Config struct {
 	Log io.Writer
 	// OVMFCode and OVMFVars override where the UEFI firmware is looked for.
 	OVMFCode, OVMFVars string
+	// Machine is QEMU's machine type: "q35" (the default) or "pc"
+	// (i440fx, what qemu-system-x86_64 gives when none is named).
+	Machine string
+	// NIC is the network card: NICVirtio (the default) or NICDefault,
+	// the card QEMU gives when none is named (e1000 on pc, e1000e on q35).
+	NIC string
 }
+
+// Network cards a machine may get.
+const (
+	NICVirtio  = "virtio"
+	NICDefault = "default"
+)
 
 // Machine is a running virtual machine.
 type Machine struct {
@@ -94,6 +106,12 @@ func (c Config) withDefaults() Config {
 	if c.Memory == 0 {
 		c.Memory = 1024
 	}
+	if c.Machine == "" {
+		c.Machine = "q35"
+	}
+	if c.NIC == "" {
+		c.NIC = NICVirtio
+	}
 	return c
 }
 
@@ -128,6 +146,12 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("no SSH private key to log in with"))
 	} else if _, err := os.Stat(c.SSHKey); err != nil {
 		errs = append(errs, fmt.Errorf("SSH key: %w", err))
+	}
+	if c.Machine != "q35" && c.Machine != "pc" {
+		errs = append(errs, fmt.Errorf("machine %q: expected q35 or pc", c.Machine))
+	}
+	if c.NIC != NICVirtio && c.NIC != NICDefault {
+		errs = append(errs, fmt.Errorf("nic %q: expected %s or %s", c.NIC, NICVirtio, NICDefault))
 	}
 	if c.Memory < 128 {
 		errs = append(errs, fmt.Errorf("memory %d MiB is too little to boot (at least 128)", c.Memory))
@@ -189,13 +213,12 @@ func start(ctx context.Context, cfg Config) (m *Machine, err error) {
 	kvm := KVMUsable()
 	args := []string{
 		"-nodefaults", "-display", "none", "-vga", "std",
-		"-machine", "q35", "-cpu", "max",
+		"-machine", cfg.Machine, "-cpu", "max",
 		"-m", strconv.Itoa(cfg.Memory), "-smp", "2",
 		"-serial", "stdio", "-monitor", "none",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port),
-		"-device", "virtio-net-pci,netdev=n0",
-		"-device", "virtio-rng-pci",
 	}
+	args = append(args, nicArgs(cfg, port)...)
+	args = append(args, "-device", "virtio-rng-pci")
 	drives, err := driveArgs(cfg, dir)
 	if err != nil {
 		return nil, fmt.Errorf("boot test: %w", err)
@@ -253,6 +276,17 @@ func start(ctx context.Context, cfg Config) (m *Machine, err error) {
 // driveArgs are the QEMU arguments of the machine's drives, in boot order:
 // the image (a snapshot), the blank disks (made in dir), the CD-ROM; the
 // read-only drives are not in the boot order.
+// nicArgs are the arguments of the machine's network card: user-mode
+// networking with the guest's SSH port forwarded to port on the host.
+func nicArgs(cfg Config, port int) []string {
+	user := fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port)
+	if cfg.NIC == NICDefault {
+		// -nic without model= gives the machine type's default card.
+		return []string{"-nic", user}
+	}
+	return []string{"-netdev", user, "-device", "virtio-net-pci,netdev=n0"}
+}
+
 func driveArgs(cfg Config, dir string) ([]string, error) {
 	var args []string
 	boot := 0

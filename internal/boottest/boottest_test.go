@@ -24,6 +24,16 @@ func TestShellQuote(t *testing.T) {
 	assert.Equal(t, "'a b'", ShellQuote("a b"))
 }
 
+// The default card is QEMU's own choice (no model named); otherwise the
+// machine gets virtio-net. Either way the guest's SSH port is forwarded.
+func TestNICArgs(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, []string{"-nic", "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22"},
+		nicArgs(Config{NIC: NICDefault}.withDefaults(), 2222))
+	assert.Equal(t, []string{"-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22", "-device", "virtio-net-pci,netdev=n0"},
+		nicArgs(Config{}.withDefaults(), 2222))
+}
+
 func TestConfigRejects(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -47,6 +57,8 @@ func TestConfigRejects(t *testing.T) {
 		{Config{CDROM: image, SSHKey: key, BlankDisks: []int64{1<<30 + 1}}, "blank disk 0: size 1073741825"},
 		{Config{Image: image, SSHKey: key, BlankDisks: []int64{1 << 30, 4096}}, "blank disk 1: size 4096"},
 		{Config{Image: image, SSHKey: key, Drives: []string{image, filepath.Join(dir, "seed.iso")}}, "drive 1: "},
+		{Config{Image: image, SSHKey: key, Machine: "virt"}, `machine "virt"`},
+		{Config{Image: image, SSHKey: key, NIC: "e1000"}, `nic "e1000"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {

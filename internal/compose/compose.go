@@ -79,6 +79,9 @@ func Manifest(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint
 	if err != nil {
 		return nil, withBlueprintProblems(err, it.CheckBlueprint(bp))
 	}
+	if keys == nil {
+		keys = map[string]keyfetch.Key{} // fetched: none missing may be left out
+	}
 	opts.GPGKeys = keys
 	plan, err := it.Manifest(bp, opts)
 	if err != nil {

@@ -83,9 +83,9 @@ func TestNewPartitionTable(t *testing.T) {
 			},
 		},
 		{
-			name:      "replace keeps boot partitions and takes the request's layout",
+			name:      "replace keeps boot partitions first and the request's layout in its order",
 			req:       Request{Replace: true, Mounts: []Mount{{Mountpoint: "/data", MinSize: GiB}, {Mountpoint: "/", MinSize: 3 * GiB, Label: "sys"}, {Mountpoint: "swap", FSType: "swap", MinSize: 512 * MiB}}},
-			wantMount: []string{"/boot/efi", "/data", "swap", "/"},
+			wantMount: []string{"/boot/efi", "/data", "/", "swap"},
 			wantSize:  MiB + MiB + 127*MiB + GiB + 512*MiB + 3*GiB + gptFooter,
 			check: func(t *testing.T, pt *PartitionTable) {
 				assert.Equal(t, "sys", pt.FindMountpoint("/").Payload.Label)
@@ -120,18 +120,23 @@ func TestNewPartitionTable(t *testing.T) {
 func TestNewPartitionTableErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		req  Request
-		want string
+		name   string
+		noRoot bool // the template has no root partition
+		req    Request
+		want   string
 	}{
-		{"no root", Request{Replace: true, Mounts: []Mount{{Mountpoint: "/data", MinSize: GiB}}}, "no root filesystem"},
-		{"too many dos partitions", Request{Type: DOS, Mounts: []Mount{{Mountpoint: "/a"}, {Mountpoint: "/b"}, {Mountpoint: "/c"}}}, "at most 4 partitions"},
-		{"bios boot in dos", Request{Type: DOS, Replace: true, Mounts: []Mount{{Mountpoint: "/"}}}, ""},
+		{"no root in the template either", true, Request{Replace: true, Mounts: []Mount{{Mountpoint: "/data", MinSize: GiB}}}, "no root filesystem"},
+		{"too many dos partitions", false, Request{Type: DOS, Mounts: []Mount{{Mountpoint: "/a"}, {Mountpoint: "/b"}, {Mountpoint: "/c"}}}, "at most 4 partitions"},
+		{"bios boot in dos", false, Request{Type: DOS, Replace: true, Mounts: []Mount{{Mountpoint: "/"}}}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := NewPartitionTable(testTemplate(), tc.req, NewIDs(1))
+			tpl := testTemplate()
+			if tc.noRoot {
+				tpl.Partitions = tpl.Partitions[:2]
+			}
+			_, err := NewPartitionTable(tpl, tc.req, NewIDs(1))
 			if tc.want == "" {
 				require.NoError(t, err)
 				return

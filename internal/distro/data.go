@@ -72,6 +72,7 @@ type imageTypeFile struct {
 	Variant          string              `yaml:"variant"`
 	Kernel           *bool               `yaml:"kernel"`
 	KernelFlavor     string              `yaml:"kernel_flavor"`
+	NetworkDrivers   []string            `yaml:"network_drivers"`
 	Bootloader       string              `yaml:"bootloader"`
 	Network          string              `yaml:"network"`
 	Packages         *packagesFile       `yaml:"packages"`

@@ -135,7 +135,11 @@ type ImageType struct {
 	Variant string
 	Kernel  bool
 	// KernelFlavor is "generic" (any hardware) or "cloud" (virtual machines).
-	KernelFlavor    string
+	KernelFlavor string
+	// NetworkDrivers are the kernel modules of the network cards the
+	// type's platforms give a machine by default; the kernel flavour
+	// has them all (see flavorNetworkDrivers).
+	NetworkDrivers  []string
 	Bootloader      string
 	Network         string
 	Packages        []string
@@ -319,6 +323,10 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 	case "generic", "cloud":
 	default:
 		return nil, fmt.Errorf("kernel_flavor %q is not generic or cloud", f.KernelFlavor)
+	}
+	it.NetworkDrivers = f.NetworkDrivers
+	if err := checkNetworkDrivers(it); err != nil {
+		return nil, err
 	}
 	if it.Variant == "" {
 		it.Variant = "required"

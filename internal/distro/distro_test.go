@@ -42,7 +42,7 @@ func TestLoad(t *testing.T) {
 	require.NotNil(t, qcow2.PartitionTable, "inherited from disk-base")
 	assert.Len(t, qcow2.PartitionTable.Partitions, 3)
 	assert.Equal(t, "web-debian-12-x86_64.qcow2", qcow2.Filename("web"))
-	assert.Contains(t, qcow2.DefaultPackages(), "linux-image-cloud-amd64", "guest images get the cloud kernel")
+	assert.Contains(t, qcow2.DefaultPackages(), "linux-image-amd64", "guest images get the generic kernel, which drives QEMU's default e1000/e1000e")
 	assert.Contains(t, imageType(t, reg, "debian-12", "x86_64", "raw").DefaultPackages(), "linux-image-amd64", "raw disks may meet real hardware")
 	assert.Contains(t, qcow2.DefaultPackages(), "grub-pc-bin")
 	assert.Contains(t, qcow2.DefaultPackages(), "grub-efi-amd64-bin")
@@ -76,9 +76,11 @@ func TestLookupErrors(t *testing.T) {
 // minimalFS is a definition tree that loads; tests break one file of it.
 func minimalFS() fstest.MapFS {
 	fsys := fstest.MapFS{}
-	for _, name := range []string{"timezones.txt", "locales.txt", "keyboards.txt"} {
+	for _, name := range []string{"timezones.txt", "locales.txt", "keyboards.txt", "timezones-legacy.txt"} {
 		fsys["data/sets/"+name] = &fstest.MapFile{Data: []byte("x\n")}
 	}
+	fsys["data/sets/kbd-model-map.txt"] = &fstest.MapFile{Data: []byte("# consolelayout xlayout xmodel xvariant xoptions\nx x pc105 - -\n")}
+	fsys["data/sets/services.txt"] = &fstest.MapFile{Data: []byte("x 1 tcp\n")}
 	fsys["data/distros/d.yaml"] = &fstest.MapFile{Data: []byte("name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64, debian_arch: amd64}]\nimage_types: [t]\n")}
 	fsys["data/imagetypes/t.yaml"] = &fstest.MapFile{Data: []byte("name: t\nextension: tar\noutput: {format: tar}\n")}
 	return fsys

@@ -8,13 +8,14 @@ import (
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
-// parsePort reads "22:tcp", "8000-8010:udp" or "ssh:tcp".
-func parsePort(s string) ([]manifest.FirewallPort, error) {
+// parsePort reads "22:tcp", "8000-8010:udp" or "ssh:tcp"; a service name
+// is one of firewallService's.
+func (ks *knownSets) parsePort(s string) ([]manifest.FirewallPort, error) {
 	spec, proto, ok := strings.Cut(s, ":")
 	if !ok || (proto != "tcp" && proto != "udp") {
 		return nil, fmt.Errorf("%q is not a port (expected PORT:PROTO, START-END:PROTO or SERVICE:PROTO with PROTO tcp or udp, e.g. \"22:tcp\")", s)
 	}
-	if ports, ok := manifest.FirewallServices[spec]; ok {
+	if ports, ok := ks.firewallService(spec); ok {
 		var out []manifest.FirewallPort
 		for _, p := range ports {
 			if p.Protocol == proto {

@@ -27,7 +27,9 @@ type Options struct {
 	// Mirrors maps a mirror role ("debian", "debian-security") to its URI.
 	Mirrors map[string]string
 	// GPGKeys are the blueprint's repository keys given by URL, fetched,
-	// by URL (see keyfetch.Fetcher.Blueprint).
+	// by URL (see keyfetch.Fetcher.Blueprint). Nil means none was fetched:
+	// the plan is then only a check, and leaves key URLs out with a
+	// warning; compose.Manifest always fetches.
 	GPGKeys map[string]keyfetch.Key
 	// KeyClient is the HTTP client compose.Manifest fetches those keys
 	// with; nil means keyfetch's default.
@@ -107,12 +109,13 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 		req.Repositories = append(req.Repositories, depsolve.Repository{ID: r.ID, URI: uri, Suites: r.Suites, Components: r.Components, SignedBy: d.Keyring})
 		p.repos = append(p.repos, manifest.AptSource{Name: r.ID, URIs: []string{uri}, Suites: r.Suites, Components: r.Components, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"})
 	}
-	srcs, solve, keys, errs := blueprintRepos(c, opts.GPGKeys)
+	srcs, solve, keys, keyWarnings, errs := blueprintRepos(c, opts.GPGKeys)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	p.repos, p.keys = append(p.repos, srcs...), keys
 	req.Repositories = append(req.Repositories, solve...)
+	p.Warnings = append(p.Warnings, keyWarnings...)
 	p.Warnings = append(p.Warnings, pinWarnings(c, opts.Mirrors)...)
 	for _, w := range bp.Warnings() {
 		p.Warnings = append(p.Warnings, w.String())
@@ -154,6 +157,11 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	if tz := c.Timezone; tz != nil && len(tz.NTPServers) > 0 {
 		addPkg("systemd-timesyncd", "", "customizations.timezone.ntpservers")
 	}
+	if tz := c.Timezone; tz != nil && tz.Timezone != nil {
+		if pkg := d.timezonePackage(*tz.Timezone); pkg != "" {
+			addPkg(pkg, "", "customizations.timezone.timezone")
+		}
+	}
 	if l := c.Locale; l != nil {
 		if len(l.Languages) > 0 {
 			addPkg("locales", "", "customizations.locale.languages")
@@ -175,6 +183,12 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 	}
 	if c.CACerts != nil {
 		addPkg("ca-certificates", "", "customizations.cacerts")
+	}
+	if c.SSHD != nil {
+		addPkg("openssh-server", "", "customizations.sshd")
+	}
+	if c.Firstboot != nil {
+		addPkg("systemd", "", "customizations.firstboot")
 	}
 	if len(c.User) > 0 || len(c.SSHKey) > 0 {
 		addPkg("passwd", "", "customizations.user")
@@ -206,18 +220,7 @@ func (it *ImageType) Manifest(bp *blueprint.Blueprint, opts Options) (*Plan, err
 
 	// Disk layout.
 	if it.PartitionTable != nil {
-		dreq := disk.Request{MinDiskSize: it.DefaultSize}
-		for _, fs := range c.Filesystem {
-			dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: fs.Mountpoint, MinSize: disk.Size(fs.MinSize)})
-		}
-		if dk := c.Disk; dk != nil {
-			dreq.Replace, dreq.Type = true, disk.TableType(dk.Type)
-			dreq.MinDiskSize = max(dreq.MinDiskSize, disk.Size(dk.MinSize))
-			for _, part := range dk.Partitions {
-				dreq.Mounts = append(dreq.Mounts, disk.Mount{Mountpoint: part.Mountpoint, MinSize: disk.Size(part.MinSize), FSType: part.FSType, Label: part.Label})
-			}
-		}
-		pt, err := disk.NewPartitionTable(*it.PartitionTable, dreq, disk.NewIDs(p.seed))
+		pt, err := disk.NewPartitionTable(*it.PartitionTable, diskRequest(it, c), disk.NewIDs(p.seed))
 		if err != nil {
 			field := "customizations.filesystem"
 			if c.Disk != nil {
@@ -330,8 +333,8 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 			add(&manifest.Locale{Languages: l.Languages, Default: l.Languages[0]})
 		}
 		if l.Keyboard != nil {
-			layout, variant, _ := strings.Cut(*l.Keyboard, "-")
-			add(&manifest.Keyboard{Layout: layout, Variant: variant})
+			kb, _ := d.sets.keyboard(*l.Keyboard)
+			add(&kb)
 		}
 	}
 	if len(c.Group) > 0 {
@@ -343,6 +346,12 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	}
 	if users := p.users(c); len(users) > 0 {
 		add(&manifest.Users{Users: users})
+	}
+	if o := sshdOptions(c.SSHD); o != nil {
+		add(o)
+	}
+	if o := firstbootOptions(c.Firstboot); o != nil {
+		add(o)
 	}
 	// Stages that execute a tool of the image (systemctl, nft,
 	// update-ca-certificates) come before the blueprint's directories and
@@ -369,16 +378,9 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	}
 	services := manifest.Systemd{Enabled: slices.Clone(it.Services.Enabled), Disabled: slices.Clone(it.Services.Disabled), Masked: slices.Clone(it.Services.Masked)}
 	if fw := c.Firewall; fw != nil {
-		f := &manifest.Firewall{Ports: []manifest.FirewallPort{}}
-		for _, s := range fw.Ports {
-			ports, err := parsePort(s)
-			if err != nil {
-				return nil, err
-			}
-			f.Ports = append(f.Ports, ports...)
-		}
-		if s := fw.Services; s != nil {
-			f.EnabledServices, f.DisabledServices = s.Enabled, s.Disabled
+		f, err := d.sets.firewall(fw)
+		if err != nil {
+			return nil, err
 		}
 		add(f)
 		services.Enabled = append(services.Enabled, "nftables")

@@ -71,6 +71,7 @@ var goldenCases = []struct{ blueprint, distro, imageType string }{
 	{"../../../../examples/web.toml", "debian-12", "qcow2"},
 	{"full.json", "debian-12", "qcow2"},
 	{"full.json", "debian-13", "raw"},
+	{"custom.toml", "debian-12", "qcow2"},
 }
 
 func TestGoldenManifests(t *testing.T) {
@@ -137,7 +138,7 @@ func TestManifestCarriesTheBlueprint(t *testing.T) {
 	_, m := makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "qcow2"), bp, Options{})
 
 	debs := stageOf[*manifest.DebsInstall](t, m, "os")
-	for _, want := range []string{"nginx", "curl", "htop", "task-ssh-server", "linux-image-cloud-amd64", "grub-pc-bin", "grub-efi-amd64-bin", "nftables", "locales", "keyboard-configuration", "systemd-timesyncd"} {
+	for _, want := range []string{"nginx", "curl", "htop", "task-ssh-server", "linux-image-amd64", "grub-pc-bin", "grub-efi-amd64-bin", "nftables", "locales", "keyboard-configuration", "systemd-timesyncd"} {
 		assert.Contains(t, debs.Packages, want)
 	}
 	assert.Equal(t, "full.example.com", stageOf[*manifest.Hostname](t, m, "os").Hostname)
@@ -155,7 +156,11 @@ func TestManifestCarriesTheBlueprint(t *testing.T) {
 	assert.Equal(t, "root", users[1].Name)
 
 	fw := stageOf[*manifest.Firewall](t, m, "os")
-	assert.Equal(t, []manifest.FirewallPort{{From: 22, To: 22, Protocol: "tcp"}, {From: 8000, To: 8010, Protocol: "udp"}, {From: 443, To: 443, Protocol: "tcp"}}, fw.Ports)
+	// The blueprint's ports, then its services' and ssh's (open unless
+	// disabled), each port once: the manifest shows what is opened.
+	assert.Equal(t, []manifest.FirewallPort{{From: 22, To: 22, Protocol: "tcp"}, {From: 8000, To: 8010, Protocol: "udp"}, {From: 443, To: 443, Protocol: "tcp"}, {From: 80, To: 80, Protocol: "tcp"}}, fw.Ports)
+	assert.Empty(t, fw.EnabledServices, "services are resolved to their ports")
+	assert.Empty(t, fw.DisabledServices, "ssh stays open")
 
 	sd := stageOf[*manifest.Systemd](t, m, "os")
 	assert.Contains(t, sd.Enabled, "nginx")

@@ -55,7 +55,12 @@ func (d *Distro) repoProblems(c *blueprint.Customizations) blueprint.Errors {
 // and the pins of the keys fetched by URL (keys maps URL to key). A
 // disabled repository is written with "Enabled: no" and never solved
 // against. It returns every problem at once.
-func blueprintRepos(c *blueprint.Customizations, keys map[string]keyfetch.Key) (srcs []manifest.AptSource, solve []depsolve.Repository, pins []manifest.KeyPin, errs blueprint.Errors) {
+//
+// A nil keys map means no fetch was made (a plan only to check the
+// blueprint, offline): key URLs are then left out with a warning.
+// compose.Manifest always fetches, and there a key missing from the map
+// is a problem at its field.
+func blueprintRepos(c *blueprint.Customizations, keys map[string]keyfetch.Key) (srcs []manifest.AptSource, solve []depsolve.Repository, pins []manifest.KeyPin, warnings []string, errs blueprint.Errors) {
 	for i, r := range c.Repositories {
 		p := fmt.Sprintf("customizations.repositories[%d]", i)
 		src := manifest.AptSource{
@@ -80,6 +85,10 @@ func blueprintRepos(c *blueprint.Customizations, keys map[string]keyfetch.Key) (
 				continue
 			}
 			key, ok := keys[k]
+			if keys == nil {
+				warnings = append(warnings, fmt.Sprintf("%s.gpgkeys[%d]: the key was not fetched, as this plan is only a check; building fetches and pins it", p, j))
+				continue
+			}
 			if !ok {
 				errs = append(errs, blueprint.Problem{Path: fmt.Sprintf("%s.gpgkeys[%d]", p, j), Message: "the key at this URL was not fetched, so it cannot be pinned into the manifest; check that the URL is reachable over https"})
 				continue
@@ -105,7 +114,7 @@ func blueprintRepos(c *blueprint.Customizations, keys map[string]keyfetch.Key) (
 			solve = append(solve, depsolve.Repository{ID: r.ID, URI: r.BaseURLs[0], Suites: []string{r.Suite}, Components: r.Components, SignedByKeys: armored, Priority: r.Priority})
 		}
 	}
-	return srcs, solve, pins, errs
+	return srcs, solve, pins, warnings, errs
 }
 
 // pinWarnings warns about a blueprint repository whose priority also pins

@@ -163,11 +163,17 @@ suite = "stable"
 components = ["main"]
 gpgkeys = ["https://keys.example.org/c.asc"]
 `)
-	_, err = it.Manifest(bp, Options{Mirrors: testMirrors})
+	_, err = it.Manifest(bp, Options{Mirrors: testMirrors, GPGKeys: map[string]keyfetch.Key{}})
 	require.True(t, errors.As(err, &errs), "%v", err)
 	require.Len(t, errs, 1)
 	assert.Equal(t, "customizations.repositories[0].gpgkeys[0]", errs[0].Path)
 	assert.Contains(t, errs[0].Message, "not fetched")
+
+	// Planned only to check the blueprint (no fetch at all), the key URL
+	// is left out with a warning naming its field.
+	plan, err := it.Manifest(bp, Options{Mirrors: testMirrors})
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(plan.Warnings, "\n"), "customizations.repositories[0].gpgkeys[0]: the key was not fetched")
 }
 
 // damagedKey is the test key with one data character changed, which its

@@ -8,7 +8,6 @@ import (
 	"unicode"
 
 	"github.com/kiln-project/kiln/blueprint"
-	"github.com/kiln-project/kiln/internal/manifest"
 )
 
 // blueprintOption is an option an image type may support: its TOML path
@@ -43,6 +42,8 @@ var blueprintOptions = []blueprintOption{
 	{"customizations.files", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Files) > 0 }},
 	{"customizations.repositories", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return len(c.Repositories) > 0 }},
 	{"customizations.cacerts", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.CACerts != nil }},
+	{"customizations.firstboot", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.Firstboot != nil }},
+	{"customizations.sshd", func(_ *blueprint.Blueprint, c *blueprint.Customizations) bool { return c.SSHD != nil }},
 }
 
 // customizations returns the blueprint's customizations, never nil.
@@ -89,32 +90,11 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 		}
 	}
 	c := customizations(bp)
-	if tz := c.Timezone; tz != nil && tz.Timezone != nil && !d.sets.timezones[*tz.Timezone] {
-		add("customizations.timezone.timezone", "unknown time zone %q%s (use an IANA name such as \"Europe/Berlin\" or \"UTC\")", *tz.Timezone, didYouMean(*tz.Timezone, keys(d.sets.timezones)))
-	}
+	errs = append(errs, it.targetProblems(c)...)
 	if l := c.Locale; l != nil {
 		for i, lang := range l.Languages {
 			if !d.sets.locales[lang] {
 				add(fmt.Sprintf("customizations.locale.languages[%d]", i), "unknown locale %q for %s%s (use a name such as \"en_US.UTF-8\")", lang, d.Name, didYouMean(lang, keys(d.sets.locales)))
-			}
-		}
-		if l.Keyboard != nil && !d.sets.keyboards[*l.Keyboard] {
-			add("customizations.locale.keyboard", "unknown keyboard layout %q%s (use an XKB layout such as \"us\" or a layout-variant pair such as \"de-nodeadkeys\")", *l.Keyboard, didYouMean(*l.Keyboard, keys(d.sets.keyboards)))
-		}
-	}
-	if fw := c.Firewall; fw != nil {
-		for i, p := range fw.Ports {
-			if _, err := parsePort(p); err != nil {
-				add(fmt.Sprintf("customizations.firewall.ports[%d]", i), "%v", err)
-			}
-		}
-		if s := fw.Services; s != nil {
-			for field, names := range map[string][]string{"enabled": s.Enabled, "disabled": s.Disabled} {
-				for i, n := range names {
-					if _, ok := manifest.FirewallServices[n]; !ok {
-						add(fmt.Sprintf("customizations.firewall.services.%s[%d]", field, i), "unknown firewall service %q%s (known: %s)", n, didYouMean(n, keys(manifest.FirewallServices)), strings.Join(sortedKeys(manifest.FirewallServices), ", "))
-					}
-				}
 			}
 		}
 	}
@@ -122,15 +102,17 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 		for i, p := range dk.Partitions {
 			path := fmt.Sprintf("customizations.disk.partitions[%d]", i)
 			if p.Type == "lvm" {
-				add(path+".type", "LVM partitions cannot be built yet (kiln assembles disks without device-mapper): use plain partitions")
+				add(path+".type", "%s", lvmRefusal)
 			}
 			if p.FSType == "xfs" {
-				add(path+".fs_type", "xfs filesystems cannot be built yet: use ext4")
+				add(path+".fs_type", "%s", xfsRefusal)
 			}
 		}
 	}
+	errs = append(errs, it.diskProblems(c)...)
 	// Key URLs are fetched when the manifest is planned (compose.Manifest).
 	errs = append(errs, d.repoProblems(c)...)
+	errs = append(errs, it.conflicts(bp)...)
 	pathErrs, _ := it.arch.pathProblems(bp)
 	errs = append(errs, pathErrs...)
 	slices.SortStableFunc(errs, func(a, b blueprint.Problem) int { return strings.Compare(a.Path, b.Path) })

@@ -29,7 +29,7 @@ func TestCheckBlueprint(t *testing.T) {
 		{"unknown keyboard", "qcow2", "[customizations.locale]\nkeyboard = \"dee\"\n", "customizations.locale.keyboard", `unknown keyboard layout "dee"`},
 		{"unknown firewall service", "qcow2", "[customizations.firewall.services]\nenabled = [\"htp\"]\n", "customizations.firewall.services.enabled[0]", `unknown firewall service "htp" (did you mean "http"?)`},
 		{"service port without that protocol", "qcow2", "[customizations.firewall]\nports = [\"ntp:tcp\"]\n", "customizations.firewall.ports[0]", `service "ntp" has no tcp port`},
-		{"lvm", "qcow2", "[customizations.disk]\n[[customizations.disk.partitions]]\ntype = \"lvm\"\nname = \"vg0\"\n[[customizations.disk.partitions.logical_volumes]]\nname = \"root\"\nmountpoint = \"/\"\nfs_type = \"ext4\"\n", "customizations.disk.partitions[0].type", "LVM partitions cannot be built yet"},
+		{"lvm", "qcow2", "[customizations.disk]\n[[customizations.disk.partitions]]\ntype = \"lvm\"\nname = \"vg0\"\n[[customizations.disk.partitions.logical_volumes]]\nname = \"root\"\nmountpoint = \"/\"\nfs_type = \"ext4\"\n", "customizations.disk.partitions[0].type", "LVM partitions cannot be built: kiln writes disk images as plain files, without the device-mapper devices"},
 		{"other distro", "qcow2", "distro = \"debian-13\"\n", "distro", `the blueprint is for "debian-13" but the build is for "debian-12"`},
 		{"other arch", "qcow2", "architecture = \"aarch64\"\n", "architecture", `the blueprint is for "aarch64"`},
 	}

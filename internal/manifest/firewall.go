@@ -1,8 +1,10 @@
 package manifest
 
-// FirewallServices maps the service names a Firewall stage (and a
-// blueprint's firewall.services and ports such as "ssh:tcp") may use to
-// their ports.
+// FirewallServices maps the service names a Firewall stage may use to
+// their ports. They are firewalld's names that users write in blueprints,
+// some of which /etc/services lacks ("dns", "dhcpv6-client", "cockpit");
+// for a blueprint, other names are looked up in the distribution's
+// /etc/services, and the planner passes the stage ports, not names.
 var FirewallServices = map[string][]FirewallPort{
 	"ssh":           {{From: 22, To: 22, Protocol: "tcp"}},
 	"http":          {{From: 80, To: 80, Protocol: "tcp"}},

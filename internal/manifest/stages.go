@@ -36,6 +36,8 @@ var stageTypes = map[string]func() StageOptions{
 	OVA{}.StageType():            func() StageOptions { return &OVA{} },
 	OCIArchive{}.StageType():     func() StageOptions { return &OCIArchive{} },
 	ISO{}.StageType():            func() StageOptions { return &ISO{} },
+	Firstboot{}.StageType():      func() StageOptions { return &Firstboot{} },
+	SSHD{}.StageType():           func() StageOptions { return &SSHD{} },
 }
 
 // StageTypes lists every known stage type name.
@@ -129,6 +131,12 @@ func (Locale) StageType() string { return "kiln.locale" }
 type Keyboard struct {
 	Layout  string `json:"layout"`
 	Variant string `json:"variant,omitempty"`
+	// Model and Options are XKB's (default pc105 and none).
+	Model   string `json:"model,omitempty"`
+	Options string `json:"options,omitempty"`
+	// Keymap is the console keymap when the blueprint named one
+	// ("de-latin1"); by default it is "<layout>" or "<layout>-<variant>".
+	Keymap string `json:"keymap,omitempty"`
 }
 
 func (Keyboard) StageType() string { return "kiln.keyboard" }

@@ -242,6 +242,9 @@ func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 	}
 	if failure != nil {
 		failure.Reason, failure.Details = w.scrub.Replace(failure.Reason), w.scrub.Replace(failure.Details)
+		for i := range failure.Problems {
+			failure.Problems[i].Message = w.scrub.Replace(failure.Problems[i].Message)
+		}
 	}
 	if err := w.cfg.Client.Finish(fctx, j, result, failure); err != nil {
 		log.Error("finishing the job failed", "err", err)
@@ -281,7 +284,7 @@ func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFai
 	}
 	bp, err := blueprint.Parse(args.Blueprint, blueprint.FormatJSON)
 	if err != nil {
-		return nil, &jobFailure{Reason: "the blueprint is invalid", Details: err.Error()}
+		return nil, &jobFailure{Reason: "the blueprint is invalid", Details: err.Error(), Problems: workerproto.ProblemsOf(err)}
 	}
 	it, err := compose.ImageType(w.cfg.Distros, bp, compose.Request{Distro: args.Distro, Arch: args.Arch, ImageType: args.ImageType}, compose.Defaults{})
 	if err != nil {
@@ -290,7 +293,7 @@ func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFai
 	res, err := compose.Manifest(ctx, it, bp, distro.Options{Mirrors: w.cfg.Mirrors}, w.cfg.Resolver)
 	if err != nil {
 		var mirror *depsolve.MirrorError
-		return nil, &jobFailure{Reason: "the packages could not be resolved", Details: err.Error(), Retry: errors.As(err, &mirror)}
+		return nil, &jobFailure{Reason: "the packages could not be resolved", Details: err.Error(), Retry: errors.As(err, &mirror), Problems: workerproto.ProblemsOf(err)}
 	}
 	data, err := res.Manifest.Marshal()
 	if err != nil {
@@ -426,12 +429,27 @@ func (w *Worker) buildAndUpload(ctx context.Context, j *workerproto.Job, m *mani
 // buildFailure is a failed build's reason: the stage that failed, from
 // the engine's build-failed event, and its tool's last error line; the
 // whole error is in the details. A build that failed outside any stage
-// (fetching packages) says only that it failed.
+// (fetching packages) says only that it failed. A build that failed on
+// what the blueprint asks for (the check after package installation
+// found no unit, group or shell it names) carries those problems, each
+// with its blueprint field, for the service to show at its field.
 func buildFailure(ev engine.Event, err error) *jobFailure {
+	problems := workerproto.ProblemsOf(err)
 	if ev.Stage == "" {
-		return &jobFailure{Reason: "the build failed", Details: err.Error()}
+		return &jobFailure{Reason: "the build failed", Details: err.Error(), Problems: problems}
 	}
-	return &jobFailure{Reason: fmt.Sprintf("stage %s of pipeline %s: %s", ev.Stage, ev.Pipeline, lastErrorLine(ev.Message)), Details: err.Error()}
+	why := lastErrorLine(ev.Message)
+	if len(problems) > 0 {
+		why = fmt.Sprintf("the image does not have what the blueprint asks for (%d %s, each under its field)", len(problems), plural(len(problems), "problem", "problems"))
+	}
+	return &jobFailure{Reason: fmt.Sprintf("stage %s of pipeline %s: %s", ev.Stage, ev.Pipeline, why), Details: err.Error(), Problems: problems}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // lastErrorLine shortens a stage's error to its tool's last words. Host

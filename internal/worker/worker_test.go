@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose/composetest"
 	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/distro"
@@ -405,6 +406,29 @@ func TestFailedBuildJobNamesTheStage(t *testing.T) {
 	assert.Contains(t, string(q.file(t, workerproto.BuildLog)), "build failed: archive: stage kiln.tar: tar: exit status 2")
 	_, err := q.files.Open(context.Background(), q.composeID, "t.tar.xz")
 	assert.ErrorIs(t, err, artifacts.ErrNotFound, "no image")
+}
+
+// A build that fails on what the blueprint asks for (the check after
+// package installation) fails its job with each problem and its
+// blueprint field, which the service keeps with the failure.
+func TestFailedBuildJobCarriesBlueprintProblems(t *testing.T) {
+	m := composetest.TarManifest()
+	q := queueWithBuild(t, m, time.Minute)
+	problems := blueprint.Errors{
+		{Path: "customizations.services.enabled[0]", Message: "no installed unit is called cockpit.socket"},
+		{Path: "customizations.user[0].groups[0]", Message: `the image has no group "wheel"; Debian's is "sudo"`},
+	}
+	startBuilder(t, q, &composetest.Builder{FailAt: "kiln.hostname", FailProblems: problems})
+	j := q.waitBuild(t)
+	require.Equal(t, store.JobFailure, j.State)
+	require.NotNil(t, j.Error)
+	assert.Equal(t, "stage kiln.hostname of pipeline os: the image does not have what the blueprint asks for (2 problems, each under its field)", j.Error.Reason)
+	details, got := workerproto.DecodeDetails(j.Error.Details)
+	assert.Equal(t, []workerproto.Problem{
+		{Field: "customizations.services.enabled[0]", Message: "no installed unit is called cockpit.socket"},
+		{Field: "customizations.user[0].groups[0]", Message: `the image has no group "wheel"; Debian's is "sudo"`},
+	}, got)
+	assert.Contains(t, details, "os: stage kiln.hostname: customizations.services.enabled[0]: no installed unit")
 }
 
 // Canceling the compose stops a running build at the next heartbeat.

@@ -119,6 +119,20 @@ type FinishError struct {
 	Reason  string `json:"reason"`
 	Details string `json:"details,omitempty"`
 	Retry   bool   `json:"retry,omitempty"`
+	// Problems, when the job failed because of what the blueprint asks
+	// for (a service no installed package provides, a group the image
+	// lacks), are those problems, one each, with the blueprint field
+	// they are about.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one thing wrong with a blueprint that a job found: Field is
+// its path in the blueprint (customizations.services.enabled[0]), empty
+// when it is about no one field; Message says what is wrong and how to
+// fix it, without repeating the field.
+type Problem struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 // UploadRequest asks to upload a file straight to the artifact store.

@@ -118,6 +118,7 @@ func TestCloudImages(t *testing.T) {
 			assert.Equal(t, "present", sh("sh", "-c", `grep -qE "/$1\.ko(\.[a-z]+)?(:|$)" "/lib/modules/$(uname -r)/modules.dep" "/lib/modules/$(uname -r)/modules.builtin" && echo present`, "sh", driver), driver)
 		}
 		assert.Contains(t, sh("cat", "/etc/cloud/cloud.cfg.d/90_kiln_datasource.cfg"), "[Ec2, NoCloud, None]")
+		checkNetworkDrivers(t, sh, "ami")
 		assert.Equal(t, "install ok installed", sh("dpkg-query", "-W", "-f", "${Status}", "jq"))
 		assert.Equal(t, "yes", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes"), "booted through UEFI")
 	})
@@ -135,6 +136,7 @@ func TestCloudImages(t *testing.T) {
 		assert.Equal(t, "install ok installed", sh("dpkg-query", "-W", "-f", "${Status}", "cloud-init"))
 		sh("/usr/sbin/modinfo", "-n", "hv_netvsc")
 		sh("/usr/sbin/modinfo", "-n", "hv_storvsc")
+		checkNetworkDrivers(t, sh, "vhd")
 	})
 	t.Run("gcp", func(t *testing.T) {
 		t.Parallel()
@@ -145,6 +147,7 @@ func TestCloudImages(t *testing.T) {
 		assert.Equal(t, "enabled", sh("systemctl", "is-enabled", "systemd-timesyncd"))
 		assert.Contains(t, sh("systemd-analyze", "cat-config", "systemd/timesyncd.conf"), "NTP=metadata.google.internal")
 		assert.Contains(t, sh("cat", "/etc/cloud/cloud.cfg.d/90_kiln_datasource.cfg"), "[GCE, NoCloud, None]")
+		checkNetworkDrivers(t, sh, "gce")
 		assert.Equal(t, "install ok installed", sh("dpkg-query", "-W", "-f", "${Status}", "jq"))
 	})
 }

@@ -84,9 +84,15 @@ type guest struct {
 // of the serial console if it failed.
 func bootGuest(t *testing.T, image, firmware, key string) *guest {
 	t.Helper()
+	return bootGuestWith(t, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root"})
+}
+
+// bootGuestWith is bootGuest with the whole machine configuration.
+func bootGuestWith(t *testing.T, cfg boottest.Config) *guest {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	t.Cleanup(cancel)
-	vm, err := boottest.Boot(ctx, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root"})
+	vm, err := boottest.Boot(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -115,6 +121,28 @@ func bootGuest(t *testing.T, image, firmware, key string) *guest {
 		}
 	}
 	return g
+}
+
+// checkNetworkDrivers checks that the booted image has a module (or a
+// built-in driver) for every network card its image type declares, so it
+// has a network on each platform the type is for, not only on the card
+// this boot used.
+func checkNetworkDrivers(t *testing.T, sh func(args ...string) string, imageType string) {
+	t.Helper()
+	reg, err := distro.Load()
+	require.NoError(t, err)
+	d, err := reg.Distro("debian-12")
+	require.NoError(t, err)
+	a, err := d.Arch("x86_64")
+	require.NoError(t, err)
+	it, err := a.ImageType(imageType)
+	require.NoError(t, err)
+	require.NotEmpty(t, it.NetworkDrivers, "image type %s declares its network cards", imageType)
+	for _, driver := range it.NetworkDrivers {
+		// modinfo finds modules and built-in drivers alike, and reads
+		// "xen_netfront" as xen-netfront.ko.
+		assert.NotEmpty(t, sh("/usr/sbin/modinfo", "-F", "filename", driver), "the kernel of %s has %s", imageType, driver)
+	}
 }
 
 // newSSHKey makes a key pair for logging in to a built image and returns

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/internal/boottest"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/testhost"
@@ -111,11 +112,22 @@ func TestQcow2Image(t *testing.T) {
 	espUUID := mountUUID(t, m, "/boot/efi")
 
 	// The two boots run side by side, and beside the other tests' builds.
-	for _, firmware := range []string{"bios", "uefi"} {
+	// Each gets the network card QEMU gives when none is named, as
+	// "qemu-system-x86_64 disk.qcow2" does: e1000 on the pc machine (QEMU's
+	// default, booted with BIOS) and e1000e on q35 (booted with UEFI). The
+	// cloud and vSphere tests boot virtio-net.
+	for _, boot := range []struct{ firmware, machine, driver string }{
+		{"bios", "pc", "e1000"},
+		{"uefi", "q35", "e1000e"},
+	} {
+		firmware := boot.firmware
 		t.Run(firmware, func(t *testing.T) {
 			t.Parallel()
-			g := bootGuest(t, image, firmware, key)
+			g := bootGuestWith(t, boottest.Config{Image: image, Firmware: firmware, SSHKey: key, User: "root", Machine: boot.machine, NIC: boottest.NICDefault})
 			ctx, vm, sh := g.ctx, g.vm, g.sh
+			// SSH came in through that card; its driver proves which it is.
+			assert.Equal(t, boot.driver, sh("sh", "-c", "basename $(readlink /sys/class/net/*/device/driver)"), "the guest's network card")
+			checkNetworkDrivers(t, sh, "qcow2")
 			if firmware == "uefi" {
 				assert.Equal(t, "yes", sh("sh", "-c", "test -d /sys/firmware/efi && echo yes"), "booted through UEFI")
 			} else {

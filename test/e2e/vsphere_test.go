@@ -212,6 +212,7 @@ func TestVSphereImages(t *testing.T) {
 	require.NoError(t, os.Remove(ovaDisk))
 	sh := bootGuest(t, qcow2, "bios", key).sh
 	assert.Equal(t, "kiln-vsphere", sh("hostname"))
+	checkNetworkDrivers(t, sh, "ova")
 	assert.Equal(t, "bios", sh("sh", "-c", "test -d /sys/firmware/efi && echo uefi || echo bios"))
 	assert.Equal(t, "install ok installed\ninstall ok installed", sh("dpkg-query", "-W", "-f", "${Status}\n", "open-vm-tools", "jq"))
 	// open-vm-tools starts only on VMware (ConditionVirtualization=vmware):

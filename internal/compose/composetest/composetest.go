@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
@@ -40,6 +41,11 @@ type Builder struct {
 	// status 1").
 	FailAt      string
 	FailMessage string
+	// FailProblems, when set with FailAt, is the error the stage fails
+	// with instead: what the check after package installation returns
+	// when the image lacks what the blueprint asks for, reachable from
+	// the build's error with errors.As.
+	FailProblems blueprint.Errors
 
 	mu      sync.Mutex
 	gate    chan struct{} // while non-nil and open, builds wait at their first stage
@@ -240,6 +246,9 @@ func (b *Builder) run(ctx context.Context, m *manifest.Manifest, log io.Writer, 
 					msg = "exit status 1"
 				}
 				err = fmt.Errorf("%s", msg)
+				if len(b.FailProblems) > 0 {
+					err = b.FailProblems
+				}
 			}
 			if err != nil {
 				report(engine.Event{Kind: engine.BuildFailed, Pipeline: p.Name, Stage: st.Type, Index: index, Total: total, Message: err.Error()})

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
@@ -99,6 +100,27 @@ func TestBuilderFailsAtTheNamedStage(t *testing.T) {
 	assert.Equal(t, "build-failed archive kiln.tar", k[len(k)-1])
 	_, err = os.Stat(compose.OutputFiles(dir, "t.tar.xz").Artifact)
 	assert.True(t, os.IsNotExist(err), "no artifact")
+}
+
+// Told to fail at a stage with blueprint problems, the fake fails there
+// with them, as the check after package installation does: the build's
+// error carries them for errors.As, and the build-failed event and the
+// log say them.
+func TestBuilderFailsWithBlueprintProblems(t *testing.T) {
+	problems := blueprint.Errors{
+		{Path: "customizations.services.enabled[0]", Message: "no installed unit is called cockpit.socket"},
+		{Path: "customizations.user[0].shell", Message: "/bin/zsh is not in the image"},
+	}
+	var log bytes.Buffer
+	ev := &events{}
+	b := &Builder{FailAt: "kiln.hostname", FailProblems: problems}
+	_, err := b.Build(context.Background(), TarManifest(), t.TempDir(), &log, ev)
+	var got blueprint.Errors
+	require.ErrorAs(t, err, &got)
+	assert.Equal(t, problems, got)
+	assert.Contains(t, log.String(), "customizations.user[0].shell: /bin/zsh is not in the image")
+	k := ev.kinds()
+	assert.Equal(t, "build-failed os kiln.hostname", k[len(k)-1])
 }
 
 // A blocked fake waits at its first stage until released, or until its

@@ -30,6 +30,12 @@ func TestParseConstraint(t *testing.T) {
 		{in: ">= ", wantErr: "is not a Debian version"},
 		{in: "latest", wantErr: "is not a Debian version"},
 		{in: "1.0 evil", wantErr: "is not a Debian version"},
+		{in: "1:9.2p1*", want: constraint{"glob", "1:9.2p1*"}},
+		{in: "2.9.?-1", want: constraint{"glob", "2.9.?-1"}},
+		{in: "= 2.*", want: constraint{"glob", "2.*"}},
+		{in: ">= 2.*", wantErr: "version pattern"},
+		{in: "2.[0-9]*", wantErr: "version pattern"},
+		{in: "abc*", wantErr: "version pattern"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -61,6 +67,10 @@ func TestConstraintSatisfied(t *testing.T) {
 		{constraint{">>", "1.0"}, "1:0.1", true},
 		{constraint{"=", "7.88.1-10+deb12u5"}, "7.88.1-10+deb12u5", true},
 		{constraint{"=", "7.88.1-10+deb12u5"}, "7.88.1-10+deb12u15", false},
+		{constraint{"glob", "1:9.2p1*"}, "1:9.2p1-2+deb12u3", true},
+		{constraint{"glob", "1:9.2p1*"}, "1:9.3p1-1", false},
+		{constraint{"glob", "2.9.?-1"}, "2.9.4-1", true},
+		{constraint{"glob", "2.9.?-1"}, "2.9.14-1", false},
 	}
 	for _, tc := range tests {
 		assert.Equal(t, tc.want, tc.c.satisfied(tc.v), "%s %s", tc.v, tc.c)

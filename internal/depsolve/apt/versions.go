@@ -3,6 +3,7 @@ package apt
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -17,20 +18,26 @@ type spec struct {
 	c    constraint
 }
 
-// constraint is a version relation; op is "" for any version.
+// constraint is a version relation; op is "" for any version and "glob"
+// for a version pattern ("1:9.2p1*", as osbuild blueprints write them).
 type constraint struct {
 	op, version string
 }
 
 func (c constraint) String() string {
-	if c.op == "" {
+	switch c.op {
+	case "":
 		return "*"
+	case "glob":
+		return c.version
 	}
 	return c.op + " " + c.version
 }
 
-// parseConstraint reads "", "*", an exact version, or a relation
-// ("= 1.2-3", ">= 1.2", "<< 2", "<= 1", ">> 1").
+// parseConstraint reads "", "*", an exact version, a relation
+// ("= 1.2-3", ">= 1.2", "<< 2", "<= 1", ">> 1") or a version pattern
+// with '*' and '?' wildcards ("2.9.*", "1:9.2p1*"), which selects the
+// newest version that matches it.
 func parseConstraint(s string) (constraint, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "*" {
@@ -46,6 +53,12 @@ func parseConstraint(s string) (constraint, error) {
 	if strings.HasPrefix(s, ">") || strings.HasPrefix(s, "<") {
 		return constraint{}, fmt.Errorf("version %q: use >>, >=, << or <= (a single > or < is ambiguous)", s)
 	}
+	if strings.ContainsAny(s, "*?") {
+		if op != "=" || !validPattern(s) {
+			return constraint{}, fmt.Errorf("version pattern %q: write a Debian version with '*' or '?' wildcards and no relation, e.g. \"2.9.*\"", s)
+		}
+		return constraint{op: "glob", version: s}, nil
+	}
 	if !debversion.Valid(s) || strings.ContainsAny(s, " \t/=") {
 		return constraint{}, fmt.Errorf("version %q is not a Debian version", s)
 	}
@@ -56,6 +69,10 @@ func parseConstraint(s string) (constraint, error) {
 func (c constraint) satisfied(v string) bool {
 	if c.op == "" {
 		return true
+	}
+	if c.op == "glob" {
+		ok, err := path.Match(c.version, v)
+		return ok && err == nil
 	}
 	a, err := debversion.NewVersion(v)
 	if err != nil {
@@ -79,6 +96,13 @@ func (c constraint) satisfied(v string) bool {
 		return cmp < 0
 	}
 	return false
+}
+
+// validPattern says whether a version pattern is a Debian version once its
+// wildcards stand for a digit.
+func validPattern(s string) bool {
+	v := strings.NewReplacer("*", "0", "?", "0").Replace(s)
+	return debversion.Valid(v) && !strings.ContainsAny(s, " \t/=[]\\")
 }
 
 // compareVersions orders Debian versions; unparsable ones sort first.

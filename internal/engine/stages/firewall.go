@@ -15,7 +15,8 @@ import (
 // loopback, ICMP and ICMPv6, and the listed ports; forwarding is dropped,
 // output accepted. ssh is allowed unless DisabledServices names it.
 // EnabledServices are service names; their ports come from
-// manifest.FirewallServices. When nft is installed in the tree the ruleset is
+// manifest.FirewallServices. Manifests kiln plans list every port in Ports
+// (services resolved at plan time) and name only ssh, when disabled. When nft is installed in the tree the ruleset is
 // checked with "nft -c" inside it. Enabling nftables.service (which loads
 // the file at boot) is the Systemd stage's job.
 type Firewall struct{ Opts manifest.Firewall }

@@ -14,8 +14,10 @@ import (
 )
 
 // Keyboard writes /etc/default/keyboard (read by console-setup and X) and
-// /etc/vconsole.conf (read by systemd's console setup) with the layout and
-// variant. The console keymap is "<layout>" or "<layout>-<variant>".
+// /etc/vconsole.conf (read by systemd's tools) with the XKB layout,
+// variant, model (pc105 unless given) and options. The console keymap is
+// Keymap when given (the name a blueprint used, such as "de-latin1"), else
+// "<layout>" or "<layout>-<variant>".
 //
 // When console-setup is installed, its cached keymap is made again from
 // the new configuration (setupcon --save-only, as Debian's installer does)
@@ -25,18 +27,33 @@ import (
 // leaves the system degraded.
 type Keyboard struct{ Opts manifest.Keyboard }
 
+// XKB names; a layout may be a list ("ru,us", switched by an option), and
+// so may a variant.
 var (
-	xkbLayoutRE  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
-	xkbVariantRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$`)
+	xkbLayoutRE  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}(,[a-z][a-z0-9_]{0,31}){0,3}$`)
+	xkbVariantRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}(,[A-Za-z0-9_-]{0,64}){0,3}$`)
+	xkbModelRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_+-]{0,63}$`)
+	xkbOptionsRE = regexp.MustCompile(`^[a-z0-9_]+:[a-z0-9_]+(,[a-z0-9_]+:[a-z0-9_]+){0,15}$`)
+	keymapRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 )
 
 // Validate implements Stage.
 func (s *Keyboard) Validate() error {
-	if !xkbLayoutRE.MatchString(s.Opts.Layout) {
-		return fmt.Errorf("keyboard layout %q is not an XKB layout name such as \"us\" or \"de\"", s.Opts.Layout)
+	o := s.Opts
+	if !xkbLayoutRE.MatchString(o.Layout) {
+		return fmt.Errorf("keyboard layout %q is not an XKB layout name such as \"us\" or \"de\"", o.Layout)
 	}
-	if s.Opts.Variant != "" && !xkbVariantRE.MatchString(s.Opts.Variant) {
-		return fmt.Errorf("keyboard variant %q is not an XKB variant name such as \"nodeadkeys\"", s.Opts.Variant)
+	if o.Variant != "" && !xkbVariantRE.MatchString(o.Variant) {
+		return fmt.Errorf("keyboard variant %q is not an XKB variant name such as \"nodeadkeys\"", o.Variant)
+	}
+	if o.Model != "" && !xkbModelRE.MatchString(o.Model) {
+		return fmt.Errorf("keyboard model %q is not an XKB model name such as \"pc105\"", o.Model)
+	}
+	if o.Options != "" && !xkbOptionsRE.MatchString(o.Options) {
+		return fmt.Errorf("keyboard options %q are not XKB options such as \"grp:shifts_toggle,terminate:ctrl_alt_bksp\"", o.Options)
+	}
+	if o.Keymap != "" && !keymapRE.MatchString(o.Keymap) {
+		return fmt.Errorf("console keymap %q is not a keymap name such as \"de-latin1\"", o.Keymap)
 	}
 	return nil
 }
@@ -46,24 +63,30 @@ func (s *Keyboard) Run(ctx context.Context, env *Env) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	layout, variant := s.Opts.Layout, s.Opts.Variant
+	layout, variant, model := s.Opts.Layout, s.Opts.Variant, s.Opts.Model
+	if model == "" {
+		model = "pc105"
+	}
 	conf := fmt.Sprintf(`# KEYBOARD CONFIGURATION FILE
 
 # Consult the keyboard(5) manual page.
 
-XKBMODEL="pc105"
+XKBMODEL=%q
 XKBLAYOUT=%q
 XKBVARIANT=%q
-XKBOPTIONS=""
+XKBOPTIONS=%q
 
 BACKSPACE="guess"
-`, layout, variant)
+`, model, layout, variant, s.Opts.Options)
 	if err := WriteFile(env.Tree, "/etc/default/keyboard", []byte(conf), 0o644); err != nil {
 		return err
 	}
-	keymap := layout
-	if variant != "" {
-		keymap += "-" + variant
+	keymap := s.Opts.Keymap
+	if keymap == "" {
+		keymap = layout
+		if variant != "" {
+			keymap += "-" + variant
+		}
 	}
 	if err := WriteFile(env.Tree, "/etc/vconsole.conf", []byte("KEYMAP="+keymap+"\n"), 0o644); err != nil {
 		return err

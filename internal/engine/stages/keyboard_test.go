@@ -31,6 +31,25 @@ func TestKeyboard(t *testing.T) {
 	}
 }
 
+// A console keymap resolved to XKB: the model and options go to
+// /etc/default/keyboard, the keymap's own name to /etc/vconsole.conf.
+func TestKeyboardFromConsoleKeymap(t *testing.T) {
+	t.Parallel()
+	tree := t.TempDir()
+	env, _ := fileEnv(t, tree)
+	opts := manifest.Keyboard{Layout: "ru,us", Model: "pc105", Options: "terminate:ctrl_alt_bksp,grp:shifts_toggle,grp_led:scroll", Keymap: "ru"}
+	require.NoError(t, (&Keyboard{Opts: opts}).Run(context.Background(), env))
+	require.Contains(t, readTree(t, tree, "/etc/default/keyboard"),
+		"\nXKBMODEL=\"pc105\"\nXKBLAYOUT=\"ru,us\"\nXKBVARIANT=\"\"\nXKBOPTIONS=\"terminate:ctrl_alt_bksp,grp:shifts_toggle,grp_led:scroll\"\n")
+	require.Equal(t, "KEYMAP=ru\n", readTree(t, tree, "/etc/vconsole.conf"))
+
+	tree = t.TempDir()
+	env, _ = fileEnv(t, tree)
+	require.NoError(t, (&Keyboard{Opts: manifest.Keyboard{Layout: "us", Variant: "dvorak", Keymap: "dvorak"}}).Run(context.Background(), env))
+	require.Contains(t, readTree(t, tree, "/etc/default/keyboard"), "\nXKBMODEL=\"pc105\"\nXKBLAYOUT=\"us\"\nXKBVARIANT=\"dvorak\"\n")
+	require.Equal(t, "KEYMAP=dvorak\n", readTree(t, tree, "/etc/vconsole.conf"))
+}
+
 func TestKeyboardRejects(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -43,6 +62,9 @@ func TestKeyboardRejects(t *testing.T) {
 		{"newline", manifest.Keyboard{Layout: "us\nXKBOPTIONS=x"}, "not an XKB layout"},
 		{"variant with dollar", manifest.Keyboard{Layout: "us", Variant: "$(id)"}, "not an XKB variant"},
 		{"variant option-like", manifest.Keyboard{Layout: "us", Variant: "-x"}, "not an XKB variant"},
+		{"model with quote", manifest.Keyboard{Layout: "us", Model: `pc105"`}, "not an XKB model"},
+		{"options with newline", manifest.Keyboard{Layout: "us", Options: "grp:x\nXKBLAYOUT=y"}, "not XKB options"},
+		{"keymap with slash", manifest.Keyboard{Layout: "us", Keymap: "../x"}, "not a keymap name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -70,6 +70,8 @@ var registry = []Type{
 	register(func(o manifest.OVA) Stage { return &OVA{Opts: o} }),
 	register(func(o manifest.OCIArchive) Stage { return &OCIArchive{Opts: o} }),
 	register(func(o manifest.ISO) Stage { return &ISO{Opts: o} }),
+	register(func(o manifest.Firstboot) Stage { return &Firstboot{Opts: o} }),
+	register(func(o manifest.SSHD) Stage { return &SSHD{Opts: o} }),
 }
 
 // byName indexes registry.

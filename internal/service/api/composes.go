@@ -55,13 +55,12 @@ type checkedRequest struct {
 
 // checkRequest checks customizations and image requests as a blueprint
 // against each image request's distribution, architecture and image type.
+// Every problem comes back in one error: those of the customizations and
+// those of the image requests together.
 func (s *Server) checkRequest(name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
-	bp, err := blueprintFromRequest(blueprintName(name), cust)
-	if err != nil {
-		return nil, err
-	}
-	types, err := s.checkImageRequests(bp, distribution, irs, requestProblems)
-	if err != nil {
+	bp, bpErr := blueprintFromRequest(blueprintName(name), cust)
+	types, irErr := s.checkImageRequests(bp, distribution, irs, requestProblems)
+	if err := joinProblems(bpErr, irErr); err != nil {
 		return nil, err
 	}
 	return &checkedRequest{bp: bp, types: types}, nil
@@ -69,37 +68,49 @@ func (s *Server) checkRequest(name, distribution string, irs []imageRequest, cus
 
 // checkImageRequests looks up each image request's image type and checks
 // the blueprint against it; relabel turns the blueprint's problems into
-// the API's error.
+// the API's error. It goes on past a bad image request so that every
+// problem of every one comes back together. A nil blueprint (one that
+// did not parse) is not checked against the image types.
 func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string, irs []imageRequest, relabel func(error) error) ([]*distro.ImageType, error) {
 	d, err := s.cfg.Distros.Distro(distribution)
 	if err != nil {
 		return nil, fieldError(http.StatusBadRequest, "distribution", err.Error())
 	}
+	lookup := bp
+	if lookup == nil {
+		lookup = &blueprint.Blueprint{}
+	}
 	var types []*distro.ImageType
+	var errs []error
 	for i, ir := range irs {
 		where := fmt.Sprintf("image_requests[%d]", i)
 		a, err := d.Arch(ir.Architecture)
 		if err != nil {
-			return nil, fieldError(http.StatusBadRequest, where+".architecture", err.Error())
+			errs = append(errs, fieldError(http.StatusBadRequest, where+".architecture", err.Error()))
+			continue
 		}
 		if a.NotBuildable != "" {
-			return nil, fieldError(http.StatusBadRequest, where+".architecture", fmt.Sprintf("%s images cannot be built yet: %s", ir.Architecture, a.NotBuildable))
+			errs = append(errs, fieldError(http.StatusBadRequest, where+".architecture", fmt.Sprintf("%s images cannot be built yet: %s", ir.Architecture, a.NotBuildable)))
+			continue
 		}
-		it, err := compose.ImageType(s.cfg.Distros, bp, compose.Request{Distro: distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
+		it, err := compose.ImageType(s.cfg.Distros, lookup, compose.Request{Distro: distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
 		if err != nil {
-			return nil, fieldError(http.StatusBadRequest, where+".image_type", err.Error())
-		}
-		if err := it.CheckBlueprint(bp); err != nil {
-			return nil, relabel(err)
+			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", err.Error()))
+		} else if bp != nil {
+			if err := it.CheckBlueprint(bp); err != nil {
+				errs = append(errs, relabel(err))
+			}
 		}
 		tg, err := s.cfg.Targets.Lookup(ir.UploadRequest.Type)
 		if err != nil {
-			return nil, fieldError(http.StatusBadRequest, where+".upload_request.type", err.Error())
-		}
-		if err := tg.Check(ir.UploadRequest.Options); err != nil {
-			return nil, optionsError(where+".upload_request", err)
+			errs = append(errs, fieldError(http.StatusBadRequest, where+".upload_request.type", err.Error()))
+		} else if err := tg.Check(ir.UploadRequest.Options); err != nil {
+			errs = append(errs, optionsError(where+".upload_request", err))
 		}
 		types = append(types, it)
+	}
+	if err := joinProblems(errs...); err != nil {
+		return nil, err
 	}
 	return types, nil
 }
@@ -308,9 +319,34 @@ type uploadStatus struct {
 }
 
 type statusError struct {
-	ID      int    `json:"id"`
-	Reason  string `json:"reason"`
-	Details string `json:"details,omitempty"`
+	ID     int    `json:"id"`
+	Reason string `json:"reason"`
+	// Details is the failure's free-form text, or, when the failure is
+	// about fields of the request (the image lacks a service, a group or
+	// a shell it asks for), an []apimodel.StatusProblem: one per problem.
+	Details any `json:"details,omitempty"`
+}
+
+// failureDetails is what a failed job's stored details show: its
+// problems, one item each under the request's field, when it has any,
+// else its text.
+func failureDetails(stored string) any {
+	text, problems := workerproto.DecodeDetails(stored)
+	if len(problems) == 0 {
+		if text == "" {
+			return nil
+		}
+		return text
+	}
+	out := make([]apimodel.StatusProblem, 0, len(problems))
+	for _, p := range problems {
+		ip := problem{Field: p.Field, Message: p.Message}
+		if ip.Field != "" {
+			ip.Field = requestField(ip.Field)
+		}
+		out = append(out, apimodel.StatusProblem{Field: ip.Field, Detail: ip.detail()})
+	}
+	return out
 }
 
 // reasonCancelled is a canceled compose's error: jobs are canceled only
@@ -330,9 +366,9 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 		for _, j := range js {
 			if j.State == store.JobFailure || j.State == store.JobCanceled {
 				reason := reasonCancelled
-				details := ""
+				var details any
 				if j.State == store.JobFailure && j.Error != nil {
-					reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), j.Error.Details
+					reason, details = fmt.Sprintf("%s failed: %s", j.Type, j.Error.Reason), failureDetails(j.Error.Details)
 				}
 				st.Error = &statusError{ID: 1, Reason: reason, Details: details}
 				break

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 )
 
@@ -58,6 +59,43 @@ func problemsError(status int, ps []problem) *apiError {
 		e.Fields = append(e.Fields, p.Field)
 	}
 	return e
+}
+
+// joinProblems is one error listing the problems of all of errs (nil
+// ones skipped), each once: the same blueprint problem found against two
+// image requests is listed one time. An error that is not an apiError
+// (an internal failure) wins over the rest; the first error's status is
+// the answer's.
+func joinProblems(errs ...error) error {
+	var out *apiError
+	seen := map[[2]string]bool{}
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			return err
+		}
+		if out == nil {
+			out = &apiError{Status: ae.Status, Header: ae.Header}
+		}
+		for i, d := range ae.Details {
+			field := ""
+			if i < len(ae.Fields) {
+				field = ae.Fields[i]
+			}
+			if key := [2]string{field, d}; !seen[key] {
+				seen[key] = true
+				out.Details = append(out.Details, d)
+				out.Fields = append(out.Fields, field)
+			}
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	return out
 }
 
 func (e *apiError) Error() string {

@@ -37,7 +37,7 @@ func TestErrorsNameTheField(t *testing.T) {
 		{"hostname of the wrong type", "customizations.hostname", func(m map[string]any) { cust(m)["hostname"] = 42 }},
 		{"unknown image type", "image_requests[0].image_type", func(m map[string]any) { ir(m)["image_type"] = "floppy" }},
 		{"unknown distribution", "distribution", func(m map[string]any) { m["distribution"] = "debian-99" }},
-		{"unknown property", "customizations.sshd", func(m map[string]any) { cust(m)["sshd"] = true }},
+		{"unknown property", "customizations.colour", func(m map[string]any) { cust(m)["colour"] = true }},
 		{"missing property", "distribution", func(m map[string]any) { delete(m, "distribution") }},
 		{"one of two shapes", "customizations.filesystem[0].min_size", func(m map[string]any) {
 			cust(m)["filesystem"] = []any{map[string]any{"mountpoint": "/var/log", "min_size": "lots"}}

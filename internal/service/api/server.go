@@ -307,7 +307,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, e)
 			return
 		}
-		writeError(w, r, problemsError(http.StatusBadRequest, validationProblems(err)))
+		schema := validationProblems(err)
+		writeError(w, r, problemsError(http.StatusBadRequest, append(schema, s.furtherProblems(r, op.OperationID, err, schema)...)))
 		return
 	}
 	h := s.handlers[op.OperationID]
@@ -326,17 +327,45 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 // validationProblems turns the validator's errors into one problem each;
-// a problem with the request body names its field.
+// a problem with the request body names its field. The validator nests
+// its lists: a MultiError of RequestErrors, each of which may hold a
+// MultiError of the body's SchemaErrors; every leaf is one problem.
 func validationProblems(err error) []problem {
-	var me openapi3.MultiError
-	if !errors.As(err, &me) {
-		return []problem{describeValidation(err)}
-	}
 	var out []problem
-	for _, e := range me {
+	for _, e := range validationLeaves(err) {
 		out = append(out, describeValidation(e))
 	}
 	return out
+}
+
+// validationLeaves flattens the validator's nested lists into one error
+// per problem, each a RequestError when it came in one (so the problem
+// keeps knowing whether it is about a parameter or the body).
+func validationLeaves(err error) []error {
+	if me, ok := err.(openapi3.MultiError); ok {
+		var out []error
+		for _, e := range me {
+			out = append(out, validationLeaves(e)...)
+		}
+		return out
+	}
+	var re *openapi3filter.RequestError
+	if errors.As(err, &re) {
+		if me, ok := re.Err.(openapi3.MultiError); ok {
+			var out []error
+			for _, e := range me {
+				for _, leaf := range validationLeaves(e) {
+					if errors.As(leaf, new(*openapi3filter.RequestError)) {
+						out = append(out, leaf)
+						continue
+					}
+					out = append(out, &openapi3filter.RequestError{Input: re.Input, Parameter: re.Parameter, RequestBody: re.RequestBody, Err: leaf})
+				}
+			}
+			return out
+		}
+	}
+	return []error{err}
 }
 
 // unsupportedProperty matches the validator's reason for a property that
@@ -356,23 +385,6 @@ func schemaField(se *openapi3.SchemaError) string {
 func describeValidation(err error) problem {
 	var re *openapi3filter.RequestError
 	if errors.As(err, &re) {
-		var me openapi3.MultiError
-		if errors.As(re.Err, &me) {
-			// Alternatives (oneOf) that all failed: one problem, with
-			// the field when they agree on it.
-			var parts []string
-			field := ""
-			for i, e := range me {
-				p := describeValidation(&openapi3filter.RequestError{Input: re.Input, Parameter: re.Parameter, RequestBody: re.RequestBody, Err: e})
-				parts = append(parts, p.detail())
-				if i == 0 || p.Field == field {
-					field = p.Field
-				} else {
-					field = ""
-				}
-			}
-			return problem{Field: field, Message: strings.Join(parts, "; ")}.withoutFieldPrefix()
-		}
 		var se *openapi3.SchemaError
 		if errors.As(re.Err, &se) {
 			if re.Parameter != nil {
@@ -380,13 +392,13 @@ func describeValidation(err error) problem {
 				if p := fieldPath(se.JSONPointer()); p != "" {
 					where += "." + p
 				}
-				return problem{Message: where + ": " + se.Reason}
+				return problem{Message: where + ": " + schemaReason(se)}
 			}
 			field := schemaField(se)
 			if field == "" {
-				return problem{Message: "the request body: " + se.Reason}
+				return problem{Message: "the request body: " + schemaReason(se)}
 			}
-			return problem{Field: field, Message: se.Reason}
+			return problem{Field: field, Message: schemaReason(se)}
 		}
 		if re.Parameter != nil {
 			return problem{Message: fmt.Sprintf("%s parameter %s: %v", re.Parameter.In, re.Parameter.Name, re.Err)}
@@ -398,18 +410,19 @@ func describeValidation(err error) problem {
 	}
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
-		return problem{Field: schemaField(se), Message: se.Reason}
+		return problem{Field: schemaField(se), Message: schemaReason(se)}
 	}
 	return problem{Message: err.Error()}
 }
 
-// withoutFieldPrefix keeps a joined message from naming its field twice:
-// "f: a; f: b" becomes message "a; f: b" under field f, read "f: a; f: b".
-func (p problem) withoutFieldPrefix() problem {
-	if p.Field != "" {
-		p.Message = strings.TrimPrefix(p.Message, p.Field+": ")
+// schemaReason is what a schema error tells the user. A value that fits
+// none of a oneOf's forms gets the field's description, which says what
+// it takes, rather than the validator's bare "doesn't match any schema".
+func schemaReason(se *openapi3.SchemaError) string {
+	if se.SchemaField == "oneOf" && se.Schema != nil && se.Schema.Description != "" && !errors.Is(se, openapi3.ErrOneOfConflict) {
+		return "the value has none of the forms this field takes: " + strings.TrimSuffix(se.Schema.Description, ".")
 	}
-	return p
+	return se.Reason
 }
 
 // fieldPath writes a JSON pointer as a.b[0].c.

@@ -32,13 +32,19 @@ func requestProblems(err error) error {
 	}
 	var ps []problem
 	for _, p := range errs {
-		path := apimodel.RequestPath(p.Path)
-		if path == "name" {
-			path = "image_name"
-		}
-		ps = append(ps, problem{Field: path, Message: p.Message})
+		ps = append(ps, problem{Field: requestField(p.Path), Message: p.Message})
 	}
 	return problemsError(400, ps)
+}
+
+// requestField is the request's path of a field of the blueprint it was
+// translated into.
+func requestField(blueprintPath string) string {
+	path := apimodel.RequestPath(blueprintPath)
+	if path == "name" {
+		path = "image_name"
+	}
+	return path
 }
 
 // redactPasswords replaces each user's password by hasPassword: the stored

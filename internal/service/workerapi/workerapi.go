@@ -404,7 +404,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 	}
 	var jerr *store.JobError
 	if f.Error != nil {
-		jerr = &store.JobError{Reason: f.Error.Reason, Details: f.Error.Details, Retry: f.Error.Retry}
+		jerr = &store.JobError{Reason: f.Error.Reason, Details: workerproto.EncodeDetails(f.Error.Details, f.Error.Problems), Retry: f.Error.Retry}
 	}
 	if err := a.cfg.Queue.Finish(r.Context(), j.ID, token, f.Result, jerr); err != nil {
 		a.leaseError(w, j.ID, err)

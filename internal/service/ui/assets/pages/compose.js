@@ -123,7 +123,7 @@ export async function render(root, ctx) {
     fill(errorSlot, st.status === 'failure' && err ? h('div', { class: 'alert alert-error', role: 'alert' },
       h('h2', { class: 'alert-title' }, steps.some((x) => x.step === 'cancelled') ? 'The build was cancelled' : 'The build failed'),
       h('p', { class: 'error-reason' }, err.reason || 'The build failed.'),
-      err.details ? h('details', {}, h('summary', {}, 'Details'), h('pre', { class: 'code' }, typeof err.details === 'string' ? err.details : JSON.stringify(err.details, null, 2))) : null) : null);
+      failureDetails(err.details)) : null);
 
     const us = st.upload_status || {};
     const opts = us.options || {};
@@ -305,4 +305,18 @@ export async function render(root, ctx) {
     clearTimeout(timer);
     logAbort.abort();
   };
+}
+
+// failureDetails shows a failure's details: when the compose failed on
+// fields of its request (a service, group or shell its packages lack),
+// one line per problem naming its field; else the text, folded away.
+function failureDetails(details) {
+  if (Array.isArray(details)) {
+    return h('ul', { class: 'field-problems' }, details.map((p) => h('li', {},
+      p.field ? h('code', {}, p.field) : null, p.field ? ': ' : null,
+      p.field && (p.detail || '').startsWith(p.field + ': ') ? p.detail.slice(p.field.length + 2) : p.detail)));
+  }
+  if (!details) return null;
+  return h('details', {}, h('summary', {}, 'Details'),
+    h('pre', { class: 'code' }, typeof details === 'string' ? details : JSON.stringify(details, null, 2)));
 }

@@ -146,7 +146,7 @@ const PATTERN_RULES = [
   [/^customizations\.timezone\.timezone$/, 'is not a time zone name; choose one from the list, e.g. Europe/Berlin.'],
   [/^customizations\.services\./, 'is not a systemd unit name: use letters, digits and : _ . @ -.'],
   [/^customizations\.firewall\.ports/, 'is not a port: write PORT:PROTOCOL, START-END:PROTOCOL or SERVICE:PROTOCOL, e.g. 8080:tcp.'],
-  [/^customizations\.firewall\.services/, 'is not a firewall service name: use lowercase letters, digits and -, e.g. ssh.'],
+  [/^customizations\.firewall\.services/, 'is not a firewall service name: use letters, digits, _ and -, as /etc/services writes them, e.g. ssh.'],
   [/^customizations\.packages/, 'is not a package name.'],
   [/\.path$|\.mountpoint$/, 'is not an absolute path; start it with /.'],
   [/\.min_size$/, 'is not a size: give a number and a unit, e.g. 2 GiB.'],
