@@ -107,6 +107,19 @@ func (s *knownSets) firewall(fw *blueprint.FirewallCustomization) (*manifest.Fir
 	if slices.Contains(disabled, "ssh") {
 		f.DisabledServices = []string{"ssh"}
 	}
+	// A disabled service is closed: its ports are dropped explicitly, so
+	// the ruleset says so and nothing opens them by accident (the plan
+	// refuses a blueprint that opens them itself).
+	for _, name := range disabled {
+		ports, ok := s.firewallService(name)
+		if !ok {
+			return nil, fmt.Errorf("unknown firewall service %q", name)
+		}
+		f.Closed = append(f.Closed, ports...)
+	}
+	if len(f.Closed) > 0 {
+		f.Closed = uniqPorts(f.Closed)
+	}
 	return f, nil
 }
 
@@ -148,6 +161,9 @@ func (it *ImageType) targetProblems(c *blueprint.Customizations) blueprint.Error
 			}
 		}
 	}
+	if fw := c.Firewall; fw != nil && fw.Services != nil {
+		errs = append(errs, d.sets.disabledButOpened(fw)...)
+	}
 	created := map[string]bool{}
 	for _, g := range c.Group {
 		created[g.Name] = true
@@ -171,4 +187,61 @@ func uniqPorts(ports []manifest.FirewallPort) []manifest.FirewallPort {
 		}
 	}
 	return out
+}
+
+// disabledButOpened refuses a disabled firewall service whose ports the
+// same blueprint opens, through ports or another enabled service: the
+// firewall cannot both close and open them.
+func (s *knownSets) disabledButOpened(fw *blueprint.FirewallCustomization) blueprint.Errors {
+	var errs blueprint.Errors
+	type opener struct {
+		field string
+		ports []manifest.FirewallPort
+	}
+	var openers []opener
+	for i, p := range fw.Ports {
+		if ports, err := s.parsePort(p); err == nil {
+			openers = append(openers, opener{fmt.Sprintf("customizations.firewall.ports[%d]", i), ports})
+		}
+	}
+	for i, n := range fw.Services.Enabled {
+		if ports, ok := s.firewallService(n); ok && !slices.Contains(fw.Services.Disabled, n) {
+			openers = append(openers, opener{fmt.Sprintf("customizations.firewall.services.enabled[%d]", i), ports})
+		}
+	}
+	for i, n := range fw.Services.Disabled {
+		closed, ok := s.firewallService(n)
+		if !ok {
+			continue // reported as unknown
+		}
+		for _, o := range openers {
+			if p, q, hit := overlap(closed, o.ports); hit {
+				errs = append(errs, blueprint.Problem{
+					Path:    fmt.Sprintf("customizations.firewall.services.disabled[%d]", i),
+					Message: fmt.Sprintf("disables %q (%s), which %s opens (%s); remove one of them", n, portString(p), o.field, portString(q)),
+				})
+				break
+			}
+		}
+	}
+	return errs
+}
+
+// overlap finds a port range of a that shares a port and protocol with one of b.
+func overlap(a, b []manifest.FirewallPort) (manifest.FirewallPort, manifest.FirewallPort, bool) {
+	for _, p := range a {
+		for _, q := range b {
+			if p.Protocol == q.Protocol && p.From <= q.To && q.From <= p.To {
+				return p, q, true
+			}
+		}
+	}
+	return manifest.FirewallPort{}, manifest.FirewallPort{}, false
+}
+
+func portString(p manifest.FirewallPort) string {
+	if p.From == p.To {
+		return fmt.Sprintf("%d/%s", p.From, p.Protocol)
+	}
+	return fmt.Sprintf("%d-%d/%s", p.From, p.To, p.Protocol)
 }

@@ -53,6 +53,7 @@ func TestFirewallServicesFromEtcServices(t *testing.T) {
 		}, fw.Ports, d)
 		assert.Empty(t, fw.EnabledServices)
 		assert.Empty(t, fw.DisabledServices)
+		assert.Equal(t, []manifest.FirewallPort{{From: 23, To: 23, Protocol: "tcp"}}, fw.Closed, "%s: disabled telnet is closed explicitly", d)
 	}
 
 	it := imageType(t, reg, "debian-12", "x86_64", "qcow2")
@@ -61,8 +62,16 @@ func TestFirewallServicesFromEtcServices(t *testing.T) {
 	fw := stageOf[*manifest.Firewall](t, m, "os")
 	assert.Equal(t, []manifest.FirewallPort{{From: 23, To: 23, Protocol: "tcp"}}, fw.Ports, "ssh disabled: telnet only")
 	assert.Equal(t, []string{"ssh"}, fw.DisabledServices, "the stage must not open ssh either")
+	assert.Equal(t, []manifest.FirewallPort{{From: 22, To: 22, Protocol: "tcp"}}, fw.Closed)
 
-	problems := checkProblems(t, it, tomlBlueprint(t, "[customizations.firewall]\nports = [\"telnet:udp\", \"nosuch:tcp\"]\n[customizations.firewall.services]\nenabled = [\"htp\", \"telnt\"]\n"))
+	// A blueprint cannot both disable a service and open its ports.
+	problems := checkProblems(t, it, tomlBlueprint(t, "[customizations.firewall]\nports = [\"8080:tcp\", \"20-25:tcp\"]\n[customizations.firewall.services]\nenabled = [\"dns\"]\ndisabled = [\"telnet\", \"domain\", \"http\"]\n"))
+	assert.Equal(t, map[string]string{
+		"customizations.firewall.services.disabled[0]": `disables "telnet" (23/tcp), which customizations.firewall.ports[1] opens (20-25/tcp); remove one of them`,
+		"customizations.firewall.services.disabled[1]": `disables "domain" (53/tcp), which customizations.firewall.services.enabled[0] opens (53/tcp); remove one of them`,
+	}, problems, "http is disabled and nothing opens it")
+
+	problems = checkProblems(t, it, tomlBlueprint(t, "[customizations.firewall]\nports = [\"telnet:udp\", \"nosuch:tcp\"]\n[customizations.firewall.services]\nenabled = [\"htp\", \"telnt\"]\n"))
 	assert.Contains(t, problems["customizations.firewall.services.enabled[0]"], `unknown firewall service "htp" (did you mean "http"?)`)
 	assert.Contains(t, problems["customizations.firewall.services.enabled[1]"], `unknown firewall service "telnt" (did you mean "telnet"?)`)
 	assert.Contains(t, problems["customizations.firewall.ports[0]"], `service "telnet" has no udp port`)

@@ -191,6 +191,9 @@ type Firewall struct {
 	Ports            []FirewallPort `json:"ports"`
 	EnabledServices  []string       `json:"enabled_services,omitempty"`
 	DisabledServices []string       `json:"disabled_services,omitempty"`
+	// Closed are the ports of disabled services: dropped before anything
+	// is accepted, so they stay closed whatever a later rule opens.
+	Closed []FirewallPort `json:"closed,omitempty"`
 }
 
 func (Firewall) StageType() string { return "kiln.firewall" }

@@ -55,10 +55,25 @@ timezone = "Europe/Berlin"
 
 [customizations.locale]
 languages = ["de_DE.UTF-8", "en_US.UTF-8"]
-keyboard = "de-nodeadkeys"
+keyboard = "de-latin1-nodeadkeys"
 
 [customizations.firewall]
 ports = ["8080:tcp"]
+
+[customizations.firewall.services]
+disabled = ["telnet"]
+
+[customizations.sshd]
+password_authentication = false
+client_alive_interval = 120
+
+[[customizations.firstboot.scripts]]
+type = "custom"
+name = "hello"
+contents = """
+#!/bin/sh
+echo "first boot of $(hostname)" > /var/lib/kiln-e2e-firstboot
+"""
 
 [customizations.services]
 enabled = ["fstrim.timer", "kiln-hello.service"]
@@ -157,6 +172,8 @@ func TestQcow2Image(t *testing.T) {
 			assert.Equal(t, "/usr/share/zoneinfo/Europe/Berlin", sh("readlink", "-f", "/etc/localtime"))
 			assert.Contains(t, sh("locale", "-a"), "de_DE.utf8")
 			assert.Contains(t, sh("cat", "/etc/default/locale"), "de_DE.UTF-8")
+			// The console keymap de-latin1-nodeadkeys, as osbuild writes it, is
+			// Debian's XKB layout de with variant nodeadkeys.
 			kb := sh("cat", "/etc/default/keyboard")
 			assert.Contains(t, kb, `XKBLAYOUT="de"`)
 			assert.Contains(t, kb, `XKBVARIANT="nodeadkeys"`)
@@ -172,6 +189,17 @@ func TestQcow2Image(t *testing.T) {
 			rules := sh("nft", "list", "ruleset")
 			assert.Contains(t, rules, "8080")
 			assert.Contains(t, rules, "policy drop")
+			assert.Contains(t, rules, "tcp dport 23 drop", "the disabled telnet is closed explicitly")
+
+			// sshd options through the drop-in, as sshd itself reads them.
+			sshd := sh("sshd", "-T")
+			assert.Contains(t, sshd, "clientaliveinterval 120")
+			assert.Contains(t, sshd, "passwordauthentication no")
+
+			// The first-boot script ran once, after the network was up.
+			assert.Equal(t, "first boot of kiln-e2e", sh("sh", "-c", "for i in $(seq 120); do test -s /var/lib/kiln-e2e-firstboot && break; sleep 1; done; cat /var/lib/kiln-e2e-firstboot"))
+			assert.Equal(t, "active", sh("sh", "-c", "systemctl is-active kiln-firstboot-hello.service || true"), "the oneshot finished and succeeded")
+			assert.Equal(t, "yes", sh("sh", "-c", "test -e /var/lib/kiln-firstboot/hello.done && echo yes"), "its stamp keeps it from running again")
 
 			// Directory and file with owner and mode; /var/log its own filesystem.
 			assert.Equal(t, "750 ops builders", sh("stat", "-c", "%a %U %G", "/srv/data"))

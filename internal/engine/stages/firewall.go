@@ -13,7 +13,8 @@ import (
 // Firewall writes /etc/nftables.conf: a table "inet filter" whose input
 // chain drops everything except established and related traffic,
 // loopback, ICMP and ICMPv6, and the listed ports; forwarding is dropped,
-// output accepted. ssh is allowed unless DisabledServices names it.
+// output accepted. ssh is allowed unless DisabledServices names it. The
+// Closed ports (those of disabled services) are dropped before any accept.
 // EnabledServices are service names; their ports come from
 // manifest.FirewallServices. Manifests kiln plans list every port in Ports
 // (services resolved at plan time) and name only ssh, when disabled. When nft is installed in the tree the ruleset is
@@ -55,12 +56,17 @@ func nftablesRuleset(o manifest.Firewall) (string, error) {
 		}
 	}
 	ports := slices.Clone(o.Ports)
-	for i, p := range ports {
-		if p.Protocol != "tcp" && p.Protocol != "udp" {
-			return "", fmt.Errorf("firewall ports[%d]: protocol %q is not tcp or udp", i, p.Protocol)
-		}
-		if p.From < 1 || p.To > 65535 || p.From > p.To {
-			return "", fmt.Errorf("firewall ports[%d]: %d-%d: ports must be 1-65535 with the range start not after its end", i, p.From, p.To)
+	for _, list := range []struct {
+		name  string
+		ports []manifest.FirewallPort
+	}{{"ports", ports}, {"closed", o.Closed}} {
+		for i, p := range list.ports {
+			if p.Protocol != "tcp" && p.Protocol != "udp" {
+				return "", fmt.Errorf("firewall %s[%d]: protocol %q is not tcp or udp", list.name, i, p.Protocol)
+			}
+			if p.From < 1 || p.To > 65535 || p.From > p.To {
+				return "", fmt.Errorf("firewall %s[%d]: %d-%d: ports must be 1-65535 with the range start not after its end", list.name, i, p.From, p.To)
+			}
 		}
 	}
 	services := o.EnabledServices
@@ -86,6 +92,11 @@ table inet filter {
 		iif "lo" accept
 		meta l4proto { icmp, icmpv6 } accept
 `)
+	for _, proto := range []string{"tcp", "udp"} {
+		if set := portSet(o.Closed, proto); set != "" {
+			fmt.Fprintf(&b, "\t\t%s dport %s drop comment \"disabled services\"\n", proto, set)
+		}
+	}
 	for _, proto := range []string{"tcp", "udp"} {
 		if set := portSet(ports, proto); set != "" {
 			fmt.Fprintf(&b, "\t\t%s dport %s accept\n", proto, set)

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -91,6 +92,7 @@ func TestFirewallRejects(t *testing.T) {
 		{"port 0", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 0, To: 0, Protocol: "tcp"}}}, "1-65535"},
 		{"port too big", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 70000, Protocol: "udp"}}}, "1-65535"},
 		{"reversed", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 9, To: 8, Protocol: "udp"}}}, "start not after"},
+		{"closed protocol injection", manifest.Firewall{Closed: []manifest.FirewallPort{{From: 1, To: 1, Protocol: "tcp dport 1 accept\n"}}}, "closed[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -108,9 +110,14 @@ func TestFirewallDebianTree(t *testing.T) {
 	opts := manifest.Firewall{
 		Ports:           []manifest.FirewallPort{{From: 8000, To: 8010, Protocol: "tcp"}, {From: 8443, To: 8443, Protocol: "tcp"}, {From: 6000, To: 6100, Protocol: "udp"}},
 		EnabledServices: []string{"https", "dns", "mdns"},
+		Closed:          []manifest.FirewallPort{{From: 23, To: 23, Protocol: "tcp"}, {From: 546, To: 546, Protocol: "udp"}},
 	}
 	require.NoError(t, (&Firewall{Opts: opts}).Run(context.Background(), env), log.String())
-	require.Contains(t, readTree(t, tree, "/etc/nftables.conf"), "tcp dport { 22, 53, 443, 8000-8010, 8443 } accept")
+	conf := readTree(t, tree, "/etc/nftables.conf")
+	require.Contains(t, conf, "tcp dport { 22, 53, 443, 8000-8010, 8443 } accept")
+	require.Contains(t, conf, "tcp dport 23 drop comment \"disabled services\"")
+	require.Contains(t, conf, "udp dport 546 drop comment \"disabled services\"")
+	require.Less(t, strings.Index(conf, "dport 546 drop"), strings.Index(conf, "dport { 22"), "closed ports are dropped before anything is accepted")
 	// nft reads the file the same way it would at boot.
 	listed := inTree(t, tree, "/usr/sbin/nft", "-c", "-f", "/etc/nftables.conf")
 	require.Empty(t, listed)
