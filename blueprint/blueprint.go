@@ -202,15 +202,21 @@ type FileCustomization struct {
 
 // RepositoryCustomization adds a package repository. For Debian it is an apt
 // source: BaseURLs are the URIs, Suite and Components say what to read, and
-// GPGKeys (armored keys or their URLs) sign it.
+// GPGKeys (armored keys or their https URLs, fetched when the manifest is
+// written) sign it.
 type RepositoryCustomization struct {
-	ID         string   `json:"id" toml:"id"`
-	Name       string   `json:"name,omitempty" toml:"name,omitempty"`
-	BaseURLs   []string `json:"baseurls,omitempty" toml:"baseurls,omitempty"`
-	GPGKeys    []string `json:"gpgkeys,omitempty" toml:"gpgkeys,omitempty"`
-	GPGCheck   *bool    `json:"gpgcheck,omitempty" toml:"gpgcheck,omitempty"`
-	Enabled    *bool    `json:"enabled,omitempty" toml:"enabled,omitempty"`
-	Priority   *int     `json:"priority,omitempty" toml:"priority,omitempty"`
+	ID string `json:"id" toml:"id"`
+	// Name is kept in the sources file as its X-Repolib-Name field.
+	Name     string   `json:"name,omitempty" toml:"name,omitempty"`
+	BaseURLs []string `json:"baseurls,omitempty" toml:"baseurls,omitempty"`
+	GPGKeys  []string `json:"gpgkeys,omitempty" toml:"gpgkeys,omitempty"`
+	GPGCheck *bool    `json:"gpgcheck,omitempty" toml:"gpgcheck,omitempty"`
+	// Enabled false writes the source with "Enabled: no" and leaves it
+	// out of the build.
+	Enabled *bool `json:"enabled,omitempty" toml:"enabled,omitempty"`
+	// Priority is the apt pin priority, by the host of the URLs.
+	Priority *int `json:"priority,omitempty" toml:"priority,omitempty"`
+	// Filename names the sources file (see SourcesFile).
 	Filename   string   `json:"filename,omitempty" toml:"filename,omitempty"`
 	Suite      string   `json:"suite,omitempty" toml:"suite,omitempty"`
 	Components []string `json:"components,omitempty" toml:"components,omitempty"`

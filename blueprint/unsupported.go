@@ -21,8 +21,10 @@ func unsupportedField(path string) (string, bool) {
 		return "files fetched from a URI are " + notYet + "; give the content in data", true
 	case "customizations.disk.partitions.subvolumes":
 		return "btrfs subvolumes are " + notYet, true
-	case "customizations.repositories.sslverify", "customizations.repositories.repo_gpgcheck":
-		return notYet + "; apt always verifies TLS and signed repository metadata", true
+	case "customizations.repositories.sslverify":
+		return "not supported: apt always verifies the repository's TLS certificate; remove it, and for a private CA add it with customizations.cacerts", true
+	case "customizations.repositories.repo_gpgcheck":
+		return "not supported: apt always checks the signature of the repository's metadata (its Release file), so there is nothing to switch; remove it", true
 
 	// Specific to RPM-family distributions or to Red Hat services.
 	case "enabled_modules":

@@ -11,7 +11,7 @@ import (
 
 var (
 	repoIDRe       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
-	repoFilenameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	repoFilenameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	suiteRe        = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
 	componentRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	base64LineRe   = regexp.MustCompile(`^[A-Za-z0-9+/=]*$`)
@@ -130,10 +130,13 @@ func (v validator) repositories(at string, repos []RepositoryCustomization) {
 		if v.maxItems(gp, len(r.GPGKeys), 16) {
 			for j, k := range r.GPGKeys {
 				var msg string
-				if strings.Contains(k, "-----BEGIN") || !strings.Contains(k, "://") {
+				switch {
+				case strings.Contains(k, "-----BEGIN") || !strings.Contains(k, "://"):
 					msg = checkArmoredKey(k)
-				} else {
-					msg = checkRepoURL(k, "https", "http")
+				case strings.HasPrefix(strings.ToLower(k), "http://"):
+					msg = quote(k) + " is a plain http URL: a key fetched without TLS can be replaced on the way, and it decides which packages are trusted; give its https URL or paste the armored key"
+				default:
+					msg = checkRepoURL(k, "https")
 				}
 				if msg != "" {
 					v.add(indexPath(gp, j), "%s", msg)
@@ -143,18 +146,85 @@ func (v validator) repositories(at string, repos []RepositoryCustomization) {
 		if r.Priority != nil && (*r.Priority < -32768 || *r.Priority > 32767) {
 			v.add(fieldPath(p, "priority"), "%d is not an apt pin priority; give a number from -32768 to 32767 (500 is apt's default, above 1000 allows downgrades)", *r.Priority)
 		}
-		if r.Filename != "" {
+		v.repoFile(p, r, files)
+	}
+	v.repoPins(at, repos)
+}
+
+// repoFile checks the name of the repository's file under
+// /etc/apt/sources.list.d: filename without a .repo, .list or .sources
+// suffix, or else the id. files maps the file names seen so far to the
+// path of the repository that has each.
+func (v validator) repoFile(p string, r RepositoryCustomization, files map[string]string) {
+	field, given := fieldPath(p, "filename"), r.Filename
+	if r.Filename == "" {
+		field, given = fieldPath(p, "id"), r.ID
+		if r.ID == "" || !repoIDRe.MatchString(r.ID) {
+			return // the id's own check speaks
+		}
+	}
+	name := r.SourcesFile()
+	switch {
+	case !repoFilenameRe.MatchString(name) && r.Filename == "":
+		v.add(field, "%s also names the repository's file in /etc/apt/sources.list.d, which must start with a letter or digit and have at most 64 characters; give a filename", quote(given))
+	case !repoFilenameRe.MatchString(name):
+		v.add(field, "%s is not a file name for /etc/apt/sources.list.d: use letters, digits, '_', '.' and '-', without '/', starting with a letter or digit, at most 64 characters", quote(given))
+	default:
+		if first, dup := files[name]; dup {
+			v.add(field, "%s is also the file of %s (as %s.sources); give each repository its own file", quote(given), first, name)
+		}
+		files[name] = p
+	}
+}
+
+// repoPins refuses two pinned repositories on one host with different
+// priorities: the image's apt preferences select a repository by the host
+// of its URLs, so one of the two priorities would not hold.
+func (v validator) repoPins(at string, repos []RepositoryCustomization) {
+	type pin struct {
+		path     string
+		priority int
+	}
+	byHost := map[string]pin{}
+repos:
+	for i, r := range repos {
+		if r.Priority == nil {
+			continue
+		}
+		p := indexPath(at, i)
+		for _, raw := range r.BaseURLs {
+			u, err := url.Parse(raw)
+			if err != nil {
+				continue
+			}
+			host := u.Hostname()
+			first, seen := byHost[host]
 			switch {
-			case len(r.Filename) > 100 || !repoFilenameRe.MatchString(r.Filename):
-				v.add(fieldPath(p, "filename"), "%s is not a file name for /etc/apt/sources.list.d: use letters, digits, '_', '.' and '-', without '/'", quote(r.Filename))
-			default:
-				if first, dup := files[r.Filename]; dup {
-					v.add(fieldPath(p, "filename"), "%s is also the file of %s; give each repository its own file", quote(r.Filename), first)
-				}
-				files[r.Filename] = p
+			case !seen:
+				byHost[host] = pin{p, *r.Priority}
+			case first.path != p && first.priority != *r.Priority:
+				v.add(fieldPath(p, "priority"), "%d differs from the priority %d of %s, which has a URL on the same host %s; apt pins repositories by host, so give both the same priority or leave one unset", *r.Priority, first.priority, first.path, quote(host))
+				continue repos
 			}
 		}
 	}
+}
+
+// SourcesFile is the base name of the repository's files in the image
+// (/etc/apt/sources.list.d/<name>.sources and, with a priority,
+// /etc/apt/preferences.d/<name>.pref): the filename without the .repo,
+// .list or .sources suffix other tools give it, or else the id.
+func (r *RepositoryCustomization) SourcesFile() string {
+	if r.Filename == "" {
+		return r.ID
+	}
+	name := r.Filename
+	for _, suffix := range []string{".repo", ".list", ".sources"} {
+		if trimmed, ok := strings.CutSuffix(name, suffix); ok && trimmed != "" {
+			return trimmed
+		}
+	}
+	return name
 }
 
 // suite checks suite and components: a flat repository ("./", a path

@@ -390,7 +390,7 @@ func TestValidateRepositories(t *testing.T) {
 		{"gpgkey private", repo("gpgkeys = [\"-----BEGIN PGP PRIVATE KEY BLOCK-----\"]"), "customizations.repositories[0].gpgkeys[0]", "private key"},
 		{"gpgkey bad body", repo("gpgkeys = [\"\"\"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n$(reboot)\n-----END PGP PUBLIC KEY BLOCK-----\"\"\"]"), "customizations.repositories[0].gpgkeys[0]", "not base64"},
 		{"gpgkey empty block", repo("gpgkeys = [\"-----BEGIN PGP PUBLIC KEY BLOCK-----\\n-----END PGP PUBLIC KEY BLOCK-----\"]"), "customizations.repositories[0].gpgkeys[0]", "empty key block"},
-		{"gpgkey url scheme", repo("gpgkeys = [\"file:///etc/key.asc\"]"), "customizations.repositories[0].gpgkeys[0]", "does not use one of the schemes https, http"},
+		{"gpgkey url scheme", repo("gpgkeys = [\"file:///etc/key.asc\"]"), "customizations.repositories[0].gpgkeys[0]", "does not use one of the schemes https;"},
 		{"priority range", repo("priority = 40000"), "customizations.repositories[0].priority", "not an apt pin priority"},
 		{"filename with slash", repo("filename = \"../../etc/passwd\""), "customizations.repositories[0].filename", "without '/'"},
 		{"filename duplicate", repo("filename = \"x\"") + strings.Replace(repo("filename = \"x\""), `id = "r"`, `id = "s"`, 1), "customizations.repositories[1].filename", "also the file of"},

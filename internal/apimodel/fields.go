@@ -107,6 +107,11 @@ var Customizations = []Field{
 		{API: "gpgkey", Blueprint: "gpgkeys"},
 		{API: "check_gpg", Blueprint: "gpgcheck"},
 		{API: "enabled", Blueprint: "enabled"},
+		{API: "priority", Blueprint: "priority"},
+		{API: "filename", Blueprint: "filename"},
+		{API: "suite", Blueprint: "suite"},
+		{API: "components", Blueprint: "components"},
+		{API: "install_from", Blueprint: "install_from"},
 	}},
 }
 

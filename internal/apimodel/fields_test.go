@@ -114,9 +114,6 @@ func TestBlueprintFieldsTheAPILacks(t *testing.T) {
 		"customizations.user.description", "customizations.user.home", "customizations.user.shell",
 		"customizations.user.uid", "customizations.user.gid", "customizations.user.expiredate",
 		"customizations.user.force_password_reset",
-		"customizations.repositories.priority", "customizations.repositories.filename",
-		"customizations.repositories.suite", "customizations.repositories.components",
-		"customizations.repositories.install_from",
 		"packages.version",
 		// The image-builder API has neither (its only "firstboot" is
 		// Ignition's provisioning URL); a first-boot script goes through

@@ -72,7 +72,8 @@ func fullCustomizations() map[string]any {
 			"ensure_parents": true}},
 		"directories": []any{map[string]any{"path": "/srv/www", "mode": "0755", "user": "root", "group": "root", "ensure_parents": true}},
 		"custom_repositories": []any{map[string]any{"id": "extra", "name": "Extra", "baseurl": []any{"https://repo.example.com/debian"},
-			"gpgkey": []any{"https://repo.example.com/key.asc"}, "check_gpg": true, "enabled": true}},
+			"gpgkey": []any{"https://repo.example.com/key.asc"}, "check_gpg": true, "enabled": true,
+			"priority": 700, "filename": "extra", "suite": "bookworm", "components": []any{"main", "contrib"}, "install_from": true}},
 	}
 }
 
@@ -133,18 +134,24 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 }
 
 // Through the blueprint parser too, a blueprint made from customizations
-// gives customizations that make the same blueprint. (Custom repositories
-// are left out: the API has no field for the suite a Debian repository
-// needs, so the parser refuses every one it sends.)
+// gives customizations that make the same blueprint, custom repositories
+// with their suite and components included.
 func TestBlueprintRoundTrips(t *testing.T) {
 	in := fullCustomizations()
-	delete(in, "custom_repositories")
 	bp, err := BlueprintFromCustomizations("web", in)
 	require.NoError(t, err)
 	require.NotNil(t, bp.Customizations.User[0].Password)
+	require.Len(t, bp.Customizations.Repositories, 1)
+	repo := bp.Customizations.Repositories[0]
+	assert.Equal(t, "bookworm", repo.Suite)
+	assert.Equal(t, []string{"main", "contrib"}, repo.Components)
+	assert.Equal(t, "extra", repo.Filename)
+	require.NotNil(t, repo.Priority)
+	assert.Equal(t, 700, *repo.Priority)
+	assert.True(t, repo.InstallFrom)
 	out, err := CustomizationsFromBlueprint(bp)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"custom_repositories"}, missingFields("", Customizations, out))
+	assert.Empty(t, missingFields("", Customizations, out))
 	again, err := BlueprintFromCustomizations("web", out)
 	require.NoError(t, err)
 	assert.Equal(t, bp, again)

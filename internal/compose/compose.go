@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/keyfetch"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -83,6 +84,21 @@ func ManifestAll(ctx context.Context, it *distro.ImageType, bp *blueprint.Bluepr
 	if err := it.Buildable(); err != nil {
 		return nil, err
 	}
+	// Repository keys the blueprint names by URL are fetched first (with
+	// opts.KeyClient), so that the manifest pins them; a failed fetch is
+	// reported together with the blueprint's other problems.
+	keys, err := (&keyfetch.Fetcher{Client: opts.KeyClient}).Blueprint(ctx, bp)
+	if err != nil {
+		var fetched blueprint.Errors
+		if !errors.As(err, &fetched) {
+			return nil, err
+		}
+		reported = reported.Merge(fetched)
+	}
+	if keys == nil {
+		keys = map[string]keyfetch.Key{} // fetched: none missing may be left out
+	}
+	opts.GPGKeys = keys
 	plan, res, err := solve(ctx, it, bp, reported, opts, r)
 	if err != nil {
 		return nil, err
@@ -95,9 +111,11 @@ func ManifestAll(ctx context.Context, it *distro.ImageType, bp *blueprint.Bluepr
 }
 
 // Check runs every check of Manifest, solving the packages, but writes no
-// manifest, so it also checks for an architecture this host cannot build: it returns the warnings, or every problem as
-// blueprint.Errors. A nil resolver leaves the packages unchecked, so the
-// check needs no network.
+// manifest, so it also checks for an architecture this host cannot build:
+// it returns the warnings, or every problem as blueprint.Errors. It
+// fetches no repository key (the plan warns at the key's field instead).
+// A nil resolver leaves the packages unchecked, so the check needs no
+// network.
 func Check(ctx context.Context, it *distro.ImageType, bp *blueprint.Blueprint, reported blueprint.Errors, opts distro.Options, r depsolve.Resolver) ([]string, error) {
 	plan, _, err := solve(ctx, it, bp, reported, opts, r)
 	if err != nil {

@@ -28,6 +28,10 @@ type Repository struct {
 	// SignedByKeys are ASCII-armored public keys, for repositories that
 	// bring their own keys (a blueprint's repositories).
 	SignedByKeys []string `json:"signed_by_keys,omitempty"`
+	// Priority, when set, is the apt pin priority of the repository's
+	// packages while solving, selecting it by the host of its URI, as the
+	// image's apt preferences do.
+	Priority *int `json:"priority,omitempty"`
 }
 
 // PackageSpec is one requested package. Version is empty or "*" for any

@@ -128,7 +128,11 @@ var generatedFileRules = []generatedFileRule{
 			})
 		}
 		for i, r := range c.Repositories {
-			out = append(out, fromField("/etc/apt/sources.list.d/"+r.ID+".sources", fmt.Sprintf("customizations.repositories[%d]", i)))
+			field := fmt.Sprintf("customizations.repositories[%d]", i)
+			out = append(out, fromField("/etc/apt/sources.list.d/"+r.SourcesFile()+".sources", field))
+			if r.Priority != nil {
+				out = append(out, fromField("/etc/apt/preferences.d/"+r.SourcesFile()+".pref", field+".priority"))
+			}
 		}
 		return out
 	}},

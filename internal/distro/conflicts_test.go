@@ -52,6 +52,8 @@ func TestFilesConflictingWithCustomizations(t *testing.T) {
 		{"firewall", "qcow2", "[customizations.firewall]\nports = [\"8080:tcp\"]\n", "/etc/nftables.conf", "customizations.firewall"},
 		{"distribution's apt source", "qcow2", "", "/etc/apt/sources.list.d/debian.sources", "repository debian"},
 		{"custom apt source", "qcow2", "[[customizations.repositories]]\nid = \"extra\"\nbaseurls = [\"http://repo.example/debian\"]\nsuite = \"bookworm\"\ncomponents = [\"main\"]\ngpgcheck = false\n", "/etc/apt/sources.list.d/extra.sources", "customizations.repositories[0]"},
+		{"custom apt source by filename", "qcow2", "[[customizations.repositories]]\nid = \"extra\"\nfilename = \"vendor.repo\"\npriority = 700\nbaseurls = [\"http://repo.example/debian\"]\nsuite = \"bookworm\"\ncomponents = [\"main\"]\ngpgcheck = false\n", "/etc/apt/sources.list.d/vendor.sources", "customizations.repositories[0]"},
+		{"custom apt pin", "qcow2", "[[customizations.repositories]]\nid = \"extra\"\npriority = 700\nbaseurls = [\"http://repo.example/debian\"]\nsuite = \"bookworm\"\ncomponents = [\"main\"]\ngpgcheck = false\n", "/etc/apt/preferences.d/extra.pref", "customizations.repositories[0].priority"},
 		{"passwd", "qcow2", "[[customizations.user]]\nname = \"admin\"\n", "/etc/passwd", "customizations.user"},
 		{"authorized keys", "qcow2", "[[customizations.user]]\nname = \"admin\"\nkey = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl admin@example\"\n", "/home/admin/.ssh/authorized_keys", "customizations.user[0].key"},
 		{"group", "qcow2", "[[customizations.group]]\nname = \"web\"\n", "/etc/group", "customizations.group"},

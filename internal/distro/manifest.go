@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/disk"
+	"github.com/kiln-project/kiln/internal/keyfetch"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -24,6 +26,14 @@ type Options struct {
 	Seed *uint64
 	// Mirrors maps a mirror role ("debian", "debian-security") to its URI.
 	Mirrors map[string]string
+	// GPGKeys are the blueprint's repository keys given by URL, fetched,
+	// by URL (see keyfetch.Fetcher.Blueprint). Nil means none was fetched:
+	// the plan is then only a check, and leaves key URLs out with a
+	// warning; compose.Manifest always fetches.
+	GPGKeys map[string]keyfetch.Key
+	// KeyClient is the HTTP client compose.Manifest fetches those keys
+	// with; nil means keyfetch's default.
+	KeyClient *http.Client
 }
 
 // PackageRepositories are the distribution's repositories whose mirror
@@ -59,6 +69,7 @@ type Plan struct {
 	origins map[string]string
 	pt      *disk.PartitionTable
 	repos   []manifest.AptSource
+	keys    []manifest.KeyPin
 }
 
 // DefaultSeed is the seed used when none is given. The image type is not
@@ -132,26 +143,14 @@ func (it *ImageType) PlanAll(bp *blueprint.Blueprint, opts Options, reported blu
 		req.Repositories = append(req.Repositories, depsolve.Repository{ID: r.ID, URI: uri, Suites: r.Suites, Components: r.Components, SignedBy: d.Keyring})
 		p.repos = append(p.repos, manifest.AptSource{Name: r.ID, URIs: []string{uri}, Suites: r.Suites, Components: r.Components, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"})
 	}
-	for i, r := range c.Repositories {
-		if r.Enabled != nil && !*r.Enabled {
-			continue
-		}
-		if touches(reported, fmt.Sprintf("customizations.repositories[%d]", i)) {
-			continue // half decoded: its URLs may be missing
-		}
-		src := manifest.AptSource{Name: r.ID, URIs: r.BaseURLs, Suites: []string{r.Suite}, Components: r.Components, SignedBy: strings.Join(r.GPGKeys, "\n")}
-		if !r.ChecksSignatures() {
-			src.SignedBy, src.Trusted = "", true
-		}
-		p.repos = append(p.repos, src)
-		if r.InstallFrom {
-			if !r.ChecksSignatures() {
-				addProblems(blueprint.Errors{{Path: fmt.Sprintf("customizations.repositories[%d].install_from", i), Message: "kiln installs only from signed repositories: give the repository's key in gpgkeys and turn gpgcheck on, or drop install_from"}})
-				continue
-			}
-			req.Repositories = append(req.Repositories, depsolve.Repository{ID: r.ID, URI: r.BaseURLs[0], Suites: []string{r.Suite}, Components: r.Components, SignedByKeys: r.GPGKeys})
-		}
+	srcs, solve, keys, keyWarnings, errs := blueprintRepos(reposToPlan(c, reported), opts.GPGKeys)
+	if len(errs) > 0 {
+		addProblems(errs)
 	}
+	p.repos, p.keys = append(p.repos, srcs...), keys
+	req.Repositories = append(req.Repositories, solve...)
+	p.Warnings = append(p.Warnings, keyWarnings...)
+	p.Warnings = append(p.Warnings, pinWarnings(c, opts.Mirrors)...)
 	for _, w := range bp.Warnings() {
 		p.Warnings = append(p.Warnings, w.String())
 	}
@@ -312,6 +311,7 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 	for _, pk := range res.Packages {
 		m.Sources.Debs = append(m.Sources.Debs, manifest.Deb(pk))
 	}
+	m.Sources.Keys = p.keys
 	slices.SortFunc(m.Sources.Debs, func(a, b manifest.Deb) int { return strings.Compare(a.Name, b.Name) })
 	for _, name := range p.explicit {
 		if !slices.ContainsFunc(m.Sources.Debs, func(d manifest.Deb) bool { return d.Name == name }) {

@@ -2,6 +2,7 @@ package distro
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
@@ -55,4 +56,27 @@ func (a *Arch) AnyImageType() *ImageType {
 		it.SupportedOptions = append(it.SupportedOptions, o.name)
 	}
 	return it
+}
+
+// reposToPlan is c, or a copy of it whose repositories that an earlier
+// check found wrong are left empty: a half-decoded repository may lack
+// its URLs. The others keep their places, so their field paths stay
+// right.
+func reposToPlan(c *blueprint.Customizations, reported blueprint.Errors) *blueprint.Customizations {
+	var cc *blueprint.Customizations
+	for i := range c.Repositories {
+		if !touches(reported, fmt.Sprintf("customizations.repositories[%d]", i)) {
+			continue
+		}
+		if cc == nil {
+			copied := *c
+			copied.Repositories = slices.Clone(c.Repositories)
+			cc = &copied
+		}
+		cc.Repositories[i] = blueprint.RepositoryCustomization{ID: c.Repositories[i].ID}
+	}
+	if cc == nil {
+		return c
+	}
+	return cc
 }

@@ -110,13 +110,8 @@ func (it *ImageType) CheckBlueprint(bp *blueprint.Blueprint) error {
 		}
 	}
 	errs = append(errs, it.diskProblems(c)...)
-	for i, r := range c.Repositories {
-		for j, k := range r.GPGKeys {
-			if strings.HasPrefix(k, "http://") || strings.HasPrefix(k, "https://") {
-				add(fmt.Sprintf("customizations.repositories[%d].gpgkeys[%d]", i, j), "key URLs cannot be used in apt sources: paste the ASCII-armored key block instead")
-			}
-		}
-	}
+	// Key URLs are fetched when the manifest is planned (compose.Manifest).
+	errs = append(errs, d.repoProblems(c)...)
 	errs = append(errs, it.conflicts(bp)...)
 	pathErrs, _ := it.arch.pathProblems(bp)
 	errs = append(errs, pathErrs...)

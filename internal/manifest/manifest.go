@@ -47,6 +47,19 @@ type Sources struct {
 	Repositories []Repository `json:"repositories"`
 	// Debs are the packages to install, sorted by name.
 	Debs []Deb `json:"debs"`
+	// Keys pin the repository keys the blueprint named by URL: they were
+	// fetched when the manifest was written, and their content is in the
+	// apt sources stage, so the build does not fetch them again.
+	Keys []KeyPin `json:"keys,omitempty"`
+}
+
+// KeyPin records one repository key fetched by URL.
+type KeyPin struct {
+	// Repository is the id of the blueprint repository the key signs.
+	Repository string `json:"repository"`
+	URL        string `json:"url"`
+	// SHA256 is the digest of the bytes the server sent.
+	SHA256 string `json:"sha256"`
 }
 
 // Repository is one solved repository suite.

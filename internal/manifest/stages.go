@@ -75,6 +75,19 @@ type AptSource struct {
 	// Trusted marks a source whose signatures are not checked (the
 	// blueprint turned gpgcheck off).
 	Trusted bool `json:"trusted,omitempty"`
+	// Filename names the file under /etc/apt/sources.list.d (without
+	// ".sources"); empty means Name.
+	Filename string `json:"filename,omitempty"`
+	// Title is the repository's human-readable name, kept in the file as
+	// its X-Repolib-Name field.
+	Title string `json:"title,omitempty"`
+	// Disabled writes the source with "Enabled: no": configured in the
+	// image, read by apt only once an administrator enables it.
+	Disabled bool `json:"disabled,omitempty"`
+	// Priority, when set, is the apt pin priority of the source's
+	// packages, written to /etc/apt/preferences.d/<file>.pref and
+	// selecting the source by the host names of its URIs.
+	Priority *int `json:"priority,omitempty"`
 }
 
 // AptSources writes /etc/apt/sources.list.d/<name>.sources for each source

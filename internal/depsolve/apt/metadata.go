@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,6 +48,10 @@ func keyOf(arch string, repos []depsolve.Repository) string {
 		fmt.Fprintf(h, "repo %q %q %q %q\n", strings.TrimSuffix(r.URI, "/"), r.Suites, r.Components, r.SignedBy)
 		for _, k := range r.SignedByKeys {
 			fmt.Fprintf(h, "key %x\n", sha256.Sum256([]byte(k)))
+		}
+		if r.Priority != nil {
+			// The pins live in the tree's preferences.d: another tree.
+			fmt.Fprintf(h, "pin %d\n", *r.Priority)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -93,6 +98,9 @@ func checkRepositories(arch string, repos []depsolve.Repository) error {
 			if !strings.HasPrefix(strings.TrimSpace(k), "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
 				errs = append(errs, fmt.Errorf("%s: key %d is not an ASCII-armored public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)", where, j+1))
 			}
+		}
+		if r.Priority != nil && (*r.Priority < -32768 || *r.Priority > 32767) {
+			errs = append(errs, fmt.Errorf("%s: priority %d is not an apt pin priority (-32768 to 32767)", where, *r.Priority))
 		}
 		switch {
 		case r.SignedBy == "" && len(r.SignedByKeys) == 0:
@@ -170,6 +178,9 @@ func (m *metadata) files(timeout time.Duration) ([]aptFile, error) {
 		fmt.Fprintf(&sources, "Types: deb\nURIs: %s\nSuites: %s\nComponents: %s\nArchitectures: %s\nSigned-By: %s\n",
 			r.URI, strings.Join(r.Suites, " "), strings.Join(r.Components, " "), m.arch, strings.Join(paths, ","))
 	}
+	if pins := m.pins(); pins != "" {
+		files = append(files, aptFile{path: m.path("etc", "apt", "preferences.d", "kiln.pref"), data: []byte(pins), config: true})
+	}
 	secs := strconv.Itoa(max(1, int(timeout/time.Second)))
 	conf := fmt.Sprintf(`// Written by kiln: a private apt root for one repository set.
 Dir "%[1]s/";
@@ -195,6 +206,32 @@ Acquire::ftp::Timeout "%[3]s";
 		aptFile{path: m.path("etc", "apt", "sources.list.d", "kiln.sources"), data: sources.Bytes(), config: true},
 		aptFile{path: m.path("var", "lib", "dpkg", "status"), data: []byte{}},
 	), nil
+}
+
+// pins returns the apt preferences pinning each repository that has a
+// priority, selected by the host of its URI (apt's "origin"), or "".
+func (m *metadata) pins() string {
+	var b strings.Builder
+	for _, r := range m.repos {
+		if r.Priority == nil {
+			continue
+		}
+		host := ""
+		if u, err := url.Parse(r.URI); err == nil {
+			host = u.Hostname()
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		label := strings.Map(func(c rune) rune {
+			if c < ' ' || c == 0x7f {
+				return -1
+			}
+			return c
+		}, r.ID)
+		fmt.Fprintf(&b, "Explanation: repository %s\nPackage: *\nPin: origin \"%s\"\nPin-Priority: %d\n", label, host, *r.Priority)
+	}
+	return b.String()
 }
 
 // current reports whether every file of the tree has its content already.

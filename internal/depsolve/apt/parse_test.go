@@ -225,4 +225,23 @@ func TestKeyOf(t *testing.T) {
 	keyed := repo
 	keyed.SignedByKeys = []string{"-----BEGIN PGP PUBLIC KEY BLOCK-----"}
 	assert.NotEqual(t, base, keyOf("amd64", []depsolve.Repository{keyed}))
+	pinned := repo
+	prio := 700
+	pinned.Priority = &prio
+	assert.NotEqual(t, base, keyOf("amd64", []depsolve.Repository{pinned}), "pins live in the tree")
+}
+
+// A repository with a priority is pinned in the solver's tree as in the
+// image, by the host of its URI.
+func TestSolverPins(t *testing.T) {
+	t.Parallel()
+	prio := 990
+	m := &metadata{root: t.TempDir(), arch: "amd64", repos: []depsolve.Repository{
+		{ID: "debian", URI: "http://mirror.example/debian", Suites: []string{"bookworm"}, Components: []string{"main"}},
+		{ID: "vendor\nPin: origin \"x\"", URI: "https://apt.example.org:8443/vendor", Suites: []string{"stable"}, Components: []string{"main"}, Priority: &prio},
+	}}
+	assert.Equal(t, "Explanation: repository vendorPin: origin \"x\"\nPackage: *\nPin: origin \"apt.example.org\"\nPin-Priority: 990\n", m.pins())
+	m.repos = m.repos[:1]
+	assert.Empty(t, m.pins(), "no priority, no preferences file")
+	require.Error(t, checkRepositories("amd64", []depsolve.Repository{{ID: "x", URI: "http://a/", Suites: []string{"s"}, Components: []string{"main"}, SignedBy: "/k", Priority: func() *int { p := 40000; return &p }()}}))
 }
