@@ -2,6 +2,8 @@ package compose
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -160,4 +162,29 @@ func TestManifestAllWithoutProblems(t *testing.T) {
 	res, err := ManifestAll(context.Background(), imageType(t, "qcow2"), bp, nil, distro.Options{Mirrors: testMirrors}, depsolve.Fake{})
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(res.Manifest.Output.Filename, "ok-"))
+}
+
+// A key that cannot be fetched joins the problems of the later phases:
+// the plan is still made and the packages still solved.
+func TestKeyFetchProblemsJoinTheRest(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	bp, parsed := blueprint.ParseAll([]byte(`name = "k"
+[[packages]]
+name = "missing-tool"
+[customizations.timezone]
+timezone = "Mars/Olympus"
+[[customizations.repositories]]
+id = "vendor"
+baseurls = ["https://apt.example.org/vendor"]
+suite = "stable"
+components = ["main"]
+gpgkeys = ["`+srv.URL+`/gone.asc"]
+`), blueprint.FormatTOML)
+	require.Empty(t, parsed)
+	_, err := ManifestAll(context.Background(), imageType(t, "tar"), bp, nil, distro.Options{Mirrors: testMirrors, KeyClient: srv.Client()}, depsolve.Fake{})
+	var errs blueprint.Errors
+	require.ErrorAs(t, err, &errs)
+	assert.Equal(t, []string{"customizations.repositories[0].gpgkeys[0]", "customizations.timezone.timezone", "packages[0]"}, paths(errs))
 }
