@@ -142,6 +142,17 @@ var checkpoints = map[string]bool{
 	manifest.Initramfs{}.StageType():   true,
 }
 
+// checks are the stage types that only read the tree and fail or pass: they
+// change nothing, so they are left out of the cache-key chain (changing
+// what a check looks for does not rerun the stages after it), and they run
+// again on a tree restored from a later checkpoint, which holds the same
+// packages. Every stage that follows a check and acts on what it checked
+// (users, systemd) has those names in its own options, so its key covers
+// them.
+var checks = map[string]bool{
+	manifest.CheckInstall{}.StageType(): true,
+}
+
 // Build runs the manifest, writing the tools' output to log, and calls
 // out with the artifact before cleaning up.
 func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer, out Output) (*Result, error) {

@@ -33,3 +33,31 @@ func TestBuildKeepsTheBlueprintProblemsOfAStage(t *testing.T) {
 	assert.Equal(t, "customizations.user[0].groups[0]", problems[1].Path)
 	assert.Contains(t, err.Error(), "os: stage kiln.check.install: ")
 }
+
+// A check is left out of the cache-key chain: what it looks for does not
+// change the tree, so the stages after it keep their keys (and their
+// cached trees) when only the checked names change, while any other
+// stage's options still change every key after it.
+func TestChecksAreOutsideTheKeyChain(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{CacheDir: t.TempDir()})
+	require.NoError(t, err)
+	manifestWith := func(unit, hostname string) *manifest.Manifest {
+		return &manifest.Manifest{Version: manifest.Version, Pipelines: []manifest.Pipeline{
+			{Name: "os", Produces: "tree", Stages: []manifest.Stage{
+				manifest.NewStage(&manifest.Hostname{Hostname: "first"}),
+				manifest.NewStage(&manifest.CheckInstall{Units: []manifest.CheckUnit{{Unit: unit, Field: "customizations.services.enabled[0]"}}}),
+				manifest.NewStage(&manifest.Initramfs{}),
+				manifest.NewStage(&manifest.Hostname{Hostname: hostname}),
+			}},
+		}, Output: manifest.Output{Pipeline: "os", Filename: "tree"}}
+	}
+	epoch := ManifestEpoch(manifestWith("a.service", "h"))
+	base, _ := e.cacheKeys(manifestWith("a.service", "h"), epoch)
+	otherUnit, _ := e.cacheKeys(manifestWith("b.service", "h"), epoch)
+	otherHost, _ := e.cacheKeys(manifestWith("a.service", "other"), epoch)
+	assert.Equal(t, base, otherUnit, "changing only what the check looks for keeps every key")
+	assert.Equal(t, base[0][0], base[0][1], "the check's key is the tree's before it")
+	assert.Equal(t, base[0][:3], otherHost[0][:3])
+	assert.NotEqual(t, base[0][3], otherHost[0][3], "other stages still chain their options")
+}

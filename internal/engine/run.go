@@ -54,7 +54,9 @@ func (e *Engine) cacheKeys(m *manifest.Manifest, epoch time.Time) (stageKeys [][
 	for pi, p := range m.Pipelines {
 		k := pipelineKey(fmt.Sprintf("%s epoch %d", e.build, epoch.Unix()), p, last)
 		for _, s := range p.Stages {
-			k = stageKey(k, s, m)
+			if !checks[s.Type] {
+				k = stageKey(k, s, m)
+			}
 			stageKeys[pi] = append(stageKeys[pi], k)
 		}
 		last[p.Name] = k
@@ -149,7 +151,7 @@ func (r *run) pipeline(ctx context.Context, pi int) error {
 	}
 	for i, s := range p.Stages {
 		r.index++
-		if i < resume {
+		if i < resume && !checks[s.Type] {
 			r.e.report(Event{Kind: StageCached, Pipeline: p.Name, Stage: s.Type, Index: r.index, Total: r.total})
 			continue
 		}
