@@ -129,3 +129,23 @@ func TestCustomLayoutChangesTheImageTypesESP(t *testing.T) {
 	_, err = NewPartitionTable(testTemplate(), req, NewIDs(1))
 	require.ErrorContains(t, err, "/boot/efi is a vfat filesystem in this image type, not ext4")
 }
+
+// Two swap partitions, which have no mount point, are two partitions: a
+// mount point match never merges them.
+func TestCustomLayoutKeepsEverySwap(t *testing.T) {
+	t.Parallel()
+	req := Request{Replace: true, Mounts: []Mount{
+		{FSType: "swap", MinSize: GiB, Label: "swap-a"},
+		{Mountpoint: "/", MinSize: 2 * GiB},
+		{FSType: "swap", MinSize: GiB, Label: "swap-b"},
+	}}
+	pt, err := NewPartitionTable(testTemplate(), req, NewIDs(1))
+	require.NoError(t, err)
+	var labels []string
+	for _, fs := range pt.Filesystems() {
+		if fs.Type == "swap" {
+			labels = append(labels, fs.Label)
+		}
+	}
+	assert.Equal(t, []string{"swap-a", "swap-b"}, labels)
+}

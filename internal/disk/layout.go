@@ -114,7 +114,8 @@ func NewPartitionTable(tpl Template, req Request, ids *IDs) (*PartitionTable, er
 	for _, m := range req.Mounts {
 		hasRoot = hasRoot || m.Mountpoint == "/"
 		if i := slices.IndexFunc(parts, func(p TemplatePartition) bool {
-			return p.Filesystem != nil && p.Filesystem.Mountpoint == m.Mountpoint
+			// A mount without a mount point (swap) is always a partition of its own.
+			return m.Mountpoint != "" && p.Filesystem != nil && p.Filesystem.Mountpoint == m.Mountpoint
 		}); i >= 0 {
 			if err := mergeMount(&parts[i], m); err != nil {
 				return nil, err

@@ -68,11 +68,21 @@ func readCorpusHeader(t *testing.T, text string) corpusHeader {
 // planCorpusBlueprint parses and plans one corpus file.
 func planCorpusBlueprint(t *testing.T, reg *Registry, h corpusHeader, data []byte) error {
 	t.Helper()
-	bp, err := blueprint.Parse(data, blueprint.FormatTOML)
+	// Every phase answers at once, as validate and the API do: what the
+	// blueprint layer refuses and what the image type refuses.
+	it := imageType(t, reg, h.distro, "x86_64", h.imageType)
+	bp, reported := blueprint.ParseAll(data, blueprint.FormatTOML)
+	if bp == nil {
+		return reported
+	}
+	plan, err := it.PlanAll(bp, Options{Mirrors: testMirrors}, reported)
 	if err != nil {
 		return err
 	}
-	_, err = planBlueprint(imageType(t, reg, h.distro, "x86_64", h.imageType), bp)
+	if all := reported.Merge(plan.Problems); len(all) > 0 {
+		return all
+	}
+	_, err = planBlueprint(it, bp)
 	return err
 }
 

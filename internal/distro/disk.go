@@ -22,6 +22,9 @@ func diskRequest(it *ImageType, c *blueprint.Customizations) disk.Request {
 		req.MinDiskSize = max(req.MinDiskSize, disk.Size(dk.MinSize))
 		req.StartOffset = disk.Size(dk.StartOffset)
 		for _, part := range dk.Partitions {
+			if part.Type != "" && part.Type != "plain" {
+				continue // lvm and btrfs are refused on their own; the rest of the layout is still checked
+			}
 			req.Mounts = append(req.Mounts, disk.Mount{
 				Mountpoint: part.Mountpoint, MinSize: disk.Size(part.MinSize), FSType: part.FSType, Label: part.Label,
 				PartType: part.PartType, PartLabel: part.PartLabel, PartUUID: part.PartUUID,
