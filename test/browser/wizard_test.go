@@ -385,7 +385,8 @@ func TestWizard(t *testing.T) {
 	assert.Contains(t, units[0].Enabled, "nftables", "the service is enabled")
 	firewalls := stagesOf[*manifest.Firewall](m)
 	require.Len(t, firewalls, 1)
-	assert.Equal(t, []manifest.FirewallPort{{From: 8080, To: 8080, Protocol: "tcp"}}, firewalls[0].Ports)
+	assert.Equal(t, []manifest.FirewallPort{{From: 8080, To: 8080, Protocol: "tcp"}, {From: 22, To: 22, Protocol: "tcp"}}, firewalls[0].Ports,
+		"the port the wizard opened, and ssh, which stays open unless disabled: the manifest lists every port it opens")
 
 	var motds []manifest.File
 	for _, fs := range stagesOf[*manifest.Files](m) {
