@@ -15,6 +15,18 @@ import (
 // turns each into the request's. A field the table does not know is passed
 // on under its own name, for the blueprint parser to refuse.
 func BlueprintFromCustomizations(name string, cust map[string]any) (*blueprint.Blueprint, error) {
+	bp, problems := BlueprintFromCustomizationsAll(name, cust)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return bp, nil
+}
+
+// BlueprintFromCustomizationsAll is BlueprintFromCustomizations that also
+// gives back the blueprint as far as it decoded beside its problems (see
+// blueprint.ParseAll), so the image type's checks can still look at the
+// fields that are fine. Such a blueprint is for checking only.
+func BlueprintFromCustomizationsAll(name string, cust map[string]any) (*blueprint.Blueprint, blueprint.Errors) {
 	bp := map[string]any{"name": name}
 	if cust != nil {
 		c := map[string]any{}
@@ -30,9 +42,9 @@ func BlueprintFromCustomizations(name string, cust map[string]any) (*blueprint.B
 	}
 	data, err := json.Marshal(bp)
 	if err != nil {
-		return nil, err
+		return nil, blueprint.Errors{{Message: err.Error()}}
 	}
-	return blueprint.Parse(data, blueprint.FormatJSON)
+	return blueprint.ParseAll(data, blueprint.FormatJSON)
 }
 
 // put sets the value at a dotted path of tree, making the tables above it.

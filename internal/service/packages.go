@@ -15,25 +15,45 @@ import (
 type aptSearcher struct {
 	resolver interface {
 		Search(ctx context.Context, repos []depsolve.Repository, arch, query string, limit, offset int) ([]apt.PackageInfo, int, error)
+		Missing(ctx context.Context, repos []depsolve.Repository, arch string, names []string) ([]string, error)
 	}
 	distros *distro.Registry
 	mirrors map[string]string
 }
 
-func (s aptSearcher) Search(ctx context.Context, distroName, archName, query string, limit, offset int) ([]api.Package, int, error) {
+// repositories are the distribution's repositories, through the mirrors,
+// and the Debian architecture of archName.
+func (s aptSearcher) repositories(distroName, archName string) ([]depsolve.Repository, string, error) {
 	d, err := s.distros.Distro(distroName)
 	if err != nil {
-		return nil, 0, err
+		return nil, "", err
 	}
 	a, err := d.Arch(archName)
 	if err != nil {
-		return nil, 0, err
+		return nil, "", err
 	}
 	repos := d.PackageRepositories(s.mirrors)
 	if len(repos) == 0 {
-		return nil, 0, fmt.Errorf("no mirror is configured for %s", d.Name)
+		return nil, "", fmt.Errorf("no mirror is configured for %s", d.Name)
 	}
-	found, total, err := s.resolver.Search(ctx, repos, a.DebianArch, query, limit, offset)
+	return repos, a.DebianArch, nil
+}
+
+// Missing implements api.PackageChecker.
+func (s aptSearcher) Missing(ctx context.Context, distroName, archName string, names []string) ([]string, error) {
+	repos, arch, err := s.repositories(distroName, archName)
+	if err != nil {
+		return nil, err
+	}
+	return s.resolver.Missing(ctx, repos, arch, names)
+}
+
+func (s aptSearcher) Search(ctx context.Context, distroName, archName, query string, limit, offset int) ([]api.Package, int, error) {
+	repos, arch, err := s.repositories(distroName, archName)
+	if err != nil {
+		return nil, 0, err
+	}
+	found, total, err := s.resolver.Search(ctx, repos, arch, query, limit, offset)
 	if err != nil {
 		return nil, 0, err
 	}

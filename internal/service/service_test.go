@@ -82,6 +82,18 @@ func TestServiceBuildsACompose(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	assert.Contains(t, string(body), `"name":"jq"`, "searched in the repository metadata")
 
+	// A compose naming a package the repositories lack is refused at once,
+	// at its field, beside its other problems.
+	resp, body = call("POST", "/compose", map[string]any{
+		"distribution": "debian-12", "image_name": "svc",
+		"image_requests": []any{map[string]any{"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local", "options": map[string]any{}}}},
+		"customizations": map[string]any{"packages": []any{"jq", "jqq"}, "timezone": map[string]any{"timezone": "Mars/Olympus"}},
+	})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), `"field":"customizations.packages[1]"`)
+	assert.Contains(t, string(body), `package \"jqq\" does not exist in debian-12`)
+	assert.Contains(t, string(body), `"field":"customizations.timezone.timezone"`)
+
 	sshKey := filepath.Join(t.TempDir(), "id_ed25519")
 	out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-service", "-f", sshKey).CombinedOutput()
 	require.NoError(t, err, string(out))

@@ -476,6 +476,11 @@ func TestSearch(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, none)
 	assert.Zero(t, n)
+
+	// Exact names only: "openssh" is part of names, not a package.
+	missing, err := r.Missing(context.Background(), repos, "amd64", []string{"openssh-server", "kiln-no-such-package", "openssh", "jq", "kiln-no-such-package"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"kiln-no-such-package", "openssh"}, missing)
 }
 
 // benchPackages is a typical small image request.

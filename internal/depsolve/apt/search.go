@@ -70,3 +70,43 @@ func (r *Resolver) Search(ctx context.Context, repos []depsolve.Repository, arch
 	}
 	return res, total, nil
 }
+
+// Missing returns those of names that no repository of repos has for
+// arch, in the order given. It reads the cached metadata, fetching it as
+// Resolve does, and looks at names only: versions are the solver's.
+func (r *Resolver) Missing(ctx context.Context, repos []depsolve.Repository, arch string, names []string) ([]string, error) {
+	m, err := r.metadataFor(arch, repos)
+	if err != nil {
+		return nil, err
+	}
+	_, lock, err := r.ensure(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.release()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = false
+	}
+	err = m.scanIndex(func(line []byte) bool {
+		name, _, _ := bytes.Cut(line, []byte("\t"))
+		if found, ok := want[string(name)]; ok && !found {
+			want[string(name)] = true
+		}
+		return ctx.Err() == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, n := range names {
+		if !want[n] {
+			missing = append(missing, n)
+			want[n] = true // once
+		}
+	}
+	return missing, nil
+}

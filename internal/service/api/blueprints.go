@@ -25,7 +25,7 @@ func (s *Server) readBlueprint(r *http.Request) (*blueprintRequest, error) {
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return nil, s.bodyError(err, "the request body is not a blueprint: ")
 	}
-	checked, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
+	checked, err := s.checkRequest(r.Context(), req.Name, req.Distribution, req.ImageRequests, req.Customizations)
 	if err != nil {
 		return nil, err
 	}

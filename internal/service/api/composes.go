@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,13 +58,42 @@ type checkedRequest struct {
 // against each image request's distribution, architecture and image type.
 // Every problem comes back in one error: those of the customizations and
 // those of the image requests together.
-func (s *Server) checkRequest(name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
-	bp, bpErr := blueprintFromRequest(blueprintName(name), cust)
-	types, irErr := s.checkImageRequests(bp, distribution, irs, requestProblems)
-	if err := joinProblems(bpErr, irErr); err != nil {
+func (s *Server) checkRequest(ctx context.Context, name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
+	bp, reported := blueprintFromRequestAll(blueprintName(name), cust)
+	var bpErr error
+	if len(reported) > 0 {
+		bpErr = requestProblems(reported)
+	}
+	// The image types check what decoded, past the customizations'
+	// own problems, leaving out the fields those already name.
+	types, irErr := s.checkImageRequests(bp, distribution, irs, func(err error) error {
+		rest := uncovered(err, reported)
+		if errs, ok := rest.(blueprint.Errors); ok && len(errs) == 0 {
+			return nil
+		}
+		return requestProblems(rest)
+	})
+	pkgErr := s.missingPackages(ctx, bp, distribution, irs, reported)
+	if err := joinProblems(bpErr, irErr, pkgErr); err != nil {
 		return nil, err
 	}
 	return &checkedRequest{bp: bp, types: types}, nil
+}
+
+// uncovered drops from err's blueprint problems those at a field (or
+// below one) that reported already names.
+func uncovered(err error, reported blueprint.Errors) error {
+	var errs blueprint.Errors
+	if len(reported) == 0 || !errors.As(err, &errs) {
+		return err
+	}
+	var out blueprint.Errors
+	for _, p := range errs {
+		if p.Path == "" || !reported.Covers(p.Path) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // checkImageRequests looks up each image request's image type and checks
@@ -98,7 +128,9 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", err.Error()))
 		} else if bp != nil {
 			if err := it.CheckBlueprint(bp); err != nil {
-				errs = append(errs, relabel(err))
+				if err := relabel(err); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 		tg, err := s.cfg.Targets.Lookup(ir.UploadRequest.Type)
@@ -128,7 +160,7 @@ func optionsError(where string, err error) error {
 // newCompose checks a compose request and makes the compose and its jobs
 // to store.
 func (s *Server) newCompose(r *http.Request, req composeRequest, bpID string, bpVersion int) (store.NewCompose, error) {
-	checked, err := s.checkRequest(req.ImageName, req.Distribution, req.ImageRequests, req.Customizations)
+	checked, err := s.checkRequest(r.Context(), req.ImageName, req.Distribution, req.ImageRequests, req.Customizations)
 	if err != nil {
 		return store.NewCompose{}, err
 	}

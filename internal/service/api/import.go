@@ -37,7 +37,7 @@ func (s *Server) importBlueprint(w http.ResponseWriter, r *http.Request, _ map[s
 		return queryProblems(err)
 	}
 	// The stored request is checked as any created blueprint is.
-	checked, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
+	checked, err := s.checkRequest(r.Context(), req.Name, req.Distribution, req.ImageRequests, req.Customizations)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,17 +22,17 @@ import (
 
 // requestCheck decodes a body of one operation and runs its handler's
 // checks, without acting.
-type requestCheck func(s *Server, body []byte) error
+type requestCheck func(ctx context.Context, s *Server, body []byte) error
 
 // requestChecks are the operations whose body is a compose or a
 // blueprint request, by operation ID.
 var requestChecks = map[string]requestCheck{
-	"composeImage": func(s *Server, body []byte) error {
+	"composeImage": func(ctx context.Context, s *Server, body []byte) error {
 		var req composeRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil
 		}
-		_, err := s.checkRequest(req.ImageName, req.Distribution, req.ImageRequests, req.Customizations)
+		_, err := s.checkRequest(ctx, req.ImageName, req.Distribution, req.ImageRequests, req.Customizations)
 		return err
 	},
 	"createBlueprint": checkBlueprintBody,
@@ -39,12 +40,12 @@ var requestChecks = map[string]requestCheck{
 	"renderBlueprint": checkBlueprintBody,
 }
 
-func checkBlueprintBody(s *Server, body []byte) error {
+func checkBlueprintBody(ctx context.Context, s *Server, body []byte) error {
 	var req blueprintRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil
 	}
-	_, err := s.checkRequest(req.Name, req.Distribution, req.ImageRequests, req.Customizations)
+	_, err := s.checkRequest(ctx, req.Name, req.Distribution, req.ImageRequests, req.Customizations)
 	return err
 }
 
@@ -76,7 +77,7 @@ func (s *Server) furtherProblems(r *http.Request, opID string, validation error,
 		return nil
 	}
 	var ae *apiError
-	if err := check(s, pruned); err == nil || !errors.As(err, &ae) {
+	if err := check(r.Context(), s, pruned); err == nil || !errors.As(err, &ae) {
 		return nil
 	}
 	var out []problem

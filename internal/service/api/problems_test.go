@@ -1,7 +1,10 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -48,6 +51,23 @@ func TestRequestProblemsOfEveryLayerTogether(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
 	assert.ElementsMatch(t, []string{
 		"customizations.users[0].ssh_key", "customizations.files[0].path", "image_requests[0].image_type",
+	}, itemFields(t, r), string(r.body))
+
+	// The distribution's checks run past the blueprint layer's problems:
+	// a bad key (blueprint layer), an unknown time zone and a wheel group
+	// (distribution) and a hostname file that conflicts with the hostname
+	// come back together, each once.
+	b = composeBody()
+	cust = b["customizations"].(map[string]any)
+	cust["users"].([]any)[0].(map[string]any)["ssh_key"] = "not a key"
+	cust["users"].([]any)[0].(map[string]any)["groups"] = []any{"wheel"}
+	cust["timezone"] = map[string]any{"timezone": "Mars/Olympus"}
+	cust["hostname"] = "web01"
+	cust["files"] = []any{map[string]any{"path": "/etc/hostname", "data": "other\n"}}
+	r = ts.do(t, "acme", "POST", "/compose", b)
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	assert.ElementsMatch(t, []string{
+		"customizations.users[0].ssh_key", "customizations.users[0].groups[0]", "customizations.timezone.timezone", "customizations.files[0].path",
 	}, itemFields(t, r), string(r.body))
 	for _, it := range r.fields(t) {
 		assert.Regexp(t, `^`+regexpQuote(it.Field)+`: .+`, it.Detail, "each detail names its own field")
@@ -110,4 +130,49 @@ func TestOneOfProblemSaysWhatTheFieldTakes(t *testing.T) {
 	require.Len(t, items, 1, string(r.body))
 	assert.Equal(t, "customizations.filesystem[0].min_size", items[0].Field)
 	assert.Equal(t, `customizations.filesystem[0].min_size: the value has none of the forms this field takes: Minimum size, in bytes or as a string such as "2 GiB"`, items[0].Detail)
+}
+
+// packageIndex stands in for the repositories' package names; broken
+// makes it fail, as when no metadata can be had.
+type packageIndex struct {
+	fakeSearcher
+	names  []string
+	broken bool
+}
+
+func (p packageIndex) Missing(_ context.Context, distro, arch string, names []string) ([]string, error) {
+	if p.broken {
+		return nil, errors.New("no metadata")
+	}
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(p.names, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// A package that does not exist comes back with the request's other
+// problems, at its field, rather than later from the depsolve job; when
+// the names cannot be checked, the request goes on and the job decides.
+func TestMissingPackagesInTheSameAnswer(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Packages = packageIndex{names: []string{"nginx", "task-ssh-server"}} })
+	b := composeBody()
+	cust := b["customizations"].(map[string]any)
+	cust["packages"] = []any{"nginx", "nginxx", "no-such-tool"}
+	cust["timezone"] = map[string]any{"timezone": "Mars/Olympus"}
+	r := ts.do(t, "acme", "POST", "/compose", b)
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	assert.ElementsMatch(t, []string{"customizations.packages[1]", "customizations.packages[2]", "customizations.timezone.timezone"}, itemFields(t, r), string(r.body))
+	assert.Contains(t, r.details(t), `package "nginxx" does not exist in debian-12 for x86_64`)
+
+	cust["packages"] = []any{"nginx"}
+	delete(cust, "timezone")
+	require.Equal(t, http.StatusCreated, ts.do(t, "acme", "POST", "/compose", b).status, "every name exists")
+
+	broken := newTestServer(t, func(c *Config) { c.Packages = packageIndex{broken: true} })
+	cust["packages"] = []any{"nginxx"}
+	r = broken.do(t, "acme", "POST", "/compose", b)
+	require.Equal(t, http.StatusCreated, r.status, "unchecked names are left to the depsolve job: %s", r.body)
 }

@@ -16,11 +16,18 @@ import (
 // blueprintFromRequest builds the blueprint a compose request describes and
 // validates it; problems come back with the request's field paths.
 func blueprintFromRequest(name string, cust map[string]any) (*blueprint.Blueprint, error) {
-	bp, err := apimodel.BlueprintFromCustomizations(name, cust)
-	if err != nil {
-		return nil, requestProblems(err)
+	bp, problems := blueprintFromRequestAll(name, cust)
+	if len(problems) > 0 {
+		return nil, requestProblems(problems)
 	}
 	return bp, nil
+}
+
+// blueprintFromRequestAll translates customizations into a blueprint and
+// gives back what decoded with its problems (in blueprint paths), so the
+// image types can check the rest in the same answer.
+func blueprintFromRequestAll(name string, cust map[string]any) (*blueprint.Blueprint, blueprint.Errors) {
+	return apimodel.BlueprintFromCustomizationsAll(name, cust)
 }
 
 // requestProblems re-labels a blueprint's problems with request paths;
