@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/depsolve"
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/keyfetch"
 )
 
 // targetFlags are the flags every verb that plans an image shares.
@@ -102,6 +103,8 @@ func (f *targetFlags) plan(a *app) (*target, error) {
 	if err != nil {
 		return nil, f.withProblems(err, parsed)
 	}
+	// The blueprint is the user's own: its key URLs may be on their network.
+	t.opts.KeyClient = keyfetch.AnyAddressClient()
 	return t, nil
 }
 

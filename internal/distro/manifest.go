@@ -32,7 +32,9 @@ type Options struct {
 	// warning; compose.Manifest always fetches.
 	GPGKeys map[string]keyfetch.Key
 	// KeyClient is the HTTP client compose.Manifest fetches those keys
-	// with; nil means keyfetch's default.
+	// with; nil means keyfetch's default, which reaches public addresses
+	// only (a worker building tenants' blueprints); the CLI passes
+	// keyfetch.AnyAddressClient, since its blueprints are the user's.
 	KeyClient *http.Client
 }
 

@@ -27,7 +27,7 @@ import (
 // zero: 1 MiB, far above any real keyring of a repository.
 const DefaultMaxSize = 1 << 20
 
-// DefaultTimeout bounds one fetch when Fetcher.Client is nil.
+// DefaultTimeout bounds one fetch with the clients of this package.
 const DefaultTimeout = 30 * time.Second
 
 // Key is a fetched public key, pinned by the SHA-256 of the bytes the
@@ -41,7 +41,8 @@ type Key struct {
 
 // Fetcher fetches keys over https.
 type Fetcher struct {
-	// Client does the requests; nil means a client with DefaultTimeout.
+	// Client does the requests; nil means PublicClient(), which reaches
+	// public addresses only.
 	Client *http.Client
 	// MaxSize is the largest response accepted, in bytes; 0 means
 	// DefaultMaxSize.
@@ -60,7 +61,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Key, error) {
 	}
 	client := f.Client
 	if client == nil {
-		client = &http.Client{Timeout: DefaultTimeout}
+		client = PublicClient()
 	}
 	// A redirect may not leave TLS: refuse it before it is followed.
 	c := *client

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -90,7 +92,7 @@ func TestFetch(t *testing.T) {
 		})
 	}
 	t.Run("untrusted certificate", func(t *testing.T) {
-		_, err := (&Fetcher{}).Fetch(ctx, srv.URL+"/key.asc")
+		_, err := (&Fetcher{Client: AnyAddressClient()}).Fetch(ctx, srv.URL+"/key.asc")
 		require.ErrorContains(t, err, "certificate")
 	})
 }
@@ -186,4 +188,26 @@ func badChecksum(t *testing.T) []byte {
 		}
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+// A fetcher given no client reaches public addresses only: a key URL in a
+// tenant's blueprint cannot make a build host call its own loopback or
+// network, neither by address nor by a name that resolves there.
+func TestDefaultClientRefusesPrivateAddresses(t *testing.T) {
+	t.Parallel()
+	srv, _ := keyServer(t, map[string][]byte{"/key.asc": readTestdata(t, "key.asc")})
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(srv.URL, "https://"))
+	require.NoError(t, err)
+	for _, u := range []string{srv.URL + "/key.asc", "https://localhost:" + port + "/key.asc"} {
+		_, err := (&Fetcher{}).Fetch(context.Background(), u)
+		require.ErrorContains(t, err, "not a public address", u)
+	}
+	for addr, public := range map[string]bool{
+		"127.0.0.1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false, "169.254.169.254": false,
+		"100.64.0.1": false, "0.0.0.0": false, "::1": false, "fe80::1": false, "fd00::1": false, "::ffff:127.0.0.1": false,
+		"64:ff9b::a00:1": false, "224.0.0.1": false, "192.0.2.1": false,
+		"1.1.1.1": true, "151.101.2.132": true, "2a04:4e42::644": true,
+	} {
+		assert.Equal(t, public, isPublic(netip.MustParseAddr(addr)), addr)
+	}
 }
