@@ -23,14 +23,31 @@ type PackageChecker interface {
 // reports a missing package at its field.
 const packageCheckTimeout = 20 * time.Second
 
+// installsFromOwnRepositories says whether the blueprint installs from a
+// repository of its own, whose packages the distribution's metadata does
+// not list: its names are then left to the depsolve job, which reads that
+// repository too.
+func installsFromOwnRepositories(bp *blueprint.Blueprint) bool {
+	if bp.Customizations == nil {
+		return false
+	}
+	for _, r := range bp.Customizations.Repositories {
+		if r.InstallFrom && (r.Enabled == nil || *r.Enabled) {
+			return true
+		}
+	}
+	return false
+}
+
 // missingPackages checks the names of the blueprint's packages, modules
 // and package groups (Debian tasks) against the distribution of each
-// image request's architecture. Fields already reported are left out,
+// image request's architecture, unless it installs from a repository of
+// its own. Fields already reported are left out,
 // and so is everything when the checker cannot answer: the solver in the
 // depsolve job is the last word.
 func (s *Server) missingPackages(ctx context.Context, bp *blueprint.Blueprint, distribution string, irs []imageRequest, reported blueprint.Errors) error {
 	checker, ok := s.cfg.Packages.(PackageChecker)
-	if !ok || bp == nil {
+	if !ok || bp == nil || installsFromOwnRepositories(bp) {
 		return nil
 	}
 	type named struct{ name, field string }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -170,6 +172,18 @@ func TestMissingPackagesInTheSameAnswer(t *testing.T) {
 	cust["packages"] = []any{"nginx"}
 	delete(cust, "timezone")
 	require.Equal(t, http.StatusCreated, ts.do(t, "acme", "POST", "/compose", b).status, "every name exists")
+
+	key, err := os.ReadFile(filepath.Join("..", "..", "keyfetch", "testdata", "key.asc"))
+	require.NoError(t, err)
+	// A package from the blueprint's own repository is not in the
+	// distribution's metadata: the depsolve job, which reads that
+	// repository too, decides.
+	cust["packages"] = []any{"vendor-tool"}
+	cust["custom_repositories"] = []any{map[string]any{"id": "vendor", "baseurl": []any{"https://deb.example.org/vendor"}, "suite": "stable", "components": []any{"main"},
+		"gpgkey": []any{string(key)}, "check_gpg": true, "install_from": true}}
+	r = ts.do(t, "acme", "POST", "/compose", b)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	delete(cust, "custom_repositories")
 
 	broken := newTestServer(t, func(c *Config) { c.Packages = packageIndex{broken: true} })
 	cust["packages"] = []any{"nginxx"}
