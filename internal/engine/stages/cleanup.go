@@ -171,21 +171,7 @@ func installSSHKeygen(tree string) error {
 	if err := WriteFile(tree, sshKeygenUnitPath, []byte(sshKeygenUnit), 0o644); err != nil {
 		return err
 	}
-	const wants = "/etc/systemd/system/multi-user.target.wants/kiln-ssh-keygen.service"
-	link, err := resolveEntry(tree, wants)
-	if err != nil {
-		return fmt.Errorf("%s: %w", wants, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		return fmt.Errorf("%s: %w", wants, err)
-	}
-	if err := os.RemoveAll(link); err != nil {
-		return fmt.Errorf("%s: %w", wants, err)
-	}
-	if err := os.Symlink(sshKeygenUnitPath, link); err != nil {
-		return fmt.Errorf("enabling %s: %w", sshKeygenUnitPath, err)
-	}
-	return nil
+	return enableUnit(tree, sshKeygenUnitPath, "multi-user.target")
 }
 
 // removeGlob removes the entries of the tree's directory dir whose names
