@@ -95,6 +95,21 @@ func corpusFiles(t *testing.T, dir string) []string {
 	return files
 }
 
+// readCorpusFile reads a corpus blueprint and its header, which must say
+// which upstream blueprints the file covers.
+func readCorpusFile(t *testing.T, file string) ([]byte, corpusHeader) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := readCorpusHeader(t, string(data))
+	if !h.covers {
+		t.Fatal("the header does not say which upstream blueprints the file covers (# Covers: ...)")
+	}
+	return data, h
+}
+
 // Blueprints written for osbuild, with only what is RHEL's or Fedora's
 // taken out or renamed, produce a manifest.
 func TestCorpusAccepted(t *testing.T) {
@@ -107,14 +122,7 @@ func TestCorpusAccepted(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			t.Parallel()
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := readCorpusHeader(t, string(data))
-			if !h.covers {
-				t.Fatal("the header does not say which upstream blueprints the file covers (# Covers: ...)")
-			}
+			data, h := readCorpusFile(t, f)
 			if len(h.refused) > 0 {
 				t.Fatal("an accepted blueprint expects a refusal; move it to refused/")
 			}
@@ -138,18 +146,11 @@ func TestCorpusRefused(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			t.Parallel()
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := readCorpusHeader(t, string(data))
-			if !h.covers {
-				t.Fatal("the header does not say which upstream blueprints the file covers (# Covers: ...)")
-			}
+			data, h := readCorpusFile(t, f)
 			if len(h.refused) == 0 {
 				t.Fatal("the header lists no expected refusal (# refused: PATH | WORD)")
 			}
-			err = planCorpusBlueprint(t, reg, h, data)
+			err := planCorpusBlueprint(t, reg, h, data)
 			if err == nil {
 				t.Fatal("planned a manifest; it must be refused")
 			}
