@@ -3,11 +3,11 @@ package target
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 )
 
 // Local keeps the image in the service's artifact store: the upload only
-// gives its download URL.
+// gives its download URL. The API completes the URL with the time it
+// expires when it answers.
 type Local struct {
 	// BaseURL is the API's address that download paths start from
 	// (empty: the URL is a path).
@@ -17,22 +17,15 @@ type Local struct {
 // Type implements Target.
 func (Local) Type() string { return "local" }
 
-// Check implements Target: local takes no options.
-func (Local) Check(options json.RawMessage) error {
-	var m map[string]any
-	if len(options) == 0 || string(options) == "null" {
-		return nil
-	}
-	if err := json.Unmarshal(options, &m); err != nil {
-		return fmt.Errorf("options: %w", err)
-	}
-	for k := range m {
-		return fmt.Errorf("options.%s: the local upload type takes no options", k)
-	}
-	return nil
+// Check implements Target: local takes any image and no options.
+func (Local) Check(_ Image, options json.RawMessage) error {
+	return DecodeOptions(options, nil)
 }
 
+// NeedsFile implements NeedsFile: the image stays where the build put it.
+func (Local) NeedsFile() bool { return false }
+
 // Upload implements Target.
-func (l Local) Upload(_ context.Context, a Artifact, _ json.RawMessage) (Result, error) {
+func (l Local) Upload(_ context.Context, a Artifact, _ json.RawMessage, _ Reporter) (Result, error) {
 	return Result{URL: l.BaseURL + "/api/image-builder/v1/composes/" + a.ComposeID + "/download"}, nil
 }

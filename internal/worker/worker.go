@@ -504,9 +504,9 @@ func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailu
 	if err != nil {
 		return nil, &jobFailure{Reason: err.Error()}
 	}
-	res, err := tg.Upload(ctx, target.Artifact{ComposeID: j.ComposeID, Filename: built.Filename}, args.Options)
+	res, err := tg.Upload(ctx, target.Artifact{ComposeID: j.ComposeID, Filename: built.Filename}, args.Options, target.NoReporter{})
 	if err != nil {
 		return nil, &jobFailure{Reason: "the upload failed", Details: err.Error(), Retry: true}
 	}
-	return workerproto.UploadResult{Type: args.Type, URL: res.URL}, nil
+	return workerproto.UploadResult{Type: args.Type, Result: res}, nil
 }

@@ -1,6 +1,10 @@
 package workerproto
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/kiln-project/kiln/internal/target"
+)
 
 // Job kinds a compose becomes, in the order it runs them: the API
 // enqueues them, the workers run them, with the arguments and results
@@ -41,10 +45,16 @@ type BuildResult struct {
 type UploadArgs struct {
 	Type    string          `json:"type"`
 	Options json.RawMessage `json:"options,omitempty"`
+	// Name is the default name of what the target makes (an AMI, a
+	// cloud image, an object): the compose's image_name or
+	// kiln-<compose id>.
+	Name string `json:"name,omitempty"`
+	// Image is what was built, as the target checks and registers it.
+	Image target.Image `json:"image"`
 }
 
 // UploadResult is where the artifact went.
 type UploadResult struct {
 	Type string `json:"type"`
-	URL  string `json:"url,omitempty"`
+	target.Result
 }

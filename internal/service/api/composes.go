@@ -136,8 +136,10 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 		tg, err := s.cfg.Targets.Lookup(ir.UploadRequest.Type)
 		if err != nil {
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".upload_request.type", err.Error()))
-		} else if err := tg.Check(ir.UploadRequest.Options); err != nil {
-			errs = append(errs, optionsError(where+".upload_request", err))
+		} else if it != nil {
+			if err := tg.Check(targetImage(it, ir.Architecture), ir.UploadRequest.Options); err != nil {
+				errs = append(errs, optionsError(where+".upload_request", err))
+			}
 		}
 		types = append(types, it)
 	}
@@ -181,7 +183,8 @@ func (s *Server) newCompose(r *http.Request, req composeRequest, bpID string, bp
 	js := []store.Job{
 		{ID: depsolve, Type: workerproto.KindDepsolve, Args: args(workerproto.DepsolveArgs{Distro: it.Arch().Distro().Name, Arch: it.Arch().Name, ImageType: it.Name, Blueprint: bpJSON, Size: ir.Size})},
 		{ID: build, Type: workerproto.KindBuild, Arch: it.Arch().Name, Args: args(workerproto.BuildArgs{}), Deps: []string{depsolve}},
-		{ID: upload, Type: workerproto.KindUpload, Args: args(workerproto.UploadArgs{Type: ir.UploadRequest.Type, Options: ir.UploadRequest.Options}), Deps: []string{build}},
+		{ID: upload, Type: workerproto.KindUpload, Args: args(workerproto.UploadArgs{Type: ir.UploadRequest.Type, Options: ir.UploadRequest.Options,
+			Name: uploadName(req.ImageName, c.ID), Image: targetImage(it, ir.Architecture)}), Deps: []string{build}},
 	}
 	return store.NewCompose{Compose: c, Jobs: js}, nil
 }

@@ -1,0 +1,60 @@
+package target
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the [targets] section of kiln's configuration file: which
+// upload types this server delivers to, and the operator's account in
+// each. Secrets (keys, passwords) are never written here in the clear:
+// each section names the environment variables or files they are read
+// from, so the file can be shown and kept in version control.
+//
+//	[targets]
+//	timeout = "2h"
+//	[targets.aws]
+//	region = "eu-west-1"
+//	bucket = "kiln-imports"
+//
+// local and aws.s3 are always there: with no [targets.s3], aws.s3 is the
+// service's own artifact store and its signed download link.
+type Config struct {
+	// Timeout bounds one upload, from the first byte to the registered
+	// image. Default 2h.
+	Timeout time.Duration `toml:"timeout"`
+	// S3 makes aws.s3 put images into this bucket rather than leave them
+	// in the artifact store.
+	S3 *S3Config `toml:"s3"`
+}
+
+// DefaultTimeout bounds an upload when Config.Timeout is zero.
+const DefaultTimeout = 2 * time.Hour
+
+// S3Config is the bucket aws.s3 delivers to.
+type S3Config struct {
+	Bucket string `toml:"bucket"`
+}
+
+// Env reads an environment variable; tests give their own.
+type Env func(string) string
+
+// Build makes the registry of the configured targets. baseURL is the
+// API's address that local download links start from ("" for paths).
+func Build(cfg Config, env Env, baseURL string) (Registry, error) {
+	targets := []Target{Local{BaseURL: baseURL}}
+	if cfg.S3 == nil {
+		targets = append(targets, StoreLink{BaseURL: baseURL})
+	} else {
+		return nil, fmt.Errorf("[targets.s3]: not implemented yet")
+	}
+	return New(targets...), nil
+}
+
+// TimeoutOf is the configured upload timeout, or the default.
+func (c Config) TimeoutOf() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
+}
