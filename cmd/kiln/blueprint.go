@@ -78,7 +78,7 @@ func checkBlueprint(cmd *cobra.Command, a *app, f *targetFlags, bp *blueprint.Bl
 	var err error
 	switch {
 	case f.imageType != "" || f.distro != "":
-		var t *target
+		var t *plannedImage
 		if f.imageType != "" {
 			if t, err = f.plan(a); err != nil {
 				return nil, err
@@ -88,7 +88,7 @@ func checkBlueprint(cmd *cobra.Command, a *app, f *targetFlags, bp *blueprint.Bl
 			if err != nil {
 				return nil, f.withProblems(err, parsed)
 			}
-			t = &target{bp: bp, parsed: parsed, it: it}
+			t = &plannedImage{bp: bp, parsed: parsed, it: it}
 			if t.opts.Mirrors, err = a.mirrors(it.Arch().Distro(), f.mirrors); err != nil {
 				return nil, f.withProblems(err, parsed)
 			}

@@ -71,9 +71,9 @@ func (f *targetFlags) loadBlueprint() (*blueprint.Blueprint, blueprint.Errors, e
 	return bp, problems, nil
 }
 
-// target is a planned image: the blueprint, the problems parsing found in
+// plannedImage is a planned image: the blueprint, the problems parsing found in
 // it, the image type and the options.
-type target struct {
+type plannedImage struct {
 	bp     *blueprint.Blueprint
 	parsed blueprint.Errors
 	it     *distro.ImageType
@@ -81,12 +81,12 @@ type target struct {
 }
 
 // plan loads the blueprint and works out the image type and options.
-func (f *targetFlags) plan(a *app) (*target, error) {
+func (f *targetFlags) plan(a *app) (*plannedImage, error) {
 	bp, parsed, err := f.loadBlueprint()
 	if err != nil {
 		return nil, err
 	}
-	t := &target{bp: bp, parsed: parsed}
+	t := &plannedImage{bp: bp, parsed: parsed}
 	t.it, err = compose.ImageType(a.registry, bp, compose.Request{Distro: f.distro, Arch: f.arch, ImageType: f.imageType},
 		compose.Defaults{Distro: defaultDistro, Arch: hostArch()})
 	if err != nil {

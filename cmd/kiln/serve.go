@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/service"
+	"github.com/kiln-project/kiln/internal/target"
 )
 
 // defaultDataDir is where the service keeps its database and artifacts.
@@ -37,6 +38,10 @@ composes. Create API tokens with "kiln token create".`,
 				return err
 			}
 			cfg.Distros, cfg.CacheDir = a.registry, a.cfg.CacheDir
+			if cfg.Targets, err = target.Build(a.cfg.Targets, os.Getenv, ""); err != nil {
+				return fmt.Errorf("configuration [targets]: %w", err)
+			}
+			cfg.UploadTimeout = a.cfg.Targets.TimeoutOf()
 			cfg.Builder = testBuilder
 			cfg.Log = slog.New(slog.NewJSONHandler(a.stderr, nil))
 			cfg.Version = version()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/worker"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
@@ -90,12 +91,17 @@ keeps retrying with backoff and keeps its finished images.`,
 				log.Info("health and metrics", "addr", ln.Addr().String())
 			}
 
+			targets, err := target.Build(a.cfg.Targets, os.Getenv, "")
+			if err != nil {
+				return fmt.Errorf("configuration [targets]: %w", err)
+			}
 			var wg sync.WaitGroup
 			for i := range concurrency {
 				w, err := worker.New(worker.Config{
 					Client: client, Name: fmt.Sprintf("%s/%d", name, i+1), Arches: arches, Grace: grace,
 					CacheDir: a.cfg.CacheDir, Mirrors: mirrors, Resolver: resolver, Distros: a.registry,
 					Log: log.With("worker", fmt.Sprintf("%s/%d", name, i+1)), Health: health, Builder: testBuilder,
+					Targets: targets, UploadTimeout: a.cfg.Targets.TimeoutOf(),
 				})
 				if err != nil {
 					return err

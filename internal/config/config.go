@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/kiln-project/kiln/internal/target"
 )
 
 // DefaultPath is where the configuration file is looked for when --config
@@ -36,6 +38,10 @@ type Config struct {
 	Mirrors map[string]string `toml:"mirrors"`
 	// Depsolve tunes package resolution.
 	Depsolve Depsolve `toml:"depsolve"`
+	// Targets are the upload types the service, its workers and
+	// `kiln upload` deliver to, with the operator's accounts (see
+	// target.Config).
+	Targets target.Config `toml:"targets"`
 }
 
 // Depsolve tunes package resolution.

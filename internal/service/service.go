@@ -26,6 +26,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/backends"
 	"github.com/kiln-project/kiln/internal/service/ui"
+	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
 	"github.com/kiln-project/kiln/internal/worker"
 	"github.com/kiln-project/kiln/internal/workerproto"
@@ -47,6 +48,13 @@ type Config struct {
 	// none, remote workers only. An in-process worker builds as root on
 	// the API host, so none runs unless asked for.
 	Workers int
+	// Targets are the upload types composes may ask for, as the API checks
+	// them and the in-process workers deliver to them. Default: local
+	// and aws.s3 (the artifact store's download link).
+	Targets target.Registry
+	// UploadTimeout bounds the in-process workers' uploads (default
+	// target.DefaultTimeout).
+	UploadTimeout time.Duration
 	// WorkerKey is the secret remote workers request jobs with. Default:
 	// a random one, for the in-process workers only.
 	WorkerKey string
@@ -147,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 		packages = aptSearcher{resolver: r, distros: cfg.Distros, mirrors: cfg.Mirrors}
 	}
 	apiServer, err := api.New(api.Config{Store: db, Distros: cfg.Distros, Artifacts: arts, DownloadExpiry: cfg.DownloadExpiry, DownloadKey: downloadKey, RetentionMaxAge: cfg.Retention.MaxAge, TrustIdentityHeader: cfg.TrustIdentityHeader,
-		MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout, Quota: cfg.Quota, RateLimit: cfg.RateLimit, LogStreams: cfg.LogStreams, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version})
+		MaxBodyBytes: cfg.MaxBodyBytes, BodyTimeout: cfg.BodyTimeout, Quota: cfg.Quota, RateLimit: cfg.RateLimit, LogStreams: cfg.LogStreams, Metrics: mets, Packages: packages, Log: cfg.Log, Version: cfg.Version, Targets: cfg.Targets})
 	if err != nil {
 		return err
 	}
@@ -228,7 +236,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Client:   &workerproto.Client{BaseURL: "http://" + addr, Key: cfg.WorkerKey},
 			Name:     fmt.Sprintf("in-process-%d", i+1),
 			CacheDir: cfg.CacheDir, Mirrors: cfg.Mirrors, Resolver: cfg.Resolver, Distros: cfg.Distros,
-			Builder: cfg.Builder, Log: cfg.Log.With("worker", i+1),
+			Builder: cfg.Builder, Log: cfg.Log.With("worker", i+1), Targets: cfg.Targets, UploadTimeout: cfg.UploadTimeout,
 		})
 		if err != nil {
 			stopWorkers()

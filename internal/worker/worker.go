@@ -50,8 +50,11 @@ type Config struct {
 	Mirrors  map[string]string
 	Resolver depsolve.Resolver
 	Distros  *distro.Registry
-	// Targets are the upload types it delivers to. Default: local.
+	// Targets are the upload types it delivers to. Default: local and
+	// aws.s3 (the artifact store's download link).
 	Targets target.Registry
+	// UploadTimeout bounds one upload job. Default target.DefaultTimeout.
+	UploadTimeout time.Duration
 	// Health, when set, records the worker's jobs and server contact.
 	Health *Health
 	// Builder builds the images of build jobs. Default: the engine
@@ -121,7 +124,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Targets == nil {
-		cfg.Targets = target.New(target.Local{})
+		cfg.Targets = target.New(target.Local{}, target.StoreLink{})
 	}
 	if cfg.Builder == nil {
 		// No SOURCE_DATE_EPOCH from the worker's environment: an image

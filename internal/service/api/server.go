@@ -98,7 +98,7 @@ func (c *Config) withDefaults() {
 		c.DownloadExpiry = 7 * 24 * time.Hour
 	}
 	if c.Targets == nil {
-		c.Targets = target.New(target.Local{})
+		c.Targets = target.New(target.Local{}, target.StoreLink{})
 	}
 	c.Quota.withDefaults()
 	c.RateLimit.withDefaults()
