@@ -26,8 +26,8 @@ import (
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/backends"
 	"github.com/kiln-project/kiln/internal/service/ui"
-	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/worker"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
