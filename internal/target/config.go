@@ -26,6 +26,8 @@ type Config struct {
 	// S3 makes aws.s3 put images into this bucket rather than leave them
 	// in the artifact store.
 	S3 *S3Config `toml:"s3"`
+	// GCP imports gce images into Compute Engine (upload type gcp).
+	GCP *GCPConfig `toml:"gcp"`
 }
 
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
@@ -34,6 +36,48 @@ const DefaultTimeout = 2 * time.Hour
 // S3Config is the bucket aws.s3 delivers to.
 type S3Config struct {
 	Bucket string `toml:"bucket"`
+}
+
+// GCPConfig is the project and bucket the gcp upload type imports into
+// (see docs/targets/gcp.md).
+//
+//	[targets.gcp]
+//	project = "my-project"
+//	bucket = "my-project-kiln-imports"
+//	credentials_file = "/etc/kiln/gcp-service-account.json"
+type GCPConfig struct {
+	// Project is the project the images are made in.
+	Project string `toml:"project"`
+	// Bucket holds the disk tarballs while Compute Engine imports them.
+	Bucket string `toml:"bucket"`
+	// Prefix starts the staging objects' names ("" or e.g. "kiln/").
+	Prefix string `toml:"prefix"`
+	// Location is where the images are stored (a region or
+	// multi-region, e.g. "eu"); empty: Compute Engine's default.
+	Location string `toml:"location"`
+	// CredentialsFile is a service account's JSON key file (or an
+	// external account's configuration). Empty: the file
+	// GOOGLE_APPLICATION_CREDENTIALS names, else the application
+	// default credentials (the metadata server on Google Cloud).
+	CredentialsFile string `toml:"credentials_file"`
+	// StorageEndpoint and ComputeEndpoint replace the APIs' addresses
+	// (an emulator, a private endpoint); a bare scheme://host adds the
+	// API's path.
+	StorageEndpoint string `toml:"storage_endpoint"`
+	ComputeEndpoint string `toml:"compute_endpoint"`
+	// PartSize is the size of the parts a big file is uploaded in, in
+	// parallel, and then composed (default 64 MiB; at least 1 MiB).
+	PartSize int64 `toml:"part_size"`
+	// Parallel is how many parts go up at once (default 4).
+	Parallel int `toml:"parallel"`
+	// MaxAttempts bounds the tries of one request (default 6) and
+	// RetryDelay is the wait before the first retry, doubled after each
+	// (default 1s).
+	MaxAttempts int           `toml:"max_attempts"`
+	RetryDelay  time.Duration `toml:"retry_delay"`
+	// PollInterval is how often the import's operation is looked at
+	// (default 10s).
+	PollInterval time.Duration `toml:"poll_interval"`
 }
 
 // Env reads an environment variable; tests give their own.
@@ -47,6 +91,13 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 		targets = append(targets, StoreLink{BaseURL: baseURL})
 	} else {
 		return nil, fmt.Errorf("[targets.s3]: not implemented yet")
+	}
+	if cfg.GCP != nil {
+		t, err := NewGCP(*cfg.GCP, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
 	}
 	return New(targets...), nil
 }
