@@ -79,8 +79,8 @@ const (
 	gcpCleanupTimeout      = 2 * time.Minute
 )
 
-// NewGCP checks the [targets.gcp] section and makes its clients. The
-// credentials are read when the first request needs them.
+// NewGCP checks the [targets.gcp] section and makes its clients, which
+// find the credentials now and fetch tokens when a request needs one.
 func NewGCP(cfg GCPConfig, env Env) (*GCP, error) {
 	var problems []string
 	if cfg.Project == "" {

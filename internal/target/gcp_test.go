@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -385,6 +386,24 @@ func TestGCPCanceled(t *testing.T) {
 			assert.Empty(t, servers.Compute.Images())
 		})
 	}
+}
+
+func TestGCPConfigFromTOML(t *testing.T) {
+	var cfg struct {
+		Targets target.Config `toml:"targets"`
+	}
+	_, err := toml.Decode(`
+[targets.gcp]
+project = "my-project"
+bucket = "staging"
+prefix = "kiln/"
+location = "eu"
+part_size = 33554432
+retry_delay = "2s"
+poll_interval = "5s"
+`, &cfg)
+	require.NoError(t, err)
+	assert.Equal(t, &target.GCPConfig{Project: "my-project", Bucket: "staging", Prefix: "kiln/", Location: "eu", PartSize: 32 << 20, RetryDelay: 2 * time.Second, PollInterval: 5 * time.Second}, cfg.Targets.GCP)
 }
 
 func TestGCPConfigProblems(t *testing.T) {
