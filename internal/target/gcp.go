@@ -602,14 +602,11 @@ func (g *GCP) putParts(ctx context.Context, f *os.File, object string, size, par
 	if err := eg.Wait(); err != nil {
 		return nil, fileSums{}, err
 	}
-	var attrs *storage.ObjectAttrs
-	err := g.retry(ctx, func() error {
-		var err error
-		c := bucket.Object(object).ComposerFrom(parts...)
-		c.ContentType = "application/gzip"
-		attrs, err = c.Run(ctx)
-		return err
-	})
+	// The client retries the compose (RetryAlways): the same sources
+	// make the same object.
+	c := bucket.Object(object).ComposerFrom(parts...)
+	c.ContentType = "application/gzip"
+	attrs, err := c.Run(ctx)
 	if err != nil {
 		return nil, fileSums{}, fmt.Errorf("compose the parts: %w", err)
 	}

@@ -326,6 +326,7 @@ func TestGCPFailures(t *testing.T) {
 		{"storage down", 64 << 10, func(s *targettest.GCP) { s.GCS.Stop() }, "gcp: upload the disk: "},
 		{"500 mid-upload", 3 << 20, func(s *targettest.GCP) { s.GCS.FailUploads(2, -1, 500) }, "gcp: upload the disk: "},
 		{"500 mid-upload of parts", 10 << 20, func(s *targettest.GCP) { s.GCS.FailUploads(4, -1, 500) }, "gcp: upload the disk: "},
+		{"compose of the parts fails", 10 << 20, func(s *targettest.GCP) { s.GCS.FailComposes(500, 500, 500) }, "gcp: upload the disk: compose the parts: "},
 		{"credentials refused", 64 << 10, func(s *targettest.GCP) { s.Compute.RefuseCredentials() }, "gcp: look for the image: "},
 		{"insert forbidden", 64 << 10, func(s *targettest.GCP) { s.Compute.Fail("images.insert", 403) }, "gcp: import the image: "},
 		{"import failed", 64 << 10, func(s *targettest.GCP) { s.Compute.Fail("operation", 1) }, "gcp: import the image: operation operation-1 failed: INVALID_IMAGE_FILE: "},

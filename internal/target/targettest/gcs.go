@@ -36,6 +36,7 @@ type GCS struct {
 	failAfter int
 	failTimes int
 	failCode  int
+	composes  []int
 	sessions  map[string]bool
 }
 
@@ -86,6 +87,14 @@ func (g *GCS) FailUploads(after, times, code int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.uploads, g.failAfter, g.failTimes, g.failCode = 0, after, times, code
+}
+
+// FailComposes answers the next compose requests with these status
+// codes, one a request.
+func (g *GCS) FailComposes(codes ...int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.composes = append(g.composes, codes...)
 }
 
 // UploadRequests counts the upload requests since the last FailUploads.
@@ -157,6 +166,9 @@ func (g *GCS) serve(w http.ResponseWriter, r *http.Request) {
 				g.failTimes--
 			}
 		}
+	}
+	if strings.HasSuffix(r.URL.Path, "/compose") && len(g.composes) > 0 {
+		fail, g.composes = g.composes[0], g.composes[1:]
 	}
 	g.mu.Unlock()
 	if authorize != nil {
