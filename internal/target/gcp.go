@@ -344,6 +344,9 @@ func (g *GCP) Upload(ctx context.Context, a Artifact, options json.RawMessage, r
 	if err := DecodeOptions(options, &opts); err != nil {
 		return Result{}, g.fail("read the options", err)
 	}
+	if a.ComposeID == "" {
+		return Result{}, g.fail("read the options", errors.New("the artifact has no compose id, which names the staged objects and the image"))
+	}
 	if r == nil {
 		r = NoReporter{}
 	}

@@ -297,6 +297,15 @@ func TestGCPUploadRetriedAfterShareFailed(t *testing.T) {
 	assert.Empty(t, servers.GCS.Objects())
 }
 
+func TestGCPUploadNeedsAComposeID(t *testing.T) {
+	servers := targettest.StartGCP(t)
+	tg := buildGCP(t, servers.Config)
+	a := gceArtifact(t, "", 1<<10)
+	_, err := tg.Upload(context.Background(), a, nil, target.NoReporter{})
+	assert.EqualError(t, err, "gcp: read the options: the artifact has no compose id, which names the staged objects and the image")
+	assert.Empty(t, servers.Compute.Calls())
+}
+
 func TestGCPUploadRefusesAnotherComposesImage(t *testing.T) {
 	servers := targettest.StartGCP(t)
 	tg := buildGCP(t, servers.Config)
