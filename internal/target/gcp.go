@@ -208,8 +208,8 @@ func (*GCP) Check(img Image, options json.RawMessage) error {
 	var opts gcpOptions
 	if err := DecodeOptions(options, &opts); err != nil {
 		errs = append(errs, err)
-	} else if err := checkGCPMembers(opts.ShareWithAccounts); err != nil {
-		errs = append(errs, err)
+	} else {
+		errs = append(errs, checkGCPMembers(opts.ShareWithAccounts)...)
 	}
 	if err := checkGCEImage(img); err != nil {
 		errs = append(errs, err)
@@ -242,28 +242,15 @@ var (
 )
 
 // checkGCPMembers checks share_with_accounts: IAM members, each with its
-// kind's prefix. Every bad entry is named.
-func checkGCPMembers(members []string) error {
-	var problems []string
-	var first string
+// kind's prefix. Every bad entry is named at its index.
+func checkGCPMembers(members []string) []error {
+	var errs []error
 	for i, m := range members {
-		msg := gcpMemberProblem(m)
-		if msg == "" {
-			continue
+		if msg := gcpMemberProblem(m); msg != "" {
+			errs = append(errs, fmt.Errorf("options.share_with_accounts[%d]: %s", i, msg))
 		}
-		if first == "" {
-			first = fmt.Sprintf("options.share_with_accounts[%d]: %s", i, msg)
-		}
-		problems = append(problems, fmt.Sprintf("[%d] %s", i, msg))
 	}
-	switch len(problems) {
-	case 0:
-		return nil
-	case 1:
-		return errors.New(first)
-	default:
-		return fmt.Errorf("options.share_with_accounts: %s", strings.Join(problems, "; "))
-	}
+	return errs
 }
 
 func gcpMemberProblem(m string) string {

@@ -110,8 +110,11 @@ func TestGCPCheck(t *testing.T) {
 	assert.EqualError(t, err, `options.share_with_accounts[0]: "alice@example.com" has no kind of account; write "user:", "serviceAccount:", "group:" or "domain:" and the account, e.g. user:alice@example.com or domain:example.com`)
 	err = tg.Check(gceImage, json.RawMessage(`{"share_with_accounts":["user:alice@example.com","User:bob@example.com","domain:Example..com"]}`))
 	require.Error(t, err)
-	assert.True(t, strings.HasPrefix(err.Error(), `options.share_with_accounts: [1] "User:bob@example.com": unknown kind of account "User"`), err.Error())
-	assert.Contains(t, err.Error(), `[2] "domain:Example..com": a domain is named by its lowercase DNS name`)
+	var joined interface{ Unwrap() []error }
+	require.ErrorAs(t, err, &joined, "each bad entry is its own error")
+	require.Len(t, joined.Unwrap(), 2)
+	assert.True(t, strings.HasPrefix(joined.Unwrap()[0].Error(), `options.share_with_accounts[1]: "User:bob@example.com": unknown kind of account "User"`), err.Error())
+	assert.True(t, strings.HasPrefix(joined.Unwrap()[1].Error(), `options.share_with_accounts[2]: "domain:Example..com": a domain is named by its lowercase DNS name`), err.Error())
 	assert.EqualError(t, tg.Check(gceImage, json.RawMessage(`{"region":"eu"}`)), "options.region: unknown option (this upload type takes share_with_accounts)")
 
 	qcow2 := target.Image{Type: "qcow2", Format: "qcow2", BootMode: "hybrid", Arch: "x86_64"}

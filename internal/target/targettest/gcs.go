@@ -1,7 +1,3 @@
-// Package targettest starts servers that speak the protocols of the
-// upload targets' clouds, on loopback, for the targets' tests and the
-// end-to-end tests: emulators where they exist, small wire-protocol
-// servers that check every request where they do not.
 package targettest
 
 import (
