@@ -289,7 +289,7 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request, j store.Job, toke
 		fail(w, http.StatusBadRequest, "expected {done, total} with 0 <= done <= total")
 		return
 	}
-	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, store.Progress{Done: p.Done, Total: p.Total}); err != nil {
+	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, store.Progress{Done: p.Done, Total: p.Total, Step: p.Step}); err != nil {
 		a.leaseError(w, j.ID, err)
 		return
 	}
