@@ -339,7 +339,7 @@ func TestWizardTargets(t *testing.T) {
 	WaitFor[bool](b, "the account's chip", 5*time.Second, `JSON.stringify(`+chipsOf("Share with AWS accounts")+`) === '["123456789012"]'`)
 	assert.Empty(t, Eval[string](b, errorAt("Share with AWS accounts")))
 	b.Type("Region", "mars-north-1")
-	b.Shot("aws-options")
+	b.ShotAs("wizard-target")
 	b.Do(chromedp.Click(Button("Next")))
 	for n := 5; n <= 10; n++ {
 		onStep(t, b, n)
