@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -473,6 +474,24 @@ func TestImagesShowWhereImagesWent(t *testing.T) {
 	b.CheckLabels()
 	noHorizontalScroll(t, b, "Images")
 	b.ShotAs("images-targets")
+
+	// A Copy button puts the whole value on the clipboard.
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		_, err := chromedp.CallBrowser(b.Ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: name}, Setting: browser.PermissionSettingGranted, Origin: s.URL})
+		require.NoError(t, err)
+	}
+	b.Do(chromedp.Click(`//tr[@data-id="` + ctr + `"]//td[contains(@class,"cell-target")]//button[starts-with(@aria-label,"Copy the digest")]`))
+	WaitFor[bool](b, "the button to say it copied", 5*time.Second, `document.querySelector('tr[data-id="`+ctr+`"] .cell-target button[aria-label^="Copy the digest"]').textContent === 'Copied'`)
+	copied, err := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	assert.Equal(t, digest, copied)
+
+	// On a phone the rows become cards, the facts still readable.
+	b.Resize(390)
+	noHorizontalScroll(t, b, "Images")
+	b.Shot("narrow")
+	b.Resize(1280)
 
 	// The compose page: the target asked for, then where the image is.
 	b.Visit("#/composes/"+ami, hasText("main h1 .badge", "Success"))
