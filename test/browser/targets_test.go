@@ -542,3 +542,87 @@ func TestTargetModules(t *testing.T) {
 	assert.Empty(t, facts(`{status: 'running', type: 'aws', options: {}}`), "nothing before the upload succeeded")
 	assert.Equal(t, "sha256:0123456789ab…", Eval[string](b, `window.tg.shortDigest('sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef')`))
 }
+
+// newAzureTarget takes vhd images and image-builder's Azure options, the
+// resource group required.
+func newAzureTarget() *recordingTarget {
+	return &recordingTarget{name: "azure", imageTypes: []string{"vhd"},
+		check: func(options json.RawMessage) error {
+			var o struct {
+				TenantID         string `json:"tenant_id"`
+				SubscriptionID   string `json:"subscription_id"`
+				ResourceGroup    string `json:"resource_group"`
+				ImageName        string `json:"image_name"`
+				HyperVGeneration string `json:"hyper_v_generation"`
+			}
+			if err := target.DecodeOptions(options, &o); err != nil {
+				return err
+			}
+			if o.ResourceGroup == "" {
+				return fmt.Errorf("options.resource_group: required: name the resource group the image is made in")
+			}
+			if o.HyperVGeneration != "" && o.HyperVGeneration != "V1" && o.HyperVGeneration != "V2" {
+				return fmt.Errorf("options.hyper_v_generation: must be V1 or V2")
+			}
+			return nil
+		},
+		result: func(id string, options json.RawMessage) target.Result {
+			var o struct {
+				ImageName string `json:"image_name"`
+			}
+			_ = json.Unmarshal(options, &o)
+			return target.Result{ImageName: o.ImageName}
+		}}
+}
+
+// TestWizardAzureOptions: an option only the API knows is missing (the
+// resource group) is reported at its input; the options chosen, a select
+// among them, are what the compose asks the target for.
+func TestWizardAzureOptions(t *testing.T) {
+	azure := newAzureTarget()
+	s := StartServerWithTargets(t, azure)
+	token := s.Token(t, "acme", "browser-azure")
+	b := NewBrowser(t, s)
+	b.SignIn(token)
+
+	b.Do(chromedp.Click(Link("Create image")))
+	onStep(t, b, 1)
+	b.Do(chromedp.Click(Field("debian-12")), chromedp.Click(Button("Next")))
+	onStep(t, b, 2)
+	b.Do(chromedp.Click(Field("x86_64")), chromedp.Click(Button("Next")))
+	onStep(t, b, 3)
+	b.Do(chromedp.Click(imageTypeBox("vhd")), chromedp.Click(Button("Next")))
+	onStep(t, b, 4)
+	offered, _ := offeredTargets(b, "vhd")
+	assert.Equal(t, []string{"Download link", "Microsoft Azure", "Download from kiln"}, offered)
+	b.Do(chromedp.Click(`//fieldset[@data-image-type="vhd"]//label[normalize-space(.)="Microsoft Azure"]`))
+	WaitFor[bool](b, "the Azure options", 5*time.Second, wizControl("Resource group")+` !== null`)
+	b.CheckLabels()
+	b.Select("Hyper-V generation", "V2")
+	b.Type("Image name", "web-vhd")
+	for n := 4; n <= 10; n++ {
+		onStep(t, b, n)
+		b.Do(chromedp.Click(Button("Next")))
+	}
+	onStep(t, b, 11)
+	b.Type("Name", "azure-web")
+	b.Do(chromedp.Click(Button("Build image")))
+
+	msg := WaitFor[string](b, "the API's resource group error", 30*time.Second, errorAt("Resource group"))
+	assert.Contains(t, msg, "Required: name the resource group")
+	onStep(t, b, 4)
+	assert.Equal(t, "V2", Eval[string](b, valueOf("Hyper-V generation")), "nothing chosen is lost")
+	b.Type("Resource group", "images")
+	clickStep(b, "Review")
+	onStep(t, b, 11)
+	b.Do(chromedp.Click(Button("Build image")))
+	id := WaitFor[string](b, "the compose page", 30*time.Second, `((m) => m ? m[1] : '')(/^#\/composes\/([0-9a-f-]+)$/.exec(location.hash))`)
+	var st composeStatus
+	require.Equal(t, http.StatusOK, s.API(t, token, "GET", "/composes/"+id, nil, &st))
+	require.Len(t, st.Request.ImageRequests, 1)
+	assert.Equal(t, map[string]any{"type": "azure", "options": map[string]any{"resource_group": "images", "image_name": "web-vhd", "hyper_v_generation": "V2"}},
+		st.Request.ImageRequests[0].UploadRequest)
+	facts := WaitFor[[]string](b, "the compose's target", 15*time.Second, `((f) => f.includes('Target: Microsoft Azure') ? f : null)([...document.querySelectorAll('.facts dt')].map(dt => dt.textContent + ': ' + dt.nextElementSibling.textContent))`)
+	assert.Contains(t, facts, "Resource group: images")
+	assert.Contains(t, facts, "Hyper-V generation: V2")
+}
