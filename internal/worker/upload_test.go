@@ -40,7 +40,7 @@ type readingTarget struct {
 	blockForCtx bool
 }
 
-func (r *readingTarget) Type() string                                { return "aws" }
+func (r *readingTarget) Type() string                              { return "aws" }
 func (r *readingTarget) Check(target.Image, json.RawMessage) error { return nil }
 
 func (r *readingTarget) Upload(ctx context.Context, a target.Artifact, _ json.RawMessage, rep target.Reporter) (target.Result, error) {
