@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/sparse"
 )
 
 // GetFile downloads the compose's file name to path, checking that it
@@ -102,11 +104,15 @@ func (c *Client) getRange(ctx context.Context, j *Job, name string, f *os.File, 
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		return &permanentError{fmt.Errorf("GET %s: %s: %s", name, resp.Status, strings.TrimSpace(string(msg)))}
 	}
-	w := io.Writer(f)
-	if progress != nil {
-		w = &countingWriter{w: f, n: offset, report: progress}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return err
 	}
-	_, err = io.Copy(w, resp.Body)
+	src := io.Reader(resp.Body)
+	if progress != nil {
+		src = &countingReader{r: resp.Body, n: offset, report: progress}
+	}
+	// A disk image is mostly zeros: they stay holes.
+	_, err = sparse.Copy(f, src)
 	return err
 }
 
@@ -130,17 +136,17 @@ func checkFile(f *os.File, size int64, sum string) error {
 	return nil
 }
 
-// countingWriter tells report how many bytes there are, at most twice a
+// countingReader tells report how many bytes there are, at most twice a
 // second.
-type countingWriter struct {
-	w      io.Writer
+type countingReader struct {
+	r      io.Reader
 	n      int64
 	last   time.Time
 	report func(int64)
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
 	c.n += int64(n)
 	if now := time.Now(); now.Sub(c.last) >= 500*time.Millisecond {
 		c.last = now
