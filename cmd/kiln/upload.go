@@ -162,9 +162,9 @@ func (u *uploadFlags) request() (typ string, options json.RawMessage, fromFlag m
 			problems = append(problems, fmt.Errorf("--%s: --options sets %s too; give it once", of.flag, of.option))
 			continue
 		}
-		var v any = *u.values[of.flag]
-		if of.flag == "share-with" {
-			v = u.shareWith
+		var v any = u.shareWith
+		if of.flag != "share-with" {
+			v = *u.values[of.flag]
 		}
 		b, _ := json.Marshal(v)
 		opts[of.option] = b
