@@ -498,6 +498,7 @@ func (a *app) runUpload(ctx context.Context, p *pendingUpload, path, name, progr
 	if err != nil {
 		return target.Result{}, err
 	}
+	rep.Step(stepChecksum)
 	sha, size, err := hashImage(ctx, abs)
 	if err != nil {
 		return target.Result{}, uploadContextError(ctx, timeout, fmt.Errorf("reading %s: %w", path, err))
@@ -596,6 +597,13 @@ func (a *app) uploadReporter(mode string) (target.Reporter, func(), error) {
 	return nil, nil, fmt.Errorf("--progress %q: expected auto, plain, json or none", mode)
 }
 
+// stepChecksum is the step before the upload, kiln upload's own: the
+// image's SHA-256 is computed, which targets check what landed against.
+const stepChecksum = "checksum"
+
+// stepLabels say the steps in words, where the name is not enough.
+var stepLabels = map[string]string{stepChecksum: "computing the image's SHA-256"}
+
 // textUploadReporter writes progress for people.
 type textUploadReporter struct {
 	mu       sync.Mutex
@@ -615,15 +623,16 @@ func (r *textUploadReporter) Step(step string) {
 		return
 	}
 	r.step, r.lastPct = step, -1
+	label := cmp.Or(stepLabels[step], step)
 	if r.live {
 		if r.open {
 			fmt.Fprintln(r.w)
 		}
-		fmt.Fprintf(r.w, "\r  %s ...", step)
+		fmt.Fprintf(r.w, "\r  %s ...", label)
 		r.open = true
 		return
 	}
-	fmt.Fprintf(r.w, "  %s\n", step)
+	fmt.Fprintf(r.w, "  %s\n", label)
 }
 
 // Bytes implements target.Reporter.

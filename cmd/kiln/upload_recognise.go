@@ -25,6 +25,7 @@ var recognisedTypes = map[string]string{
 	distro.FormatOCI:     "container",
 	distro.FormatTar:     "tar",
 	distro.FormatISO:     "live-iso",
+	distro.FormatOVA:     "ova",
 }
 
 // recogniseImage tells what an image file is from its bytes, for an image
@@ -56,6 +57,10 @@ func recogniseImage(path string) (target.Image, error) {
 	case isFixedVHD(f, fi.Size()):
 		img.Format = distro.FormatVHD
 		disk = func() ([]byte, error) { return head, nil }
+	case bytes.HasPrefix(head, []byte("conectix")):
+		return img, errors.New("it is a dynamic VHD, which clouds do not import: convert it to a fixed one (qemu-img convert -O vpc -o subformat=fixed)")
+	case bytes.HasPrefix(head, []byte("KDMV")):
+		return img, errors.New("it is a VMDK, and how it boots cannot be told from its grains")
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
 		img.Compression = "gzip"
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -70,8 +75,11 @@ func recogniseImage(path string) (target.Image, error) {
 			return img, fmt.Errorf("it is gzip-compressed but holds no tar archive that can be read (%w)", err)
 		}
 		img.Format = format
-		if format == distro.FormatDiskTar {
+		switch format {
+		case distro.FormatDiskTar:
 			disk = func() ([]byte, error) { return first, nil }
+		case distro.FormatOVA:
+			return ovaImage(img, first)
 		}
 	case bytes.HasPrefix(head, []byte("\xfd7zXZ\x00")), bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		img.Compression = "xz"
@@ -95,9 +103,11 @@ func recogniseImage(path string) (target.Image, error) {
 			return img, fmt.Errorf("it looks like a tar archive but cannot be read (%w)", err)
 		}
 		img.Format = format
-		if format == distro.FormatDiskTar {
-			img.Compression = ""
+		switch format {
+		case distro.FormatDiskTar:
 			disk = func() ([]byte, error) { return first, nil }
+		case distro.FormatOVA:
+			return ovaImage(img, first)
 		}
 	case isISO(f):
 		img.Format = distro.FormatISO
@@ -105,7 +115,7 @@ func recogniseImage(path string) (target.Image, error) {
 		img.Format = distro.FormatRaw
 		disk = func() ([]byte, error) { return head, nil }
 	default:
-		return img, errors.New("what it is cannot be told: it is not a qcow2, a VHD, a tar archive (plain or gzip), an OCI archive, an ISO or a raw disk with a partition table")
+		return img, errors.New("what it is cannot be told: it is not a qcow2, a VHD, a tar archive (plain or gzip), an OCI archive, an OVA, an ISO or a raw disk with a partition table")
 	}
 	img.Type = recognisedTypes[img.Format]
 	if disk == nil {
@@ -120,6 +130,21 @@ func recogniseImage(path string) (target.Image, error) {
 		return img, fmt.Errorf("it is a %s, but how it boots cannot be told: %w", img.Format, err)
 	}
 	img.BootMode = boot
+	return img, nil
+}
+
+// ovaImage tells how an OVA boots from its descriptor's firmware setting
+// (vSphere's, which kiln writes).
+func ovaImage(img target.Image, ovf []byte) (target.Image, error) {
+	img.Type = recognisedTypes[img.Format]
+	switch {
+	case bytes.Contains(ovf, []byte(`vmw:key="firmware" vmw:value="efi"`)):
+		img.BootMode = distro.BootUEFI
+	case bytes.Contains(ovf, []byte(`vmw:key="firmware" vmw:value="bios"`)):
+		img.BootMode = distro.BootBIOS
+	default:
+		return img, errors.New("it is an OVA whose descriptor names no firmware, so how it boots cannot be told")
+	}
 	return img, nil
 }
 
@@ -150,10 +175,11 @@ func isISO(f *os.File) bool {
 	return string(id) == "CD001"
 }
 
-// tarContents tells an OCI archive (oci-layout and index.json), a disk
-// in a tar (disk.raw, as GCE takes; its first 64 KiB are returned) and a
-// root tree apart.
-func tarContents(r io.Reader) (format string, diskHead []byte, err error) {
+// tarContents tells an OCI archive (oci-layout and index.json), an OVA
+// (its descriptor first), a disk in a tar (disk.raw, as GCE takes; its
+// first 64 KiB are returned, as are the OVA descriptor's) and a root tree
+// apart.
+func tarContents(r io.Reader) (format string, head []byte, err error) {
 	tr := tar.NewReader(r)
 	seen := map[string]bool{}
 	for i := 0; ; i++ {
@@ -166,11 +192,14 @@ func tarContents(r io.Reader) (format string, diskHead []byte, err error) {
 		}
 		name := strings.TrimPrefix(h.Name, "./")
 		seen[name] = true
-		if name == "disk.raw" {
+		if name == "disk.raw" || (i == 0 && strings.HasSuffix(name, ".ovf")) {
 			head := make([]byte, 64<<10)
 			n, err := io.ReadFull(tr, head)
 			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 				return "", nil, err
+			}
+			if name != "disk.raw" {
+				return distro.FormatOVA, head[:n], nil // the descriptor comes first
 			}
 			return distro.FormatDiskTar, head[:n], nil
 		}

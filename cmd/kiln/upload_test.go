@@ -170,7 +170,7 @@ func TestUploadDeliversTheImageWithItsManifest(t *testing.T) {
 	stdout, stderr, err := runUploadCLI(t, context.Background(), reg, "upload", img, "--to", "aws", "--share-with", "123456789012", "--share-with", "210987654321", "--region", "eu-west-1", "--progress", "plain")
 	require.NoError(t, err, stderr)
 	assert.Equal(t, "uploaded web-debian-12-x86_64.ami.raw to aws:\n  AMI ami-0123456789abcdef0 in region eu-west-1\n", stdout)
-	assert.Equal(t, "  uploading\n  uploading: 50% (1.5 MiB of 3.0 MiB)\n  uploading: 100% (3.0 MiB of 3.0 MiB)\n  registering\n", stderr)
+	assert.Equal(t, "  computing the image's SHA-256\n  uploading\n  uploading: 50% (1.5 MiB of 3.0 MiB)\n  uploading: 100% (3.0 MiB of 3.0 MiB)\n  registering\n", stderr)
 
 	ups := tg.recorded()
 	require.Len(t, ups, 1)
@@ -220,6 +220,7 @@ func TestUploadProgressAsJSON(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{
+		"upload-step checksum <nil>/<nil>",
 		"upload-step uploading <nil>/<nil>",
 		fmt.Sprintf("upload-bytes <nil> %d/%d", (3<<20)/2, 3<<20),
 		fmt.Sprintf("upload-bytes <nil> %d/%d", 3<<20, 3<<20),
@@ -517,6 +518,7 @@ func TestRecogniseImage(t *testing.T) {
 		{"x.tar.gz", gzipOf(t, tarOf(t, map[string][]byte{"disk.raw": uefi}, "disk.raw")), target.Image{Type: "gce", Format: "disk-tar", Compression: "gzip", BootMode: "uefi"}},
 		{"root.tar.gz", gzipOf(t, tarOf(t, map[string][]byte{"etc/hostname": []byte("x\n")}, "etc/hostname")), target.Image{Type: "tar", Format: "tar", Compression: "gzip", BootMode: "none"}},
 		{"app.oci.tar", tarOf(t, map[string][]byte{"oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`), "index.json": []byte(`{}`), "blobs/sha256/ab": []byte("x")}, "oci-layout", "blobs/sha256/ab", "index.json"), target.Image{Type: "container", Format: "oci", BootMode: "none"}},
+		{"x.ova", tarOf(t, map[string][]byte{"x.ovf": []byte(`<Envelope><vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/></Envelope>`), "x.mf": []byte("SHA256(x.ovf)= 00\n"), "x-disk1.vmdk": []byte("KDMV")}, "x.ovf", "x.mf", "x-disk1.vmdk"), target.Image{Type: "ova", Format: "ova", BootMode: "uefi"}},
 		{"root.tar", tarOf(t, map[string][]byte{"etc/hostname": []byte("x\n")}, "etc/hostname"), target.Image{Type: "tar", Format: "tar", BootMode: "none"}},
 		{"root.tar.xz", []byte("\xfd7zXZ\x00rest"), target.Image{Type: "tar", Format: "tar", Compression: "xz", BootMode: "none"}},
 		{"x.iso", iso, target.Image{Type: "live-iso", Format: "iso", BootMode: "none"}},
@@ -537,7 +539,10 @@ func TestRecogniseImage(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"noise.img", bytes.Repeat([]byte{1, 2, 3, 4}, 1024), "what it is cannot be told: it is not a qcow2, a VHD, a tar archive (plain or gzip), an OCI archive, an ISO or a raw disk with a partition table"},
+		{"noise.img", bytes.Repeat([]byte{1, 2, 3, 4}, 1024), "what it is cannot be told: it is not a qcow2, a VHD, a tar archive (plain or gzip), an OCI archive, an OVA, an ISO or a raw disk with a partition table"},
+		{"dynamic.vhd", append([]byte("conectix"), make([]byte, 1024)...), "it is a dynamic VHD, which clouds do not import: convert it to a fixed one"},
+		{"bare.ova", tarOf(t, map[string][]byte{"x.ovf": []byte("<Envelope/>")}, "x.ovf"), "it is an OVA whose descriptor names no firmware, so how it boots cannot be told"},
+		{"x.vmdk", append([]byte("KDMV"), make([]byte, 1024)...), "it is a VMDK, and how it boots cannot be told"},
 		{"disk.raw.xz", []byte("\xfd7zXZ\x00rest"), "it is a xz-compressed raw disk, and how it boots cannot be told without unpacking it"},
 		{"image.zst", []byte{0x28, 0xb5, 0x2f, 0xfd, 0}, "it is zstd-compressed, and whether it holds a tar archive or a disk cannot be told from its name"},
 		{"broken.gz", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3}, "it is gzip-compressed but holds no tar archive that can be read"},
