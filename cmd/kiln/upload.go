@@ -254,7 +254,11 @@ func (a *app) uploadTargets(ctx context.Context) (target.Registry, error) {
 	if r, ok := ctx.Value(uploadTargetsContextKey{}).(target.Registry); ok {
 		return r, nil
 	}
-	return target.Build(a.cfg.Targets, os.Getenv, "")
+	reg, err := target.Build(a.cfg.Targets, os.Getenv, "")
+	if err != nil {
+		return nil, fmt.Errorf("the configuration's targets: %w", err)
+	}
+	return reg, nil
 }
 
 // uploadTarget finds the target of an upload type for an image on this
