@@ -26,6 +26,9 @@ type Config struct {
 	// S3 makes aws.s3 put images into this bucket rather than leave them
 	// in the artifact store.
 	S3 *S3Config `toml:"s3"`
+	// Registry is where the container upload type pushes (see
+	// RegistryConfig).
+	Registry *RegistryConfig `toml:"registry"`
 }
 
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
@@ -47,6 +50,13 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 		targets = append(targets, StoreLink{BaseURL: baseURL})
 	} else {
 		return nil, fmt.Errorf("[targets.s3]: not implemented yet")
+	}
+	if cfg.Registry != nil {
+		c, err := NewContainer(*cfg.Registry, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, c)
 	}
 	return New(targets...), nil
 }

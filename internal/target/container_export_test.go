@@ -1,0 +1,20 @@
+package target
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// SetContainerBackoff makes c's retries wait from d on, so tests of
+// failures do not wait seconds.
+func SetContainerBackoff(c *Container, d time.Duration) {
+	c.backoff = remote.Backoff{Duration: d, Factor: 2, Steps: 5}
+}
+
+// SetContainerTransport makes c's requests go through t.
+func SetContainerTransport(c *Container, t http.RoundTripper) { c.transport = t }
+
+// SetContainerJobs sets how many blobs c pushes at once.
+func SetContainerJobs(c *Container, n int) { c.jobs = n }
