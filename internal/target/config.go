@@ -29,6 +29,9 @@ type Config struct {
 	// Registry is where the container upload type pushes (see
 	// RegistryConfig).
 	Registry *RegistryConfig `toml:"registry"`
+	// OCI is the Object Storage bucket oci.objectstorage uploads to (see
+	// OCIConfig).
+	OCI *OCIConfig `toml:"oci"`
 }
 
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
@@ -57,6 +60,13 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 			return nil, err
 		}
 		targets = append(targets, c)
+	}
+	if cfg.OCI != nil {
+		o, err := NewOCIObjectStorage(*cfg.OCI, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, o)
 	}
 	return New(targets...), nil
 }

@@ -18,3 +18,10 @@ func SetContainerTransport(c *Container, t http.RoundTripper) { c.transport = t 
 
 // SetContainerJobs sets how many blobs c pushes at once.
 func SetContainerJobs(c *Container, n int) { c.jobs = n }
+
+// SetOCIRetryBase makes o's retries wait from d on.
+func SetOCIRetryBase(o *OCIObjectStorage, d time.Duration) {
+	o.retryBase = d
+	o.setRetry()
+	o.client.Host = o.endpoint
+}
