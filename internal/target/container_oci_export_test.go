@@ -25,3 +25,6 @@ func SetOCIRetryBase(o *OCIObjectStorage, d time.Duration) {
 	o.setRetry()
 	o.client.Host = o.endpoint
 }
+
+// SetOCIHTTPClient makes o's requests go through c.
+func SetOCIHTTPClient(o *OCIObjectStorage, c *http.Client) { o.client.HTTPClient = c }

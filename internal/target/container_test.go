@@ -344,3 +344,29 @@ func TestContainerRefusesPlainHTTPUnlessInsecure(t *testing.T) {
 	assert.Contains(t, err.Error(), "container: push the image: ")
 	assert.Empty(t, countRequests(reg.Requests(), http.MethodPost, "/blobs/uploads/"), "nothing was sent over plain HTTP")
 }
+
+// otherDigest answers the manifest HEAD after a push with another digest,
+// as a registry where the tag moved (or the manifest was rewritten) would.
+type otherDigest struct{ base http.RoundTripper }
+
+func (o otherDigest) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.base.RoundTrip(req)
+	if err == nil && req.Method == http.MethodHead && strings.Contains(req.URL.Path, "/manifests/") && resp.StatusCode == http.StatusOK {
+		resp.Header.Set("Docker-Content-Digest", "sha256:"+strings.Repeat("0", 64))
+	}
+	return resp, err
+}
+
+func TestContainerChecksTheTagsDigest(t *testing.T) {
+	reg := targettest.StartRegistry(t, targettest.RegistryOptions{})
+	c, err := target.NewContainer(reg.Config, reg.Env)
+	require.NoError(t, err)
+	target.SetContainerBackoff(c, time.Millisecond)
+	p := filepath.Join(t.TempDir(), "image.oci.tar")
+	digest := targettest.WriteOCIArchive(t, p, 1, 1024)
+	target.SetContainerTransport(c, otherDigest{http.DefaultTransport})
+	_, err = c.Upload(context.Background(), artifactOf(t, p), json.RawMessage(`{"name":"app"}`), target.NoReporter{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "container: check the pushed image: the registry has sha256:000")
+	assert.Contains(t, err.Error(), "not the "+digest+" pushed")
+}

@@ -1,6 +1,7 @@
 package target_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -304,4 +305,37 @@ func TestOCIFailures(t *testing.T) {
 		_, err := o.Upload(context.Background(), a, nil, target.NoReporter{})
 		assert.EqualError(t, err, "oci.objectstorage: upload the image: disk.raw is 1024 bytes, not the 2048 the build recorded")
 	})
+}
+
+// corruptingTransport flips a byte of the first UploadPart body it
+// carries, as a faulty link would.
+type corruptingTransport struct {
+	once sync.Once
+}
+
+func (c *corruptingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/u/") && req.Body != nil {
+		c.once.Do(func() {
+			body, _ := io.ReadAll(req.Body)
+			req.Body.Close()
+			body[len(body)/2] ^= 0xff
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		})
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func TestOCIPartCorruptedOnTheWayIsRefusedAndAborted(t *testing.T) {
+	srv := targettest.StartOCIObjectStorage(t)
+	cfg := srv.Config
+	cfg.PartSize = 1 << 20
+	o := newOCI(t, cfg)
+	target.SetOCIHTTPClient(o, &http.Client{Transport: &corruptingTransport{}})
+	a, _ := rawArtifact(t, "e1", 2<<20)
+	_, err := o.Upload(context.Background(), a, nil, target.NoReporter{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "oci.objectstorage: upload the image: part ")
+	assert.Contains(t, err.Error(), "InvalidContentMD5", "the service checks each part against the MD5 sent with it")
+	assert.Empty(t, srv.OpenMultipartUploads())
+	assert.Empty(t, srv.Objects())
 }
