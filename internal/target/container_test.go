@@ -288,7 +288,8 @@ func TestContainerFailures(t *testing.T) {
 		assert.Empty(t, reg.OpenUploads(t))
 	})
 	t.Run("500 on every blob upload", func(t *testing.T) {
-		reg := targettest.StartRegistry(t, targettest.RegistryOptions{})
+		// With credentials: the sessions' deletion authenticates too.
+		reg := targettest.StartRegistry(t, targettest.RegistryOptions{Auth: true})
 		c, err := target.NewContainer(reg.Config, reg.Env)
 		require.NoError(t, err)
 		target.SetContainerBackoff(c, time.Millisecond)

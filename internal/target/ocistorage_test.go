@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/oracle/oci-go-sdk/v65/common"
 	"github.com/oracle/oci-go-sdk/v65/objectstorage"
 	"github.com/stretchr/testify/assert"
@@ -338,4 +339,34 @@ func TestOCIPartCorruptedOnTheWayIsRefusedAndAborted(t *testing.T) {
 	assert.Contains(t, err.Error(), "InvalidContentMD5", "the service checks each part against the MD5 sent with it")
 	assert.Empty(t, srv.OpenMultipartUploads())
 	assert.Empty(t, srv.Objects())
+}
+
+func TestSectionsDecodeFromTOML(t *testing.T) {
+	var cfg target.Config
+	md, err := toml.Decode(`
+[registry]
+host = "registry.example.com"
+namespace = "kiln"
+username = "kiln-push"
+password_env = "KILN_REGISTRY_PASSWORD"
+jobs = 8
+[oci]
+tenancy = "ocid1.tenancy.oc1..t"
+user = "ocid1.user.oc1..u"
+fingerprint = "aa:bb"
+private_key_file = "/etc/kiln/oci.pem"
+region = "eu-frankfurt-1"
+namespace = "ns"
+bucket = "images"
+par_expiry = "36h"
+part_size = 67108864
+parallel = 2
+`, &cfg)
+	require.NoError(t, err)
+	assert.Empty(t, md.Undecoded())
+	assert.Equal(t, target.RegistryConfig{Host: "registry.example.com", Namespace: "kiln", Username: "kiln-push", PasswordEnv: "KILN_REGISTRY_PASSWORD", Jobs: 8}, *cfg.Registry)
+	assert.Equal(t, target.OCIConfig{
+		Tenancy: "ocid1.tenancy.oc1..t", User: "ocid1.user.oc1..u", Fingerprint: "aa:bb", PrivateKeyFile: "/etc/kiln/oci.pem",
+		Region: "eu-frankfurt-1", Namespace: "ns", Bucket: "images", PARExpiry: 36 * time.Hour, PartSize: 64 << 20, Parallel: 2,
+	}, *cfg.OCI)
 }
