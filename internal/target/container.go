@@ -190,7 +190,7 @@ func (c *Container) Check(img Image, options json.RawMessage) error {
 		return err
 	}
 	var problems []string
-	if img.Format != "oci" && img.Format != "oci-archive" {
+	if img.Format != "oci" {
 		problems = append(problems, fmt.Sprintf("the container upload type pushes container images: image type %q makes a %s file, not an OCI archive; build the \"container\" image type, or deliver this one with aws.s3", img.Type, img.Format))
 	} else if img.Compression != "" {
 		problems = append(problems, fmt.Sprintf("the container upload type pushes an uncompressed OCI archive, not a %s-compressed one (the layers inside are compressed already)", img.Compression))
@@ -223,8 +223,7 @@ func (c *Container) reference(o containerOptions) (name.Tag, string, error) {
 	if c.namespace != "" {
 		repo = c.namespace + "/" + repo
 	}
-	var opts []name.Option
-	opts = append(opts, name.StrictValidation)
+	opts := []name.Option{name.StrictValidation}
 	if c.insecure {
 		opts = append(opts, name.Insecure)
 	}
