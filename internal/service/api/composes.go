@@ -125,7 +125,9 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 			continue
 		}
 		it, err := compose.ImageType(s.cfg.Distros, lookup, compose.Request{Distro: distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
-		if err != nil {
+		if _, unbuilt := apimodel.UnbuiltImageTypes[ir.ImageType]; err != nil && unbuilt {
+			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", unknownImageType(distribution, ir.ImageType)))
+		} else if err != nil {
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", err.Error()))
 		} else if bp != nil {
 			if err := it.CheckBlueprint(bp); err != nil {
