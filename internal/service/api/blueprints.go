@@ -427,8 +427,13 @@ func (s *Server) getBlueprintComposes(w http.ResponseWriter, r *http.Request, pa
 	if r.URL.Query().Get("blueprint_version") == "-1" {
 		version = latest.Version
 	}
+	f, err := s.composeFilter(r)
+	if err != nil {
+		return err
+	}
+	f.BlueprintID, f.BlueprintVersion = id, version
 	p := pageOf(r)
-	list, total, err := s.cfg.Store.ListBlueprintComposes(r.Context(), org, id, version, p)
+	list, total, err := s.cfg.Store.ListComposes(r.Context(), org, f, p)
 	if err != nil {
 		return err
 	}

@@ -256,8 +256,11 @@ type composesItem struct {
 	ImageStatus imageStatus     `json:"image_status"`
 }
 
-// composeFilter reads the listing's status and image_type (by name or
-// alias; the document has checked their shape).
+// composeFilter reads the listing's status, image_type and
+// ignoreImageTypes (by name or alias; the document has checked their
+// shape). Image-builder's names of types kiln does not build (its
+// frontend leaves out the edge types) match no compose, so ignoring them
+// leaves the listing as it is.
 func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 	q := r.URL.Query()
 	f := store.ComposeFilter{Status: q.Get("status"), LastType: workerproto.KindUpload}
@@ -267,6 +270,17 @@ func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 			return f, newError(http.StatusBadRequest, fmt.Sprintf("query parameter image_type: no distribution has an image type or alias %q (GET /distributions/{distribution} lists them)", name))
 		}
 		f.ImageType = it
+	}
+	for _, name := range q["ignoreImageTypes"] {
+		it := s.imageTypeName(name)
+		if it == "" {
+			if _, unbuilt := apimodel.UnbuiltImageTypes[name]; unbuilt {
+				// No compose of a type kiln does not build exists to leave out.
+				continue
+			}
+			return f, newError(http.StatusBadRequest, fmt.Sprintf("query parameter ignoreImageTypes: no distribution has an image type or alias %q (GET /distributions/{distribution} lists them)", name))
+		}
+		f.IgnoreImageTypes = append(f.IgnoreImageTypes, it)
 	}
 	return f, nil
 }

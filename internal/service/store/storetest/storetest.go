@@ -555,6 +555,9 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 		{store.ComposeFilter{Status: "pending", LastType: "upload"}, []string{pending.ID}, "pending"},
 		{store.ComposeFilter{Status: "pending", LastType: "upload", ImageType: "tar"}, nil, "both"},
 		{store.ComposeFilter{Status: "success", LastType: "upload", ImageType: "tar"}, []string{done.ID}, "both, matching"},
+		{store.ComposeFilter{IgnoreImageTypes: []string{"tar"}}, []string{pending.ID, failed.ID}, "ignoring a type"},
+		{store.ComposeFilter{IgnoreImageTypes: []string{"tar", "qcow2"}}, nil, "ignoring every type"},
+		{store.ComposeFilter{BlueprintID: "nonesuch"}, nil, "of a blueprint"},
 	} {
 		list, total, err := b.ListComposes(ctx, "a", tc.f, store.Page{Limit: 10})
 		require.NoError(t, err, tc.label)
