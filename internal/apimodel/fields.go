@@ -50,7 +50,7 @@ var Customizations = []Field{
 		{API: "groups", Blueprint: "groups"},
 		{API: "ssh_key", Blueprint: "key"},
 		{API: "password", Blueprint: "password"},
-		{API: "hasPassword", Note: "output only, returned in place of the password"},
+		{API: "hasPassword", Note: "returned in place of the password; sent back without a password, the update keeps the stored one"},
 	}},
 	{API: "groups", Blueprint: "customizations.group", Kind: ObjectList, Items: []Field{
 		{API: "name", Blueprint: "name"},
@@ -113,6 +113,7 @@ var Customizations = []Field{
 		{API: "components", Blueprint: "components"},
 		{API: "install_from", Blueprint: "install_from"},
 	}},
+	{API: "payload_repositories", Note: "each makes the custom repository with its id or baseurl `install_from` (see docs/service.md)"},
 }
 
 // Fold is a blueprint list the API has no field of its own for: its

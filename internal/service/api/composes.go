@@ -60,6 +60,7 @@ type checkedRequest struct {
 // Every problem comes back in one error: those of the customizations and
 // those of the image requests together.
 func (s *Server) checkRequest(ctx context.Context, name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
+	cust, repoErr := s.debianRepositories(distribution, cust)
 	bp, reported := blueprintFromRequestAll(blueprintName(name), cust)
 	var bpErr error
 	if len(reported) > 0 {
@@ -75,7 +76,7 @@ func (s *Server) checkRequest(ctx context.Context, name, distribution string, ir
 		return requestProblems(rest)
 	})
 	pkgErr := s.missingPackages(ctx, bp, distribution, irs, reported)
-	if err := joinProblems(bpErr, irErr, pkgErr); err != nil {
+	if err := joinProblems(bpErr, repoErr, irErr, pkgErr); err != nil {
 		return nil, err
 	}
 	return &checkedRequest{bp: bp, types: types}, nil
