@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -192,4 +193,32 @@ func TestBlueprintLint(t *testing.T) {
 	item := errs[0].(map[string]any)
 	assert.Equal(t, "image_requests[0].image_type", item["name"])
 	assert.Contains(t, item["description"], "retired-type")
+}
+
+// kiln's import takes image-builder's export too: the query names what
+// to build, as for a blueprint file, and the rest is the same blueprint.
+func TestImportTakesAnExport(t *testing.T) {
+	ts := newTestServer(t, nil)
+	id := createBlueprint(t, ts, "web")
+	r := ts.do(t, "acme", "GET", "/blueprints/"+id+"/export", nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	export := string(r.body)
+	before := ts.do(t, "acme", "GET", "/blueprints/"+id, nil).json(t)
+	require.Equal(t, http.StatusNoContent, ts.do(t, "acme", "DELETE", "/blueprints/"+id, nil).status)
+
+	r = ts.do(t, "acme", "POST", "/blueprints/import?distribution=debian-12&architecture=x86_64&image_type=qcow2", export)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	after := ts.do(t, "acme", "GET", "/blueprints/"+r.json(t)["id"].(string), nil).json(t)
+	delete(before["customizations"].(map[string]any)["users"].([]any)[0].(map[string]any), "hasPassword")
+	for _, k := range []string{"name", "description", "distribution", "customizations"} {
+		assert.Equal(t, before[k], after[k], k)
+	}
+	assert.Equal(t, "qcow2", after["image_requests"].([]any)[0].(map[string]any)["image_type"])
+
+	// An export's problems name its fields, as POST /blueprints does.
+	bad := strings.Replace(export, `"hostname":"web01"`, `"hostname":"-web"`, 1)
+	require.NotEqual(t, export, bad)
+	r = ts.do(t, "acme", "POST", "/blueprints/import?distribution=debian-12&architecture=x86_64&image_type=qcow2", bad)
+	assert.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	assert.Contains(t, itemFields(t, r), "customizations.hostname")
 }
