@@ -113,6 +113,10 @@ var Customizations = []Field{
 		{API: "components", Blueprint: "components"},
 		{API: "install_from", Blueprint: "install_from"},
 	}},
+	{API: "cacerts", Blueprint: "customizations.cacerts", Kind: Object, Items: []Field{
+		{API: "pem_certs", Blueprint: "pem_certs"},
+	}},
+	{API: "fips", Note: "FIPS mode is not available for Debian: only `enabled: false` is taken"},
 	{API: "payload_repositories", Note: "each makes the custom repository with its id or baseurl `install_from` (see docs/service.md)"},
 }
 

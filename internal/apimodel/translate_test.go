@@ -74,8 +74,22 @@ func fullCustomizations() map[string]any {
 		"custom_repositories": []any{map[string]any{"id": "extra", "name": "Extra", "baseurl": []any{"https://repo.example.com/debian"},
 			"gpgkey": []any{"https://repo.example.com/key.asc"}, "check_gpg": true, "enabled": true,
 			"priority": 700, "filename": "extra", "suite": "bookworm", "components": []any{"main", "contrib"}, "install_from": true}},
+		"cacerts": map[string]any{"pem_certs": []any{testCACert}},
 	}
 }
+
+// testCACert is a self-signed CA certificate.
+const testCACert = `-----BEGIN CERTIFICATE-----
+MIIBkzCCATmgAwIBAgIUER5fsDMtNSYXPCweEuMiFtDnmRkwCgYIKoZIzj0EAwIw
+HjEcMBoGA1UEAwwTRXhhbXBsZSBJbnRlcm5hbCBDQTAgFw0yNjExMjUxOTQ1NDda
+GA8yMTI2MTEwMTE5NDU0N1owHjEcMBoGA1UEAwwTRXhhbXBsZSBJbnRlcm5hbCBD
+QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKAeQzVP1UbffquVXcfprQNz5G2h
+LJg+zF1XG4syZuQRTUwWsbux6CqZYfaOd3TnJUDgOxYXh+F6GoAiJeBvFQyjUzBR
+MB0GA1UdDgQWBBS+Y70mGUaCJ1bS9gTLH9crHD2TdjAfBgNVHSMEGDAWgBS+Y70m
+GUaCJ1bS9gTLH9crHD2TdjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+MEUCIQC1QygIxk6IBfFH1TrQqRGGLd4PGjYTSoQrm7wYbUs+yQIgS43JGnfUtx/L
+AuBmbwOOYFkracywoEOAptGZJeMLRH8=
+-----END CERTIFICATE-----`
 
 // missingFields lists the fields of the table (with a blueprint field)
 // that cust does not set, as API paths.
@@ -191,5 +205,5 @@ pem_certs = []
 	_, err = CustomizationsFromBlueprint(bp)
 	var ue *UnsupportedError
 	require.ErrorAs(t, err, &ue)
-	assert.Equal(t, []string{"customizations.cacerts", "customizations.user[0].home", "modules", "packages[0].version"}, ue.Fields)
+	assert.Equal(t, []string{"customizations.user[0].home", "modules", "packages[0].version"}, ue.Fields)
 }

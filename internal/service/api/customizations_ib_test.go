@@ -1,0 +1,48 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A self-signed CA certificate.
+const apiTestCACert = `-----BEGIN CERTIFICATE-----
+MIIBkzCCATmgAwIBAgIUER5fsDMtNSYXPCweEuMiFtDnmRkwCgYIKoZIzj0EAwIw
+HjEcMBoGA1UEAwwTRXhhbXBsZSBJbnRlcm5hbCBDQTAgFw0yNjExMjUxOTQ1NDda
+GA8yMTI2MTEwMTE5NDU0N1owHjEcMBoGA1UEAwwTRXhhbXBsZSBJbnRlcm5hbCBD
+QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKAeQzVP1UbffquVXcfprQNz5G2h
+LJg+zF1XG4syZuQRTUwWsbux6CqZYfaOd3TnJUDgOxYXh+F6GoAiJeBvFQyjUzBR
+MB0GA1UdDgQWBBS+Y70mGUaCJ1bS9gTLH9crHD2TdjAfBgNVHSMEGDAWgBS+Y70m
+GUaCJ1bS9gTLH9crHD2TdjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+MEUCIQC1QygIxk6IBfFH1TrQqRGGLd4PGjYTSoQrm7wYbUs+yQIgS43JGnfUtx/L
+AuBmbwOOYFkracywoEOAptGZJeMLRH8=
+-----END CERTIFICATE-----`
+
+// image-builder's cacerts reach the build; its fips is taken when off,
+// as its frontend sends it, and refused at its field when on.
+func TestCACertsAndFIPS(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := composeBody()
+	cust := body["customizations"].(map[string]any)
+	cust["cacerts"] = map[string]any{"pem_certs": []any{apiTestCACert}}
+	cust["fips"] = map[string]any{"enabled": false}
+	r := ts.do(t, "acme", "POST", "/compose", body)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	js, err := ts.db.ComposeJobs(context.Background(), "acme", r.json(t)["id"].(string))
+	require.NoError(t, err)
+	assert.Contains(t, string(js[0].Args), `cacerts`)
+	assert.NotContains(t, strings.ToLower(string(js[0].Args)), "fips")
+
+	cust["fips"] = map[string]any{"enabled": true}
+	cust["cacerts"] = map[string]any{"pem_certs": []any{"not a certificate"}}
+	r = ts.do(t, "acme", "POST", "/compose", body)
+	assert.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	fields := itemFields(t, r)
+	assert.Contains(t, fields, "customizations.fips.enabled")
+	assert.Contains(t, fields, "customizations.cacerts.pem_certs[0]")
+}
