@@ -113,6 +113,9 @@ var Customizations = []Field{
 		{API: "components", Blueprint: "components"},
 		{API: "install_from", Blueprint: "install_from"},
 	}},
+	// Image-builder's disk has the blueprint's own field names all the
+	// way down; the blueprint validator checks it and names its fields.
+	{API: "disk", Blueprint: "customizations.disk"},
 	{API: "cacerts", Blueprint: "customizations.cacerts", Kind: Object, Items: []Field{
 		{API: "pem_certs", Blueprint: "pem_certs"},
 	}},

@@ -75,6 +75,11 @@ func fullCustomizations() map[string]any {
 			"gpgkey": []any{"https://repo.example.com/key.asc"}, "check_gpg": true, "enabled": true,
 			"priority": 700, "filename": "extra", "suite": "bookworm", "components": []any{"main", "contrib"}, "install_from": true}},
 		"cacerts": map[string]any{"pem_certs": []any{testCACert}},
+		"disk": map[string]any{"type": "gpt", "minsize": "12 GiB", "partitions": []any{
+			map[string]any{"mountpoint": "/", "minsize": "3 GiB", "fs_type": "ext4", "label": "root"},
+			map[string]any{"type": "lvm", "name": "data", "minsize": "4 GiB", "logical_volumes": []any{
+				map[string]any{"name": "srv", "mountpoint": "/srv", "minsize": "2 GiB", "fs_type": "xfs"}}},
+		}},
 	}
 }
 
@@ -152,6 +157,10 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 // with their suite and components included.
 func TestBlueprintRoundTrips(t *testing.T) {
 	in := fullCustomizations()
+	// A disk layout and filesystem sizes exclude each other: the disk
+	// goes on its own below.
+	disk := in["disk"]
+	delete(in, "disk")
 	bp, err := BlueprintFromCustomizations("web", in)
 	require.NoError(t, err)
 	require.NotNil(t, bp.Customizations.User[0].Password)
@@ -165,8 +174,19 @@ func TestBlueprintRoundTrips(t *testing.T) {
 	assert.True(t, repo.InstallFrom)
 	out, err := CustomizationsFromBlueprint(bp)
 	require.NoError(t, err)
-	assert.Empty(t, missingFields("", Customizations, out))
+	assert.Equal(t, []string{"disk"}, missingFields("", Customizations, out))
 	again, err := BlueprintFromCustomizations("web", out)
+	require.NoError(t, err)
+	assert.Equal(t, bp, again)
+
+	bp, err = BlueprintFromCustomizations("web", map[string]any{"disk": disk})
+	require.NoError(t, err)
+	require.NotNil(t, bp.Customizations.Disk)
+	require.Len(t, bp.Customizations.Disk.Partitions, 2)
+	assert.Equal(t, "lvm", bp.Customizations.Disk.Partitions[1].Type)
+	out, err = CustomizationsFromBlueprint(bp)
+	require.NoError(t, err)
+	again, err = BlueprintFromCustomizations("web", out)
 	require.NoError(t, err)
 	assert.Equal(t, bp, again)
 }

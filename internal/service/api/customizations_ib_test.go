@@ -46,3 +46,32 @@ func TestCACertsAndFIPS(t *testing.T) {
 	assert.Contains(t, fields, "customizations.fips.enabled")
 	assert.Contains(t, fields, "customizations.cacerts.pem_certs[0]")
 }
+
+// image-builder's disk reaches the build as it is, and its problems name
+// their field in the request.
+func TestDiskLikeImageBuilder(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := composeBody()
+	cust := body["customizations"].(map[string]any)
+	delete(cust, "filesystem")
+	cust["disk"] = map[string]any{"type": "gpt", "minsize": "12 GiB", "partitions": []any{
+		map[string]any{"mountpoint": "/", "minsize": "4 GiB", "fs_type": "ext4"},
+		map[string]any{"type": "plain", "mountpoint": "/srv", "minsize": "2 GiB", "fs_type": "ext4", "label": "srv",
+			"part_type": "0FC63DAF-8483-4772-8E79-3D69D8477DE4"},
+	}}
+	r := ts.do(t, "acme", "POST", "/compose", body)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	js, err := ts.db.ComposeJobs(context.Background(), "acme", r.json(t)["id"].(string))
+	require.NoError(t, err)
+	assert.Contains(t, string(js[0].Args), `"mountpoint":"/srv"`)
+	assert.Contains(t, string(js[0].Args), `0FC63DAF-8483-4772-8E79-3D69D8477DE4`)
+
+	parts := cust["disk"].(map[string]any)["partitions"].([]any)
+	parts[1].(map[string]any)["part_type"] = "not-a-guid"
+	parts[0].(map[string]any)["fs_type"] = "ntfs"
+	r = ts.do(t, "acme", "POST", "/compose", body)
+	assert.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	fields := itemFields(t, r)
+	assert.Contains(t, fields, "customizations.disk.partitions[1].part_type")
+	assert.Contains(t, fields, "customizations.disk.partitions[0].fs_type")
+}
