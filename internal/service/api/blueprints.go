@@ -359,9 +359,22 @@ func (s *Server) composeBlueprint(w http.ResponseWriter, r *http.Request, params
 	if err != nil {
 		return err
 	}
+	// A type asked for picks the image requests of its type by any of
+	// its names: image-builder's aws is kiln's ami.
+	var wanted []string
+	for _, t := range body.ImageTypes {
+		if name := s.imageTypeName(t); name != "" {
+			t = name
+		}
+		wanted = append(wanted, t)
+	}
 	var irs []imageRequest
 	for _, ir := range req.ImageRequests {
-		if len(body.ImageTypes) == 0 || slices.Contains(body.ImageTypes, ir.ImageType) {
+		name := ir.ImageType
+		if n := s.imageTypeName(name); n != "" {
+			name = n
+		}
+		if len(wanted) == 0 || slices.Contains(wanted, name) {
 			irs = append(irs, ir)
 		}
 	}

@@ -222,3 +222,27 @@ func TestImportTakesAnExport(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, r.status, string(r.body))
 	assert.Contains(t, itemFields(t, r), "customizations.hostname")
 }
+
+// Composing a blueprint picks its image requests by any name of their
+// type: image-builder's aws is kiln's ami, guest-image is qcow2.
+func TestComposeBlueprintPicksTypesByAnyName(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := blueprintBody("two")
+	irs := body["image_requests"].([]any)
+	body["image_requests"] = append(irs, map[string]any{"architecture": "x86_64", "image_type": "ami", "upload_request": map[string]any{"type": "local"}})
+	r := ts.do(t, "acme", "POST", "/blueprints", body)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	id := r.json(t)["id"].(string)
+
+	for _, tc := range []struct {
+		types []any
+		want  int
+	}{{[]any{"aws"}, 1}, {[]any{"guest-image"}, 1}, {[]any{"qcow2", "aws"}, 2}} {
+		r := ts.do(t, "acme", "POST", "/blueprints/"+id+"/compose", map[string]any{"image_types": tc.types})
+		require.Equal(t, http.StatusCreated, r.status, "%v: %s", tc.types, r.body)
+		assert.Len(t, r.json2(t), tc.want, "%v", tc.types)
+	}
+	r = ts.do(t, "acme", "POST", "/blueprints/"+id+"/compose", map[string]any{"image_types": []any{"azure"}})
+	assert.Equal(t, http.StatusBadRequest, r.status)
+	assert.Contains(t, itemFields(t, r), "image_types")
+}
