@@ -92,6 +92,7 @@ var Customizations = []Field{
 		{API: "group", Blueprint: "group"},
 		{API: "data", Blueprint: "data"},
 		{API: "ensure_parents", Note: "a file always gets its parent directories"},
+		{API: "data_encoding", Note: "`base64` data is decoded into the file's text"},
 	}},
 	{API: "directories", Blueprint: "customizations.directories", Kind: ObjectList, Items: []Field{
 		{API: "path", Blueprint: "path"},

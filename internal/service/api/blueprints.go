@@ -507,6 +507,9 @@ func (s *Server) exportBlueprint(w http.ResponseWriter, r *http.Request, params 
 			ImageRequests: req.ImageRequests, Metadata: exportMetadata{ParentID: &b.ID, ExportedAt: s.cfg.Now().UTC().Format(time.RFC3339)}})
 		return nil
 	}
+	if req.Customizations, err = s.imageBuilderFields(req.Distribution, req.Customizations); err != nil {
+		return err
+	}
 	bp, err := osbuildBlueprint(b.Name, b.Description, req)
 	if err != nil {
 		return err
@@ -523,7 +526,8 @@ func (s *Server) exportBlueprint(w http.ResponseWriter, r *http.Request, params 
 }
 
 // osbuildBlueprint is a stored blueprint request in osbuild's blueprint
-// format, without its users' passwords.
+// format, without its users' passwords. Its customizations are those
+// imageBuilderFields gives.
 func osbuildBlueprint(name, description string, req *blueprintRequest) (*blueprint.Blueprint, error) {
 	users, _ := req.Customizations["users"].([]any)
 	for _, u := range users {
@@ -544,6 +548,9 @@ func osbuildBlueprint(name, description string, req *blueprintRequest) (*bluepri
 func (s *Server) renderBlueprint(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	req, err := s.readBlueprint(r)
 	if err != nil {
+		return err
+	}
+	if req.Customizations, err = s.imageBuilderFields(req.Distribution, req.Customizations); err != nil {
 		return err
 	}
 	bp, err := osbuildBlueprint(req.Name, req.Description, req)

@@ -60,7 +60,7 @@ type checkedRequest struct {
 // Every problem comes back in one error: those of the customizations and
 // those of the image requests together.
 func (s *Server) checkRequest(ctx context.Context, name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
-	cust, repoErr := s.debianRepositories(distribution, cust)
+	cust, repoErr := s.imageBuilderFields(distribution, cust)
 	bp, reported := blueprintFromRequestAll(blueprintName(name), cust)
 	var bpErr error
 	if len(reported) > 0 {

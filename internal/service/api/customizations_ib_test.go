@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -74,4 +75,46 @@ func TestDiskLikeImageBuilder(t *testing.T) {
 	fields := itemFields(t, r)
 	assert.Contains(t, fields, "customizations.disk.partitions[1].part_type")
 	assert.Contains(t, fields, "customizations.disk.partitions[0].fs_type")
+}
+
+// image-builder's frontend sends file contents base64-encoded: they are
+// decoded for the build and the osbuild export, and kept as sent in the
+// stored request; data that does not decode is refused at its field.
+func TestBase64FileData(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := blueprintBody("files")
+	cust := body["customizations"].(map[string]any)
+	cust["files"] = []any{map[string]any{"path": "/etc/motd", "data": base64.StdEncoding.EncodeToString([]byte("welcome\n")), "data_encoding": "base64"}}
+	repo := customRepository()
+	delete(repo, "suite")
+	delete(repo, "components")
+	cust["custom_repositories"] = []any{repo}
+	r := ts.do(t, "acme", "POST", "/blueprints", body)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	id := r.json(t)["id"].(string)
+
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id+"/export", nil, "Accept", "application/toml")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Contains(t, string(r.body), `data = "welcome\n"`)
+	assert.Contains(t, string(r.body), `suite = "bookworm"`)
+	assert.NotContains(t, string(r.body), "data_encoding")
+	r = ts.do(t, "acme", "GET", "/blueprints/"+id, nil)
+	assert.Contains(t, string(r.body), `"data_encoding":"base64"`)
+
+	r = ts.do(t, "acme", "POST", "/blueprints/"+id+"/compose", nil)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	js, err := ts.db.ComposeJobs(context.Background(), "acme", r.json2(t)[0]["id"].(string))
+	require.NoError(t, err)
+	assert.Contains(t, string(js[0].Args), `"data":"welcome\n"`)
+
+	cust["files"] = []any{
+		map[string]any{"path": "/etc/a", "data": "not base64!", "data_encoding": "base64"},
+		map[string]any{"path": "/etc/b", "data": base64.StdEncoding.EncodeToString([]byte{0xff, 0xfe}), "data_encoding": "base64"},
+		map[string]any{"path": "/etc/c", "data": "plain text", "data_encoding": "plain"},
+	}
+	body["name"] = "files-bad"
+	r = ts.do(t, "acme", "POST", "/blueprints", body)
+	assert.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	fields := itemFields(t, r)
+	assert.ElementsMatch(t, []string{"customizations.files[0].data", "customizations.files[1].data"}, fields)
 }

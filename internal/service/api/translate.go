@@ -31,15 +31,19 @@ func blueprintFromRequestAll(name string, cust map[string]any) (*blueprint.Bluep
 	return apimodel.BlueprintFromCustomizationsAll(name, cust)
 }
 
-// debianRepositories is cust with image-builder's repository fields mapped
-// onto apt sources for the distribution (see apimodel.DebianRepositories),
-// and the problems of those fields; cust is not changed.
-func (s *Server) debianRepositories(distribution string, cust map[string]any) (map[string]any, error) {
+// imageBuilderFields is cust with image-builder's fields that the
+// blueprint has in another form mapped onto it: repositories onto apt
+// sources for the distribution (see apimodel.DebianRepositories), base64
+// file data decoded (apimodel.DecodeFiles); and the problems of those
+// fields. cust is not changed.
+func (s *Server) imageBuilderFields(distribution string, cust map[string]any) (map[string]any, error) {
 	suite := ""
 	if d, err := s.cfg.Distros.Distro(distribution); err == nil {
 		suite = d.Codename
 	}
 	out, problems := apimodel.DebianRepositories(cust, suite)
+	out, fileProblems := apimodel.DecodeFiles(out)
+	problems = append(problems, fileProblems...)
 	if len(problems) == 0 {
 		return out, nil
 	}
