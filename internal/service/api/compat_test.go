@@ -293,7 +293,8 @@ func (acceptingTarget) Upload(context.Context, target.Artifact, json.RawMessage,
 // shape, on a server whose operator configured them.
 func TestImageBuilderUploadTypes(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) {
-		c.Targets = target.New(target.Local{}, target.StoreLink{}, acceptingTarget{"aws"}, acceptingTarget{"gcp"}, acceptingTarget{"azure"})
+		c.Targets = target.New(target.Local{}, target.StoreLink{}, acceptingTarget{"aws"}, acceptingTarget{"gcp"}, acceptingTarget{"azure"},
+			acceptingTarget{"oci.objectstorage"})
 	})
 	sp, err := loadSpec()
 	require.NoError(t, err)
@@ -306,6 +307,7 @@ func TestImageBuilderUploadTypes(t *testing.T) {
 		{"aws", "aws", map[string]any{"share_with_accounts": []any{"123456789012"}}},
 		{"gcp", "gcp", map[string]any{"share_with_accounts": []any{"user:alice@example.com"}}},
 		{"azure", "azure", map[string]any{"resource_group": "images", "tenant_id": "5c7ef5b6-1c3f-4da0-a622-0b060239d7d7", "subscription_id": "4e5d8b2c-ab24-4413-90c5-612306e809e2"}},
+		{"oci.objectstorage", "oci", map[string]any{}},
 	} {
 		t.Run(tc.upload, func(t *testing.T) {
 			require.Contains(t, offered, any(tc.upload), "the document takes upload type %s", tc.upload)
