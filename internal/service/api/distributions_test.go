@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/apimodel"
 )
 
 // The architectures listing names each type by every name a request may
@@ -95,5 +97,23 @@ func TestUnbuiltImageBuilderTypesRefused(t *testing.T) {
 		require.NotEmpty(t, f, name)
 		assert.Equal(t, "image_requests[0].image_type", f[0].Field, name)
 		assert.Contains(t, f[0].Detail, "does not build", name)
+	}
+}
+
+// Every image-builder type name is either a name of the kiln type the
+// table says, in the distribution data, or one kiln says it does not
+// build, and why.
+func TestImageBuilderTypeNamesResolve(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for ib, kiln := range apimodel.ImageBuilderImageTypes {
+		if kiln == "" {
+			assert.NotEmpty(t, apimodel.UnbuiltImageTypes[ib], "%s says why kiln does not build it", ib)
+			assert.Empty(t, ts.server.imageTypeName(ib), "%s names no kiln type", ib)
+			continue
+		}
+		assert.Equal(t, kiln, ts.server.imageTypeName(ib), "%s names kiln's %s", ib, kiln)
+	}
+	for ib := range apimodel.UnbuiltImageTypes {
+		assert.Contains(t, apimodel.ImageBuilderImageTypes, ib)
 	}
 }
