@@ -35,8 +35,9 @@ type kiln struct {
 }
 
 // startKiln runs a service with one in-process worker whose engine cache
-// is cache, delivering to targets (local and aws.s3 are always there).
-func startKiln(t *testing.T, cache string, targets ...target.Target) *kiln {
+// is cache, delivering to the targets the [targets] configuration section
+// tc sets up, with env for the secrets it names.
+func startKiln(t *testing.T, cache string, tc target.Config, env target.Env) *kiln {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	data := t.TempDir()
@@ -54,13 +55,17 @@ func startKiln(t *testing.T, cache string, targets ...target.Target) *kiln {
 	require.NoError(t, err)
 	reg, err := distro.Load()
 	require.NoError(t, err)
-	all := append([]target.Target{target.Local{}, target.StoreLink{}}, targets...)
+	if env == nil {
+		env = func(string) string { return "" }
+	}
+	targets, err := target.Build(tc, env, "")
+	require.NoError(t, err)
 
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	cfg := service.Config{Listen: "127.0.0.1:0", DataDir: data, Workers: 1, CacheDir: cache, Resolver: resolver,
 		Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}, Distros: reg,
-		Targets: target.New(all...), UploadTimeout: 20 * time.Minute, Ready: func(a string) { addr <- a }}
+		Targets: targets, UploadTimeout: 20 * time.Minute, Ready: func(a string) { addr <- a }}
 	go func() { done <- service.Run(ctx, cfg) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
