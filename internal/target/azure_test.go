@@ -426,6 +426,16 @@ func testAzureFailures(t *testing.T, az *targettest.Azurite) {
 		assert.ErrorIs(t, err, context.Canceled)
 		assert.Empty(t, e.arm.Images())
 	})
+	t.Run("canceled while the image is made", func(t *testing.T) {
+		e := startAzure(t, az)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		e.arm.OnCreate(func(targettest.ARMImage) error { cancel(); return nil })
+		_, err := e.target(t).Upload(ctx, writeVHD(t, 8, 1), opts, target.NoReporter{})
+		assertFailed(t, e, err, "create the image")
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Empty(t, e.arm.Images(), "the half-made image is deleted")
+	})
 	t.Run("the file is not what the build recorded", func(t *testing.T) {
 		e := startAzure(t, az)
 		a := writeVHD(t, 8, 1)
