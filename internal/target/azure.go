@@ -189,12 +189,14 @@ func NewAzure(cfg AzureConfig, env Env) (*Azure, error) {
 	}
 	z.armOpts = arm.ClientOptions{ClientOptions: z.clientOpts, DisableRPRegistration: true}
 	z.cred = &clientSecretCredential{
-		authority: strings.TrimRight(authority, "/"),
-		tenant:    cfg.TenantID,
-		clientID:  cfg.ClientID,
-		secret:    secret,
-		client:    &http.Client{Timeout: time.Minute},
-		tokens:    map[string]azcore.AccessToken{},
+		authority:  strings.TrimRight(authority, "/"),
+		tenant:     cfg.TenantID,
+		clientID:   cfg.ClientID,
+		secret:     secret,
+		client:     &http.Client{Timeout: time.Minute},
+		retries:    int(retries),
+		retryDelay: delay,
+		tokens:     map[string]azcore.AccessToken{},
 	}
 	return z, nil
 }
@@ -676,12 +678,17 @@ func (z *Azure) deleteImage(images *armcompute.ImagesClient, group, name string)
 type clientSecretCredential struct {
 	authority, tenant, clientID, secret string
 	client                              *http.Client
+	// retries and retryDelay are the section's, for transient failures.
+	retries    int
+	retryDelay time.Duration
 
 	mu     sync.Mutex
 	tokens map[string]azcore.AccessToken
 }
 
-// GetToken implements azcore.TokenCredential.
+// GetToken implements azcore.TokenCredential. A token endpoint that is
+// unreachable or answers 5xx/429 is asked again with backoff; one that
+// refuses the credentials is not.
 func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	scope := strings.Join(opts.Scopes, " ")
 	c.mu.Lock()
@@ -693,6 +700,28 @@ func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.Token
 	if opts.TenantID != "" {
 		tenant = opts.TenantID
 	}
+	delay := c.retryDelay
+	for attempt := 0; ; attempt++ {
+		tok, transient, err := c.fetchToken(ctx, tenant, scope)
+		if err == nil {
+			c.tokens[scope] = tok
+			return tok, nil
+		}
+		if !transient || attempt >= c.retries {
+			return azcore.AccessToken{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return azcore.AccessToken{}, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+// fetchToken asks the token endpoint once; transient says whether asking
+// again may help.
+func (c *clientSecretCredential) fetchToken(ctx context.Context, tenant, scope string) (tok azcore.AccessToken, transient bool, err error) {
 	form := url.Values{
 		"grant_type":    {"client_credentials"},
 		"client_id":     {c.clientID},
@@ -702,12 +731,12 @@ func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.Token
 	endpoint := c.authority + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return azcore.AccessToken{}, err
+		return tok, false, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return azcore.AccessToken{}, fmt.Errorf("get a token: %w", err)
+		return tok, ctx.Err() == nil, fmt.Errorf("get a token: %w", err)
 	}
 	defer resp.Body.Close()
 	var body struct {
@@ -717,26 +746,27 @@ func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.Token
 		Description string          `json:"error_description"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil && resp.StatusCode == http.StatusOK {
-		return azcore.AccessToken{}, fmt.Errorf("get a token: %w", err)
+		return tok, true, fmt.Errorf("get a token: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
 		why := body.Error
 		if body.Description != "" {
 			why += ": " + strings.SplitN(body.Description, "\n", 2)[0]
 		}
-		return azcore.AccessToken{}, fmt.Errorf("the credentials were refused (HTTP %d %s)", resp.StatusCode, why)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			return tok, true, fmt.Errorf("get a token: HTTP %d %s", resp.StatusCode, why)
+		}
+		return tok, false, fmt.Errorf("the credentials were refused (HTTP %d %s)", resp.StatusCode, why)
 	}
 	var secs int64
 	if err := json.Unmarshal(body.ExpiresIn, &secs); err != nil {
-		var s string
-		if json.Unmarshal(body.ExpiresIn, &s) == nil {
-			fmt.Sscan(s, &secs)
+		var str string
+		if json.Unmarshal(body.ExpiresIn, &str) == nil {
+			_, _ = fmt.Sscan(str, &secs)
 		}
 	}
 	if secs <= 0 {
 		secs = 3600
 	}
-	tok := azcore.AccessToken{Token: body.AccessToken, ExpiresOn: time.Now().Add(time.Duration(secs) * time.Second)}
-	c.tokens[scope] = tok
-	return tok, nil
+	return azcore.AccessToken{Token: body.AccessToken, ExpiresOn: time.Now().Add(time.Duration(secs) * time.Second)}, false, nil
 }

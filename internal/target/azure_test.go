@@ -350,6 +350,20 @@ func testAzureFailures(t *testing.T, az *targettest.Azurite) {
 		assert.Contains(t, err.Error(), "the credentials were refused (HTTP 401 invalid_client")
 		assert.NotContains(t, err.Error(), e.arm.ClientSecret)
 	})
+	t.Run("the token endpoint briefly down", func(t *testing.T) {
+		e := startAzure(t, az)
+		e.arm.FailTokenRequests(e.cfg.MaxRetries)
+		res, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		require.NoError(t, err, "asked again with backoff")
+		assert.NotEmpty(t, res.ImageName)
+	})
+	t.Run("the token endpoint down longer than the retries", func(t *testing.T) {
+		e := startAzure(t, az)
+		e.arm.FailTokenRequests(e.cfg.MaxRetries + 1)
+		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		assertFailed(t, e, err, "look up the image")
+		assert.Contains(t, err.Error(), "HTTP 503 temporarily_unavailable")
+	})
 	t.Run("storage key refused", func(t *testing.T) {
 		e := startAzure(t, az)
 		env := targettest.AzureEnv(e.az, e.arm)

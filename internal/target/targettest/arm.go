@@ -27,7 +27,7 @@ const armAPIVersion = "2024-11-01"
 //   - POST {authority}/{tenant}/oauth2/v2.0/token: the client credentials
 //     grant (grant_type, client_id, client_secret, and the scope
 //     "https://management.core.windows.net//.default"), answering a
-//     bearer token;
+//     bearer token (or invalid_client, or 503, see the knobs);
 //   - GET .../resourceGroups/{rg}/providers/Microsoft.Compute/images/{name}
 //     (Images_Get): the image, or 404 ResourceNotFound;
 //   - PUT of the same path (Images_CreateOrUpdate): the body must carry a
@@ -59,6 +59,7 @@ type ARM struct {
 	ops    map[string]*armOp
 	// behaviour knobs
 	refuse       bool
+	tokenOutages int
 	failPut      bool
 	failCreation bool
 	onCreate     func(ARMImage) error
@@ -122,6 +123,14 @@ func (s *ARM) RefuseCredentials() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refuse = true
+}
+
+// FailTokenRequests makes the token endpoint answer the next n
+// requests with 503 Service Unavailable, as a brief outage.
+func (s *ARM) FailTokenRequests(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenOutages = n
 }
 
 // FailPut makes every image PUT answer 500 Internal Server Error.
@@ -249,8 +258,17 @@ func (s *ARM) token(w http.ResponseWriter, r *http.Request, tenant string) {
 	}
 	f := r.PostForm
 	s.mu.Lock()
-	refuse := s.refuse
+	refuse, outage := s.refuse, s.tokenOutages > 0
+	if outage {
+		s.tokenOutages--
+	}
 	s.mu.Unlock()
+	if outage {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": "temporarily_unavailable", "error_description": "AADSTS90033: A transient error has occurred."})
+		return
+	}
 	switch {
 	case f.Get("grant_type") != "client_credentials":
 		s.fail(w, r, "grant_type %q", f.Get("grant_type"))
