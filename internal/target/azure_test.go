@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -100,6 +101,42 @@ func TestNewAzureNamesEveryMissingField(t *testing.T) {
 	}, "")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"aws.s3", "azure", "local"}, r.Types())
+}
+
+func TestAzureSectionFromTOML(t *testing.T) {
+	const file = `
+[azure]
+tenant_id = "t"
+subscription_id = "s"
+client_id = "c"
+client_secret_file = "SECRET_FILE"
+storage_account = "kilnimages"
+container = "vhds"
+storage_key_env = "MY_STORAGE_KEY"
+location = "westeurope"
+retry_delay = "500ms"
+poll_interval = "5s"
+cleanup_wait = "1m"
+parallel = 4
+`
+	secret := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cret\n"), 0o600))
+	var cfg target.Config
+	md, err := toml.Decode(strings.Replace(file, "SECRET_FILE", secret, 1), &cfg)
+	require.NoError(t, err)
+	assert.Empty(t, md.Undecoded())
+	require.NotNil(t, cfg.Azure)
+	assert.Equal(t, 500*time.Millisecond, cfg.Azure.RetryDelay)
+	assert.Equal(t, 5*time.Second, cfg.Azure.PollInterval)
+	assert.Equal(t, time.Minute, cfg.Azure.CleanupWait)
+	assert.Equal(t, 4, cfg.Azure.Parallel)
+	r, err := target.Build(cfg, func(string) string { return "" }, "")
+	require.NoError(t, err, "the secret is read from the file")
+	assert.Contains(t, r.Types(), "azure")
+
+	cfg.Azure.ClientSecretFile = filepath.Join(t.TempDir(), "missing")
+	_, err = target.Build(cfg, func(string) string { return "" }, "")
+	assert.ErrorContains(t, err, "[targets.azure].client_secret_file:")
 }
 
 // writeVHD writes a fixed VHD of mib MiB whose disk holds data at the
