@@ -151,7 +151,9 @@ func (a *Azurite) Start() {
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(a.port),
 		"--location", a.dir, "--skipApiVersionCheck", "--disableTelemetry", "--silent")
 	cmd.Stdout, cmd.Stderr = a.log, a.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so Stop ends all of it; and it dies with
+	// the test binary should that be killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		a.tb.Fatalf("azurite: %v", err)
 	}
