@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -73,6 +75,10 @@ type AzureConfig struct {
 	BlobEndpoint  string `toml:"blob_endpoint"`
 	ARMEndpoint   string `toml:"arm_endpoint"`
 	AuthorityHost string `toml:"authority_host"`
+	// CAFile names a PEM file of certificate authorities to trust besides
+	// the system's, for endpoints with a private CA (Azure Stack Hub, an
+	// emulator).
+	CAFile string `toml:"ca_file"`
 	// MaxRetries and RetryDelay tune the retries of each request
 	// (default 5 retries, from 2s with exponential backoff).
 	MaxRetries int           `toml:"max_retries"`
@@ -164,6 +170,14 @@ func NewAzure(cfg AzureConfig, env Env) (*Azure, error) {
 			problems = append(problems, fmt.Errorf("[targets.azure].%s: %q is not an http(s) URL", field, u))
 		}
 	}
+	httpClient := &http.Client{}
+	if cfg.CAFile != "" {
+		tr, err := transportTrusting(cfg.CAFile)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("[targets.azure].ca_file: %v", err))
+		}
+		httpClient.Transport = tr
+	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
@@ -187,18 +201,40 @@ func NewAzure(cfg AzureConfig, env Env) (*Azure, error) {
 			},
 		},
 	}
+	if cfg.CAFile != "" {
+		z.clientOpts.Transport = httpClient
+	}
 	z.armOpts = arm.ClientOptions{ClientOptions: z.clientOpts, DisableRPRegistration: true}
 	z.cred = &clientSecretCredential{
 		authority:  strings.TrimRight(authority, "/"),
 		tenant:     cfg.TenantID,
 		clientID:   cfg.ClientID,
 		secret:     secret,
-		client:     &http.Client{Timeout: time.Minute},
+		client:     &http.Client{Transport: httpClient.Transport, Timeout: time.Minute},
 		retries:    int(retries),
 		retryDelay: delay,
 		tokens:     map[string]azcore.AccessToken{},
 	}
 	return z, nil
+}
+
+// transportTrusting is an HTTP transport that trusts the system's
+// certificate authorities and those in the PEM file at path.
+func transportTrusting(path string) (*http.Transport, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
 
 func azureClientSecret(cfg AzureConfig, env Env) (string, error) {

@@ -304,6 +304,36 @@ func testAzureUploadMakesTheImageFromAPageBlob(t *testing.T, az *targettest.Azur
 	assert.Equal(t, []string{"POST", "GET", "PUT", "GET", "GET", "GET"}, methods, "token, image lookup, create, two polls, final read")
 }
 
+// TestAzureStorageWithToken reaches the storage account with the service
+// principal's token instead of a key, over https with the server's own
+// CA (ca_file).
+func TestAzureStorageWithToken(t *testing.T) {
+	az := targettest.StartAzuriteOAuth(t)
+	e := &azureEnv{az: az, arm: targettest.StartARM(t)}
+	e.cfg = targettest.AzureConfig(e.az, e.arm)
+	e.cfg.StorageKeyEnv = ""
+	a := writeVHD(t, 8, 1, 6)
+	want, err := os.ReadFile(a.Path)
+	require.NoError(t, err)
+	e.arm.OnCreate(func(img targettest.ARMImage) error {
+		got, typ, err := e.az.ReadBlob(img.BlobURI)
+		if err != nil {
+			return err
+		}
+		if typ != "PageBlob" || !bytes.Equal(got, want) {
+			return fmt.Errorf("a %s blob that is not the file", typ)
+		}
+		return nil
+	})
+	res, err := e.target(t).Upload(context.Background(), a, json.RawMessage(`{"resource_group":"rg"}`), target.NoReporter{})
+	require.NoError(t, err)
+	assert.Equal(t, a.Name, res.ImageName)
+	assert.Contains(t, e.arm.TokenScopes(), "https://storage.azure.com/.default")
+	assert.Empty(t, e.az.Blobs(t))
+	require.Len(t, e.arm.Images(), 1)
+	assert.Equal(t, "Succeeded", e.arm.Images()[0].State)
+}
+
 func testAzureUploadDefaultNameAndGeneration(t *testing.T, az *targettest.Azurite) {
 	e := startAzure(t, az)
 	a := writeVHD(t, 8, 1)

@@ -1,6 +1,7 @@
 package targettest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // ARMSecretEnv is the variable AzureConfig's section reads the client
@@ -56,6 +58,7 @@ type ARM struct {
 	calls  []ARMCall
 	images map[string]*ARMImage
 	tokens map[string]bool
+	scopes []string
 	ops    map[string]*armOp
 	// behaviour knobs
 	refuse       bool
@@ -175,6 +178,13 @@ func (s *ARM) Calls() []ARMCall {
 	return append([]ARMCall(nil), s.calls...)
 }
 
+// TokenScopes lists the scopes of the tokens issued, in order.
+func (s *ARM) TokenScopes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.scopes...)
+}
+
 // Images lists the images held.
 func (s *ARM) Images() []ARMImage {
 	s.mu.Lock()
@@ -291,10 +301,33 @@ func (s *ARM) token(w http.ResponseWriter, r *http.Request, tenant string) {
 	}
 	s.mu.Lock()
 	tok := fmt.Sprintf("test-token-%d", len(s.tokens)+1)
+	if f.Get("scope") == "https://storage.azure.com/.default" {
+		// Storage reads the token's claims (Azurite checks issuer,
+		// audience and lifetime, not the signature).
+		tok = s.storageJWT(len(s.tokens) + 1)
+	}
 	s.tokens[tok] = true
+	s.scopes = append(s.scopes, f.Get("scope"))
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3599, "access_token": tok})
+}
+
+// storageJWT is a token for the storage audience with the claims a
+// storage service checks.
+func (s *ARM) storageJWT(n int) string {
+	now := time.Now().Unix()
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	header := enc(map[string]string{"alg": "RS256", "typ": "JWT"})
+	claims := enc(map[string]any{
+		"aud": "https://storage.azure.com", "iss": "https://sts.windows.net/" + s.TenantID + "/",
+		"iat": now, "nbf": now - 60, "exp": now + 3600,
+		"appid": s.ClientID, "tid": s.TenantID, "oid": fmt.Sprintf("test-%d", n),
+	})
+	return header + "." + claims + "." + base64.RawURLEncoding.EncodeToString([]byte("unsigned"))
 }
 
 func (s *ARM) imageJSON(img *ARMImage) map[string]any {

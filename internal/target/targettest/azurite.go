@@ -9,12 +9,20 @@ package targettest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +68,9 @@ type Azurite struct {
 	Endpoint string
 	// Container is the container this value's tests use.
 	Container string
+	// CAFile is the PEM certificate Azurite serves https with
+	// (StartAzuriteOAuth), for the target's ca_file; empty for http.
+	CAFile string
 
 	tb   testing.TB
 	bin  string
@@ -67,6 +78,10 @@ type Azurite struct {
 	port int
 	log  *bytes.Buffer
 	proc *azuriteProc
+	// args are extra arguments (https and OAuth).
+	args []string
+	// client reaches Azurite (trusting its certificate).
+	client *http.Client
 }
 
 // azuriteProc is the process, shared by the values NewContainer makes.
@@ -105,8 +120,37 @@ func StartAzurite(tb testing.TB) *Azurite {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a := &Azurite{tb: tb, bin: bin, dir: tb.TempDir(), port: port, log: &bytes.Buffer{}, proc: &azuriteProc{}}
-	a.Endpoint = fmt.Sprintf("http://127.0.0.1:%d/%s", port, AzuriteAccount)
+	return startAzurite(tb, bin, port, false)
+}
+
+// StartAzuriteOAuth is StartAzurite serving https with a certificate of
+// its own (CAFile) and taking OAuth bearer tokens besides the account
+// key, as a storage account does with Microsoft Entra ID; StartARM's
+// token endpoint issues tokens it takes.
+func StartAzuriteOAuth(tb testing.TB) *Azurite {
+	tb.Helper()
+	bin, err := AzuriteBinary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port, err := azuriteFreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return startAzurite(tb, bin, port, true)
+}
+
+func startAzurite(tb testing.TB, bin string, port int, oauth bool) *Azurite {
+	tb.Helper()
+	a := &Azurite{tb: tb, bin: bin, dir: tb.TempDir(), port: port, log: &bytes.Buffer{}, proc: &azuriteProc{}, client: http.DefaultClient}
+	scheme := "http"
+	if oauth {
+		scheme = "https"
+		certFile, keyFile, client := selfSignedCert(tb, tb.TempDir())
+		a.CAFile, a.client = certFile, client
+		a.args = []string{"--cert", certFile, "--key", keyFile, "--oauth", "basic"}
+	}
+	a.Endpoint = fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, port, AzuriteAccount)
 	tb.Cleanup(a.Stop)
 	a.Start()
 	a.createContainer(tb, AzuriteContainer)
@@ -147,9 +191,10 @@ func (a *Azurite) Start() {
 	if a.proc.cmd != nil {
 		return
 	}
-	cmd := exec.Command(a.bin,
+	args := append([]string{
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(a.port),
-		"--location", a.dir, "--skipApiVersionCheck", "--disableTelemetry", "--silent")
+		"--location", a.dir, "--skipApiVersionCheck", "--disableTelemetry", "--silent"}, a.args...)
+	cmd := exec.Command(a.bin, args...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	// Its own process group, so Stop ends all of it; and it dies with
 	// the test binary should that be killed.
@@ -290,7 +335,7 @@ func (a *Azurite) do(method, path string, query url.Values) (*http.Response, err
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(toSign))
 	req.Header.Set("Authorization", "SharedKey "+AzuriteAccount+":"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-	return http.DefaultClient.Do(req)
+	return a.client.Do(req)
 }
 
 // ReadBlob reads a blob of the container whole (name as in the
@@ -300,7 +345,9 @@ func (a *Azurite) ReadBlob(name string) ([]byte, string, error) {
 	if p, err := url.Parse(name); err != nil || p.Scheme == "" {
 		u = a.Endpoint + "/" + a.Container + "/" + name
 	}
-	c, err := blob.NewClientWithSharedKeyCredential(u, a.sharedKey(), nil)
+	opts := &blob.ClientOptions{}
+	opts.Transport = a.client
+	c, err := blob.NewClientWithSharedKeyCredential(u, a.sharedKey(), opts)
 	if err != nil {
 		return nil, "", err
 	}
@@ -333,6 +380,7 @@ func AzureConfig(az *Azurite, arm *ARM) target.AzureConfig {
 		BlobEndpoint:    az.Endpoint,
 		ARMEndpoint:     arm.URL,
 		AuthorityHost:   arm.AuthorityHost,
+		CAFile:          az.CAFile,
 		MaxRetries:      2,
 		RetryDelay:      10 * time.Millisecond,
 		PollInterval:    10 * time.Millisecond,
@@ -360,7 +408,7 @@ type FaultProxy struct {
 	failed    int
 }
 
-// FaultProxy starts a proxy to Azurite that passes passPages Put Page
+// FaultProxy (for StartAzurite's http Azurite) starts a proxy to it that passes passPages Put Page
 // requests and answers every later one with 500 Internal Server Error,
 // as a storage account that fails mid-upload; everything else passes.
 // A negative passPages passes them all (a test then counts them).
@@ -413,6 +461,51 @@ func (fp *FaultProxy) Failed() int {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
 	return fp.failed
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir
+// and gives a client that trusts it.
+func selfSignedCert(tb testing.TB, dir string) (certFile, keyFile string, client *http.Client) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "azurite"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return certFile, keyFile, &http.Client{Transport: tr}
 }
 
 func azuriteFreePort() (int, error) {
