@@ -394,7 +394,10 @@ func (z *Azure) Upload(ctx context.Context, a Artifact, options json.RawMessage,
 			}
 			return Result{ImageName: name}, nil
 		}
-		// Ours but not finished: make it again over it.
+		// Ours but failed, or left mid-way by a crash: make it anew.
+		if err := z.deleteImageAndWait(ctx, images, o.ResourceGroup, name); err != nil {
+			return Result{}, &StepError{Target: "azure", Step: "delete the unfinished image", Err: err}
+		}
 	case !isNotFound(err):
 		return Result{}, &StepError{Target: "azure", Step: "look up the image", Err: err}
 	}
@@ -423,11 +426,7 @@ func (z *Azure) Upload(ctx context.Context, a Artifact, options json.RawMessage,
 	}
 	poller, err := images.BeginCreateOrUpdate(ctx, o.ResourceGroup, name, params, nil)
 	if err == nil {
-		freq := z.cfg.PollInterval
-		if freq <= 0 {
-			freq = 10 * time.Second
-		}
-		_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: freq})
+		_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: z.pollInterval()})
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -696,6 +695,26 @@ func refused(err error) bool {
 	var re *azcore.ResponseError
 	return errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&
 		re.StatusCode != http.StatusRequestTimeout && re.StatusCode != http.StatusTooManyRequests
+}
+
+// deleteImageAndWait deletes an image and waits until it is gone.
+func (z *Azure) deleteImageAndWait(ctx context.Context, images *armcompute.ImagesClient, group, name string) error {
+	poller, err := images.BeginDelete(ctx, group, name, nil)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: z.pollInterval()})
+	return err
+}
+
+func (z *Azure) pollInterval() time.Duration {
+	if z.cfg.PollInterval > 0 {
+		return z.cfg.PollInterval
+	}
+	return 10 * time.Second
 }
 
 // deleteImage starts deleting an image whose creation was canceled; it

@@ -386,6 +386,24 @@ func testAzureRequeue(t *testing.T, az *targettest.Azurite) {
 		assert.Equal(t, a.Name, res.ImageName)
 		assert.Empty(t, e.az.Blobs(t))
 	})
+	t.Run("an image this compose left unfinished is made anew", func(t *testing.T) {
+		e := startAzure(t, az)
+		a := writeVHD(t, 8, 1)
+		e.arm.AddImage(targettest.ARMImage{ResourceGroup: "rg", Name: "img", Location: "westeurope", State: "Failed", Tags: map[string]string{"kiln-compose": a.ComposeID}})
+		res, err := e.target(t).Upload(context.Background(), a, json.RawMessage(`{"resource_group":"rg","image_name":"img"}`), target.NoReporter{})
+		require.NoError(t, err)
+		assert.Equal(t, "img", res.ImageName)
+		var methods []string
+		for _, c := range e.arm.Calls() {
+			if c.Method != "POST" {
+				methods = append(methods, c.Method)
+			}
+		}
+		assert.Equal(t, []string{"GET", "DELETE", "PUT", "GET", "GET", "GET"}, methods, "look up, delete the failed one, make it, poll twice, read it")
+		imgs := e.arm.Images()
+		require.Len(t, imgs, 1)
+		assert.Equal(t, "Succeeded", imgs[0].State)
+	})
 	t.Run("an image of that name from something else is refused", func(t *testing.T) {
 		e := startAzure(t, az)
 		e.arm.AddImage(targettest.ARMImage{ResourceGroup: "rg", Name: "img", Location: "westeurope", Tags: map[string]string{"kiln-compose": "another"}})
