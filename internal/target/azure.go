@@ -136,7 +136,7 @@ func NewAzure(cfg AzureConfig, env Env) (*Azure, error) {
 	need(cfg.Container, "container")
 	need(cfg.Location, "location")
 
-	secret, err := azureClientSecret(cfg, env)
+	secret, err := azureReadSecret(cfg, env)
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -172,7 +172,7 @@ func NewAzure(cfg AzureConfig, env Env) (*Azure, error) {
 	}
 	httpClient := &http.Client{}
 	if cfg.CAFile != "" {
-		tr, err := transportTrusting(cfg.CAFile)
+		tr, err := azureTransport(cfg.CAFile)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("[targets.azure].ca_file: %v", err))
 		}
@@ -205,7 +205,7 @@ func NewAzure(cfg AzureConfig, env Env) (*Azure, error) {
 		z.clientOpts.Transport = httpClient
 	}
 	z.armOpts = arm.ClientOptions{ClientOptions: z.clientOpts, DisableRPRegistration: true}
-	z.cred = &clientSecretCredential{
+	z.cred = &azureSecretCredential{
 		authority:  strings.TrimRight(authority, "/"),
 		tenant:     cfg.TenantID,
 		clientID:   cfg.ClientID,
@@ -218,9 +218,9 @@ func NewAzure(cfg AzureConfig, env Env) (*Azure, error) {
 	return z, nil
 }
 
-// transportTrusting is an HTTP transport that trusts the system's
+// azureTransport is an HTTP transport that trusts the system's
 // certificate authorities and those in the PEM file at path.
-func transportTrusting(path string) (*http.Transport, error) {
+func azureTransport(path string) (*http.Transport, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -237,7 +237,7 @@ func transportTrusting(path string) (*http.Transport, error) {
 	return tr, nil
 }
 
-func azureClientSecret(cfg AzureConfig, env Env) (string, error) {
+func azureReadSecret(cfg AzureConfig, env Env) (string, error) {
 	if cfg.ClientSecretFile != "" {
 		b, err := os.ReadFile(cfg.ClientSecretFile)
 		if err != nil {
@@ -317,7 +317,7 @@ func (z *Azure) Check(img Image, options json.RawMessage) error {
 		problems = append(problems, fmt.Errorf("options.hyper_v_generation: %q is not V1 or V2", gen))
 	}
 	if img.Format != "vhd" || img.Compression != "" {
-		problems = append(problems, fmt.Errorf("options: azure makes images from a fixed VHD, not a %s image (%s); build the image type vhd (image-builder's azure)", img.Type, describeFormat(img)))
+		problems = append(problems, fmt.Errorf("options: azure makes images from a fixed VHD, not a %s image (%s); build the image type vhd (image-builder's azure)", img.Type, azureFormatName(img)))
 	} else if gen == "V2" && img.BootMode != "uefi" && img.BootMode != "hybrid" {
 		problems = append(problems, fmt.Errorf("options.hyper_v_generation: V2 boots with UEFI, and this vhd image boots with %s only; use V1, or an image that boots with UEFI", img.BootMode))
 	}
@@ -327,7 +327,7 @@ func (z *Azure) Check(img Image, options json.RawMessage) error {
 	return errors.Join(problems...)
 }
 
-func describeFormat(img Image) string {
+func azureFormatName(img Image) string {
 	if img.Compression != "" {
 		return img.Format + ", " + img.Compression + "-compressed"
 	}
@@ -398,7 +398,7 @@ func (z *Azure) Upload(ctx context.Context, a Artifact, options json.RawMessage,
 		if err := z.deleteImageAndWait(ctx, images, o.ResourceGroup, name); err != nil {
 			return Result{}, &StepError{Target: "azure", Step: "delete the unfinished image", Err: err}
 		}
-	case !isNotFound(err):
+	case !azureNotFound(err):
 		return Result{}, &StepError{Target: "azure", Step: "look up the image", Err: err}
 	}
 
@@ -416,10 +416,10 @@ func (z *Azure) Upload(ctx context.Context, a Artifact, options json.RawMessage,
 			HyperVGeneration: &gen,
 			StorageProfile: &armcompute.ImageStorageProfile{
 				OSDisk: &armcompute.ImageOSDisk{
-					OSType:  ptr(armcompute.OperatingSystemTypesLinux),
-					OSState: ptr(armcompute.OperatingSystemStateTypesGeneralized),
-					BlobURI: ptr(pb.URL()),
-					Caching: ptr(armcompute.CachingTypesReadWrite),
+					OSType:  azurePtr(armcompute.OperatingSystemTypesLinux),
+					OSState: azurePtr(armcompute.OperatingSystemStateTypesGeneralized),
+					BlobURI: azurePtr(pb.URL()),
+					Caching: azurePtr(armcompute.CachingTypesReadWrite),
 				},
 			},
 		},
@@ -444,9 +444,9 @@ func (z *Azure) Upload(ctx context.Context, a Artifact, options json.RawMessage,
 	return Result{ImageName: name}, nil
 }
 
-func ptr[T any](v T) *T { return &v }
+func azurePtr[T any](v T) *T { return &v }
 
-func isNotFound(err error) bool {
+func azureNotFound(err error) bool {
 	var re *azcore.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
 }
@@ -471,7 +471,7 @@ func (z *Azure) uploadVHD(ctx context.Context, pb *pageblob.Client, a Artifact, 
 		return err
 	}
 	defer f.Close()
-	size, ranges, footer, err := scanVHD(f, a)
+	size, ranges, footer, err := azureScanVHD(f, a)
 	if err != nil {
 		return err
 	}
@@ -496,7 +496,7 @@ func (z *Azure) uploadVHD(ctx context.Context, pb *pageblob.Client, a Artifact, 
 		}
 	}
 	// Ranges of zeros are not sent: a new page blob reads as zeros.
-	report(size - rangesLen(ranges))
+	report(size - azureRangesLen(ranges))
 
 	parallel := z.cfg.Parallel
 	if parallel <= 0 {
@@ -523,13 +523,13 @@ func (z *Azure) uploadVHD(ctx context.Context, pb *pageblob.Client, a Artifact, 
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return checkPageBlob(ctx, pb, size, ranges, footer)
+	return azureCheckPageBlob(ctx, pb, size, ranges, footer)
 }
 
-// byteRange is a range of a file: offset and length.
-type byteRange struct{ offset, count int64 }
+// azureRange is a range of a file: offset and length.
+type azureRange struct{ offset, count int64 }
 
-func rangesLen(rs []byteRange) int64 {
+func azureRangesLen(rs []azureRange) int64 {
 	var n int64
 	for _, r := range rs {
 		n += r.count
@@ -537,10 +537,10 @@ func rangesLen(rs []byteRange) int64 {
 	return n
 }
 
-// scanVHD reads the file once: it must be the artifact (size, SHA-256)
+// azureScanVHD reads the file once: it must be the artifact (size, SHA-256)
 // and a fixed VHD whose disk is a whole number of MiB. It returns the
 // file's size, the 4 MiB ranges that are not all zeros, and the footer.
-func scanVHD(f *os.File, a Artifact) (int64, []byteRange, []byte, error) {
+func azureScanVHD(f *os.File, a Artifact) (int64, []azureRange, []byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, nil, nil, err
@@ -554,7 +554,7 @@ func scanVHD(f *os.File, a Artifact) (int64, []byteRange, []byte, error) {
 	}
 	h := sha256.New()
 	buf := make([]byte, azurePageRange)
-	var ranges []byteRange
+	var ranges []azureRange
 	for off := int64(0); off < size; off += azurePageRange {
 		n := min(int64(azurePageRange), size-off)
 		chunk := buf[:n]
@@ -562,11 +562,11 @@ func scanVHD(f *os.File, a Artifact) (int64, []byteRange, []byte, error) {
 			return 0, nil, nil, err
 		}
 		h.Write(chunk)
-		if !allZero(chunk) {
+		if !azureAllZero(chunk) {
 			if k := len(ranges); k > 0 && ranges[k-1].offset+ranges[k-1].count == off && ranges[k-1].count+n <= azurePageRange {
 				ranges[k-1].count += n
 			} else {
-				ranges = append(ranges, byteRange{off, n})
+				ranges = append(ranges, azureRange{off, n})
 			}
 		}
 	}
@@ -583,7 +583,7 @@ func scanVHD(f *os.File, a Artifact) (int64, []byteRange, []byte, error) {
 	return size, ranges, footer, nil
 }
 
-func allZero(b []byte) bool {
+func azureAllZero(b []byte) bool {
 	for len(b) >= 8 {
 		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
 			return false
@@ -598,10 +598,10 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// checkPageBlob checks what landed: a page blob of the file's size whose
+// azureCheckPageBlob checks what landed: a page blob of the file's size whose
 // written pages are exactly the ranges sent (each already checked by its
 // MD5 as it was put), and whose footer reads back as the file's.
-func checkPageBlob(ctx context.Context, pb *pageblob.Client, size int64, sent []byteRange, footer []byte) error {
+func azureCheckPageBlob(ctx context.Context, pb *pageblob.Client, size int64, sent []azureRange, footer []byte) error {
 	props, err := pb.GetProperties(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("read the blob's properties: %w", err)
@@ -610,9 +610,9 @@ func checkPageBlob(ctx context.Context, pb *pageblob.Client, size int64, sent []
 		return errors.New("the blob is not a page blob")
 	}
 	if props.ContentLength == nil || *props.ContentLength != size {
-		return fmt.Errorf("the blob is %v bytes, the image %d", derefInt(props.ContentLength), size)
+		return fmt.Errorf("the blob is %v bytes, the image %d", azureSize(props.ContentLength), size)
 	}
-	var landed []byteRange
+	var landed []azureRange
 	pager := pb.NewGetPageRangesPager(nil)
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -621,12 +621,12 @@ func checkPageBlob(ctx context.Context, pb *pageblob.Client, size int64, sent []
 		}
 		for _, pr := range page.PageRange {
 			if pr.Start != nil && pr.End != nil {
-				landed = append(landed, byteRange{*pr.Start, *pr.End - *pr.Start + 1})
+				landed = append(landed, azureRange{*pr.Start, *pr.End - *pr.Start + 1})
 			}
 		}
 	}
-	if !slices.Equal(mergeRanges(landed), mergeRanges(sent)) {
-		return fmt.Errorf("the blob's written pages %v are not the ranges sent %v", mergeRanges(landed), mergeRanges(sent))
+	if !slices.Equal(azureMergeRanges(landed), azureMergeRanges(sent)) {
+		return fmt.Errorf("the blob's written pages %v are not the ranges sent %v", azureMergeRanges(landed), azureMergeRanges(sent))
 	}
 	got := make([]byte, 512)
 	if _, err := pb.DownloadBuffer(ctx, got, &blob.DownloadBufferOptions{Range: blob.HTTPRange{Offset: size - 512, Count: 512}}); err != nil {
@@ -638,16 +638,17 @@ func checkPageBlob(ctx context.Context, pb *pageblob.Client, size int64, sent []
 	return nil
 }
 
-func derefInt(p *int64) any {
+// azureSize is a length the service may not have given, for a message.
+func azureSize(p *int64) any {
 	if p == nil {
 		return "an unknown number of"
 	}
 	return *p
 }
 
-// mergeRanges joins adjacent ranges, as the service reports them.
-func mergeRanges(rs []byteRange) []byteRange {
-	var out []byteRange
+// azureMergeRanges joins adjacent ranges, as the service reports them.
+func azureMergeRanges(rs []azureRange) []azureRange {
+	var out []azureRange
 	for _, r := range rs {
 		if k := len(out); k > 0 && out[k-1].offset+out[k-1].count == r.offset {
 			out[k-1].count += r.count
@@ -660,8 +661,8 @@ func mergeRanges(rs []byteRange) []byteRange {
 
 // deleteBlob deletes the staging blob; one already gone is fine.
 func (z *Azure) deleteBlob(ctx context.Context, pb *pageblob.Client) error {
-	_, err := pb.Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: ptr(blob.DeleteSnapshotsOptionTypeInclude)})
-	if err != nil && !isNotFound(err) {
+	_, err := pb.Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: azurePtr(blob.DeleteSnapshotsOptionTypeInclude)})
+	if err != nil && !azureNotFound(err) {
 		return err
 	}
 	return nil
@@ -677,7 +678,7 @@ func (z *Azure) cleanup(pb *pageblob.Client) {
 	delay := 200 * time.Millisecond
 	for {
 		err := z.deleteBlob(ctx, pb)
-		if err == nil || refused(err) {
+		if err == nil || azureRefused(err) {
 			return
 		}
 		select {
@@ -691,7 +692,7 @@ func (z *Azure) cleanup(pb *pageblob.Client) {
 
 // refused reports an answer that asking again will not change (a 4xx
 // other than a timeout or throttling: credentials or permissions refused).
-func refused(err error) bool {
+func azureRefused(err error) bool {
 	var re *azcore.ResponseError
 	return errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&
 		re.StatusCode != http.StatusRequestTimeout && re.StatusCode != http.StatusTooManyRequests
@@ -701,7 +702,7 @@ func refused(err error) bool {
 func (z *Azure) deleteImageAndWait(ctx context.Context, images *armcompute.ImagesClient, group, name string) error {
 	poller, err := images.BeginDelete(ctx, group, name, nil)
 	if err != nil {
-		if isNotFound(err) {
+		if azureNotFound(err) {
 			return nil
 		}
 		return err
@@ -725,12 +726,12 @@ func (z *Azure) deleteImage(images *armcompute.ImagesClient, group, name string)
 	_, _ = images.BeginDelete(ctx, group, name, nil)
 }
 
-// clientSecretCredential is a service principal's OAuth 2.0 client
+// azureSecretCredential is a service principal's OAuth 2.0 client
 // credentials grant against Microsoft Entra ID's token endpoint
 // (<authority>/<tenant>/oauth2/v2.0/token). Tokens are kept until five
 // minutes before they expire. The secret is sent only in the token
 // request's body and never appears in an error.
-type clientSecretCredential struct {
+type azureSecretCredential struct {
 	authority, tenant, clientID, secret string
 	client                              *http.Client
 	// retries and retryDelay are the section's, for transient failures.
@@ -744,7 +745,7 @@ type clientSecretCredential struct {
 // GetToken implements azcore.TokenCredential. A token endpoint that is
 // unreachable or answers 5xx/429 is asked again with backoff; one that
 // refuses the credentials is not.
-func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+func (c *azureSecretCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	scope := strings.Join(opts.Scopes, " ")
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -776,7 +777,7 @@ func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.Token
 
 // fetchToken asks the token endpoint once; transient says whether asking
 // again may help.
-func (c *clientSecretCredential) fetchToken(ctx context.Context, tenant, scope string) (tok azcore.AccessToken, transient bool, err error) {
+func (c *azureSecretCredential) fetchToken(ctx context.Context, tenant, scope string) (tok azcore.AccessToken, transient bool, err error) {
 	form := url.Values{
 		"grant_type":    {"client_credentials"},
 		"client_id":     {c.clientID},

@@ -25,12 +25,12 @@ import (
 )
 
 var (
-	vhdUEFI = target.Image{Type: "vhd", Format: "vhd", BootMode: "hybrid", Arch: "x86_64"}
-	vhdBIOS = target.Image{Type: "vhd", Format: "vhd", BootMode: "bios", Arch: "x86_64"}
+	azureImageUEFI = target.Image{Type: "vhd", Format: "vhd", BootMode: "hybrid", Arch: "x86_64"}
+	azureImageBIOS = target.Image{Type: "vhd", Format: "vhd", BootMode: "bios", Arch: "x86_64"}
 )
 
-// offlineAzure is a target whose endpoints are never reached: for Check.
-func offlineAzure(t *testing.T) target.Target {
+// azureOffline is a target whose endpoints are never reached: for Check.
+func azureOffline(t *testing.T) target.Target {
 	t.Helper()
 	cfg := target.AzureConfig{
 		TenantID: "t-1", SubscriptionID: "s-1", ClientID: "c-1",
@@ -47,11 +47,11 @@ func offlineAzure(t *testing.T) target.Target {
 }
 
 func TestAzureCheck(t *testing.T) {
-	z := offlineAzure(t)
+	z := azureOffline(t)
 	assert.Equal(t, "azure", z.Type())
 	assert.True(t, target.WantsFile(z))
-	assert.NoError(t, z.Check(vhdBIOS, json.RawMessage(`{"resource_group":"ToucanResourceGroup"}`)))
-	assert.NoError(t, z.Check(vhdUEFI, json.RawMessage(`{"tenant_id":"t-1","subscription_id":"s-1","resource_group":"rg","image_name":"LinuxImage_","hyper_v_generation":"V2"}`)))
+	assert.NoError(t, z.Check(azureImageBIOS, json.RawMessage(`{"resource_group":"ToucanResourceGroup"}`)))
+	assert.NoError(t, z.Check(azureImageUEFI, json.RawMessage(`{"tenant_id":"t-1","subscription_id":"s-1","resource_group":"rg","image_name":"LinuxImage_","hyper_v_generation":"V2"}`)))
 
 	for _, tc := range []struct {
 		name    string
@@ -59,17 +59,17 @@ func TestAzureCheck(t *testing.T) {
 		options string
 		want    []string
 	}{
-		{"no options", vhdBIOS, ``, []string{"options.resource_group: is required"}},
-		{"unknown option", vhdBIOS, `{"resource_group":"rg","region":"x"}`, []string{"options.region: unknown option"}},
-		{"source", vhdBIOS, `{"resource_group":"rg","source_id":"12345"}`, []string{"options.source_id: this server has no sources service"}},
-		{"tenant alone", vhdBIOS, `{"resource_group":"rg","tenant_id":"t-1"}`, []string{"options.subscription_id: give tenant_id and subscription_id together"}},
-		{"another subscription", vhdBIOS, `{"resource_group":"rg","tenant_id":"t-1","subscription_id":"s-2"}`, []string{"options.subscription_id: this server makes images only in the subscription its operator configured"}},
-		{"name pattern", vhdBIOS, `{"resource_group":"rg","image_name":"-bad-"}`, []string{`options.image_name: "-bad-" is not an Azure image name`}},
-		{"name length", vhdBIOS, `{"resource_group":"rg","image_name":"` + strings.Repeat("a", 61) + `"}`, []string{"options.image_name:", "at most 60"}},
-		{"generation", vhdBIOS, `{"resource_group":"rg","hyper_v_generation":"V3"}`, []string{`options.hyper_v_generation: "V3" is not V1 or V2`}},
-		{"V2 needs UEFI", vhdBIOS, `{"resource_group":"rg","hyper_v_generation":"V2"}`, []string{"options.hyper_v_generation: V2 boots with UEFI, and this vhd image boots with bios only"}},
+		{"no options", azureImageBIOS, ``, []string{"options.resource_group: is required"}},
+		{"unknown option", azureImageBIOS, `{"resource_group":"rg","region":"x"}`, []string{"options.region: unknown option"}},
+		{"source", azureImageBIOS, `{"resource_group":"rg","source_id":"12345"}`, []string{"options.source_id: this server has no sources service"}},
+		{"tenant alone", azureImageBIOS, `{"resource_group":"rg","tenant_id":"t-1"}`, []string{"options.subscription_id: give tenant_id and subscription_id together"}},
+		{"another subscription", azureImageBIOS, `{"resource_group":"rg","tenant_id":"t-1","subscription_id":"s-2"}`, []string{"options.subscription_id: this server makes images only in the subscription its operator configured"}},
+		{"name pattern", azureImageBIOS, `{"resource_group":"rg","image_name":"-bad-"}`, []string{`options.image_name: "-bad-" is not an Azure image name`}},
+		{"name length", azureImageBIOS, `{"resource_group":"rg","image_name":"` + strings.Repeat("a", 61) + `"}`, []string{"options.image_name:", "at most 60"}},
+		{"generation", azureImageBIOS, `{"resource_group":"rg","hyper_v_generation":"V3"}`, []string{`options.hyper_v_generation: "V3" is not V1 or V2`}},
+		{"V2 needs UEFI", azureImageBIOS, `{"resource_group":"rg","hyper_v_generation":"V2"}`, []string{"options.hyper_v_generation: V2 boots with UEFI, and this vhd image boots with bios only"}},
 		{"not a VHD", target.Image{Type: "qcow2", Format: "qcow2", BootMode: "hybrid", Arch: "x86_64"}, `{"resource_group":"rg"}`, []string{"not a qcow2 image (qcow2); build the image type vhd (image-builder's azure)"}},
-		{"every problem", vhdBIOS, `{"resource_group":"rg/x","image_name":"x!","hyper_v_generation":"v1"}`, []string{"options.resource_group:", "options.image_name:", "options.hyper_v_generation:"}},
+		{"every problem", azureImageBIOS, `{"resource_group":"rg/x","image_name":"x!","hyper_v_generation":"v1"}`, []string{"options.resource_group:", "options.image_name:", "options.hyper_v_generation:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := z.Check(tc.img, json.RawMessage(tc.options))
@@ -139,10 +139,10 @@ parallel = 4
 	assert.ErrorContains(t, err, "[targets.azure].client_secret_file:")
 }
 
-// writeVHD writes a fixed VHD of mib MiB whose disk holds data at the
+// azureVHD writes a fixed VHD of mib MiB whose disk holds data at the
 // given MiB offsets (the rest is a hole), with a valid footer, and
 // returns the artifact.
-func writeVHD(t *testing.T, mib int, dataAt ...int) target.Artifact {
+func azureVHD(t *testing.T, mib int, dataAt ...int) target.Artifact {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "disk.vhd")
 	f, err := os.Create(path)
@@ -155,7 +155,7 @@ func writeVHD(t *testing.T, mib int, dataAt ...int) target.Artifact {
 		_, err := f.WriteAt(block, int64(at)<<20)
 		require.NoError(t, err)
 	}
-	_, err = f.WriteAt(vhdFooter(size), size)
+	_, err = f.WriteAt(azureVHDFooter(size), size)
 	require.NoError(t, err)
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -167,12 +167,12 @@ func writeVHD(t *testing.T, mib int, dataAt ...int) target.Artifact {
 		Path:      path,
 		Size:      int64(len(b)),
 		SHA256:    hex.EncodeToString(sum[:]),
-		Image:     vhdUEFI,
+		Image:     azureImageUEFI,
 	}
 }
 
-// vhdFooter is a fixed VHD's 512-byte footer for a disk of size bytes.
-func vhdFooter(size int64) []byte {
+// azureVHDFooter is a fixed VHD's 512-byte footer for a disk of size bytes.
+func azureVHDFooter(size int64) []byte {
 	f := make([]byte, 512)
 	copy(f[0:], "conectix")
 	binary.BigEndian.PutUint32(f[8:], 2)           // features: reserved bit
@@ -192,9 +192,9 @@ func vhdFooter(size int64) []byte {
 	return f
 }
 
-// progress records what an upload reports; onBytes, if set, runs on
+// azureProgress records what an upload reports; onBytes, if set, runs on
 // each report.
-type progress struct {
+type azureProgress struct {
 	mu      sync.Mutex
 	steps   []string
 	done    int64
@@ -202,13 +202,13 @@ type progress struct {
 	onBytes func(done, total int64)
 }
 
-func (p *progress) Step(s string) {
+func (p *azureProgress) Step(s string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.steps = append(p.steps, s)
 }
 
-func (p *progress) Bytes(done, total int64) {
+func (p *azureProgress) Bytes(done, total int64) {
 	p.mu.Lock()
 	p.done, p.total = done, total
 	f := p.onBytes
@@ -224,8 +224,8 @@ type azureEnv struct {
 	cfg target.AzureConfig
 }
 
-// startAzure gives a test a container of its own in az and an ARM.
-func startAzure(t *testing.T, az *targettest.Azurite) *azureEnv {
+// azureStart gives a test a container of its own in az and an ARM.
+func azureStart(t *testing.T, az *targettest.Azurite) *azureEnv {
 	t.Helper()
 	e := &azureEnv{az: az.NewContainer(t), arm: targettest.StartARM(t)}
 	e.cfg = targettest.AzureConfig(e.az, e.arm)
@@ -250,10 +250,10 @@ func (e *azureEnv) target(t *testing.T) target.Target {
 }
 
 func testAzureUploadMakesTheImageFromAPageBlob(t *testing.T, az *targettest.Azurite) {
-	e := startAzure(t, az)
+	e := azureStart(t, az)
 	proxy := e.az.FaultProxy(t, -1)
 	e.cfg.BlobEndpoint = proxy.Endpoint
-	a := writeVHD(t, 40, 0, 13, 39)
+	a := azureVHD(t, 40, 0, 13, 39)
 	want, err := os.ReadFile(a.Path)
 	require.NoError(t, err)
 
@@ -274,7 +274,7 @@ func testAzureUploadMakesTheImageFromAPageBlob(t *testing.T, az *targettest.Azur
 		checked = true
 		return nil
 	})
-	p := &progress{}
+	p := &azureProgress{}
 	res, err := e.target(t).Upload(context.Background(), a, json.RawMessage(`{"resource_group":"rg-images","image_name":"my-image","hyper_v_generation":"V2"}`), p)
 	require.NoError(t, err)
 	assert.Equal(t, target.Result{ImageName: "my-image"}, res)
@@ -312,7 +312,7 @@ func TestAzureStorageWithToken(t *testing.T) {
 	e := &azureEnv{az: az, arm: targettest.StartARM(t)}
 	e.cfg = targettest.AzureConfig(e.az, e.arm)
 	e.cfg.StorageKeyEnv = ""
-	a := writeVHD(t, 8, 1, 6)
+	a := azureVHD(t, 8, 1, 6)
 	want, err := os.ReadFile(a.Path)
 	require.NoError(t, err)
 	e.arm.OnCreate(func(img targettest.ARMImage) error {
@@ -335,8 +335,8 @@ func TestAzureStorageWithToken(t *testing.T) {
 }
 
 func testAzureUploadDefaultNameAndGeneration(t *testing.T, az *targettest.Azurite) {
-	e := startAzure(t, az)
-	a := writeVHD(t, 8, 1)
+	e := azureStart(t, az)
+	a := azureVHD(t, 8, 1)
 	a.Name = "My image (test)"
 	res, err := e.target(t).Upload(context.Background(), a, json.RawMessage(`{"resource_group":"rg"}`), target.NoReporter{})
 	require.NoError(t, err)
@@ -349,8 +349,8 @@ func testAzureUploadDefaultNameAndGeneration(t *testing.T, az *targettest.Azurit
 
 func testAzureRequeue(t *testing.T, az *targettest.Azurite) {
 	t.Run("an image this compose made is reused and the leftover blob deleted", func(t *testing.T) {
-		e := startAzure(t, az)
-		a := writeVHD(t, 8, 1)
+		e := azureStart(t, az)
+		a := azureVHD(t, 8, 1)
 		// A first attempt uploaded and made the image, then the worker died.
 		_, err := e.target(t).Upload(context.Background(), a, json.RawMessage(`{"resource_group":"rg","image_name":"img"}`), target.NoReporter{})
 		require.NoError(t, err)
@@ -370,8 +370,8 @@ func testAzureRequeue(t *testing.T, az *targettest.Azurite) {
 		assert.Equal(t, 1, puts, "the image is made once")
 	})
 	t.Run("a blob a failed attempt left is replaced", func(t *testing.T) {
-		e := startAzure(t, az)
-		a := writeVHD(t, 8, 1)
+		e := azureStart(t, az)
+		a := azureVHD(t, 8, 1)
 		proxy := e.az.FaultProxy(t, 0)
 		first := e.cfg
 		first.BlobEndpoint = proxy.Endpoint
@@ -387,8 +387,8 @@ func testAzureRequeue(t *testing.T, az *targettest.Azurite) {
 		assert.Empty(t, e.az.Blobs(t))
 	})
 	t.Run("an image this compose left unfinished is made anew", func(t *testing.T) {
-		e := startAzure(t, az)
-		a := writeVHD(t, 8, 1)
+		e := azureStart(t, az)
+		a := azureVHD(t, 8, 1)
 		e.arm.AddImage(targettest.ARMImage{ResourceGroup: "rg", Name: "img", Location: "westeurope", State: "Failed", Tags: map[string]string{"kiln-compose": a.ComposeID}})
 		res, err := e.target(t).Upload(context.Background(), a, json.RawMessage(`{"resource_group":"rg","image_name":"img"}`), target.NoReporter{})
 		require.NoError(t, err)
@@ -405,9 +405,9 @@ func testAzureRequeue(t *testing.T, az *targettest.Azurite) {
 		assert.Equal(t, "Succeeded", imgs[0].State)
 	})
 	t.Run("an image of that name from something else is refused", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		e.arm.AddImage(targettest.ARMImage{ResourceGroup: "rg", Name: "img", Location: "westeurope", Tags: map[string]string{"kiln-compose": "another"}})
-		a := writeVHD(t, 8, 1)
+		a := azureVHD(t, 8, 1)
 		_, err := e.target(t).Upload(context.Background(), a, json.RawMessage(`{"resource_group":"rg","image_name":"img"}`), target.NoReporter{})
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), `azure: look up the image: an image named "img" already exists in resource group "rg" and was not made from this compose; choose another image_name`)
@@ -428,29 +428,29 @@ func testAzureFailures(t *testing.T, az *targettest.Azurite) {
 	}
 
 	t.Run("credentials refused", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		e.arm.RefuseCredentials()
-		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		_, err := e.target(t).Upload(context.Background(), azureVHD(t, 8, 1), opts, target.NoReporter{})
 		assertFailed(t, e, err, "look up the image")
 		assert.Contains(t, err.Error(), "the credentials were refused (HTTP 401 invalid_client")
 		assert.NotContains(t, err.Error(), e.arm.ClientSecret)
 	})
 	t.Run("the token endpoint briefly down", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		e.arm.FailTokenRequests(e.cfg.MaxRetries)
-		res, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		res, err := e.target(t).Upload(context.Background(), azureVHD(t, 8, 1), opts, target.NoReporter{})
 		require.NoError(t, err, "asked again with backoff")
 		assert.NotEmpty(t, res.ImageName)
 	})
 	t.Run("the token endpoint down longer than the retries", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		e.arm.FailTokenRequests(e.cfg.MaxRetries + 1)
-		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		_, err := e.target(t).Upload(context.Background(), azureVHD(t, 8, 1), opts, target.NoReporter{})
 		assertFailed(t, e, err, "look up the image")
 		assert.Contains(t, err.Error(), "HTTP 503 temporarily_unavailable")
 	})
 	t.Run("storage key refused", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		env := targettest.AzureEnv(e.az, e.arm)
 		z, err := target.NewAzure(e.cfg, func(k string) string {
 			if k == targettest.AzuriteKeyEnv {
@@ -459,22 +459,22 @@ func testAzureFailures(t *testing.T, az *targettest.Azurite) {
 			return env(k)
 		})
 		require.NoError(t, err)
-		_, err = z.Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		_, err = z.Upload(context.Background(), azureVHD(t, 8, 1), opts, target.NoReporter{})
 		assertFailed(t, e, err, "upload the disk")
 		assert.Contains(t, err.Error(), "403")
 	})
 	t.Run("ARM down", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		e.cfg.ARMEndpoint = "http://127.0.0.1:1"
-		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		_, err := e.target(t).Upload(context.Background(), azureVHD(t, 8, 1), opts, target.NoReporter{})
 		assertFailed(t, e, err, "look up the image")
 	})
 	t.Run("500 on a page mid-upload", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		proxy := e.az.FaultProxy(t, 1)
 		e.cfg.BlobEndpoint = proxy.Endpoint
 		e.cfg.Parallel = 1
-		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 24, 1, 9, 17), opts, target.NoReporter{})
+		_, err := e.target(t).Upload(context.Background(), azureVHD(t, 24, 1, 9, 17), opts, target.NoReporter{})
 		assertFailed(t, e, err, "upload the disk")
 		assert.Contains(t, err.Error(), "500")
 		assert.Equal(t, 1+e.cfg.MaxRetries, proxy.Failed(), "the failed range was retried")
@@ -482,8 +482,8 @@ func testAzureFailures(t *testing.T, az *targettest.Azurite) {
 	})
 	t.Run("Azurite stopped mid-upload", func(t *testing.T) {
 		// Its own Azurite: this one is stopped and started again.
-		e := startAzure(t, targettest.StartAzurite(t))
-		p := &progress{}
+		e := azureStart(t, targettest.StartAzurite(t))
+		p := &azureProgress{}
 		var once sync.Once
 		restarted := make(chan struct{})
 		p.onBytes = func(done, total int64) {
@@ -496,48 +496,48 @@ func testAzureFailures(t *testing.T, az *targettest.Azurite) {
 				}()
 			})
 		}
-		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 16, 1, 5), opts, p)
+		_, err := e.target(t).Upload(context.Background(), azureVHD(t, 16, 1, 5), opts, p)
 		<-restarted
 		assertFailed(t, e, err, "upload the disk")
 		assert.Contains(t, err.Error(), "connection refused")
 	})
 	t.Run("500 creating the image", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		e.arm.FailPut()
-		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		_, err := e.target(t).Upload(context.Background(), azureVHD(t, 8, 1), opts, target.NoReporter{})
 		assertFailed(t, e, err, "create the image")
 		assert.Contains(t, err.Error(), "InternalServerError")
 	})
 	t.Run("the creation fails", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		e.arm.FailCreation()
-		_, err := e.target(t).Upload(context.Background(), writeVHD(t, 8, 1), opts, target.NoReporter{})
+		_, err := e.target(t).Upload(context.Background(), azureVHD(t, 8, 1), opts, target.NoReporter{})
 		assertFailed(t, e, err, "create the image")
 		assert.Contains(t, err.Error(), "InvalidVhd")
 	})
 	t.Run("canceled mid-upload", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		p := &progress{onBytes: func(int64, int64) { cancel() }}
-		_, err := e.target(t).Upload(ctx, writeVHD(t, 16, 1, 5, 9), opts, p)
+		p := &azureProgress{onBytes: func(int64, int64) { cancel() }}
+		_, err := e.target(t).Upload(ctx, azureVHD(t, 16, 1, 5, 9), opts, p)
 		assertFailed(t, e, err, "upload the disk")
 		assert.ErrorIs(t, err, context.Canceled)
 		assert.Empty(t, e.arm.Images())
 	})
 	t.Run("canceled while the image is made", func(t *testing.T) {
-		e := startAzure(t, az)
+		e := azureStart(t, az)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		e.arm.OnCreate(func(targettest.ARMImage) error { cancel(); return nil })
-		_, err := e.target(t).Upload(ctx, writeVHD(t, 8, 1), opts, target.NoReporter{})
+		_, err := e.target(t).Upload(ctx, azureVHD(t, 8, 1), opts, target.NoReporter{})
 		assertFailed(t, e, err, "create the image")
 		assert.ErrorIs(t, err, context.Canceled)
 		assert.Empty(t, e.arm.Images(), "the half-made image is deleted")
 	})
 	t.Run("the file is not what the build recorded", func(t *testing.T) {
-		e := startAzure(t, az)
-		a := writeVHD(t, 8, 1)
+		e := azureStart(t, az)
+		a := azureVHD(t, 8, 1)
 		a.SHA256 = strings.Repeat("0", 64)
 		_, err := e.target(t).Upload(context.Background(), a, opts, target.NoReporter{})
 		assertFailed(t, e, err, "upload the disk")

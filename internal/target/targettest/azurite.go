@@ -146,7 +146,7 @@ func startAzurite(tb testing.TB, bin string, port int, oauth bool) *Azurite {
 	scheme := "http"
 	if oauth {
 		scheme = "https"
-		certFile, keyFile, client := selfSignedCert(tb, tb.TempDir())
+		certFile, keyFile, client := azuriteCert(tb, tb.TempDir())
 		a.CAFile, a.client = certFile, client
 		a.args = []string{"--cert", certFile, "--key", keyFile, "--oauth", "basic"}
 	}
@@ -463,9 +463,9 @@ func (fp *FaultProxy) Failed() int {
 	return fp.failed
 }
 
-// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir
+// azuriteCert writes a certificate for 127.0.0.1 and its key into dir
 // and gives a client that trusts it.
-func selfSignedCert(tb testing.TB, dir string) (certFile, keyFile string, client *http.Client) {
+func azuriteCert(tb testing.TB, dir string) (certFile, keyFile string, client *http.Client) {
 	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
