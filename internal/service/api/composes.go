@@ -18,6 +18,7 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
@@ -350,7 +351,10 @@ type timelineStep struct {
 type uploadStatus struct {
 	Status  string         `json:"status"`
 	Type    string         `json:"type"`
-	Options map[string]any `json:"options,omitempty"`
+	Options map[string]any `json:"options"`
+	// inStore marks an image that stayed in the artifact store, whose
+	// download link the API completes.
+	inStore bool
 }
 
 type statusError struct {
@@ -420,18 +424,44 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 	if json.Unmarshal(upload.Args, &uargs) == nil {
 		utype = uargs.Type
 	}
-	us := &uploadStatus{Status: "pending", Type: utype}
+	us := &uploadStatus{Status: "pending", Type: utype, Options: map[string]any{}}
 	switch upload.State {
 	case store.JobRunning:
 		us.Status = "running"
+		if upload.Progress.Step == target.StepRegistering && st.Status == store.ComposeUploading {
+			st.Status = statusRegistering
+		}
 	case store.JobSuccess:
 		us.Status = "success"
-		us.Options = map[string]any{"url": downloadURL}
+		var res workerproto.UploadResult
+		_ = json.Unmarshal(upload.Result, &res)
+		if res.URL == downloadURL || res.Result == (target.Result{}) {
+			// The image stayed in the artifact store: its download link
+			// is completed by downloadLink.
+			us.Options["url"] = downloadURL
+			us.inStore = true
+		} else {
+			us.Options = deliveredOptions(res.Result)
+		}
 	case store.JobFailure, store.JobCanceled:
 		us.Status = "failure"
 	}
 	st.UploadStatus = us
 	return st
+}
+
+// statusRegistering is the image's status while a cloud imports it (the
+// upload job reports the step): image-builder's "registering". Listings
+// filter it as uploading, the status it refines.
+const statusRegistering = "registering"
+
+// deliveredOptions is a delivered image's upload status options, image-
+// builder's fields for its type.
+func deliveredOptions(r target.Result) map[string]any {
+	out := map[string]any{}
+	b, _ := json.Marshal(r)
+	_ = json.Unmarshal(b, &out)
+	return out
 }
 
 // timeline is the steps a compose reached, in order, from its jobs' times:
@@ -488,7 +518,7 @@ func earliest(a, b *time.Time) *time.Time {
 // jobs, with the download's link, expiry and size once it succeeded.
 func (s *Server) imageStatus(r *http.Request, c store.Compose, js []store.Job) (imageStatus, error) {
 	st := deriveStatus(js, Prefix+"/composes/"+c.ID+"/download")
-	if us := st.UploadStatus; us != nil && us.Status == "success" {
+	if us := st.UploadStatus; us != nil && us.Status == "success" && us.inStore {
 		if err := s.downloadLink(r, c, js, us); err != nil {
 			return st, err
 		}

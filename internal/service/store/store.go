@@ -276,10 +276,13 @@ type Job struct {
 // two retries after its worker stopped heartbeating.
 const DefaultMaxAttempts = 3
 
-// Progress is a job's done/total count (stages of a build).
+// Progress is a job's done/total count (stages of a build, MiB of an
+// upload) and, for an upload, the step it is in ("uploading",
+// "registering").
 type Progress struct {
-	Done  int `json:"done"`
-	Total int `json:"total"`
+	Done  int    `json:"done"`
+	Total int    `json:"total"`
+	Step  string `json:"step,omitempty"`
 }
 
 // JobError says why a job failed.

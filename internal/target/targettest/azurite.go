@@ -1,9 +1,3 @@
-// Package targettest starts the servers the upload targets are tested
-// against: real protocol servers (emulators run as processes) where one
-// exists, and small servers speaking exactly the wire protocol the
-// official SDK sends where none does. Each starter takes a testing.TB,
-// stops its server when the test ends, and returns what a test needs to
-// configure the target and to check what landed.
 package targettest
 
 import (

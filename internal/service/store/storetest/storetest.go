@@ -229,10 +229,10 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, err)
 	assert.Equal(t, ids[1], l.Job.ID)
 	assert.JSONEq(t, `{"debs":42}`, string(l.DepResults["depsolve"]), "a job gets its dependencies' results")
-	require.NoError(t, b.SetProgress(ctx, l.Job.ID, l.Token, store.Progress{Done: 3, Total: 13}))
+	require.NoError(t, b.SetProgress(ctx, l.Job.ID, l.Token, store.Progress{Done: 3, Total: 13, Step: "registering"}))
 	jobs, err := b.ComposeJobs(ctx, "a", cp.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.Progress{Done: 3, Total: 13}, jobs[1].Progress)
+	assert.Equal(t, store.Progress{Done: 3, Total: 13, Step: "registering"}, jobs[1].Progress, "the step is kept beside the count")
 	assert.Equal(t, []string{ids[0]}, jobs[1].Deps)
 	assert.Equal(t, "w1", jobs[1].Worker)
 
