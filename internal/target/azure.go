@@ -563,11 +563,7 @@ func azureScanVHD(f *os.File, a Artifact) (int64, []azureRange, []byte, error) {
 		}
 		h.Write(chunk)
 		if !azureAllZero(chunk) {
-			if k := len(ranges); k > 0 && ranges[k-1].offset+ranges[k-1].count == off && ranges[k-1].count+n <= azurePageRange {
-				ranges[k-1].count += n
-			} else {
-				ranges = append(ranges, azureRange{off, n})
-			}
+			ranges = append(ranges, azureRange{off, n})
 		}
 	}
 	if a.SHA256 != "" && hex.EncodeToString(h.Sum(nil)) != strings.ToLower(a.SHA256) {
