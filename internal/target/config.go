@@ -32,6 +32,8 @@ type Config struct {
 	// OCI is the Object Storage bucket oci.objectstorage uploads to (see
 	// OCIConfig).
 	OCI *OCIConfig `toml:"oci"`
+	// Azure makes azure images in the operator's subscription.
+	Azure *AzureConfig `toml:"azure"`
 }
 
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
@@ -67,6 +69,13 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 			return nil, err
 		}
 		targets = append(targets, o)
+	}
+	if cfg.Azure != nil {
+		z, err := NewAzure(*cfg.Azure, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, z)
 	}
 	return New(targets...), nil
 }
