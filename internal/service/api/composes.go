@@ -142,7 +142,7 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".upload_request.type", err.Error()))
 		} else if it != nil {
 			if err := tg.Check(targetImage(it, ir.Architecture), ir.UploadRequest.Options); err != nil {
-				errs = append(errs, optionsError(where+".upload_request", err))
+				errs = append(errs, optionsErrors(where+".upload_request", err)...)
 			}
 		}
 		types = append(types, it)
@@ -151,6 +151,19 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 		return nil, err
 	}
 	return types, nil
+}
+
+// optionsErrors are a target's refusals of its options, one per problem
+// when it joined several (errors.Join), each under its field.
+func optionsErrors(where string, err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, optionsErrors(where, e)...)
+		}
+		return out
+	}
+	return []error{optionsError(where, err)}
 }
 
 // optionsError is a target's refusal of its options, which it words as
