@@ -26,6 +26,14 @@ type Config struct {
 	// S3 makes aws.s3 put images into this bucket rather than leave them
 	// in the artifact store.
 	S3 *S3Config `toml:"s3"`
+	// Registry is where the container upload type pushes (see
+	// RegistryConfig).
+	Registry *RegistryConfig `toml:"registry"`
+	// OCI is the Object Storage bucket oci.objectstorage uploads to (see
+	// OCIConfig).
+	OCI *OCIConfig `toml:"oci"`
+	// Azure makes azure images in the operator's subscription.
+	Azure *AzureConfig `toml:"azure"`
 }
 
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
@@ -47,6 +55,27 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 		targets = append(targets, StoreLink{BaseURL: baseURL})
 	} else {
 		return nil, fmt.Errorf("[targets.s3]: not implemented yet")
+	}
+	if cfg.Registry != nil {
+		c, err := NewContainer(*cfg.Registry, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, c)
+	}
+	if cfg.OCI != nil {
+		o, err := NewOCIObjectStorage(*cfg.OCI, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, o)
+	}
+	if cfg.Azure != nil {
+		z, err := NewAzure(*cfg.Azure, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, z)
 	}
 	return New(targets...), nil
 }

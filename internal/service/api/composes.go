@@ -60,6 +60,7 @@ type checkedRequest struct {
 // Every problem comes back in one error: those of the customizations and
 // those of the image requests together.
 func (s *Server) checkRequest(ctx context.Context, name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
+	cust, repoErr := s.imageBuilderFields(distribution, cust)
 	bp, reported := blueprintFromRequestAll(blueprintName(name), cust)
 	var bpErr error
 	if len(reported) > 0 {
@@ -75,7 +76,7 @@ func (s *Server) checkRequest(ctx context.Context, name, distribution string, ir
 		return requestProblems(rest)
 	})
 	pkgErr := s.missingPackages(ctx, bp, distribution, irs, reported)
-	if err := joinProblems(bpErr, irErr, pkgErr); err != nil {
+	if err := joinProblems(bpErr, repoErr, irErr, pkgErr); err != nil {
 		return nil, err
 	}
 	return &checkedRequest{bp: bp, types: types}, nil
@@ -125,7 +126,9 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 			continue
 		}
 		it, err := compose.ImageType(s.cfg.Distros, lookup, compose.Request{Distro: distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
-		if err != nil {
+		if _, unbuilt := apimodel.UnbuiltImageTypes[ir.ImageType]; err != nil && unbuilt {
+			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", unknownImageType(distribution, ir.ImageType)))
+		} else if err != nil {
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", err.Error()))
 		} else if bp != nil {
 			if err := it.CheckBlueprint(bp); err != nil {
@@ -139,7 +142,7 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".upload_request.type", err.Error()))
 		} else if it != nil {
 			if err := tg.Check(targetImage(it, ir.Architecture), ir.UploadRequest.Options); err != nil {
-				errs = append(errs, optionsError(where+".upload_request", err))
+				errs = append(errs, optionsErrors(where+".upload_request", err)...)
 			}
 		}
 		types = append(types, it)
@@ -148,6 +151,19 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 		return nil, err
 	}
 	return types, nil
+}
+
+// optionsErrors are a target's refusals of its options, one per problem
+// when it joined several (errors.Join), each under its field.
+func optionsErrors(where string, err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, optionsErrors(where, e)...)
+		}
+		return out
+	}
+	return []error{optionsError(where, err)}
 }
 
 // optionsError is a target's refusal of its options, which it words as
@@ -254,8 +270,11 @@ type composesItem struct {
 	ImageStatus imageStatus     `json:"image_status"`
 }
 
-// composeFilter reads the listing's status and image_type (by name or
-// alias; the document has checked their shape).
+// composeFilter reads the listing's status, image_type and
+// ignoreImageTypes (by name or alias; the document has checked their
+// shape). Image-builder's names of types kiln does not build (its
+// frontend leaves out the edge types) match no compose, so ignoring them
+// leaves the listing as it is.
 func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 	q := r.URL.Query()
 	f := store.ComposeFilter{Status: q.Get("status"), LastType: workerproto.KindUpload}
@@ -265,6 +284,17 @@ func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 			return f, newError(http.StatusBadRequest, fmt.Sprintf("query parameter image_type: no distribution has an image type or alias %q (GET /distributions/{distribution} lists them)", name))
 		}
 		f.ImageType = it
+	}
+	for _, name := range q["ignoreImageTypes"] {
+		it := s.imageTypeName(name)
+		if it == "" {
+			if _, unbuilt := apimodel.UnbuiltImageTypes[name]; unbuilt {
+				// No compose of a type kiln does not build exists to leave out.
+				continue
+			}
+			return f, newError(http.StatusBadRequest, fmt.Sprintf("query parameter ignoreImageTypes: no distribution has an image type or alias %q (GET /distributions/{distribution} lists them)", name))
+		}
+		f.IgnoreImageTypes = append(f.IgnoreImageTypes, it)
 	}
 	return f, nil
 }

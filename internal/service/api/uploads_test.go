@@ -40,12 +40,13 @@ func (c *checkingTarget) Check(img target.Image, options json.RawMessage) error 
 	if err := target.DecodeOptions(options, &o); err != nil {
 		return err
 	}
+	var errs []error
 	for _, a := range o.ShareWithAccounts {
 		if len(a) != 12 {
-			return errors.New("options.share_with_accounts: " + a + " is not a 12-digit account id")
+			errs = append(errs, errors.New("options.share_with_accounts: "+a+" is not a 12-digit account id"))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (c *checkingTarget) Upload(context.Context, target.Artifact, json.RawMessage, target.Reporter) (target.Result, error) {
@@ -68,10 +69,11 @@ func TestUploadToACloudTarget(t *testing.T) {
 	aws := &checkingTarget{typ: "aws"}
 	ts := newTestServer(t, func(c *Config) { c.Targets = target.New(target.Local{}, target.StoreLink{}, aws) })
 
-	r := ts.do(t, "acme", "POST", "/compose", withUpload("aws", map[string]any{"share_with_accounts": []any{"123"}}))
+	r := ts.do(t, "acme", "POST", "/compose", withUpload("aws", map[string]any{"share_with_accounts": []any{"123", "4567"}}))
 	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
-	assert.Contains(t, string(r.body), `"field":"image_requests[0].upload_request.options.share_with_accounts"`)
+	assert.Equal(t, 2, strings.Count(string(r.body), `"field":"image_requests[0].upload_request.options.share_with_accounts"`), "one item per problem: %s", r.body)
 	assert.Contains(t, string(r.body), "123 is not a 12-digit account id")
+	assert.Contains(t, string(r.body), "4567 is not a 12-digit account id")
 	r = ts.do(t, "acme", "POST", "/compose", withUpload("gcp", nil))
 	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
 	assert.Contains(t, string(r.body), `upload type \"gcp\" is not configured on this server`)

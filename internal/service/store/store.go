@@ -142,6 +142,12 @@ type ComposeFilter struct {
 	LastType string
 	// ImageType is an image type's name.
 	ImageType string
+	// IgnoreImageTypes are image types' names to leave out.
+	IgnoreImageTypes []string
+	// BlueprintID, when set, keeps the composes built from that
+	// blueprint; BlueprintVersion (when above 0) from that version.
+	BlueprintID      string
+	BlueprintVersion int
 }
 
 // NewCompose is a compose to store, with its jobs.

@@ -487,6 +487,17 @@ func testBlueprints(t *testing.T, b store.Backend, c *Clock) {
 	_, total, err = b.ListBlueprintComposes(ctx, "b", bp.ID, 0, store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Zero(t, total)
+	// The compose listing's filter finds the same ones.
+	for _, tc := range []struct {
+		org     string
+		version int
+		want    int
+	}{{"a", 0, 1}, {"a", 2, 1}, {"a", 1, 0}, {"b", 0, 0}} {
+		cs, total, err := b.ListComposes(ctx, tc.org, store.ComposeFilter{BlueprintID: bp.ID, BlueprintVersion: tc.version}, store.Page{Limit: 10})
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, total, "org %s, version %d", tc.org, tc.version)
+		assert.Len(t, cs, tc.want, "org %s, version %d", tc.org, tc.version)
+	}
 
 	assert.ErrorIs(t, b.DeleteBlueprint(ctx, "b", bp.ID), store.ErrNotFound)
 	require.NoError(t, b.DeleteBlueprint(ctx, "a", bp.ID))
@@ -555,6 +566,9 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 		{store.ComposeFilter{Status: "pending", LastType: "upload"}, []string{pending.ID}, "pending"},
 		{store.ComposeFilter{Status: "pending", LastType: "upload", ImageType: "tar"}, nil, "both"},
 		{store.ComposeFilter{Status: "success", LastType: "upload", ImageType: "tar"}, []string{done.ID}, "both, matching"},
+		{store.ComposeFilter{IgnoreImageTypes: []string{"tar"}}, []string{pending.ID, failed.ID}, "ignoring a type"},
+		{store.ComposeFilter{IgnoreImageTypes: []string{"tar", "qcow2"}}, nil, "ignoring every type"},
+		{store.ComposeFilter{BlueprintID: "nonesuch"}, nil, "of a blueprint"},
 	} {
 		list, total, err := b.ListComposes(ctx, "a", tc.f, store.Page{Limit: 10})
 		require.NoError(t, err, tc.label)
