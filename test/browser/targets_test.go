@@ -46,6 +46,9 @@ type recordingTarget struct {
 	imageTypes []string
 	check      func(options json.RawMessage) error
 	result     func(composeID string, options json.RawMessage) target.Result
+	// hold, when set, keeps each upload in its registering step (as a
+	// cloud importing the image) until it is closed.
+	hold chan struct{}
 
 	mu      sync.Mutex
 	uploads map[string]json.RawMessage // compose ID → the options it was given
@@ -66,7 +69,15 @@ func (r *recordingTarget) Check(img target.Image, options json.RawMessage) error
 func (r *recordingTarget) NeedsFile() bool { return false }
 
 // Upload implements target.Target.
-func (r *recordingTarget) Upload(_ context.Context, a target.Artifact, options json.RawMessage, _ target.Reporter) (target.Result, error) {
+func (r *recordingTarget) Upload(ctx context.Context, a target.Artifact, options json.RawMessage, rep target.Reporter) (target.Result, error) {
+	if r.hold != nil {
+		rep.Step(target.StepRegistering)
+		select {
+		case <-r.hold:
+		case <-ctx.Done():
+			return target.Result{}, &target.StepError{Target: r.name, Step: "register the image", Err: ctx.Err()}
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.uploads == nil {
@@ -625,4 +636,43 @@ func TestWizardAzureOptions(t *testing.T) {
 	facts := WaitFor[[]string](b, "the compose's target", 15*time.Second, `((f) => f.includes('Target: Microsoft Azure') ? f : null)([...document.querySelectorAll('.facts dt')].map(dt => dt.textContent + ': ' + dt.nextElementSibling.textContent))`)
 	assert.Contains(t, facts, "Resource group: images")
 	assert.Contains(t, facts, "Hyper-V generation: V2")
+}
+
+// TestRegisteringIsShown: while a cloud imports an image, the list and
+// the compose page say it is registering (not uploading, not done), and
+// the AMI appears once it is registered, without a reload.
+func TestRegisteringIsShown(t *testing.T) {
+	aws := newAWSTarget()
+	aws.hold = make(chan struct{})
+	s := StartServerWithTargets(t, aws)
+	release := sync.OnceFunc(func() { close(aws.hold) })
+	t.Cleanup(release)
+	token := s.Token(t, "acme", "browser-registering")
+	var res struct {
+		ID string `json:"id"`
+	}
+	require.Equal(t, http.StatusCreated, s.API(t, token, "POST", "/compose", map[string]any{
+		"distribution": "debian-12", "image_name": "slow-ami",
+		"image_requests": []map[string]any{{"architecture": "x86_64", "image_type": "ami",
+			"upload_request": map[string]any{"type": "aws", "options": map[string]any{"region": "eu-west-1"}}}},
+	}, &res))
+	id := res.ID
+
+	b := NewBrowser(t, s)
+	b.SignIn(token)
+	row := `document.querySelector('tr[data-id="` + id + `"]')`
+	WaitFor[bool](b, "the image registering in the list", 3*time.Minute, `((r) => r && r.querySelector('.badge').textContent === 'Registering')(`+row+`)`)
+	assert.Equal(t, "badge badge-registering", Eval[string](b, row+`.querySelector('.badge').className`))
+	assert.Equal(t, "AWS eu-west-1", Eval[string](b, row+`.querySelector('.cell-target').textContent.replace(/\s+/g, ' ').trim()`),
+		"the target and the region asked for, no AMI yet")
+	b.Shot("registering-list")
+
+	b.Visit("#/composes/"+id, hasText("main h1 .badge", "Registering"))
+	assert.Equal(t, "Registering in AWS", Eval[string](b, `document.querySelector('.timeline li[aria-current="step"] .tl-label').textContent`))
+	assert.Contains(t, Eval[string](b, `document.querySelector('#dl-h').parentElement.textContent`), "Amazon Web Services (AMI) is importing the image")
+	b.Shot("registering-compose")
+
+	release()
+	WaitFor[bool](b, "the AMI on the page", 30*time.Second, hasText("main h1 .badge", "Success")+` && !!document.querySelector('.delivered [data-fact="AMI"]')`)
+	assert.Equal(t, fakeAMI(id), Eval[string](b, `document.querySelector('.delivered [data-fact="AMI"]').textContent`))
 }
