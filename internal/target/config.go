@@ -1,7 +1,6 @@
 package target
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -31,9 +30,24 @@ type Config struct {
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
 const DefaultTimeout = 2 * time.Hour
 
-// S3Config is the bucket aws.s3 delivers to.
+// S3Config is the bucket aws.s3 delivers to (see docs/targets/aws.s3.md).
+//
+//	[targets.s3]
+//	bucket = "kiln-images"
+//	prefix = "composes/"
+//	region = "eu-west-1"
+//	expiry = "72h"
 type S3Config struct {
+	// Bucket is the bucket images go to.
 	Bucket string `toml:"bucket"`
+	// Prefix starts every object's key (the key is
+	// <prefix><compose id>/<file name>).
+	Prefix string `toml:"prefix"`
+	// Expiry is how long the download link works: default and at most 7
+	// days, as S3's presigned URLs allow.
+	Expiry Duration `toml:"expiry"`
+	AWSAccess
+	S3Endpoint
 }
 
 // Env reads an environment variable; tests give their own.
@@ -46,7 +60,11 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 	if cfg.S3 == nil {
 		targets = append(targets, StoreLink{BaseURL: baseURL})
 	} else {
-		return nil, fmt.Errorf("[targets.s3]: not implemented yet")
+		t, err := NewS3(*cfg.S3, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
 	}
 	return New(targets...), nil
 }
