@@ -25,6 +25,9 @@ type Config struct {
 	// S3 makes aws.s3 put images into this bucket rather than leave them
 	// in the artifact store.
 	S3 *S3Config `toml:"s3"`
+	// AWS makes the aws upload type: images become AMIs in the
+	// operator's account, shared with the accounts a request names.
+	AWS *AWSConfig `toml:"aws"`
 }
 
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
@@ -50,6 +53,34 @@ type S3Config struct {
 	S3Endpoint
 }
 
+// AWSConfig is the operator's account the aws upload type imports
+// images into (see docs/targets/aws.md).
+//
+//	[targets.aws]
+//	region = "eu-west-1"
+//	bucket = "kiln-imports"           # staging bucket in that region
+//	[targets.aws.buckets]
+//	us-east-1 = "kiln-imports-use1"   # a request may name this region too
+type AWSConfig struct {
+	// Bucket is the staging bucket in Region the disk is uploaded to for
+	// EC2 to import; the object is deleted once imported.
+	Bucket string `toml:"bucket"`
+	// Buckets are staging buckets of other regions, by region: a request
+	// may ask for one of these regions (its options.region).
+	Buckets map[string]string `toml:"buckets"`
+	// Prefix starts the staging objects' keys.
+	Prefix string `toml:"prefix"`
+	// EC2Endpoint is EC2's URL; empty for AWS's own. The S3 endpoint
+	// and addressing are the S3Endpoint fields (endpoint, path_style).
+	EC2Endpoint string `toml:"ec2_endpoint"`
+	// PollInterval is how often the import's progress is asked for
+	// (default 15s); ImportTimeout bounds the import (default 1h).
+	PollInterval  Duration `toml:"poll_interval"`
+	ImportTimeout Duration `toml:"import_timeout"`
+	AWSAccess
+	S3Endpoint
+}
+
 // Env reads an environment variable; tests give their own.
 type Env func(string) string
 
@@ -61,6 +92,13 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 		targets = append(targets, StoreLink{BaseURL: baseURL})
 	} else {
 		t, err := NewS3(*cfg.S3, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	if cfg.AWS != nil {
+		t, err := NewAWS(*cfg.AWS, env)
 		if err != nil {
 			return nil, err
 		}
