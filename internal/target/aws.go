@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 )
 
 // AWS is the aws upload type: the disk image becomes an AMI in the
@@ -329,7 +330,14 @@ func (u *awsUpload) startImport(ctx context.Context) (string, error) {
 	if u.a.Image.Format == "vhd" {
 		format = "VHD"
 	}
+	// The token makes the SDK's retries of this call one import: EC2
+	// answers a repeated token with the task it already started.
+	token := fmt.Sprintf("kiln-%s-%x", u.a.ComposeID, time.Now().UnixNano())
+	if len(token) > 64 {
+		token = token[len(token)-64:]
+	}
 	out, err := u.ec2.ImportSnapshot(ctx, &ec2.ImportSnapshotInput{
+		ClientToken: aws.String(token),
 		Description: aws.String("kiln compose " + u.a.ComposeID),
 		DiskContainer: &ec2types.SnapshotDiskContainer{
 			Format:     aws.String(format),
@@ -415,6 +423,16 @@ func (u *awsUpload) register(ctx context.Context, snapshot string) (*ec2types.Im
 		}},
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeImage, Tags: u.tags()}},
 	})
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidAMIName.Duplicate" {
+		// A retry of a call that had registered the image, or an image
+		// of this name made since findImage looked: it is this compose's
+		// only if it carries its tag.
+		if img, ferr := u.findImage(ctx); ferr == nil && img != nil {
+			return img, nil
+		}
+		return nil, fmt.Errorf("%w (an image of another compose has this name; give the compose another image_name)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -169,6 +169,34 @@ func TestAWSRequeueReusesTheImage(t *testing.T) {
 	assert.Equal(t, []string{"DescribeImages", "ModifyImageAttribute", "ModifySnapshotAttribute"}, again, "found by its tag and shared again")
 }
 
+func TestAWSRetriedCallsMakeOneImport(t *testing.T) {
+	s3srv, ec2srv := startAWS(t)
+	tg := newAWSTarget(t, s3srv, ec2srv.AWSConfig())
+	ec2srv.LoseAnswer("ImportSnapshot", 1)
+	ec2srv.LoseAnswer("RegisterImage", 1)
+	a, _ := testImage(t, "c-lost", 1024*1024, rawDisk)
+	res, err := tg.Upload(context.Background(), a, nil, &recorder{})
+	require.NoError(t, err)
+
+	var tokens []string
+	registers := 0
+	for _, c := range ec2srv.Calls() {
+		switch c.Action {
+		case "ImportSnapshot":
+			tokens = append(tokens, c.Params.Get("ClientToken"))
+		case "RegisterImage":
+			registers++
+		}
+	}
+	require.Len(t, tokens, 2, "the SDK retried the import")
+	assert.NotEmpty(t, tokens[0])
+	assert.Equal(t, tokens[0], tokens[1], "with the same client token")
+	assert.Len(t, ec2srv.ImportTasks(), 1, "one import")
+	assert.Equal(t, 2, registers, "the SDK retried the registration")
+	require.Len(t, ec2srv.Images(), 1, "one image")
+	assert.Equal(t, ec2srv.Images()[0].ID, res.AMI, "the image the lost answer made")
+}
+
 // ec2Client is an EC2 client of the test's own, to play a worker that
 // died after it started an import.
 func ec2Client(ec2srv *targettest.EC2Server) *ec2.Client {

@@ -21,7 +21,7 @@ import (
 // the aws target's SDK calls send, and keeps the state they make. It
 // covers:
 //
-//   - ImportSnapshot: DiskContainer.Format RAW or VHD, the disk named by
+//   - ImportSnapshot: idempotent by ClientToken; DiskContainer.Format RAW or VHD, the disk named by
 //     DiskContainer.UserBucket in the S3Server (read at once: its digest
 //     is recorded as the snapshot's), the task tagged through
 //     TagSpecification import-snapshot-task.
@@ -57,6 +57,7 @@ type EC2Server struct {
 	mu        sync.Mutex
 	calls     []EC2Call
 	fail      map[string]int
+	lose      map[string]int
 	tasks     []*EC2ImportTask
 	snapshots map[string]*EC2Snapshot
 	images    []*EC2Image
@@ -76,6 +77,7 @@ type EC2ImportTask struct {
 	ID, Status, Format, Bucket, Key, SnapshotID string
 	Tags                                        map[string]string
 	polls                                       int
+	clientToken                                 string
 }
 
 // EC2Snapshot is a snapshot an import made: the digest and size of the
@@ -99,7 +101,7 @@ type EC2Image struct {
 // from s3.
 func StartEC2(tb testing.TB, s3 *S3Server) *EC2Server {
 	tb.Helper()
-	e := &EC2Server{PollsToComplete: 2, tb: tb, s3: s3, fail: map[string]int{}, snapshots: map[string]*EC2Snapshot{}}
+	e := &EC2Server{PollsToComplete: 2, tb: tb, s3: s3, fail: map[string]int{}, lose: map[string]int{}, snapshots: map[string]*EC2Snapshot{}}
 	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
 	e.URL = e.srv.URL
 	tb.Cleanup(e.srv.Close)
@@ -128,6 +130,15 @@ func (e *EC2Server) Fail(action string, status int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.fail[action] = status
+}
+
+// LoseAnswer makes the next times calls of action do their work and then
+// answer 500 InternalError, as when EC2's answer is lost on the way: the
+// SDK retries a call that had succeeded.
+func (e *EC2Server) LoseAnswer(action string, times int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lose[action] = times
 }
 
 // Calls lists the requests answered, in order.
@@ -243,6 +254,11 @@ func (e *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 		e.unexpected(w, "%s: %v", action, err)
 		return
 	}
+	if e.lose[action] > 0 {
+		e.lose[action]--
+		writeEC2Error(w, http.StatusInternalServerError, "InternalError", "the answer to "+action+" was lost, as the test asked")
+		return
+	}
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
 <%sResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>kiln-test-%d</requestId>%s</%sResponse>`, action, len(e.calls), body, action)
@@ -347,7 +363,12 @@ func (e *EC2Server) importSnapshot(p url.Values) (string, error) {
 	if err != nil {
 		return "", apiError{"InvalidParameter", fmt.Sprintf("the object s3://%s/%s cannot be read: %v", bucket, key, err)}
 	}
-	task := &EC2ImportTask{ID: e.nextID("import-snap"), Status: "active", Format: format, Bucket: bucket, Key: key, Tags: t}
+	for _, t := range e.tasks {
+		if token := p.Get("ClientToken"); token != "" && t.clientToken == token {
+			return fmt.Sprintf("<importTaskId>%s</importTaskId><snapshotTaskDetail><status>%s</status></snapshotTaskDetail>", t.ID, t.Status), nil
+		}
+	}
+	task := &EC2ImportTask{ID: e.nextID("import-snap"), clientToken: p.Get("ClientToken"), Status: "active", Format: format, Bucket: bucket, Key: key, Tags: t}
 	e.tasks = append(e.tasks, task)
 	snap := &EC2Snapshot{ID: e.nextID("snap"), SHA256: sum, Size: size, Format: format}
 	task.SnapshotID = snap.ID
