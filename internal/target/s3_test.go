@@ -181,6 +181,15 @@ func TestS3Failures(t *testing.T) {
 		assert.True(t, strings.HasPrefix(err.Error(), "aws.s3: upload the image: "), err.Error())
 		assert.Contains(t, err.Error(), "connect")
 	})
+	t.Run("a part lands changed", func(t *testing.T) {
+		srv := targettest.StartS3(t)
+		tg := newS3Target(t, srv, srv.S3Config())
+		srv.CorruptPart(2)
+		a, _ := testImage(t, "c-corrupt", 11*1024*1024, rawDisk)
+		_, err := tg.Upload(context.Background(), a, nil, &recorder{})
+		s3Failure(t, srv, err, "upload the image")
+		assert.Contains(t, err.Error(), "check what landed: the object's ETag is")
+	})
 	t.Run("canceled", func(t *testing.T) {
 		srv := targettest.StartS3(t)
 		tg := newS3Target(t, srv, srv.S3Config())

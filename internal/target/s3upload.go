@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -225,8 +225,8 @@ func (u s3Uploader) put(ctx context.Context, key, path string, size int64, r Rep
 	}
 	defer f.Close()
 	partSize := u.endpoint.partSize(size)
-	body := &partHasher{r: f, partSize: partSize}
-	tm := transfermanager.New(u.client, func(o *transfermanager.Options) {
+	sums := &partSums{}
+	tm := transfermanager.New(hashingClient{Client: u.client, sums: sums}, func(o *transfermanager.Options) {
 		o.PartSizeBytes = partSize
 		o.MultipartUploadThreshold = partSize
 		o.Concurrency = u.endpoint.concurrency()
@@ -237,7 +237,7 @@ func (u s3Uploader) put(ctx context.Context, key, path string, size int64, r Rep
 	out, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
 		Bucket:        aws.String(u.bucket),
 		Key:           aws.String(key),
-		Body:          body,
+		Body:          f,
 		ContentLength: aws.Int64(size),
 		ContentType:   aws.String("application/octet-stream"),
 	})
@@ -249,11 +249,12 @@ func (u s3Uploader) put(ctx context.Context, key, path string, size int64, r Rep
 		_ = u.abortOpenUploads(cctx, key)
 		return err
 	}
-	if body.n != size {
+	want, sent := sums.etag()
+	if sent != size {
 		u.remove(key)
-		return fmt.Errorf("the image file changed while it was sent: %d bytes read, %d expected", body.n, size)
+		return fmt.Errorf("the image file changed while it was sent: %d bytes sent, %d expected", sent, size)
 	}
-	return u.verify(ctx, key, size, body.etag(), aws.ToString(out.ETag))
+	return u.verify(ctx, key, size, want, aws.ToString(out.ETag))
 }
 
 // verify checks the object at key against the file's size and ETag,
@@ -310,59 +311,83 @@ func cleanupContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), cleanupTimeout)
 }
 
-// partHasher reads a file as the upload does, in order, and hashes each
-// part of partSize bytes as it goes by.
-type partHasher struct {
-	r        io.Reader
-	partSize int64
-	n        int64
-	cur      hash.Hash
-	inPart   int64
-	sums     [][]byte
+// hashingClient is the S3 client transfermanager uploads through: it
+// hashes each part (or the single PUT) in the goroutine that sends it,
+// so the parts' MD5s, which the ETag check needs, are computed in
+// parallel as the parts go.
+type hashingClient struct {
+	*s3.Client
+	sums *partSums
 }
 
-func (p *partHasher) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.add(b[:n])
-	return n, err
+// UploadPart implements transfermanager.S3APIClient.
+func (c hashingClient) UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	if err := c.sums.add(aws.ToInt32(in.PartNumber), in.Body); err != nil {
+		return nil, err
+	}
+	return c.Client.UploadPart(ctx, in, opts...)
 }
 
-func (p *partHasher) add(b []byte) {
-	for len(b) > 0 {
-		if p.cur == nil {
-			p.cur = md5.New()
-			p.inPart = 0
-		}
-		take := min(int64(len(b)), p.partSize-p.inPart)
-		p.cur.Write(b[:take])
-		p.inPart += take
-		p.n += take
-		b = b[take:]
-		if p.inPart == p.partSize {
-			p.sums = append(p.sums, p.cur.Sum(nil))
-			p.cur = nil
-		}
+// PutObject implements transfermanager.S3APIClient.
+func (c hashingClient) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	if err := c.sums.add(0, in.Body); err != nil {
+		return nil, err
 	}
+	return c.Client.PutObject(ctx, in, opts...)
 }
 
-// etag is the ETag S3 gives the object: the MD5 of a single part, or the
-// MD5 of the parts' MD5s with the part count.
-func (p *partHasher) etag() string {
-	sums := p.sums
-	if p.cur != nil {
-		sums = append(sums, p.cur.Sum(nil))
-	}
-	if len(sums) == 0 {
-		sums = append(sums, md5.New().Sum(nil))
-	}
-	if p.n < p.partSize { // one PUT, not a multipart upload
-		return hex.EncodeToString(sums[0])
+// partSums are the MD5s of the parts sent, by part number (0: a single
+// PUT), and their sizes.
+type partSums struct {
+	mu    sync.Mutex
+	sums  map[int32][]byte
+	sizes map[int32]int64
+}
+
+// add hashes a part's body, which transfermanager gives as a seekable
+// buffer, and rewinds it for sending.
+func (p *partSums) add(part int32, body io.Reader) error {
+	rs, ok := body.(io.ReadSeeker)
+	if !ok {
+		return fmt.Errorf("part %d is not seekable, so it cannot be hashed before it is sent", part)
 	}
 	h := md5.New()
-	for _, s := range sums {
-		h.Write(s)
+	n, err := io.Copy(h, rs)
+	if err != nil {
+		return err
 	}
-	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(sums))
+	if _, err := rs.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sums == nil {
+		p.sums, p.sizes = map[int32][]byte{}, map[int32]int64{}
+	}
+	p.sums[part], p.sizes[part] = h.Sum(nil), n
+	return nil
+}
+
+// etag is the ETag S3 gives the object: the MD5 of a single PUT, or the
+// MD5 of the parts' MD5s, a dash and the part count; and the bytes sent.
+func (p *partSums) etag() (string, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if sum, ok := p.sums[0]; ok && len(p.sums) == 1 {
+		return hex.EncodeToString(sum), p.sizes[0]
+	}
+	parts := make([]int32, 0, len(p.sums))
+	for n := range p.sums {
+		parts = append(parts, n)
+	}
+	slices.Sort(parts)
+	h := md5.New()
+	var sent int64
+	for _, n := range parts {
+		h.Write(p.sums[n])
+		sent += p.sizes[n]
+	}
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts)), sent
 }
 
 // progressListener passes the upload's progress on to a Reporter, a few

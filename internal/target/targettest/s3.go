@@ -7,6 +7,7 @@
 package targettest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
@@ -56,6 +57,7 @@ type S3Server struct {
 
 	mu           sync.Mutex
 	failParts    map[int]int
+	corruptParts map[int]bool
 	partAttempts map[int]int
 	puts         int
 }
@@ -66,6 +68,7 @@ func StartS3(tb testing.TB) *S3Server {
 	s := &S3Server{
 		backend:      s3mem.New(),
 		failParts:    map[int]int{},
+		corruptParts: map[int]bool{},
 		partAttempts: map[int]int{},
 		Env: map[string]string{
 			S3AccessKeyIDEnv:     S3AccessKeyID,
@@ -118,6 +121,15 @@ func (s *S3Server) FailPart(part, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failParts[part] = times
+}
+
+// CorruptPart makes the server store part number part with one byte
+// changed, as a fault on the way or in the store would, answering as if
+// all were well.
+func (s *S3Server) CorruptPart(part int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.corruptParts[part] = true
 }
 
 // PartAttempts is how many times part number part was sent, over all
@@ -210,7 +222,15 @@ func (s *S3Server) serve(w http.ResponseWriter, r *http.Request) {
 		if fail {
 			s.failParts[part]--
 		}
+		corrupt := s.corruptParts[part]
 		s.mu.Unlock()
+		if corrupt {
+			b, err := io.ReadAll(r.Body)
+			if err == nil && len(b) > 0 {
+				b[len(b)/2] ^= 0xff
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
 		if fail {
 			_, _ = io.Copy(io.Discard, r.Body)
 			writeS3Error(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
