@@ -247,7 +247,7 @@ func (e *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := h(p)
 	if err != nil {
-		if ae, ok := err.(apiError); ok {
+		if ae, ok := err.(ec2APIError); ok {
 			writeEC2Error(w, http.StatusBadRequest, ae.code, ae.msg)
 			return
 		}
@@ -264,10 +264,10 @@ func (e *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 <%sResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>kiln-test-%d</requestId>%s</%sResponse>`, action, len(e.calls), body, action)
 }
 
-// apiError is an error EC2 itself would answer (not a test failure).
-type apiError struct{ code, msg string }
+// ec2APIError is an error EC2 itself would answer (not a test failure).
+type ec2APIError struct{ code, msg string }
 
-func (a apiError) Error() string { return a.code + ": " + a.msg }
+func (a ec2APIError) Error() string { return a.code + ": " + a.msg }
 
 func (e *EC2Server) unexpected(w http.ResponseWriter, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -287,8 +287,8 @@ func (e *EC2Server) nextID(prefix string) string {
 	return fmt.Sprintf("%s-%017x", prefix, e.seq)
 }
 
-// list reads the values of a flattened list parameter: name.1, name.2...
-func list(p url.Values, name string) []string {
+// ec2List reads the values of a flattened list parameter: name.1, name.2...
+func ec2List(p url.Values, name string) []string {
 	var out []string
 	for i := 1; ; i++ {
 		v, ok := p[name+"."+strconv.Itoa(i)]
@@ -299,9 +299,9 @@ func list(p url.Values, name string) []string {
 	}
 }
 
-// tags reads a flattened list of tags under prefix (Tag or
+// ec2Tags reads a flattened list of tags under prefix (Tag or
 // TagSpecification.1.Tag).
-func tags(p url.Values, prefix string) (map[string]string, error) {
+func ec2Tags(p url.Values, prefix string) (map[string]string, error) {
 	out := map[string]string{}
 	for i := 1; ; i++ {
 		k := fmt.Sprintf("%s.%d.Key", prefix, i)
@@ -316,7 +316,7 @@ func tags(p url.Values, prefix string) (map[string]string, error) {
 	return out, nil
 }
 
-func require(p url.Values, names ...string) error {
+func ec2Require(p url.Values, names ...string) error {
 	for _, n := range names {
 		if p.Get(n) == "" {
 			return fmt.Errorf("parameter %s missing", n)
@@ -325,7 +325,7 @@ func require(p url.Values, names ...string) error {
 	return nil
 }
 
-func tagSetXML(t map[string]string) string {
+func ec2TagSetXML(t map[string]string) string {
 	keys := make([]string, 0, len(t))
 	for k := range t {
 		keys = append(keys, k)
@@ -341,7 +341,7 @@ func tagSetXML(t map[string]string) string {
 }
 
 func (e *EC2Server) importSnapshot(p url.Values) (string, error) {
-	if err := require(p, "DiskContainer.Format", "DiskContainer.UserBucket.S3Bucket", "DiskContainer.UserBucket.S3Key"); err != nil {
+	if err := ec2Require(p, "DiskContainer.Format", "DiskContainer.UserBucket.S3Bucket", "DiskContainer.UserBucket.S3Key"); err != nil {
 		return "", err
 	}
 	format := p.Get("DiskContainer.Format")
@@ -351,17 +351,17 @@ func (e *EC2Server) importSnapshot(p url.Values) (string, error) {
 	if p.Get("TagSpecification.1.ResourceType") != "import-snapshot-task" {
 		return "", fmt.Errorf("TagSpecification.1.ResourceType %q, want import-snapshot-task", p.Get("TagSpecification.1.ResourceType"))
 	}
-	t, err := tags(p, "TagSpecification.1.Tag")
+	t, err := ec2Tags(p, "TagSpecification.1.Tag")
 	if err != nil {
 		return "", err
 	}
 	bucket, key := p.Get("DiskContainer.UserBucket.S3Bucket"), p.Get("DiskContainer.UserBucket.S3Key")
 	if bucket != S3Bucket {
-		return "", apiError{"InvalidParameter", "bucket " + bucket + " does not exist"}
+		return "", ec2APIError{"InvalidParameter", "bucket " + bucket + " does not exist"}
 	}
 	sum, size, err := e.s3.ObjectSHA256(key)
 	if err != nil {
-		return "", apiError{"InvalidParameter", fmt.Sprintf("the object s3://%s/%s cannot be read: %v", bucket, key, err)}
+		return "", ec2APIError{"InvalidParameter", fmt.Sprintf("the object s3://%s/%s cannot be read: %v", bucket, key, err)}
 	}
 	for _, t := range e.tasks {
 		if token := p.Get("ClientToken"); token != "" && t.clientToken == token {
@@ -374,15 +374,15 @@ func (e *EC2Server) importSnapshot(p url.Values) (string, error) {
 	task.SnapshotID = snap.ID
 	e.snapshots[snap.ID] = snap
 	return fmt.Sprintf("<importTaskId>%s</importTaskId><description>%s</description><snapshotTaskDetail><status>active</status><format>%s</format></snapshotTaskDetail>%s",
-		task.ID, html.EscapeString(p.Get("Description")), format, tagSetXML(t)), nil
+		task.ID, html.EscapeString(p.Get("Description")), format, ec2TagSetXML(t)), nil
 }
 
 func (e *EC2Server) describeImportSnapshotTasks(p url.Values) (string, error) {
-	ids := list(p, "ImportTaskId")
+	ids := ec2List(p, "ImportTaskId")
 	var b strings.Builder
 	b.WriteString("<importSnapshotTaskSet>")
 	for _, t := range e.tasks {
-		if len(ids) > 0 && !contains(ids, t.ID) {
+		if len(ids) > 0 && !ec2Has(ids, t.ID) {
 			continue
 		}
 		if len(ids) > 0 && t.Status == "active" {
@@ -398,14 +398,14 @@ func (e *EC2Server) describeImportSnapshotTasks(p url.Values) (string, error) {
 		if t.Status == "deleted" {
 			detail += "<statusMessage>canceled</statusMessage>"
 		}
-		fmt.Fprintf(&b, "<item><importTaskId>%s</importTaskId><snapshotTaskDetail>%s</snapshotTaskDetail>%s</item>", t.ID, detail, tagSetXML(t.Tags))
+		fmt.Fprintf(&b, "<item><importTaskId>%s</importTaskId><snapshotTaskDetail>%s</snapshotTaskDetail>%s</item>", t.ID, detail, ec2TagSetXML(t.Tags))
 	}
 	b.WriteString("</importSnapshotTaskSet>")
 	return b.String(), nil
 }
 
 func (e *EC2Server) cancelImportTask(p url.Values) (string, error) {
-	if err := require(p, "ImportTaskId"); err != nil {
+	if err := ec2Require(p, "ImportTaskId"); err != nil {
 		return "", err
 	}
 	for _, t := range e.tasks {
@@ -418,22 +418,22 @@ func (e *EC2Server) cancelImportTask(p url.Values) (string, error) {
 			return fmt.Sprintf("<importTaskId>%s</importTaskId><previousState>%s</previousState><state>%s</state>", t.ID, prev, t.Status), nil
 		}
 	}
-	return "", apiError{"InvalidConversionTaskId.Malformed", "no import task " + p.Get("ImportTaskId")}
+	return "", ec2APIError{"InvalidConversionTaskId.Malformed", "no import task " + p.Get("ImportTaskId")}
 }
 
 func (e *EC2Server) createTags(p url.Values) (string, error) {
-	ids := list(p, "ResourceId")
+	ids := ec2List(p, "ResourceId")
 	if len(ids) == 0 {
 		return "", fmt.Errorf("no ResourceId.N")
 	}
-	t, err := tags(p, "Tag")
+	t, err := ec2Tags(p, "Tag")
 	if err != nil {
 		return "", err
 	}
 	for _, id := range ids {
 		target := e.tagsOf(id)
 		if target == nil {
-			return "", apiError{"InvalidID", "no resource " + id}
+			return "", ec2APIError{"InvalidID", "no resource " + id}
 		}
 		for k, v := range t {
 			target[k] = v
@@ -458,7 +458,7 @@ func (e *EC2Server) tagsOf(id string) map[string]string {
 }
 
 func (e *EC2Server) registerImage(p url.Values) (string, error) {
-	if err := require(p, "Name", "Architecture", "BootMode", "RootDeviceName", "BlockDeviceMapping.1.DeviceName", "BlockDeviceMapping.1.Ebs.SnapshotId"); err != nil {
+	if err := ec2Require(p, "Name", "Architecture", "BootMode", "RootDeviceName", "BlockDeviceMapping.1.DeviceName", "BlockDeviceMapping.1.Ebs.SnapshotId"); err != nil {
 		return "", err
 	}
 	img := &EC2Image{
@@ -469,7 +469,7 @@ func (e *EC2Server) registerImage(p url.Values) (string, error) {
 	if img.Architecture != "x86_64" && img.Architecture != "arm64" {
 		return "", fmt.Errorf("Architecture %q", img.Architecture)
 	}
-	if !contains([]string{"legacy-bios", "uefi", "uefi-preferred"}, img.BootMode) {
+	if !ec2Has([]string{"legacy-bios", "uefi", "uefi-preferred"}, img.BootMode) {
 		return "", fmt.Errorf("BootMode %q", img.BootMode)
 	}
 	if p.Get("VirtualizationType") != "hvm" || !img.EnaSupport {
@@ -481,17 +481,17 @@ func (e *EC2Server) registerImage(p url.Values) (string, error) {
 	if p.Get("TagSpecification.1.ResourceType") != "image" {
 		return "", fmt.Errorf("TagSpecification.1.ResourceType %q, want image", p.Get("TagSpecification.1.ResourceType"))
 	}
-	t, err := tags(p, "TagSpecification.1.Tag")
+	t, err := ec2Tags(p, "TagSpecification.1.Tag")
 	if err != nil {
 		return "", err
 	}
 	img.Tags = t
 	if _, ok := e.snapshots[img.SnapshotID]; !ok {
-		return "", apiError{"InvalidSnapshot.NotFound", "no snapshot " + img.SnapshotID}
+		return "", ec2APIError{"InvalidSnapshot.NotFound", "no snapshot " + img.SnapshotID}
 	}
 	for _, other := range e.images {
 		if other.Name == img.Name {
-			return "", apiError{"InvalidAMIName.Duplicate", "AMI name " + img.Name + " is already in use by AMI " + other.ID}
+			return "", ec2APIError{"InvalidAMIName.Duplicate", "AMI name " + img.Name + " is already in use by AMI " + other.ID}
 		}
 	}
 	img.ID = e.nextID("ami")
@@ -500,7 +500,7 @@ func (e *EC2Server) registerImage(p url.Values) (string, error) {
 }
 
 func (e *EC2Server) describeImages(p url.Values) (string, error) {
-	if owners := list(p, "Owner"); len(owners) != 1 || owners[0] != "self" {
+	if owners := ec2List(p, "Owner"); len(owners) != 1 || owners[0] != "self" {
 		return "", fmt.Errorf("Owner.N %v, want self", owners)
 	}
 	var b strings.Builder
@@ -513,7 +513,7 @@ func (e *EC2Server) describeImages(p url.Values) (string, error) {
 			if !ok {
 				return "", fmt.Errorf("filter %q: only tag:KEY filters are expected", name)
 			}
-			if !contains(list(p, fmt.Sprintf("Filter.%d.Value", i)), img.Tags[key]) {
+			if !ec2Has(ec2List(p, fmt.Sprintf("Filter.%d.Value", i)), img.Tags[key]) {
 				match = false
 			}
 		}
@@ -521,14 +521,14 @@ func (e *EC2Server) describeImages(p url.Values) (string, error) {
 			continue
 		}
 		fmt.Fprintf(&b, "<item><imageId>%s</imageId><name>%s</name><imageState>available</imageState><architecture>%s</architecture><bootMode>%s</bootMode><rootDeviceName>%s</rootDeviceName><blockDeviceMapping><item><deviceName>%s</deviceName><ebs><snapshotId>%s</snapshotId></ebs></item></blockDeviceMapping>%s</item>",
-			img.ID, html.EscapeString(img.Name), img.Architecture, img.BootMode, img.RootDevice, img.RootDevice, img.SnapshotID, tagSetXML(img.Tags))
+			img.ID, html.EscapeString(img.Name), img.Architecture, img.BootMode, img.RootDevice, img.RootDevice, img.SnapshotID, ec2TagSetXML(img.Tags))
 	}
 	b.WriteString("</imagesSet>")
 	return b.String(), nil
 }
 
 func (e *EC2Server) modifyImageAttribute(p url.Values) (string, error) {
-	if err := require(p, "ImageId"); err != nil {
+	if err := ec2Require(p, "ImageId"); err != nil {
 		return "", err
 	}
 	var ids []string
@@ -540,15 +540,15 @@ func (e *EC2Server) modifyImageAttribute(p url.Values) (string, error) {
 	}
 	for _, img := range e.images {
 		if img.ID == p.Get("ImageId") {
-			img.LaunchPermissions = appendNew(img.LaunchPermissions, ids...)
+			img.LaunchPermissions = ec2AppendNew(img.LaunchPermissions, ids...)
 			return "<return>true</return>", nil
 		}
 	}
-	return "", apiError{"InvalidAMIID.NotFound", "no image " + p.Get("ImageId")}
+	return "", ec2APIError{"InvalidAMIID.NotFound", "no image " + p.Get("ImageId")}
 }
 
 func (e *EC2Server) modifySnapshotAttribute(p url.Values) (string, error) {
-	if err := require(p, "SnapshotId", "Attribute"); err != nil {
+	if err := ec2Require(p, "SnapshotId", "Attribute"); err != nil {
 		return "", err
 	}
 	if p.Get("Attribute") != "createVolumePermission" {
@@ -563,13 +563,13 @@ func (e *EC2Server) modifySnapshotAttribute(p url.Values) (string, error) {
 	}
 	s, ok := e.snapshots[p.Get("SnapshotId")]
 	if !ok {
-		return "", apiError{"InvalidSnapshot.NotFound", "no snapshot " + p.Get("SnapshotId")}
+		return "", ec2APIError{"InvalidSnapshot.NotFound", "no snapshot " + p.Get("SnapshotId")}
 	}
-	s.VolumePermissions = appendNew(s.VolumePermissions, ids...)
+	s.VolumePermissions = ec2AppendNew(s.VolumePermissions, ids...)
 	return "<return>true</return>", nil
 }
 
-func contains(list []string, s string) bool {
+func ec2Has(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
 			return true
@@ -578,9 +578,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func appendNew(list []string, add ...string) []string {
+func ec2AppendNew(list []string, add ...string) []string {
 	for _, a := range add {
-		if !contains(list, a) {
+		if !ec2Has(list, a) {
 			list = append(list, a)
 		}
 	}
