@@ -28,6 +28,14 @@ type Config struct {
 	// AWS makes the aws upload type: images become AMIs in the
 	// operator's account, shared with the accounts a request names.
 	AWS *AWSConfig `toml:"aws"`
+	// Registry is where the container upload type pushes (see
+	// RegistryConfig).
+	Registry *RegistryConfig `toml:"registry"`
+	// OCI is the Object Storage bucket oci.objectstorage uploads to (see
+	// OCIConfig).
+	OCI *OCIConfig `toml:"oci"`
+	// Azure makes azure images in the operator's subscription.
+	Azure *AzureConfig `toml:"azure"`
 }
 
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
@@ -103,6 +111,27 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 			return nil, err
 		}
 		targets = append(targets, t)
+	}
+	if cfg.Registry != nil {
+		c, err := NewContainer(*cfg.Registry, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, c)
+	}
+	if cfg.OCI != nil {
+		o, err := NewOCIObjectStorage(*cfg.OCI, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, o)
+	}
+	if cfg.Azure != nil {
+		z, err := NewAzure(*cfg.Azure, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, z)
 	}
 	return New(targets...), nil
 }

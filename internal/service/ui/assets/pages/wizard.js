@@ -90,7 +90,11 @@ export async function render(root, ctx) {
 
   async function distributionDetail(name) {
     const { cache } = wz;
-    if (!cache.detail[name]) cache.detail[name] = await api.get('/distributions/' + encodeURIComponent(name));
+    if (!cache.detail[name]) {
+      const d = await api.get('/distributions/' + encodeURIComponent(name));
+      // The API keys architectures by name (image-builder's shape); the wizard walks the names.
+      cache.detail[name] = { ...d, architectures: Object.keys(d.architectures || {}) };
+    }
     return cache.detail[name];
   }
 
