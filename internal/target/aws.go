@@ -406,7 +406,7 @@ func (u *awsUpload) register(ctx context.Context, snapshot string) (*ec2types.Im
 	boot, _ := ec2BootMode(u.a.Image.BootMode)
 	arch, _ := ec2Arch(u.a.Image.Arch)
 	out, err := u.ec2.RegisterImage(ctx, &ec2.RegisterImageInput{
-		Name:               aws.String(u.a.Name),
+		Name:               aws.String(amiName(u.a.Name)),
 		Description:        aws.String("Built by kiln, compose " + u.a.ComposeID),
 		Architecture:       arch,
 		BootMode:           boot,
@@ -443,6 +443,23 @@ func (u *awsUpload) register(ctx context.Context, snapshot string) (*ec2types.Im
 			Ebs:        &ec2types.EbsBlockDevice{SnapshotId: aws.String(snapshot)},
 		}},
 	}, nil
+}
+
+// amiNameChar matches what an AMI name may not hold: EC2 takes letters,
+// digits, spaces and ()[]./-'@_ only.
+var amiNameChar = regexp.MustCompile(`[^A-Za-z0-9 ()\[\]./\-'@_]`)
+
+// amiName is name as EC2 takes it: characters it refuses become "-", and
+// it is 3 to 128 characters long.
+func amiName(name string) string {
+	name = amiNameChar.ReplaceAllString(name, "-")
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	for len(name) < 3 {
+		name += "-"
+	}
+	return name
 }
 
 // share lets each of the request's accounts launch the image and make

@@ -112,6 +112,19 @@ func TestAWSBootModesArchitecturesAndFormats(t *testing.T) {
 	}
 }
 
+func TestAWSImageNameIsOneEC2Takes(t *testing.T) {
+	s3srv, ec2srv := startAWS(t)
+	tg := newAWSTarget(t, s3srv, ec2srv.AWSConfig())
+	a, _ := testImage(t, "c-name", 1024*1024, rawDisk)
+	a.Name = "web: ünïcode & more " + strings.Repeat("x", 200)
+	_, err := tg.Upload(context.Background(), a, nil, &recorder{})
+	require.NoError(t, err)
+	imgs := ec2srv.Images()
+	require.Len(t, imgs, 1)
+	assert.Equal(t, "web- -n-code - more "+strings.Repeat("x", 108), imgs[0].Name, "refused characters replaced, cut at 128")
+	assert.Equal(t, a.Name, imgs[0].Tags["Name"], "the tag keeps the name as given")
+}
+
 func TestAWSCheck(t *testing.T) {
 	cfg := target.AWSConfig{Bucket: "b", Buckets: map[string]string{"eu-west-1": "b-eu"}, AWSAccess: target.AWSAccess{Region: "us-east-1"}}
 	tg, err := target.NewAWS(cfg, func(string) string { return "" })
