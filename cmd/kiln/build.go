@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ func newBuildCommand(a *app) *cobra.Command {
 	var f targetFlags
 	var outDir, progress, manifestPath, maxCache string
 	var force bool
+	var up uploadFlags
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build an image from a blueprint",
@@ -33,10 +35,15 @@ Everything that can be reused is cached: packages by checksum, the installed tre
 and each output under the hash of what produced it. Set SOURCE_DATE_EPOCH for
 reproducible timestamps.`,
 		Example: `  kiln build --blueprint web.toml --distro debian-12 --type qcow2 --output ./out
-  kiln build --manifest out/web-debian-12-x86_64.manifest.json --output ./again`,
+  kiln build --manifest out/web-debian-12-x86_64.manifest.json --output ./again
+  kiln build --blueprint web.toml --type ami --output ./out --upload aws --share-with 123456789012`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			pending, err := a.prepareBuildUpload(ctx, &up)
+			if err != nil {
+				return err
+			}
 			var m *manifest.Manifest
 			if manifestPath != "" {
 				b, err := os.ReadFile(manifestPath)
@@ -67,10 +74,22 @@ reproducible timestamps.`,
 				}
 				limit = int64(sz)
 			}
-			return a.build(ctx, m, outDir, progress, force, limit)
+			if pending != nil {
+				if pending.image, err = a.imageOfType(m.Target.Distro, m.Target.Arch, m.Target.ImageType); err != nil {
+					return err
+				}
+				if err := checkUpload(pending.target, pending.image, pending.options, pending.fromFlag); err != nil {
+					return err
+				}
+			}
+			if err := a.build(ctx, m, outDir, progress, force, limit); err != nil || pending == nil {
+				return err
+			}
+			return a.uploadBuilt(ctx, pending, &up, m, compose.OutputFiles(outDir, m.Output.Filename).Artifact, progress)
 		},
 	}
 	f.register(cmd, false)
+	up.register(cmd, "upload", "after a successful build, upload the image: aws, gcp, azure, s3 (aws.s3), registry (container) or oci (oci.objectstorage); see kiln upload")
 	cmd.Flags().StringVarP(&outDir, "output", "o", ".", "directory to write the image, manifest, SBOM and build log to")
 	cmd.Flags().BoolVar(&force, "force", false, "replace output files that exist already")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress output: auto (a live line on a terminal), plain, json or none")
@@ -88,9 +107,14 @@ func (a *app) build(ctx context.Context, m *manifest.Manifest, outDir, progress 
 	if err != nil {
 		return err
 	}
-	built, err := compose.Build(ctx, m, compose.BuildOptions{
-		CacheDir: a.cfg.CacheDir, Dir: outDir, Replace: force, Epoch: epoch, Progress: reporter, Logger: a.log,
-	})
+	var built *compose.Built
+	if b, ok := ctx.Value(builderContextKey{}).(imageBuilder); ok {
+		built, err = b.Build(ctx, m, outDir, io.Discard, reporter)
+	} else {
+		built, err = compose.Build(ctx, m, compose.BuildOptions{
+			CacheDir: a.cfg.CacheDir, Dir: outDir, Replace: force, Epoch: epoch, Progress: reporter, Logger: a.log,
+		})
+	}
 	switch {
 	case errors.Is(err, compose.ErrExists):
 		return fmt.Errorf("%w: remove it, choose another --output, or pass --force", err)

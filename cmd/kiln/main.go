@@ -89,6 +89,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newWorkerCommand(a),
 		newMigrateCommand(a),
 		newComposeCommand(a),
+		newUploadCommand(a),
 	)
 	return root
 }

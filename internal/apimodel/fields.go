@@ -50,7 +50,7 @@ var Customizations = []Field{
 		{API: "groups", Blueprint: "groups"},
 		{API: "ssh_key", Blueprint: "key"},
 		{API: "password", Blueprint: "password"},
-		{API: "hasPassword", Note: "output only, returned in place of the password"},
+		{API: "hasPassword", Note: "returned in place of the password; sent back without a password, the update keeps the stored one"},
 	}},
 	{API: "groups", Blueprint: "customizations.group", Kind: ObjectList, Items: []Field{
 		{API: "name", Blueprint: "name"},
@@ -92,6 +92,7 @@ var Customizations = []Field{
 		{API: "group", Blueprint: "group"},
 		{API: "data", Blueprint: "data"},
 		{API: "ensure_parents", Note: "a file always gets its parent directories"},
+		{API: "data_encoding", Note: "`base64` data is decoded into the file's text"},
 	}},
 	{API: "directories", Blueprint: "customizations.directories", Kind: ObjectList, Items: []Field{
 		{API: "path", Blueprint: "path"},
@@ -113,6 +114,14 @@ var Customizations = []Field{
 		{API: "components", Blueprint: "components"},
 		{API: "install_from", Blueprint: "install_from"},
 	}},
+	// Image-builder's disk has the blueprint's own field names all the
+	// way down; the blueprint validator checks it and names its fields.
+	{API: "disk", Blueprint: "customizations.disk"},
+	{API: "cacerts", Blueprint: "customizations.cacerts", Kind: Object, Items: []Field{
+		{API: "pem_certs", Blueprint: "pem_certs"},
+	}},
+	{API: "fips", Note: "FIPS mode is not available for Debian: only `enabled: false` is taken"},
+	{API: "payload_repositories", Note: "each makes the custom repository with its id or baseurl `install_from` (see docs/service.md)"},
 }
 
 // Fold is a blueprint list the API has no field of its own for: its

@@ -110,7 +110,6 @@ func TestTableNamesBlueprintFields(t *testing.T) {
 func TestBlueprintFieldsTheAPILacks(t *testing.T) {
 	lacks := []string{
 		"modules", "groups",
-		"customizations.disk", "customizations.cacerts",
 		"customizations.user.description", "customizations.user.home", "customizations.user.shell",
 		"customizations.user.uid", "customizations.user.gid", "customizations.user.expiredate",
 		"customizations.user.force_password_reset",

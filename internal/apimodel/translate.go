@@ -37,6 +37,10 @@ func BlueprintFromCustomizationsAll(name string, cust map[string]any) (*blueprin
 				c[k] = v
 				continue
 			}
+			if f.Blueprint == "" {
+				// Only the API has it: DebianRepositories folds it.
+				continue
+			}
 			put(bp, f.Blueprint, toBlueprint(f, v))
 		}
 	}

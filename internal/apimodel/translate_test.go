@@ -74,8 +74,27 @@ func fullCustomizations() map[string]any {
 		"custom_repositories": []any{map[string]any{"id": "extra", "name": "Extra", "baseurl": []any{"https://repo.example.com/debian"},
 			"gpgkey": []any{"https://repo.example.com/key.asc"}, "check_gpg": true, "enabled": true,
 			"priority": 700, "filename": "extra", "suite": "bookworm", "components": []any{"main", "contrib"}, "install_from": true}},
+		"cacerts": map[string]any{"pem_certs": []any{testCACert}},
+		"disk": map[string]any{"type": "gpt", "minsize": "12 GiB", "partitions": []any{
+			map[string]any{"mountpoint": "/", "minsize": "3 GiB", "fs_type": "ext4", "label": "root"},
+			map[string]any{"type": "lvm", "name": "data", "minsize": "4 GiB", "logical_volumes": []any{
+				map[string]any{"name": "srv", "mountpoint": "/srv", "minsize": "2 GiB", "fs_type": "xfs"}}},
+		}},
 	}
 }
+
+// testCACert is a self-signed CA certificate.
+const testCACert = `-----BEGIN CERTIFICATE-----
+MIIBkzCCATmgAwIBAgIUER5fsDMtNSYXPCweEuMiFtDnmRkwCgYIKoZIzj0EAwIw
+HjEcMBoGA1UEAwwTRXhhbXBsZSBJbnRlcm5hbCBDQTAgFw0yNjExMjUxOTQ1NDda
+GA8yMTI2MTEwMTE5NDU0N1owHjEcMBoGA1UEAwwTRXhhbXBsZSBJbnRlcm5hbCBD
+QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKAeQzVP1UbffquVXcfprQNz5G2h
+LJg+zF1XG4syZuQRTUwWsbux6CqZYfaOd3TnJUDgOxYXh+F6GoAiJeBvFQyjUzBR
+MB0GA1UdDgQWBBS+Y70mGUaCJ1bS9gTLH9crHD2TdjAfBgNVHSMEGDAWgBS+Y70m
+GUaCJ1bS9gTLH9crHD2TdjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+MEUCIQC1QygIxk6IBfFH1TrQqRGGLd4PGjYTSoQrm7wYbUs+yQIgS43JGnfUtx/L
+AuBmbwOOYFkracywoEOAptGZJeMLRH8=
+-----END CERTIFICATE-----`
 
 // missingFields lists the fields of the table (with a blueprint field)
 // that cust does not set, as API paths.
@@ -138,6 +157,10 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 // with their suite and components included.
 func TestBlueprintRoundTrips(t *testing.T) {
 	in := fullCustomizations()
+	// A disk layout and filesystem sizes exclude each other: the disk
+	// goes on its own below.
+	disk := in["disk"]
+	delete(in, "disk")
 	bp, err := BlueprintFromCustomizations("web", in)
 	require.NoError(t, err)
 	require.NotNil(t, bp.Customizations.User[0].Password)
@@ -151,8 +174,19 @@ func TestBlueprintRoundTrips(t *testing.T) {
 	assert.True(t, repo.InstallFrom)
 	out, err := CustomizationsFromBlueprint(bp)
 	require.NoError(t, err)
-	assert.Empty(t, missingFields("", Customizations, out))
+	assert.Equal(t, []string{"disk"}, missingFields("", Customizations, out))
 	again, err := BlueprintFromCustomizations("web", out)
+	require.NoError(t, err)
+	assert.Equal(t, bp, again)
+
+	bp, err = BlueprintFromCustomizations("web", map[string]any{"disk": disk})
+	require.NoError(t, err)
+	require.NotNil(t, bp.Customizations.Disk)
+	require.Len(t, bp.Customizations.Disk.Partitions, 2)
+	assert.Equal(t, "lvm", bp.Customizations.Disk.Partitions[1].Type)
+	out, err = CustomizationsFromBlueprint(bp)
+	require.NoError(t, err)
+	again, err = BlueprintFromCustomizations("web", out)
 	require.NoError(t, err)
 	assert.Equal(t, bp, again)
 }
@@ -191,5 +225,5 @@ pem_certs = []
 	_, err = CustomizationsFromBlueprint(bp)
 	var ue *UnsupportedError
 	require.ErrorAs(t, err, &ue)
-	assert.Equal(t, []string{"customizations.cacerts", "customizations.user[0].home", "modules", "packages[0].version"}, ue.Fields)
+	assert.Equal(t, []string{"customizations.user[0].home", "modules", "packages[0].version"}, ue.Fields)
 }

@@ -1,7 +1,6 @@
 package target
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -26,6 +25,17 @@ type Config struct {
 	// S3 makes aws.s3 put images into this bucket rather than leave them
 	// in the artifact store.
 	S3 *S3Config `toml:"s3"`
+	// AWS makes the aws upload type: images become AMIs in the
+	// operator's account, shared with the accounts a request names.
+	AWS *AWSConfig `toml:"aws"`
+	// Registry is where the container upload type pushes (see
+	// RegistryConfig).
+	Registry *RegistryConfig `toml:"registry"`
+	// OCI is the Object Storage bucket oci.objectstorage uploads to (see
+	// OCIConfig).
+	OCI *OCIConfig `toml:"oci"`
+	// Azure makes azure images in the operator's subscription.
+	Azure *AzureConfig `toml:"azure"`
 	// GCP imports gce images into Compute Engine (upload type gcp).
 	GCP *GCPConfig `toml:"gcp"`
 }
@@ -33,9 +43,52 @@ type Config struct {
 // DefaultTimeout bounds an upload when Config.Timeout is zero.
 const DefaultTimeout = 2 * time.Hour
 
-// S3Config is the bucket aws.s3 delivers to.
+// S3Config is the bucket aws.s3 delivers to (see docs/targets/aws.s3.md).
+//
+//	[targets.s3]
+//	bucket = "kiln-images"
+//	prefix = "composes/"
+//	region = "eu-west-1"
+//	expiry = "72h"
 type S3Config struct {
+	// Bucket is the bucket images go to.
 	Bucket string `toml:"bucket"`
+	// Prefix starts every object's key (the key is
+	// <prefix><compose id>/<file name>).
+	Prefix string `toml:"prefix"`
+	// Expiry is how long the download link works: default and at most 7
+	// days, as S3's presigned URLs allow.
+	Expiry Duration `toml:"expiry"`
+	AWSAccess
+	S3Endpoint
+}
+
+// AWSConfig is the operator's account the aws upload type imports
+// images into (see docs/targets/aws.md).
+//
+//	[targets.aws]
+//	region = "eu-west-1"
+//	bucket = "kiln-imports"           # staging bucket in that region
+//	[targets.aws.buckets]
+//	us-east-1 = "kiln-imports-use1"   # a request may name this region too
+type AWSConfig struct {
+	// Bucket is the staging bucket in Region the disk is uploaded to for
+	// EC2 to import; the object is deleted once imported.
+	Bucket string `toml:"bucket"`
+	// Buckets are staging buckets of other regions, by region: a request
+	// may ask for one of these regions (its options.region).
+	Buckets map[string]string `toml:"buckets"`
+	// Prefix starts the staging objects' keys.
+	Prefix string `toml:"prefix"`
+	// EC2Endpoint is EC2's URL; empty for AWS's own. The S3 endpoint
+	// and addressing are the S3Endpoint fields (endpoint, path_style).
+	EC2Endpoint string `toml:"ec2_endpoint"`
+	// PollInterval is how often the import's progress is asked for
+	// (default 15s); ImportTimeout bounds the import (default 1h).
+	PollInterval  Duration `toml:"poll_interval"`
+	ImportTimeout Duration `toml:"import_timeout"`
+	AWSAccess
+	S3Endpoint
 }
 
 // GCPConfig is the project and bucket the gcp upload type imports into
@@ -90,7 +143,39 @@ func Build(cfg Config, env Env, baseURL string) (Registry, error) {
 	if cfg.S3 == nil {
 		targets = append(targets, StoreLink{BaseURL: baseURL})
 	} else {
-		return nil, fmt.Errorf("[targets.s3]: not implemented yet")
+		t, err := NewS3(*cfg.S3, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	if cfg.AWS != nil {
+		t, err := NewAWS(*cfg.AWS, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	if cfg.Registry != nil {
+		c, err := NewContainer(*cfg.Registry, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, c)
+	}
+	if cfg.OCI != nil {
+		o, err := NewOCIObjectStorage(*cfg.OCI, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, o)
+	}
+	if cfg.Azure != nil {
+		z, err := NewAzure(*cfg.Azure, env)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, z)
 	}
 	if cfg.GCP != nil {
 		t, err := NewGCP(*cfg.GCP, env)

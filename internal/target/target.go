@@ -34,7 +34,7 @@ type Image struct {
 	Type string `json:"type"`
 	// Format is the file's format: "raw", "qcow2", "vhd", "vmdk", "ova",
 	// "tar", "disk-tar" (a disk.raw in a tar, as GCE takes),
-	// "oci-archive" or "iso".
+	// "oci" (an OCI image layout in a tar) or "iso".
 	Format string `json:"format"`
 	// Compression is "", "gzip", "xz" or "zstd".
 	Compression string `json:"compression,omitempty"`

@@ -492,24 +492,3 @@ func hashFile(p string) (string, int64, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
-
-// upload delivers the artifact through its upload type's target.
-func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
-	var args workerproto.UploadArgs
-	if err := json.Unmarshal(j.Args, &args); err != nil {
-		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
-	}
-	var built workerproto.BuildResult
-	if err := json.Unmarshal(j.DepResults[workerproto.KindBuild], &built); err != nil {
-		return nil, &jobFailure{Reason: "the build result is missing", Details: err.Error()}
-	}
-	tg, err := w.cfg.Targets.Lookup(args.Type)
-	if err != nil {
-		return nil, &jobFailure{Reason: err.Error()}
-	}
-	res, err := tg.Upload(ctx, target.Artifact{ComposeID: j.ComposeID, Filename: built.Filename}, args.Options, target.NoReporter{})
-	if err != nil {
-		return nil, &jobFailure{Reason: "the upload failed", Details: err.Error(), Retry: true}
-	}
-	return workerproto.UploadResult{Type: args.Type, Result: res}, nil
-}

@@ -259,7 +259,7 @@ func TestWorkerAPIMethodsAndAuthentication(t *testing.T) {
 	for _, tc := range []struct{ method, path, allow string }{
 		{"GET", "/jobs", "POST"},
 		{"PUT", "/jobs/x/heartbeat", "POST"},
-		{"POST", "/jobs/x/files/disk.qcow2", "PUT"},
+		{"POST", "/jobs/x/files/disk.qcow2", "GET, PUT"},
 		{"GET", "/jobs/x/uploads/u", "DELETE"},
 	} {
 		req, err := http.NewRequest(tc.method, url+workerproto.Prefix+tc.path, nil)

@@ -183,7 +183,12 @@ func (c *Client) Heartbeat(ctx context.Context, j *Job) (canceled bool, err erro
 
 // Progress reports done of total.
 func (c *Client) Progress(ctx context.Context, j *Job, done, total int) error {
-	_, err := c.do(ctx, http.MethodPost, Path(RouteProgress, j.ID), j.Token, jsonBody(Progress{Done: done, Total: total}), nil)
+	return c.ProgressStep(ctx, j, Progress{Done: done, Total: total})
+}
+
+// ProgressStep reports a progress with its step (an upload's).
+func (c *Client) ProgressStep(ctx context.Context, j *Job, p Progress) error {
+	_, err := c.do(ctx, http.MethodPost, Path(RouteProgress, j.ID), j.Token, jsonBody(p), nil)
 	return err
 }
 

@@ -101,6 +101,8 @@ type Heartbeat struct {
 type Progress struct {
 	Done  int `json:"done"`
 	Total int `json:"total"`
+	// Step is an upload's step: "uploading" or "registering".
+	Step string `json:"step,omitempty"`
 }
 
 // StoredFile answers a stored or completed file with its size.

@@ -256,7 +256,7 @@ func TestWizardState(t *testing.T) {
 	})(window.wzState.newState())`)
 	assert.Equal(t, map[string]any{
 		"name": "web", "distribution": "debian-12",
-		"image_requests": []any{map[string]any{"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local"}}},
+		"image_requests": []any{map[string]any{"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "aws.s3"}}},
 		"customizations": map[string]any{
 			"users":      []any{map[string]any{"name": "ops", "groups": []any{"sudo", "adm"}, "password": "pw"}, map[string]any{"name": ""}},
 			"filesystem": []any{map[string]any{"mountpoint": "/var"}},
@@ -273,24 +273,93 @@ func TestWizardState(t *testing.T) {
 		"image_requests":                        2,
 		"image_requests[1].image_type":          2,
 		"image_requests[0].upload_request.type": 3,
-		"customizations.packages[1]":            4,
-		"customizations.users[0].ssh_key":       5,
-		"customizations.groups[0].name":         5,
-		"customizations.hostname":               6,
-		"customizations.timezone.timezone":      6,
-		"customizations.kernel.append":          6,
-		"customizations.services.enabled[0]":    7,
-		"customizations.firewall.ports[0]":      7,
-		"customizations.filesystem[0].min_size": 8,
-		"customizations.files[0].data":          9,
-		"customizations.directories[0].path":    9,
-		"customizations.custom_repositories[0]": 10,
-		"image_name":                            10,
-		"name":                                  10,
-		"":                                      10,
-		"customizations.hostnames":              10,
+		"image_requests[1].upload_request.options.share_with_accounts[0]": 3,
+		"customizations.packages[1]":                                      4,
+		"customizations.users[0].ssh_key":                                 5,
+		"customizations.groups[0].name":                                   5,
+		"customizations.hostname":                                         6,
+		"customizations.timezone.timezone":                                6,
+		"customizations.kernel.append":                                    6,
+		"customizations.services.enabled[0]":                              7,
+		"customizations.firewall.ports[0]":                                7,
+		"customizations.filesystem[0].min_size":                           8,
+		"customizations.files[0].data":                                    9,
+		"customizations.directories[0].path":                              9,
+		"customizations.custom_repositories[0]":                           10,
+		"image_name":                                                      10,
+		"name":                                                            10,
+		"":                                                                10,
+		"customizations.hostnames":                                        10,
 	} {
 		assert.Equal(t, step, Eval[int](b, `window.wzState.stepOf(`+jsString(path)+`)`), path)
 	}
 	assert.Equal(t, 10, Eval[int](b, `window.wzState.REVIEW`))
+}
+
+// Each image type's target in the wizard's model: a stored blueprint's
+// targets and their options come back as they were, options the wizard
+// has no controls for included; what is typed is trimmed, empty options
+// are left out, and only the chosen target's options are sent.
+func TestWizardTargetState(t *testing.T) {
+	b := wizardModules(t)
+	stored := map[string]any{
+		"name": "cloud", "distribution": "debian-12",
+		"image_requests": []any{
+			map[string]any{"architecture": "x86_64", "image_type": "ami", "upload_request": map[string]any{"type": "aws",
+				"options": map[string]any{"share_with_accounts": []any{"123456789012"}, "region": "eu-west-1", "share_with_sources": []any{"src"}}}},
+			map[string]any{"architecture": "x86_64", "image_type": "vhd", "upload_request": map[string]any{"type": "azure",
+				"options": map[string]any{"resource_group": "images", "hyper_v_generation": "V2"}}},
+			map[string]any{"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "local"}},
+		},
+	}
+	in, err := json.Marshal(stored)
+	require.NoError(t, err)
+	assert.Equal(t, stored, evalJSON[map[string]any](t, b, `window.wzState.blueprintRequest(window.wzState.stateFromBlueprint(`+string(in)+`))`))
+
+	reqs := evalJSON[[]map[string]any](t, b, `((s) => {
+		Object.assign(s, { name: 'x', distribution: 'debian-12', architecture: 'x86_64', imageTypes: ['ami', 'container', 'gce', 'tar'] });
+		const ami = window.wzState.uploadOf(s, 'ami');
+		ami.type = 'aws';
+		ami.options.aws.region = ' eu-west-1 ';
+		const ctr = window.wzState.uploadOf(s, 'container');
+		ctr.options.container.name = 'team/app';
+		ctr.options.gcp.share_with_accounts.push('user:a@example.com'); // typed, then the target changed
+		ctr.type = 'container';
+		const gce = window.wzState.uploadOf(s, 'gce');
+		gce.type = 'gcp';
+		return s.imageTypes.map((t) => window.wzState.composeRequest(s, t).image_requests[0].upload_request);
+	})(window.wzState.newState())`)
+	assert.Equal(t, []map[string]any{
+		{"type": "aws", "options": map[string]any{"region": "eu-west-1"}},
+		{"type": "container", "options": map[string]any{"name": "team/app"}},
+		{"type": "gcp"},
+		{"type": "aws.s3"},
+	}, reqs)
+}
+
+// The hints of the Target step's share lists: AWS takes 12-digit account
+// IDs, Google Cloud members written with their kind.
+func TestTargetChecks(t *testing.T) {
+	b := wizardModules(t)
+	check := func(fn, arg string) string {
+		t.Helper()
+		return Eval[string](b, `window.wzChecks.`+fn+`(`+jsString(arg)+`)`)
+	}
+	assert.Empty(t, check("checkAWSAccount", "123456789012"))
+	assert.Contains(t, check("checkAWSAccount", "1234-5678-9012"), "write the account ID as its 12 digits only, e.g. 123456789012")
+	for _, bad := range []string{"12345678901", "1234567890123", "alice", "arn:aws:iam::123456789012:root"} {
+		assert.Contains(t, check("checkAWSAccount", bad), "is not an AWS account ID", bad)
+	}
+	for _, ok := range []string{"user:alice@example.com", "serviceAccount:build@project.iam.gserviceaccount.com", "group:ops@example.com", "domain:example.com"} {
+		assert.Empty(t, check("checkGCPMember", ok), ok)
+	}
+	for bad, want := range map[string]string{
+		"alice@example.com":       "does not say what kind of member",
+		"owner:alice@example.com": `"owner:" is not a kind of member`,
+		"user:alice":              "is not an e-mail address",
+		"domain:example":          "is not a domain name",
+		"serviceaccount:a@b.io":   `"serviceaccount:" is not a kind of member`,
+	} {
+		assert.Contains(t, check("checkGCPMember", bad), want, bad)
+	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/target/targettest"
 	"github.com/kiln-project/kiln/internal/testhost"
 )
 
@@ -136,7 +138,9 @@ func TestRootTreeImages(t *testing.T) {
 
 func testContainerImage(t *testing.T, cache string) {
 	m := plan(t, containerBlueprint, "container")
-	epoch := time.Unix(1700000000, 0)
+	// The manifest's own epoch, as the service's builds use: its compose
+	// below finds the tree in the cache.
+	epoch := engine.ManifestEpoch(m)
 	a := build(t, m, cache, t.TempDir(), &epoch)
 	assert.True(t, strings.HasSuffix(a, ".oci.tar"), a)
 
@@ -199,13 +203,37 @@ func testContainerImage(t *testing.T, cache string) {
 	_, digest2 := readOCILayout(t, dir2, "box:1.0.2")
 	assert.Equal(t, digest, digest2, "the same tree and epoch give the same image")
 	assert.Equal(t, sha256File(t, a), sha256File(t, b), "and a bit-identical archive")
+
+	// Through the service, to a registry: the compose's result names the
+	// digest the registry holds under the tag, and the image in the
+	// service's store is that image.
+	t.Run("registry", func(t *testing.T) {
+		reg := targettest.StartRegistry(t, targettest.RegistryOptions{Auth: true})
+		k := startKiln(t, cache, target.Config{Registry: &reg.Config}, reg.Env)
+		id := k.compose(t, containerBlueprint, "container", map[string]any{"type": "container", "options": map[string]any{"name": "e2e/box", "tag": "1.0.2"}})
+		st, _ := k.wait(t, id, 15*time.Minute)
+		opts := st.ImageStatus.UploadStatus.Options
+		assert.Equal(t, "container", st.ImageStatus.UploadStatus.Type)
+		digest := reg.Inspect(t, "e2e/box", "1.0.2")
+		assert.Equal(t, digest, opts["digest"], "the registry holds what the compose says it pushed")
+		assert.Contains(t, opts["url"], "/e2e/box:1.0.2")
+		stored := k.download(t, id, filepath.Join(t.TempDir(), "box.oci.tar"))
+		sdir := t.TempDir()
+		run(t, "tar", "-xf", stored, "-C", sdir)
+		img, err := layout.ImageIndexFromPath(sdir)
+		require.NoError(t, err)
+		im, err := img.IndexManifest()
+		require.NoError(t, err)
+		require.Len(t, im.Manifests, 1)
+		assert.Equal(t, digest, im.Manifests[0].Digest.String(), "the pushed image is the built one")
+	})
 }
 
 // testWSLImage builds the wsl image and checks the unpacked tree: gzip,
 // /etc/wsl.conf naming the default user, no kernel and no boot loader.
 func testWSLImage(t *testing.T, cache string) {
 	m := plan(t, wslBlueprint, "wsl")
-	epoch := time.Unix(1700000000, 0)
+	epoch := engine.ManifestEpoch(m) // as the container's, sharing its package installation
 	a := build(t, m, cache, t.TempDir(), &epoch)
 	assert.True(t, strings.HasSuffix(a, ".wsl.tar.gz"), a)
 

@@ -18,6 +18,7 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
@@ -59,6 +60,7 @@ type checkedRequest struct {
 // Every problem comes back in one error: those of the customizations and
 // those of the image requests together.
 func (s *Server) checkRequest(ctx context.Context, name, distribution string, irs []imageRequest, cust map[string]any) (*checkedRequest, error) {
+	cust, repoErr := s.imageBuilderFields(distribution, cust)
 	bp, reported := blueprintFromRequestAll(blueprintName(name), cust)
 	var bpErr error
 	if len(reported) > 0 {
@@ -74,7 +76,7 @@ func (s *Server) checkRequest(ctx context.Context, name, distribution string, ir
 		return requestProblems(rest)
 	})
 	pkgErr := s.missingPackages(ctx, bp, distribution, irs, reported)
-	if err := joinProblems(bpErr, irErr, pkgErr); err != nil {
+	if err := joinProblems(bpErr, repoErr, irErr, pkgErr); err != nil {
 		return nil, err
 	}
 	return &checkedRequest{bp: bp, types: types}, nil
@@ -124,7 +126,9 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 			continue
 		}
 		it, err := compose.ImageType(s.cfg.Distros, lookup, compose.Request{Distro: distribution, Arch: ir.Architecture, ImageType: ir.ImageType}, compose.Defaults{})
-		if err != nil {
+		if _, unbuilt := apimodel.UnbuiltImageTypes[ir.ImageType]; err != nil && unbuilt {
+			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", unknownImageType(distribution, ir.ImageType)))
+		} else if err != nil {
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".image_type", err.Error()))
 		} else if bp != nil {
 			if err := it.CheckBlueprint(bp); err != nil {
@@ -138,7 +142,7 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 			errs = append(errs, fieldError(http.StatusBadRequest, where+".upload_request.type", err.Error()))
 		} else if it != nil {
 			if err := tg.Check(targetImage(it, ir.Architecture), ir.UploadRequest.Options); err != nil {
-				errs = append(errs, optionsError(where+".upload_request", err))
+				errs = append(errs, optionsErrors(where+".upload_request", err)...)
 			}
 		}
 		types = append(types, it)
@@ -147,6 +151,19 @@ func (s *Server) checkImageRequests(bp *blueprint.Blueprint, distribution string
 		return nil, err
 	}
 	return types, nil
+}
+
+// optionsErrors are a target's refusals of its options, one per problem
+// when it joined several (errors.Join), each under its field.
+func optionsErrors(where string, err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, optionsErrors(where, e)...)
+		}
+		return out
+	}
+	return []error{optionsError(where, err)}
 }
 
 // optionsError is a target's refusal of its options, which it words as
@@ -253,8 +270,11 @@ type composesItem struct {
 	ImageStatus imageStatus     `json:"image_status"`
 }
 
-// composeFilter reads the listing's status and image_type (by name or
-// alias; the document has checked their shape).
+// composeFilter reads the listing's status, image_type and
+// ignoreImageTypes (by name or alias; the document has checked their
+// shape). Image-builder's names of types kiln does not build (its
+// frontend leaves out the edge types) match no compose, so ignoring them
+// leaves the listing as it is.
 func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 	q := r.URL.Query()
 	f := store.ComposeFilter{Status: q.Get("status"), LastType: workerproto.KindUpload}
@@ -264,6 +284,17 @@ func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 			return f, newError(http.StatusBadRequest, fmt.Sprintf("query parameter image_type: no distribution has an image type or alias %q (GET /distributions/{distribution} lists them)", name))
 		}
 		f.ImageType = it
+	}
+	for _, name := range q["ignoreImageTypes"] {
+		it := s.imageTypeName(name)
+		if it == "" {
+			if _, unbuilt := apimodel.UnbuiltImageTypes[name]; unbuilt {
+				// No compose of a type kiln does not build exists to leave out.
+				continue
+			}
+			return f, newError(http.StatusBadRequest, fmt.Sprintf("query parameter ignoreImageTypes: no distribution has an image type or alias %q (GET /distributions/{distribution} lists them)", name))
+		}
+		f.IgnoreImageTypes = append(f.IgnoreImageTypes, it)
 	}
 	return f, nil
 }
@@ -350,7 +381,10 @@ type timelineStep struct {
 type uploadStatus struct {
 	Status  string         `json:"status"`
 	Type    string         `json:"type"`
-	Options map[string]any `json:"options,omitempty"`
+	Options map[string]any `json:"options"`
+	// inStore marks an image that stayed in the artifact store, whose
+	// download link the API completes.
+	inStore bool
 }
 
 type statusError struct {
@@ -420,18 +454,44 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 	if json.Unmarshal(upload.Args, &uargs) == nil {
 		utype = uargs.Type
 	}
-	us := &uploadStatus{Status: "pending", Type: utype}
+	us := &uploadStatus{Status: "pending", Type: utype, Options: map[string]any{}}
 	switch upload.State {
 	case store.JobRunning:
 		us.Status = "running"
+		if upload.Progress.Step == target.StepRegistering && st.Status == store.ComposeUploading {
+			st.Status = statusRegistering
+		}
 	case store.JobSuccess:
 		us.Status = "success"
-		us.Options = map[string]any{"url": downloadURL}
+		var res workerproto.UploadResult
+		_ = json.Unmarshal(upload.Result, &res)
+		if res.URL == downloadURL || res.Result == (target.Result{}) {
+			// The image stayed in the artifact store: its download link
+			// is completed by downloadLink.
+			us.Options["url"] = downloadURL
+			us.inStore = true
+		} else {
+			us.Options = deliveredOptions(res.Result)
+		}
 	case store.JobFailure, store.JobCanceled:
 		us.Status = "failure"
 	}
 	st.UploadStatus = us
 	return st
+}
+
+// statusRegistering is the image's status while a cloud imports it (the
+// upload job reports the step): image-builder's "registering". Listings
+// filter it as uploading, the status it refines.
+const statusRegistering = "registering"
+
+// deliveredOptions is a delivered image's upload status options, image-
+// builder's fields for its type.
+func deliveredOptions(r target.Result) map[string]any {
+	out := map[string]any{}
+	b, _ := json.Marshal(r)
+	_ = json.Unmarshal(b, &out)
+	return out
 }
 
 // timeline is the steps a compose reached, in order, from its jobs' times:
@@ -488,7 +548,7 @@ func earliest(a, b *time.Time) *time.Time {
 // jobs, with the download's link, expiry and size once it succeeded.
 func (s *Server) imageStatus(r *http.Request, c store.Compose, js []store.Job) (imageStatus, error) {
 	st := deriveStatus(js, Prefix+"/composes/"+c.ID+"/download")
-	if us := st.UploadStatus; us != nil && us.Status == "success" {
+	if us := st.UploadStatus; us != nil && us.Status == "success" && us.inStore {
 		if err := s.downloadLink(r, c, js, us); err != nil {
 			return st, err
 		}

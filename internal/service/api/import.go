@@ -20,9 +20,16 @@ import (
 // problem names the file's field in the file's own spelling, and a
 // refused file changes nothing.
 func (s *Server) importBlueprint(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	bp, err := s.readBlueprintFile(r)
+	data, format, err := s.readBody(r)
 	if err != nil {
 		return err
+	}
+	if export, ok := imageBuilderExport(data, format); ok {
+		return s.importExport(w, r, export)
+	}
+	bp, err := blueprint.Parse(data, format)
+	if err != nil {
+		return fileProblems(err)
 	}
 	cust, err := apimodel.CustomizationsFromBlueprint(bp)
 	if err != nil {
@@ -50,8 +57,9 @@ func (s *Server) importBlueprint(w http.ResponseWriter, r *http.Request, _ map[s
 	return nil
 }
 
-// readBlueprintFile parses the request body as a blueprint file.
-func (s *Server) readBlueprintFile(r *http.Request) (*blueprint.Blueprint, error) {
+// readBody reads the request body and the blueprint format its
+// Content-Type names.
+func (s *Server) readBody(r *http.Request) ([]byte, blueprint.Format, error) {
 	format := blueprint.FormatJSON
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/toml" {
 		format = blueprint.FormatTOML
@@ -59,15 +67,57 @@ func (s *Server) readBlueprintFile(r *http.Request) (*blueprint.Blueprint, error
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		if e := s.bodyReadError(err); e != nil {
-			return nil, e
+			return nil, format, e
 		}
-		return nil, err
+		return nil, format, err
 	}
-	bp, err := blueprint.Parse(data, format)
+	return data, format, nil
+}
+
+// imageBuilderExport is a JSON body in image-builder's export shape (GET
+// /blueprints/{id}/export): a blueprint request with metadata, which no
+// osbuild blueprint file has.
+func imageBuilderExport(data []byte, format blueprint.Format) (*blueprintRequest, bool) {
+	if format != blueprint.FormatJSON {
+		return nil, false
+	}
+	var probe struct {
+		Metadata map[string]any `json:"metadata"`
+	}
+	if json.Unmarshal(data, &probe) != nil || probe.Metadata == nil {
+		return nil, false
+	}
+	var req blueprintRequest
+	if json.Unmarshal(data, &req) != nil {
+		return nil, false
+	}
+	return &req, true
+}
+
+// importExport stores an export as a new blueprint, as POST /blueprints
+// would: the query's image requests, when it names image types, replace
+// the export's own.
+func (s *Server) importExport(w http.ResponseWriter, r *http.Request, req *blueprintRequest) error {
+	q := r.URL.Query()
+	if d := q.Get("distribution"); d != "" {
+		req.Distribution = d
+	}
+	if types := q["image_type"]; len(types) > 0 {
+		req.ImageRequests = nil
+		for _, t := range types {
+			req.ImageRequests = append(req.ImageRequests, imageRequest{Architecture: q.Get("architecture"), ImageType: t, UploadRequest: uploadRequest{Type: "local"}})
+		}
+	}
+	settlePasswords(req.Customizations, nil)
+	if err := s.checkBlueprint(r, req); err != nil {
+		return err
+	}
+	id, err := s.storeBlueprint(r, req)
 	if err != nil {
-		return nil, fileProblems(err)
+		return err
 	}
-	return bp, nil
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+	return nil
 }
 
 // fileProblems are a blueprint file's problems under its own field paths.

@@ -156,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 		"getDistributions":     s.getDistributions,
 		"getDistribution":      s.getDistribution,
 		"getArchitectures":     s.getArchitectures,
+		"getUploadTypes":       s.getUploadTypes,
 		"getIdentity":          s.getIdentity,
 		"getVersion":           s.getVersion,
 		"getReadiness":         s.getReadiness,

@@ -198,7 +198,8 @@ func TestComposeValidation(t *testing.T) {
 		{"unknown distribution", with(func(m map[string]any) { m["distribution"] = "debian-99" }), "debian-99"},
 		{"unknown image type", with(func(m map[string]any) { ir(m)["image_type"] = "floppy" }), "floppy"},
 		{"arch not buildable", with(func(m map[string]any) { ir(m)["architecture"] = "aarch64" }), "aarch64"},
-		{"upload type", with(func(m map[string]any) { ir(m)["upload_request"] = map[string]any{"type": "aws.s3"} }), "upload_request.type"},
+		{"upload type kiln lacks", with(func(m map[string]any) { ir(m)["upload_request"] = map[string]any{"type": "ftp"} }), "upload_request.type"},
+		{"upload type this server has not configured", with(func(m map[string]any) { ir(m)["upload_request"] = map[string]any{"type": "gcp"} }), "upload_request.type"},
 		{"bad ssh key", with(func(m map[string]any) {
 			cust(m)["users"].([]any)[0].(map[string]any)["ssh_key"] = "not a key"
 		}), "customizations.users[0].ssh_key"},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/kiln-project/kiln/blueprint"
@@ -28,6 +29,29 @@ func blueprintFromRequest(name string, cust map[string]any) (*blueprint.Blueprin
 // image types can check the rest in the same answer.
 func blueprintFromRequestAll(name string, cust map[string]any) (*blueprint.Blueprint, blueprint.Errors) {
 	return apimodel.BlueprintFromCustomizationsAll(name, cust)
+}
+
+// imageBuilderFields is cust with image-builder's fields that the
+// blueprint has in another form mapped onto it: repositories onto apt
+// sources for the distribution (see apimodel.DebianRepositories), base64
+// file data decoded (apimodel.DecodeFiles); and the problems of those
+// fields. cust is not changed.
+func (s *Server) imageBuilderFields(distribution string, cust map[string]any) (map[string]any, error) {
+	suite := ""
+	if d, err := s.cfg.Distros.Distro(distribution); err == nil {
+		suite = d.Codename
+	}
+	out, problems := apimodel.DebianRepositories(cust, suite)
+	out, fileProblems := apimodel.DecodeFiles(out)
+	problems = append(problems, fileProblems...)
+	if len(problems) == 0 {
+		return out, nil
+	}
+	var ps []problem
+	for _, p := range problems {
+		ps = append(ps, problem{Field: p.Field, Message: p.Message})
+	}
+	return out, problemsError(http.StatusBadRequest, ps)
 }
 
 // requestProblems re-labels a blueprint's problems with request paths;

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/kiln-project/kiln/internal/sparse"
 )
 
 // Local stores files under Dir/<compose id>/<name>.
@@ -40,7 +42,8 @@ func (l Local) Put(_ context.Context, composeID, name string, r io.Reader) (int6
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(f, r)
+	// Disk images are mostly zeros: leave holes for them.
+	n, err := sparse.Copy(f, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -142,6 +142,12 @@ type ComposeFilter struct {
 	LastType string
 	// ImageType is an image type's name.
 	ImageType string
+	// IgnoreImageTypes are image types' names to leave out.
+	IgnoreImageTypes []string
+	// BlueprintID, when set, keeps the composes built from that
+	// blueprint; BlueprintVersion (when above 0) from that version.
+	BlueprintID      string
+	BlueprintVersion int
 }
 
 // NewCompose is a compose to store, with its jobs.
@@ -276,10 +282,13 @@ type Job struct {
 // two retries after its worker stopped heartbeating.
 const DefaultMaxAttempts = 3
 
-// Progress is a job's done/total count (stages of a build).
+// Progress is a job's done/total count (stages of a build, MiB of an
+// upload) and, for an upload, the step it is in ("uploading",
+// "registering").
 type Progress struct {
-	Done  int `json:"done"`
-	Total int `json:"total"`
+	Done  int    `json:"done"`
+	Total int    `json:"total"`
+	Step  string `json:"step,omitempty"`
 }
 
 // JobError says why a job failed.

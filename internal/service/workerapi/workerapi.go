@@ -84,6 +84,7 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST "+p+workerproto.RouteProgress, a.leased(a.progress))
 	mux.HandleFunc("POST "+p+workerproto.RouteLog, a.leased(a.appendLog))
 	mux.HandleFunc("PUT "+p+workerproto.RouteFile, a.leased(a.putFile))
+	mux.HandleFunc("GET "+p+workerproto.RouteFile, a.leased(a.getFile))
 	mux.HandleFunc("POST "+p+workerproto.RouteUploads, a.leased(a.createUpload))
 	mux.HandleFunc("POST "+p+workerproto.RouteCompleteUpload, a.leased(a.completeUpload))
 	mux.HandleFunc("DELETE "+p+workerproto.RouteUpload, a.leased(a.abortUpload))
@@ -289,7 +290,7 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request, j store.Job, toke
 		fail(w, http.StatusBadRequest, "expected {done, total} with 0 <= done <= total")
 		return
 	}
-	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, store.Progress{Done: p.Done, Total: p.Total}); err != nil {
+	if err := a.cfg.Queue.SetProgress(r.Context(), j.ID, token, store.Progress{Done: p.Done, Total: p.Total, Step: p.Step}); err != nil {
 		a.leaseError(w, j.ID, err)
 		return
 	}
@@ -328,6 +329,41 @@ func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ str
 		return
 	}
 	reply(w, http.StatusOK, workerproto.StoredFile{Size: n})
+}
+
+// getFile serves a file of the job's compose (the built image, to the
+// upload job that delivers it), with ranges so that a broken download
+// goes on where it stopped. A store that presigns sends the worker to it.
+func (a *api) getFile(w http.ResponseWriter, r *http.Request, j store.Job, _ string) {
+	name := r.PathValue("name")
+	if p, ok := a.cfg.Artifacts.(artifacts.Presigner); ok {
+		u, err := p.PresignGet(r.Context(), j.ComposeID, name, name, time.Hour)
+		if err != nil {
+			a.cfg.Log.Error("presigning a file for a worker", "compose_id", j.ComposeID, "name", name, "err", err)
+			fail(w, http.StatusInternalServerError, "could not presign %s", name)
+			return
+		}
+		http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+		return
+	}
+	f, err := a.cfg.Artifacts.Open(r.Context(), j.ComposeID, name)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		fail(w, http.StatusGone, "the compose has no file %s (retention may have removed it)", name)
+		return
+	}
+	if err != nil {
+		a.cfg.Log.Error("opening a file for a worker", "compose_id", j.ComposeID, "name", name, "err", err)
+		fail(w, http.StatusInternalServerError, "could not open %s", name)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "could not open %s", name)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 
 // createUpload starts an upload of a file straight to the artifact store,

@@ -30,7 +30,7 @@ const dequeueSQL = `WITH picked AS (
 		FOR UPDATE SKIP LOCKED
 	), leased AS (
 		UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $3, worker_token_id = $7, lease_hash = $4,
-			lease_expires_at = $5, started_at = $6, progress_done = 0, progress_total = 0
+			lease_expires_at = $5, started_at = $6, progress_done = 0, progress_total = 0, progress_step = ''
 		FROM picked WHERE jobs.id = picked.pick
 		RETURNING ` + rowscan.JobColumns + `
 	)
@@ -168,8 +168,8 @@ func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error
 
 // SetProgress implements store.Queue.
 func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Progress) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET progress_done = $1, progress_total = $2 WHERE id = $3 AND lease_hash = $4 AND state = 'running'`,
-		p.Done, p.Total, jobID, store.HashSecret(token))
+	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET progress_done = $1, progress_total = $2, progress_step = $5 WHERE id = $3 AND lease_hash = $4 AND state = 'running'`,
+		p.Done, p.Total, jobID, store.HashSecret(token), p.Step)
 	if err != nil {
 		return err
 	}

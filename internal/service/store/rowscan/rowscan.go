@@ -90,7 +90,7 @@ func Compose(s Scanner) (store.Compose, error) {
 
 // JobColumns are the columns Job reads, in order.
 const JobColumns = `id, compose_id, org_id, type, arch, args, max_attempts, state, attempts, worker,
-	queued_at, started_at, finished_at, lease_expires_at, progress_done, progress_total,
+	queued_at, started_at, finished_at, lease_expires_at, progress_done, progress_total, progress_step,
 	result, error_reason, error_details, cancel_requested`
 
 // Job reads a row of JobColumns, followed by the columns extra points to.
@@ -101,7 +101,7 @@ func Job(s Scanner, extra ...any) (store.Job, error) {
 	var started, finished, expiry *int64
 	var result, reason, details *string
 	dest := []any{&j.ID, &j.ComposeID, &j.OrgID, &j.Type, &j.Arch, &args, &j.MaxAttempts, &j.State, &j.Attempts, &j.Worker,
-		&queued, &started, &finished, &expiry, &j.Progress.Done, &j.Progress.Total,
+		&queued, &started, &finished, &expiry, &j.Progress.Done, &j.Progress.Total, &j.Progress.Step,
 		&result, &reason, &details, &j.CancelRequested}
 	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return store.Job{}, err

@@ -42,7 +42,7 @@ func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker store.
 		token, hash := store.NewSecret("kjt_")
 		now := db.now()
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = attempts + 1, worker = ?, worker_token_id = ?, lease_hash = ?,
-			lease_expires_at = ?, started_at = ?, progress_done = 0, progress_total = 0 WHERE id = ?`,
+			lease_expires_at = ?, started_at = ?, progress_done = 0, progress_total = 0, progress_step = '' WHERE id = ?`,
 			store.JobRunning, worker.Name, worker.TokenID, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), id); err != nil {
 			return err
 		}
@@ -109,8 +109,8 @@ func (db *DB) Leased(ctx context.Context, jobID, token string) (store.Job, error
 
 // SetProgress implements store.Queue.
 func (db *DB) SetProgress(ctx context.Context, jobID, token string, p store.Progress) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE jobs SET progress_done = ?, progress_total = ? WHERE id = ? AND lease_hash = ? AND state = ?`,
-		p.Done, p.Total, jobID, store.HashSecret(token), store.JobRunning)
+	res, err := db.w.ExecContext(ctx, `UPDATE jobs SET progress_done = ?, progress_total = ?, progress_step = ? WHERE id = ? AND lease_hash = ? AND state = ?`,
+		p.Done, p.Total, p.Step, jobID, store.HashSecret(token), store.JobRunning)
 	if err != nil {
 		return err
 	}

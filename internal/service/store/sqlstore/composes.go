@@ -33,6 +33,18 @@ func (s *Store) ListComposes(ctx context.Context, org string, f store.ComposeFil
 		args = append(args, f.ImageType)
 		where += ` AND image_type = $` + strconv.Itoa(len(args))
 	}
+	for _, t := range f.IgnoreImageTypes {
+		args = append(args, t)
+		where += ` AND image_type <> $` + strconv.Itoa(len(args))
+	}
+	if f.BlueprintID != "" {
+		args = append(args, f.BlueprintID)
+		where += ` AND blueprint_id = $` + strconv.Itoa(len(args))
+		if f.BlueprintVersion > 0 {
+			args = append(args, f.BlueprintVersion)
+			where += ` AND blueprint_version = $` + strconv.Itoa(len(args))
+		}
+	}
 	if f.Status != "" {
 		args = append(args, f.LastType, f.Status)
 		where += ` AND ` + ComposeStatusSQL("$"+strconv.Itoa(len(args)-1)) + ` = $` + strconv.Itoa(len(args))

@@ -229,10 +229,10 @@ func testQueue(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, err)
 	assert.Equal(t, ids[1], l.Job.ID)
 	assert.JSONEq(t, `{"debs":42}`, string(l.DepResults["depsolve"]), "a job gets its dependencies' results")
-	require.NoError(t, b.SetProgress(ctx, l.Job.ID, l.Token, store.Progress{Done: 3, Total: 13}))
+	require.NoError(t, b.SetProgress(ctx, l.Job.ID, l.Token, store.Progress{Done: 3, Total: 13, Step: "registering"}))
 	jobs, err := b.ComposeJobs(ctx, "a", cp.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.Progress{Done: 3, Total: 13}, jobs[1].Progress)
+	assert.Equal(t, store.Progress{Done: 3, Total: 13, Step: "registering"}, jobs[1].Progress, "the step is kept beside the count")
 	assert.Equal(t, []string{ids[0]}, jobs[1].Deps)
 	assert.Equal(t, "w1", jobs[1].Worker)
 
@@ -487,6 +487,17 @@ func testBlueprints(t *testing.T, b store.Backend, c *Clock) {
 	_, total, err = b.ListBlueprintComposes(ctx, "b", bp.ID, 0, store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Zero(t, total)
+	// The compose listing's filter finds the same ones.
+	for _, tc := range []struct {
+		org     string
+		version int
+		want    int
+	}{{"a", 0, 1}, {"a", 2, 1}, {"a", 1, 0}, {"b", 0, 0}} {
+		cs, total, err := b.ListComposes(ctx, tc.org, store.ComposeFilter{BlueprintID: bp.ID, BlueprintVersion: tc.version}, store.Page{Limit: 10})
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, total, "org %s, version %d", tc.org, tc.version)
+		assert.Len(t, cs, tc.want, "org %s, version %d", tc.org, tc.version)
+	}
 
 	assert.ErrorIs(t, b.DeleteBlueprint(ctx, "b", bp.ID), store.ErrNotFound)
 	require.NoError(t, b.DeleteBlueprint(ctx, "a", bp.ID))
@@ -555,6 +566,9 @@ func testComposeFilters(t *testing.T, b store.Backend, c *Clock) {
 		{store.ComposeFilter{Status: "pending", LastType: "upload"}, []string{pending.ID}, "pending"},
 		{store.ComposeFilter{Status: "pending", LastType: "upload", ImageType: "tar"}, nil, "both"},
 		{store.ComposeFilter{Status: "success", LastType: "upload", ImageType: "tar"}, []string{done.ID}, "both, matching"},
+		{store.ComposeFilter{IgnoreImageTypes: []string{"tar"}}, []string{pending.ID, failed.ID}, "ignoring a type"},
+		{store.ComposeFilter{IgnoreImageTypes: []string{"tar", "qcow2"}}, nil, "ignoring every type"},
+		{store.ComposeFilter{BlueprintID: "nonesuch"}, nil, "of a blueprint"},
 	} {
 		list, total, err := b.ListComposes(ctx, "a", tc.f, store.Page{Limit: 10})
 		require.NoError(t, err, tc.label)

@@ -95,8 +95,13 @@ export function timeEl(iso) {
 
 // ---- compose status ----
 
+// STATUSES are the statuses the image list filters by. An image's status
+// may also be registering (a cloud is importing it), which the API's
+// filter counts as uploading, the status it refines.
 export const STATUSES = ['pending', 'building', 'uploading', 'success', 'failure'];
-export const STATUS_LABELS = { pending: 'Pending', building: 'Building', uploading: 'Uploading', success: 'Success', failure: 'Failure' };
+export const STATUS_LABELS = {
+  pending: 'Pending', building: 'Building', uploading: 'Uploading', registering: 'Registering', success: 'Success', failure: 'Failure',
+};
 
 export function finished(status) {
   return status === 'success' || status === 'failure';
@@ -104,7 +109,7 @@ export function finished(status) {
 
 /** badge is a compose's status as a coloured label with its text. */
 export function badge(status) {
-  const s = STATUSES.includes(status) ? status : 'pending';
+  const s = Object.hasOwn(STATUS_LABELS, status) ? status : 'pending';
   return h('span', { class: `badge badge-${s}` }, STATUS_LABELS[s]);
 }
 

@@ -67,7 +67,7 @@ function importForm(api, { navigate, toast, onCancel }) {
       detail = null;
     }
     const keep = arch.value;
-    fill(arch, ((detail && detail.architectures) || []).map((a) => h('option', { value: a, selected: a === keep }, a)));
+    fill(arch, Object.keys((detail && detail.architectures) || {}).map((a) => h('option', { value: a, selected: a === keep }, a)));
     drawTypes();
   }
   distro.addEventListener('change', loadDistro);

@@ -1,10 +1,14 @@
 // One compose: where its build is, its log as it is written, what it
-// installed, its manifest, and its image to download.
+// installed, its manifest, and where its image went: to download, or
+// delivered to a cloud or a registry.
 
 import {
   badge, composeName, confirmDialog, downloadImage, emptyState, errorPanel, field, fill, finished, formatBytes,
   formatDate, h, imageRequest, loading, progressBar, progressText, timeEl,
 } from '../ui.js';
+import {
+  deliveredFacts, factValue, isLinkTarget, requestedFacts, targetTitle, uploadTypeOf,
+} from '../targets.js';
 
 const POLL_MS = 2000;
 
@@ -23,7 +27,7 @@ export function timelineSteps(st) {
   for (const s of (st && st.timeline) || []) reached.set(s.step, s.at);
   // A service that gives no timeline: reached steps follow from the status.
   if (!reached.size && st) {
-    const upto = { pending: 0, building: 2, uploading: 3, success: 4 }[st.status];
+    const upto = { pending: 0, building: 2, uploading: 3, registering: 3, success: 4 }[st.status];
     if (upto !== undefined) for (let i = 0; i <= upto; i += 1) reached.set(PATH[i], '');
     if (st.status === 'failure') reached.set('queued', '').set('failed', '');
   }
@@ -97,6 +101,8 @@ export async function render(root, ctx) {
           h('dt', {}, 'Image type'), h('dd', {}, ir.image_type || '—'),
           h('dt', {}, 'Architecture'), h('dd', {}, ir.architecture || '—'),
           h('dt', {}, 'Created'), h('dd', {}, status.created_at ? formatDate(status.created_at) : '—'),
+          h('dt', {}, 'Target'), h('dd', { class: 'target-name' }, targetTitle(uploadTypeOf(c))),
+          requestedFacts(ir.upload_request).map((f) => [h('dt', {}, f.label), h('dd', {}, f.value)]),
           h('dt', {}, 'Compose ID'), h('dd', { class: 'mono small' }, id)),
         downloadSlot)),
     h('section', { class: 'card', 'aria-labelledby': 'log-h' },
@@ -112,6 +118,7 @@ export async function render(root, ctx) {
     fill(timelineSlot, h('ol', { class: 'timeline' }, steps.map((s) => {
       let label = STEP_LABELS[s.step] || s.step;
       if (s.step === 'building' && s.state === 'current' && progressText(st)) label = `Building: ${progressText(st).toLowerCase()}`;
+      if (s.step === 'uploading' && s.state === 'current' && st.status === 'registering') label = `Registering in ${targetTitle(uploadTypeOf(status), true)}`;
       return h('li', { class: `tl-${s.state}`, 'aria-current': s.state === 'current' ? 'step' : false },
         h('span', { class: 'tl-dot', 'aria-hidden': 'true' }),
         h('span', { class: 'tl-label' }, label),
@@ -127,7 +134,13 @@ export async function render(root, ctx) {
 
     const us = st.upload_status || {};
     const opts = us.options || {};
-    if (st.status === 'success') {
+    const type = uploadTypeOf({ ...status, image_status: st });
+    if (st.status === 'success' && !isLinkTarget(type)) {
+      // Delivered where it runs: what to launch or pull it by.
+      fill(downloadSlot, h('div', { class: 'delivered' },
+        h('h3', { class: 'delivered-title' }, `Delivered to ${targetTitle(type)}`),
+        h('dl', { class: 'delivery' }, deliveredFacts(us).map((f) => [h('dt', {}, f.label), h('dd', {}, factValue(f, name))]))));
+    } else if (st.status === 'success') {
       const dl = h('button', {
         type: 'button', class: 'btn btn-primary',
         onclick: async () => {
@@ -151,8 +164,12 @@ export async function render(root, ctx) {
     } else if (st.status === 'failure') {
       fill(downloadSlot, h('p', { class: 'muted' }, 'No image: the build did not finish.'));
       fill(packagesSlot, h('p', { class: 'muted' }, 'No packages: the build did not finish.'));
-    } else {
+    } else if (isLinkTarget(type)) {
       fill(downloadSlot, h('p', { class: 'muted' }, 'The image can be downloaded here when the build is done.'));
+    } else {
+      fill(downloadSlot, h('p', { class: 'muted' }, st.status === 'registering'
+        ? `${targetTitle(type)} is importing the image; its name is shown here when it is ready.`
+        : `The image goes to ${targetTitle(type)} when the build is done.`));
     }
 
     const acts = [];

@@ -1,10 +1,14 @@
 // Images: the organization's composes, newest first, with their status
-// kept current while anything is still being built.
+// kept current while anything is still being built, and where each image
+// went (an AMI, a cloud image, a registry digest or a download link).
 
 import {
   STATUSES, STATUS_LABELS, badge, composeName, confirmDialog, downloadImage, emptyState, errorPanel, field, fill,
   finished, h, imageRequest, loading, progressBar, progressText, timeEl,
 } from '../ui.js';
+import {
+  deliveredFacts, factValue, isLinkTarget, requestedFacts, targetTitle, uploadTypeOf,
+} from '../targets.js';
 
 const PAGE_SIZE = 20;
 const POLL_MS = 2000;
@@ -89,7 +93,7 @@ export async function render(root, ctx) {
     const st = c.image_status || {};
     const name = composeName(c);
     const out = [];
-    if (st.status === 'success') {
+    if (st.status === 'success' && isLinkTarget(uploadTypeOf(c))) {
       out.push(h('button', {
         type: 'button', class: 'btn btn-small', 'aria-label': `Download ${name}`,
         onclick: async (e) => {
@@ -145,6 +149,22 @@ export async function render(root, ctx) {
       running ? h('span', { class: 'status-progress' }, progressBar(st, `${composeName(c)}: ${progressText(st)}`), h('span', { class: 'muted small' }, progressText(st))) : null);
   }
 
+  // targetCell says where the image goes: the target and, once it is
+  // delivered, where it is (what to launch, pull or download).
+  function targetCell(c) {
+    const st = c.image_status || {};
+    const type = uploadTypeOf(c);
+    const facts = deliveredFacts(st.upload_status);
+    const name = composeName(c);
+    const ir = imageRequest(c);
+    const asked = facts.length ? [] : requestedFacts({ type, options: (ir.upload_request && ir.upload_request.options) || {} })
+      .filter((f) => f.label === 'Region' || f.label === 'Resource group' || f.label === 'Name');
+    return h('div', { class: 'target-cell' },
+      h('span', { class: 'target-name' }, targetTitle(type, true)),
+      facts.length ? h('dl', { class: 'delivery' }, facts.map((f) => [h('dt', {}, f.label), h('dd', {}, factValue(f, name))])) : null,
+      asked.length ? h('span', { class: 'muted small' }, ' ', asked.map((f) => f.value).join(', ')) : null);
+  }
+
   function row(c) {
     const ir = imageRequest(c);
     const req = c.request || {};
@@ -155,6 +175,7 @@ export async function render(root, ctx) {
       h('td', { 'data-label': 'Architecture' }, ir.architecture || '—'),
       h('td', { 'data-label': 'Created' }, timeEl(c.created_at)),
       h('td', { 'data-label': 'Status', class: 'cell-status' }, statusCell(c)),
+      h('td', { 'data-label': 'Target', class: 'cell-target' }, targetCell(c)),
       h('td', { 'data-label': 'Actions', class: 'cell-actions' }, actions(c)));
   }
 
@@ -195,7 +216,7 @@ export async function render(root, ctx) {
       h('div', { class: 'table-wrap card' },
         h('table', { class: 'table table-stack' },
           h('caption', { class: 'visually-hidden' }, 'Images'),
-          h('thead', {}, h('tr', {}, ['Name', 'Distribution', 'Type', 'Architecture', 'Created', 'Status', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
+          h('thead', {}, h('tr', {}, ['Name', 'Distribution', 'Type', 'Architecture', 'Created', 'Status', 'Target', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
           tbody)),
       pager(count));
   }
@@ -213,7 +234,10 @@ export async function render(root, ctx) {
       const pr = progressText(c.image_status);
       if (r.status === st && r.progress === pr) continue;
       fill(r.tr.querySelector('.cell-status'), statusCell(c));
-      if (r.status !== st) fill(r.tr.querySelector('.cell-actions'), actions(c));
+      if (r.status !== st) {
+        fill(r.tr.querySelector('.cell-target'), targetCell(c));
+        fill(r.tr.querySelector('.cell-actions'), actions(c));
+      }
       r.status = st;
       r.progress = pr;
     }

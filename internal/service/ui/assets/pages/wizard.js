@@ -90,7 +90,11 @@ export async function render(root, ctx) {
 
   async function distributionDetail(name) {
     const { cache } = wz;
-    if (!cache.detail[name]) cache.detail[name] = await api.get('/distributions/' + encodeURIComponent(name));
+    if (!cache.detail[name]) {
+      const d = await api.get('/distributions/' + encodeURIComponent(name));
+      // The API keys architectures by name (image-builder's shape); the wizard walks the names.
+      cache.detail[name] = { ...d, architectures: Object.keys(d.architectures || {}) };
+    }
     return cache.detail[name];
   }
 
@@ -252,12 +256,15 @@ export async function render(root, ctx) {
       }
       const ids = [];
       const { state } = wz;
-      for (const type of state.imageTypes) {
+      for (const [i, type] of state.imageTypes.entries()) {
         try {
           const res = await api.post('/compose', composeRequest(state, type));
           ids.push(res.id);
         } catch (err) {
           if (ids.length) toast(`${ids.length} of ${state.imageTypes.length} builds started; ${type} was refused.`, 'error');
+          // Each compose has one image request: its errors are about the
+          // image type at index i, as the blueprint's would be.
+          err.imageRequest = i;
           throw err;
         }
       }
@@ -266,7 +273,8 @@ export async function render(root, ctx) {
     } catch (err) {
       if (!wz.alive) return;
       if (err?.status === 401) return; // api.js sends the user to sign in
-      wz.serverErrors = apiErrors(err);
+      wz.serverErrors = apiErrors(err).map((e) => (err?.imageRequest
+        ? { ...e, field: e.field.replace(/^image_requests\[0\]/, `image_requests[${err.imageRequest}]`) } : e));
       busy = false;
       const first = Math.min(...wz.serverErrors.map((e) => stepOf(e.field)));
       visited = Math.max(visited, first);

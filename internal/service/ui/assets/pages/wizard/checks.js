@@ -127,6 +127,27 @@ export function checkFirewallPort(s) {
   return '';
 }
 
+// checkAWSAccount: an AWS account is shared with by its 12-digit ID.
+export function checkAWSAccount(s) {
+  if (/^[0-9]{12}$/.test(s)) return '';
+  const digits = s.replace(/-/g, '');
+  if (/^[0-9]{12}$/.test(digits)) return `"${s}" has dashes; write the account ID as its 12 digits only, e.g. ${digits}.`;
+  return `"${s}" is not an AWS account ID: give the account's 12 digits, e.g. 123456789012.`;
+}
+
+// checkGCPMember: Google Cloud shares an image with IAM members, written
+// with their kind: user:, serviceAccount:, group: (an e-mail address) or
+// domain: (a domain name).
+export function checkGCPMember(s) {
+  const fix = 'write user:EMAIL, serviceAccount:EMAIL, group:EMAIL or domain:DOMAIN, e.g. user:alice@example.com';
+  const m = /^([A-Za-z]+):(.*)$/.exec(s);
+  if (!m) return `"${s}" does not say what kind of member it is; ${fix}.`;
+  const [, kind, rest] = m;
+  if (!['user', 'serviceAccount', 'group', 'domain'].includes(kind)) return `"${kind}:" is not a kind of member Google Cloud shares images with; ${fix}.`;
+  if (kind === 'domain') return /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(rest) ? '' : `"${rest}" is not a domain name; write e.g. domain:example.com.`;
+  return /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(rest) ? '' : `"${rest}" is not an e-mail address; write e.g. ${kind}:alice@example.com.`;
+}
+
 // fieldChecks are the checks a control runs as it is typed into, by the
 // name in its data-check attribute; each returns a message or ''.
 export const fieldChecks = {
@@ -149,6 +170,8 @@ const PATTERN_RULES = [
   [/^customizations\.firewall\.services/, 'is not a firewall service name: use letters, digits, _ and -, as /etc/services writes them, e.g. ssh.'],
   [/^customizations\.packages/, 'is not a package name.'],
   [/\.path$|\.mountpoint$/, 'is not an absolute path; start it with /.'],
+  [/\.options\.image_name$/, 'is not an Azure image name: use letters, digits, _, . and -, starting with a letter or digit and ending with a letter, digit or _, at most 60.'],
+  [/\.options\.(name|tag)$/, 'is not a registry reference part: use lowercase letters, digits and . _ - in the name (with / between parts), letters, digits and . _ - in the tag.'],
   [/\.min_size$/, 'is not a size: give a number and a unit, e.g. 2 GiB.'],
 ];
 

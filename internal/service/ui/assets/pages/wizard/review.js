@@ -8,10 +8,11 @@
 // rendered from); tomlTimer; main; alive and later(fn, ms); go(step) and
 // submit(kind); and what controls.js needs.
 
+import { requestedFacts, targetTitle } from '../../targets.js';
 import { h } from '../../ui.js';
 import { apiErrors } from './checks.js';
 import { field, input } from './controls.js';
-import { blueprintRequest, customizations } from './state.js';
+import { blueprintRequest, customizations, uploadRequest } from './state.js';
 
 /** review renders the review step into body and its buttons into actions. */
 export async function review(wz, body, actions) {
@@ -50,7 +51,11 @@ function summary(wz) {
     row('Distribution', state.distribution, 0),
     row('Architecture', state.architecture, 1),
     row('Image types', list(state.imageTypes), 2),
-    row('Target', 'Download from kiln', 3),
+    row('Target', state.imageTypes.map((t) => {
+      const ur = uploadRequest(state, t);
+      const facts = requestedFacts(ur).map((f) => `${f.label.toLowerCase()} ${f.value}`);
+      return `${t}: ${targetTitle(ur.type)}${facts.length ? ` (${facts.join('; ')})` : ''}`;
+    }).join('; '), 3),
     row('Packages', list(state.packages), 4),
     row('Users', list(state.users.map((u) => u.name + (u.ssh_key.trim() ? ' (SSH key)' : '') + (u.password ? ' (password)' : ''))), 5),
     row('System', [c.hostname && `hostname ${c.hostname}`, c.timezone?.timezone && `time zone ${c.timezone.timezone}`,

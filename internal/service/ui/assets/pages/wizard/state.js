@@ -41,6 +41,9 @@ export function newState() {
     firewall: { ports: [], enabled: [], disabled: [] },
     filesystems: [],
     files: [], directories: [],
+    // uploads: where each image type goes, by its name (see newUpload);
+    // an image type without one goes to DEFAULT_TARGET.
+    uploads: {},
     // Customizations the wizard has no controls for, kept from a loaded
     // blueprint so saving does not drop them.
     keep: {},
@@ -74,6 +77,7 @@ export function stateFromBlueprint(bp) {
   const reqs = bp.image_requests || [];
   s.architecture = reqs[0]?.architecture || '';
   s.imageTypes = [...new Set(reqs.map((r) => r.image_type))];
+  for (const r of reqs) if (r.upload_request?.type && !s.uploads[r.image_type]) s.uploads[r.image_type] = uploadFromRequest(r.upload_request);
   s.packages = c.packages || [];
   s.users = (c.users || []).map((u) => ({
     name: u.name || '', ssh_key: u.ssh_key || '', groups: (u.groups || []).join(', '), password: '', hadPassword: !!u.hasPassword,
@@ -168,9 +172,74 @@ export function customizations(s) {
   return c;
 }
 
+// ------------------------------------------------------------- the targets
+
+// DEFAULT_TARGET is where an image goes unless the user says otherwise:
+// aws.s3, a download link, which every server has (with no bucket of its
+// own configured, the link is to the service's artifact store) and which
+// image-builder's clients and frontend ask for.
+export const DEFAULT_TARGET = 'aws.s3';
+
+// TARGET_OPTIONS are the options the wizard edits for each upload type,
+// by image-builder's names; types not listed take none.
+export const TARGET_OPTIONS = {
+  aws: ['share_with_accounts', 'region'],
+  gcp: ['share_with_accounts'],
+  azure: ['resource_group', 'image_name', 'tenant_id', 'subscription_id', 'hyper_v_generation'],
+  container: ['name', 'tag'],
+};
+
+// newUpload is an image type's target as the wizard holds it: the chosen
+// type, and what was typed for every type that takes options, so that
+// moving between targets loses nothing; only the chosen type's options
+// are sent. extra keeps options of a loaded blueprint the wizard has no
+// controls for, sent back while the type stays the same.
+export function newUpload(type = DEFAULT_TARGET) {
+  const options = {};
+  for (const [t, names] of Object.entries(TARGET_OPTIONS)) {
+    options[t] = {};
+    for (const n of names) options[t][n] = n === 'share_with_accounts' ? [] : '';
+  }
+  return { type, options, extra: {}, extraFor: '' };
+}
+
+// uploadFromRequest reads an image request's upload_request into the
+// wizard's form of it.
+export function uploadFromRequest(ur) {
+  const u = newUpload(ur.type);
+  const known = TARGET_OPTIONS[ur.type] || [];
+  for (const [k, v] of Object.entries(ur.options || {})) {
+    if (known.includes(k)) u.options[ur.type][k] = Array.isArray(v) ? [...v] : String(v ?? '');
+    else u.extra[k] = v;
+  }
+  u.extraFor = ur.type;
+  return u;
+}
+
+// uploadOf is the target of image type in s, made (and kept in s) when
+// the user has not chosen one yet.
+export function uploadOf(s, type) {
+  if (!s.uploads[type]) s.uploads[type] = newUpload();
+  return s.uploads[type];
+}
+
+// uploadRequest is the upload_request of image type in s: its type, and
+// the options filled in for it (none when nothing is).
+export function uploadRequest(s, type) {
+  const u = s.uploads[type];
+  if (!u) return { type: DEFAULT_TARGET };
+  const opts = {};
+  for (const n of TARGET_OPTIONS[u.type] || []) {
+    const v = u.options[u.type][n];
+    if (Array.isArray(v) ? v.length : String(v).trim()) opts[n] = Array.isArray(v) ? [...v] : String(v).trim();
+  }
+  if (u.extraFor === u.type) Object.assign(opts, u.extra);
+  return Object.keys(opts).length ? { type: u.type, options: opts } : { type: u.type };
+}
+
 // imageRequestFor is the image request for one image type of s.
 export function imageRequestFor(s, type) {
-  return { architecture: s.architecture, image_type: type, upload_request: { type: 'local' } };
+  return { architecture: s.architecture, image_type: type, upload_request: uploadRequest(s, type) };
 }
 
 // blueprintRequest is the body of POST /blueprints (and PUT to save a new

@@ -13,10 +13,13 @@
 // rendering, made stale by a change of distribution); main (the wizard's
 // step area); and what controls.js needs.
 
+import { TARGETS, targetTitle } from '../../targets.js';
 import { h } from '../../ui.js';
-import { checkFirewallPort } from './checks.js';
+import {
+  apiErrors, checkAWSAccount, checkFirewallPort, checkGCPMember,
+} from './checks.js';
 import { chipList, chips, combobox, field, input, radioCards } from './controls.js';
-import { SIZE_UNITS } from './state.js';
+import { DEFAULT_TARGET, SIZE_UNITS, uploadOf } from './state.js';
 
 /** steps renders each step but the review, by the step's id. */
 export const steps = {
@@ -55,11 +58,16 @@ export const steps = {
     const types = d.image_types.filter((t) => t.architectures.includes(state.architecture));
     body.append(h('p', { class: 'hint' }, 'Choose one or more image types; each is built as its own image from the same content.'));
     const fname = (t) => t.filename.replace('<name>', state.name.trim() || 'image').replace(/x86_64|aarch64/, state.architecture);
+    // Which of the server's targets take each type (the Target step
+    // offers those); without the list, nothing is said.
+    const targets = await uploadTypes(wz, state.distribution, state.architecture).catch(() => null);
+    if (!wz.alive) return;
+    const goesTo = (t) => (targets ? ` · Targets: ${targets.filter((x) => takes(x, t.name)).map((x) => targetTitle(x.type)).join(', ')}` : '');
     body.append(radioCards('image_requests', types.map((t) => ({
       multi: true, value: t.name, checked: state.imageTypes.includes(t.name),
       title: t.name + (t.aliases?.length ? ` (${t.aliases.join(', ')})` : ''),
       badge: h('span', { class: 'badge' }, t.bootable ? 'Bootable' : 'Not bootable'),
-      text: t.description, extra: `File: ${fname(t)}`,
+      text: t.description, extra: `File: ${fname(t)}${goesTo(t)}`,
     })), null, (v, on) => {
       state.imageTypes = on ? [...new Set([...state.imageTypes, v])] : state.imageTypes.filter((t) => t !== v);
       state.imageTypes.sort((a, b) => types.findIndex((t) => t.name === a) - types.findIndex((t) => t.name === b));
@@ -68,10 +76,22 @@ export const steps = {
   },
 
   async target(wz, body) {
-    body.append(radioCards('upload_request', [{
-      value: 'local', title: 'Download from kiln',
-      text: 'kiln keeps the built image and you download it from the image’s page. This is the only target for now; uploads to cloud providers and registries are not available yet.',
-    }], 'local', () => {}, 'Target', 'image_requests'));
+    const { state } = wz;
+    let offered;
+    let problem = '';
+    try {
+      offered = await uploadTypes(wz, state.distribution, state.architecture);
+    } catch (err) {
+      // The request says what the server refuses; the download link is
+      // always there.
+      offered = [{ type: DEFAULT_TARGET }];
+      problem = apiErrors(err).map((e) => e.detail).join('; ');
+    }
+    if (!wz.alive) return;
+    body.append(h('p', { class: 'hint' }, 'Where each image goes once it is built. This server delivers to: ',
+      offered.map((t) => targetTitle(t.type)).join(', '), '. Credentials for the clouds are the service’s own: the image is made in its account and shared with the accounts you name.'));
+    if (problem) body.append(h('p', { class: 'alert alert-error', role: 'alert' }, `Could not load the targets this server delivers to (${problem}); only the download link is offered.`));
+    state.imageTypes.forEach((type, i) => body.append(targetSection(wz, offered, type, i)));
   },
 
   async packages(wz, body) {
@@ -274,3 +294,96 @@ export const steps = {
     } }, 'Add directory'));
   },
 };
+
+// ------------------------------------------------------------- the targets
+
+// uploadTypes are the upload types the server delivers to, each with the
+// image types it takes for the distribution and architecture, asked once
+// per pair (GET /upload_types).
+async function uploadTypes(wz, distribution, architecture) {
+  const cache = wz.cache.uploadTypes || (wz.cache.uploadTypes = {});
+  const key = `${distribution}/${architecture}`;
+  if (!cache[key]) {
+    cache[key] = wz.api.get('/upload_types', { query: { distribution, architecture } }).then((res) => (res && res.data) || []);
+    cache[key].catch(() => { delete cache[key]; });
+  }
+  return cache[key];
+}
+
+// takes tells whether the upload type t (an item of /upload_types) takes
+// images of type.
+const takes = (t, type) => !Array.isArray(t.image_types) || t.image_types.includes(type);
+
+// targetSection is the choice of target for the image type at index i of
+// the chosen ones, with the chosen target's options, and which of the
+// server's other targets take which image types.
+function targetSection(wz, offered, type, i) {
+  const { state } = wz;
+  const u = uploadOf(state, type);
+  const path = `image_requests[${i}].upload_request`;
+  const mine = offered.filter((t) => takes(t, type));
+  const section = h('fieldset', { class: 'wizard-row wizard-target', 'data-field': path, dataset: { imageType: type } },
+    h('legend', {}, `Image type ${type}`));
+  let note = null;
+  if (!mine.some((t) => t.type === u.type)) {
+    if (u.type !== DEFAULT_TARGET) note = h('p', { class: 'hint wizard-target-note' }, `${targetTitle(u.type)} was chosen for ${type}, but this server does not deliver ${type} images there; choose another target.`);
+    u.type = mine.some((t) => t.type === DEFAULT_TARGET) ? DEFAULT_TARGET : (mine[0] || { type: DEFAULT_TARGET }).type;
+  }
+  const options = h('div', { class: 'wizard-target-options' });
+  const drawOptions = () => {
+    options.replaceChildren(...targetOptions(wz, u, path, i));
+  };
+  section.append(radioCards(`upload_request-${i}`, mine.map((t) => ({
+    value: t.type, title: targetTitle(t.type), text: TARGETS[t.type]?.text || '',
+  })), u.type, (v) => {
+    u.type = v;
+    wz.dropErrors(path);
+    drawOptions();
+  }, `Target of the ${type} image`, `${path}.type`));
+  if (note) section.append(note);
+  drawOptions();
+  section.append(options);
+  const others = offered.filter((t) => !takes(t, type));
+  if (others.length) {
+    section.append(h('p', { class: 'hint wizard-target-others' }, `Not for ${type} images: `,
+      others.map((t) => `${targetTitle(t.type)} (takes ${t.image_types.length ? t.image_types.join(', ') : 'none of this architecture’s image types'})`).join('; '), '.'));
+  }
+  return section;
+}
+
+// targetOptions are the form controls of the options of u's chosen
+// target, each at its request field, with ids that stay the same when
+// the step is drawn again (so the focus returns to them).
+function targetOptions(wz, u, path, i) {
+  const o = u.options[u.type];
+  const p = `${path}.options`;
+  const id = (name) => `wz-target-${i}-${u.type.replace(/\W/g, '-')}-${name}`;
+  const text = (label, name, attrs, hint) => field(wz, label, input(o[name], (v) => { o[name] = v; }, { id: id(name), autocomplete: 'off', spellcheck: 'false', ...attrs }), { path: `${p}.${name}`, hint });
+  switch (u.type) {
+    case 'aws':
+      return [h('div', { class: 'wizard-grid' },
+        chipList(wz, { label: 'Share with AWS accounts', list: o.share_with_accounts, path: `${p}.share_with_accounts`, inputId: id('share'), placeholder: '123456789012',
+          validate: checkAWSAccount, hint: 'The 12-digit IDs of the AWS accounts that may launch the AMI. Press Enter to add.', rerender: wz.rerender }),
+        text('Region', 'region', { placeholder: 'eu-west-1' }, 'The AWS region the AMI is registered in; empty: the service’s region.'))];
+    case 'gcp':
+      return [chipList(wz, { label: 'Share with Google Cloud members', list: o.share_with_accounts, path: `${p}.share_with_accounts`, inputId: id('share'), placeholder: 'user:alice@example.com',
+        validate: checkGCPMember, hint: 'Who may use the image: user:, serviceAccount: or group: and an e-mail address, or domain: and a domain. Press Enter to add.', rerender: wz.rerender })];
+    case 'azure': {
+      const gen = h('select', { id: id('hyper_v_generation'), onchange: (e) => { o.hyper_v_generation = e.target.value; wz.dropErrors(`${p}.hyper_v_generation`); } },
+        h('option', { value: '' }, 'Default (V1)'), h('option', { value: 'V1' }, 'V1 (BIOS)'), h('option', { value: 'V2' }, 'V2 (UEFI)'));
+      gen.value = o.hyper_v_generation;
+      return [h('div', { class: 'wizard-grid' },
+        text('Resource group', 'resource_group', { placeholder: 'images', required: true }, 'Required: the resource group of the service’s subscription the image is made in.'),
+        text('Image name', 'image_name', { placeholder: 'web-server' }, 'Optional: letters, digits, _, . and -, at most 60; empty: the image’s name.'),
+        field(wz, 'Hyper-V generation', gen, { path: `${p}.hyper_v_generation`, hint: 'V2 needs an image that boots with UEFI.' }),
+        text('Subscription ID', 'subscription_id', { placeholder: '00000000-0000-0000-0000-000000000000' }, 'Optional: as image-builder takes it; the service’s own subscription is used.'),
+        text('Tenant ID', 'tenant_id', { placeholder: '00000000-0000-0000-0000-000000000000' }, 'Optional: as image-builder takes it.'))];
+    }
+    case 'container':
+      return [h('div', { class: 'wizard-grid' },
+        text('Repository name', 'name', { placeholder: 'team/app' }, 'The repository in the service’s registry, e.g. team/app.'),
+        text('Tag', 'tag', { placeholder: 'latest' }, 'Empty: latest.'))];
+    default:
+      return [h('p', { class: 'hint' }, `${targetTitle(u.type)} takes no options.`)];
+  }
+}

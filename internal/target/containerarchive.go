@@ -1,0 +1,213 @@
+package target
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// ociArchive is an OCI image layout packed in a tar, as kiln's container
+// image type writes it, read in place: each blob is a section of the tar
+// file (tar keeps a file's bytes contiguous), so pushing it needs no
+// unpacked copy.
+type ociArchive struct {
+	f     *os.File
+	files map[string]tarSection
+}
+
+// tarSection is where a file's bytes are in the tar.
+type tarSection struct {
+	offset, size int64
+}
+
+// maxMetadataSize bounds the JSON files read whole (index.json, a
+// manifest, a config).
+const maxMetadataSize = 4 << 20
+
+// openOCIArchive indexes the tar at p.
+func openOCIArchive(p string) (*ociArchive, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	cr := &countingReader{r: f}
+	tr := tar.NewReader(cr)
+	files := map[string]tarSection{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s is not a tar archive: %w", path.Base(p), err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		// The reader stops at the end of the header: the file's bytes
+		// start here.
+		files[path.Clean(strings.TrimPrefix(hdr.Name, "./"))] = tarSection{offset: cr.n, size: hdr.Size}
+	}
+	a := &ociArchive{f: f, files: files}
+	if _, ok := files["oci-layout"]; !ok {
+		f.Close()
+		return nil, fmt.Errorf("%s is not an OCI image layout: it has no oci-layout file", path.Base(p))
+	}
+	return a, nil
+}
+
+// Close closes the archive's file.
+func (a *ociArchive) Close() error { return a.f.Close() }
+
+// open reads a file of the archive.
+func (a *ociArchive) open(name string) (*io.SectionReader, error) {
+	s, ok := a.files[name]
+	if !ok {
+		return nil, fmt.Errorf("the archive has no %s", name)
+	}
+	return io.NewSectionReader(a.f, s.offset, s.size), nil
+}
+
+// readSmall reads a small file of the archive whole.
+func (a *ociArchive) readSmall(name string) ([]byte, error) {
+	s, ok := a.files[name]
+	if !ok {
+		return nil, fmt.Errorf("the archive has no %s", name)
+	}
+	if s.size > maxMetadataSize {
+		return nil, fmt.Errorf("%s is %d bytes, more than a manifest or config can be", name, s.size)
+	}
+	r, _ := a.open(name)
+	return io.ReadAll(r)
+}
+
+// blobName is the file holding the blob of digest h.
+func blobName(h v1.Hash) string {
+	return "blobs/" + h.Algorithm + "/" + h.Hex
+}
+
+// Image is the archive's one image: index.json must list exactly one
+// image manifest, which is what kiln writes.
+func (a *ociArchive) Image() (v1.Image, error) {
+	raw, err := a.readSmall("index.json")
+	if err != nil {
+		return nil, err
+	}
+	var index v1.IndexManifest
+	if err := json.Unmarshal(raw, &index); err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	if len(index.Manifests) != 1 {
+		return nil, fmt.Errorf("index.json lists %d manifests; a container image has exactly one", len(index.Manifests))
+	}
+	d := index.Manifests[0]
+	if d.MediaType != types.OCIManifestSchema1 && d.MediaType != types.DockerManifestSchema2 {
+		return nil, fmt.Errorf("index.json lists a %s, not an image manifest", d.MediaType)
+	}
+	manifest, err := a.readSmall(blobName(d.Digest))
+	if err != nil {
+		return nil, err
+	}
+	if got, _, _ := v1.SHA256(bytes.NewReader(manifest)); got != d.Digest {
+		return nil, fmt.Errorf("the manifest's blob has digest %s, not the %s index.json names", got, d.Digest)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(manifest))
+	if err != nil {
+		return nil, fmt.Errorf("the manifest: %w", err)
+	}
+	blobs := map[v1.Hash]v1.Descriptor{m.Config.Digest: m.Config}
+	for _, l := range m.Layers {
+		blobs[l.Digest] = l
+	}
+	var problems []string
+	for h, desc := range blobs {
+		s, ok := a.files[blobName(h)]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("the blob %s is missing", h))
+		case s.size != desc.Size:
+			problems = append(problems, fmt.Sprintf("the blob %s is %d bytes, not the %d the manifest says", h, s.size, desc.Size))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	return partial.CompressedToImage(&archiveImage{a: a, mediaType: d.MediaType, manifest: manifest, parsed: m, blobs: blobs})
+}
+
+// archiveImage is the archive's image for go-containerregistry.
+type archiveImage struct {
+	a         *ociArchive
+	mediaType types.MediaType
+	manifest  []byte
+	parsed    *v1.Manifest
+	blobs     map[v1.Hash]v1.Descriptor
+}
+
+// RawConfigFile implements partial.CompressedImageCore.
+func (i *archiveImage) RawConfigFile() ([]byte, error) {
+	return i.a.readSmall(blobName(i.parsed.Config.Digest))
+}
+
+// MediaType implements partial.CompressedImageCore.
+func (i *archiveImage) MediaType() (types.MediaType, error) { return i.mediaType, nil }
+
+// RawManifest implements partial.CompressedImageCore.
+func (i *archiveImage) RawManifest() ([]byte, error) { return i.manifest, nil }
+
+// LayerByDigest implements partial.CompressedImageCore.
+func (i *archiveImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	d, ok := i.blobs[h]
+	if !ok {
+		return nil, fmt.Errorf("the manifest has no blob %s", h)
+	}
+	return &archiveBlob{a: i.a, desc: d}, nil
+}
+
+// archiveBlob is a blob of the archive.
+type archiveBlob struct {
+	a    *ociArchive
+	desc v1.Descriptor
+}
+
+// Digest implements partial.CompressedLayer.
+func (b *archiveBlob) Digest() (v1.Hash, error) { return b.desc.Digest, nil }
+
+// Size implements partial.CompressedLayer.
+func (b *archiveBlob) Size() (int64, error) { return b.desc.Size, nil }
+
+// MediaType implements partial.CompressedLayer.
+func (b *archiveBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
+
+// Compressed implements partial.CompressedLayer: the blob's bytes as
+// stored.
+func (b *archiveBlob) Compressed() (io.ReadCloser, error) {
+	r, err := b.a.open(blobName(b.desc.Digest))
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(r), nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
