@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,8 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/target/targettest"
 	"github.com/kiln-project/kiln/internal/testhost"
 	"github.com/kiln-project/kiln/test/imagebuild"
 )
@@ -191,17 +194,36 @@ mode = "0600"
 data = "built by kiln\n"
 `
 
-// TestTarImage builds the tar image twice from scratch with the same
-// SOURCE_DATE_EPOCH and requires identical bytes, then checks the unpacked
-// tree in a chroot.
+// TestTarImage builds the tar image twice from scratch — once with the
+// engine, as `kiln build` does, and once through the service, whose
+// compose is delivered to OCI Object Storage — and requires identical
+// bytes everywhere: the same blueprint gives the same image whoever
+// builds it, and what the pre-authenticated link serves is that image.
+// It then checks the unpacked tree in a chroot.
 func TestTarImage(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	t.Parallel()
 	m := plan(t, tarBlueprint, "tar")
-	epoch := time.Unix(1700000000, 0)
+	epoch := engine.ManifestEpoch(m) // the service's builds use the manifest's own
 	a := build(t, m, sharedCache(t), t.TempDir(), &epoch)
-	b := build(t, m, sharedCache(t), t.TempDir(), &epoch)
-	assert.Equal(t, sha256File(t, a), sha256File(t, b), "two builds from scratch give a bit-identical archive")
+
+	oci := targettest.StartOCIObjectStorage(t)
+	k := startKiln(t, sharedCache(t), target.Config{OCI: &oci.Config}, nil)
+	id := k.compose(t, tarBlueprint, "tar", map[string]any{"type": "oci.objectstorage"})
+	st, _ := k.wait(t, id, 20*time.Minute)
+	b := k.download(t, id, filepath.Join(t.TempDir(), "tar.tar.xz"))
+	assert.Equal(t, sha256File(t, a), sha256File(t, b), "two builds from scratch, by the engine and by the service, give a bit-identical archive")
+	link, _ := st.ImageStatus.UploadStatus.Options["url"].(string)
+	require.NotEmpty(t, link, "the upload status gives the pre-authenticated link")
+	assert.NotEmpty(t, st.ImageStatus.UploadStatus.Options["expires_at"])
+	resp, err := http.Get(link)
+	require.NoError(t, err)
+	delivered, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	sum := sha256.Sum256(delivered)
+	assert.Equal(t, sha256File(t, a), hex.EncodeToString(sum[:]), "the link serves the image")
 
 	root := t.TempDir()
 	run(t, "tar", "--numeric-owner", "-xJf", a, "-C", root)
@@ -210,9 +232,9 @@ func TestTarImage(t *testing.T) {
 	assert.Equal(t, "kiln-tar\n", chroot("cat", "/etc/hostname"))
 	assert.Contains(t, chroot("id", "dev"), "(users)")
 	assert.Equal(t, "600 root root\n", chroot("stat", "-c", "%a %U %G", "/etc/kiln-release"))
-	st, err := os.Stat(filepath.Join(root, "etc/machine-id"))
+	mid, err := os.Stat(filepath.Join(root, "etc/machine-id"))
 	require.NoError(t, err)
-	assert.Zero(t, st.Size(), "machine-id is empty, so each container gets its own")
+	assert.Zero(t, mid.Size(), "machine-id is empty, so each container gets its own")
 	ssh, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*"))
 	assert.Empty(t, ssh, "no SSH host keys are shipped")
 	lists, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_Packages"))
