@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -356,6 +357,35 @@ func (a *Azurite) ReadBlob(name string) ([]byte, string, error) {
 		typ = string(*resp.BlobType)
 	}
 	return b, typ, err
+}
+
+// BlobSHA256 reads a blob of the container (name as in the container, or
+// its full URL) as a stream and gives the SHA-256 (hex) and size of its
+// bytes and its type, without holding it in memory: the blobs of a real
+// image are gigabytes.
+func (a *Azurite) BlobSHA256(name string) (string, int64, string, error) {
+	u := name
+	if p, err := url.Parse(name); err != nil || p.Scheme == "" {
+		u = a.Endpoint + "/" + a.Container + "/" + name
+	}
+	opts := &blob.ClientOptions{}
+	opts.Transport = a.client
+	c, err := blob.NewClientWithSharedKeyCredential(u, a.sharedKey(), opts)
+	if err != nil {
+		return "", 0, "", err
+	}
+	resp, err := c.DownloadStream(context.Background(), nil)
+	if err != nil {
+		return "", 0, "", err
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	typ := ""
+	if resp.BlobType != nil {
+		typ = string(*resp.BlobType)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, typ, err
 }
 
 // AzureConfig is the [targets.azure] section for this Azurite and arm
