@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
 	"encoding/binary"
 	"io"
 	"os"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/boottest"
 	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/target/targettest"
 	"github.com/kiln-project/kiln/internal/testhost"
 )
 
@@ -35,11 +39,20 @@ user = "root"
 key = "KEY"
 `
 
+// cloudImageSize is the disk size the cloud composes ask for: half the
+// types' default, which holds the system with room to spare and halves
+// what every copy of the image moves.
+const cloudImageSize = 2 << 30
+
 // TestCloudImages builds the AWS, Azure and GCE types of one blueprint
-// (sharing the package installation in one cache), checks each file the
-// way its cloud reads it, and boots each: the AWS image with a NoCloud seed,
-// to prove cloud-init takes the user, key and host name from metadata and
-// grows the root filesystem to the disk.
+// through the service (its worker sharing the package installation in one
+// cache), each delivered to its cloud: an AMI registered and shared in EC2,
+// a managed image in Azure from a page blob, an image in Compute Engine
+// from a bucket. Each is checked where it landed (the bytes imported are
+// the image's; the account it was shared with), then the image is checked
+// the way its cloud reads it, and booted: the AWS image with a NoCloud
+// seed, to prove cloud-init takes the user, key and host name from
+// metadata and grows the root filesystem to the disk.
 func TestCloudImages(t *testing.T) {
 	testhost.RequireBuildHost(t, engine.HostProblems(nil))
 	t.Parallel()
@@ -47,20 +60,110 @@ func TestCloudImages(t *testing.T) {
 	bp := strings.ReplaceAll(cloudBlueprint, "KEY", pub)
 	cache := sharedCache(t)
 	out := t.TempDir()
-	var (
-		ami = build(t, plan(t, bp, "aws"), cache, filepath.Join(out, "ami"), nil)
-		vhd = build(t, plan(t, bp, "azure"), cache, filepath.Join(out, "vhd"), nil)
-		gce = build(t, plan(t, bp, "gcp"), cache, filepath.Join(out, "gce"), nil)
-	)
-	assert.True(t, strings.HasSuffix(ami, "cloud-debian-12-x86_64.ami.raw"), ami)
+
+	// The clouds: S3 and an EC2 wire-protocol server, Azurite and an ARM
+	// one, fake-gcs-server and a Compute Engine one.
+	s3 := targettest.StartS3(t)
+	ec2 := targettest.StartEC2(t, s3)
+	az := targettest.StartAzurite(t)
+	arm := targettest.StartARM(t)
+	gcp := targettest.StartGCP(t)
+	var azureBlob struct {
+		sha, typ string
+		size     int64
+		err      error
+	}
+	arm.OnCreate(func(img targettest.ARMImage) error {
+		// Azure reads the blob when it makes the image: so does the test.
+		azureBlob.sha, azureBlob.size, azureBlob.typ, azureBlob.err = az.BlobSHA256(img.BlobURI)
+		return azureBlob.err
+	})
+	awsCfg, azureCfg, s3Cfg := ec2.AWSConfig(), targettest.AzureConfig(az, arm), s3.S3Config()
+	tc := gcp.Config
+	tc.AWS, tc.Azure, tc.S3 = &awsCfg, &azureCfg, &s3Cfg
+	azureEnv := targettest.AzureEnv(az, arm)
+	env := func(k string) string {
+		if v := s3.EnvFunc()(k); v != "" {
+			return v
+		}
+		return azureEnv(k)
+	}
+	k := startKiln(t, cache, tc, env)
+	const account = "123456789012"
+	amiID := k.composeSized(t, bp, "aws", cloudImageSize, map[string]any{"type": "aws", "options": map[string]any{"share_with_accounts": []any{account}}})
+	vhdID := k.composeSized(t, bp, "azure", cloudImageSize, map[string]any{"type": "azure", "options": map[string]any{"resource_group": "kiln-e2e", "image_name": "kiln-cloud-e2e"}})
+	gceID := k.composeSized(t, bp, "gcp", cloudImageSize, map[string]any{"type": "gcp", "options": map[string]any{"share_with_accounts": []any{"user:alice@example.com"}}})
+	// The AWS image again, to a bucket: the same manifest, so the build
+	// is the cache's, and the object is the image.
+	s3ID := k.composeSized(t, bp, "aws", cloudImageSize, map[string]any{"type": "aws.s3"})
+
+	// AWS: the disk was imported as a snapshot, registered and shared.
+	st, seen := k.wait(t, amiID, 30*time.Minute)
+	ami := k.download(t, amiID, filepath.Join(out, "ami", "cloud-debian-12-x86_64.ami.raw"))
+	amiSum := sha256File(t, ami)
+	opts := st.ImageStatus.UploadStatus.Options
+	require.NotEmpty(t, opts["ami"], "the upload status names the AMI")
+	assert.Equal(t, targettest.S3Region, opts["region"])
+	assert.True(t, seen["registering"] || seen["uploading"], "the compose was seen delivering: %v", seen)
+	images := ec2.Images()
+	require.Len(t, images, 1)
+	assert.Equal(t, opts["ami"], images[0].ID)
+	assert.Equal(t, []string{account}, images[0].LaunchPermissions, "shared with the account asked for")
+	assert.Equal(t, "uefi-preferred", images[0].BootMode, "the image boots both ways; EC2 is told so")
+	snap := ec2.Snapshot(images[0].SnapshotID)
+	require.NotNil(t, snap)
+	assert.Equal(t, amiSum, snap.SHA256, "the snapshot was imported from the image's bytes")
+	assert.Equal(t, []string{account}, snap.VolumePermissions)
+	assert.Equal(t, []string{"ImportSnapshot", "RegisterImage", "ModifyImageAttribute"}, inOrder(ec2.Actions(), "ImportSnapshot", "RegisterImage", "ModifyImageAttribute"),
+		"import, then register, then share")
+	for _, key := range s3.Keys(t) {
+		assert.False(t, strings.HasPrefix(key, awsCfg.Prefix), "the staging object %s is gone after the import", key)
+	}
+
+	// aws.s3: the bucket's object, by the presigned link, is the image.
+	st, _ = k.wait(t, s3ID, 30*time.Minute)
+	link, _ := st.ImageStatus.UploadStatus.Options["url"].(string)
+	require.True(t, strings.HasPrefix(link, s3.URL), "a presigned link into the bucket: %s", link)
+	assert.NotEmpty(t, st.ImageStatus.UploadStatus.Options["expires_at"])
+	resp, err := http.Get(link)
+	require.NoError(t, err)
+	h := sha256.New()
+	_, err = io.Copy(h, resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, amiSum, hex.EncodeToString(h.Sum(nil)), "the object is the image")
+
+	// Azure: a page blob of the VHD's bytes became the managed image.
+	st, _ = k.wait(t, vhdID, 30*time.Minute)
+	vhd := k.download(t, vhdID, filepath.Join(out, "vhd", "cloud-debian-12-x86_64.vhd"))
+	assert.Equal(t, "kiln-cloud-e2e", st.ImageStatus.UploadStatus.Options["image_name"])
+	require.NoError(t, azureBlob.err)
+	assert.Equal(t, "PageBlob", azureBlob.typ)
+	assert.Equal(t, sha256File(t, vhd), azureBlob.sha, "Azure made the image from the VHD's bytes")
+	require.Len(t, arm.Images(), 1)
+	assert.Equal(t, "Succeeded", arm.Images()[0].State)
+	assert.Empty(t, az.Blobs(t), "the staging blob is gone once the image is made")
+
+	// GCE: the tarball imported from the bucket, shared, then deleted.
+	st, _ = k.wait(t, gceID, 30*time.Minute)
+	gce := k.download(t, gceID, filepath.Join(out, "gce", "cloud-debian-12-x86_64.gce.tar.gz"))
+	name, _ := st.ImageStatus.UploadStatus.Options["image_name"].(string)
+	assert.Equal(t, gcp.Compute.Project, st.ImageStatus.UploadStatus.Options["project_id"])
+	imp, ok := gcp.Compute.Imports()[name]
+	require.True(t, ok, "Compute Engine imported %q: %v", name, gcp.Compute.Imports())
+	assert.Equal(t, sha256File(t, gce), imp.SHA256, "the image was made from the tarball's bytes")
+	assert.Contains(t, imp.GuestOSFeatures, "UEFI_COMPATIBLE")
+	assert.Equal(t, []string{"user:alice@example.com"}, gcp.Compute.Members(name, "roles/compute.imageUser"))
+	assert.Empty(t, gcp.GCS.Objects(), "the staged tarball is deleted after the import")
 
 	// Azure: a fixed VHD of a whole number of MiB, footer checksum right.
 	footer := readVHDFooter(t, vhd)
-	st, err := os.Stat(vhd)
+	vhdInfo, err := os.Stat(vhd)
 	require.NoError(t, err)
 	assert.Equal(t, "conectix", footer.cookie)
 	assert.Equal(t, uint32(2), footer.diskType, "fixed disk")
-	assert.Equal(t, uint64(st.Size()-512), footer.currentSize, "the data is the whole file but the footer")
+	assert.Equal(t, uint64(vhdInfo.Size()-512), footer.currentSize, "the data is the whole file but the footer")
 	assert.Zero(t, footer.currentSize%(1<<20), "Azure takes sizes of whole MiB only")
 	assert.True(t, footer.checksumOK, "footer checksum")
 	vhdAsQcow2 := filepath.Join(out, "vhd.qcow2")
@@ -215,4 +318,33 @@ func readVHDFooter(t *testing.T, path string) vhdFooter {
 		diskType:    binary.BigEndian.Uint32(b[60:64]),
 		checksumOK:  ^sum == want,
 	}
+}
+
+// inOrder is the calls of want as they appear in calls, each at its first
+// appearance: equal to want when they came in that order.
+func inOrder(calls []string, want ...string) []string {
+	var out []string
+	for _, w := range want {
+		for _, c := range calls {
+			if c == w {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	// Sort by first appearance.
+	first := func(name string) int {
+		for i, c := range calls {
+			if c == name {
+				return i
+			}
+		}
+		return -1
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && first(out[j]) < first(out[j-1]); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
 }

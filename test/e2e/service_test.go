@@ -105,13 +105,24 @@ func (k *kiln) call(t *testing.T, method, path string, body any) (int, []byte) {
 // upload ({type, options}), and returns its ID.
 func (k *kiln) compose(t *testing.T, bpText, imageType string, upload map[string]any) string {
 	t.Helper()
+	return k.composeSized(t, bpText, imageType, 0, upload)
+}
+
+// composeSized is compose with the image's size in bytes (0: the type's
+// default).
+func (k *kiln) composeSized(t *testing.T, bpText, imageType string, size int64, upload map[string]any) string {
+	t.Helper()
 	bp, err := blueprint.Parse([]byte(bpText), blueprint.FormatTOML)
 	require.NoError(t, err)
 	cust, err := apimodel.CustomizationsFromBlueprint(bp)
 	require.NoError(t, err)
+	ir := map[string]any{"architecture": "x86_64", "image_type": imageType, "upload_request": upload}
+	if size > 0 {
+		ir["size"] = size
+	}
 	status, body := k.call(t, "POST", "/compose", map[string]any{
 		"distribution": "debian-12", "image_name": bp.Name,
-		"image_requests": []any{map[string]any{"architecture": "x86_64", "image_type": imageType, "upload_request": upload}},
+		"image_requests": []any{ir},
 		"customizations": cust,
 	})
 	require.Equal(t, http.StatusCreated, status, string(body))
