@@ -21,3 +21,5 @@ echo "image:              ${KILN_BENCH_MIB} MiB, ${ROUNDS:-5} rounds, best of ea
 echo "raw PUT:            ${raw} MB/s"
 echo "aws.s3 upload:      ${tgt} MB/s"
 echo "ratio (target/raw): ${ratio}"
+echo "raw multipart:      $(metric raw-multipart-MB/s) MB/s (the same parts and concurrency, plain HTTP)"
+echo "ratio (target/raw multipart): $(metric target/raw-multipart)"
