@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -195,4 +196,16 @@ func (k *kiln) download(t *testing.T, id, dst string) string {
 	_, err = sparse.Copy(f, resp.Body)
 	require.NoError(t, err)
 	return dst
+}
+
+// TestMain bounds the heap of this package's test process, where the
+// service, its worker and the clouds' test servers all run: the S3 test
+// server holds a disk's multipart upload in memory (its parts, then the
+// object they make), gigabytes for a cloud image, and without a bound the
+// collector lets the heap grow to twice that before it runs.
+func TestMain(m *testing.M) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(6 << 30)
+	}
+	os.Exit(m.Run())
 }
