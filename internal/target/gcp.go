@@ -762,23 +762,51 @@ func (g *GCP) share(ctx context.Context, name string, members []string) error {
 
 // deleteStaging deletes every object staged for the compose: the disk
 // tarball and any part a failed or earlier attempt left.
+//
+// An upload canceled while its last chunk was on the wire may still be
+// committed by the server after the client gave up on it, so the staging
+// prefix is listed again, a little later, until a listing finds nothing
+// (at most gcpSettleTries times).
 func (g *GCP) deleteStaging(ctx context.Context, composeID string) error {
+	for try := 0; ; try++ {
+		deleted, err := g.deleteStagingOnce(ctx, composeID)
+		if err != nil || (deleted == 0 && try > 0) || try >= gcpSettleTries {
+			return err
+		}
+		if err := sleepCtx(ctx, gcpSettleDelay); err != nil {
+			return err
+		}
+	}
+}
+
+// gcpSettleTries and gcpSettleDelay bound how long deleteStaging waits
+// for uploads the server was still committing.
+const (
+	gcpSettleTries = 10
+	gcpSettleDelay = 200 * time.Millisecond
+)
+
+// deleteStagingOnce deletes what a listing of the staging prefix finds,
+// and says how many objects that was.
+func (g *GCP) deleteStagingOnce(ctx context.Context, composeID string) (int, error) {
 	bucket := g.storage.Bucket(g.cfg.Bucket)
 	it := bucket.Objects(ctx, &storage.Query{Prefix: g.gcpStagingPrefix(composeID)})
 	var errs []error
+	n := 0
 	for {
 		attrs, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			break
 		}
 		if err != nil {
-			return err
+			return n, err
 		}
+		n++
 		if err := bucket.Object(attrs.Name).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // retry runs call until it succeeds, fails for good, or has had
