@@ -64,10 +64,11 @@ func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailu
 		start := time.Now()
 		err := w.cfg.Client.GetFile(ctx, j, built.Filename, a.Path, built.Size, built.SHA256, nil)
 		if err != nil {
-			if errors.Is(err, workerproto.ErrLeaseLost) || ctx.Err() != nil {
-				return nil, &jobFailure{Reason: "the upload could not fetch the image", Details: err.Error(), Retry: true}
+			// A copy cut short (the lease or the context ended) is gone
+			// on from by the next try here; anything else starts anew.
+			if !errors.Is(err, workerproto.ErrLeaseLost) && ctx.Err() == nil {
+				os.RemoveAll(dir)
 			}
-			os.RemoveAll(dir)
 			return nil, &jobFailure{Reason: "the upload could not fetch the image", Details: err.Error(), Retry: true}
 		}
 		logf("fetched in %s, checked against the build's SHA-256", time.Since(start).Round(time.Millisecond))

@@ -37,15 +37,12 @@ import (
 	"github.com/kiln-project/kiln/test/imagebuild"
 )
 
-// plan turns blueprint text into a manifest, solved against the host's
-// Debian mirror.
-func plan(t *testing.T, bpText, imageType string) *manifest.Manifest {
+// hostDeps are what planning needs from the host: the distributions, its
+// Debian mirrors (from its apt sources) and a resolver whose metadata
+// cache the run shares.
+func hostDeps(t *testing.T) (*distro.Registry, map[string]string, *apt.Resolver) {
 	t.Helper()
-	bp, err := blueprint.Parse([]byte(bpText), blueprint.FormatTOML)
-	require.NoError(t, err)
 	reg, err := distro.Load()
-	require.NoError(t, err)
-	it, err := compose.ImageType(reg, bp, compose.Request{Distro: "debian-12", Arch: "x86_64", ImageType: imageType}, compose.Defaults{})
 	require.NoError(t, err)
 	entries, err := aptsources.Read("/")
 	require.NoError(t, err)
@@ -53,7 +50,19 @@ func plan(t *testing.T, bpText, imageType string) *manifest.Manifest {
 	require.NoError(t, err)
 	r, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
 	require.NoError(t, err)
-	res, err := compose.Manifest(context.Background(), it, bp, distro.Options{Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}}, r)
+	return reg, map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}, r
+}
+
+// plan turns blueprint text into a manifest, solved against the host's
+// Debian mirror.
+func plan(t *testing.T, bpText, imageType string) *manifest.Manifest {
+	t.Helper()
+	bp, err := blueprint.Parse([]byte(bpText), blueprint.FormatTOML)
+	require.NoError(t, err)
+	reg, mirrors, r := hostDeps(t)
+	it, err := compose.ImageType(reg, bp, compose.Request{Distro: "debian-12", Arch: "x86_64", ImageType: imageType}, compose.Defaults{})
+	require.NoError(t, err)
+	res, err := compose.Manifest(context.Background(), it, bp, distro.Options{Mirrors: mirrors}, r)
 	require.NoError(t, err)
 	return res.Manifest
 }

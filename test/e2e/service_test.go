@@ -16,15 +16,11 @@ import (
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/apimodel"
-	"github.com/kiln-project/kiln/internal/aptsources"
-	"github.com/kiln-project/kiln/internal/depsolve/apt"
-	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 	"github.com/kiln-project/kiln/internal/sparse"
 	"github.com/kiln-project/kiln/internal/target"
-	"github.com/kiln-project/kiln/internal/testhost"
 )
 
 // kiln is a kiln service for one test: its API, an in-process worker that
@@ -48,14 +44,7 @@ func startKiln(t *testing.T, cache string, tc target.Config, env target.Env) *ki
 	require.NoError(t, db.CreateToken(ctx, store.Token{ID: store.NewID(), OrgID: "e2e", Name: "test", Hash: hash, CreatedAt: time.Now()}))
 	require.NoError(t, db.Close())
 
-	resolver, err := apt.New(apt.Config{CacheDir: testhost.CacheDir(t)})
-	require.NoError(t, err)
-	entries, err := aptsources.Read("/")
-	require.NoError(t, err)
-	mirrors, err := aptsources.FindDebianMirrors(entries, []string{"bookworm"})
-	require.NoError(t, err)
-	reg, err := distro.Load()
-	require.NoError(t, err)
+	reg, mirrors, resolver := hostDeps(t)
 	if env == nil {
 		env = func(string) string { return "" }
 	}
@@ -65,7 +54,7 @@ func startKiln(t *testing.T, cache string, tc target.Config, env target.Env) *ki
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	cfg := service.Config{Listen: "127.0.0.1:0", DataDir: data, Workers: 1, CacheDir: cache, Resolver: resolver,
-		Mirrors: map[string]string{"debian": mirrors.Main, "debian-security": mirrors.Security}, Distros: reg,
+		Mirrors: mirrors, Distros: reg,
 		Targets: targets, UploadTimeout: 20 * time.Minute, Ready: func(a string) { addr <- a }}
 	go func() { done <- service.Run(ctx, cfg) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -336,6 +336,17 @@ func (a *Azurite) do(method, path string, query url.Values) (*http.Response, err
 // ReadBlob reads a blob of the container whole (name as in the
 // container, or its full URL) and gives its type.
 func (a *Azurite) ReadBlob(name string) ([]byte, string, error) {
+	var b []byte
+	typ, err := a.downloadBlob(name, func(r io.Reader) (err error) {
+		b, err = io.ReadAll(r)
+		return err
+	})
+	return b, typ, err
+}
+
+// downloadBlob downloads a blob of the container (name as in the
+// container, or its full URL), hands its body to read and gives its type.
+func (a *Azurite) downloadBlob(name string, read func(io.Reader) error) (string, error) {
 	u := name
 	if p, err := url.Parse(name); err != nil || p.Scheme == "" {
 		u = a.Endpoint + "/" + a.Container + "/" + name
@@ -344,19 +355,18 @@ func (a *Azurite) ReadBlob(name string) ([]byte, string, error) {
 	opts.Transport = a.client
 	c, err := blob.NewClientWithSharedKeyCredential(u, a.sharedKey(), opts)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	resp, err := c.DownloadStream(context.Background(), nil)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
 	typ := ""
 	if resp.BlobType != nil {
 		typ = string(*resp.BlobType)
 	}
-	return b, typ, err
+	return typ, read(resp.Body)
 }
 
 // BlobSHA256 reads a blob of the container (name as in the container, or
@@ -364,27 +374,12 @@ func (a *Azurite) ReadBlob(name string) ([]byte, string, error) {
 // bytes and its type, without holding it in memory: the blobs of a real
 // image are gigabytes.
 func (a *Azurite) BlobSHA256(name string) (string, int64, string, error) {
-	u := name
-	if p, err := url.Parse(name); err != nil || p.Scheme == "" {
-		u = a.Endpoint + "/" + a.Container + "/" + name
-	}
-	opts := &blob.ClientOptions{}
-	opts.Transport = a.client
-	c, err := blob.NewClientWithSharedKeyCredential(u, a.sharedKey(), opts)
-	if err != nil {
-		return "", 0, "", err
-	}
-	resp, err := c.DownloadStream(context.Background(), nil)
-	if err != nil {
-		return "", 0, "", err
-	}
-	defer resp.Body.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
-	typ := ""
-	if resp.BlobType != nil {
-		typ = string(*resp.BlobType)
-	}
+	var n int64
+	typ, err := a.downloadBlob(name, func(r io.Reader) (err error) {
+		n, err = io.Copy(h, r)
+		return err
+	})
 	return hex.EncodeToString(h.Sum(nil)), n, typ, err
 }
 
