@@ -1,0 +1,240 @@
+package ociindex
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// maxMetadataSize bounds the JSON files read whole (oci-layout,
+// index.json, a manifest, a config).
+const maxMetadataSize = 4 << 20
+
+// section is where a file's bytes are in a tar: tar keeps a regular
+// file's bytes contiguous, so a blob is read in place.
+type section struct {
+	offset, size int64
+}
+
+// input is one platform's OCI archive, read and checked: its one image
+// manifest, its config's platform and the blobs they name.
+type input struct {
+	path  string
+	f     *os.File
+	files map[string]section
+	// newest is the newest modification time of the archive's entries.
+	newest time.Time
+	// refName is the org.opencontainers.image.ref.name index.json gives
+	// the image ("" for none).
+	refName  string
+	platform v1.Platform
+	// manifest describes the image manifest, as the index lists it.
+	manifest v1.Descriptor
+	// blobs are the manifest, the config and the layers, in that order.
+	blobs []v1.Descriptor
+}
+
+// name is how problems name the input: its file name.
+func (in *input) name() string { return filepath.Base(in.path) }
+
+// openInput reads and checks the archive at p. The error lists every
+// problem found in it; the input is nil when there is one.
+func openInput(p string) (*input, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	in := &input{path: p, f: f, files: map[string]section{}}
+	problems := in.load()
+	if len(problems) > 0 {
+		f.Close()
+		for i, pr := range problems {
+			problems[i] = fmt.Errorf("%s: %w", in.name(), pr)
+		}
+		return nil, errors.Join(problems...)
+	}
+	return in, nil
+}
+
+// Close closes the archive's file.
+func (in *input) Close() error { return in.f.Close() }
+
+// load indexes the tar and reads its layout, returning every problem.
+func (in *input) load() []error {
+	cr := &countingReader{r: in.f}
+	tr := tar.NewReader(cr)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return []error{fmt.Errorf("is not a tar archive (%v): give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)", err)}
+		}
+		if hdr.ModTime.After(in.newest) {
+			in.newest = hdr.ModTime
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		in.files[path.Clean(strings.TrimPrefix(hdr.Name, "./"))] = section{offset: cr.n, size: hdr.Size}
+	}
+	if _, ok := in.files["oci-layout"]; !ok {
+		return []error{errors.New("is not an OCI image layout: it has no oci-layout file; give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)")}
+	}
+	var problems []error
+	if raw, err := in.readSmall("oci-layout"); err != nil {
+		problems = append(problems, err)
+	} else {
+		var l struct {
+			Version string `json:"imageLayoutVersion"`
+		}
+		if err := json.Unmarshal(raw, &l); err != nil || l.Version != "1.0.0" {
+			problems = append(problems, fmt.Errorf("oci-layout: not an image layout of version 1.0.0"))
+		}
+	}
+	raw, err := in.readSmall("index.json")
+	if err != nil {
+		return append(problems, err)
+	}
+	var index v1.IndexManifest
+	if err := json.Unmarshal(raw, &index); err != nil {
+		return append(problems, fmt.Errorf("index.json: %w", err))
+	}
+	if len(index.Manifests) != 1 {
+		return append(problems, fmt.Errorf("index.json lists %d manifests, not 1: each input is one platform's image, as a container build writes it", len(index.Manifests)))
+	}
+	d := index.Manifests[0]
+	if d.MediaType != types.OCIManifestSchema1 {
+		return append(problems, fmt.Errorf("index.json lists a %s, not an OCI image manifest (%s): each input is one platform's image, as a container build writes it", d.MediaType, types.OCIManifestSchema1))
+	}
+	in.refName = d.Annotations[refNameAnnotation]
+	in.manifest = v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
+	rawManifest, err := in.readBlob(d, "the manifest")
+	if err != nil {
+		return append(problems, err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(rawManifest))
+	if err != nil {
+		return append(problems, fmt.Errorf("the manifest %s: %w", d.Digest, err))
+	}
+	if m.MediaType != "" && m.MediaType != types.OCIManifestSchema1 {
+		problems = append(problems, fmt.Errorf("the manifest %s says it is a %s, not an OCI image manifest", d.Digest, m.MediaType))
+	}
+	in.blobs = append(in.blobs, in.manifest, m.Config)
+	rawConfig, err := in.readBlob(m.Config, "the config")
+	if err != nil {
+		problems = append(problems, err)
+	} else {
+		cf, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Errorf("the config %s: %w", m.Config.Digest, err))
+		case cf.OS == "" || cf.Architecture == "":
+			problems = append(problems, fmt.Errorf("the config %s names no platform (os %q, architecture %q)", m.Config.Digest, cf.OS, cf.Architecture))
+		default:
+			in.platform = v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+			if d.Platform != nil && (d.Platform.OS != cf.OS || d.Platform.Architecture != cf.Architecture) {
+				problems = append(problems, fmt.Errorf("index.json says the image is %s, its config %s", d.Platform, in.platform))
+			}
+		}
+	}
+	for i, l := range m.Layers {
+		in.blobs = append(in.blobs, l)
+		what := fmt.Sprintf("layer %d", i+1)
+		if err := in.checkBlob(l, what); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	return problems
+}
+
+// checkBlob checks that the blob desc names is in the archive with the
+// size desc gives; what says what it is, in the error.
+func (in *input) checkBlob(desc v1.Descriptor, what string) error {
+	if desc.Digest.Algorithm != "sha256" || len(desc.Digest.Hex) != 64 {
+		return fmt.Errorf("%s has digest %q: only sha256 digests are read", what, desc.Digest)
+	}
+	s, ok := in.files[blobName(desc.Digest)]
+	switch {
+	case !ok:
+		return fmt.Errorf("%s %s is missing: the archive has no %s", what, desc.Digest, blobName(desc.Digest))
+	case s.size != desc.Size:
+		return fmt.Errorf("%s %s is %d bytes, not the %d its descriptor says", what, desc.Digest, s.size, desc.Size)
+	}
+	return nil
+}
+
+// readBlob reads a small blob whole and checks its size and digest.
+func (in *input) readBlob(desc v1.Descriptor, what string) ([]byte, error) {
+	if err := in.checkBlob(desc, what); err != nil {
+		return nil, err
+	}
+	raw, err := in.readSmall(blobName(desc.Digest))
+	if err != nil {
+		return nil, err
+	}
+	if got := sha256Of(raw); got != desc.Digest {
+		return nil, fmt.Errorf("%s's blob %s has digest %s: the archive is damaged", what, desc.Digest, got)
+	}
+	return raw, nil
+}
+
+// open reads a file of the archive in place.
+func (in *input) open(name string) (*io.SectionReader, error) {
+	s, ok := in.files[name]
+	if !ok {
+		return nil, fmt.Errorf("the archive has no %s", name)
+	}
+	return io.NewSectionReader(in.f, s.offset, s.size), nil
+}
+
+// readSmall reads a small file of the archive whole.
+func (in *input) readSmall(name string) ([]byte, error) {
+	s, ok := in.files[name]
+	if !ok {
+		return nil, fmt.Errorf("the archive has no %s", name)
+	}
+	if s.size > maxMetadataSize {
+		return nil, fmt.Errorf("%s is %d bytes, more than a layout's JSON file can be", name, s.size)
+	}
+	r, _ := in.open(name)
+	return io.ReadAll(r)
+}
+
+// blobName is the layout's file of the blob of digest h.
+func blobName(h v1.Hash) string {
+	return "blobs/" + h.Algorithm + "/" + h.Hex
+}
+
+// sha256Of is the digest of b.
+func sha256Of(b []byte) v1.Hash {
+	s := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
+}
+
+// countingReader counts the bytes read through it: after a tar header,
+// the offset of the file's bytes.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
