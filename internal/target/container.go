@@ -49,7 +49,8 @@ type RegistryConfig struct {
 }
 
 // Container is the container upload type: an OCI archive (kiln's
-// container image type) pushed to the operator's registry as
+// container image type, one image, or the image index of a
+// multi-architecture build) pushed to the operator's registry as
 // <host>/[<namespace>/]<name>:<tag>. image-builder's API has no registry
 // upload; kiln names it "container" as osbuild-composer's cloud API does.
 type Container struct {
@@ -236,7 +237,9 @@ func (c *Container) reference(o containerOptions) (name.Tag, string, error) {
 
 // Upload implements Target: it pushes the archive's image with its blobs
 // in parallel, retrying failed requests, then checks that the registry's
-// manifest for the tag is the one pushed. A push that fails or is
+// manifest for the tag is the one pushed. An archive holding an image
+// index pushes every platform's image (its blobs, then its manifest),
+// then the index under the tag; the result's digest is the index's. A push that fails or is
 // canceled cancels the blob upload sessions it opened, so the registry
 // keeps no half-written upload; blobs that did land are content
 // addressed, and a second push of the same compose (a requeued job)
@@ -259,11 +262,15 @@ func (c *Container) Upload(ctx context.Context, a Artifact, options json.RawMess
 		return fail("read the image", err)
 	}
 	defer archive.Close()
-	img, err := archive.Image()
+	img, idx, err := archive.Contents()
 	if err != nil {
 		return fail("read the image", err)
 	}
-	want, err := img.Digest()
+	var pushed interface{ Digest() (v1.Hash, error) } = img
+	if idx != nil {
+		pushed = idx
+	}
+	want, err := pushed.Digest()
 	if err != nil {
 		return fail("read the image", err)
 	}
@@ -291,7 +298,11 @@ func (c *Container) Upload(ctx context.Context, a Artifact, options json.RawMess
 		remote.WithProgress(progress),
 		remote.WithUserAgent("kiln"),
 	}
-	err = remote.Write(ref, img, opts...)
+	if idx != nil {
+		err = remote.WriteIndex(ref, idx, opts...)
+	} else {
+		err = remote.Write(ref, img, opts...)
+	}
 	<-done
 	// Sessions still open are those of failed attempts, retried or not.
 	// After a push that succeeded, one the registry will not cancel is

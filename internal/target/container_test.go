@@ -4,20 +4,29 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/engine/stages"
 	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/ociindex"
+	"github.com/kiln-project/kiln/internal/ociindex/ocitest"
 	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/target/targettest"
 )
@@ -370,4 +379,151 @@ func TestContainerChecksTheTagsDigest(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "container: check the pushed image: the registry has sha256:000")
 	assert.Contains(t, err.Error(), "not the "+digest+" pushed")
+}
+
+// skopeo runs skopeo against the test registry (directly, not through
+// its fault proxy) with its credentials, and returns its output.
+func skopeo(t *testing.T, reg *targettest.Registry, args ...string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Fatal("skopeo is not installed: run ./scripts/setup")
+	}
+	args = append([]string{args[0], "--tls-verify=false"}, args[1:]...)
+	if reg.Username != "" {
+		args = append([]string{args[0], "--creds", reg.Username + ":" + reg.Password}, args[1:]...)
+	}
+	if args[0] == "copy" {
+		// copy names its source's options --src-…
+		for i, a := range args[1:] {
+			switch {
+			case a == "--creds":
+				args[i+1] = "--src-creds"
+			case a == "--tls-verify=false":
+				args[i+1] = "--src-tls-verify=false"
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "skopeo", args...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "skopeo %s: %s", strings.Join(args, " "), stderr.String())
+	return out
+}
+
+// multiArchArchive assembles an amd64 and an arm64 archive (sharing a
+// layer) into one multi-platform archive, and returns its path, its
+// index and the two images' manifest digests by architecture.
+func multiArchArchive(t *testing.T) (string, *ociindex.Index, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	shared := ocitest.Layer(t, 1<<20)
+	var inputs []string
+	digests := map[string]string{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		p := filepath.Join(dir, "app-debian-12-"+arch+".oci.tar")
+		digests[arch] = ocitest.WriteArchive(t, p, ocitest.Spec{Arch: arch, Layers: []v1.Layer{shared, ocitest.Layer(t, 512<<10)}, RefName: "app:1.0"})
+		inputs = append(inputs, p)
+	}
+	out := filepath.Join(dir, "app-debian-12-multiarch.oci.tar")
+	idx, err := ociindex.Assemble(out, inputs, ociindex.Options{})
+	require.NoError(t, err)
+	return out, idx, digests
+}
+
+func TestContainerPushesAMultiArchitectureIndex(t *testing.T) {
+	reg := targettest.StartRegistry(t, targettest.RegistryOptions{Auth: true})
+	c, err := target.NewContainer(reg.Config, reg.Env)
+	require.NoError(t, err)
+	target.SetContainerBackoff(c, time.Millisecond)
+	archive, idx, digests := multiArchArchive(t)
+	var rep recordingReporter
+	res, err := c.Upload(context.Background(), artifactOf(t, archive), json.RawMessage(`{"name":"team/app","tag":"1.0"}`), &rep)
+	require.NoError(t, err)
+	assert.Equal(t, reg.Host+"/team/app:1.0", res.URL)
+	assert.Equal(t, idx.Digest.String(), res.Digest, "the result is the index's digest")
+	require.NotEmpty(t, rep.bytes)
+	last := rep.bytes[len(rep.bytes)-1]
+	assert.Equal(t, last[1], last[0], "the last progress report is the whole push")
+	assert.Empty(t, reg.OpenUploads(t))
+	// The shared layer went once: 2 configs, 1 shared and 2 own layers.
+	assert.Equal(t, 5, countRequests(reg.Requests(), http.MethodPut, "/blobs/uploads/"))
+
+	ref := "docker://" + reg.Direct + "/team/app:1.0"
+	raw := skopeo(t, reg, "inspect", "--raw", ref)
+	var index v1.IndexManifest
+	require.NoError(t, json.Unmarshal(raw, &index), string(raw))
+	assert.Equal(t, types.OCIImageIndex, index.MediaType)
+	assert.Equal(t, idx.Digest.String(), "sha256:"+sha256Hex(raw), "the registry serves the index pushed, byte for byte")
+	require.Len(t, index.Manifests, 2)
+	platforms := map[string]string{}
+	for _, m := range index.Manifests {
+		require.NotNil(t, m.Platform)
+		platforms[m.Platform.String()] = m.Digest.String()
+	}
+	assert.Equal(t, map[string]string{"linux/amd64": digests["amd64"], "linux/arm64": digests["arm64"]}, platforms)
+
+	// Each platform's image is there whole: skopeo picks it by
+	// architecture, and copies it out with every blob.
+	for _, arch := range []string{"amd64", "arm64"} {
+		var got struct{ Architecture, Os, Digest string }
+		require.NoError(t, json.Unmarshal(skopeo(t, reg, "inspect", "--override-os", "linux", "--override-arch", arch, ref), &got))
+		assert.Equal(t, arch, got.Architecture)
+		assert.Equal(t, "linux", got.Os)
+		dir := filepath.Join(t.TempDir(), arch)
+		skopeo(t, reg, "copy", "--override-os", "linux", "--override-arch", arch, ref, "oci:"+dir+":app")
+		copied, err := layout.ImageIndexFromPath(dir)
+		require.NoError(t, err)
+		im, err := copied.IndexManifest()
+		require.NoError(t, err)
+		require.Len(t, im.Manifests, 1)
+		assert.Equal(t, digests[arch], im.Manifests[0].Digest.String(), "the %s image pulled is the one built", arch)
+		img, err := copied.Image(im.Manifests[0].Digest)
+		require.NoError(t, err)
+		require.NoError(t, validate.Image(img), "every blob of the %s image arrived whole", arch)
+	}
+
+	// Pushing it again sends no blob twice and keeps the tag's digest.
+	before := len(reg.Requests())
+	res, err = c.Upload(context.Background(), artifactOf(t, archive), json.RawMessage(`{"name":"team/app","tag":"1.0"}`), target.NoReporter{})
+	require.NoError(t, err)
+	assert.Equal(t, idx.Digest.String(), res.Digest)
+	assert.Zero(t, countRequests(reg.Requests()[before:], http.MethodPut, "/blobs/uploads/"))
+}
+
+func TestContainerRefusesADamagedIndex(t *testing.T) {
+	c, err := target.NewContainer(target.RegistryConfig{Host: "127.0.0.1:1", Insecure: true}, noEnv)
+	require.NoError(t, err)
+	archive, idx, digests := multiArchArchive(t)
+	dir := ocitest.Unpack(t, archive)
+
+	// An image of the index without its config blob.
+	raw, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(digests["arm64"], "sha256:")))
+	require.NoError(t, err)
+	var m v1.Manifest
+	require.NoError(t, json.Unmarshal(raw, &m))
+	require.NoError(t, os.Remove(filepath.Join(dir, "blobs", "sha256", m.Config.Digest.Hex)))
+	missing := filepath.Join(t.TempDir(), "missing.oci.tar")
+	ocitest.Pack(t, dir, missing)
+	_, err = c.Upload(context.Background(), artifactOf(t, missing), json.RawMessage(`{"name":"app"}`), target.NoReporter{})
+	assert.ErrorContains(t, err, "container: read the image: the image linux/arm64 "+digests["arm64"]+": the blob "+m.Config.Digest.String()+" is missing")
+
+	// An index whose bytes are not the digest index.json names.
+	indexBlob := filepath.Join(dir, "blobs", "sha256", idx.Digest.Hex)
+	b, err := os.ReadFile(indexBlob)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(indexBlob, bytes.Replace(b, []byte("arm64"), []byte("arm65"), 1), 0o644))
+	damaged := filepath.Join(t.TempDir(), "damaged.oci.tar")
+	ocitest.Pack(t, dir, damaged)
+	_, err = c.Upload(context.Background(), artifactOf(t, damaged), json.RawMessage(`{"name":"app"}`), target.NoReporter{})
+	assert.ErrorContains(t, err, "container: read the image: the image index's blob has digest sha256:")
+	assert.ErrorContains(t, err, "not the "+idx.Digest.String()+" it is named by")
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
