@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,7 +32,7 @@ type targetFlags struct {
 func (f *targetFlags) register(cmd *cobra.Command, typeRequired bool) {
 	cmd.Flags().StringVarP(&f.blueprintPath, "blueprint", "b", "", "blueprint file (.toml or .json); without it, an image with only the defaults")
 	cmd.Flags().StringVar(&f.distro, "distro", "", "distribution (default: the blueprint's distro, else "+defaultDistro+")")
-	cmd.Flags().StringVar(&f.arch, "arch", "", "architecture (default: the blueprint's architecture, else this host's)")
+	cmd.Flags().StringVar(&f.arch, "arch", "", "architecture (default: the blueprint's architecture, else this host's); kiln build --type container takes several, comma-separated, for one multi-architecture image")
 	cmd.Flags().StringVarP(&f.imageType, "type", "t", "", "image type (see kiln list-images)")
 	cmd.Flags().StringVar(&f.seed, "seed", "", "seed for every identifier in the image (default: derived from blueprint name, distro, arch and type)")
 	f.registerSolver(cmd)
@@ -80,8 +81,38 @@ type plannedImage struct {
 	opts   distro.Options
 }
 
+// archList reads --arch as a list: one architecture, or several joined
+// by commas (which only kiln build of the container type takes). An
+// empty --arch is the empty list.
+func (f *targetFlags) archList() ([]string, error) {
+	if f.arch == "" {
+		return nil, nil
+	}
+	var arches, problems []string
+	for _, a := range strings.Split(f.arch, ",") {
+		a = strings.TrimSpace(a)
+		switch {
+		case a == "":
+			problems = append(problems, "an empty architecture in the list")
+		case slices.Contains(arches, a):
+			problems = append(problems, fmt.Sprintf("%s is named twice", a))
+		default:
+			arches = append(arches, a)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("--arch %q: %s: give architectures separated by commas, each once, e.g. x86_64,aarch64", f.arch, strings.Join(problems, "; "))
+	}
+	return arches, nil
+}
+
 // plan loads the blueprint and works out the image type and options.
 func (f *targetFlags) plan(a *app) (*plannedImage, error) {
+	if arches, err := f.archList(); err != nil {
+		return nil, err
+	} else if len(arches) > 1 {
+		return nil, fmt.Errorf("--arch %q: one architecture is planned at a time; only kiln build --type container takes several, for one multi-architecture image", f.arch)
+	}
 	bp, parsed, err := f.loadBlueprint()
 	if err != nil {
 		return nil, err
