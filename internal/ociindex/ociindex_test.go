@@ -129,6 +129,15 @@ func TestAssembleWritesOneIndexOfBothPlatforms(t *testing.T) {
 	assert.Equal(t, []string{"blobs/", "blobs/sha256/"}, names[:2])
 	assert.Equal(t, []string{"index.json", "oci-layout"}, names[len(names)-2:])
 	assert.JSONEq(t, `{"imageLayoutVersion":"1.0.0"}`, string(entries[len(entries)-1].data))
+
+	platforms, err := ociindex.Platforms(out)
+	require.NoError(t, err)
+	assert.Equal(t, []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}, platforms)
+	platforms, err = ociindex.Platforms(paths[0])
+	require.NoError(t, err)
+	assert.Empty(t, platforms, "an archive of one image has no index of platforms")
+	_, err = ociindex.Platforms(filepath.Join(dir, "index.json"))
+	assert.ErrorContains(t, err, "index.json: is not a tar archive")
 }
 
 func TestAssembleIsDeterministic(t *testing.T) {

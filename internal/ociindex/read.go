@@ -74,26 +74,8 @@ func (in *input) Close() error { return in.f.Close() }
 
 // load indexes the tar and reads its layout, returning every problem.
 func (in *input) load() []error {
-	cr := &countingReader{r: in.f}
-	tr := tar.NewReader(cr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return []error{fmt.Errorf("is not a tar archive (%v): give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)", err)}
-		}
-		if hdr.ModTime.After(in.newest) {
-			in.newest = hdr.ModTime
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		in.files[path.Clean(strings.TrimPrefix(hdr.Name, "./"))] = section{offset: cr.n, size: hdr.Size}
-	}
-	if _, ok := in.files["oci-layout"]; !ok {
-		return []error{errors.New("is not an OCI image layout: it has no oci-layout file; give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)")}
+	if err := in.index(); err != nil {
+		return []error{err}
 	}
 	var problems []error
 	if raw, err := in.readSmall("oci-layout"); err != nil {
@@ -162,6 +144,34 @@ func (in *input) load() []error {
 	return problems
 }
 
+// index finds the tar's files, and checks it is an OCI image layout.
+func (in *input) index() error {
+	cr := &countingReader{r: in.f}
+	tr := tar.NewReader(cr)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("is not a tar archive (%v): give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)", err)
+		}
+		if hdr.ModTime.After(in.newest) {
+			in.newest = hdr.ModTime
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		// The reader stops at the end of the header: the file's bytes
+		// start here.
+		in.files[path.Clean(strings.TrimPrefix(hdr.Name, "./"))] = section{offset: cr.n, size: hdr.Size}
+	}
+	if _, ok := in.files["oci-layout"]; !ok {
+		return errors.New("is not an OCI image layout: it has no oci-layout file; give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)")
+	}
+	return nil
+}
+
 // checkBlob checks that the blob desc names is in the archive with the
 // size desc gives; what says what it is, in the error.
 func (in *input) checkBlob(desc v1.Descriptor, what string) error {
@@ -227,14 +237,66 @@ func sha256Of(b []byte) v1.Hash {
 }
 
 // countingReader counts the bytes read through it: after a tar header,
-// the offset of the file's bytes.
+// the offset of the file's bytes. It seeks too, so that the tar reader
+// skips over a file's bytes instead of reading them.
 type countingReader struct {
-	r io.Reader
+	r io.ReadSeeker
 	n int64
+}
+
+// Seek implements io.Seeker.
+func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
+	pos, err := c.r.Seek(offset, whence)
+	if err == nil {
+		c.n = pos
+	}
+	return pos, err
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// Platforms lists the platforms of the multi-platform OCI archive at p
+// (what Assemble writes), in its index's order. An archive of one image
+// has none: the list is empty. The error says why the archive cannot be
+// read.
+func Platforms(p string) ([]v1.Platform, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	in := &input{path: p, f: f, files: map[string]section{}}
+	if err := in.index(); err != nil {
+		return nil, fmt.Errorf("%s: %w", in.name(), err)
+	}
+	raw, err := in.readSmall("index.json")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", in.name(), err)
+	}
+	var top v1.IndexManifest
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, fmt.Errorf("%s: index.json: %w", in.name(), err)
+	}
+	if len(top.Manifests) != 1 || !top.Manifests[0].MediaType.IsIndex() {
+		return nil, nil
+	}
+	raw, err = in.readBlob(top.Manifests[0], "the image index")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", in.name(), err)
+	}
+	index, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: the image index: %w", in.name(), err)
+	}
+	var out []v1.Platform
+	for _, m := range index.Manifests {
+		if m.Platform != nil {
+			out = append(out, *m.Platform)
+		}
+	}
+	return out, nil
 }
