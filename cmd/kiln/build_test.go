@@ -273,6 +273,7 @@ func TestBuildContainerForTwoArchitectures(t *testing.T) {
 	// kiln upload pushes the whole index.
 	stdout, stderr, err = runBuildCLI(t, config, b, "upload", multi, "--to", "registry", "--name", "team/app", "--tag", "1.0", "--progress", "none")
 	require.NoError(t, err, stderr)
+	assert.Equal(t, "kiln: no manifest beside the image: recognised it as a multi-architecture OCI archive (linux/amd64, linux/arm64), kiln type container\n", stderr)
 	assert.Equal(t, fmt.Sprintf("uploaded app-debian-12-multiarch.oci.tar to container:\n  pushed to %s/team/app:1.0\n  digest %s\n", reg.Host, tm.Manifests[0].Digest), stdout)
 	assert.Equal(t, tm.Manifests[0].Digest.String(), reg.Inspect(t, "team/app", "1.0"))
 

@@ -24,6 +24,7 @@ import (
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
+	"github.com/kiln-project/kiln/internal/ociindex"
 	"github.com/kiln-project/kiln/internal/target"
 )
 
@@ -367,6 +368,18 @@ func (a *app) describeImage(path string, f imageFlags) (*localImage, error) {
 	}
 	img.Arch = arch
 	note := fmt.Sprintf("no manifest beside the image: recognised it as %s", describeRecognised(img))
+	if img.Format == distro.FormatOCI {
+		// A multi-architecture archive (kiln build --arch a,b) is no one
+		// architecture's.
+		if platforms, _ := ociindex.Platforms(path); len(platforms) > 0 {
+			names := make([]string, len(platforms))
+			for i, p := range platforms {
+				names[i] = p.String()
+			}
+			note = fmt.Sprintf("no manifest beside the image: recognised it as a multi-architecture OCI archive (%s), kiln type %s", strings.Join(names, ", "), img.Type)
+			return &localImage{image: img, name: name, notes: []string{note}}, nil
+		}
+	}
 	if f.arch == "" {
 		note += fmt.Sprintf("; architecture taken to be %s, this host's (pass --arch to change)", arch)
 	}
