@@ -3,6 +3,7 @@ package ociindex_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/internal/engine/stages"
+	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/ociindex"
 	"github.com/kiln-project/kiln/internal/ociindex/ocitest"
 )
@@ -321,4 +324,38 @@ func TestAssembleRefusesBadInputs(t *testing.T) {
 	_, err = ociindex.Assemble(out, []string{amd64, arm64}, ociindex.Options{RefName: "bad name"})
 	assert.ErrorContains(t, err, `the reference name "bad name" is not valid`)
 	assert.False(t, strings.Contains(err.Error(), "amd64.oci.tar"))
+}
+
+// engineArchive makes an OCI archive the way the container image type
+// does (the engine's OCI archive stage, on a small tree) for the OCI
+// architecture arch.
+func engineArchive(t *testing.T, p, arch string) {
+	t.Helper()
+	tree := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "etc", "hostname"), []byte(arch+"\n"), 0o644))
+	var log bytes.Buffer
+	env := &stages.Env{Input: tree, Output: p, Work: t.TempDir(), Epoch: ocitest.Epoch, Log: &log}
+	stage := &stages.OCIArchive{Opts: manifest.OCIArchive{Arch: arch, Tag: "app:latest", Config: manifest.OCIConfig{Cmd: []string{"/bin/bash"}}}}
+	require.NoError(t, stage.Run(context.Background(), env), log.String())
+}
+
+func TestAssembleTheEnginesArchives(t *testing.T) {
+	dir := t.TempDir()
+	amd64, arm64 := filepath.Join(dir, "app-debian-12-x86_64.oci.tar"), filepath.Join(dir, "app-debian-12-aarch64.oci.tar")
+	engineArchive(t, amd64, "amd64")
+	engineArchive(t, arm64, "arm64")
+	out := filepath.Join(dir, "app-debian-12-multiarch.oci.tar")
+	idx, err := ociindex.Assemble(out, []string{arm64, amd64}, ociindex.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, "app:latest", idx.RefName)
+	assert.Equal(t, "linux/amd64, linux/arm64", idx.Platforms())
+	for _, e := range readTar(t, out) {
+		assert.Equal(t, ocitest.Epoch, e.hdr.ModTime.UTC(), "the builds' epoch: %s", e.hdr.Name)
+	}
+	top, err := layout.ImageIndexFromPath(ocitest.Unpack(t, out))
+	require.NoError(t, err)
+	index, err := top.ImageIndex(idx.Digest)
+	require.NoError(t, err)
+	require.NoError(t, validate.Index(index))
 }
