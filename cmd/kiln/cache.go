@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/blueprint"
+	"github.com/kiln-project/kiln/internal/emulation"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/engine/sandbox"
 )
@@ -76,10 +78,19 @@ func newCacheCommand(a *app) *cobra.Command {
 }
 
 func newDoctorCommand(a *app) *cobra.Command {
-	return &cobra.Command{
+	var fix bool
+	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check that this host can build images",
-		Args:  cobra.NoArgs,
+		Short: "Check that this host can build images, and for which architectures",
+		Long: `Checks that this host can build images: root, the build sandbox, the
+tools the stages run, and for each architecture whether its programs run
+here natively or through qemu-user emulation (a binfmt_misc handler with
+the fix-binary flag, which the sandbox needs). --fix registers qemu-user's
+handlers for the foreign architectures (root; qemu-user-static must be
+installed).`,
+		Example: `  kiln doctor
+  sudo kiln doctor --fix`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			for _, t := range engine.Requirements(nil) {
 				fmt.Fprintf(a.stdout, "  %-16s (Debian package %s) %s\n", t.Name, t.Package, t.Why)
@@ -87,6 +98,28 @@ func newDoctorCommand(a *app) *cobra.Command {
 			if iso, err := sandbox.Probe(context.Background()); err == nil {
 				fmt.Fprintf(a.stdout, "isolation: user namespace (uid map %s), pivot_root, idmapped tree, no_new_privs %s, seccomp %s, capabilities %s\n",
 					iso.UIDMap, iso.NoNewPrivs, iso.Seccomp, iso.CapEff)
+			}
+			var fixErrs []error
+			if fix {
+				for _, arch := range emulation.Foreign() {
+					if err := emulation.Register(arch); err != nil {
+						fixErrs = append(fixErrs, err)
+					}
+				}
+			}
+			fmt.Fprintf(a.stdout, "architectures (this host is %s):\n", emulation.Host())
+			for _, arch := range append([]string{emulation.Host()}, emulation.Foreign()...) {
+				switch mode, err := emulation.Check(arch); {
+				case err != nil:
+					fmt.Fprintf(a.stdout, "  %-8s no: %v\n", arch, err)
+				case mode == emulation.Emulated:
+					fmt.Fprintf(a.stdout, "  %-8s yes, through qemu-user emulation (slower than native)\n", arch)
+				default:
+					fmt.Fprintf(a.stdout, "  %-8s yes, natively\n", arch)
+				}
+			}
+			if err := errors.Join(fixErrs...); err != nil {
+				return fmt.Errorf("--fix: %w", err)
 			}
 			if p := engine.HostProblems(nil); len(p) > 0 {
 				for _, line := range p {
@@ -98,4 +131,6 @@ func newDoctorCommand(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&fix, "fix", false, "register qemu-user's binfmt_misc handlers (with the F flag) for the foreign architectures")
+	return cmd
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -12,21 +11,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/emulation"
 )
 
 // defaultDistro is used when neither a flag nor the blueprint names one.
 const defaultDistro = "debian-12"
 
 // hostArch is kiln's name for the architecture kiln runs on.
-func hostArch() string {
-	switch runtime.GOARCH {
-	case "arm64":
-		return "aarch64"
-	case "amd64":
-		return "x86_64"
-	}
-	return runtime.GOARCH
-}
+func hostArch() string { return emulation.Host() }
 
 type partitionDesc struct {
 	Role       string `json:"role"`
@@ -62,6 +54,8 @@ type imageTypeDesc struct {
 	SupportedOptions  []string                  `json:"supported_options"`
 	Buildable         bool                      `json:"buildable"`
 	NotBuildable      string                    `json:"not_buildable_reason,omitempty"`
+	// Emulated: this host builds it through qemu-user.
+	Emulated bool `json:"emulated,omitempty"`
 }
 
 func describeImageType(it *distro.ImageType) imageTypeDesc {
@@ -71,10 +65,12 @@ func describeImageType(it *distro.ImageType) imageTypeDesc {
 		Filename: it.Filename("<name>"), MIMEType: it.MIMEType, Output: it.Output, Bootable: it.Bootable,
 		Bootloader: it.Bootloader, BaseVariant: it.Variant, DefaultPackages: it.DefaultPackages(),
 		ExcludedPackages: it.ExcludePackages, Services: it.Services, KernelCmdline: it.KernelCmdline,
-		SupportedOptions: it.SupportedOptions, Buildable: ar.NotBuildable == "", NotBuildable: ar.NotBuildable,
+		SupportedOptions:  it.SupportedOptions,
 		DiskCustomization: it.DiskCustomization(),
 		NetworkDrivers:    it.NetworkDrivers,
 	}
+	mode, why := buildableHere(ar)
+	d.Buildable, d.NotBuildable, d.Emulated = why == "", why, mode == emulation.Emulated
 	if it.DefaultSize > 0 {
 		d.DefaultSize = it.DefaultSize.String()
 	}
@@ -147,6 +143,8 @@ func printDescription(a *app, d imageTypeDesc) error {
 	row("Architecture", d.Arch)
 	if !d.Buildable {
 		row("Buildable", "no: "+d.NotBuildable)
+	} else if d.Emulated {
+		row("Buildable", "yes, through qemu-user emulation on this "+emulation.Host()+" host")
 	}
 	row("File name", d.Filename)
 	row("MIME type", d.MIMEType)

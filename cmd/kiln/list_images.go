@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/emulation"
 )
 
 type imageRow struct {
@@ -17,7 +21,37 @@ type imageRow struct {
 	Extension string   `json:"extension"`
 	MIMEType  string   `json:"mime_type"`
 	Buildable bool     `json:"buildable"`
-	Reason    string   `json:"not_buildable_reason,omitempty"`
+	// Emulated: this host builds it through qemu-user.
+	Emulated bool   `json:"emulated,omitempty"`
+	Reason   string `json:"not_buildable_reason,omitempty"`
+}
+
+// hostArches remembers, per architecture, whether this host runs its
+// programs (emulation.Check executes a program, once per run).
+var hostArches sync.Map
+
+type archHere struct {
+	mode emulation.Mode
+	why  string
+}
+
+// buildableHere says whether this host builds images of ar, and how; why
+// is empty when it does.
+func buildableHere(ar *distro.Arch) (mode emulation.Mode, why string) {
+	if ar.NotBuildable != "" {
+		return "", ar.NotBuildable
+	}
+	if v, ok := hostArches.Load(ar.Name); ok {
+		h := v.(archHere)
+		return h.mode, h.why
+	}
+	m, err := emulation.Check(ar.Name)
+	h := archHere{mode: m}
+	if err != nil {
+		h.why = err.Error()
+	}
+	hostArches.Store(ar.Name, h)
+	return h.mode, h.why
 }
 
 func newListImagesCommand(a *app) *cobra.Command {
@@ -58,8 +92,9 @@ func newListImagesCommand(a *app) *cobra.Command {
 						if !ok("distro", d.Name) || !ok("arch", ar.Name, ar.DebianArch) || !ok("type", append([]string{it.Name}, it.Aliases...)...) {
 							continue
 						}
+						mode, why := buildableHere(ar)
 						rows = append(rows, imageRow{Distro: d.Name, Arch: ar.Name, Type: it.Name, Aliases: it.Aliases, Extension: it.Extension,
-							MIMEType: it.MIMEType, Buildable: ar.NotBuildable == "", Reason: ar.NotBuildable})
+							MIMEType: it.MIMEType, Buildable: why == "", Emulated: mode == emulation.Emulated, Reason: why})
 					}
 				}
 			}
@@ -76,6 +111,9 @@ func newListImagesCommand(a *app) *cobra.Command {
 				fmt.Fprintln(tw, "DISTRO\tARCH\tTYPE\tALIASES\tFILE\tBUILDABLE")
 				for _, r := range rows {
 					b := "yes"
+					if r.Emulated {
+						b = "yes (emulated)"
+					}
 					if !r.Buildable {
 						b = "no: " + r.Reason
 					}

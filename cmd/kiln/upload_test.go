@@ -577,7 +577,7 @@ func TestUploadRecognisesAnImageWithoutItsManifest(t *testing.T) {
 	_, stderr, err = runUploadCLI(t, context.Background(), target.New(tg), "upload", p, "--to", "azure", "--resource-group", "rg", "--image-type", "azure", "--arch", "aarch64", "--progress", "none")
 	require.NoError(t, err, stderr)
 	assert.Empty(t, stderr)
-	assert.Equal(t, target.Image{Type: "vhd", Format: "vhd", BootMode: "hybrid", Arch: "aarch64"}, tg.recorded()[1].artifact.Image)
+	assert.Equal(t, target.Image{Type: "vhd", Format: "vhd", BootMode: "uefi", Arch: "aarch64"}, tg.recorded()[1].artifact.Image, "aarch64's vhd boots with UEFI only")
 }
 
 func TestUploadLiveProgressLine(t *testing.T) {

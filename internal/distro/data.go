@@ -51,6 +51,14 @@ type archFile struct {
 	GrubBIOS      *grubFile `yaml:"grub_bios"`
 	GrubUEFI      *grubFile `yaml:"grub_uefi"`
 	NotBuildable  string    `yaml:"not_buildable"`
+	// SerialConsole is the first serial port's device as the kernel
+	// names it on the architecture's usual virtual machine (ttyS0 on
+	// x86_64, ttyAMA0 on aarch64): an image type's console=ttyS0 names
+	// it instead.
+	SerialConsole string `yaml:"serial_console"`
+	// ImageTypes, when set, lists the distribution's image types this
+	// architecture has (the rest are not offered for it).
+	ImageTypes []string `yaml:"image_types"`
 	// DirectoryLinks are the architecture's own directory links (/lib64).
 	DirectoryLinks map[string]string `yaml:"directory_links"`
 }
@@ -83,6 +91,18 @@ type imageTypeFile struct {
 	Output           *outputFile         `yaml:"output"`
 	Files            []fileFile          `yaml:"files"`
 	SupportedOptions []string            `yaml:"supported_options"`
+	// Arches holds what differs on one architecture, by kiln's name of
+	// it. It is inherited as a whole, like any other field.
+	Arches map[string]archOverrideFile `yaml:"arches"`
+}
+
+// archOverrideFile is what an image type changes on one architecture;
+// each field set replaces the type's own.
+type archOverrideFile struct {
+	KernelFlavor   string   `yaml:"kernel_flavor"`
+	NetworkDrivers []string `yaml:"network_drivers"`
+	KernelCmdline  []string `yaml:"kernel_cmdline"`
+	Bootloader     string   `yaml:"bootloader"`
 }
 
 // fileFile is a file every image of the type gets. Data is a text/template

@@ -59,11 +59,15 @@ type Arch struct {
 	CloudKernel string
 	GrubBIOS    *GrubTarget
 	GrubUEFI    *GrubTarget
-	// NotBuildable, when set, says why images of this arch cannot be built
-	// on this host.
+	// NotBuildable, when set, says why kiln builds no images of this
+	// arch at all. Whether a host can run the arch's programs (natively
+	// or emulated) is the host's business: see internal/emulation.
 	NotBuildable string
-	distro       *Distro
-	imageTypes   []*ImageType
+	// SerialConsole is the kernel's name of the first serial port on the
+	// architecture's usual virtual machine (ttyS0, ttyAMA0).
+	SerialConsole string
+	distro        *Distro
+	imageTypes    []*ImageType
 	// links are the symbolic links of a freshly installed tree of this
 	// architecture, the distribution's and its own, by absolute path.
 	links map[string]link
@@ -247,8 +251,21 @@ func newDistro(f *distroFile, types map[string]*imageTypeFile, sets *knownSets) 
 	if err := addLinks(common, f.FileLinks, false, "file_links"); err != nil {
 		return nil, err
 	}
+	for _, tn := range f.ImageTypes {
+		if tf, ok := types[tn]; ok {
+			for name := range tf.Arches {
+				if !slices.ContainsFunc(f.Arches, func(af archFile) bool { return af.Name == name }) {
+					return nil, fmt.Errorf("image type %s: arches: %q is not one of the distribution's architectures", tn, name)
+				}
+			}
+		}
+	}
 	for _, af := range f.Arches {
-		a := &Arch{Name: af.Name, DebianArch: af.DebianArch, KernelPackage: af.KernelPackage, CloudKernel: af.CloudKernel, NotBuildable: af.NotBuildable, distro: d}
+		a := &Arch{Name: af.Name, DebianArch: af.DebianArch, KernelPackage: af.KernelPackage, CloudKernel: af.CloudKernel,
+			NotBuildable: af.NotBuildable, SerialConsole: af.SerialConsole, distro: d}
+		if a.SerialConsole == "" {
+			a.SerialConsole = "ttyS0"
+		}
 		a.links = maps.Clone(common)
 		if err := addLinks(a.links, af.DirectoryLinks, true, "arches."+af.Name+".directory_links"); err != nil {
 			return nil, err
@@ -259,7 +276,15 @@ func newDistro(f *distroFile, types map[string]*imageTypeFile, sets *knownSets) 
 		if af.GrubUEFI != nil {
 			a.GrubUEFI = &GrubTarget{Target: af.GrubUEFI.Target, Packages: af.GrubUEFI.Packages}
 		}
+		for _, tn := range af.ImageTypes {
+			if !slices.Contains(f.ImageTypes, tn) {
+				return nil, fmt.Errorf("arches.%s.image_types: %q is not among the distribution's image_types", af.Name, tn)
+			}
+		}
 		for _, tn := range f.ImageTypes {
+			if af.ImageTypes != nil && !slices.Contains(af.ImageTypes, tn) {
+				continue
+			}
 			tf, ok := types[tn]
 			if !ok {
 				return nil, fmt.Errorf("unknown image type %q", tn)
@@ -309,6 +334,35 @@ func parseSize(field, s string) (disk.Size, error) {
 }
 
 func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
+	if o, ok := f.Arches[a.Name]; ok {
+		g := *f
+		if o.KernelFlavor != "" {
+			g.KernelFlavor = o.KernelFlavor
+		}
+		if o.NetworkDrivers != nil {
+			g.NetworkDrivers = o.NetworkDrivers
+		}
+		if o.KernelCmdline != nil {
+			g.KernelCmdline = o.KernelCmdline
+		}
+		if o.Bootloader != "" {
+			g.Bootloader = o.Bootloader
+		}
+		f = &g
+	}
+	if o := f.Arches[a.Name]; o.KernelCmdline == nil && a.SerialConsole != "ttyS0" {
+		// The type's serial console is the architecture's, unless the
+		// type names the arch's command line itself.
+		g := *f
+		g.KernelCmdline = make([]string, len(f.KernelCmdline))
+		for i, arg := range f.KernelCmdline {
+			if rest, ok := strings.CutPrefix(arg, "console=ttyS0"); ok {
+				arg = "console=" + a.SerialConsole + rest
+			}
+			g.KernelCmdline[i] = arg
+		}
+		f = &g
+	}
 	it := &ImageType{
 		Name: f.Name, Aliases: f.Aliases, Description: f.Description, Extension: f.Extension, MIMEType: f.MIMEType,
 		Variant: f.Variant, Bootloader: f.Bootloader, Network: f.Network, KernelCmdline: f.KernelCmdline,
@@ -333,6 +387,16 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 	}
 	if it.Bootloader == "" {
 		it.Bootloader = BootNone
+	}
+	// An architecture without BIOS (aarch64) boots a hybrid type with
+	// UEFI alone, and has no BIOS-only types.
+	if a.GrubBIOS == nil && a.GrubUEFI != nil {
+		switch it.Bootloader {
+		case BootHybrid:
+			it.Bootloader = BootUEFI
+		case BootBIOS:
+			return nil, fmt.Errorf("it boots with BIOS only, which %s does not have: list it in the arch's image_types only where it has BIOS", a.Name)
+		}
 	}
 	if f.Packages != nil {
 		it.Packages, it.ExcludePackages = f.Packages.Include, f.Packages.Exclude
@@ -399,6 +463,9 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 			if fsf := p.Filesystem; fsf != nil {
 				tp.Filesystem = &disk.TemplateFilesystem{Type: fsf.Type, Mountpoint: fsf.Mountpoint, Label: fsf.Label, FSTabOptions: fsf.FSTabOptions}
 			}
+			if tp.Role == disk.RoleBIOSBoot && it.Bootloader == BootUEFI {
+				continue // nothing boots with BIOS: no partition for GRUB's BIOS core
+			}
 			tpl.Partitions = append(tpl.Partitions, tp)
 		}
 		it.PartitionTable = tpl
@@ -462,6 +529,15 @@ func (a *Arch) ImageType(name string) (*ImageType, error) {
 		}
 		names = append(names, it.Name)
 		names = append(names, it.Aliases...)
+	}
+	var elsewhere []string
+	for _, o := range a.distro.arches {
+		if o != a && slices.ContainsFunc(o.imageTypes, func(it *ImageType) bool { return it.Name == name || slices.Contains(it.Aliases, name) }) {
+			elsewhere = append(elsewhere, o.Name)
+		}
+	}
+	if len(elsewhere) > 0 {
+		return nil, fmt.Errorf("image type %q is not built for %s on %s, only for %s (%s has: %s)", name, a.Name, a.distro.Name, strings.Join(elsewhere, ", "), a.Name, strings.Join(names, ", "))
 	}
 	return nil, fmt.Errorf("unknown image type %q for %s %s%s (known: %s)", name, a.distro.Name, a.Name, didYouMean(name, names), strings.Join(names, ", "))
 }

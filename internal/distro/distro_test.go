@@ -57,7 +57,31 @@ func TestLoad(t *testing.T) {
 	assert.Equal(t, "trixie", d.Codename)
 	arm, err := d.Arch("aarch64")
 	require.NoError(t, err)
-	assert.NotEmpty(t, arm.NotBuildable)
+	assert.Empty(t, arm.NotBuildable, "whether this host runs aarch64 programs is the host's business, not the data's")
+	var armTypes []string
+	for _, it := range arm.ImageTypes() {
+		armTypes = append(armTypes, it.Name)
+		assert.NotEqual(t, BootBIOS, it.Bootloader, "%s: aarch64 has no BIOS", it.Name)
+		assert.NotEqual(t, BootHybrid, it.Bootloader, "%s: aarch64 has no BIOS", it.Name)
+		if it.PartitionTable != nil {
+			for _, p := range it.PartitionTable.Partitions {
+				assert.NotEqual(t, "bios-boot", string(p.Role), "%s: a UEFI-only disk has no BIOS boot partition", it.Name)
+			}
+		}
+	}
+	assert.Equal(t, []string{"qcow2", "raw", "raw-xz", "raw-zst", "ami", "ami-xz", "vhd", "gce", "tar", "wsl", "container"}, armTypes)
+	_, err = arm.ImageType("vmdk")
+	assert.ErrorContains(t, err, `image type "vmdk" is not built for aarch64 on debian-13, only for x86_64`)
+	armQcow2 := imageType(t, reg, "debian-13", "aarch64", "qcow2")
+	assert.Equal(t, BootUEFI, armQcow2.Bootloader)
+	assert.Equal(t, "cloud", armQcow2.KernelFlavor, "the virt machine's cards are virtio: the cloud kernel suffices")
+	assert.Contains(t, armQcow2.DefaultPackages(), "linux-image-cloud-arm64")
+	assert.Contains(t, armQcow2.DefaultPackages(), "grub-efi-arm64-bin")
+	assert.NotContains(t, armQcow2.DefaultPackages(), "grub-pc-bin")
+	assert.Contains(t, armQcow2.KernelCmdline, "console=ttyAMA0,115200n8", "the serial console is the arch's")
+	assert.NotContains(t, armQcow2.KernelCmdline, "console=ttyS0,115200n8")
+	assert.Contains(t, imageType(t, reg, "debian-13", "aarch64", "ami").KernelCmdline, "console=ttyS0,115200n8", "Graviton's serial port is a 16550")
+	assert.Contains(t, imageType(t, reg, "debian-13", "aarch64", "raw").DefaultPackages(), "linux-image-arm64", "raw disks may meet real hardware")
 }
 
 func TestLookupErrors(t *testing.T) {
@@ -84,6 +108,15 @@ func minimalFS() fstest.MapFS {
 	fsys["data/distros/d.yaml"] = &fstest.MapFile{Data: []byte("name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64, debian_arch: amd64}]\nimage_types: [t]\n")}
 	fsys["data/imagetypes/t.yaml"] = &fstest.MapFile{Data: []byte("name: t\nextension: tar\noutput: {format: tar}\n")}
 	return fsys
+}
+
+func TestLoadRejectsBIOSTypeOnUEFIOnlyArch(t *testing.T) {
+	t.Parallel()
+	fsys := minimalFS()
+	fsys["data/distros/d.yaml"].Data = []byte("name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64, debian_arch: amd64, grub_uefi: {target: x86_64-efi}}]\nimage_types: [t]\n")
+	fsys["data/imagetypes/t.yaml"].Data = []byte("name: t\nextension: img\nbootable: true\nkernel: true\nbootloader: bios\noutput: {format: raw}\npartition_table: {type: gpt, partitions: [{role: root, min_size: 1 GiB, filesystem: {type: ext4, mountpoint: /}}]}\n")
+	_, err := load(fsys)
+	assert.ErrorContains(t, err, "boots with BIOS only, which x86_64 does not have")
 }
 
 func TestLoadRejectsBadDefinitions(t *testing.T) {
@@ -114,6 +147,8 @@ func TestLoadRejectsBadDefinitions(t *testing.T) {
 		{"empty link target", "data/distros/d.yaml", d + "directory_links: {/bin: \"\"}\n", `directory_links: /bin: the target "" is not a clean path`},
 		{"link target not clean", "data/distros/d.yaml", d + "directory_links: {/bin: usr/bin/}\n", `directory_links: /bin: the target "usr/bin/" is not a clean path`},
 		{"link both a file and a directory", "data/distros/d.yaml", d + "directory_links: {/bin: usr/bin}\nfile_links: {/bin: usr/bin}\n", "file_links: /bin is listed twice"},
+		{"arch lists a type the distro has not", "data/distros/d.yaml", "name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64, debian_arch: amd64, image_types: [u]}]\nimage_types: [t]\n", `arches.x86_64.image_types: "u" is not among the distribution's image_types`},
+		{"type overrides an unknown arch", "data/imagetypes/t.yaml", "name: t\nextension: tar\noutput: {format: tar}\narches: {sparc: {kernel_flavor: cloud}}\n", `image type t: arches: "sparc" is not one of the distribution's architectures`},
 		{"arch link also the distro's", "data/distros/d.yaml", "name: d\ncodename: c\nkeyring: /k\ndirectory_links: {/lib64: usr/lib64}\narches: [{name: x86_64, debian_arch: amd64, directory_links: {/lib64: usr/lib64}}]\nimage_types: [t]\n", "arches.x86_64.directory_links: /lib64 is listed twice"},
 	}
 	for _, tc := range tests {

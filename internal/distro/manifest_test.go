@@ -17,6 +17,7 @@ import (
 
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/depsolve"
+	"github.com/kiln-project/kiln/internal/disk"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -218,11 +219,34 @@ func TestManifestWithoutSecurityMirror(t *testing.T) {
 	assert.ErrorContains(t, err, "no mirror is configured for debian-12")
 }
 
-func TestManifestNotBuildableArch(t *testing.T) {
+func TestManifestAarch64(t *testing.T) {
 	t.Parallel()
 	reg := loadRegistry(t)
-	_, err := imageType(t, reg, "debian-12", "aarch64", "qcow2").Manifest(&blueprint.Blueprint{Name: "x"}, Options{Mirrors: testMirrors})
-	assert.ErrorContains(t, err, "debian-12 aarch64 images cannot be built on this host")
+	it := imageType(t, reg, "debian-12", "aarch64", "qcow2")
+	plan, err := it.Manifest(&blueprint.Blueprint{Name: "x"}, Options{Mirrors: testMirrors})
+	require.NoError(t, err)
+	assert.Equal(t, "arm64", plan.Request.Arch)
+	_, m := makeManifest(t, it, &blueprint.Blueprint{Name: "x"}, Options{})
+	assert.Equal(t, "aarch64", m.Target.Arch)
+	bl := stageOf[*manifest.Bootloader](t, m, "os")
+	assert.Equal(t, "arm64-efi", bl.UEFI)
+	assert.Empty(t, bl.BIOS, "aarch64 boots with UEFI only")
+	assert.Contains(t, bl.KernelCmdline, "console=ttyAMA0,115200n8")
+	img := stageOf[*manifest.DiskImage](t, m, "image")
+	assert.Empty(t, img.BIOSBootloader)
+	for _, p := range img.PartitionTable.Partitions {
+		assert.NotEqual(t, disk.RoleBIOSBoot, p.Role)
+	}
+}
+
+func TestManifestNotBuildableArch(t *testing.T) {
+	t.Parallel()
+	fsys := minimalFS()
+	fsys["data/distros/d.yaml"].Data = []byte("name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64, debian_arch: amd64, not_buildable: no kernel for it yet}]\nimage_types: [t]\n")
+	reg, err := load(fsys)
+	require.NoError(t, err)
+	_, err = imageType(t, reg, "d", "x86_64", "t").Manifest(&blueprint.Blueprint{Name: "x"}, Options{Mirrors: map[string]string{"debian": "http://mirror.example/debian"}})
+	assert.ErrorContains(t, err, "d x86_64 images cannot be built on this host: no kernel for it yet")
 }
 
 func TestExplainSolveError(t *testing.T) {

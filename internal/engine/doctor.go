@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kiln-project/kiln/internal/emulation"
 	"github.com/kiln-project/kiln/internal/engine/sandbox"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
@@ -96,6 +97,11 @@ func HostProblems(m *manifest.Manifest) []string {
 	if _, err := sandbox.Probe(context.Background()); err != nil {
 		problems = append(problems, "the build sandbox cannot run here, and kiln never runs a tree's code without it "+
 			"(it needs user namespaces, idmapped mounts on the cache's filesystem, pivot_root and seccomp; Linux 5.12 or later): "+err.Error())
+	}
+	if m != nil && m.Target.Arch != "" {
+		if _, err := emulation.Check(m.Target.Arch); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	var missing []string
 	for _, t := range Requirements(m) {
