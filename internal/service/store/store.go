@@ -365,10 +365,44 @@ type JobCount struct {
 	N                 int
 }
 
+// ConnectedWindow is how long after it was last heard from a worker
+// counts as connected. An idle worker asks for a job at least every poll
+// timeout (25 s by default) and a busy one heartbeats its job several
+// times per lease (2 minutes by default), so a worker still running is
+// heard from well within it.
+const ConnectedWindow = 2 * time.Minute
+
+// SeenWorker is a worker as the service last heard from it.
+type SeenWorker struct {
+	// Name is the name it asks for jobs under.
+	Name string
+	// Arches are the architectures it declared it builds.
+	Arches []string
+	// LastSeen is when it last asked for a job or heartbeat one.
+	LastSeen time.Time
+}
+
+// Workers records which workers ask for jobs and what they build, so
+// that every replica of the service knows which architectures some
+// connected worker builds.
+type Workers interface {
+	// SeeWorker records that the worker w.Name asked for jobs of
+	// w.Arches at w.LastSeen; a later time than the one stored wins.
+	SeeWorker(ctx context.Context, w SeenWorker) error
+	// TouchWorker records that the worker name was heard from at at
+	// (a heartbeat of its job), keeping the arches it declared; a worker
+	// not recorded yet stays unrecorded.
+	TouchWorker(ctx context.Context, name string, at time.Time) error
+	// ConnectedWorkers lists the workers heard from at or after since,
+	// by name.
+	ConnectedWorkers(ctx context.Context, since time.Time) ([]SeenWorker, error)
+}
+
 // Backend is everything a database backend provides.
 type Backend interface {
 	Tokens
 	WorkerTokens
+	Workers
 	Composes
 	Blueprints
 	Queue

@@ -57,6 +57,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("blueprints", func(t *testing.T) { b, c := env(t); testBlueprints(t, b, c) })
 	t.Run("expiry", func(t *testing.T) { b, c := env(t); testExpiry(t, b, c) })
 	t.Run("concurrent dequeue", func(t *testing.T) { b, c := env(t); testConcurrentDequeue(t, b, c) })
+	t.Run("workers", func(t *testing.T) { b, c := env(t); testWorkers(t, b, c) })
 }
 
 var ctx = context.Background()
@@ -716,4 +717,47 @@ func testRevocationEndsLeases(t *testing.T, b store.Backend, c *Clock) {
 
 	require.NoError(t, b.Heartbeat(ctx, other.Job.ID, other.Token, time.Minute), "a lease taken with the worker key is untouched")
 	require.NoError(t, b.Finish(ctx, other.Job.ID, other.Token, json.RawMessage(`{}`), nil))
+}
+
+// The worker registry: who asked for jobs of which architectures, and
+// who is still connected.
+func testWorkers(t *testing.T, b store.Backend, c *Clock) {
+	t0 := c.Now()
+	list, err := b.ConnectedWorkers(ctx, t0.Add(-time.Hour))
+	require.NoError(t, err)
+	assert.Empty(t, list, "no worker asked for a job yet")
+
+	require.NoError(t, b.SeeWorker(ctx, store.SeenWorker{Name: "x86", Arches: []string{"x86_64"}, LastSeen: t0}))
+	require.NoError(t, b.SeeWorker(ctx, store.SeenWorker{Name: "arm", Arches: []string{"aarch64", "x86_64"}, LastSeen: t0.Add(time.Minute)}))
+	require.NoError(t, b.TouchWorker(ctx, "never-polled", t0), "a heartbeat of a worker not recorded is no error")
+	list, err = b.ConnectedWorkers(ctx, t0)
+	require.NoError(t, err)
+	assert.Equal(t, []store.SeenWorker{
+		{Name: "arm", Arches: []string{"aarch64", "x86_64"}, LastSeen: t0.Add(time.Minute)},
+		{Name: "x86", Arches: []string{"x86_64"}, LastSeen: t0},
+	}, list, "each worker with its arches and when it was seen, by name; a heartbeat records no worker")
+
+	list, err = b.ConnectedWorkers(ctx, t0.Add(30*time.Second))
+	require.NoError(t, err)
+	require.Len(t, list, 1, "a worker not seen since is not connected")
+	assert.Equal(t, "arm", list[0].Name)
+
+	// A heartbeat keeps the arches; an older record (another replica's,
+	// late) changes nothing; a new poll replaces the arches.
+	require.NoError(t, b.TouchWorker(ctx, "x86", t0.Add(2*time.Minute)))
+	require.NoError(t, b.SeeWorker(ctx, store.SeenWorker{Name: "arm", Arches: []string{"x86_64"}, LastSeen: t0}))
+	list, err = b.ConnectedWorkers(ctx, t0.Add(90*time.Second))
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, store.SeenWorker{Name: "x86", Arches: []string{"x86_64"}, LastSeen: t0.Add(2 * time.Minute)}, list[0])
+	list, err = b.ConnectedWorkers(ctx, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	assert.Equal(t, []string{"aarch64", "x86_64"}, list[0].Arches, "the late, older record did not replace the newer one")
+
+	require.NoError(t, b.SeeWorker(ctx, store.SeenWorker{Name: "arm", Arches: []string{"aarch64"}, LastSeen: t0.Add(3 * time.Minute)}))
+	require.NoError(t, b.TouchWorker(ctx, "arm", t0.Add(150*time.Second)), "a late heartbeat does not move the time back")
+	list, err = b.ConnectedWorkers(ctx, t0.Add(3*time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, []store.SeenWorker{{Name: "arm", Arches: []string{"aarch64"}, LastSeen: t0.Add(3 * time.Minute)}}, list)
 }
