@@ -167,7 +167,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Everything else is the web UI (and a JSON 404 for other /api/ paths).
 	mux.Handle("/", ui.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
-	mux.Handle(workerproto.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets}))
+	mux.Handle(workerproto.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Workers: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -53,6 +54,18 @@ type Config struct {
 	Log     *slog.Logger
 	// Metrics, when set, records queue waits, job durations and workers.
 	Metrics *metrics.Metrics
+	// Workers, when set, records the workers that ask for jobs, the
+	// architectures they declare and when they were last heard from
+	// (their requests for jobs and their heartbeats).
+	Workers store.Workers
+	// SeenEvery is the least time between two records of one worker
+	// that declares the same architectures: a worker polls and
+	// heartbeats often, and a write each time would cost more than
+	// knowing it to the second is worth. Default 15s, well within
+	// store.ConnectedWindow.
+	SeenEvery time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
 }
 
 // Handler returns the worker API's handler, to mount at
@@ -76,7 +89,13 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &api{cfg}
+	if cfg.SeenEvery <= 0 {
+		cfg.SeenEvery = 15 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &api{cfg: cfg, seen: map[string]seenRecord{}}
 	mux := http.NewServeMux()
 	const p = workerproto.Prefix
 	mux.HandleFunc("POST "+p+workerproto.RouteJobs, a.requestJob)
@@ -140,7 +159,82 @@ func routed(mux *http.ServeMux) http.Handler {
 	})
 }
 
-type api struct{ cfg Config }
+type api struct {
+	cfg Config
+
+	mu sync.Mutex
+	// seen is what this replica last recorded of each worker.
+	seen map[string]seenRecord
+}
+
+// seenRecord is what was last recorded of a worker: its arches (joined)
+// and when.
+type seenRecord struct {
+	arches string
+	at     time.Time
+}
+
+// sawWorker records that the worker name asked for jobs of arches, unless
+// this replica recorded the same within SeenEvery. A failed write is
+// logged, never the worker's problem.
+func (a *api) sawWorker(ctx context.Context, name string, arches []string) {
+	if a.cfg.Workers == nil || name == "" {
+		return
+	}
+	now, joined := a.cfg.Now(), strings.Join(arches, ",")
+	if !a.due(name, joined, now) {
+		return
+	}
+	if err := a.cfg.Workers.SeeWorker(ctx, store.SeenWorker{Name: name, Arches: arches, LastSeen: now}); err != nil {
+		a.cfg.Log.Error("recording a worker", "worker", name, "err", err)
+		a.forget(name)
+	}
+}
+
+// heardWorker records that the worker name, busy with a job, was heard
+// from, at most once per SeenEvery.
+func (a *api) heardWorker(ctx context.Context, name string) {
+	if a.cfg.Workers == nil || name == "" {
+		return
+	}
+	now := a.cfg.Now()
+	a.mu.Lock()
+	arches := a.seen[name].arches
+	a.mu.Unlock()
+	if !a.due(name, arches, now) {
+		return
+	}
+	if err := a.cfg.Workers.TouchWorker(ctx, name, now); err != nil {
+		a.cfg.Log.Error("recording a worker's heartbeat", "worker", name, "err", err)
+		a.forget(name)
+	}
+}
+
+// due tells whether a record of the worker with arches at now is due,
+// and if so notes it as made.
+func (a *api) due(name, arches string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last, ok := a.seen[name]; ok && last.arches == arches && now.Sub(last.at) < a.cfg.SeenEvery {
+		return false
+	}
+	if len(a.seen) >= maxSeen {
+		clear(a.seen) // many names, most of them gone: start over
+	}
+	a.seen[name] = seenRecord{arches: arches, at: now}
+	return true
+}
+
+// forget drops what was noted of a worker whose record failed, so that
+// the next request tries again.
+func (a *api) forget(name string) {
+	a.mu.Lock()
+	delete(a.seen, name)
+	a.mu.Unlock()
+}
+
+// maxSeen bounds the workers a replica remembers having recorded.
+const maxSeen = 10000
 
 func reply(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -193,6 +287,7 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Metrics != nil {
 		a.cfg.Metrics.WorkerSeen(req.Worker, time.Now())
 	}
+	a.sawWorker(r.Context(), req.Worker, req.Arches)
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PollTimeout)
 	defer cancel()
 	for {
@@ -274,6 +369,7 @@ func (a *api) leased(h func(http.ResponseWriter, *http.Request, store.Job, strin
 }
 
 func (a *api) heartbeat(w http.ResponseWriter, r *http.Request, j store.Job, token string) {
+	a.heardWorker(r.Context(), j.Worker)
 	switch err := a.cfg.Queue.Heartbeat(r.Context(), j.ID, token, a.cfg.Lease); {
 	case errors.Is(err, store.ErrCanceled):
 		reply(w, http.StatusConflict, workerproto.Heartbeat{Canceled: true})

@@ -26,6 +26,13 @@ import (
 // compose with one job, leased: its URL, the job and its lease token.
 func leasedJob(t *testing.T, cfg Config) (string, store.Lease) {
 	t.Helper()
+	return leasedJobWith(t, &cfg, nil)
+}
+
+// leasedJobWith is leasedJob, with setup run on the database before the
+// API starts.
+func leasedJobWith(t *testing.T, cfg *Config, setup func(db *sqlite.DB)) (string, store.Lease) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
 	require.NoError(t, err)
@@ -38,7 +45,10 @@ func leasedJob(t *testing.T, cfg Config) (string, store.Lease) {
 	if cfg.Artifacts == nil {
 		cfg.Artifacts = artifacts.Local{Dir: t.TempDir()}
 	}
-	srv := httptest.NewServer(Handler(cfg))
+	if setup != nil {
+		setup(db)
+	}
+	srv := httptest.NewServer(Handler(*cfg))
 	t.Cleanup(srv.Close)
 	return srv.URL, l
 }
