@@ -344,12 +344,13 @@ func (s *Server) composesItems(r *http.Request, list []store.Compose) ([]compose
 		return nil, err
 	}
 	data := make([]composesItem, 0, len(list))
+	built := s.builtArches()
 	for _, c := range list {
 		var req struct {
 			ClientID string `json:"client_id"`
 		}
 		_ = json.Unmarshal(c.Request, &req)
-		st, err := s.imageStatus(r, c, jobsOf[c.ID])
+		st, err := s.imageStatus(r, c, jobsOf[c.ID], built)
 		if err != nil {
 			return nil, err
 		}
@@ -370,6 +371,70 @@ type imageStatus struct {
 	UploadStatus *uploadStatus   `json:"upload_status,omitempty"`
 	Error        *statusError    `json:"error,omitempty"`
 	Timeline     []timelineStep  `json:"timeline"`
+	// Waiting says why a compose waits: for a worker of an architecture
+	// that no connected worker builds.
+	Waiting *waitingStatus `json:"waiting,omitempty"`
+}
+
+// waitingStatus is what a compose waits for that may never come unless
+// someone acts.
+type waitingStatus struct {
+	// Architecture is the architecture its next job needs a worker for.
+	Architecture string `json:"architecture"`
+	// Reason says so and how to start such a worker.
+	Reason string `json:"reason"`
+}
+
+// noWorkerReason is the waiting reason of a compose whose job needs a
+// worker for arch while no connected worker builds it.
+func noWorkerReason(arch string) string {
+	return fmt.Sprintf("no connected worker builds %s; start one with `kiln worker --arch %s`", arch, arch)
+}
+
+// builtArches tells which architectures some connected worker builds,
+// reading the worker registry once per request, and only when a compose
+// waits for a job of an architecture.
+type builtArches struct {
+	s    *Server
+	read bool
+	set  map[string]bool
+}
+
+func (s *Server) builtArches() *builtArches { return &builtArches{s: s} }
+
+// builds tells whether some connected worker builds arch. When the
+// registry cannot be read it says yes: a compose then shows no message
+// rather than a wrong one.
+func (b *builtArches) builds(ctx context.Context, arch string) bool {
+	if !b.read {
+		b.read = true
+		ws, err := b.s.cfg.Store.ConnectedWorkers(ctx, b.s.cfg.Now().Add(-store.ConnectedWindow))
+		if err != nil {
+			b.s.cfg.Log.Error("reading the connected workers", "err", err)
+			return true
+		}
+		b.set = map[string]bool{}
+		for _, w := range ws {
+			for _, a := range w.Arches {
+				b.set[a] = true
+			}
+		}
+	}
+	return b.set == nil || b.set[arch]
+}
+
+// waitingFor is what a compose with jobs js waits for: a worker of the
+// architecture of a job still pending that no connected worker builds.
+func waitingFor(ctx context.Context, js []store.Job, status string, built *builtArches) *waitingStatus {
+	if status == store.ComposeSuccess || status == store.ComposeFailure {
+		return nil
+	}
+	for _, j := range js {
+		if j.State == store.JobPending && j.Arch != "" && !built.builds(ctx, j.Arch) {
+			return &waitingStatus{Architecture: j.Arch, Reason: noWorkerReason(j.Arch)}
+		}
+	}
+	return nil
 }
 
 // timelineStep is a step a compose reached, and when.
@@ -546,8 +611,9 @@ func earliest(a, b *time.Time) *time.Time {
 
 // imageStatus is a compose's status as the API shows it: derived from its
 // jobs, with the download's link, expiry and size once it succeeded.
-func (s *Server) imageStatus(r *http.Request, c store.Compose, js []store.Job) (imageStatus, error) {
+func (s *Server) imageStatus(r *http.Request, c store.Compose, js []store.Job, built *builtArches) (imageStatus, error) {
 	st := deriveStatus(js, Prefix+"/composes/"+c.ID+"/download")
+	st.Waiting = waitingFor(r.Context(), js, st.Status, built)
 	if us := st.UploadStatus; us != nil && us.Status == "success" && us.inStore {
 		if err := s.downloadLink(r, c, js, us); err != nil {
 			return st, err
@@ -572,7 +638,7 @@ func (s *Server) getComposeStatus(w http.ResponseWriter, r *http.Request, params
 	if err != nil {
 		return err
 	}
-	st, err := s.imageStatus(r, c, js)
+	st, err := s.imageStatus(r, c, js, s.builtArches())
 	if err != nil {
 		return err
 	}

@@ -18,16 +18,24 @@ func TestArchitecturesListImageBuilderNames(t *testing.T) {
 	r := ts.do(t, "", "GET", "/architectures/debian-12", nil)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	items := r.json2(t)
-	var x86 map[string]any
+	var x86, arm map[string]any
 	for _, it := range items {
-		if it["arch"] == "x86_64" {
+		switch it["arch"] {
+		case "x86_64":
 			x86 = it
+		case "aarch64":
+			arm = it
 		}
 	}
 	require.NotNil(t, x86, string(r.body))
 	types := x86["image_types"].([]any)
 	for _, name := range []string{"qcow2", "guest-image", "ami", "aws", "gce", "gcp", "vhd", "azure", "vmdk", "vsphere", "ova", "vsphere-ova", "wsl", "image-installer", "container", "oci"} {
 		assert.Contains(t, types, name)
+	}
+	require.NotNil(t, arm, "aarch64 is listed: %s", r.body)
+	types = arm["image_types"].([]any)
+	for _, name := range []string{"qcow2", "guest-image", "raw", "ami", "aws", "tar", "container", "oci", "vhd", "azure"} {
+		assert.Contains(t, types, name, "aarch64")
 	}
 }
 
@@ -68,10 +76,16 @@ func TestDistributionFilters(t *testing.T) {
 	assert.Contains(t, types, "qcow2")
 	assert.Len(t, d["image_types"], 2)
 
+	r = ts.do(t, "", "GET", "/distributions/debian-12?image_type=qcow2&architecture=aarch64", nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	arches = r.json(t)["architectures"].(map[string]any)
+	require.Len(t, arches, 1)
+	assert.Contains(t, arches["aarch64"].(map[string]any)["image_types"], "qcow2", "aarch64 is built")
+
 	for _, tc := range []struct{ query, want string }{
 		{"image_type=edge-commit", "query parameter image_type: edge-commit is an image type of image-builder that this service does not build"},
 		{"image_type=nonesuch", `query parameter image_type: debian-12 has no image type or alias "nonesuch"`},
-		{"architecture=aarch64&image_type=qcow2", "query parameter architecture: aarch64"},
+		{"architecture=riscv64&image_type=qcow2", "query parameter architecture"},
 	} {
 		r := ts.do(t, "", "GET", "/distributions/debian-12?"+tc.query, nil)
 		assert.Equal(t, http.StatusBadRequest, r.status, tc.query)
