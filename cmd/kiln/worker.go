@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-project/kiln/internal/emulation"
 	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/worker"
 	"github.com/kiln-project/kiln/internal/workerproto"
@@ -25,6 +26,10 @@ import (
 // the kilnfake build tag (fakebuild.go). A kiln built without that tag has
 // no code that sets it, so nothing a tenant or an operator does can.
 var testBuilder worker.Builder
+
+// checkArch says whether this host builds an architecture's images and
+// how; tests replace it so as not to depend on the host they run on.
+var checkArch worker.ArchCheck = emulation.Check
 
 func newWorkerCommand(a *app) *cobra.Command {
 	var (
@@ -44,9 +49,15 @@ heartbeats each job; a job whose worker disappears goes to another worker.
 
 On SIGTERM or SIGINT it takes no more jobs, lets running ones finish within
 --grace and hands the rest back to the queue. While the server is away it
-keeps retrying with backoff and keeps its finished images.`,
-		Example: `  kiln worker --server https://kiln.example.com --worker-token "$(cat token)" --arch x86_64 --concurrency 2`,
-		Args:    cobra.NoArgs,
+keeps retrying with backoff and keeps its finished images.
+
+Each --arch must be one this host builds: its own, natively, or another
+through qemu-user's binfmt_misc handlers (kiln doctor --fix registers
+them). The worker refuses to start on one it cannot build, and says how
+it builds each.`,
+		Example: `  kiln worker --server https://kiln.example.com --worker-token "$(cat token)" --arch x86_64 --concurrency 2
+  kiln worker --server https://kiln.example.com --worker-token "$(cat token)" --arch x86_64,aarch64`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(servers) == 0 {
 				return errors.New("--server is required (or $KILN_SERVER): the service's address, such as https://kiln.example.com")
@@ -62,10 +73,15 @@ keeps retrying with backoff and keeps its finished images.`,
 			if concurrency < 1 || concurrency > 64 {
 				return fmt.Errorf("--concurrency must be between 1 and 64, not %d", concurrency)
 			}
-			for _, arch := range arches {
-				if !knownArch(a, arch) {
+			for i, arch := range arches {
+				arches[i] = strings.TrimSpace(arch)
+				if !knownArch(a, arches[i]) {
 					return fmt.Errorf("--arch %q is not an architecture any distribution builds", arch)
 				}
+			}
+			modes, err := worker.CheckArches(arches, checkArch)
+			if err != nil {
+				return err
 			}
 			if name == "" {
 				host, _ := os.Hostname()
@@ -76,6 +92,9 @@ keeps retrying with backoff and keeps its finished images.`,
 				return err
 			}
 			log := slog.New(slog.NewJSONHandler(a.stderr, nil))
+			for _, arch := range arches {
+				log.Info("builds", "arch", arch, "mode", string(modes[arch]))
+			}
 			health := worker.NewHealth()
 			client := &workerproto.Client{BaseURL: servers[0], Fallbacks: servers[1:], Key: token}
 
@@ -112,7 +131,7 @@ keeps retrying with backoff and keeps its finished images.`,
 					_ = w.Run(ctx)
 				}()
 			}
-			fmt.Fprintf(a.stdout, "kiln worker %s takes %s jobs from %s\n", name, strings.Join(arches, ", "), strings.Join(servers, ", "))
+			fmt.Fprintf(a.stdout, "kiln worker %s takes %s jobs from %s\n", name, worker.DescribeArches(arches, modes), strings.Join(servers, ", "))
 			<-ctx.Done()
 			log.Info("shutting down", "grace", grace)
 			wg.Wait()
@@ -126,7 +145,7 @@ keeps retrying with backoff and keeps its finished images.`,
 	}
 	f.StringSliceVar(&servers, "server", envServers, "the service's address; several (comma-separated or repeated) when its replicas have no load balancer in front: a worker goes to the next when one does not answer (default $KILN_SERVER)")
 	f.StringVar(&token, "worker-token", os.Getenv("KILN_WORKER_TOKEN"), "the worker token (default $KILN_WORKER_TOKEN)")
-	f.StringSliceVar(&arches, "arch", []string{"x86_64"}, "architectures this worker builds (repeatable)")
+	f.StringSliceVar(&arches, "arch", []string{"x86_64"}, "architectures this worker builds, comma-separated or repeated (x86_64, aarch64); each must run here natively or through qemu-user (kiln doctor)")
 	f.IntVar(&concurrency, "concurrency", 1, "jobs run at once")
 	f.StringVar(&name, "name", "", "the worker's name in the service's records (default: the host name)")
 	f.DurationVar(&grace, "grace", 10*time.Minute, "after SIGTERM, how long running jobs may go on before they are handed back")
