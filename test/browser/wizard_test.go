@@ -111,8 +111,13 @@ func TestWizard(t *testing.T) {
 	WaitFor[bool](b, "the missing choice", 5*time.Second, `document.querySelector('.wizard-step-problem').textContent === 'Choose a distribution.'`)
 	b.Do(chromedp.Click(Field("debian-12")), chromedp.Click(Button("Next")))
 
-	// 2. Architecture, 3. Image types (with descriptions), 4. Target.
+	// 2. Architecture (both offered, each described), 3. Image types
+	// (with descriptions), 4. Target.
 	onStep(t, b, 2)
+	assert.Equal(t, []string{"x86_64: 64-bit x86 (Intel, AMD)", "aarch64: 64-bit ARM"},
+		Eval[[]string](b, `[...document.querySelectorAll('input[name=architecture]')].map(i => i.value + ': ' + document.getElementById(i.getAttribute('aria-describedby')).textContent)`))
+	b.Do(chromedp.Click(Field("aarch64")))
+	assert.Equal(t, "aarch64", Eval[string](b, `document.querySelector('input[name=architecture]:checked').value`), "aarch64 can be chosen")
 	b.Do(chromedp.Click(Field("x86_64")), chromedp.Click(Button("Next")))
 	onStep(t, b, 3)
 	desc := Eval[string](b, `document.getElementById(`+wizControl("tar")+`.getAttribute('aria-describedby')).textContent`)

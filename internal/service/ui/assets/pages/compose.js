@@ -76,6 +76,7 @@ export async function render(root, ctx) {
   const actionsSlot = h('div', { class: 'actions' });
   const timelineSlot = h('div', {});
   const errorSlot = h('div', {});
+  const waitingSlot = h('div', { hidden: true });
   const downloadSlot = h('div', {});
   const logPre = h('pre', { class: 'log', tabindex: '0', 'aria-label': 'Build log', 'aria-live': 'off' });
   const logState = h('p', { class: 'muted small log-state' });
@@ -93,6 +94,7 @@ export async function render(root, ctx) {
         h('p', { class: 'subtitle' }, [req.distribution, ir.image_type, ir.architecture].filter(Boolean).join(' · '))),
       actionsSlot),
     errorSlot,
+    waitingSlot,
     h('div', { class: 'grid-2' },
       h('section', { class: 'card', 'aria-labelledby': 'tl-h' }, h('h2', { id: 'tl-h', class: 'card-title' }, 'Progress'), timelineSlot),
       h('section', { class: 'card', 'aria-labelledby': 'dl-h' }, h('h2', { id: 'dl-h', class: 'card-title' }, 'Image'),
@@ -131,6 +133,14 @@ export async function render(root, ctx) {
       h('h2', { class: 'alert-title' }, steps.some((x) => x.step === 'cancelled') ? 'The build was cancelled' : 'The build failed'),
       h('p', { class: 'error-reason' }, err.reason || 'The build failed.'),
       failureDetails(err.details)) : null);
+
+    // A job waits for a worker of an architecture none of the connected
+    // ones builds: say so and how to start one, until one connects.
+    const wait = st.waiting && !finished(st.status) ? st.waiting : null;
+    waitingSlot.hidden = !wait;
+    fill(waitingSlot, wait ? h('div', { class: 'alert alert-warning waiting', role: 'status' },
+      h('h2', { class: 'alert-title' }, `Waiting for a worker that builds ${wait.architecture}`),
+      h('p', { class: 'waiting-reason' }, codeSpans(wait.reason))) : null);
 
     const us = st.upload_status || {};
     const opts = us.options || {};
@@ -336,4 +346,10 @@ function failureDetails(details) {
   if (!details) return null;
   return h('details', {}, h('summary', {}, 'Details'),
     h('pre', { class: 'code' }, typeof details === 'string' ? details : JSON.stringify(details, null, 2)));
+}
+
+// codeSpans renders text whose `quoted` parts are commands as text and
+// code elements.
+function codeSpans(text) {
+  return String(text).split('`').map((part, i) => (i % 2 ? h('code', {}, part) : part));
 }

@@ -146,7 +146,8 @@ export async function render(root, ctx) {
     const running = st.status === 'building' && st.progress && st.progress.total;
     return h('div', { class: 'status-cell' },
       badge(st.status),
-      running ? h('span', { class: 'status-progress' }, progressBar(st, `${composeName(c)}: ${progressText(st)}`), h('span', { class: 'muted small' }, progressText(st))) : null);
+      running ? h('span', { class: 'status-progress' }, progressBar(st, `${composeName(c)}: ${progressText(st)}`), h('span', { class: 'muted small' }, progressText(st))) : null,
+      st.waiting ? h('span', { class: 'muted small waiting-note', title: st.waiting.reason }, `No ${st.waiting.architecture} worker connected`) : null);
   }
 
   // targetCell says where the image goes: the target and, once it is
