@@ -5,12 +5,15 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-project/kiln/internal/emulation"
 	"github.com/kiln-project/kiln/internal/service"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/worker"
 )
 
 // defaultDataDir is where the service keeps its database and artifacts.
@@ -33,6 +36,17 @@ composes. Create API tokens with "kiln token create".`,
 			if cfg.Workers < -1 {
 				return fmt.Errorf("--workers %d: give how many in-process workers to run, 0 for none", cfg.Workers)
 			}
+			cfg.Log = slog.New(slog.NewJSONHandler(a.stderr, nil))
+			if cfg.Workers > 0 {
+				for i, arch := range cfg.WorkerArches {
+					cfg.WorkerArches[i] = strings.TrimSpace(arch)
+				}
+				modes, err := worker.CheckArches("worker-arch", cfg.WorkerArches, checkArch)
+				if err != nil {
+					return fmt.Errorf("in-process workers: %w", err)
+				}
+				cfg.Log.Info("in-process workers build", "arches", worker.DescribeArches(cfg.WorkerArches, modes))
+			}
 			var err error
 			if cfg.Mirrors, cfg.Resolver, err = a.workerDeps(); err != nil {
 				return err
@@ -43,7 +57,6 @@ composes. Create API tokens with "kiln token create".`,
 			}
 			cfg.UploadTimeout = a.cfg.Targets.TimeoutOf()
 			cfg.Builder = testBuilder
-			cfg.Log = slog.New(slog.NewJSONHandler(a.stderr, nil))
 			cfg.Version = version()
 			cfg.Ready = func(addr string) { fmt.Fprintf(a.stdout, "kiln serves on http://%s\n", addr) }
 			return service.Run(cmd.Context(), cfg)
@@ -56,6 +69,7 @@ composes. Create API tokens with "kiln token create".`,
 	f.DurationVar(&cfg.DownloadExpiry, "download-expiry", 7*24*time.Hour, "how long presigned download URLs of a bucket last (at most 168h)")
 	f.StringVar(&cfg.Database, "database", os.Getenv("KILN_DATABASE"), "the database: empty for SQLite in --data, or postgres://USER@HOST/DB?sslmode=... (default $KILN_DATABASE)")
 	f.IntVar(&cfg.Workers, "workers", 1, "in-process workers, which build as root on this host (0: none, remote workers only; -1 means the same)")
+	f.StringSliceVar(&cfg.WorkerArches, "worker-arch", []string{emulation.Host()}, "architectures the in-process workers build, comma-separated or repeated (x86_64, aarch64); each must run here natively or through qemu-user (kiln doctor)")
 	f.StringVar(&cfg.WorkerKey, "worker-key", os.Getenv("KILN_WORKER_KEY"), "secret remote workers request jobs with (default: $KILN_WORKER_KEY, else a random one for in-process workers)")
 	f.BoolVar(&cfg.TrustIdentityHeader, "trust-identity-header", false, "take the org from x-rh-identity: only behind a gateway that sets it and strips it from clients")
 	f.DurationVar(&cfg.Lease, "lease", 0, "how long a job stays leased without a heartbeat (default 2m)")

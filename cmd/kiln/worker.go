@@ -79,7 +79,7 @@ it builds each.`,
 					return fmt.Errorf("--arch %q is not an architecture any distribution builds", arch)
 				}
 			}
-			modes, err := worker.CheckArches(arches, checkArch)
+			modes, err := worker.CheckArches("arch", arches, checkArch)
 			if err != nil {
 				return err
 			}

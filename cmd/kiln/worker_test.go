@@ -40,3 +40,15 @@ func TestWorkerRefusesAnArchItCannotBuild(t *testing.T) {
 	assert.NotContains(t, err.Error(), "--arch x86_64", "only the architecture it cannot build is named")
 	assert.Equal(t, map[string]bool{"x86_64": true, "aarch64": true}, checked, "a repeated --arch declares both")
 }
+
+// kiln serve's in-process workers are held to the same check.
+func TestServeRefusesAWorkerArchItCannotBuild(t *testing.T) {
+	old := checkArch
+	checkArch = func(arch string) (emulation.Mode, error) {
+		return "", errors.New(arch + " programs cannot run on this x86_64 host; run `kiln doctor --fix` as root")
+	}
+	t.Cleanup(func() { checkArch = old })
+	_, _, err := run(t, "serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--worker-arch", "aarch64")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "in-process workers: --worker-arch aarch64: this worker cannot build aarch64 images")
+}

@@ -48,6 +48,9 @@ type Config struct {
 	// none, remote workers only. An in-process worker builds as root on
 	// the API host, so none runs unless asked for.
 	Workers int
+	// WorkerArches are the architectures the in-process workers build
+	// (the caller checked that this host builds them). Default x86_64.
+	WorkerArches []string
 	// Targets are the upload types composes may ask for, as the API checks
 	// them and the in-process workers deliver to them. Default: local
 	// and aws.s3 (the artifact store's download link).
@@ -235,6 +238,7 @@ func Run(ctx context.Context, cfg Config) error {
 		w, err := worker.New(worker.Config{
 			Client:   &workerproto.Client{BaseURL: "http://" + addr, Key: cfg.WorkerKey},
 			Name:     fmt.Sprintf("in-process-%d", i+1),
+			Arches:   cfg.WorkerArches,
 			CacheDir: cfg.CacheDir, Mirrors: cfg.Mirrors, Resolver: cfg.Resolver, Distros: cfg.Distros,
 			Builder: cfg.Builder, Log: cfg.Log.With("worker", i+1), Targets: cfg.Targets, UploadTimeout: cfg.UploadTimeout,
 		})

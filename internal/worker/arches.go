@@ -13,13 +13,13 @@ import (
 // and the fix. emulation.Check is the real one.
 type ArchCheck func(arch string) (emulation.Mode, error)
 
-// CheckArches checks each architecture a worker declares with check. It
-// returns how each is built, or an error naming every architecture this
-// host cannot build, each with what is missing: a worker must not offer
-// what it would fail to build.
-func CheckArches(arches []string, check ArchCheck) (map[string]emulation.Mode, error) {
+// CheckArches checks each architecture a worker declares with check (in
+// the command-line flag named flag). It returns how each is built, or an
+// error naming every architecture this host cannot build, each with what
+// is missing: a worker must not offer what it would fail to build.
+func CheckArches(flag string, arches []string, check ArchCheck) (map[string]emulation.Mode, error) {
 	if len(arches) == 0 {
-		return nil, errors.New("--arch: declare at least one architecture the worker builds (x86_64, aarch64)")
+		return nil, fmt.Errorf("--%s: declare at least one architecture the worker builds (x86_64, aarch64)", flag)
 	}
 	modes := map[string]emulation.Mode{}
 	var problems []string
@@ -29,7 +29,7 @@ func CheckArches(arches []string, check ArchCheck) (map[string]emulation.Mode, e
 		}
 		mode, err := check(a)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("--arch %s: this worker cannot build %s images: %v", a, a, err))
+			problems = append(problems, fmt.Sprintf("--%s %s: this worker cannot build %s images: %v", flag, a, a, err))
 			continue
 		}
 		modes[a] = mode

@@ -27,7 +27,7 @@ func hostOnly(arch string) (emulation.Mode, error) {
 // A worker refuses to offer an architecture its host cannot build, naming
 // each such architecture with what is missing, all at once.
 func TestCheckArchesRefusesWhatTheHostCannotBuild(t *testing.T) {
-	_, err := worker.CheckArches([]string{"x86_64", "aarch64", "riscv64"}, hostOnly)
+	_, err := worker.CheckArches("arch", []string{"x86_64", "aarch64", "riscv64"}, hostOnly)
 	require.Error(t, err)
 	lines := strings.Split(err.Error(), "\n")
 	require.Len(t, lines, 2, err.Error())
@@ -35,7 +35,7 @@ func TestCheckArchesRefusesWhatTheHostCannotBuild(t *testing.T) {
 	assert.Contains(t, lines[0], "kiln doctor --fix")
 	assert.True(t, strings.HasPrefix(lines[1], "--arch riscv64: "), lines[1])
 
-	_, err = worker.CheckArches(nil, hostOnly)
+	_, err = worker.CheckArches("arch", nil, hostOnly)
 	assert.ErrorContains(t, err, "declare at least one architecture")
 }
 
@@ -49,7 +49,7 @@ func TestCheckArchesSaysHowEachIsBuilt(t *testing.T) {
 		return hostOnly(arch)
 	}
 	arches := []string{"x86_64", "aarch64", "x86_64"}
-	modes, err := worker.CheckArches(arches, emulating)
+	modes, err := worker.CheckArches("arch", arches, emulating)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]emulation.Mode{"x86_64": emulation.Native, "aarch64": emulation.Emulated}, modes)
 	assert.Equal(t, "x86_64 (native), aarch64 (emulated)", worker.DescribeArches(arches, modes))
