@@ -114,7 +114,7 @@ func TestWizard(t *testing.T) {
 	// 2. Architecture (both offered, each described), 3. Image types
 	// (with descriptions), 4. Target.
 	onStep(t, b, 2)
-	assert.Equal(t, []string{"x86_64: 64-bit x86 (Intel, AMD)", "aarch64: 64-bit ARM"},
+	assert.Equal(t, []string{"aarch64: 64-bit ARM", "x86_64: 64-bit x86 (Intel, AMD)"},
 		Eval[[]string](b, `[...document.querySelectorAll('input[name=architecture]')].map(i => i.value + ': ' + document.getElementById(i.getAttribute('aria-describedby')).textContent)`))
 	b.Do(chromedp.Click(Field("aarch64")))
 	assert.Equal(t, "aarch64", Eval[string](b, `document.querySelector('input[name=architecture]:checked').value`), "aarch64 can be chosen")
