@@ -145,7 +145,7 @@ it builds each.`,
 	}
 	f.StringSliceVar(&servers, "server", envServers, "the service's address; several (comma-separated or repeated) when its replicas have no load balancer in front: a worker goes to the next when one does not answer (default $KILN_SERVER)")
 	f.StringVar(&token, "worker-token", os.Getenv("KILN_WORKER_TOKEN"), "the worker token (default $KILN_WORKER_TOKEN)")
-	f.StringSliceVar(&arches, "arch", []string{"x86_64"}, "architectures this worker builds, comma-separated or repeated (x86_64, aarch64); each must run here natively or through qemu-user (kiln doctor)")
+	f.StringSliceVar(&arches, "arch", []string{emulation.Host()}, "architectures this worker builds, comma-separated or repeated (x86_64, aarch64); each must run here natively or through qemu-user (kiln doctor)")
 	f.IntVar(&concurrency, "concurrency", 1, "jobs run at once")
 	f.StringVar(&name, "name", "", "the worker's name in the service's records (default: the host name)")
 	f.DurationVar(&grace, "grace", 10*time.Minute, "after SIGTERM, how long running jobs may go on before they are handed back")
