@@ -367,9 +367,9 @@ type JobCount struct {
 
 // ConnectedWindow is how long after it was last heard from a worker
 // counts as connected. An idle worker asks for a job at least every poll
-// timeout (25 s by default) and a busy one heartbeats its job several
-// times per lease (2 minutes by default), so a worker still running is
-// heard from well within it.
+// timeout (25 s by default) and a busy one heartbeats its job at least
+// every 5 s, so a worker still running is heard from well within it,
+// even through the worker API's throttled writes (one per 15 s).
 const ConnectedWindow = 2 * time.Minute
 
 // SeenWorker is a worker as the service last heard from it.
