@@ -117,6 +117,9 @@ $KILN_TOKEN.`,
 				if is.Progress != nil {
 					line += fmt.Sprintf(" (%d/%d stages)", is.Progress.Done, is.Progress.Total)
 				}
+				if is.Waiting != nil {
+					line += ": " + is.Waiting.Reason
+				}
 				fmt.Fprintln(a.stdout, line)
 				switch is.Status {
 				case "success":

@@ -89,3 +89,51 @@ func TestServeSurvivesKill9(t *testing.T) {
 		_ = second.Process.Kill()
 	}
 }
+
+// TestComposeStatusSaysNoWorkerBuildsItsArch: a service whose workers
+// build x86_64 only accepts an aarch64 compose, and `kiln compose status`
+// says what it waits for, while an x86_64 compose is built.
+func TestComposeStatusSaysNoWorkerBuildsItsArch(t *testing.T) {
+	bin := fakeKiln(t)
+	data, cache := t.TempDir(), engineCache(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--cache-dir", cache, "serve", "--listen", "127.0.0.1:0", "--data", data, "--worker-arch", "x86_64")
+	cmd.Env = append(os.Environ(), "KILN_FAKE_STAGE_TIME=10ms")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	var url string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := regexp.MustCompile(`kiln serves on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			url = m[1]
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			break
+		}
+	}
+	require.NotEmpty(t, url, "kiln serve did not start")
+	tok, _, err := run(t, "token", "create", "--org", "acme", "--name", "arch", "--data", data)
+	require.NoError(t, err)
+	svc := []string{"--server", url, "--token", strings.TrimSpace(tok)}
+	bp := writeBlueprint(t, "name = \"arch\"\n[customizations]\nhostname = \"arch\"\n")
+
+	idOut, errOut, err := run(t, append([]string{"compose", "start", bp, "-t", "tar", "--arch", "aarch64"}, svc...)...)
+	require.NoError(t, err, errOut)
+	armID := strings.TrimSpace(idOut)
+	idOut, errOut, err = run(t, append([]string{"compose", "start", bp, "-t", "tar", "--arch", "x86_64"}, svc...)...)
+	require.NoError(t, err, errOut)
+	x86ID := strings.TrimSpace(idOut)
+
+	st, errOut, err := run(t, append([]string{"compose", "status", x86ID, "--wait"}, svc...)...)
+	require.NoError(t, err, errOut)
+	assert.Contains(t, st, "success")
+	st, errOut, err = run(t, append([]string{"compose", "status", armID}, svc...)...)
+	require.NoError(t, err, errOut)
+	// Its packages are solved (any worker does that); its build waits.
+	assert.Regexp(t, "^(pending|building): no connected worker builds aarch64; start one with `kiln worker --arch aarch64`\n$", st)
+}

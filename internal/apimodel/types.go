@@ -66,6 +66,15 @@ type ImageStatus struct {
 	UploadStatus *UploadStatus `json:"upload_status,omitempty"`
 	Error        *StatusError  `json:"error,omitempty"`
 	Timeline     []Step        `json:"timeline,omitempty"`
+	// Waiting, while the compose waits for an architecture no connected
+	// worker builds, says which and what to do (a kiln extension).
+	Waiting *Waiting `json:"waiting,omitempty"`
+}
+
+// Waiting is why a pending compose is not being built.
+type Waiting struct {
+	Architecture string `json:"architecture"`
+	Reason       string `json:"reason"`
 }
 
 // Progress is a build's progress in pipeline stages.
