@@ -20,6 +20,10 @@ import (
 //	dpkg -c linux-image-*-cloud-amd64_*.deb | grep -o 'drivers/net/.*\.ko'
 //
 // (a module's file may spell "-" where its name has "_": xen-netfront.ko).
+// The arm64 kernels of Debian 12 have the same drivers of this list as
+// their amd64 flavours (linux-image-cloud-arm64: ena, gve, hv_netvsc,
+// ixgbevf, mana, virtio_net, vmxnet3, xen-netfront; linux-image-arm64:
+// those and e1000, e1000e, igb).
 //
 // The e2e tests check the declared drivers on every image they build.
 var flavorNetworkDrivers = map[string][]string{
