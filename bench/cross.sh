@@ -29,7 +29,8 @@ build() { # arch run: a cold build into its own cache
 	local cache=$tmp/cache-$1-$2
 	mkdir -p "$cache"
 	ln -sfn "$tmp/debs" "$cache/debs"
-	seconds bin/kiln --cache-dir "$cache" build -b "$tmp/base.toml" -t qcow2 --distro debian-12 --arch "$1" -o "$tmp/out-$1" --force --progress none
+	seconds bin/kiln --cache-dir "$cache" build -b "$tmp/base.toml" -t qcow2 --distro debian-12 --arch "$1" -o "$tmp/out-$1" --force --progress plain
+	cp "$tmp/err" "$tmp/progress-$1"
 }
 
 # Warm the shared package directory for both architectures (not timed).
@@ -46,7 +47,7 @@ cross=$(awk '$1=="cross" {print $2}' "$tmp/results" | median)
 printf '%-28s %8s s\n' "native $host qcow2" "$native" "cross $foreign qcow2" "$cross"
 awk -v n="$native" -v c="$cross" 'BEGIN {printf "%-28s %8.2f x\n", "cross / native", c / n}'
 echo "slowest stages of the cross build:"
-grep -E '^\[[0-9]+/[0-9]+\]' "$tmp/out-$foreign"/base-debian-12-"$foreign".build.log | sort -t' ' -k4 -rn 2>/dev/null | head -4 || true
+grep -E '^\[[0-9]+/[0-9]+\] .* [0-9.]+s$' "$tmp/progress-$foreign" | awk '{print $NF, $3}' | sort -rn | head -4
 
 start=$(date +%s.%N)
 bin/kiln boot-test "$tmp/out-$foreign/base-debian-12-$foreign.qcow2" --ssh-key "$tmp/id_ed25519" --user root \
