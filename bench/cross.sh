@@ -7,6 +7,9 @@
 # `kiln boot-test`. Prints both build times, their ratio and the stages
 # that take longest under emulation.
 #   RUNS=3 repeats the builds (medians).
+#   DEBS=DIR uses DIR as the shared package directory (a build cache's
+#   debs/ that holds both architectures' packages already) and skips the
+#   untimed warm-up builds that would fill it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -16,7 +19,7 @@ host=$(uname -m)
 case "$host" in x86_64) foreign=aarch64 ;; aarch64) foreign=x86_64 ;; *) echo "cross.sh: unknown host $host" >&2; exit 1 ;; esac
 tmp=$(mktemp -d /var/tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/debs"
+if [ -n "${DEBS:-}" ]; then ln -s "$(realpath "$DEBS")" "$tmp/debs"; else mkdir -p "$tmp/debs"; fi
 ssh-keygen -q -t ed25519 -N '' -C kiln-bench -f "$tmp/id_ed25519"
 cp examples/base.toml "$tmp/base.toml"
 printf '\n[[customizations.sshkey]]\nuser = "root"\nkey = "%s"\n' "$(cat "$tmp/id_ed25519.pub")" >>"$tmp/base.toml"
@@ -34,7 +37,9 @@ build() { # arch run: a cold build into its own cache
 }
 
 # Warm the shared package directory for both architectures (not timed).
-for a in "$host" "$foreign"; do build "$a" warmup >/dev/null; rm -rf "$tmp/cache-$a-warmup"; done
+if [ -z "${DEBS:-}" ]; then
+	for a in "$host" "$foreign"; do build "$a" warmup >/dev/null; rm -rf "$tmp/cache-$a-warmup"; done
+fi
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for i in $(seq "$runs"); do
