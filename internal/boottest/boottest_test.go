@@ -337,3 +337,41 @@ func regexpQuote(s string) string {
 	r := strings.NewReplacer(".", `\.`, "+", `\+`, "*", `\*`, "?", `\?`, "(", `\(`, ")", `\)`, "[", `\[`, "]", `\]`)
 	return r.Replace(s)
 }
+
+// QEMU accepts an aarch64 machine's arguments: AAVMF starts, prints to
+// the serial console and tries the disks before the CD-ROM on virtio-scsi,
+// until the boot times out; nothing is left behind. (Nothing here boots:
+// the disks are blank.)
+func TestBootAarch64FirmwareTriesDisksThenCDROM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("emulates an arm64 machine's firmware for a minute: not in the fast lane (go test -short)")
+	}
+	for _, tool := range []string{"qemu-system-aarch64", "ssh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s: %v", tool, err)
+		}
+	}
+	if _, _, err := ovmf(Config{Arch: ArchAarch64}); err != nil {
+		t.Skipf("needs AAVMF: %v", err)
+	}
+	dir := t.TempDir()
+	image := filepath.Join(dir, "blank.raw")
+	iso := filepath.Join(dir, "blank.iso")
+	key := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(image, make([]byte, 1<<20), 0o644))
+	require.NoError(t, os.WriteFile(iso, make([]byte, 1<<20), 0o444))
+	require.NoError(t, os.WriteFile(key, []byte("key"), 0o600))
+
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	_, err := Boot(context.Background(), Config{Arch: ArchAarch64, Image: image, CDROM: iso, BlankDisks: []int64{64 << 20}, SSHKey: key, Timeout: time.Minute})
+	require.Error(t, err)
+	msg := err.Error()
+	assert.Contains(t, msg, "boot test (aarch64, uefi, blank.raw): SSH did not let root in within 1m0s", "QEMU ran until the timeout")
+	disk := strings.Index(msg, `"UEFI Misc Device" from`)
+	cdrom := strings.Index(msg, `"UEFI QEMU QEMU CD-ROM `)
+	assert.True(t, disk >= 0 && cdrom > disk, "the firmware tried the disk, then the CD-ROM:\n%s", msg)
+	entries, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the variable store, the blank disk and the machine's other files are removed")
+}
