@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/boottest"
+	"github.com/kiln-project/kiln/internal/compose"
+	"github.com/kiln-project/kiln/internal/manifest"
 )
 
 // bootTestOptions are the flags of kiln boot-test.
@@ -18,6 +23,7 @@ type bootTestOptions struct {
 	sshKey   string
 	user     string
 	firmware string
+	arch     string
 	checks   []string
 	timeout  time.Duration
 	memory   int
@@ -32,9 +38,14 @@ func newBootTestCommand(a *app) *cobra.Command {
 		Long: "boot-test boots IMAGE (raw or qcow2, never modified) in QEMU with BIOS or UEFI firmware, " +
 			"logs in over SSH and checks that the system is running: systemd's state (running or degraded, " +
 			"with the failed units listed), the host name, the kernel and the root filesystem, then runs " +
-			"each --check command. It exits non-zero when a boot or a check fails.",
+			"each --check command. It exits non-zero when a boot or a check fails.\n\n" +
+			"The machine has the image's architecture: that of the manifest kiln build wrote beside it " +
+			"(<name>-<distro>-<arch>.manifest.json), else --arch, else this host's. An aarch64 image boots " +
+			"on qemu-system-aarch64's virt machine with UEFI (AAVMF) only, emulated with TCG on an x86_64 " +
+			"host: expect minutes.",
 		Example: "  kiln boot-test web.qcow2 --ssh-key ~/.ssh/id_ed25519 --user ops --firmware both \\\n" +
-			"      --check 'systemctl is-active nginx'",
+			"      --check 'systemctl is-active nginx'\n" +
+			"  kiln boot-test out/web-debian-12-aarch64.qcow2 --ssh-key ~/.ssh/id_ed25519 --user ops --check 'uname -m'",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var firmwares []string
@@ -49,6 +60,20 @@ func newBootTestCommand(a *app) *cobra.Command {
 			if o.sshKey == "" {
 				return errors.New("--ssh-key is required: the private key whose public half the image authorizes for --user")
 			}
+			arch, note, err := bootTestArch(args[0], o.arch)
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintf(a.stderr, "kiln: %s\n", note)
+			}
+			if arch == boottest.ArchAarch64 {
+				if o.firmware == "bios" {
+					return errors.New("--firmware bios: aarch64 machines boot with UEFI only (pass --firmware uefi, or leave the flag out)")
+				}
+				firmwares = []string{"uefi"}
+			}
+			o.arch = arch
 			failed := 0
 			for _, fw := range firmwares {
 				if err := bootTestOne(cmd.Context(), a, args[0], fw, o); err != nil {
@@ -64,9 +89,10 @@ func newBootTestCommand(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.sshKey, "ssh-key", "", "private SSH key to log in with (required)")
 	cmd.Flags().StringVar(&o.user, "user", "root", "user to log in as")
-	cmd.Flags().StringVar(&o.firmware, "firmware", "both", "firmware to boot with: bios, uefi or both")
+	cmd.Flags().StringVar(&o.firmware, "firmware", "both", "firmware to boot with: bios, uefi or both (aarch64: uefi only)")
+	cmd.Flags().StringVar(&o.arch, "arch", "", "the image's architecture, x86_64 or aarch64 (default: its manifest's, else this host's)")
 	cmd.Flags().StringArrayVar(&o.checks, "check", nil, "a command to run on the machine (with sh -c); it must succeed (repeatable)")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "how long to wait for SSH (default 5m with KVM, 10m without)")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "how long to wait for SSH (default 5m with KVM; without, 10m for x86_64 and 20m for aarch64)")
 	cmd.Flags().IntVar(&o.memory, "memory", 1024, "memory of the machine in MiB")
 	cmd.Flags().BoolVar(&o.console, "console", false, "copy the serial console to stderr")
 	return cmd
@@ -75,17 +101,18 @@ func newBootTestCommand(a *app) *cobra.Command {
 // bootTestOne boots the image with one firmware and runs the checks,
 // printing one line per check.
 func bootTestOne(ctx context.Context, a *app, image, fw string, o bootTestOptions) error {
-	cfg := boottest.Config{Image: image, Firmware: fw, SSHKey: o.sshKey, User: o.user, Timeout: o.timeout, Memory: o.memory}
+	cfg := boottest.Config{Image: image, Arch: o.arch, Firmware: fw, SSHKey: o.sshKey, User: o.user, Timeout: o.timeout, Memory: o.memory}
 	if o.console {
 		cfg.Log = a.stderr
 	}
+	kvm := boottest.KVMUsableFor(o.arch)
 	accel := "TCG (no KVM: expect minutes)"
-	if boottest.KVMUsable() {
+	if kvm {
 		accel = "KVM"
 	}
-	fmt.Fprintf(a.stdout, "%s: booting %s with %s\n", fw, image, accel)
+	fmt.Fprintf(a.stdout, "%s: booting %s (%s) with %s\n", fw, image, o.arch, accel)
 	if a.log != nil {
-		a.log.Info("boot test", "image", image, "firmware", fw, "kvm", boottest.KVMUsable())
+		a.log.Info("boot test", "image", image, "arch", o.arch, "firmware", fw, "kvm", kvm)
 	}
 	start := time.Now()
 	m, err := boottest.Boot(ctx, cfg)
@@ -124,6 +151,41 @@ func bootTestOne(ctx context.Context, a *app, image, fw string, o bootTestOption
 		})
 	}
 	return errors.Join(errs...)
+}
+
+// bootTestArch is the architecture to boot image as, and a note for the
+// user when the manifest beside the image could not say. The manifest
+// kiln build wrote beside the image decides; archFlag, when given, must
+// agree with it. Without a manifest it is archFlag, else the host's.
+func bootTestArch(image, archFlag string) (arch, note string, err error) {
+	if archFlag != "" && archFlag != boottest.ArchX86_64 && archFlag != boottest.ArchAarch64 {
+		return "", "", fmt.Errorf("--arch %q: expected %s or %s", archFlag, boottest.ArchX86_64, boottest.ArchAarch64)
+	}
+	path := compose.OutputFiles(filepath.Dir(image), filepath.Base(image)).Manifest
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if archFlag != "" {
+			return archFlag, "", nil
+		}
+		return hostArch(), "", nil
+	}
+	if err == nil {
+		var m *manifest.Manifest
+		if m, err = manifest.Parse(b); err == nil && m.Target.Arch == "" {
+			err = errors.New("it names no target.arch")
+		}
+		if err == nil {
+			built := m.Target.Arch
+			if archFlag != "" && archFlag != built {
+				return "", "", fmt.Errorf("--arch %s disagrees with the manifest beside the image, %s, which built it for %s: leave --arch out, or boot the image of that architecture", archFlag, path, built)
+			}
+			return built, "", nil
+		}
+	}
+	if archFlag == "" {
+		return "", "", fmt.Errorf("the manifest beside the image, %s, cannot be read: %w (pass --arch to say the image's architecture)", path, err)
+	}
+	return archFlag, fmt.Sprintf("the manifest beside the image, %s, cannot be read (%v): booting it as --arch says, %s", path, err, archFlag), nil
 }
 
 func runTrimmed(ctx context.Context, m *boottest.Machine, argv ...string) (string, error) {
