@@ -57,10 +57,16 @@ func hostDeps(t *testing.T) (*distro.Registry, map[string]string, *apt.Resolver)
 // Debian mirror.
 func plan(t *testing.T, bpText, imageType string) *manifest.Manifest {
 	t.Helper()
+	return planFor(t, bpText, "x86_64", imageType)
+}
+
+// planFor is plan for an architecture.
+func planFor(t *testing.T, bpText, arch, imageType string) *manifest.Manifest {
+	t.Helper()
 	bp, err := blueprint.Parse([]byte(bpText), blueprint.FormatTOML)
 	require.NoError(t, err)
 	reg, mirrors, r := hostDeps(t)
-	it, err := compose.ImageType(reg, bp, compose.Request{Distro: "debian-12", Arch: "x86_64", ImageType: imageType}, compose.Defaults{})
+	it, err := compose.ImageType(reg, bp, compose.Request{Distro: "debian-12", Arch: arch, ImageType: imageType}, compose.Defaults{})
 	require.NoError(t, err)
 	res, err := compose.Manifest(context.Background(), it, bp, distro.Options{Mirrors: mirrors}, r)
 	require.NoError(t, err)
@@ -141,11 +147,17 @@ func bootGuestWith(t *testing.T, cfg boottest.Config) *guest {
 // this boot used.
 func checkNetworkDrivers(t *testing.T, sh func(args ...string) string, imageType string) {
 	t.Helper()
+	checkNetworkDriversOf(t, sh, "x86_64", imageType)
+}
+
+// checkNetworkDriversOf is checkNetworkDrivers for an architecture.
+func checkNetworkDriversOf(t *testing.T, sh func(args ...string) string, arch, imageType string) {
+	t.Helper()
 	reg, err := distro.Load()
 	require.NoError(t, err)
 	d, err := reg.Distro("debian-12")
 	require.NoError(t, err)
-	a, err := d.Arch("x86_64")
+	a, err := d.Arch(arch)
 	require.NoError(t, err)
 	it, err := a.ImageType(imageType)
 	require.NoError(t, err)
