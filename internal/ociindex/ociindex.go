@@ -159,8 +159,8 @@ func Assemble(output string, inputs []string, opts Options) (*Index, error) {
 	epoch := opts.Epoch
 	if epoch.IsZero() {
 		for _, in := range ins {
-			if in.newest.After(epoch) {
-				epoch = in.newest
+			if in.Newest.After(epoch) {
+				epoch = in.Newest
 			}
 		}
 	}
@@ -268,7 +268,7 @@ func writeArchive(output string, blobs []blob, index []byte, epoch time.Time) (e
 	}
 	var damaged []error
 	for _, b := range blobs {
-		if err := file(blobName(b.desc.Digest), b.desc.Size); err != nil {
+		if err := file(BlobName(b.desc.Digest), b.desc.Size); err != nil {
 			return err
 		}
 		if b.data != nil {
@@ -277,7 +277,7 @@ func writeArchive(output string, blobs []blob, index []byte, epoch time.Time) (e
 			}
 			continue
 		}
-		r, err := b.from.open(blobName(b.desc.Digest))
+		r, err := b.from.Open(BlobName(b.desc.Digest))
 		if err != nil {
 			return err
 		}

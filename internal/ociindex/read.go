@@ -1,42 +1,24 @@
 package ociindex
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// maxMetadataSize bounds the JSON files read whole (oci-layout,
-// index.json, a manifest, a config).
-const maxMetadataSize = 4 << 20
-
-// section is where a file's bytes are in a tar: tar keeps a regular
-// file's bytes contiguous, so a blob is read in place.
-type section struct {
-	offset, size int64
-}
-
 // input is one platform's OCI archive, read and checked: its one image
 // manifest, its config's platform and the blobs they name.
 type input struct {
-	path  string
-	f     *os.File
-	files map[string]section
-	// newest is the newest modification time of the archive's entries.
-	newest time.Time
+	*Archive
+	path string
 	// refName is the org.opencontainers.image.ref.name index.json gives
 	// the image ("" for none).
 	refName  string
@@ -53,14 +35,18 @@ func (in *input) name() string { return filepath.Base(in.path) }
 // openInput reads and checks the archive at p. The error lists every
 // problem found in it; the input is nil when there is one.
 func openInput(p string) (*input, error) {
-	f, err := os.Open(p)
+	a, err := OpenArchive(p)
 	if err != nil {
-		return nil, err
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w; give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)", filepath.Base(p), err)
 	}
-	in := &input{path: p, f: f, files: map[string]section{}}
+	in := &input{Archive: a, path: p}
 	problems := in.load()
 	if len(problems) > 0 {
-		f.Close()
+		a.Close()
 		for i, pr := range problems {
 			problems[i] = fmt.Errorf("%s: %w", in.name(), pr)
 		}
@@ -69,16 +55,10 @@ func openInput(p string) (*input, error) {
 	return in, nil
 }
 
-// Close closes the archive's file.
-func (in *input) Close() error { return in.f.Close() }
-
 // load indexes the tar and reads its layout, returning every problem.
 func (in *input) load() []error {
-	if err := in.index(); err != nil {
-		return []error{err}
-	}
 	var problems []error
-	if raw, err := in.readSmall("oci-layout"); err != nil {
+	if raw, err := in.ReadSmall("oci-layout"); err != nil {
 		problems = append(problems, err)
 	} else {
 		var l struct {
@@ -88,7 +68,7 @@ func (in *input) load() []error {
 			problems = append(problems, fmt.Errorf("oci-layout: not an image layout of version 1.0.0"))
 		}
 	}
-	raw, err := in.readSmall("index.json")
+	raw, err := in.ReadSmall("index.json")
 	if err != nil {
 		return append(problems, err)
 	}
@@ -144,46 +124,18 @@ func (in *input) load() []error {
 	return problems
 }
 
-// index finds the tar's files, and checks it is an OCI image layout.
-func (in *input) index() error {
-	cr := &countingReader{r: in.f}
-	tr := tar.NewReader(cr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("is not a tar archive (%v): give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)", err)
-		}
-		if hdr.ModTime.After(in.newest) {
-			in.newest = hdr.ModTime
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		// The reader stops at the end of the header: the file's bytes
-		// start here.
-		in.files[path.Clean(strings.TrimPrefix(hdr.Name, "./"))] = section{offset: cr.n, size: hdr.Size}
-	}
-	if _, ok := in.files["oci-layout"]; !ok {
-		return errors.New("is not an OCI image layout: it has no oci-layout file; give the OCI archive a container build wrote (<name>-<distro>-<arch>.oci.tar)")
-	}
-	return nil
-}
-
 // checkBlob checks that the blob desc names is in the archive with the
 // size desc gives; what says what it is, in the error.
 func (in *input) checkBlob(desc v1.Descriptor, what string) error {
 	if desc.Digest.Algorithm != "sha256" || len(desc.Digest.Hex) != 64 {
 		return fmt.Errorf("%s has digest %q: only sha256 digests are read", what, desc.Digest)
 	}
-	s, ok := in.files[blobName(desc.Digest)]
+	size, ok := in.Size(BlobName(desc.Digest))
 	switch {
 	case !ok:
-		return fmt.Errorf("%s %s is missing: the archive has no %s", what, desc.Digest, blobName(desc.Digest))
-	case s.size != desc.Size:
-		return fmt.Errorf("%s %s is %d bytes, not the %d its descriptor says", what, desc.Digest, s.size, desc.Size)
+		return fmt.Errorf("%s %s is missing: the archive has no %s", what, desc.Digest, BlobName(desc.Digest))
+	case size != desc.Size:
+		return fmt.Errorf("%s %s is %d bytes, not the %d its descriptor says", what, desc.Digest, size, desc.Size)
 	}
 	return nil
 }
@@ -193,7 +145,7 @@ func (in *input) readBlob(desc v1.Descriptor, what string) ([]byte, error) {
 	if err := in.checkBlob(desc, what); err != nil {
 		return nil, err
 	}
-	raw, err := in.readSmall(blobName(desc.Digest))
+	raw, err := in.ReadSmall(BlobName(desc.Digest))
 	if err != nil {
 		return nil, err
 	}
@@ -203,60 +155,10 @@ func (in *input) readBlob(desc v1.Descriptor, what string) ([]byte, error) {
 	return raw, nil
 }
 
-// open reads a file of the archive in place.
-func (in *input) open(name string) (*io.SectionReader, error) {
-	s, ok := in.files[name]
-	if !ok {
-		return nil, fmt.Errorf("the archive has no %s", name)
-	}
-	return io.NewSectionReader(in.f, s.offset, s.size), nil
-}
-
-// readSmall reads a small file of the archive whole.
-func (in *input) readSmall(name string) ([]byte, error) {
-	s, ok := in.files[name]
-	if !ok {
-		return nil, fmt.Errorf("the archive has no %s", name)
-	}
-	if s.size > maxMetadataSize {
-		return nil, fmt.Errorf("%s is %d bytes, more than a layout's JSON file can be", name, s.size)
-	}
-	r, _ := in.open(name)
-	return io.ReadAll(r)
-}
-
-// blobName is the layout's file of the blob of digest h.
-func blobName(h v1.Hash) string {
-	return "blobs/" + h.Algorithm + "/" + h.Hex
-}
-
 // sha256Of is the digest of b.
 func sha256Of(b []byte) v1.Hash {
 	s := sha256.Sum256(b)
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
-}
-
-// countingReader counts the bytes read through it: after a tar header,
-// the offset of the file's bytes. It seeks too, so that the tar reader
-// skips over a file's bytes instead of reading them.
-type countingReader struct {
-	r io.ReadSeeker
-	n int64
-}
-
-// Seek implements io.Seeker.
-func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
-	pos, err := c.r.Seek(offset, whence)
-	if err == nil {
-		c.n = pos
-	}
-	return pos, err
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // Platforms lists the platforms of the multi-platform OCI archive at p
@@ -264,16 +166,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // has none: the list is empty. The error says why the archive cannot be
 // read.
 func Platforms(p string) ([]v1.Platform, error) {
-	f, err := os.Open(p)
+	a, err := OpenArchive(p)
 	if err != nil {
-		return nil, err
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w", filepath.Base(p), err)
 	}
-	defer f.Close()
-	in := &input{path: p, f: f, files: map[string]section{}}
-	if err := in.index(); err != nil {
-		return nil, fmt.Errorf("%s: %w", in.name(), err)
-	}
-	raw, err := in.readSmall("index.json")
+	defer a.Close()
+	in := &input{Archive: a, path: p}
+	raw, err := in.ReadSmall("index.json")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.name(), err)
 	}

@@ -1,7 +1,6 @@
 package target
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -15,87 +14,28 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-project/kiln/internal/ociindex"
 )
 
 // ociArchive is an OCI image layout packed in a tar, as kiln's container
-// image type writes it, read in place: each blob is a section of the tar
-// file (tar keeps a file's bytes contiguous), so pushing it needs no
-// unpacked copy.
+// image type writes it, read in place (see ociindex.Archive): pushing it
+// needs no unpacked copy.
 type ociArchive struct {
-	f     *os.File
-	files map[string]tarSection
+	*ociindex.Archive
 }
-
-// tarSection is where a file's bytes are in the tar.
-type tarSection struct {
-	offset, size int64
-}
-
-// maxMetadataSize bounds the JSON files read whole (index.json, a
-// manifest, a config).
-const maxMetadataSize = 4 << 20
 
 // openOCIArchive indexes the tar at p.
 func openOCIArchive(p string) (*ociArchive, error) {
-	f, err := os.Open(p)
+	a, err := ociindex.OpenArchive(p)
 	if err != nil {
-		return nil, err
-	}
-	cr := &countingReader{r: f}
-	tr := tar.NewReader(cr)
-	files := map[string]tarSection{}
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, err
 		}
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s is not a tar archive: %w", path.Base(p), err)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		// The reader stops at the end of the header: the file's bytes
-		// start here.
-		files[path.Clean(strings.TrimPrefix(hdr.Name, "./"))] = tarSection{offset: cr.n, size: hdr.Size}
+		return nil, fmt.Errorf("%s %w", path.Base(p), err)
 	}
-	a := &ociArchive{f: f, files: files}
-	if _, ok := files["oci-layout"]; !ok {
-		f.Close()
-		return nil, fmt.Errorf("%s is not an OCI image layout: it has no oci-layout file", path.Base(p))
-	}
-	return a, nil
-}
-
-// Close closes the archive's file.
-func (a *ociArchive) Close() error { return a.f.Close() }
-
-// open reads a file of the archive.
-func (a *ociArchive) open(name string) (*io.SectionReader, error) {
-	s, ok := a.files[name]
-	if !ok {
-		return nil, fmt.Errorf("the archive has no %s", name)
-	}
-	return io.NewSectionReader(a.f, s.offset, s.size), nil
-}
-
-// readSmall reads a small file of the archive whole.
-func (a *ociArchive) readSmall(name string) ([]byte, error) {
-	s, ok := a.files[name]
-	if !ok {
-		return nil, fmt.Errorf("the archive has no %s", name)
-	}
-	if s.size > maxMetadataSize {
-		return nil, fmt.Errorf("%s is %d bytes, more than a manifest or config can be", name, s.size)
-	}
-	r, _ := a.open(name)
-	return io.ReadAll(r)
-}
-
-// blobName is the file holding the blob of digest h.
-func blobName(h v1.Hash) string {
-	return "blobs/" + h.Algorithm + "/" + h.Hex
+	return &ociArchive{a}, nil
 }
 
 // Contents is what the archive holds, as index.json lists it: one image
@@ -103,7 +43,7 @@ func blobName(h v1.Hash) string {
 // platforms' images (what a multi-architecture build writes). Exactly
 // one of the image and the index is returned.
 func (a *ociArchive) Contents() (v1.Image, v1.ImageIndex, error) {
-	raw, err := a.readSmall("index.json")
+	raw, err := a.ReadSmall("index.json")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,7 +68,7 @@ func (a *ociArchive) Contents() (v1.Image, v1.ImageIndex, error) {
 
 // readVerified reads the small blob d names and checks its digest.
 func (a *ociArchive) readVerified(d v1.Descriptor, what string) ([]byte, error) {
-	raw, err := a.readSmall(blobName(d.Digest))
+	raw, err := a.ReadSmall(ociindex.BlobName(d.Digest))
 	if err != nil {
 		return nil, err
 	}
@@ -197,12 +137,12 @@ func (a *ociArchive) imageOf(d v1.Descriptor) (v1.Image, error) {
 	}
 	var problems []string
 	for h, desc := range blobs {
-		s, ok := a.files[blobName(h)]
+		size, ok := a.Size(ociindex.BlobName(h))
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("the blob %s is missing", h))
-		case s.size != desc.Size:
-			problems = append(problems, fmt.Sprintf("the blob %s is %d bytes, not the %d the manifest says", h, s.size, desc.Size))
+		case size != desc.Size:
+			problems = append(problems, fmt.Sprintf("the blob %s is %d bytes, not the %d the manifest says", h, size, desc.Size))
 		}
 	}
 	if len(problems) > 0 {
@@ -264,7 +204,7 @@ type archiveImage struct {
 
 // RawConfigFile implements partial.CompressedImageCore.
 func (i *archiveImage) RawConfigFile() ([]byte, error) {
-	return i.a.readSmall(blobName(i.parsed.Config.Digest))
+	return i.a.ReadSmall(ociindex.BlobName(i.parsed.Config.Digest))
 }
 
 // MediaType implements partial.CompressedImageCore.
@@ -300,21 +240,10 @@ func (b *archiveBlob) MediaType() (types.MediaType, error) { return b.desc.Media
 // Compressed implements partial.CompressedLayer: the blob's bytes as
 // stored.
 func (b *archiveBlob) Compressed() (io.ReadCloser, error) {
-	r, err := b.a.open(blobName(b.desc.Digest))
+	r, err := b.a.Open(ociindex.BlobName(b.desc.Digest))
 	if err != nil {
 		return nil, err
 	}
 	return io.NopCloser(r), nil
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
