@@ -246,4 +246,3 @@ func (b *archiveBlob) Compressed() (io.ReadCloser, error) {
 	}
 	return io.NopCloser(r), nil
 }
-
