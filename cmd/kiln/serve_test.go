@@ -64,7 +64,8 @@ func TestServeTokenCompose(t *testing.T) {
 
 	out, _, err = run(t, append([]string{"compose", "status", id}, svc...)...)
 	require.NoError(t, err)
-	assert.Equal(t, "pending\n", out)
+	// The service runs no worker: the status says what the compose waits for.
+	assert.Equal(t, "pending: no connected worker builds x86_64; start one with `kiln worker --arch x86_64`\n", out)
 	out, _, err = run(t, append([]string{"compose", "list"}, svc...)...)
 	require.NoError(t, err)
 	assert.Contains(t, out, id)
