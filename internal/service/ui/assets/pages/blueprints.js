@@ -66,7 +66,9 @@ function importForm(api, { navigate, toast, onCancel }) {
     } catch {
       detail = null;
     }
-    const keep = arch.value;
+    // x86_64 first, as the API's default: the architectures come keyed by
+    // name, aarch64 sorting before it.
+    const keep = arch.value || 'x86_64';
     fill(arch, Object.keys((detail && detail.architectures) || {}).map((a) => h('option', { value: a, selected: a === keep }, a)));
     drawTypes();
   }
