@@ -1,10 +1,8 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 	"github.com/kiln-project/kiln/internal/service/workerapi"
+	"github.com/kiln-project/kiln/internal/testhost"
 	"github.com/kiln-project/kiln/internal/worker"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
@@ -59,22 +58,7 @@ func startRoutedService(t *testing.T) *routedService {
 
 func (s *routedService) call(t *testing.T, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.url+api.Prefix+path, rd)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, b
+	return testhost.APICall(t, method, s.url+api.Prefix+path, s.token, body)
 }
 
 // imageStatus is the part of a compose's status this test reads.

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/store/sqlite"
 	"github.com/kiln-project/kiln/internal/sparse"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/testhost"
 )
 
 // kiln is a kiln service for one test: its API, an in-process worker that
@@ -70,24 +69,7 @@ func startKiln(t *testing.T, cache string, tc target.Config, env target.Env) *ki
 // call makes an API request and returns its status and body.
 func (k *kiln) call(t *testing.T, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, k.base+path, rd)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+k.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, b
+	return testhost.APICall(t, method, k.base+path, k.token, body)
 }
 
 // compose submits a compose of the blueprint text (TOML, as a user writes
