@@ -14,7 +14,7 @@
 // test on an uncaught exception or a Content-Security-Policy violation,
 // and saves a full-page screenshot of every page it visits; Field, Button
 // and Link find controls by their label or text, CheckLabels finds
-// controls that have none.
+// controls that have none, and Axe checks the page with axe-core.
 //
 // Screenshots go to a temporary directory, or to $KILN_SCREENSHOTS (a
 // path relative to the module root, e.g. docs/screenshots), which keeps
@@ -492,6 +492,122 @@ func (b *Browser) CheckLabels() {
 	for _, u := range unlabelled {
 		b.t.Errorf("a control without a label: %s", u)
 	}
+}
+
+// ---- accessibility ----
+
+// axeInstallDir is where scripts/setup installs axe-core with npm.
+const axeInstallDir = "/opt/kiln-test/axe"
+
+// axeTags are the rule sets Axe runs: WCAG 2.0 and 2.1, levels A and AA,
+// and axe's best practices.
+var axeTags = []string{"wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"}
+
+var (
+	axeOnce   sync.Once
+	axeSource string
+	axeErr    error
+)
+
+// axeScript is the source of axe.min.js: $KILN_AXE, or the copy
+// scripts/setup installed, read once per run.
+func axeScript() (string, error) {
+	axeOnce.Do(func() {
+		path := os.Getenv("KILN_AXE")
+		if path == "" {
+			path = filepath.Join(axeInstallDir, "node_modules", "axe-core", "axe.min.js")
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			axeErr = fmt.Errorf("axe-core is not installed (run ./scripts/setup, which installs it with npm, or set KILN_AXE to an axe.min.js): %w", err)
+			return
+		}
+		axeSource = string(data)
+	})
+	return axeSource, axeErr
+}
+
+// AxeViolation is one rule axe-core found broken, with the elements that
+// break it.
+type AxeViolation struct {
+	ID     string    `json:"id"`
+	Impact string    `json:"impact"` // minor, moderate, serious or critical
+	Help   string    `json:"help"`
+	Nodes  []AxeNode `json:"nodes"`
+}
+
+// AxeNode is one element breaking a rule.
+type AxeNode struct {
+	Target  []string `json:"target"`  // CSS selectors, outermost first
+	HTML    string   `json:"html"`    // the element's opening markup
+	Failure string   `json:"failure"` // what is wrong with it, in axe's words
+}
+
+// axeDetailed is how many elements of each violation Axe shows with
+// their markup and axe's explanation; the rest by their selector only.
+const axeDetailed = 3
+
+// axeRun runs axe-core on the whole document and answers its violations.
+var axeRun = `axe.run(document, {runOnly: {type: 'tag', values: ` + mustJSON(axeTags) + `}, resultTypes: ['violations']})
+	.then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact || '', help: v.help,
+		nodes: v.nodes.map((n) => ({target: n.target.map((t) => [].concat(t).join(' >>> ')), html: n.html, failure: n.failureSummary || ''}))})))`
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// Axe checks the page as it is now with axe-core (WCAG 2.1 A and AA and
+// axe's best practices) and fails the test, naming what (the page and its
+// state), with every violation of serious or critical impact: its rule,
+// what it asks for, and each element's selector and markup. Violations of
+// lesser impact are logged. axe-core is injected through the DevTools
+// protocol, so the page's Content-Security-Policy stays the one it has in
+// production. Without axe-core installed the test fails: scripts/setup
+// installs it.
+func (b *Browser) Axe(what string) []AxeViolation {
+	b.t.Helper()
+	src, err := axeScript()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if !Eval[bool](b, `typeof window.axe === 'object' && typeof window.axe.run === 'function'`) {
+		if _, err := chromedp.Run(b.Ctx, chromedp.Evaluate[chromedp.Void](src+"\n;undefined")); err != nil {
+			b.t.Fatalf("injecting axe-core: %v", err)
+		}
+	}
+	violations, err := chromedp.Run(b.Ctx, chromedp.Evaluate[[]AxeViolation](axeRun, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("running axe-core on %s: %v", what, err)
+	}
+	var serious []string
+	for _, v := range violations {
+		var text strings.Builder
+		fmt.Fprintf(&text, "%s (%s): %s", v.ID, v.Impact, v.Help)
+		for i, n := range v.Nodes {
+			fmt.Fprintf(&text, "\n    %s", strings.Join(n.Target, " "))
+			if i >= axeDetailed {
+				continue // the selector is enough: the first ones show what is wrong
+			}
+			fmt.Fprintf(&text, "\n      %s", n.HTML)
+			if n.Failure != "" {
+				fmt.Fprintf(&text, "\n      %s", strings.ReplaceAll(n.Failure, "\n", "\n      "))
+			}
+		}
+		if v.Impact == "serious" || v.Impact == "critical" {
+			serious = append(serious, text.String())
+		} else {
+			b.t.Logf("axe on %s at %d px: %s", what, b.Width, text.String())
+		}
+	}
+	if len(serious) > 0 {
+		b.Shot("axe-" + slug(what))
+		b.t.Errorf("axe on %s at %d px: %d serious or critical violations:\n  %s", what, b.Width, len(serious), strings.Join(serious, "\n  "))
+	}
+	return violations
 }
 
 // Resize sets the viewport's width (the height stays 900).
