@@ -174,7 +174,7 @@ export function factValue(f, what) {
     const abs = new URL(f.url, location.href);
     const plain = abs.origin !== location.origin || abs.searchParams.has('signature');
     return h('span', { class: 'delivery-link' },
-      plain ? h('a', { href: abs.href, rel: 'noreferrer', class: 'delivery-url', 'aria-label': `Download link of ${what}` }, 'URL') : h('span', {}, 'the image’s page'),
+      plain ? h('a', { href: abs.href, rel: 'noreferrer', class: 'delivery-url', 'aria-label': `Download URL of ${what}` }, 'URL') : h('span', {}, 'the image’s page'),
       f.expires_at ? h('span', { class: 'muted small' }, `until ${formatDate(f.expires_at)}`) : null,
       plain ? copyButton(abs.href, `Copy the download link of ${what}`) : null);
   }
