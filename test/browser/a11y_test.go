@@ -259,9 +259,10 @@ func TestAccessibility(t *testing.T) {
 		b.Axe("a blueprint's page with its versions' diff and images")
 		b.Visit("#/create", `!!document.querySelector('main .stepper li[aria-current="step"]') && !!document.querySelector('main h2')`)
 		b.Axe("a new wizard")
-		sweepWizard(t, b, bp.ID)
 		b.Visit("#/no-such-page", `!!document.querySelector('main h1, main h2')`)
 		b.Axe("an unknown route")
+		sweepWizard(t, b, bp.ID)
+		leaveWizard(t, b)
 		b.Do(chromedp.Click(Button("Sign out")))
 		WaitFor[bool](b, "the sign-in page", 15*time.Second, `!!document.querySelector('input[type=password]')`)
 	}
@@ -371,6 +372,21 @@ func sweepWizard(t *testing.T, b *Browser, id string) {
 	b.Axe("the wizard showing errors")
 	goToStep(t, b, n-1)
 	b.Axe("the wizard's review with errors")
+}
+
+// leaveWizard goes from the wizard, with changes not saved, to the
+// images list; when the wizard asks before its changes are lost, the
+// question is checked too and answered yes.
+func leaveWizard(t *testing.T, b *Browser) {
+	t.Helper()
+	b.Do(chromedp.Navigate(b.Server.URL + "/#/"))
+	images := `location.hash === '#/' && !!document.querySelector('main h1') && document.querySelector('main h1').textContent === 'Images'`
+	if WaitFor[string](b, "the images list or a question", 15*time.Second,
+		`document.querySelector('dialog[open]') ? 'asked' : (`+images+`) ? 'left' : ''`) == "asked" {
+		b.Axe("the wizard asking before its changes are lost")
+		b.Do(chromedp.Evaluate[chromedp.Void](`((d) => (d.querySelector('button[value=ok]') || [...d.querySelectorAll('button')].pop()).click())(document.querySelector('dialog[open]'))`))
+		WaitFor[bool](b, "the images list", 15*time.Second, images)
+	}
 }
 
 // TestFocusLooksLikeFocus checks that the keyboard focus does not look
