@@ -200,6 +200,7 @@ func TestAccessibility(t *testing.T) {
 	s := startSweepServer(t, builder)
 	t.Cleanup(builder.held.Release)
 	token := s.Token(t, "a11yco", "browser-a11y")
+	newcomer := s.Token(t, "a11y-new", "browser-a11y-new") // an organization with nothing yet
 
 	// Images in every state: built, failed on its blueprint's fields,
 	// cancelled, building, and waiting for a worker of its architecture.
@@ -240,6 +241,8 @@ func TestAccessibility(t *testing.T) {
 		b.Visit("#/", `document.querySelectorAll('tbody tr').length === 6`)
 		b.Axe("the images list")
 		sweepDialog(t, b, running)
+		b.Visit("#/?status=uploading", `!!document.querySelector('main .empty-state')`)
+		b.Axe("the images list filtered to nothing")
 		for _, c := range []struct{ what, id, ready string }{
 			{"a built image's page", built, `!!document.querySelector('pre.log') && document.querySelector('pre.log').dataset.complete === 'true'`},
 			{"a failed image's page", broken, `!!document.querySelector('.error-reason')`},
@@ -265,9 +268,23 @@ func TestAccessibility(t *testing.T) {
 		b.Axe("an unknown route")
 		sweepWizard(t, b, bp.ID)
 		leaveWizard(t, b)
-		b.Do(chromedp.Click(Button("Sign out")))
-		WaitFor[bool](b, "the sign-in page", 15*time.Second, `!!document.querySelector('input[type=password]')`)
+		signOut(b)
+
+		// What a new organization sees first.
+		b.SignIn(newcomer)
+		WaitFor[bool](b, "the images list's empty state", 15*time.Second, `!!document.querySelector('main .empty-state')`)
+		b.Axe("the images list of a new organization")
+		b.Visit("#/blueprints", `!!document.querySelector('main .empty-state')`)
+		b.Axe("the blueprints list of a new organization")
+		signOut(b)
 	}
+}
+
+// signOut signs out with the top bar's button.
+func signOut(b *Browser) {
+	b.t.Helper()
+	b.Do(chromedp.Click(Button("Sign out")))
+	WaitFor[bool](b, "the sign-in page", 15*time.Second, `!!document.querySelector('input[type=password]')`)
 }
 
 // sweepSignIn checks the sign-in page empty and with the error of a
