@@ -268,6 +268,10 @@ type composesItem struct {
 	Request     json.RawMessage `json:"request"`
 	ClientID    string          `json:"client_id,omitempty"`
 	ImageStatus imageStatus     `json:"image_status"`
+	// BlueprintID and BlueprintVersion name the stored blueprint the
+	// compose was built from, when it was built from one.
+	BlueprintID      string `json:"blueprint_id,omitempty"`
+	BlueprintVersion int    `json:"blueprint_version,omitempty"`
 }
 
 // composeFilter reads the listing's status, image_type and
@@ -278,6 +282,11 @@ type composesItem struct {
 func (s *Server) composeFilter(r *http.Request) (store.ComposeFilter, error) {
 	q := r.URL.Query()
 	f := store.ComposeFilter{Status: q.Get("status"), LastType: workerproto.KindUpload}
+	if f.Status == statusCancelled {
+		// A kiln extension: the failures that are cancellations, which
+		// image-builder's status=failure lists among the others.
+		f.Status, f.Cancelled = "", true
+	}
 	if name := q.Get("image_type"); name != "" {
 		it := s.imageTypeName(name)
 		if it == "" {
@@ -354,7 +363,8 @@ func (s *Server) composesItems(r *http.Request, list []store.Compose) ([]compose
 		if err != nil {
 			return nil, err
 		}
-		data = append(data, composesItem{ID: c.ID, CreatedAt: c.CreatedAt, ImageName: c.ImageName, Request: c.Request, ClientID: req.ClientID, ImageStatus: st})
+		data = append(data, composesItem{ID: c.ID, CreatedAt: c.CreatedAt, ImageName: c.ImageName, Request: c.Request, ClientID: req.ClientID, ImageStatus: st,
+			BlueprintID: c.BlueprintID, BlueprintVersion: c.BlueprintVersion})
 	}
 	return data, nil
 }
@@ -363,6 +373,10 @@ type composeStatus struct {
 	ImageStatus imageStatus     `json:"image_status"`
 	Request     json.RawMessage `json:"request"`
 	CreatedAt   time.Time       `json:"created_at"`
+	// BlueprintID and BlueprintVersion name the stored blueprint the
+	// compose was built from, as listings do.
+	BlueprintID      string `json:"blueprint_id,omitempty"`
+	BlueprintVersion int    `json:"blueprint_version,omitempty"`
 }
 
 type imageStatus struct {
@@ -370,7 +384,10 @@ type imageStatus struct {
 	Progress     *store.Progress `json:"progress,omitempty"`
 	UploadStatus *uploadStatus   `json:"upload_status,omitempty"`
 	Error        *statusError    `json:"error,omitempty"`
-	Timeline     []timelineStep  `json:"timeline"`
+	// Cancelled marks a failure that is a cancellation by the compose's
+	// owner (a kiln extension: Status stays image-builder's failure).
+	Cancelled bool           `json:"cancelled,omitempty"`
+	Timeline  []timelineStep `json:"timeline"`
 	// Waiting says why a compose waits: for a worker of an architecture
 	// that no connected worker builds.
 	Waiting *waitingStatus `json:"waiting,omitempty"`
@@ -497,6 +514,7 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 	}
 	st := imageStatus{Status: store.ComposeStatus(js, workerproto.KindUpload), Timeline: timeline(js)}
 	if st.Status == store.ComposeFailure {
+		st.Cancelled = store.ComposeCancelled(js)
 		for _, j := range js {
 			if j.State == store.JobFailure || j.State == store.JobCanceled {
 				reason := reasonCancelled
@@ -549,6 +567,10 @@ func deriveStatus(js []store.Job, downloadURL string) imageStatus {
 // upload job reports the step): image-builder's "registering". Listings
 // filter it as uploading, the status it refines.
 const statusRegistering = "registering"
+
+// statusCancelled is the listings' status filter for cancelled composes
+// (a kiln extension): their image_status is failure, with cancelled set.
+const statusCancelled = "cancelled"
 
 // deliveredOptions is a delivered image's upload status options, image-
 // builder's fields for its type.
@@ -642,7 +664,8 @@ func (s *Server) getComposeStatus(w http.ResponseWriter, r *http.Request, params
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, composeStatus{ImageStatus: st, Request: c.Request, CreatedAt: c.CreatedAt})
+	writeJSON(w, http.StatusOK, composeStatus{ImageStatus: st, Request: c.Request, CreatedAt: c.CreatedAt,
+		BlueprintID: c.BlueprintID, BlueprintVersion: c.BlueprintVersion})
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -37,7 +38,9 @@ func finished(js []store.Job) bool {
 // getComposeLogs sends the build log; while the compose runs, it keeps
 // sending what is appended until the compose ends or the client leaves.
 // The streams of one compose share one watcher (see follow), which wakes
-// them when the log grows or the compose ends.
+// them when the log grows or the compose ends. The query's offset (a kiln
+// extension) skips that many bytes of the log: a client whose stream was
+// cut off asks again from what it already has.
 func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params map[string]string) error {
 	id := params["composeId"]
 	js, err := s.composeJobs(r, id)
@@ -56,7 +59,10 @@ func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params m
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	var off int64
+	off, err := logOffset(r)
+	if err != nil {
+		return err
+	}
 	send := func() {
 		f, err := s.cfg.Artifacts.Open(r.Context(), id, artifacts.BuildLog)
 		if err != nil {
@@ -95,6 +101,20 @@ func (s *Server) getComposeLogs(w http.ResponseWriter, r *http.Request, params m
 		case <-changed:
 		}
 	}
+}
+
+// logOffset is the log query's offset: the bytes of the log the client
+// already has; 0 when it gives none.
+func logOffset(r *http.Request) (int64, error) {
+	v := r.URL.Query().Get("offset")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, newError(http.StatusBadRequest, fmt.Sprintf("query parameter offset: %q is not a number of bytes: give how many bytes of the log you already have (0 or more)", v))
+	}
+	return n, nil
 }
 
 // sendJSONFile sends the compose's stored JSON file as a one-element list.

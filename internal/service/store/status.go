@@ -63,3 +63,21 @@ func ComposeStatus(jobs []Job, lastKind string) string {
 	}
 	return ComposePending
 }
+
+// ComposeCancelled tells whether a compose whose jobs are jobs was
+// cancelled: its status is failure because its owner cancelled it (a job
+// was canceled) and not because a job failed. Image-builder has no such
+// status, so the API keeps failure and says cancelled beside it;
+// ListComposes' Cancelled filter applies the same test.
+func ComposeCancelled(jobs []Job) bool {
+	cancelled := false
+	for _, j := range jobs {
+		switch j.State {
+		case JobFailure:
+			return false
+		case JobCanceled:
+			cancelled = true
+		}
+	}
+	return cancelled
+}

@@ -52,3 +52,24 @@ func TestComposeStatusesListsEveryRule(t *testing.T) {
 		}
 	}
 }
+
+func TestComposeCancelled(t *testing.T) {
+	job := func(typ, state string) Job { return Job{Type: typ, State: state} }
+	for _, tc := range []struct {
+		name string
+		jobs []Job
+		want bool
+	}{
+		{"no jobs", nil, false},
+		{"running", []Job{job("depsolve", JobSuccess), job("build", JobRunning), job("upload", JobPending)}, false},
+		{"succeeded", []Job{job("depsolve", JobSuccess), job("build", JobSuccess), job("upload", JobSuccess)}, false},
+		{"cancelled while pending", []Job{job("depsolve", JobCanceled), job("build", JobCanceled), job("upload", JobCanceled)}, true},
+		{"cancelled while building", []Job{job("depsolve", JobSuccess), job("build", JobCanceled), job("upload", JobCanceled)}, true},
+		{"failed", []Job{job("depsolve", JobSuccess), job("build", JobFailure), job("upload", JobFailure)}, false},
+		{"a failure outranks a cancel", []Job{job("depsolve", JobFailure), job("build", JobCanceled)}, false},
+	} {
+		if got := ComposeCancelled(tc.jobs); got != tc.want {
+			t.Errorf("%s: ComposeCancelled = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

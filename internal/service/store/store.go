@@ -138,6 +138,9 @@ type ComposeFilter struct {
 	// Status is a status as ComposeStatus derives it from the jobs:
 	// pending, building, uploading, success or failure.
 	Status string
+	// Cancelled, when set, keeps only the composes ComposeCancelled
+	// says were cancelled (their Status is failure).
+	Cancelled bool
 	// LastType is the kind of a compose's last job, which Status needs.
 	LastType string
 	// ImageType is an image type's name.

@@ -49,9 +49,14 @@ func (s *Store) ListComposes(ctx context.Context, org string, f store.ComposeFil
 		args = append(args, f.LastType, f.Status)
 		where += ` AND ` + ComposeStatusSQL("$"+strconv.Itoa(len(args)-1)) + ` = $` + strconv.Itoa(len(args))
 	}
+	if f.Cancelled {
+		// store.ComposeCancelled: a job was canceled and none failed.
+		where += ` AND EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state = ` + literal(store.JobCanceled) +
+			`) AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.compose_id = composes.id AND j.state = ` + literal(store.JobFailure) + `)`
+	}
 	var total int
 	var err error
-	if len(args) == 1 {
+	if len(args) == 1 && !f.Cancelled {
 		err = s.R.QueryRowContext(ctx, s.q(`SELECT visible FROM org_compose_counts WHERE org_id = $1`), org).Scan(&total)
 	} else {
 		err = s.R.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM composes WHERE `+where), args...).Scan(&total)

@@ -136,19 +136,28 @@ export const api = {
   },
   /**
    * stream follows a streaming text response, calling onChunk with each
-   * piece of text as it arrives; it resolves when the response ends.
+   * piece of text as it arrives and the number of bytes it was sent in
+   * (what a reconnecting caller asks to skip); onOpen, when given, is
+   * called once the server answered. It resolves when the response ends
+   * and rejects, with a network error, when the connection drops.
    */
-  async stream(path, onChunk, signal) {
-    const resp = await send('GET', path, { headers: { Accept: 'text/plain' }, signal });
+  async stream(path, onChunk, signal, { query, onOpen } = {}) {
+    const resp = await send('GET', path, { headers: { Accept: 'text/plain' }, signal, query });
+    if (onOpen) onOpen();
     const reader = resp.body.getReader();
     const decoder = new TextDecoder();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const text = decoder.decode(value, { stream: true });
-      if (text) onChunk(text);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const text = decoder.decode(value, { stream: true });
+        onChunk(text, value.byteLength);
+      }
+    } catch (e) {
+      if (e && e.name === 'AbortError') throw e;
+      throw new ApiError(0, [{ title: 'Network error', detail: 'The connection to the server dropped.' }]);
     }
     const rest = decoder.decode();
-    if (rest) onChunk(rest);
+    if (rest) onChunk(rest, 0);
   },
 };

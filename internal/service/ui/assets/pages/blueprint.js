@@ -3,18 +3,38 @@
 
 import { lineDiff, stableJSON } from '../diff.js';
 import {
-  badge, composeName, emptyState, errorPanel, field, fill, formatDate, h, imageRequest, loading, timeEl,
+  composeName, emptyState, errorPanel, field, fill, formatDate, h, imageRequest, loading, timeEl,
 } from '../ui.js';
 import { buildBlueprint, deleteBlueprint, exportBlueprint } from './blueprints.js';
+import { statusBadge } from '../status.js';
 
-/** comparable is a version's content without what changes every time. */
-function comparable(bp) {
-  const { id, version, last_modified_at: _m, ...rest } = bp;
-  return stableJSON(rest);
+/**
+ * definition is what a version defines, as a blueprint request: without
+ * its ID, version, time and the checks' findings (lint).
+ */
+function definition(bp) {
+  const { name, description, distribution, image_requests: imageRequests, customizations } = bp;
+  return { name, description, distribution, image_requests: imageRequests, customizations };
+}
+
+/**
+ * comparable is a version as the user knows it: the TOML the API renders
+ * of it (what the wizard's review shows and export writes), without the
+ * defaults a stored request carries. A version the API cannot render
+ * (stored before a check it now fails) is compared as JSON.
+ */
+async function comparable(api, bp) {
+  try {
+    const res = await api.post('/blueprints/render', definition(bp));
+    if (res && typeof res.toml === 'string') return { text: res.toml, toml: true };
+  } catch (e) {
+    if (e.status === 401) throw e;
+  }
+  return { text: stableJSON(definition(bp)), toml: false };
 }
 
 export async function render(root, ctx) {
-  const { api, params, navigate, toast } = ctx;
+  const { api, params, navigate, toast, query } = ctx;
   const bpId = params.id;
   let bp;
   try {
@@ -56,8 +76,14 @@ export async function render(root, ctx) {
   // ---- versions ----
   // A version's name is worth a column only when some version had another.
   const renamed = versions.some((v) => v.name && v.name !== bp.name);
-  const versionRows = versions.map((v) => h('tr', {},
-    h('td', { 'data-label': 'Version' }, h('span', { class: 'strong' }, `Version ${v.version}`), v.version === bp.version ? h('span', { class: 'tag' }, 'latest') : null),
+  // #/blueprints/ID?version=N (an image's link to what it was built from)
+  // marks that version.
+  const shown = Number(query && query.get('version')) || 0;
+  const versionRows = versions.map((v) => h('tr', { class: v.version === shown ? 'row-current' : false, 'aria-current': v.version === shown ? 'true' : false },
+    // The number and its badge are one item, kept together when the
+    // table stacks on a narrow screen.
+    h('td', { 'data-label': 'Version' }, h('span', { class: 'version-label' },
+      h('span', { class: 'strong' }, `Version ${v.version}`), v.version === bp.version ? h('span', { class: 'tag' }, 'latest') : null)),
     h('td', { 'data-label': 'Saved' }, timeEl(v.last_modified_at)),
     renamed ? h('td', { 'data-label': 'Name' }, v.name || bp.name) : null,
     h('td', { 'data-label': 'Actions', class: 'cell-actions' }, h('div', { class: 'row-actions' },
@@ -68,8 +94,10 @@ export async function render(root, ctx) {
   const fromSel = h('select', { class: 'input' }, versions.map((v) => h('option', { value: String(v.version) }, `Version ${v.version}`)));
   const toSel = h('select', { class: 'input' }, versions.map((v) => h('option', { value: String(v.version) }, `Version ${v.version}`)));
   if (versions.length > 1) {
-    toSel.value = String(versions[0].version);
-    fromSel.value = String(versions[1].version);
+    const i = Math.max(0, versions.findIndex((v) => v.version === shown));
+    // The version linked to, against the one before it (or the next).
+    toSel.value = String(versions[i === versions.length - 1 ? i - 1 : i].version);
+    fromSel.value = String(versions[i === versions.length - 1 ? i : i + 1].version);
   }
   const cache = new Map([[bp.version, bp]]);
   const version = async (n) => {
@@ -79,27 +107,34 @@ export async function render(root, ctx) {
   async function showDiff() {
     const a = Number(fromSel.value);
     const b = Number(toSel.value);
+    if (a === b) {
+      fill(diffSlot, h('p', { class: 'muted diff-summary', role: 'status' }, 'Choose two different versions to compare.'));
+      return;
+    }
     fill(diffSlot, loading('Comparing…'));
-    let va;
-    let vb;
+    let ta;
+    let tb;
     try {
-      [va, vb] = await Promise.all([version(a), version(b)]);
+      const [va, vb] = await Promise.all([version(a), version(b)]);
+      [ta, tb] = await Promise.all([comparable(api, va), comparable(api, vb)]);
+      if (ta.toml !== tb.toml) [ta, tb] = [{ text: stableJSON(definition(va)) }, { text: stableJSON(definition(vb)) }];
     } catch (e) {
       fill(diffSlot, errorPanel(e, showDiff));
       return;
     }
-    const lines = lineDiff(comparable(va), comparable(vb));
+    if (Number(fromSel.value) !== a || Number(toSel.value) !== b) return; // another pair was chosen meanwhile
+    const lines = lineDiff(ta.text, tb.text);
     const added = lines.filter((l) => l.op === '+').length;
     const removed = lines.filter((l) => l.op === '-').length;
-    if (a === b || (!added && !removed)) {
-      fill(diffSlot, h('p', { class: 'muted diff-summary', role: 'status' }, a === b ? 'Choose two different versions to compare.' : `Versions ${a} and ${b} are the same.`));
+    if (!added && !removed) {
+      fill(diffSlot, h('p', { class: 'muted diff-summary', role: 'status' }, `Versions ${a} and ${b} are the same.`));
       return;
     }
     fill(diffSlot,
       h('p', { class: 'diff-summary', role: 'status' }, `From version ${a} to version ${b}: `,
         h('span', { class: 'diff-count-add' }, `${added} ${added === 1 ? 'line' : 'lines'} added`), ', ',
         h('span', { class: 'diff-count-del' }, `${removed} ${removed === 1 ? 'line' : 'lines'} removed`)),
-      h('div', { class: 'diff', role: 'table', 'aria-label': `Changes from version ${a} to version ${b}` },
+      h('div', { class: 'diff', role: 'table', 'aria-label': `Changes from version ${a} to version ${b}`, dataset: { format: ta.toml ? 'toml' : 'json' } },
         lines.map((l) => h('div', { class: `diff-line ${l.op === '+' ? 'diff-add' : l.op === '-' ? 'diff-del' : 'diff-same'}`, role: 'row' },
           h('span', { class: 'diff-num', role: 'cell' }, l.a || ''),
           h('span', { class: 'diff-num', role: 'cell' }, l.b || ''),
@@ -128,7 +163,7 @@ export async function render(root, ctx) {
           h('td', { 'data-label': 'Version' }, c.blueprint_version ? String(c.blueprint_version) : '—'),
           h('td', { 'data-label': 'Type' }, imageRequest(c).image_type || '—'),
           h('td', { 'data-label': 'Created' }, timeEl(c.created_at)),
-          h('td', { 'data-label': 'Status' }, badge(c.image_status && c.image_status.status))))))));
+          h('td', { 'data-label': 'Status' }, statusBadge(c.image_status))))))));
     } catch (e) {
       fill(composesSlot, errorPanel(e, loadComposes));
     }

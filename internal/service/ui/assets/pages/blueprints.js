@@ -4,6 +4,7 @@
 import {
   clearErrors, confirmDialog, emptyState, errorPanel, field, fill, h, id as uid, loading, saveBlob, setError, showErrors, timeEl,
 } from '../ui.js';
+import { plural } from '../status.js';
 
 /** exportBlueprint saves a blueprint's latest version as a TOML file. */
 export async function exportBlueprint(api, bp) {
@@ -40,7 +41,9 @@ function importForm(api, { navigate, toast, onCancel }) {
   typesBox.tabIndex = -1;
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Import');
   let detail = null;
-  const chosenTypes = new Set(['tar']);
+  // Nothing is chosen for the user, as in the wizard: importing with no
+  // type is stopped at the types box.
+  const chosenTypes = new Set();
 
   const typesLegend = h('legend', {}, 'Image types');
   const typesField = h('fieldset', { class: 'field fieldset', 'aria-describedby': `${typesId}-error` },
@@ -141,12 +144,34 @@ function importForm(api, { navigate, toast, onCancel }) {
         if (path.startsWith('image_type')) return typesBox;
         return toFile(path);
       });
+      separateItems(form, err);
     } finally {
       submit.disabled = false;
       submit.textContent = 'Import';
     }
   });
   return form;
+}
+
+/**
+ * separateItems shows each of the API's problems at a field as an item of
+ * its own (showErrors runs them together into one paragraph): the field's
+ * error is split back into the problems it was joined from.
+ */
+function separateItems(form, err) {
+  const details = (err.errors || []).map((e) => e.detail || e.title || '').filter(Boolean);
+  for (const p of form.querySelectorAll('.field-error:not([hidden])')) {
+    let rest = p.textContent;
+    const items = [];
+    for (;;) {
+      const d = details.filter((x) => rest.startsWith(x)).sort((x, y) => y.length - x.length)[0];
+      if (!d) break;
+      items.push(d);
+      rest = rest.slice(d.length).replace(/^ /, '');
+    }
+    if (items.length < 2 || rest) continue;
+    fill(p, items.map((d, i) => [i ? h('br') : null, h('span', { class: 'error-item' }, d)]));
+  }
 }
 
 export async function render(root, ctx) {
@@ -237,7 +262,7 @@ export async function render(root, ctx) {
         h('caption', { class: 'visually-hidden' }, 'Blueprints'),
         h('thead', {}, h('tr', {}, ['Name', 'Description', 'Version', 'Last modified', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
         tbody)),
-    h('p', { class: 'muted small list-count' }, `${res.meta && res.meta.count !== undefined ? res.meta.count : items.length} blueprints`));
+    h('p', { class: 'muted small list-count' }, plural(res.meta && res.meta.count !== undefined ? res.meta.count : items.length, 'blueprint')));
   }
   await load();
   return undefined;

@@ -3,14 +3,20 @@
 // delivered to a cloud or a registry.
 
 import {
-  badge, composeName, confirmDialog, downloadImage, emptyState, errorPanel, field, fill, finished, formatBytes,
+  composeName, confirmDialog, downloadImage, emptyState, errorPanel, field, fill, finished, formatBytes,
   formatDate, h, imageRequest, loading, progressBar, progressText, timeEl,
 } from '../ui.js';
 import {
   deliveredFacts, factValue, isLinkTarget, requestedFacts, targetTitle, uploadTypeOf,
 } from '../targets.js';
+import {
+  blueprintLink, cancelled, statusBadge, waitingFor,
+} from '../status.js';
 
 const POLL_MS = 2000;
+// The log reconnects after a dropped connection, waiting longer after
+// each failed try, up to the last of these.
+const RECONNECT_MS = [500, 1000, 2000, 4000, 8000];
 
 const STEP_LABELS = {
   queued: 'Queued', depsolved: 'Packages resolved', building: 'Building', uploading: 'Uploading', done: 'Done',
@@ -78,6 +84,7 @@ export async function render(root, ctx) {
   const errorSlot = h('div', {});
   const waitingSlot = h('div', { hidden: true });
   const downloadSlot = h('div', {});
+  const blueprintSlot = h('dd', { class: 'from-blueprint' }, '—');
   const logPre = h('pre', { class: 'log', tabindex: '0', 'aria-label': 'Build log', 'aria-live': 'off' });
   const logState = h('p', { class: 'muted small log-state' });
   const jumpBtn = h('button', { type: 'button', class: 'btn btn-small', hidden: true }, 'Follow the log');
@@ -103,6 +110,7 @@ export async function render(root, ctx) {
           h('dt', {}, 'Image type'), h('dd', {}, ir.image_type || '—'),
           h('dt', {}, 'Architecture'), h('dd', {}, ir.architecture || '—'),
           h('dt', {}, 'Created'), h('dd', {}, status.created_at ? formatDate(status.created_at) : '—'),
+          h('dt', {}, 'Blueprint'), blueprintSlot,
           h('dt', {}, 'Target'), h('dd', { class: 'target-name' }, targetTitle(uploadTypeOf(c))),
           requestedFacts(ir.upload_request).map((f) => [h('dt', {}, f.label), h('dd', {}, f.value)]),
           h('dt', {}, 'Compose ID'), h('dd', { class: 'mono small' }, id)),
@@ -115,12 +123,14 @@ export async function render(root, ctx) {
 
   // ---- status, timeline, actions ----
   function drawStatus(st) {
-    fill(badgeSlot, badge(st.status));
+    fill(badgeSlot, statusBadge(st));
     const steps = timelineSteps(st);
     fill(timelineSlot, h('ol', { class: 'timeline' }, steps.map((s) => {
       let label = STEP_LABELS[s.step] || s.step;
       if (s.step === 'building' && s.state === 'current' && progressText(st)) label = `Building: ${progressText(st).toLowerCase()}`;
       if (s.step === 'uploading' && s.state === 'current' && st.status === 'registering') label = `Registering in ${targetTitle(uploadTypeOf(status), true)}`;
+      // Where it stopped, and why it does not go on.
+      if (s.state === 'current' && waitingFor(st)) label = `${label}: waiting for a worker that builds ${waitingFor(st)}`;
       return h('li', { class: `tl-${s.state}`, 'aria-current': s.state === 'current' ? 'step' : false },
         h('span', { class: 'tl-dot', 'aria-hidden': 'true' }),
         h('span', { class: 'tl-label' }, label),
@@ -129,10 +139,18 @@ export async function render(root, ctx) {
     })));
 
     const err = st.error;
-    fill(errorSlot, st.status === 'failure' && err ? h('div', { class: 'alert alert-error', role: 'alert' },
-      h('h2', { class: 'alert-title' }, steps.some((x) => x.step === 'cancelled') ? 'The build was cancelled' : 'The build failed'),
-      h('p', { class: 'error-reason' }, err.reason || 'The build failed.'),
-      failureDetails(err.details)) : null);
+    const wasCancelled = cancelled(st);
+    if (wasCancelled) {
+      // Not an error: someone chose to stop it.
+      fill(errorSlot, h('div', { class: 'alert cancelled-note', role: 'status' },
+        h('h2', { class: 'alert-title' }, 'The build was cancelled'),
+        h('p', { class: 'error-reason' }, err && err.reason ? `It was ${err.reason}; no image was made.` : 'No image was made.')));
+    } else {
+      fill(errorSlot, st.status === 'failure' && err ? h('div', { class: 'alert alert-error', role: 'alert' },
+        h('h2', { class: 'alert-title' }, 'The build failed'),
+        h('p', { class: 'error-reason' }, err.reason || 'The build failed.'),
+        failureDetails(err.details)) : null);
+    }
 
     // A job waits for a worker of an architecture none of the connected
     // ones builds: say so and how to start one, until one connects.
@@ -172,8 +190,9 @@ export async function render(root, ctx) {
           opts.size && opts.expires_at ? ' · ' : null,
           opts.expires_at ? h('span', {}, 'available until ', formatDate(opts.expires_at)) : null)));
     } else if (st.status === 'failure') {
-      fill(downloadSlot, h('p', { class: 'muted' }, 'No image: the build did not finish.'));
-      fill(packagesSlot, h('p', { class: 'muted' }, 'No packages: the build did not finish.'));
+      const why = wasCancelled ? 'the build was cancelled' : 'the build did not finish';
+      fill(downloadSlot, h('p', { class: 'muted' }, `No image: ${why}.`));
+      fill(packagesSlot, h('p', { class: 'muted' }, `No packages: ${why}.`));
     } else if (isLinkTarget(type)) {
       fill(downloadSlot, h('p', { class: 'muted' }, 'The image can be downloaded here when the build is done.'));
     } else {
@@ -226,21 +245,51 @@ export async function render(root, ctx) {
     logPre.scrollTop = logPre.scrollHeight;
     jumpBtn.hidden = true;
   });
+  // The log is followed from the bytes already received: after a dropped
+  // connection (or a stream the server ended while the build goes on) it
+  // asks again from there, so no line shows twice and none is lost.
+  let received = 0;
+  let logTimer = null;
+  const logSleep = (ms) => new Promise((resolve) => { logTimer = setTimeout(resolve, ms); });
+  function showLogState(text) {
+    logState.textContent = text;
+  }
   async function streamLog() {
-    logState.textContent = finished(status.image_status.status) ? '' : 'Following the build as it runs…';
-    let text = '';
-    try {
-      await api.stream(`/composes/${id}/logs`, (chunk) => {
-        text += chunk;
-        logPre.append(chunk);
-        if (follow) logPre.scrollTop = logPre.scrollHeight;
-      }, logAbort.signal);
-      if (!text) logPre.textContent = '';
-      logState.textContent = text ? '' : 'No log was written.';
-      logPre.dataset.complete = 'true';
-    } catch (e) {
-      if (e.name !== 'AbortError') logState.textContent = `The log could not be loaded: ${e.message}`;
+    let tries = 0;
+    for (;;) {
+      if (stopped) return;
+      const following = () => showLogState(finished(status.image_status.status) ? '' : 'Following the build as it runs…');
+      if (!tries) following();
+      try {
+        await api.stream(`/composes/${id}/logs`, (chunk, bytes) => {
+          received += bytes;
+          tries = 0;
+          if (!chunk) return;
+          logPre.append(chunk);
+          if (follow) logPre.scrollTop = logPre.scrollHeight;
+        }, logAbort.signal, { query: received ? { offset: received } : undefined, onOpen: following });
+        // The stream ended: the log is complete once the compose is.
+        const next = await api.get(`/composes/${id}`, { signal: logAbort.signal });
+        if (finished(next.image_status.status)) break;
+      } catch (e) {
+        if (e.name === 'AbortError' || stopped) return;
+        // A refusal that asking again does not mend (not found, signed
+        // out) ends the log; a dropped connection or a busy server does not.
+        if (e.status && e.status !== 429 && e.status < 500) {
+          showLogState(`The log could not be loaded: ${e.message}`);
+          return;
+        }
+      }
+      if (stopped) return;
+      showLogState('Reconnecting…');
+      await logSleep(RECONNECT_MS[Math.min(tries, RECONNECT_MS.length - 1)]);
+      tries += 1;
     }
+    logPre.dataset.complete = 'true';
+    // An empty log says so once: the box that waits for the build's first
+    // line goes.
+    logPre.hidden = !received;
+    showLogState(received ? '' : 'No log was written.');
   }
 
   // ---- packages ----
@@ -301,6 +350,21 @@ export async function render(root, ctx) {
     }
   });
 
+  // ---- the blueprint it was built from ----
+  async function showBlueprint() {
+    if (!status.blueprint_id) return;
+    let bpName = '';
+    try {
+      bpName = (await api.get(`/blueprints/${encodeURIComponent(status.blueprint_id)}`)).name;
+    } catch (e) {
+      if (e.status === 404) {
+        fill(blueprintSlot, `A deleted blueprint${status.blueprint_version ? `, version ${status.blueprint_version}` : ''}`);
+        return;
+      }
+    }
+    fill(blueprintSlot, blueprintLink(status, new Map(bpName ? [[status.blueprint_id, bpName]] : [])));
+  }
+
   // ---- polling ----
   async function poll() {
     clearTimeout(timer);
@@ -323,6 +387,7 @@ export async function render(root, ctx) {
   }
 
   drawStatus(status.image_status);
+  showBlueprint();
   streamLog();
   if (status.image_status.status === 'success') loadPackages();
   if (!finished(status.image_status.status)) timer = setTimeout(poll, POLL_MS);
@@ -330,6 +395,7 @@ export async function render(root, ctx) {
   return () => {
     stopped = true;
     clearTimeout(timer);
+    clearTimeout(logTimer);
     logAbort.abort();
   };
 }

@@ -3,12 +3,15 @@
 // went (an AMI, a cloud image, a registry digest or a download link).
 
 import {
-  STATUSES, STATUS_LABELS, badge, composeName, confirmDialog, downloadImage, emptyState, errorPanel, field, fill,
+  composeName, confirmDialog, downloadImage, emptyState, errorPanel, field, fill,
   finished, h, imageRequest, loading, progressBar, progressText, timeEl,
 } from '../ui.js';
 import {
   deliveredFacts, factValue, isLinkTarget, requestedFacts, targetTitle, uploadTypeOf,
 } from '../targets.js';
+import {
+  FILTERS, FILTER_LABELS, blueprintLink, expiry, plural, statusBadge, statusText,
+} from '../status.js';
 
 const PAGE_SIZE = 20;
 const POLL_MS = 2000;
@@ -30,9 +33,15 @@ async function imageTypes(api) {
   return imageTypesCache;
 }
 
+// rowState is what a row shows of an image's status: a change of it
+// redraws the row's status, target, expiry and actions.
+function rowState(st) {
+  return `${statusText(st)} ${(st && st.upload_status && st.upload_status.status) || ''}`;
+}
+
 export async function render(root, ctx) {
   const { api, query, navigate, toast } = ctx;
-  const status = STATUSES.includes(query.get('status')) ? query.get('status') : '';
+  const status = FILTERS.includes(query.get('status')) ? query.get('status') : '';
   const imageType = query.get('image_type') || '';
   const page = Math.max(1, parseInt(query.get('page') || '1', 10) || 1);
   const filtered = Boolean(status || imageType);
@@ -46,7 +55,7 @@ export async function render(root, ctx) {
 
   const statusSelect = h('select', { class: 'input', onchange: (e) => go({ status: e.target.value, page: '1' }) },
     h('option', { value: '' }, 'All statuses'),
-    STATUSES.map((s) => h('option', { value: s, selected: s === status }, STATUS_LABELS[s])));
+    FILTERS.map((s) => h('option', { value: s, selected: s === status }, FILTER_LABELS[s])));
   const typeSelect = h('select', { class: 'input', onchange: (e) => go({ image_type: e.target.value, page: '1' }) },
     h('option', { value: '' }, 'All image types'));
   if (imageType) typeSelect.append(h('option', { value: imageType, selected: true }, imageType));
@@ -70,6 +79,19 @@ export async function render(root, ctx) {
   let timer = null;
   let stopped = false;
   const rows = new Map(); // compose id → {row, status}
+  // The names of the blueprints images were built from, by ID: read once,
+  // when the first page shows an image built from one.
+  let blueprintNames = null;
+  async function namesOf(items) {
+    if (blueprintNames || !items.some((c) => c.blueprint_id)) return;
+    blueprintNames = new Map();
+    try {
+      const res = await api.get('/blueprints', { query: { limit: 100 } });
+      for (const bp of (res && res.data) || []) blueprintNames.set(bp.id, bp.name);
+    } catch {
+      // The images still show their blueprint's version, without its name.
+    }
+  }
 
   async function fetchPage() {
     const res = await api.get('/composes', {
@@ -86,6 +108,7 @@ export async function render(root, ctx) {
         }
       }
     }));
+    await namesOf(items);
     return { items, count: (res && res.meta && res.meta.count) || 0 };
   }
 
@@ -114,7 +137,7 @@ export async function render(root, ctx) {
       out.push(h('button', {
         type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': `Cancel ${name}`,
         onclick: async () => {
-          if (!(await confirmDialog({ title: `Cancel ${name}?`, message: 'The build stops and the image is not made. The compose stays listed as failed.', confirm: 'Cancel build', dismiss: 'Keep building' }))) return;
+          if (!(await confirmDialog({ title: `Cancel ${name}?`, message: 'The build stops and the image is not made. The image stays listed as cancelled.', confirm: 'Cancel build', dismiss: 'Keep building' }))) return;
           try {
             await api.post(`/composes/${c.id}/cancel`);
             toast(`${name} was cancelled.`);
@@ -145,7 +168,7 @@ export async function render(root, ctx) {
     const st = c.image_status || {};
     const running = st.status === 'building' && st.progress && st.progress.total;
     return h('div', { class: 'status-cell' },
-      badge(st.status),
+      statusBadge(st),
       running ? h('span', { class: 'status-progress' }, progressBar(st, `${composeName(c)}: ${progressText(st)}`), h('span', { class: 'muted small' }, progressText(st))) : null,
       st.waiting ? h('span', { class: 'muted small waiting-note', title: st.waiting.reason }, `No ${st.waiting.architecture} worker connected`) : null);
   }
@@ -169,20 +192,24 @@ export async function render(root, ctx) {
   function row(c) {
     const ir = imageRequest(c);
     const req = c.request || {};
+    const from = blueprintLink(c, blueprintNames);
     return h('tr', { dataset: { id: c.id } },
-      h('td', { 'data-label': 'Name' }, h('a', { href: `#/composes/${c.id}`, class: 'strong' }, composeName(c))),
+      h('td', { 'data-label': 'Name' }, h('div', { class: 'name-cell' },
+        h('a', { href: `#/composes/${c.id}`, class: 'strong' }, composeName(c)),
+        from ? h('span', { class: 'muted small from-blueprint' }, 'From ', from) : null)),
       h('td', { 'data-label': 'Distribution' }, req.distribution || '—'),
       h('td', { 'data-label': 'Type' }, ir.image_type || '—'),
       h('td', { 'data-label': 'Architecture' }, ir.architecture || '—'),
       h('td', { 'data-label': 'Created' }, timeEl(c.created_at)),
       h('td', { 'data-label': 'Status', class: 'cell-status' }, statusCell(c)),
       h('td', { 'data-label': 'Target', class: 'cell-target' }, targetCell(c)),
+      h('td', { 'data-label': 'Expires', class: 'cell-expires' }, expiry(c.image_status)),
       h('td', { 'data-label': 'Actions', class: 'cell-actions' }, actions(c)));
   }
 
   function pager(count) {
     const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
-    if (count <= PAGE_SIZE && page === 1) return h('p', { class: 'muted small list-count' }, `${count} ${count === 1 ? 'image' : 'images'}`);
+    if (count <= PAGE_SIZE && page === 1) return h('p', { class: 'muted small list-count' }, plural(count, 'image'));
     const from = (page - 1) * PAGE_SIZE + 1;
     const to = Math.min(count, page * PAGE_SIZE);
     return h('nav', { class: 'pager', 'aria-label': 'Pages' },
@@ -210,14 +237,14 @@ export async function render(root, ctx) {
     const tbody = h('tbody', {});
     for (const c of items) {
       const tr = row(c);
-      rows.set(c.id, { tr, status: c.image_status && c.image_status.status, progress: progressText(c.image_status) });
+      rows.set(c.id, { tr, status: rowState(c.image_status), progress: progressText(c.image_status) });
       tbody.append(tr);
     }
     fill(body,
       h('div', { class: 'table-wrap card' },
         h('table', { class: 'table table-stack' },
           h('caption', { class: 'visually-hidden' }, 'Images'),
-          h('thead', {}, h('tr', {}, ['Name', 'Distribution', 'Type', 'Architecture', 'Created', 'Status', 'Target', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
+          h('thead', {}, h('tr', {}, ['Name', 'Distribution', 'Type', 'Architecture', 'Created', 'Status', 'Target', 'Expires', 'Actions'].map((t) => h('th', { scope: 'col', class: t === 'Actions' ? 'th-actions' : false }, t)))),
           tbody)),
       pager(count));
   }
@@ -231,12 +258,13 @@ export async function render(root, ctx) {
     }
     for (const c of data.items) {
       const r = rows.get(c.id);
-      const st = c.image_status && c.image_status.status;
+      const st = rowState(c.image_status);
       const pr = progressText(c.image_status);
       if (r.status === st && r.progress === pr) continue;
       fill(r.tr.querySelector('.cell-status'), statusCell(c));
       if (r.status !== st) {
         fill(r.tr.querySelector('.cell-target'), targetCell(c));
+        fill(r.tr.querySelector('.cell-expires'), expiry(c.image_status));
         fill(r.tr.querySelector('.cell-actions'), actions(c));
       }
       r.status = st;
