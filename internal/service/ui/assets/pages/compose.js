@@ -85,11 +85,11 @@ export async function render(root, ctx) {
   const waitingSlot = h('div', { hidden: true });
   const downloadSlot = h('div', {});
   const blueprintSlot = h('dd', { class: 'from-blueprint' }, '—');
-  const logPre = h('pre', { class: 'log', tabindex: '0', 'aria-label': 'Build log', 'aria-live': 'off' });
+  const logPre = h('pre', { class: 'log', role: 'log', tabindex: '0', 'aria-label': 'Build log', 'aria-live': 'off' });
   const logState = h('p', { class: 'muted small log-state' });
   const jumpBtn = h('button', { type: 'button', class: 'btn btn-small', hidden: true }, 'Follow the log');
   const packagesSlot = h('div', {}, h('p', { class: 'muted' }, 'The installed packages are listed once the image is built.'));
-  const manifestPre = h('pre', { class: 'code' });
+  const manifestPre = h('pre', { class: 'code', tabindex: '0' });
   const manifest = h('details', { class: 'card collapsible' },
     h('summary', {}, h('span', { class: 'card-title' }, 'Manifest'), h('span', { class: 'muted small' }, ' The build plan kiln executed, as JSON')),
     manifestPre);
@@ -328,7 +328,7 @@ export async function render(root, ctx) {
     search.addEventListener('input', apply);
     fill(packagesSlot,
       h('div', { class: 'toolbar' }, field('Search packages', search), count),
-      h('div', { class: 'table-wrap scroll-y' },
+      h('div', { class: 'table-wrap scroll-y', tabindex: '0', role: 'group', 'aria-label': 'Installed packages' },
         h('table', { class: 'table table-compact' },
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Package'), h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Architecture'))),
           tbody)));
