@@ -99,6 +99,7 @@ func chooseImageType(b *Browser, name string) {
 // and waits until the step is drawn anew with it chosen and focused.
 func chooseAt(b *Browser, what, xpath, js string) {
 	b.t.Helper()
+	WaitFor[bool](b, what+" to choose", 15*time.Second, `(`+js+`) !== null`)
 	Eval[bool](b, `(document.querySelector('.wizard-step').dataset.drawn = 'before', true)`)
 	b.Do(chromedp.Click(xpath))
 	WaitFor[bool](b, "the step drawn again with "+what+" chosen", 15*time.Second,
