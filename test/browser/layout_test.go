@@ -63,6 +63,7 @@ func TestWizardHasFourSteps(t *testing.T) {
 	// Next without a name says so on the first step, which stays.
 	choose(b, "debian-12")
 	choose(b, "x86_64")
+	assert.Zero(t, Eval[int](b, `document.querySelectorAll('input[name=image_requests]:checked').length`), "no image type is ticked for the user")
 	choose(b, "tar")
 	b.Do(chromedp.Click(Button("Next")))
 	WaitFor[bool](b, "the missing name", 5*time.Second, `(() => { const p = document.querySelector('.wizard-step-problem'); return !!p && !p.hidden && p.textContent === 'Enter a name.'; })()`)
