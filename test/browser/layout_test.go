@@ -65,6 +65,13 @@ func TestWizardHasFourSteps(t *testing.T) {
 	choose(b, "x86_64")
 	assert.Zero(t, Eval[int](b, `document.querySelectorAll('input[name=image_requests]:checked').length`), "no image type is ticked for the user")
 	choose(b, "tar")
+	// Narrow, the first step, its longest, is one column without
+	// sideways scrolling.
+	b.Resize(390)
+	widths := Eval[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`)
+	assert.LessOrEqual(t, widths[0], widths[1], "the first step at 390 px scrolls sideways")
+	b.Shot("output-narrow")
+	b.Resize(1280)
 	b.Do(chromedp.Click(Button("Next")))
 	WaitFor[bool](b, "the missing name", 5*time.Second, `(() => { const p = document.querySelector('.wizard-step-problem'); return !!p && !p.hidden && p.textContent === 'Enter a name.'; })()`)
 	onStep(t, b, 1)
