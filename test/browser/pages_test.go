@@ -418,7 +418,7 @@ func TestCreateRouteLoadsTheWizard(t *testing.T) {
 	b.Do(chromedp.Click(Link("Create image")))
 	steps := WaitFor[[]string](b, "the wizard's steps", 15*time.Second,
 		`((l) => l.length ? l : null)([...document.querySelectorAll('main .stepper li')].map(li => li.textContent.trim()))`)
-	assert.Contains(t, steps[0], "Distribution")
+	assert.Contains(t, steps[0], "Image output")
 	assert.Contains(t, steps[len(steps)-1], "Review")
 	assert.Equal(t, "page", Eval[string](b, `document.querySelector('[data-nav="create"]').getAttribute('aria-current')`))
 	assert.Equal(t, "", Eval[string](b, `document.querySelector('[data-nav="images"]').getAttribute('aria-current') || ''`))

@@ -295,11 +295,6 @@ func waitBuilt(t *testing.T, s *Server, token, id string) composeStatus {
 	}
 }
 
-// imageTypeBox is the Image types step's checkbox of the image type name.
-func imageTypeBox(name string) string {
-	return `//input[@name="image_requests"][@value=` + xq(name) + `]`
-}
-
 // TestWizardTargets: the Target step offers, for each image type chosen,
 // the server's targets that take it, and the options of the one chosen;
 // the wizard's hints explain an account ID it cannot take, the API's
@@ -312,12 +307,10 @@ func TestWizardTargets(t *testing.T) {
 	b := NewBrowser(t, s)
 	b.SignIn(token)
 
-	b.Do(chromedp.Click(Link("Create image")))
-	onStep(t, b, 1)
-	b.Do(chromedp.Click(Field("debian-12")), chromedp.Click(Button("Next")))
-	onStep(t, b, 2)
-	b.Do(chromedp.Click(Field("x86_64")), chromedp.Click(Button("Next")))
-	onStep(t, b, 3)
+	openWizard(t, b)
+	b.Type("Name", "cloud-web")
+	choose(b, "debian-12")
+	choose(b, "x86_64")
 	// Each image type says which of the server's targets take it.
 	described := func(name string) string {
 		return Eval[string](b, `((c) => document.getElementById(c.getAttribute('aria-describedby')).textContent)(document.querySelector('input[name="image_requests"][value=`+jsString(name)+`]'))`)
@@ -325,11 +318,11 @@ func TestWizardTargets(t *testing.T) {
 	assert.Contains(t, described("ami"), "Targets: Amazon Web Services (AMI), Download link, Download from kiln")
 	assert.Contains(t, described("tar"), "Targets: Download link, Download from kiln")
 	assert.Contains(t, described("container"), "Targets: Download link, Container registry, Download from kiln")
-	b.Do(chromedp.Click(imageTypeBox("ami")), chromedp.Click(imageTypeBox("tar")), chromedp.Click(Button("Next")))
+	chooseImageType(b, "ami")
+	chooseImageType(b, "tar")
 
-	// 4. Target: exactly the configured targets that take each type, the
+	// Target: exactly the configured targets that take each type, the
 	// download link chosen; the others are named with what they take.
-	onStep(t, b, 4)
 	offered, chosen := offeredTargets(b, "ami")
 	assert.Equal(t, []string{"Amazon Web Services (AMI)", "Download link", "Download from kiln"}, offered)
 	assert.Equal(t, "Download link", chosen)
@@ -353,12 +346,11 @@ func TestWizardTargets(t *testing.T) {
 	b.Type("Region", "mars-north-1")
 	b.ShotAs("wizard-target")
 	b.Do(chromedp.Click(Button("Next")))
-	for n := 5; n <= 10; n++ {
+	for n := 2; n <= 3; n++ {
 		onStep(t, b, n)
 		b.Do(chromedp.Click(Button("Next")))
 	}
-	onStep(t, b, 11)
-	b.Type("Name", "cloud-web")
+	onStep(t, b, 4)
 	summary := Eval[string](b, `[...document.querySelectorAll('.wizard-summary dt')].find(dt => dt.textContent === 'Target').nextElementSibling.firstChild.textContent`)
 	assert.Equal(t, "ami: Amazon Web Services (AMI) (region mars-north-1; shared with 123456789012); tar: Download link", summary)
 
@@ -366,14 +358,14 @@ func TestWizardTargets(t *testing.T) {
 	b.Do(chromedp.Click(Button("Build image")))
 	msg = WaitFor[string](b, "the API's region error", 30*time.Second, errorAt("Region"))
 	assert.Contains(t, msg, `Unknown region "mars-north-1"`)
-	onStep(t, b, 4)
-	assert.Equal(t, []string{"Target (has errors)"}, Eval[[]string](b, `[...document.querySelectorAll('.stepper li.has-error')].map(li => li.textContent)`))
+	onStep(t, b, 1)
+	assert.Equal(t, []string{"Image output (has errors)"}, Eval[[]string](b, `[...document.querySelectorAll('.stepper li.has-error')].map(li => li.textContent)`))
 	assert.Equal(t, []string{"123456789012"}, Eval[[]string](b, chipsOf("Share with AWS accounts")), "nothing typed is lost")
 	b.Shot("region-refused")
 	b.Type("Region", "eu-west-1")
 	assert.Empty(t, Eval[string](b, errorAt("Region")), "the API's verdict is gone once the field is edited")
 	clickStep(b, "Review")
-	onStep(t, b, 11)
+	onStep(t, b, 4)
 	b.Do(chromedp.Click(Button("Build image")))
 	WaitFor[bool](b, "the Images page", 30*time.Second, `location.hash === '#/' && `+hasText("main h1", "Images"))
 
@@ -596,14 +588,11 @@ func TestWizardAzureOptions(t *testing.T) {
 	b := NewBrowser(t, s)
 	b.SignIn(token)
 
-	b.Do(chromedp.Click(Link("Create image")))
-	onStep(t, b, 1)
-	b.Do(chromedp.Click(Field("debian-12")), chromedp.Click(Button("Next")))
-	onStep(t, b, 2)
-	b.Do(chromedp.Click(Field("x86_64")), chromedp.Click(Button("Next")))
-	onStep(t, b, 3)
-	b.Do(chromedp.Click(imageTypeBox("vhd")), chromedp.Click(Button("Next")))
-	onStep(t, b, 4)
+	openWizard(t, b)
+	b.Type("Name", "azure-web")
+	choose(b, "debian-12")
+	choose(b, "x86_64")
+	chooseImageType(b, "vhd")
 	offered, _ := offeredTargets(b, "vhd")
 	assert.Equal(t, []string{"Download link", "Microsoft Azure", "Download from kiln"}, offered)
 	b.Do(chromedp.Click(`//fieldset[@data-image-type="vhd"]//label[normalize-space(.)="Microsoft Azure"]`))
@@ -611,21 +600,20 @@ func TestWizardAzureOptions(t *testing.T) {
 	b.CheckLabels()
 	b.Select("Hyper-V generation", "V2")
 	b.Type("Image name", "web-vhd")
-	for n := 4; n <= 10; n++ {
+	for n := 1; n <= 3; n++ {
 		onStep(t, b, n)
 		b.Do(chromedp.Click(Button("Next")))
 	}
-	onStep(t, b, 11)
-	b.Type("Name", "azure-web")
+	onStep(t, b, 4)
 	b.Do(chromedp.Click(Button("Build image")))
 
 	msg := WaitFor[string](b, "the API's resource group error", 30*time.Second, errorAt("Resource group"))
 	assert.Contains(t, msg, "Required: name the resource group")
-	onStep(t, b, 4)
+	onStep(t, b, 1)
 	assert.Equal(t, "V2", Eval[string](b, valueOf("Hyper-V generation")), "nothing chosen is lost")
 	b.Type("Resource group", "images")
 	clickStep(b, "Review")
-	onStep(t, b, 11)
+	onStep(t, b, 4)
 	b.Do(chromedp.Click(Button("Build image")))
 	id := WaitFor[string](b, "the compose page", 30*time.Second, `((m) => m ? m[1] : '')(/^#\/composes\/([0-9a-f-]+)$/.exec(location.hash))`)
 	var st composeStatus

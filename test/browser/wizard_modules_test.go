@@ -266,34 +266,56 @@ func TestWizardState(t *testing.T) {
 	assert.Equal(t, map[string]any{"name": "", "distribution": "", "image_requests": []any{}},
 		evalJSON[map[string]any](t, b, `window.wzState.blueprintRequest(window.wzState.newState())`))
 
-	// Which step shows the field an error of the API names.
+	// Which step shows the field an error of the API names: 0 Image
+	// output, 1 Content, 2 System, 3 Review.
 	for path, step := range map[string]int{
+		"name":                                  0,
+		"image_name":                            0,
+		"description":                           0,
+		"image_description":                     0,
 		"distribution":                          0,
-		"image_requests[0].architecture":        1,
-		"image_requests":                        2,
-		"image_requests[1].image_type":          2,
-		"image_requests[0].upload_request.type": 3,
-		"image_requests[1].upload_request.options.share_with_accounts[0]": 3,
-		"customizations.packages[1]":                                      4,
-		"customizations.users[0].ssh_key":                                 5,
-		"customizations.groups[0].name":                                   5,
-		"customizations.hostname":                                         6,
-		"customizations.timezone.timezone":                                6,
-		"customizations.kernel.append":                                    6,
-		"customizations.services.enabled[0]":                              7,
-		"customizations.firewall.ports[0]":                                7,
-		"customizations.filesystem[0].min_size":                           8,
-		"customizations.files[0].data":                                    9,
-		"customizations.directories[0].path":                              9,
-		"customizations.custom_repositories[0]":                           10,
-		"image_name":                                                      10,
-		"name":                                                            10,
-		"":                                                                10,
-		"customizations.hostnames":                                        10,
+		"image_requests[0].architecture":        0,
+		"image_requests":                        0,
+		"image_requests[1].image_type":          0,
+		"image_requests[0].upload_request.type": 0,
+		"image_requests[1].upload_request.options.share_with_accounts[0]": 0,
+		"customizations.packages[1]":                                      1,
+		"customizations.custom_repositories[0]":                           1,
+		"customizations.payload_repositories[0].baseurl":                  1,
+		"customizations.users[0].ssh_key":                                 2,
+		"customizations.groups[0].name":                                   2,
+		"customizations.hostname":                                         2,
+		"customizations.timezone.timezone":                                2,
+		"customizations.locale.languages[0]":                              2,
+		"customizations.kernel.append":                                    2,
+		"customizations.services.enabled[0]":                              2,
+		"customizations.firewall.ports[0]":                                2,
+		"customizations.filesystem[0].min_size":                           2,
+		"customizations.files[0].data":                                    2,
+		"customizations.directories[0].path":                              2,
+		"customizations.firstboot":                                        2,
+		"":                                                                3,
+		"customizations.hostnames":                                        3,
+		"customizations.packagesx":                                        3,
+		"names":                                                           3,
 	} {
 		assert.Equal(t, step, Eval[int](b, `window.wzState.stepOf(`+jsString(path)+`)`), path)
 	}
-	assert.Equal(t, 10, Eval[int](b, `window.wzState.REVIEW`))
+	assert.Equal(t, 3, Eval[int](b, `window.wzState.REVIEW`))
+	assert.Equal(t, []string{"output:Image output", "content:Content", "system:System", "review:Review"},
+		Eval[[]string](b, `window.wzState.STEPS.map(s => s.id + ':' + s.title)`))
+
+	// What the first step needs before the wizard moves on: every missing
+	// thing at once, the name first; the other steps need nothing.
+	missing := func(step, state string) []string {
+		return Eval[[]string](b, `window.wzState.missingChoices(`+jsString(step)+`, Object.assign(window.wzState.newState(), `+state+`))`)
+	}
+	assert.Equal(t, []string{"Enter a name.", "Choose a distribution."}, missing("output", `{}`))
+	assert.Equal(t, []string{"Enter a name."}, missing("output", `{name: '  ', distribution: 'debian-12', architecture: 'x86_64', imageTypes: ['tar']}`))
+	assert.Equal(t, []string{"Choose an architecture."}, missing("output", `{name: 'web', distribution: 'debian-12'}`))
+	assert.Equal(t, []string{"Choose at least one image type."}, missing("output", `{name: 'web', distribution: 'debian-12', architecture: 'x86_64'}`))
+	assert.Empty(t, missing("output", `{name: 'web', distribution: 'debian-12', architecture: 'x86_64', imageTypes: ['tar']}`))
+	assert.Empty(t, missing("system", `{}`))
 }
 
 // Each image type's target in the wizard's model: a stored blueprint's

@@ -19,7 +19,7 @@ import { apiErrors, fieldChecks } from './wizard/checks.js';
 import { showFieldError } from './wizard/controls.js';
 import { review } from './wizard/review.js';
 import {
-  REVIEW, STEPS, blueprintRequest, composeRequest, newState, stateFromBlueprint, stepOf,
+  REVIEW, STEPS, blueprintRequest, composeRequest, missingChoices, newState, stateFromBlueprint, stepOf,
 } from './wizard/state.js';
 import { steps } from './wizard/steps.js';
 
@@ -227,12 +227,7 @@ export async function render(root, ctx) {
   // canLeave returns why the current step cannot be left forward, or ''.
   // Only choices the request cannot be made without are required here.
   function canLeave() {
-    const s = STEPS[step].id;
-    const { state } = wz;
-    if (s === 'distribution' && !state.distribution) return 'Choose a distribution.';
-    if (s === 'architecture' && !state.architecture) return 'Choose an architecture.';
-    if (s === 'types' && !state.imageTypes.length) return 'Choose at least one image type.';
-    return '';
+    return missingChoices(STEPS[step].id, wz.state).join(' ');
   }
 
   // ---- submitting

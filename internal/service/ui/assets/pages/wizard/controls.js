@@ -109,8 +109,9 @@ export function chipList(wz, { label, list, path, hint, placeholder, validate, r
  * operated with the arrow keys, Enter and Escape (the WAI-ARIA combobox
  * pattern). fetch(term) finds the suggestions (an array, with .total when
  * there are more than it holds), renderOption(item, term) shows one, and
- * onChoose(item) takes the one chosen. It returns the listbox and the
- * status line, for the caller to place.
+ * onChoose(item) takes the one chosen. It returns the listbox, the
+ * status line and place(fieldEl), which puts both into the field that
+ * wraps control: the listbox right under the input, never over it.
  */
 export function combobox(wz, { control, fetch, onChoose, renderOption, debounceMs = 0 }) {
   const listId = control.id + '-list';
@@ -198,7 +199,26 @@ export function combobox(wz, { control, fetch, onChoose, renderOption, debounceM
     }
   });
   control.addEventListener('blur', () => close());
-  return { list, status, close };
+  // The listbox floats over what follows the input, so it is positioned
+  // against a box of the input's own size (.wizard-combo): placed against
+  // the whole field, it would start at the field's top and cover the
+  // label and the input being typed into.
+  const place = (fieldEl) => {
+    const anchor = h('div', { class: 'wizard-combo' });
+    control.replaceWith(anchor);
+    anchor.append(control, list);
+    fieldEl.append(status);
+  };
+  return { list, status, close, place };
+}
+
+/**
+ * choiceId is the id of the choice card of value among the choices
+ * named name: the same each time the step is drawn, so that the focus
+ * can return to it.
+ */
+export function choiceId(name, value) {
+  return `wz-${name}-${String(value)}`.replace(/[^A-Za-z0-9_.-]/g, '-');
 }
 
 /**
@@ -212,7 +232,7 @@ export function radioCards(name, options, current, onPick, label, path = name) {
   const fs = h('fieldset', { class: 'wizard-choices', 'data-field': path });
   fs.append(h('legend', { class: 'visually-hidden' }, label));
   for (const o of options) {
-    const id = uniqueId(`wz-${name}`);
+    const id = choiceId(name, o.value);
     const descId = id + '-desc';
     const hasDesc = o.text || o.extra || o.badge;
     fs.append(h('div', { class: 'wizard-choice' },

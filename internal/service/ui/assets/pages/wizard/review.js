@@ -12,7 +12,7 @@ import { requestedFacts, targetTitle } from '../../targets.js';
 import { h } from '../../ui.js';
 import { apiErrors } from './checks.js';
 import { field, input } from './controls.js';
-import { blueprintRequest, customizations, uploadRequest } from './state.js';
+import { blueprintRequest, customizations, stepOf, uploadRequest } from './state.js';
 
 /** review renders the review step into body and its buttons into actions. */
 export async function review(wz, body, actions) {
@@ -48,22 +48,22 @@ function summary(wz) {
   const fw = [...(c.firewall?.ports || []), ...(c.firewall?.services?.enabled || []).map((x) => `${x} (service)`)];
   const svc = ['enabled', 'disabled', 'masked'].map((k) => (c.services?.[k]?.length ? `${k}: ${c.services[k].join(', ')}` : '')).filter(Boolean).join('; ');
   return h('dl', { class: 'wizard-summary' },
-    row('Distribution', state.distribution, 0),
-    row('Architecture', state.architecture, 1),
-    row('Image types', list(state.imageTypes), 2),
+    row('Distribution', state.distribution, stepOf('distribution')),
+    row('Architecture', state.architecture, stepOf('image_requests[0].architecture')),
+    row('Image types', list(state.imageTypes), stepOf('image_requests')),
     row('Target', state.imageTypes.map((t) => {
       const ur = uploadRequest(state, t);
       const facts = requestedFacts(ur).map((f) => `${f.label.toLowerCase()} ${f.value}`);
       return `${t}: ${targetTitle(ur.type)}${facts.length ? ` (${facts.join('; ')})` : ''}`;
-    }).join('; '), 3),
-    row('Packages', list(state.packages), 4),
-    row('Users', list(state.users.map((u) => u.name + (u.ssh_key.trim() ? ' (SSH key)' : '') + (u.password ? ' (password)' : ''))), 5),
+    }).join('; '), stepOf('image_requests[0].upload_request')),
+    row('Packages', list(state.packages), stepOf('customizations.packages')),
+    row('Users', list(state.users.map((u) => u.name + (u.ssh_key.trim() ? ' (SSH key)' : '') + (u.password ? ' (password)' : ''))), stepOf('customizations.users')),
     row('System', [c.hostname && `hostname ${c.hostname}`, c.timezone?.timezone && `time zone ${c.timezone.timezone}`,
       c.locale?.languages && `languages ${c.locale.languages.join(', ')}`, c.locale?.keyboard && `keyboard ${c.locale.keyboard}`,
-      c.kernel?.append && `kernel arguments ${c.kernel.append}`].filter(Boolean).join('; '), 6),
-    row('Services & firewall', [svc, fw.length ? `firewall: ${fw.join(', ')}` : ''].filter(Boolean).join('; '), 7),
-    row('Filesystems', list((c.filesystem || []).map((f) => `${f.mountpoint} ≥ ${f.min_size ?? '?'}`)), 8),
-    row('Files & directories', list([...(c.files || []).map((f) => f.path), ...(c.directories || []).map((d) => d.path + '/')]), 9));
+      c.kernel?.append && `kernel arguments ${c.kernel.append}`].filter(Boolean).join('; '), stepOf('customizations.hostname')),
+    row('Services & firewall', [svc, fw.length ? `firewall: ${fw.join(', ')}` : ''].filter(Boolean).join('; '), stepOf('customizations.services')),
+    row('Filesystems', list((c.filesystem || []).map((f) => `${f.mountpoint} ≥ ${f.min_size ?? '?'}`)), stepOf('customizations.filesystem')),
+    row('Files & directories', list([...(c.files || []).map((f) => f.path), ...(c.directories || []).map((d) => d.path + '/')]), stepOf('customizations.files')));
 }
 
 // showToml shows wz.toml in pre (by default the step's own).

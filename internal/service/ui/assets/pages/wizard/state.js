@@ -5,22 +5,31 @@
 // compose requests. Pure functions only: no DOM, no requests.
 
 // STEPS are the wizard's steps in order: id names the step's renderer,
-// title is what the stepper and the step's heading say.
+// title is what the stepper and the step's heading say. Four steps, as
+// the field uses them: what is built and where it goes (asking for the
+// name first), what goes into it, how the system is set up, and the
+// review. Each step has one section per topic (see steps.js).
 export const STEPS = [
-  { id: 'distribution', title: 'Distribution' },
-  { id: 'architecture', title: 'Architecture' },
-  { id: 'types', title: 'Image types' },
-  { id: 'target', title: 'Target' },
-  { id: 'packages', title: 'Packages' },
-  { id: 'users', title: 'Users' },
+  { id: 'output', title: 'Image output' },
+  { id: 'content', title: 'Content' },
   { id: 'system', title: 'System' },
-  { id: 'services', title: 'Services & firewall' },
-  { id: 'filesystems', title: 'Filesystems' },
-  { id: 'files', title: 'Files & directories' },
   { id: 'review', title: 'Review' },
 ];
 // REVIEW is the index of the last step, where the request is sent.
 export const REVIEW = STEPS.length - 1;
+
+// missingChoices says what the step with id still needs before the
+// wizard moves on from it: the choices no request can be made without,
+// every one of them at once, in the order the step asks for them.
+export function missingChoices(id, s) {
+  const missing = [];
+  if (id !== 'output') return missing;
+  if (!s.name.trim()) missing.push('Enter a name.');
+  if (!s.distribution) missing.push('Choose a distribution.');
+  else if (!s.architecture) missing.push('Choose an architecture.');
+  else if (!s.imageTypes.length) missing.push('Choose at least one image type.');
+  return missing;
+}
 
 // SIZE_UNITS are the units a filesystem's minimum size is entered in.
 export const SIZE_UNITS = ['MiB', 'GiB', 'TiB'];
@@ -273,19 +282,14 @@ export function normalizePath(p) {
   return p;
 }
 
-// stepOf tells which step shows the field at a request path.
+// stepOf tells which step shows the field at a request path: its index
+// in STEPS.
 export function stepOf(path) {
   const p = normalizePath(path);
   const is = (prefix) => p === prefix || p.startsWith(prefix + '.') || p.startsWith(prefix + '[');
-  if (is('distribution')) return 0;
-  if (/^image_requests(\[\d+\])?\.architecture/.test(p)) return 1;
-  if (/^image_requests(\[\d+\])?\.upload_request/.test(p)) return 3;
-  if (is('image_requests')) return 2;
-  if (is('customizations.packages')) return 4;
-  if (is('customizations.users') || is('customizations.groups')) return 5;
-  if (['hostname', 'timezone', 'locale', 'kernel'].some((k) => is('customizations.' + k))) return 6;
-  if (is('customizations.services') || is('customizations.firewall')) return 7;
-  if (is('customizations.filesystem')) return 8;
-  if (is('customizations.files') || is('customizations.directories')) return 9;
+  if (['name', 'description', 'distribution', 'image_requests'].some(is)) return 0;
+  if (['packages', 'custom_repositories', 'payload_repositories'].some((k) => is('customizations.' + k))) return 1;
+  if (['users', 'groups', 'hostname', 'timezone', 'locale', 'kernel', 'services', 'firewall', 'filesystem', 'files', 'directories', 'firstboot']
+    .some((k) => is('customizations.' + k))) return 2;
   return REVIEW;
 }
