@@ -183,8 +183,15 @@ export async function render(root, ctx) {
       const check = c.dataset.check ? '' : checkOfField(c.dataset.field);
       if (!check) continue;
       c.dataset.check = check;
-      c.addEventListener('blur', () => {
+      c.addEventListener('blur', (e) => {
         if (!wz.alive) return;
+        // Left for a button (Next, a step, Add): the message would move
+        // the button under the pointer and the click would be lost; the
+        // step is marked now, and the button's own action shows the rest.
+        if (e.relatedTarget?.matches?.('button')) {
+          renderStepper();
+          return;
+        }
         const path = c.dataset.field;
         const others = [...wz.serverErrors, ...wz.reviewErrors].filter((e) => within(e.field, path)).map((e) => e.detail);
         showFieldError(c, messagesAt(c, others));
