@@ -88,6 +88,10 @@ function showProblems(wz) {
   const box = wz.main.querySelector('#wz-review-problems');
   if (!box) return;
   const marked = wz.stepsWithErrors();
+  // The box is an alert: it changes only when the steps named do, so
+  // that each rendering as the user types does not announce it again.
+  if (box.dataset.steps === marked.join() && box.childElementCount === (marked.length ? 2 : 0)) return;
+  box.dataset.steps = marked.join();
   box.hidden = !marked.length;
   if (!marked.length) { box.replaceChildren(); return; }
   const goTo = (i) => (i === REVIEW
