@@ -1,6 +1,8 @@
 package browser
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -364,4 +366,90 @@ func TestWizardKeepsWork(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, e.API(t, e.TokenA, "GET", "/blueprints/"+bp.ID, nil, &v2))
 	assert.Equal(t, "keep02", v2.Customizations["hostname"])
+}
+
+// apiProblems renders a blueprint with customizations cust through the
+// API and returns its error items (none when it rendered).
+func apiProblems(t *testing.T, e *Env, cust map[string]any) []map[string]any {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{
+		"name": "checks", "distribution": "debian-12", "customizations": cust,
+		"image_requests": []any{map[string]any{"architecture": "x86_64", "image_type": "tar", "upload_request": map[string]any{"type": "aws.s3"}}},
+	})
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", e.URL+"/api/image-builder/v1/blueprints/render", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+e.TokenA)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var answer struct {
+		Errors []map[string]any `json:"errors"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	return answer.Errors
+}
+
+// TestWizardNameChecksAgreeWithTheAPI: for each host name, user name and
+// group name tried, the wizard's check finds a problem exactly when the
+// API does, and says it in the words the wizard gives the API's verdict
+// (so that the two are shown as one).
+func TestWizardNameChecksAgreeWithTheAPI(t *testing.T) {
+	e := SharedEnv(t)
+	b := wizardModules(t)
+	// inWords is the API's verdict on field as the wizard words it.
+	inWords := func(items []map[string]any, field string) []string {
+		var mine []map[string]any
+		for _, it := range items {
+			if it["field"] == field {
+				mine = append(mine, it)
+			}
+		}
+		if len(mine) == 0 {
+			return nil
+		}
+		data, err := json.Marshal(map[string]any{"errors": mine})
+		require.NoError(t, err)
+		return evalJSON[[]string](t, b, `window.wzChecks.apiErrors(`+string(data)+`).map(e => e.detail)`)
+	}
+	agree := func(kind, value, client string, api []string) {
+		t.Helper()
+		if client == "" {
+			assert.Empty(t, api, "%s %q: the wizard finds nothing, the API does", kind, value)
+			return
+		}
+		assert.Equal(t, []string{client}, api, "%s %q: the same verdict in the same words", kind, value)
+	}
+
+	for _, host := range []string{"web01", "web01.example.com", "Web-01.Example.COM", "web_01", "-web", "web-", "web..example",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a.", 126) + "ab"} {
+		client := Eval[string](b, `window.wzChecks.checkHostname(`+jsString(host)+`)`)
+		agree("host name", host, client, inWords(apiProblems(t, e, map[string]any{"hostname": host}), "customizations.hostname"))
+	}
+	assert.Equal(t, "Too long: at most 253 characters.", Eval[string](b, `window.wzChecks.checkHostname(`+jsString(strings.Repeat("a.", 126)+"ab")+`)`))
+
+	for _, name := range []string{"ops", "_svc", "admin-1", "Admin User", "admin user", "1admin", "Ops", strings.Repeat("a", 32), strings.Repeat("a", 33)} {
+		client := Eval[string](b, `window.wzChecks.checkAccountName(`+jsString(name)+`)`)
+		agree("user name", name, client, inWords(apiProblems(t, e, map[string]any{"users": []any{map[string]any{"name": name}}}), "customizations.users[0].name"))
+		agree("group name", name, client, inWords(apiProblems(t, e, map[string]any{"users": []any{map[string]any{"name": "ops", "groups": []any{"sudo", name}}}}), "customizations.users[0].groups[1]"))
+	}
+
+	// The problems of a state, under the request's paths: a user's groups
+	// as typed (separated by commas) are each checked.
+	type problem struct{ Field, Detail string }
+	got := evalJSON[[]problem](t, b, `window.wzChecks.clientProblems(Object.assign(window.wzState.newState(), {
+		hostname: ' web_01 ', users: [{name: 'ops', groups: 'sudo, Web-Admins adm', ssh_key: '', password: ''}, {name: 'Admin User', groups: '', ssh_key: '', password: ''}]}))`)
+	var fields []string
+	for _, p := range got {
+		fields = append(fields, p.Field)
+		assert.NotEmpty(t, p.Detail)
+	}
+	assert.Equal(t, []string{"customizations.hostname", "customizations.users[0].groups[1]", "customizations.users[1].name"}, fields)
+	assert.Equal(t, "Not a valid name: use lowercase letters, digits, _ and -, starting with a letter or _.",
+		Eval[string](b, `window.wzChecks.checkGroups('Web, Admins, sudo')`), "one message for several bad groups")
 }
