@@ -311,6 +311,14 @@ func TestWizardKeepsWork(t *testing.T) {
 	assert.Equal(t, "#/create", Eval[string](b, `location.hash`))
 	assert.Equal(t, "keeps-work", Eval[string](b, valueOf("Name")))
 	assert.False(t, Eval[bool](b, nothingTyped), "closing the tab asks")
+	// Signing out asks too; Cancel stays signed in.
+	b.Do(chromedp.Click(Button("Sign out")))
+	WaitFor[bool](b, "the question", 5*time.Second, `!!document.querySelector('dialog[open]')`)
+	b.Do(chromedp.Click(`//dialog[@open]//button[normalize-space(.)="Cancel"]`))
+	WaitFor[bool](b, "the question to go", 5*time.Second, `!document.querySelector('dialog')`)
+	assert.Equal(t, "#/create", Eval[string](b, `location.hash`))
+	assert.False(t, Eval[bool](b, `document.getElementById('signout').hidden`), "still signed in")
+	assert.Equal(t, "keeps-work", Eval[string](b, valueOf("Name")))
 	// The stepper is part of the wizard: it moves without asking.
 	clickStep(b, stepSystem)
 	waitStep(t, b, stepSystem)
