@@ -1,8 +1,9 @@
 // The shell: finds out who is signed in, routes hash URLs to page
-// modules, keeps the top bar current and shows toasts.
+// modules, keeps the top bar current, shows toasts, and asks before a
+// page with unsaved work is left (see setLeaveGuard).
 
 import { api, session, setUnauthorizedHandler } from './api.js';
-import { errorPanel, h, loading, logo } from './ui.js';
+import { confirmDialog, errorPanel, h, loading, logo } from './ui.js';
 
 // Each route: a pattern on the hash's path and the module that renders it.
 const routes = [
@@ -18,6 +19,84 @@ const main = document.getElementById('main');
 let cleanup = null;
 let renderSeq = 0;
 let firstRender = true;
+// shownHash is the hash of the page shown (or being shown): where the
+// user stays when they decide not to leave it.
+let shownHash = location.hash;
+
+// ---- leaving a page with unsaved work
+
+// leaveGuard, when a page set one, says what would be lost by leaving the
+// page now ('' when nothing would be).
+let leaveGuard = null;
+
+/**
+ * setLeaveGuard makes the page shown ask before it is left while
+ * unsaved() returns a message (what would be lost): by a link, the back
+ * button, a typed address, signing out (a dialog in the page) or closing
+ * the tab (the browser's own question). It returns the function that
+ * takes the guard away; a change of page takes it away too.
+ */
+export function setLeaveGuard(unsaved) {
+  leaveGuard = unsaved;
+  return () => { if (leaveGuard === unsaved) leaveGuard = null; };
+}
+
+/** unsavedWork is what leaving the page now would lose, or ''. */
+function unsavedWork() {
+  if (!leaveGuard) return '';
+  try {
+    return leaveGuard() || '';
+  } catch (e) {
+    console.error(e);
+    return '';
+  }
+}
+
+/** mayLeave asks, if there is unsaved work, whether to leave it. */
+async function mayLeave() {
+  const lost = unsavedWork();
+  if (!lost) return true;
+  const leave = await confirmDialog({ title: 'Leave this page?', message: lost, confirm: 'Leave', dismiss: 'Cancel' });
+  if (leave) leaveGuard = null;
+  return leave;
+}
+
+// guardLinks asks before a link to another page is followed; the page's
+// own buttons (the wizard's steps) are not links and are not asked about.
+function guardLinks(e) {
+  if (!leaveGuard || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  const a = e.target.closest?.('a[href]');
+  const href = a?.getAttribute('href') || '';
+  if (!href.startsWith('#/') || href === location.hash || a.target || a.hasAttribute('download') || !unsavedWork()) return;
+  e.preventDefault();
+  mayLeave().then((leave) => { if (leave) navigate(href); });
+}
+
+// hashChanged routes to the new hash, unless the page shown has unsaved
+// work and the user decides to stay: then the address goes back to the
+// page (without a new history entry) and nothing is rendered anew.
+function hashChanged() {
+  if (location.hash === shownHash) return;
+  if (!unsavedWork()) {
+    route();
+    return;
+  }
+  const target = location.hash;
+  history.replaceState(history.state, '', shownHash || '#/');
+  mayLeave().then((leave) => {
+    if (!leave) return;
+    history.replaceState(history.state, '', target);
+    route();
+  });
+}
+
+// beforeUnload has the browser ask before the tab is closed or reloaded
+// while there is unsaved work.
+function beforeUnload(e) {
+  if (!unsavedWork()) return;
+  e.preventDefault();
+  e.returnValue = '';
+}
 
 /** parse splits "#/composes/x?a=1" into its path and query. */
 function parse(hash) {
@@ -100,6 +179,8 @@ function updateTopbar(active) {
 
 async function route() {
   const seq = ++renderSeq;
+  shownHash = location.hash;
+  leaveGuard = null;
   const { path, query, raw } = parse(location.hash);
   const match = routes.map((r) => ({ r, m: r.pattern.exec(path) })).find((x) => x.m);
   if (typeof cleanup === 'function') {
@@ -173,19 +254,24 @@ function start() {
     e.preventDefault();
     main.focus();
   });
-  document.getElementById('signout').addEventListener('click', () => {
+  document.getElementById('signout').addEventListener('click', async () => {
+    if (!(await mayLeave())) return;
     session.clear();
     updateTopbar();
     toast('You are signed out.');
     navigate('#/signin');
   });
   setUnauthorizedHandler(() => {
+    // Nothing can be saved without a token: the page is left unasked.
+    leaveGuard = null;
     session.clear();
     const { raw, path } = parse(location.hash);
     if (path !== '/signin') location.hash = `#/signin?next=${encodeURIComponent('#' + raw)}`;
   });
   window.addEventListener('kiln:signedin', () => updateTopbar());
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', hashChanged);
+  window.addEventListener('beforeunload', beforeUnload);
+  document.addEventListener('click', guardLinks, true);
   signedIn().then(() => route());
 }
 

@@ -113,9 +113,13 @@ export function checkMountpoint(mp) {
 }
 
 // checkFirewallPort accepts what both the request schema and the blueprint
-// validator accept: PORT, START-END or SERVICE, then :tcp or :udp.
+// validator accept: PORT, START-END or SERVICE, then :tcp or :udp. (The
+// request schema also lets sctp and dccp through, but the blueprint
+// validator refuses them: the image's firewall filters tcp and udp only.)
 export function checkFirewallPort(s) {
   const fix = 'write PORT:PROTOCOL, START-END:PROTOCOL or SERVICE:PROTOCOL with protocol tcp or udp, e.g. "8080:tcp", "60000-61000:udp" or "https:tcp"';
+  const other = /^(.+):(sctp|dccp)$/.exec(s);
+  if (other) return `"${s}" is not a port the image's firewall opens: it filters tcp and udp only; write "${other[1]}:tcp" or "${other[1]}:udp".`;
   const m = /^(?:([0-9]{1,5})(?:-([0-9]{1,5}))?|[a-z][a-z0-9-]*):(tcp|udp)$/.exec(s);
   if (!m) return `"${s}" is not a port; ${fix}.`;
   if (m[1] !== undefined) {
@@ -148,20 +152,91 @@ export function checkGCPMember(s) {
   return /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(rest) ? '' : `"${rest}" is not an e-mail address; write e.g. ${kind}:alice@example.com.`;
 }
 
+// The request schema's rules for the names a user types, and how they are
+// told: the same words the wizard gives the API's verdicts on them (see
+// plainWords), so that a problem found here and found again by the API
+// reads the same and is shown once.
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOSTNAME_MAX = 253;
+const ACCOUNT_RE = /^[a-z_][a-z0-9_-]*\$?$/;
+const ACCOUNT_MAX = 32;
+const HOSTNAME_RULE = 'is not a valid host name: use dot-separated labels of letters, digits and hyphens (up to 63 each), not starting or ending with a hyphen, e.g. web01.example.com.';
+const ACCOUNT_RULE = 'is not a valid name: use lowercase letters, digits, _ and -, starting with a letter or _.';
+
+// asSentence turns a rule ("is not …") into the message shown ("Not …").
+const asSentence = (rule) => 'Not' + rule.slice('is not'.length);
+
+// tooLong is the message for a value longer than max characters; the
+// API's "maximum string length is N" is put in the same words.
+const tooLong = (max) => `Too long: at most ${max} characters.`;
+
+// checkHostname: the static host name, as the request schema takes it.
+export function checkHostname(v) {
+  if (v === '') return '';
+  if (v.length > HOSTNAME_MAX) return tooLong(HOSTNAME_MAX);
+  return HOSTNAME_RE.test(v) ? '' : asSentence(HOSTNAME_RULE);
+}
+
+// checkAccountName: a user's or a group's name, as the request schema
+// takes it.
+export function checkAccountName(v) {
+  if (v === '') return '';
+  if (v.length > ACCOUNT_MAX) return tooLong(ACCOUNT_MAX);
+  return ACCOUNT_RE.test(v) ? '' : asSentence(ACCOUNT_RULE);
+}
+
+// splitGroups is a user's groups as typed (separated by commas or
+// spaces) as the request lists them.
+export const splitGroups = (text) => text.split(/[\s,]+/).filter(Boolean);
+
+// checkGroups: each of the groups typed (comma-separated) is a name;
+// the message of each bad one, once.
+export function checkGroups(text) {
+  return [...new Set(splitGroups(text).map(checkAccountName).filter(Boolean))].join(' ');
+}
+
 // fieldChecks are the checks a control runs as it is typed into, by the
 // name in its data-check attribute; each returns a message or ''.
 export const fieldChecks = {
   ssh: (v) => (v.trim() ? checkSSHKeys(v) : ''),
   mountpoint: (v) => checkMountpoint(v.trim()),
+  hostname: (v) => checkHostname(v.trim()),
+  account: (v) => checkAccountName(v.trim()),
+  groups: (v) => checkGroups(v),
 };
+
+// checkOfField names the fieldChecks rule of the control at a request
+// path that runs a check only when it is left (the steps mark the others
+// with data-check themselves), or ''.
+export function checkOfField(path) {
+  if (path === 'customizations.hostname') return 'hostname';
+  if (/^customizations\.users\[\d+\]\.name$/.test(path)) return 'account';
+  if (/^customizations\.users\[\d+\]\.groups$/.test(path)) return 'groups';
+  return '';
+}
+
+// clientProblems are the problems the wizard finds in state s by the
+// request schema's own rules, as [{field, detail}] under the request's
+// paths: the host name, each user's name and each of its groups. They are
+// the API's verdicts, known before asking it.
+export function clientProblems(s) {
+  const out = [];
+  const add = (field, detail) => { if (detail) out.push({ field, detail }); };
+  add('customizations.hostname', checkHostname(s.hostname.trim()));
+  s.users.forEach((u, i) => {
+    add(`customizations.users[${i}].name`, checkAccountName(u.name.trim()));
+    splitGroups(u.groups).forEach((g, j) => add(`customizations.users[${i}].groups[${j}]`, checkAccountName(g)));
+  });
+  return out;
+}
 
 // ------------------------------------------------------ the API's verdicts
 
 // Request-schema errors quote the schema's regular expression; for the
 // fields a user types, say in words what the schema accepts instead.
 const PATTERN_RULES = [
-  [/^customizations\.hostname$/, 'is not a valid host name: use dot-separated labels of letters, digits and hyphens (up to 63 each), not starting or ending with a hyphen, e.g. web01.example.com.'],
-  [/^customizations\.(users|groups)\[\d+\]\.name$|\.groups\[\d+\]$/, 'is not a valid name: use lowercase letters, digits, _ and -, starting with a letter or _.'],
+  [/^customizations\.hostname$/, HOSTNAME_RULE],
+  [/^customizations\.(users|groups)\[\d+\]\.name$|\.groups\[\d+\]$/, ACCOUNT_RULE],
   [/\.(user|group)$/, 'is not a user or group: give a name (lowercase letters, digits, _ and -) or a numeric id.'],
   [/\.mode$/, 'is not a mode: give octal permissions such as 0644 or 0755.'],
   [/^customizations\.timezone\.timezone$/, 'is not a time zone name; choose one from the list, e.g. Europe/Berlin.'],
@@ -176,11 +251,13 @@ const PATTERN_RULES = [
 ];
 
 // plainWords is the API's detail about field, in words when it only
-// quotes a pattern.
+// quotes a pattern or a length.
 export function plainWords(field, detail) {
+  const long = /^maximum string length is ([0-9]+)$/.exec(detail);
+  if (long) return tooLong(long[1]);
   if (!/^string doesn't match the regular expression/.test(detail)) return detail;
   const rule = PATTERN_RULES.find(([re]) => re.test(field));
-  return rule ? 'Not' + rule[1].slice('is not'.length) : detail;
+  return rule ? asSentence(rule[1]) : detail;
 }
 
 // apiErrors turns an ApiError into [{field, detail}], with the field as
