@@ -198,7 +198,7 @@ export async function render(root, ctx) {
   root.append(h('div', { class: 'page' },
     h('div', { class: 'page-header' },
       h('div', {}, h('h1', { tabindex: '-1' }, 'Blueprints'), h('p', { class: 'subtitle' }, 'Saved image definitions. Every change is kept as a new version you can build, compare and export.')),
-      h('div', { class: 'actions' }, importBtn, h('a', { class: 'btn btn-primary', href: '#/create' }, 'Create blueprint'))),
+      h('div', { class: 'actions' }, importBtn, h('a', { class: 'btn btn-primary', href: '#/create?mode=blueprint' }, 'Create blueprint'))),
     importSlot,
     listSlot));
   if (query.get('import') === '1') showImport(true);
@@ -215,7 +215,7 @@ export async function render(root, ctx) {
     if (!items.length) {
       fill(listSlot, emptyState('No blueprints yet',
         'A blueprint says what goes into an image: the distribution, packages, users and settings. Create one with the wizard, or import a file you already have.',
-        h('a', { class: 'btn btn-primary', href: '#/create' }, 'Create blueprint'),
+        h('a', { class: 'btn btn-primary', href: '#/create?mode=blueprint' }, 'Create blueprint'),
         h('button', { type: 'button', class: 'btn', onclick: () => showImport(true) }, 'Import blueprint')));
       return;
     }
