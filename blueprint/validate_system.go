@@ -15,7 +15,7 @@ var (
 	keyboardRe     = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	unitNameRe     = regexp.MustCompile(`^[A-Za-z0-9_:][A-Za-z0-9:_.\\@-]*$`)
 	fwServiceRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-	fwPortRe       = regexp.MustCompile(`^([0-9]+|[0-9]+-[0-9]+|[a-z][a-z0-9-]*):(tcp|udp)$`)
+	fwPortRe       = regexp.MustCompile(`^([0-9]+|[0-9]+-[0-9]+|[a-z][a-z0-9-]*):(tcp|udp|sctp|dccp)$`)
 	kernelArgBadRe = regexp.MustCompile("[;|&$`'\"<>\\\\(){}*?!#]")
 )
 
@@ -224,7 +224,7 @@ func (v validator) firewall(path string, fw *FirewallCustomization) {
 // checkFirewallPort checks "PORT:PROTO", "START-END:PROTO" or
 // "SERVICE:PROTO" and returns a problem message, or "".
 func checkFirewallPort(s string) string {
-	const fix = `write PORT:PROTOCOL, START-END:PROTOCOL or SERVICE:PROTOCOL with protocol tcp or udp, e.g. "22:tcp", "60000-61000:udp" or "https:tcp"`
+	const fix = `write PORT:PROTOCOL, START-END:PROTOCOL or SERVICE:PROTOCOL with protocol tcp, udp, sctp or dccp, e.g. "22:tcp", "60000-61000:udp", "5000:sctp" or "https:tcp"`
 	if len(s) > 64 || !fwPortRe.MatchString(s) {
 		return quote(s) + " is not a port; " + fix
 	}

@@ -163,7 +163,7 @@ func TestSystemValuesAccepted(t *testing.T) {
 			t.Errorf("unit %q: %q, %s; want %q", u.in, got, msg, u.want)
 		}
 	}
-	for _, p := range []string{"22:tcp", "1-65535:udp", "https:tcp", "8080-8080:tcp"} {
+	for _, p := range []string{"22:tcp", "1-65535:udp", "https:tcp", "8080-8080:tcp", "5000:sctp", "6000-6001:dccp"} {
 		if msg := checkFirewallPort(p); msg != "" {
 			t.Errorf("port %q: %s", p, msg)
 		}

@@ -12,8 +12,8 @@ import (
 // is one of firewallService's.
 func (ks *knownSets) parsePort(s string) ([]manifest.FirewallPort, error) {
 	spec, proto, ok := strings.Cut(s, ":")
-	if !ok || (proto != "tcp" && proto != "udp") {
-		return nil, fmt.Errorf("%q is not a port (expected PORT:PROTO, START-END:PROTO or SERVICE:PROTO with PROTO tcp or udp, e.g. \"22:tcp\")", s)
+	if !ok || !manifest.IsFirewallProtocol(proto) {
+		return nil, fmt.Errorf("%q is not a port (expected PORT:PROTO, START-END:PROTO or SERVICE:PROTO with PROTO tcp, udp, sctp or dccp, e.g. \"22:tcp\")", s)
 	}
 	if ports, ok := ks.firewallService(spec); ok {
 		var out []manifest.FirewallPort

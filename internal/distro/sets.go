@@ -118,8 +118,8 @@ func readServices(fsys fs.FS) (map[string][]manifest.FirewallPort, error) {
 		if len(f) != 3 || err != nil || port < 1 || port > 65535 || (f[2] != "tcp" && f[2] != "udp" && f[2] != "sctp" && f[2] != "ddp") {
 			return nil, fmt.Errorf("services.txt:%d: %q is not NAME PORT PROTOCOL", i+1, line)
 		}
-		if f[2] != "tcp" && f[2] != "udp" {
-			continue // the firewall filters tcp and udp only
+		if !manifest.IsFirewallProtocol(f[2]) {
+			continue // ddp (AppleTalk) is not IP: no firewall rule opens it
 		}
 		m[f[0]] = append(m[f[0]], manifest.FirewallPort{From: port, To: port, Protocol: f[2]})
 	}

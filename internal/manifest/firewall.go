@@ -33,3 +33,18 @@ var FirewallServices = map[string][]FirewallPort{
 	"prometheus":    {{From: 9090, To: 9090, Protocol: "tcp"}},
 	"node-exporter": {{From: 9100, To: 9100, Protocol: "tcp"}},
 }
+
+// FirewallProtocols are the transport protocols whose ports a Firewall
+// stage opens or closes: those firewalld takes in a port (so blueprints
+// written for image-builder carry over) and nftables matches by port.
+var FirewallProtocols = []string{"tcp", "udp", "sctp", "dccp"}
+
+// IsFirewallProtocol tells whether proto is one of FirewallProtocols.
+func IsFirewallProtocol(proto string) bool {
+	for _, p := range FirewallProtocols {
+		if p == proto {
+			return true
+		}
+	}
+	return false
+}

@@ -61,8 +61,8 @@ func nftablesRuleset(o manifest.Firewall) (string, error) {
 		ports []manifest.FirewallPort
 	}{{"ports", ports}, {"closed", o.Closed}} {
 		for i, p := range list.ports {
-			if p.Protocol != "tcp" && p.Protocol != "udp" {
-				return "", fmt.Errorf("firewall %s[%d]: protocol %q is not tcp or udp", list.name, i, p.Protocol)
+			if !manifest.IsFirewallProtocol(p.Protocol) {
+				return "", fmt.Errorf("firewall %s[%d]: protocol %q is not one of %s", list.name, i, p.Protocol, strings.Join(manifest.FirewallProtocols, ", "))
 			}
 			if p.From < 1 || p.To > 65535 || p.From > p.To {
 				return "", fmt.Errorf("firewall %s[%d]: %d-%d: ports must be 1-65535 with the range start not after its end", list.name, i, p.From, p.To)
@@ -92,12 +92,12 @@ table inet filter {
 		iif "lo" accept
 		meta l4proto { icmp, icmpv6 } accept
 `)
-	for _, proto := range []string{"tcp", "udp"} {
+	for _, proto := range manifest.FirewallProtocols {
 		if set := portSet(o.Closed, proto); set != "" {
 			fmt.Fprintf(&b, "\t\t%s dport %s drop comment \"disabled services\"\n", proto, set)
 		}
 	}
-	for _, proto := range []string{"tcp", "udp"} {
+	for _, proto := range manifest.FirewallProtocols {
 		if set := portSet(ports, proto); set != "" {
 			fmt.Fprintf(&b, "\t\t%s dport %s accept\n", proto, set)
 		}

@@ -18,6 +18,8 @@ func TestFirewallRuleset(t *testing.T) {
 			{From: 8005, To: 8020, Protocol: "tcp"}, // overlaps: merged
 			{From: 8021, To: 8021, Protocol: "tcp"}, // adjacent: merged
 			{From: 6000, To: 6000, Protocol: "udp"},
+			{From: 5000, To: 5000, Protocol: "sctp"},
+			{From: 6000, To: 6001, Protocol: "dccp"},
 		},
 		EnabledServices: []string{"http", "dns"},
 	})
@@ -36,6 +38,8 @@ table inet filter {
 		meta l4proto { icmp, icmpv6 } accept
 		tcp dport { 22, 53, 80, 8000-8021 } accept
 		udp dport { 53, 6000 } accept
+		sctp dport 5000 accept
+		dccp dport 6000-6001 accept
 	}
 
 	chain forward {
@@ -87,8 +91,8 @@ func TestFirewallRejects(t *testing.T) {
 		{"unknown service", manifest.Firewall{EnabledServices: []string{"telnet"}}, "not a known service"},
 		{"injected service", manifest.Firewall{EnabledServices: []string{"ssh accept; }"}}, "not a known service"},
 		{"unknown disabled service", manifest.Firewall{DisabledServices: []string{"x"}}, "not a known service"},
-		{"protocol", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 1, Protocol: "sctp"}}}, "not tcp or udp"},
-		{"protocol injection", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 1, Protocol: "tcp dport 1-65535 accept\n"}}}, "not tcp or udp"},
+		{"protocol", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 1, Protocol: "icmp"}}}, "not one of tcp, udp, sctp, dccp"},
+		{"protocol injection", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 1, Protocol: "tcp dport 1-65535 accept\n"}}}, "not one of tcp, udp, sctp, dccp"},
 		{"port 0", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 0, To: 0, Protocol: "tcp"}}}, "1-65535"},
 		{"port too big", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 1, To: 70000, Protocol: "udp"}}}, "1-65535"},
 		{"reversed", manifest.Firewall{Ports: []manifest.FirewallPort{{From: 9, To: 8, Protocol: "udp"}}}, "start not after"},
