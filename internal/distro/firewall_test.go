@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -37,4 +38,22 @@ func TestParsePortProtocols(t *testing.T) {
 			assert.Contains(t, err.Error(), msg, in)
 		}
 	}
+}
+
+// An enabled service opens its tcp and udp ports only, as before sctp
+// ports could be named: amqp's sctp port stays closed unless a port
+// names it.
+func TestEnabledServiceOpensTCPAndUDP(t *testing.T) {
+	t.Parallel()
+	ks, err := loadSets(dataFS)
+	require.NoError(t, err)
+	fw, err := ks.firewall(&blueprint.FirewallCustomization{Services: &blueprint.FirewallServicesCustomization{Enabled: []string{"amqp"}}})
+	require.NoError(t, err)
+	for _, p := range fw.Ports {
+		assert.NotEqual(t, "sctp", p.Protocol, "%+v", p)
+	}
+	assert.Contains(t, fw.Ports, manifest.FirewallPort{From: 5672, To: 5672, Protocol: "tcp"})
+	fw, err = ks.firewall(&blueprint.FirewallCustomization{Ports: []string{"amqp:sctp"}})
+	require.NoError(t, err)
+	assert.Contains(t, fw.Ports, manifest.FirewallPort{From: 5672, To: 5672, Protocol: "sctp"})
 }

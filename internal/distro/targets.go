@@ -101,7 +101,14 @@ func (s *knownSets) firewall(fw *blueprint.FirewallCustomization) (*manifest.Fir
 		if !ok {
 			return nil, fmt.Errorf("unknown firewall service %q", name)
 		}
-		f.Ports = append(f.Ports, ports...)
+		// A service opens its tcp and udp ports, as firewalld's
+		// definitions do; its sctp ones only when a port names them
+		// ("amqp:sctp").
+		for _, p := range ports {
+			if p.Protocol == "tcp" || p.Protocol == "udp" {
+				f.Ports = append(f.Ports, p)
+			}
+		}
 	}
 	f.Ports = uniqPorts(f.Ports)
 	if slices.Contains(disabled, "ssh") {
