@@ -119,12 +119,12 @@ func TestWizardChecks(t *testing.T) {
 	})
 
 	t.Run("firewall ports", func(t *testing.T) {
-		for _, ok := range []string{"8080:tcp", "1:udp", "65535:tcp", "60000-61000:udp", "22-22:tcp", "https:tcp", "dns-over-tls:udp"} {
+		for _, ok := range []string{"8080:tcp", "1:udp", "65535:tcp", "60000-61000:udp", "22-22:tcp", "https:tcp", "dns-over-tls:udp", "5000:sctp", "6000-6001:dccp", "amqp:sctp"} {
 			assert.Empty(t, check("checkFirewallPort", ok), ok)
 		}
 		for port, want := range map[string]string{
 			"8080":        `"8080" is not a port; write PORT:PROTOCOL`,
-			"8080:sctp":   `"8080:sctp" is not a port`,
+			"8080:icmp":   `"8080:icmp" is not a port`,
 			"HTTPS:tcp":   `"HTTPS:tcp" is not a port`,
 			"123456:tcp":  `"123456:tcp" is not a port`,
 			"0:tcp":       `"0:tcp" has a port outside 1-65535.`,

@@ -113,14 +113,11 @@ export function checkMountpoint(mp) {
 }
 
 // checkFirewallPort accepts what both the request schema and the blueprint
-// validator accept: PORT, START-END or SERVICE, then :tcp or :udp. (The
-// request schema also lets sctp and dccp through, but the blueprint
-// validator refuses them: the image's firewall filters tcp and udp only.)
+// validator accept: PORT, START-END or SERVICE, then :tcp, :udp, :sctp or
+// :dccp (firewalld's four, which the image's nftables ruleset opens).
 export function checkFirewallPort(s) {
-  const fix = 'write PORT:PROTOCOL, START-END:PROTOCOL or SERVICE:PROTOCOL with protocol tcp or udp, e.g. "8080:tcp", "60000-61000:udp" or "https:tcp"';
-  const other = /^(.+):(sctp|dccp)$/.exec(s);
-  if (other) return `"${s}" is not a port the image's firewall opens: it filters tcp and udp only; write "${other[1]}:tcp" or "${other[1]}:udp".`;
-  const m = /^(?:([0-9]{1,5})(?:-([0-9]{1,5}))?|[a-z][a-z0-9-]*):(tcp|udp)$/.exec(s);
+  const fix = 'write PORT:PROTOCOL, START-END:PROTOCOL or SERVICE:PROTOCOL with protocol tcp, udp, sctp or dccp, e.g. "8080:tcp", "60000-61000:udp", "5000:sctp" or "https:tcp"';
+  const m = /^(?:([0-9]{1,5})(?:-([0-9]{1,5}))?|[a-z][a-z0-9-]*):(tcp|udp|sctp|dccp)$/.exec(s);
   if (!m) return `"${s}" is not a port; ${fix}.`;
   if (m[1] !== undefined) {
     const lo = Number(m[1]);
