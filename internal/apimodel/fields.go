@@ -120,6 +120,18 @@ var Customizations = []Field{
 	{API: "cacerts", Blueprint: "customizations.cacerts", Kind: Object, Items: []Field{
 		{API: "pem_certs", Blueprint: "pem_certs"},
 	}},
+	// A kiln extension: the blueprint's first-boot scripts under the same
+	// names (image-builder's API has none).
+	{API: "firstboot", Blueprint: "customizations.firstboot", Kind: Object, Items: []Field{
+		{API: "scripts", Blueprint: "scripts", Kind: ObjectList, Items: []Field{
+			{API: "type", Blueprint: "type"},
+			{API: "name", Blueprint: "name"},
+			{API: "ignore_failure", Blueprint: "ignore_failure"},
+			{API: "after", Blueprint: "after"},
+			{API: "before", Blueprint: "before"},
+			{API: "contents", Blueprint: "contents"},
+		}},
+	}},
 	{API: "fips", Note: "FIPS mode is not available for Debian: only `enabled: false` is taken"},
 	{API: "payload_repositories", Note: "each makes the custom repository with its id or baseurl `install_from` (see docs/service.md)"},
 }

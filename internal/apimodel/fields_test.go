@@ -114,10 +114,8 @@ func TestBlueprintFieldsTheAPILacks(t *testing.T) {
 		"customizations.user.uid", "customizations.user.gid", "customizations.user.expiredate",
 		"customizations.user.force_password_reset",
 		"packages.version",
-		// The image-builder API has neither (its only "firstboot" is
-		// Ignition's provisioning URL); a first-boot script goes through
-		// it as a file and a service.
-		"customizations.firstboot", "customizations.sshd",
+		// The image-builder API has no sshd options.
+		"customizations.sshd",
 	}
 	carried := map[string]bool{}
 	for _, k := range CarriedApart {
@@ -190,23 +188,24 @@ func hasItems(p string) bool {
 
 func TestRequestPath(t *testing.T) {
 	for bp, req := range map[string]string{
-		"packages[3]":                                 "customizations.packages[3]",
-		"packages[3].name":                            "customizations.packages[3]",
-		"customizations.user[0].key":                  "customizations.users[0].ssh_key",
-		"customizations.user[0]":                      "customizations.users[0]",
-		"customizations.user[2].groups[1]":            "customizations.users[2].groups[1]",
-		"customizations.group[0].gid":                 "customizations.groups[0].gid",
-		"customizations.filesystem[1].minsize":        "customizations.filesystem[1].min_size",
-		"customizations.repositories[2].gpgcheck":     "customizations.custom_repositories[2].check_gpg",
-		"customizations.repositories[0].gpgkeys[1]":   "customizations.custom_repositories[0].gpgkey[1]",
-		"customizations.repositories":                 "customizations.custom_repositories",
-		"customizations.timezone.timezone":            "customizations.timezone.timezone",
-		"customizations.firewall.services.enabled[0]": "customizations.firewall.services.enabled[0]",
-		"customizations.hostname":                     "customizations.hostname",
-		"customizations.files[0].path":                "customizations.files[0].path",
-		"customizations.sshkey[0].key":                "customizations.sshkey[0].key",
-		"customizations.users":                        "customizations.users",
-		"name":                                        "name",
+		"packages[3]":                                  "customizations.packages[3]",
+		"packages[3].name":                             "customizations.packages[3]",
+		"customizations.user[0].key":                   "customizations.users[0].ssh_key",
+		"customizations.user[0]":                       "customizations.users[0]",
+		"customizations.user[2].groups[1]":             "customizations.users[2].groups[1]",
+		"customizations.group[0].gid":                  "customizations.groups[0].gid",
+		"customizations.filesystem[1].minsize":         "customizations.filesystem[1].min_size",
+		"customizations.repositories[2].gpgcheck":      "customizations.custom_repositories[2].check_gpg",
+		"customizations.repositories[0].gpgkeys[1]":    "customizations.custom_repositories[0].gpgkey[1]",
+		"customizations.repositories":                  "customizations.custom_repositories",
+		"customizations.timezone.timezone":             "customizations.timezone.timezone",
+		"customizations.firewall.services.enabled[0]":  "customizations.firewall.services.enabled[0]",
+		"customizations.hostname":                      "customizations.hostname",
+		"customizations.firstboot.scripts[1].contents": "customizations.firstboot.scripts[1].contents",
+		"customizations.files[0].path":                 "customizations.files[0].path",
+		"customizations.sshkey[0].key":                 "customizations.sshkey[0].key",
+		"customizations.users":                         "customizations.users",
+		"name":                                         "name",
 	} {
 		assert.Equal(t, req, RequestPath(bp), bp)
 	}

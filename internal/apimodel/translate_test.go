@@ -75,6 +75,8 @@ func fullCustomizations() map[string]any {
 			"gpgkey": []any{"https://repo.example.com/key.asc"}, "check_gpg": true, "enabled": true,
 			"priority": 700, "filename": "extra", "suite": "bookworm", "components": []any{"main", "contrib"}, "install_from": true}},
 		"cacerts": map[string]any{"pem_certs": []any{testCACert}},
+		"firstboot": map[string]any{"scripts": []any{map[string]any{"type": "custom", "name": "setup", "ignore_failure": true,
+			"after": []any{"network-online.target"}, "before": []any{"nginx.service"}, "contents": "#!/bin/sh\necho hello\n"}}},
 		"disk": map[string]any{"type": "gpt", "minsize": "12 GiB", "partitions": []any{
 			map[string]any{"mountpoint": "/", "minsize": "3 GiB", "fs_type": "ext4", "label": "root"},
 			map[string]any{"type": "lvm", "name": "data", "minsize": "4 GiB", "logical_volumes": []any{
