@@ -50,6 +50,8 @@ export function newState() {
     firewall: { ports: [], enabled: [], disabled: [] },
     filesystems: [],
     files: [], directories: [],
+    // repositories and firstboot: see newRepository and newScript.
+    repositories: [], firstboot: [],
     // uploads: where each image type goes, by its name (see newUpload);
     // an image type without one goes to DEFAULT_TARGET.
     uploads: {},
@@ -104,8 +106,10 @@ export function stateFromBlueprint(bp) {
   s.directories = (c.directories || []).map((d) => ({
     path: d.path || '', mode: d.mode || '', user: owner(d.user), group: owner(d.group), ensure_parents: !!d.ensure_parents,
   }));
+  s.repositories = (c.custom_repositories || []).map(repositoryFromRequest);
+  s.firstboot = (c.firstboot?.scripts || []).map(scriptFromRequest);
   // What the wizard does not edit rides along unchanged.
-  for (const k of ['groups', 'custom_repositories']) if (c[k]) s.keep[k] = c[k];
+  for (const k of ['groups']) if (c[k]) s.keep[k] = c[k];
   if (c.timezone?.ntpservers) s.keep.ntpservers = c.timezone.ntpservers;
   if (c.kernel?.name) s.keep.kernelName = c.kernel.name;
   return s;
@@ -177,8 +181,96 @@ export function customizations(s) {
       return o;
     });
   }
-  if (s.keep.custom_repositories) c.custom_repositories = s.keep.custom_repositories;
+  if (s.repositories.length) c.custom_repositories = s.repositories.map(repositoryRequest);
+  if (s.firstboot.length) c.firstboot = { scripts: s.firstboot.map(scriptRequest) };
   return c;
+}
+
+// ------------------------------------- repositories and first-boot scripts
+
+// words splits a list typed into one input (spaces or commas between).
+export const words = (v) => String(v || '').split(/[\s,]+/).filter(Boolean);
+
+// splitKeys reads GPG keys typed into one box: each ASCII-armored block
+// (BEGIN … END) is one key, and each other non-blank line one URL.
+export function splitKeys(text) {
+  const keys = [];
+  let block = null;
+  for (const line of String(text || '').split('\n')) {
+    if (block) {
+      block.push(line);
+      if (/^-----END /.test(line.trim())) { keys.push(block.join('\n').trim()); block = null; }
+    } else if (/^-----BEGIN /.test(line.trim())) block = [line.trim()];
+    else if (line.trim()) keys.push(line.trim());
+  }
+  if (block) keys.push(block.join('\n').trim());
+  return keys;
+}
+
+// REPOSITORY_FIELDS are the fields of a custom repository the wizard
+// edits; a loaded repository's others ride along in loaded.
+const REPOSITORY_FIELDS = ['id', 'name', 'baseurl', 'suite', 'components', 'gpgkey', 'check_gpg', 'enabled', 'install_from', 'priority', 'filename'];
+
+// newRepository is a custom repository as the wizard holds it: lists as
+// the text typed, and loaded, the request's repository it was read from.
+export function newRepository() {
+  return { id: '', name: '', baseurls: '', suite: '', components: '', gpgkeys: '',
+    check_gpg: true, enabled: true, install_from: false, priority: '', filename: '', loaded: {} };
+}
+
+// repositoryFromRequest reads one of a request's custom_repositories.
+export function repositoryFromRequest(r) {
+  const o = newRepository();
+  Object.assign(o, { id: r.id || '', name: r.name || '', baseurls: (r.baseurl || []).join(' '), suite: r.suite || '',
+    components: (r.components || []).join(' '), gpgkeys: (r.gpgkey || []).join('\n'),
+    check_gpg: r.check_gpg !== false, enabled: r.enabled !== false, install_from: !!r.install_from,
+    priority: r.priority === undefined || r.priority === null ? '' : String(r.priority), filename: r.filename || '', loaded: r });
+  return o;
+}
+
+// repositoryRequest is a custom repository of the request: what is typed,
+// trimmed; a flag only when it differs from the API's default or was
+// given; the loaded repository's keys unchanged while their text is.
+export function repositoryRequest(r) {
+  const o = {};
+  for (const [k, v] of Object.entries(r.loaded)) if (!REPOSITORY_FIELDS.includes(k)) o[k] = v;
+  o.id = r.id.trim();
+  if (r.name.trim()) o.name = r.name.trim();
+  if (words(r.baseurls).length) o.baseurl = words(r.baseurls);
+  if (r.suite.trim()) o.suite = r.suite.trim();
+  if (words(r.components).length) o.components = words(r.components);
+  const keys = Array.isArray(r.loaded.gpgkey) && r.gpgkeys === r.loaded.gpgkey.join('\n') ? r.loaded.gpgkey : splitKeys(r.gpgkeys);
+  if (keys.length) o.gpgkey = [...keys];
+  for (const [k, dflt] of [['check_gpg', true], ['enabled', true], ['install_from', false]]) {
+    if (r[k] !== dflt || k in r.loaded) o[k] = r[k];
+  }
+  const p = String(r.priority).trim();
+  if (p) o.priority = /^-?[0-9]+$/.test(p) ? Number(p) : p;
+  if (r.filename.trim()) o.filename = r.filename.trim();
+  return o;
+}
+
+// newScript is a first-boot script as the wizard holds it; loaded is the
+// request's script it was read from (its after and before ride along).
+export function newScript() {
+  return { name: '', contents: '', ignore_failure: false, loaded: {} };
+}
+
+// scriptFromRequest reads one of a request's firstboot.scripts.
+export function scriptFromRequest(x) {
+  return { name: x.name || '', contents: x.contents || '', ignore_failure: !!x.ignore_failure, loaded: x };
+}
+
+// scriptRequest is a first-boot script of the request, of type "custom"
+// (the only one the API takes) unless it was read with another.
+export function scriptRequest(x) {
+  const o = { ...x.loaded, type: x.loaded.type || 'custom' };
+  delete o.name;
+  delete o.contents;
+  if (x.name.trim()) o.name = x.name.trim();
+  if (x.contents !== '') o.contents = x.contents;
+  if (x.ignore_failure || 'ignore_failure' in x.loaded) o.ignore_failure = x.ignore_failure;
+  return o;
 }
 
 // ------------------------------------------------------------- the targets
