@@ -17,6 +17,11 @@ func sectionShown(title string) string {
 	return `[...document.querySelectorAll('.wizard-step h3')].some(e => e.textContent.trim() === ` + jsString(title) + `)`
 }
 
+// present is a JavaScript condition: the page has an element at xpath.
+func present(xpath string) string {
+	return `!!document.evaluate(` + jsString(xpath) + `, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue`
+}
+
 // stepHeading is the JavaScript expression of the current step's heading.
 const stepHeading = `((document.querySelector('.wizard-step h2') || {}).textContent || '')`
 
@@ -44,10 +49,14 @@ func nextUntil(t *testing.T, b *Browser, what, cond, name string) {
 			b.Do(chromedp.Evaluate[chromedp.Void](`((c) => { if (c && !c.checked) c.click(); })(` + pick + `)`))
 		}
 		before := Eval[string](b, stepHeading)
+		if !Eval[bool](b, present(Button("Next"))) {
+			b.Shot("failed-" + slug(what))
+			t.Fatalf("no step of the wizard shows %s: the last is %q", what, before)
+		}
 		b.Do(chromedp.Click(Button("Next")))
 		WaitFor[bool](b, "the step after "+before, 15*time.Second, stepHeading+` !== `+jsString(before))
 	}
-	t.Fatalf("no step of the wizard shows %s", what)
+	t.Fatalf("no step of the wizard shows %s in 15 steps", what)
 }
 
 // A custom repository and a first-boot script entered in the wizard are
@@ -84,7 +93,7 @@ func TestSourcesInTheWizard(t *testing.T) {
 
 	// Saved with the bad URL (the wizard's checks never stop a request):
 	// the API's verdict is shown at the input, on the step that has it.
-	nextUntil(t, b, "the review", `!!document.evaluate(`+jsString(Button("Save blueprint"))+`, document, null, 9, null).singleNodeValue`, "sources-web")
+	nextUntil(t, b, "the review", present(Button("Save blueprint")), "sources-web")
 	b.Do(chromedp.Click(Button("Save blueprint")))
 	msg = WaitFor[string](b, "the API's verdict on the URL", 15*time.Second, errorAt("Base URLs"))
 	assert.Contains(t, msg, `give an absolute http, https, file URL`, "the API's words, not the wizard's")
@@ -94,7 +103,7 @@ func TestSourcesInTheWizard(t *testing.T) {
 	b.Type("Base URLs", "https://deb.example.org/vendor")
 	WaitFor[bool](b, "the error to go once the URL is fixed", 5*time.Second, errorAt("Base URLs")+` === ''`)
 
-	nextUntil(t, b, "the review again", `!!document.evaluate(`+jsString(Button("Save blueprint"))+`, document, null, 9, null).singleNodeValue`, "sources-web")
+	nextUntil(t, b, "the review again", present(Button("Save blueprint")), "sources-web")
 	b.Do(chromedp.Click(Button("Save blueprint")))
 	hash := WaitFor[string](b, "the blueprint's page", 15*time.Second, `location.hash.startsWith('#/blueprints/') ? location.hash : ''`)
 	id := strings.TrimPrefix(hash, "#/blueprints/")

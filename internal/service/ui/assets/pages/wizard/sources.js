@@ -102,11 +102,13 @@ export const checkScriptName = (v) => (v.trim() && (v.trim().length > 64 || !SCR
 /** checkScript explains what is wrong with a first-boot script's contents, or ''. */
 export const checkScript = (v) => (v.trim() ? '' : 'Required: the script, such as "#!/bin/sh" and the commands to run.');
 
-// checked makes control show check's verdict on each edit, after field()'s
-// own handler (which clears the server's verdict).
-function checked(control, check) {
+// checkedField is controls.js's field() whose control shows check's
+// verdict on each edit: its handler runs after field()'s own, which
+// drops the server's verdict and clears the error line.
+function checkedField(wz, label, control, check, opts) {
+  const f = field(wz, label, control, opts);
   control.addEventListener('input', () => showFieldError(control, check(control.value)));
-  return control;
+  return f;
 }
 
 // checkbox is a checkbox with its label and error line, at request path.
@@ -156,19 +158,19 @@ export function repositoriesSection(wz, body) {
     const components = text('components', r.components, (v) => { r.components = v; }, { placeholder: 'main contrib' });
     rows.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', {}, `Repository ${n}${r.id.trim() ? ': ' + r.id.trim() : ''}`),
       h('div', { class: 'wizard-grid' },
-        field(wz, 'Repository ID', checked(idInput, checkRepoID), { path: `${p}.id`, hint: 'Required: letters, digits, _, . and -, e.g. vendor.' }),
+        checkedField(wz, 'Repository ID', idInput, checkRepoID, { path: `${p}.id`, hint: 'Required: letters, digits, _, . and -, e.g. vendor.' }),
         field(wz, 'Repository name', text('name', r.name, (v) => { r.name = v; }, { placeholder: 'Vendor packages' }), { path: `${p}.name`, hint: 'Optional: what the repository is, in words.' })),
-      field(wz, 'Base URLs', checked(urlInput, checkBaseURLs), { path: `${p}.baseurl`, wide: true, hint: 'Required: the archive root (the directory that holds dists/), e.g. https://deb.example.org/debian; several separated by spaces.' }),
+      checkedField(wz, 'Base URLs', urlInput, checkBaseURLs, { path: `${p}.baseurl`, wide: true, hint: 'Required: the archive root (the directory that holds dists/), e.g. https://deb.example.org/debian; several separated by spaces.' }),
       h('div', { class: 'wizard-grid' },
-        field(wz, 'Suite', checked(suite, checkSuite), { path: `${p}.suite`, hint: 'Empty: the distribution’s own (its codename, e.g. bookworm). ./ for a flat repository.' }),
-        field(wz, 'Components', checked(components, checkComponents), { path: `${p}.components`, hint: 'Separated by spaces; empty: main.' })),
-      field(wz, 'GPG keys', checked(keys, checkGPGKeys), { path: `${p}.gpgkey`, wide: true, hint: 'The repository’s signing keys: ASCII-armored public keys (gpg --export --armor KEYID) or https URLs to them, one URL a line.' }),
+        checkedField(wz, 'Suite', suite, checkSuite, { path: `${p}.suite`, hint: 'Empty: the distribution’s own (its codename, e.g. bookworm). ./ for a flat repository.' }),
+        checkedField(wz, 'Components', components, checkComponents, { path: `${p}.components`, hint: 'Separated by spaces; empty: main.' })),
+      checkedField(wz, 'GPG keys', keys, checkGPGKeys, { path: `${p}.gpgkey`, wide: true, hint: 'The repository’s signing keys: ASCII-armored public keys (gpg --export --armor KEYID) or https URLs to them, one URL a line.' }),
       h('div', { class: 'wizard-grid' },
         checkbox(wz, `${prefix}-check_gpg`, 'Check package signatures', r.check_gpg, (v) => { r.check_gpg = v; }, `${p}.check_gpg`),
         checkbox(wz, `${prefix}-enabled`, 'Enabled in the image', r.enabled, (v) => { r.enabled = v; }, `${p}.enabled`),
         checkbox(wz, `${prefix}-install_from`, 'Install packages from it while building', r.install_from, (v) => { r.install_from = v; }, `${p}.install_from`)),
       h('div', { class: 'wizard-grid' },
-        field(wz, 'Pin priority', checked(priority, checkPriority), { path: `${p}.priority`, hint: 'Optional: apt’s pin priority for its packages; empty: 500, apt’s default.' }),
+        checkedField(wz, 'Pin priority', priority, checkPriority, { path: `${p}.priority`, hint: 'Optional: apt’s pin priority for its packages; empty: 500, apt’s default.' }),
         field(wz, 'File name', text('filename', r.filename, (v) => { r.filename = v; }, { placeholder: 'vendor.sources' }), { path: `${p}.filename`, hint: 'Optional: its file in /etc/apt/sources.list.d; empty: the id.' })),
       removeButton(wz, state.repositories, i, at, 'wz-add-repo', `Remove repository ${n}`)));
   });
@@ -201,8 +203,8 @@ export function firstbootSection(wz, body) {
     const contents = h('textarea', { id: `${prefix}-contents`, rows: '8', spellcheck: 'false', placeholder: '#!/bin/sh\necho "first boot of $(hostname)"', oninput: (e) => { s.contents = e.target.value; } });
     contents.value = s.contents;
     rows.append(h('fieldset', { class: 'wizard-row', 'data-field': p }, h('legend', {}, `First-boot script ${n}${s.name.trim() ? ': ' + s.name.trim() : ''}`),
-      field(wz, 'Script name', checked(name, checkScriptName), { path: `${p}.name`, hint: `Optional: letters, digits, - and _; it names the unit kiln-firstboot-NAME.service. Empty: script-${n}.` }),
-      field(wz, 'Script', checked(contents, checkScript), { path: `${p}.contents`, wide: true, hint: 'Run by the interpreter its #! line names, else by /bin/sh.' }),
+      checkedField(wz, 'Script name', name, checkScriptName, { path: `${p}.name`, hint: `Optional: letters, digits, - and _; it names the unit kiln-firstboot-NAME.service. Empty: script-${n}.` }),
+      checkedField(wz, 'Script', contents, checkScript, { path: `${p}.contents`, wide: true, hint: 'Run by the interpreter its #! line names, else by /bin/sh.' }),
       checkbox(wz, `${prefix}-ignore_failure`, 'If it fails, run the later scripts anyway', s.ignore_failure, (v) => { s.ignore_failure = v; }, `${p}.ignore_failure`),
       removeButton(wz, state.firstboot, i, at, 'wz-add-script', `Remove first-boot script ${n}`)));
   });
