@@ -38,6 +38,9 @@ export function checkRepoID(v) {
 
 /** checkRepoURL explains why u cannot be a repository's (or, with only https, a key's) URL, or ''. */
 export function checkRepoURL(u, schemes = ['http', 'https', 'file']) {
+  // Read as apt reads it: the browser's URL parser forgives what apt
+  // does not (spaces, backslashes, "https:///x" taken as host x).
+  if (/[\s"'<>\\`\u0000-\u001f\u007f]/.test(u)) return `"${u}" contains spaces, quotes or control characters; percent-encode them.`;
   let url;
   try {
     url = new URL(u);
@@ -47,7 +50,8 @@ export function checkRepoURL(u, schemes = ['http', 'https', 'file']) {
   const scheme = url.protocol.replace(/:$/, '');
   if (!schemes.includes(scheme)) return `"${u}" does not use one of the schemes ${schemes.join(', ')}; ${URL_EXAMPLE}.`;
   if (url.username || url.password) return `"${u}" holds credentials, which would be written into the image's apt sources; leave them out.`;
-  if (scheme !== 'file' && !url.hostname) return `"${u}" has no host; ${URL_EXAMPLE}.`;
+  if (scheme !== 'file' && (!url.hostname || !/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]/.test(u))) return `"${u}" has no host; ${URL_EXAMPLE}.`;
+  if (scheme === 'file' && !/^file:(\/\/\/|\/(?!\/))/i.test(u)) return `"${u}" is not a local path; write file:///absolute/path.`;
   return '';
 }
 
