@@ -147,9 +147,16 @@ func TestSourcesInTheWizard(t *testing.T) {
 	}
 	assert.True(t, Eval[bool](b, wizControl("Check package signatures")+`.checked`), "signatures are checked unless told otherwise")
 	assert.Equal(t, "Repository 1: vendor", Eval[string](b, `document.querySelector('fieldset[data-field="customizations.custom_repositories[0]"] > legend').textContent`))
+	b.Resize(390)
+	noHorizontalScroll(t, b, "the repositories")
+	b.Shot("repository-narrow")
+	b.Resize(1280)
 	nextUntil(t, b, "the saved script", sectionShown("First-boot scripts"), "sources-web")
 	assert.Equal(t, "motd", Eval[string](b, valueOf("Script name")))
 	assert.Equal(t, script, Eval[string](b, valueOf("Script")))
+	b.Resize(390)
+	noHorizontalScroll(t, b, "the first-boot scripts")
+	b.Shot("script-narrow")
 }
 
 // sourcesModules opens a page of the UI and loads the wizard's state.js

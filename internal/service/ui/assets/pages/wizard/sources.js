@@ -145,7 +145,7 @@ export function repositoriesSection(wz, body) {
   const { state } = wz;
   const at = 'customizations.custom_repositories';
   body.append(h('h3', { class: 'wizard-subhead', id: 'wz-repos-title' }, 'Repositories'),
-    h('p', { class: 'hint' }, 'Extra apt repositories, written into the image’s apt sources. To install packages from one into the image, tick “Install packages from it while building”; it must then be signed.'));
+    h('p', { class: 'hint' }, 'Extra apt repositories, written into the image’s apt sources. To install packages from one into the image, tick “Install from it while building”; it must then be signed.'));
   const rows = h('div', { class: 'wizard-list', 'data-field': at });
   body.append(rows);
   state.repositories.forEach((r, i) => {
@@ -172,7 +172,7 @@ export function repositoriesSection(wz, body) {
       h('div', { class: 'wizard-grid' },
         checkbox(wz, `${prefix}-check_gpg`, 'Check package signatures', r.check_gpg, (v) => { r.check_gpg = v; }, `${p}.check_gpg`),
         checkbox(wz, `${prefix}-enabled`, 'Enabled in the image', r.enabled, (v) => { r.enabled = v; }, `${p}.enabled`),
-        checkbox(wz, `${prefix}-install_from`, 'Install packages from it while building', r.install_from, (v) => { r.install_from = v; }, `${p}.install_from`)),
+        checkbox(wz, `${prefix}-install_from`, 'Install from it while building', r.install_from, (v) => { r.install_from = v; }, `${p}.install_from`)),
       h('div', { class: 'wizard-grid' },
         checkedField(wz, 'Pin priority', priority, checkPriority, { path: `${p}.priority`, hint: 'Optional: apt’s pin priority for its packages; empty: 500, apt’s default.' }),
         field(wz, 'File name', text('filename', r.filename, (v) => { r.filename = v; }, { placeholder: 'vendor.sources' }), { path: `${p}.filename`, hint: 'Optional: its file in /etc/apt/sources.list.d; empty: the id.' })),
