@@ -67,6 +67,8 @@ func nextUntil(t *testing.T, b *Browser, what, cond, name string) {
 			b.Shot("failed-" + slug(what))
 			t.Fatalf("no step of the wizard shows %s: the last is %q", what, before)
 		}
+		// A notice may sit where the button is, for a few seconds.
+		WaitFor[bool](b, "the notices to go", 12*time.Second, `!document.querySelector('.toast')`)
 		b.Do(chromedp.Click(Button("Next")))
 		WaitFor[bool](b, "the step after "+before, 15*time.Second, stepHeading+` !== `+jsString(before))
 	}
