@@ -79,7 +79,9 @@ function summary(wz) {
       c.kernel?.append && `kernel arguments ${c.kernel.append}`].filter(Boolean).join('; '), at('customizations.hostname')),
     row('Services & firewall', [svc, fw.length ? `firewall: ${fw.join(', ')}` : ''].filter(Boolean).join('; '), at('customizations.services')),
     row('Filesystems', list((c.filesystem || []).map((f) => `${f.mountpoint} ≥ ${f.min_size ?? '?'}`)), at('customizations.filesystem')),
-    row('Files & directories', list([...(c.files || []).map((f) => f.path), ...(c.directories || []).map((d) => d.path + '/')]), at('customizations.files')));
+    row('Files & directories', list([...(c.files || []).map((f) => f.path), ...(c.directories || []).map((d) => d.path + '/')]), at('customizations.files')),
+    row('Repositories', list((c.custom_repositories || []).map((r) => r.id)), at('customizations.custom_repositories')),
+    row('First-boot scripts', list((c.firstboot?.scripts || []).map((x, i) => x.name || `script ${i + 1}`)), at('customizations.firstboot')));
 }
 
 // showProblems names the steps that have problems above the summary,

@@ -144,7 +144,7 @@ function removeButton(wz, list, i, prefix, addId, text) {
 export function repositoriesSection(wz, body) {
   const { state } = wz;
   const at = 'customizations.custom_repositories';
-  body.append(h('h3', { class: 'wizard-subhead', id: 'wz-repos-title' }, 'Repositories'),
+  body.append(h('h3', { class: 'wizard-section-title', id: 'wz-repos-title' }, 'Repositories'),
     h('p', { class: 'hint' }, 'Extra apt repositories, written into the image’s apt sources. To install packages from one into the image, tick “Install from it while building”; it must then be signed.'));
   const rows = h('div', { class: 'wizard-list', 'data-field': at });
   body.append(rows);
@@ -195,7 +195,7 @@ export function repositoriesSection(wz, body) {
 export function firstbootSection(wz, body) {
   const { state } = wz;
   const at = 'customizations.firstboot';
-  body.append(h('h3', { class: 'wizard-subhead', id: 'wz-firstboot-title' }, 'First-boot scripts'),
+  body.append(h('h3', { class: 'wizard-section-title', id: 'wz-firstboot-title' }, 'First-boot scripts'),
     h('p', { class: 'hint' }, 'Scripts that run once, in this order, at the first boot of the installed system, as root, each from its own systemd unit. Only bootable image types have a first boot.'));
   const rows = h('div', { class: 'wizard-list', 'data-field': at });
   body.append(rows);

@@ -30,6 +30,7 @@ import {
 import {
   chipList, chips, choiceId, combobox, field, input, radioCards,
 } from './controls.js';
+import { firstbootSection, repositoriesSection } from './sources.js';
 import { DEFAULT_TARGET, SIZE_UNITS, uploadOf } from './state.js';
 
 // ARCH_LABELS say what each architecture is, for people who know the
@@ -49,16 +50,22 @@ export const steps = {
   },
 
   async content(wz, body) {
-    body.append(packagesSection(wz));
-    // repositories: sources.js (repositoriesSection)
+    body.append(packagesSection(wz), sourceSection(wz, 'repositories', 'wz-repos-title', repositoriesSection));
   },
 
   async system(wz, body) {
     body.append(usersSection(wz), hostnameSection(wz), timeLocaleSection(wz), kernelSection(wz),
-      servicesSection(wz), firewallSection(wz), filesystemsSection(wz), filesSection(wz));
-    // first-boot script: sources.js (firstbootSection)
+      servicesSection(wz), firewallSection(wz), filesystemsSection(wz), filesSection(wz),
+      sourceSection(wz, 'firstboot', 'wz-firstboot-title', firstbootSection));
   },
 };
+
+// sourceSection is a section that sources.js fills, heading included.
+function sourceSection(wz, id, headingId, fill) {
+  const s = h('section', { class: 'wizard-section', id: `wz-section-${id}`, 'aria-labelledby': headingId });
+  fill(wz, s);
+  return s;
+}
 
 /**
  * section is one topic of a step: a <section> named by its h3 (title),
