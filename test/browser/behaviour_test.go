@@ -14,19 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The wizard's steps these tests go to, by the titles the stepper shows:
-// the only place they are named.
+// The wizard's steps these tests go to, by the titles the stepper shows.
 const (
-	stepUsers       = "Users"
-	stepSystem      = "System"
-	stepServices    = "Services & firewall"
-	stepFilesystems = "Filesystems"
-	stepReview      = "Review"
+	stepOutput  = "Image output"
+	stepContent = "Content"
+	stepSystem  = "System"
+	stepReview  = "Review"
 )
-
-// currentStep is the JavaScript expression of the title of the step the
-// stepper marks as current ("" while there is none).
-const currentStep = `((li) => li ? li.querySelector('.stepper-title').textContent : '')(document.querySelector('.stepper li[aria-current="step"]'))`
 
 // markedSteps is the JavaScript expression of the titles of the steps the
 // stepper marks as having errors.
@@ -35,64 +29,31 @@ const markedSteps = `[...document.querySelectorAll('.stepper li.has-error .stepp
 // waitStep waits until the wizard shows the step titled title.
 func waitStep(t *testing.T, b *Browser, title string) {
 	t.Helper()
-	WaitFor[bool](b, "the step "+title, 15*time.Second, currentStep+` === `+jsString(title)+
-		` && (document.querySelector('.wizard-step h2') || {}).textContent.endsWith(`+jsString(title)+`)`)
-	b.CheckLabels()
+	for i, s := range wizardSteps {
+		if s == title {
+			onStep(t, b, i+1)
+			return
+		}
+	}
+	t.Fatalf("the wizard has no step %s", title)
 }
 
 // nextTo presses Next until the wizard shows the step titled title.
 func nextTo(t *testing.T, b *Browser, title string) {
 	t.Helper()
-	for i := 0; Eval[string](b, currentStep) != title; i++ {
-		require.Less(t, i, 12, "Next never reached the step %s", title)
-		before := Eval[string](b, currentStep)
+	for i := 0; currentStep(b) != title; i++ {
+		require.Less(t, i, len(wizardSteps), "Next never reached the step %s", title)
+		before := currentStep(b)
 		b.Do(chromedp.Click(Button("Next")))
-		WaitFor[bool](b, "the step after "+before, 15*time.Second, currentStep+` !== `+jsString(before))
+		WaitFor[bool](b, "the step after "+before, 15*time.Second,
+			`((li) => !!li && li.querySelector('.stepper-title').textContent !== `+jsString(before)+`)(document.querySelector('.stepper li[aria-current="step"]'))`)
 	}
 	waitStep(t, b, title)
-}
-
-// appears polls expr until it is true or within has passed.
-func appears(b *Browser, expr string, within time.Duration) bool {
-	for end := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
-		if Eval[bool](b, expr) {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-	}
-}
-
-// choose presses Next until a step offers the choice labelled label, and
-// takes it. A step's content may come after its title (a step loads what
-// it offers), so each step is given a moment to show the choice.
-func choose(t *testing.T, b *Browser, label string) {
-	t.Helper()
-	for i := 0; !appears(b, `!!`+wizControl(label), 2*time.Second); i++ {
-		require.Less(t, i, 12, "no step offers %s", label)
-		before := Eval[string](b, currentStep)
-		b.Do(chromedp.Click(Button("Next")))
-		WaitFor[bool](b, "the step after "+before, 15*time.Second, currentStep+` !== `+jsString(before))
-	}
-	b.Do(chromedp.Click(Field(label)))
-	WaitFor[bool](b, label+" chosen", 5*time.Second, wizControl(label)+`.checked`)
 }
 
 // leave moves the focus out of the control labelled label, as Tab does.
 func leave(b *Browser, label string) {
 	b.Do(chromedp.Evaluate[chromedp.Void](wizControl(label) + `.blur()`))
-}
-
-// startTar opens a new wizard from the Images page's link and chooses a
-// debian-12 tar image for x86_64.
-func startTar(t *testing.T, b *Browser, link string) {
-	t.Helper()
-	b.Do(chromedp.Click(Link(link)))
-	WaitFor[bool](b, "the wizard", 15*time.Second, currentStep+` !== ''`)
-	for _, c := range []string{"debian-12", "x86_64", "tar"} {
-		choose(t, b, c)
-	}
 }
 
 // posts are the POST requests the page made to the API so far, by path.
@@ -129,6 +90,18 @@ func blueprintNamed(t *testing.T, e *Env, name string) (storedBlueprint, bool) {
 	return storedBlueprint{}, false
 }
 
+// blueprintCount is how many blueprints the organization has.
+func blueprintCount(t *testing.T, e *Env) int {
+	t.Helper()
+	var list struct {
+		Meta struct {
+			Count int `json:"count"`
+		} `json:"meta"`
+	}
+	require.Equal(t, http.StatusOK, e.API(t, e.TokenA, "GET", "/blueprints?limit=1", nil, &list))
+	return list.Meta.Count
+}
+
 // composesOf are the versions the composes built from a blueprint were
 // built from, by compose ID.
 func composesOf(t *testing.T, e *Env, id string) map[string]int {
@@ -149,20 +122,25 @@ func composesOf(t *testing.T, e *Env, id string) map[string]int {
 
 // TestWizardEveryProblemAtOnce makes every mistake of the issue at once
 // (a host name with an underscore, a user called "Admin User", a group
-// with a capital letter, and a group the distribution does not have):
-// the wizard's own checks say so as each field is left, before any
-// request; Review marks the steps with problems rather than ticking
-// them; Build sends nothing to be stored or built and shows every problem
-// at its control, the API's with the wizard's, with every step marked.
-// A port the image's firewall cannot open (sctp) is explained as it is
-// added, as the API would.
+// with a capital letter, and a group the distribution does not have),
+// and one on another step (a name longer than the API takes): the
+// wizard's own checks say so as each field is left, before any request;
+// Review marks the steps with problems rather than ticking them; Build
+// sends nothing to be stored or built and shows every problem at its
+// control, the API's with the wizard's, with every step marked. A port
+// the image's firewall cannot open (sctp) is explained as it is added,
+// as the API would.
 func TestWizardEveryProblemAtOnce(t *testing.T) {
 	e := SharedEnv(t)
 	b := NewBrowser(t, e.Server)
 	b.SignIn(e.TokenA)
-	startTar(t, b, "Create image")
+	// The API takes names of up to 100 characters; the wizard leaves that
+	// to the API, so this one is found only when Review renders it.
+	longName := "every-problem-" + strings.Repeat("x", 100)
+	openWizard(t, b)
+	fillOutput(t, b, longName)
 
-	nextTo(t, b, stepUsers)
+	nextTo(t, b, stepSystem)
 	b.Do(chromedp.Click(Button("Add user")))
 	b.Type("User name", "Admin User")
 	leave(b, "User name")
@@ -176,16 +154,20 @@ func TestWizardEveryProblemAtOnce(t *testing.T) {
 	b.Type("User name", "Admin User")
 	leave(b, "User name")
 	WaitFor[string](b, "the user name's error again", 5*time.Second, errorAt("User name"))
-
-	nextTo(t, b, stepSystem)
-	assert.Equal(t, []string{stepUsers}, Eval[[]string](b, markedSteps), "the step left with problems is marked")
 	b.Type("Hostname", "web_01")
 	leave(b, "Hostname")
 	assert.Contains(t, WaitFor[string](b, "the hostname's error", 5*time.Second, errorAt("Hostname")), "Not a valid host name")
+
+	// The step left with problems is marked, before anything is rendered.
+	clickStep(b, stepContent)
+	waitStep(t, b, stepContent)
+	assert.Equal(t, []string{stepSystem}, Eval[[]string](b, markedSteps), "the step left with problems is marked")
 	assert.Empty(t, posts(b), "the wizard's checks ask nothing of the API")
+	clickStep(b, stepSystem)
+	waitStep(t, b, stepSystem)
+	assert.Contains(t, WaitFor[string](b, "the hostname's error", 5*time.Second, errorAt("Hostname")), "Not a valid host name")
 	b.Shot("checked-before-asking")
 
-	nextTo(t, b, stepServices)
 	addChip(b, "Open ports", "5000:sctp")
 	assert.Contains(t, WaitFor[string](b, "the sctp port's error", 5*time.Second, errorAt("Open ports")),
 		`"5000:sctp" is not a port the image's firewall opens: it filters tcp and udp only`)
@@ -195,44 +177,49 @@ func TestWizardEveryProblemAtOnce(t *testing.T) {
 	// Review: the API renders the blueprint and finds the problems; the
 	// steps are marked, not ticked, and Review names them.
 	nextTo(t, b, stepReview)
-	b.Type("Name", "every-problem")
 	WaitFor[bool](b, "the rendering's verdict", 15*time.Second, `document.getElementById('wz-toml').textContent.includes('customizations.users[0].groups[0]')`)
-	assert.Equal(t, []string{stepUsers, stepSystem}, Eval[[]string](b, markedSteps))
+	WaitFor[bool](b, "the name's step marked", 5*time.Second, markedSteps+`.join() === `+jsString(stepOutput+","+stepSystem))
 	assert.Equal(t, 0, Eval[int](b, `document.querySelectorAll('.stepper li.has-error.done').length`), "no step with a problem is ticked")
 	problems := WaitFor[string](b, "Review naming the steps", 5*time.Second, `((p) => p && !p.hidden ? p.textContent : '')(document.getElementById('wz-review-problems'))`)
-	assert.Contains(t, problems, stepUsers)
+	assert.Contains(t, problems, stepOutput)
 	assert.Contains(t, problems, stepSystem)
 	b.Shot("review-marks-steps")
 
-	// Build: nothing is stored or built; every problem is at its control.
-	before := len(posts(b))
+	// Build: nothing is stored or built; every problem is at its control,
+	// starting with the first step that has one.
+	before, storedBefore := len(posts(b)), blueprintCount(t, e)
 	b.Do(chromedp.Click(Button("Build image")))
-	waitStep(t, b, stepUsers)
-	assert.Contains(t, WaitFor[string](b, "the user name's error", 15*time.Second, errorAt("User name")), "Not a valid name")
-	groups := WaitFor[string](b, "the groups' errors", 5*time.Second, errorAt("Groups"))
-	assert.Contains(t, groups, "Not a valid name", "the wizard's verdict on Web-Admins")
-	assert.Contains(t, groups, `"wheel"`, "the API's verdict on wheel, from the same answer")
-	assert.Equal(t, "User name", Eval[string](b, `document.activeElement.labels[0].textContent`), "the focus is on the first field to fix")
-	assert.Equal(t, []string{stepUsers, stepSystem}, Eval[[]string](b, markedSteps))
+	waitStep(t, b, stepOutput)
+	assert.NotEmpty(t, WaitFor[string](b, "the name's error", 15*time.Second, errorAt("Name")))
+	assert.Equal(t, "Name", Eval[string](b, `document.activeElement.labels[0].textContent`), "the focus is on the first field to fix")
+	assert.Equal(t, []string{stepOutput, stepSystem}, Eval[[]string](b, markedSteps))
 	for _, p := range posts(b)[before:] {
 		assert.Equal(t, "/blueprints/render", p, "only the verdict was asked for")
 	}
-	_, stored := blueprintNamed(t, e, "every-problem")
-	assert.False(t, stored, "nothing was saved")
-	b.Shot("every-problem-users")
+	assert.Equal(t, storedBefore, blueprintCount(t, e), "nothing was saved")
+	b.Shot("every-problem-output")
 	clickStep(b, stepSystem)
 	waitStep(t, b, stepSystem)
+	assert.Contains(t, WaitFor[string](b, "the user name's error", 5*time.Second, errorAt("User name")), "Not a valid name")
+	groups := WaitFor[string](b, "the groups' errors", 5*time.Second, errorAt("Groups"))
+	assert.Contains(t, groups, "Not a valid name", "the wizard's verdict on Web-Admins")
+	assert.Contains(t, groups, `"wheel"`, "the API's verdict on wheel, from the same answer")
 	assert.Contains(t, WaitFor[string](b, "the hostname's error", 5*time.Second, errorAt("Hostname")), "Not a valid host name")
 	assert.Equal(t, "web_01", Eval[string](b, valueOf("Hostname")), "what was typed is kept")
+	assert.Equal(t, []string{stepOutput, stepSystem}, Eval[[]string](b, markedSteps))
+	b.Shot("every-problem-system")
 
-	// Fixing them unmarks the steps; Review then builds.
+	// Fixing them unmarks the steps.
 	b.Type("Hostname", "web01")
 	leave(b, "Hostname")
-	clickStep(b, stepUsers)
-	waitStep(t, b, stepUsers)
 	b.Type("User name", "admin")
 	b.Type("Groups", "sudo")
 	leave(b, "Groups")
+	WaitFor[bool](b, "System unmarked", 5*time.Second, markedSteps+`.join() === `+jsString(stepOutput))
+	clickStep(b, stepOutput)
+	waitStep(t, b, stepOutput)
+	b.Type("Name", "every-problem")
+	leave(b, "Name")
 	WaitFor[bool](b, "no step marked", 5*time.Second, markedSteps+`.length === 0`)
 }
 
@@ -243,24 +230,25 @@ func TestWizardReviewMarksRenderingProblems(t *testing.T) {
 	e := SharedEnv(t)
 	b := NewBrowser(t, e.Server)
 	b.SignIn(e.TokenA)
-	startTar(t, b, "Create image")
-	nextTo(t, b, stepFilesystems)
+	openWizard(t, b)
+	fillOutput(t, b, "review-marks")
+	nextTo(t, b, stepSystem)
 	b.Do(chromedp.Click(Button("Add filesystem")))
 	b.Type("Mount point", "/var")
 	b.Type("Minimum size", "2")
 	b.Select("Unit of the minimum size of filesystem 1", "GiB")
+	assert.Empty(t, Eval[[]string](b, markedSteps), "the wizard cannot tell on its own")
 	nextTo(t, b, stepReview)
-	b.Type("Name", "review-marks")
-	WaitFor[bool](b, "the filesystem step marked", 15*time.Second, markedSteps+`.join() === `+jsString(stepFilesystems))
+	WaitFor[bool](b, "the filesystem's step marked", 15*time.Second, markedSteps+`.join() === `+jsString(stepSystem))
 	assert.Contains(t, Eval[string](b, `document.getElementById('wz-toml').textContent`), "customizations.filesystem: Not supported by image type tar")
-	assert.False(t, Eval[bool](b, `[...document.querySelectorAll('.stepper li.done .stepper-title')].some(s => s.textContent === `+jsString(stepFilesystems)+`)`),
+	assert.False(t, Eval[bool](b, `[...document.querySelectorAll('.stepper li.done .stepper-title')].some(s => s.textContent === `+jsString(stepSystem)+`)`),
 		"the step is not ticked")
-	assert.Contains(t, Eval[string](b, `document.getElementById('wz-review-problems').textContent`), stepFilesystems)
+	assert.Contains(t, Eval[string](b, `document.getElementById('wz-review-problems').textContent`), stepSystem)
 	assert.NotContains(t, posts(b), "/blueprints", "nothing was saved")
 
 	// The step named opens with the problem at its control.
-	b.Do(chromedp.Click(`//*[@id="wz-review-problems"]//button[normalize-space(.)=` + xq(stepFilesystems) + `]`))
-	waitStep(t, b, stepFilesystems)
+	b.Do(chromedp.Click(`//*[@id="wz-review-problems"]//button[normalize-space(.)=` + xq(stepSystem) + `]`))
+	waitStep(t, b, stepSystem)
 	assert.Contains(t, WaitFor[string](b, "the filesystem error", 5*time.Second, `(document.querySelector('.wizard-list .wizard-container-error') || {}).textContent || ''`),
 		"Not supported by image type tar")
 	b.Do(chromedp.Click(Button("Remove filesystem 1")))
@@ -277,20 +265,30 @@ func TestWizardKeepsWork(t *testing.T) {
 	b := NewBrowser(t, e.Server)
 	b.SignIn(e.TokenA)
 
-	// Create blueprint: its title, and Save as its last button.
-	b.Visit("#/create?mode=blueprint", currentStep+` !== ''`)
+	// Create blueprint, from the Blueprints page's link: its title, and
+	// Save as its last button.
+	b.Do(chromedp.Click(Link("Blueprints")))
+	WaitFor[bool](b, "the Blueprints page", 15*time.Second, `location.hash === '#/blueprints' && (document.querySelector('main h1') || {}).textContent === 'Blueprints'`)
+	b.Do(chromedp.Click(Link("Create blueprint")))
+	WaitFor[bool](b, "the wizard", 15*time.Second, `!!document.querySelector('.stepper li[aria-current="step"]')`)
+	assert.Equal(t, "#/create?mode=blueprint", Eval[string](b, `location.hash`))
 	assert.Equal(t, "Create blueprint", Eval[string](b, `document.querySelector('main h1').textContent`))
 	assert.Equal(t, "Create blueprint · kiln", Eval[string](b, `document.title`))
 	nothingTyped := `((e) => { const r = e.dispatchEvent(new Event('beforeunload', {cancelable: true})); return r; })(window)`
 	assert.True(t, Eval[bool](b, nothingTyped), "an untouched wizard is left unasked")
+	fillOutput(t, b, "keeps-blueprint")
+	nextTo(t, b, stepReview)
+	assert.Equal(t, "Save blueprint", Eval[string](b, `[...document.querySelectorAll('.wizard-actions button')].pop().textContent`))
 	b.Do(chromedp.Click(Link("Images")))
+	WaitFor[bool](b, "the question", 5*time.Second, `!!document.querySelector('dialog[open]')`)
+	b.Do(chromedp.Click(`//dialog[@open]//button[normalize-space(.)="Leave"]`))
 	WaitFor[bool](b, "the Images page", 15*time.Second, `location.hash === '#/' && (document.querySelector('main h1') || {}).textContent === 'Images'`)
 
-	startTar(t, b, "Create image")
+	openWizard(t, b)
+	fillOutput(t, b, "keeps-work")
 	nextTo(t, b, stepSystem)
 	b.Type("Hostname", "keep01")
 	nextTo(t, b, stepReview)
-	b.Type("Name", "keeps-work")
 	WaitFor[bool](b, "the TOML", 15*time.Second, `document.getElementById('wz-toml').textContent.includes('keeps-work')`)
 	assert.Equal(t, "Build image", Eval[string](b, `[...document.querySelectorAll('.wizard-actions button')].pop().textContent`))
 
@@ -343,7 +341,7 @@ func TestWizardKeepsWork(t *testing.T) {
 	require.Len(t, again, 1)
 
 	// Editing, then Build: a new version, and the build is of it.
-	b.Visit("#/create?blueprint="+bp.ID+"&version=1", currentStep+` !== ''`)
+	b.Visit("#/create?blueprint="+bp.ID+"&version=1", `!!document.querySelector('.stepper li[aria-current="step"]')`)
 	clickStep(b, stepSystem)
 	waitStep(t, b, stepSystem)
 	assert.Equal(t, "keep01", Eval[string](b, valueOf("Hostname")))
@@ -357,7 +355,7 @@ func TestWizardKeepsWork(t *testing.T) {
 	bp, _ = blueprintNamed(t, e, "keeps-work")
 	assert.Equal(t, 1, bp.Version, "leaving saved nothing")
 
-	b.Visit("#/create?blueprint="+bp.ID+"&version=1", currentStep+` !== ''`)
+	b.Visit("#/create?blueprint="+bp.ID+"&version=1", `!!document.querySelector('.stepper li[aria-current="step"]')`)
 	clickStep(b, stepSystem)
 	waitStep(t, b, stepSystem)
 	b.Type("Hostname", "keep02")
