@@ -80,10 +80,10 @@ func TestWizardHasFourSteps(t *testing.T) {
 
 	onStep(t, b, 2)
 	assert.Equal(t, "2. Content", Eval[string](b, `document.querySelector('.wizard-step h2').textContent`))
-	assert.Equal(t, []string{"Packages"}, sectionTitles(b))
+	assert.Equal(t, []string{"Packages", "Repositories"}, sectionTitles(b))
 	b.Do(chromedp.Click(Button("Next")))
 	onStep(t, b, 3)
-	assert.Equal(t, []string{"Users & groups", "Hostname", "Time & locale", "Kernel", "Services", "Firewall", "Filesystems", "Files & directories"}, sectionTitles(b))
+	assert.Equal(t, []string{"Users & groups", "Hostname", "Time & locale", "Kernel", "Services", "Firewall", "Filesystems", "Files & directories", "First-boot scripts"}, sectionTitles(b))
 	b.Do(chromedp.Click(Button("Next")))
 	onStep(t, b, 4)
 	assert.Equal(t, "four-steps", Eval[string](b, valueOf("Name")), "the review shows the name given first")

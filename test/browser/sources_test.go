@@ -55,20 +55,19 @@ func nextUntil(t *testing.T, b *Browser, what, cond, name string) {
 			b.Shot(slug(what))
 			return
 		}
-		for _, pick := range []string{
-			`document.querySelector('input[name="distribution"][value="debian-12"]')`,
-			`document.querySelector('input[name="architecture"][value="x86_64"]')`,
-			`document.querySelector('input[name="image_requests"][value="qcow2"]')`,
-		} {
-			b.Do(chromedp.Evaluate[chromedp.Void](`((c) => { if (c && !c.checked) c.click(); })(` + pick + `)`))
+		for _, c := range []struct{ name, value string }{{"distribution", "debian-12"}, {"architecture", "x86_64"}} {
+			if Eval[bool](b, `((c) => !!c && !c.checked)(document.querySelector('input[name="`+c.name+`"][value="`+c.value+`"]'))`) {
+				choose(b, c.value)
+			}
+		}
+		if Eval[bool](b, `((c) => !!c && !c.checked)(document.querySelector('input[name="image_requests"][value="qcow2"]'))`) {
+			chooseImageType(b, "qcow2")
 		}
 		before := Eval[string](b, stepHeading)
 		if !Eval[bool](b, present(Button("Next"))) {
 			b.Shot("failed-" + slug(what))
 			t.Fatalf("no step of the wizard shows %s: the last is %q", what, before)
 		}
-		// A notice may sit where the button is, for a few seconds.
-		WaitFor[bool](b, "the notices to go", 12*time.Second, `!document.querySelector('.toast')`)
 		b.Do(chromedp.Click(Button("Next")))
 		WaitFor[bool](b, "the step after "+before, 15*time.Second, stepHeading+` !== `+jsString(before))
 	}
