@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -19,17 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/blueprint"
-	"github.com/kiln-project/kiln/internal/aptsources"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/compose/composetest"
-	"github.com/kiln-project/kiln/internal/depsolve/apt"
-	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
-	"github.com/kiln-project/kiln/internal/service"
-	"github.com/kiln-project/kiln/internal/service/api"
-	"github.com/kiln-project/kiln/internal/target"
-	"github.com/kiln-project/kiln/internal/testhost"
 	"github.com/kiln-project/kiln/internal/worker"
 )
 
@@ -80,58 +72,7 @@ func (b *sweepBuilder) Build(ctx context.Context, m *manifest.Manifest, dir stri
 // decides which builds succeed, fail or keep running.
 func startSweepServer(t *testing.T, builder worker.Builder) *Server {
 	t.Helper()
-	testhost.CacheDir(t) // the shared cache exists
-	cache, err := cacheDir(t.TempDir())
-	require.NoError(t, err)
-	reg, err := distro.Load()
-	require.NoError(t, err)
-	d, err := reg.Distro("debian-12")
-	require.NoError(t, err)
-	entries, err := aptsources.Read("/")
-	require.NoError(t, err)
-	m, err := aptsources.FindDebianMirrors(entries, []string{d.Codename})
-	require.NoError(t, err, "the host's apt sources name a Debian mirror")
-	mirrors := map[string]string{"debian": m.Main}
-	if m.Security != "" {
-		mirrors["debian-security"] = m.Security
-	}
-	resolver, err := apt.New(apt.Config{CacheDir: cache})
-	require.NoError(t, err)
-
-	s := &Server{Data: t.TempDir(), stderr: &lockedBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, service.Config{
-			Listen: "127.0.0.1:0", DataDir: s.Data, Workers: 2, Targets: target.New(target.Local{}, target.StoreLink{}),
-			RateLimit: api.RateLimit{PerSecond: -1}, CacheDir: cache, Mirrors: mirrors, Resolver: resolver, Distros: reg,
-			Builder: builder,
-			Log:     slog.New(slog.NewJSONHandler(s.stderr, nil)),
-			Ready:   func(addr string) { ready <- "http://" + addr },
-		})
-	}()
-	select {
-	case s.URL = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("the service stopped at start: %v\n%s", err, s.stderr.String())
-	case <-time.After(2 * time.Minute):
-		cancel()
-		t.Fatalf("the service did not start:\n%s", s.stderr.String())
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Errorf("the service did not stop")
-		}
-		if t.Failed() {
-			t.Logf("the service's log:\n%s", s.Log(40))
-		}
-	})
-	return s
+	return startInProcess(t, builder)
 }
 
 // sweepBlueprint is a blueprint that fills every step of the wizard.

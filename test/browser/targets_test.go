@@ -27,6 +27,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/api"
 	"github.com/kiln-project/kiln/internal/target"
 	"github.com/kiln-project/kiln/internal/testhost"
+	"github.com/kiln-project/kiln/internal/worker"
 )
 
 // The real upload targets are tested against their protocol servers in
@@ -190,6 +191,14 @@ func newGCPTarget() *recordingTarget {
 // Debian mirrors, as kiln serve would pick them. The test's end stops it.
 func StartServerWithTargets(t *testing.T, extra ...target.Target) *Server {
 	t.Helper()
+	return startInProcess(t, &composetest.Builder{StageTime: FakeStageTime}, extra...)
+}
+
+// startInProcess runs kiln serve's service in this process with builder
+// building its images on two in-process workers, the upload types given
+// beside local and aws.s3, and the host's Debian mirrors.
+func startInProcess(t *testing.T, builder worker.Builder, extra ...target.Target) *Server {
+	t.Helper()
 	testhost.CacheDir(t) // the shared cache exists
 	cache, err := cacheDir(t.TempDir())
 	require.NoError(t, err)
@@ -217,7 +226,7 @@ func StartServerWithTargets(t *testing.T, extra ...target.Target) *Server {
 		done <- service.Run(ctx, service.Config{
 			Listen: "127.0.0.1:0", DataDir: s.Data, Workers: 2, Targets: target.New(targets...),
 			RateLimit: api.RateLimit{PerSecond: -1}, CacheDir: cache, Mirrors: mirrors, Resolver: resolver, Distros: reg,
-			Builder: &composetest.Builder{StageTime: FakeStageTime},
+			Builder: builder,
 			Log:     slog.New(slog.NewJSONHandler(s.stderr, nil)),
 			Ready:   func(addr string) { ready <- "http://" + addr },
 		})
