@@ -295,22 +295,7 @@ func TestInProcessWorkersBuildWithTheConfiguredBuilder(t *testing.T) {
 		Mirrors: deps.mirrors, Distros: deps.distros, Builder: fake})
 	call := func(method, path string, body any) (int, []byte) {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, err := json.Marshal(body)
-			require.NoError(t, err)
-			rd = bytes.NewReader(b)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, base+"/api/image-builder/v1"+path, rd)
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+secret)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, b
+		return testhost.APICall(t, method, base+"/api/image-builder/v1"+path, secret, body)
 	}
 
 	code, body := call("POST", "/compose", map[string]any{
