@@ -311,6 +311,10 @@ type Lease struct {
 	DepResults map[string]json.RawMessage
 }
 
+// MaxDequeueBatch bounds the jobs one DequeueBatch hands out; a larger
+// max is taken as this.
+const MaxDequeueBatch = 100
+
 // Worker is who takes a job: its name, and the worker token it
 // authenticated with (empty for the service's worker key), whose
 // revocation ends the lease.
@@ -325,6 +329,12 @@ type Queue interface {
 	// lease, or returns ErrNoJob. A job with an arch goes only to a worker
 	// whose arches include it; a job without one goes to any worker.
 	Dequeue(ctx context.Context, types, arches []string, worker Worker, lease time.Duration) (Lease, error)
+	// DequeueBatch leases up to max of the ready jobs Dequeue would hand
+	// out, oldest first, to worker in one step, each under a lease (and
+	// token) of its own; ErrNoJob when none is ready. A worker that runs
+	// several jobs at once takes them with one request; every guarantee
+	// of Dequeue holds for each job.
+	DequeueBatch(ctx context.Context, types, arches []string, worker Worker, lease time.Duration, max int) ([]Lease, error)
 	// Heartbeat extends a lease; ErrCanceled tells the worker to stop.
 	// Heartbeat, Leased, SetProgress and Finish answer ErrLeaseRevoked,
 	// not ErrLeaseLost, for a lease its worker token's revocation ended.

@@ -19,24 +19,30 @@ import (
 // (jobs_ready, jobs_lease) in the generic plans of prepared statements too.
 // They must spell store.JobPending and the rest.
 
-// dequeueSQL picks the oldest ready job, locks it (skipping jobs that
-// other dequeuers hold at this moment), leases it and returns it with its
-// dependencies' results: one statement, one round trip, atomic.
+// dequeueSQL picks up to $8 of the oldest ready jobs, locks them
+// (skipping jobs that other dequeuers hold at this moment), leases each
+// under its own lease hash (from $4, one per picked row) and returns them
+// with their dependencies' results: one statement, one round trip, atomic,
+// whether it hands out one job or a batch. FOR UPDATE takes no window
+// function, so the picked rows are numbered in a CTE of their own.
 const dequeueSQL = `WITH picked AS (
 		SELECT id AS pick FROM jobs j
 		WHERE state = 'pending' AND type = ANY($1) AND (arch = '' OR arch = ANY($2))
 		AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = j.id AND dj.state <> 'success')
-		ORDER BY queued_at, seq LIMIT 1
+		ORDER BY queued_at, seq LIMIT $8
 		FOR UPDATE SKIP LOCKED
+	), numbered AS (
+		SELECT pick, row_number() OVER () AS n FROM picked
 	), leased AS (
-		UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $3, worker_token_id = $7, lease_hash = $4,
+		UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $3, worker_token_id = $7, lease_hash = ($4::text[])[numbered.n],
 			lease_expires_at = $5, started_at = $6, progress_done = 0, progress_total = 0, progress_step = ''
-		FROM picked WHERE jobs.id = picked.pick
-		RETURNING ` + rowscan.JobColumns + `
+		FROM numbered WHERE jobs.id = numbered.pick
+		RETURNING ` + rowscan.JobColumns + `, jobs.lease_hash, jobs.seq
 	)
-	SELECT ` + rowscan.JobColumns + `, deps.types, deps.results FROM leased LEFT JOIN LATERAL (
+	SELECT ` + rowscan.JobColumns + `, lease_hash, deps.types, deps.results FROM leased LEFT JOIN LATERAL (
 		SELECT array_agg(dj.type ORDER BY dj.seq) AS types, array_agg(dj.result ORDER BY dj.seq) AS results
-		FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = leased.id AND dj.result IS NOT NULL) deps ON true`
+		FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = leased.id AND dj.result IS NOT NULL) deps ON true
+	ORDER BY queued_at, seq`
 
 // A gate remembers, for one kind of Dequeue (its types and arches), the
 // last wake generation in which a look found no job. Every wake wakes
@@ -80,45 +86,72 @@ func (db *DB) gateFor(types, arches []string) (*gate, uint64) {
 
 // Dequeue implements store.Queue.
 func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration) (store.Lease, error) {
-	if len(types) == 0 {
-		return store.Lease{}, store.ErrNoJob
+	ls, err := db.DequeueBatch(ctx, types, arches, worker, lease, 1)
+	if err != nil {
+		return store.Lease{}, err
 	}
+	return ls[0], nil
+}
+
+// DequeueBatch implements store.Queue.
+func (db *DB) DequeueBatch(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration, max int) ([]store.Lease, error) {
+	if len(types) == 0 || max < 1 {
+		return nil, store.ErrNoJob
+	}
+	max = min(max, store.MaxDequeueBatch)
 	g, gen := db.gateFor(types, arches)
 	if g.emptySince(gen) {
-		return store.Lease{}, store.ErrNoJob
+		return nil, store.ErrNoJob
 	}
-	l, err := db.dequeue(ctx, types, arches, worker, lease)
+	ls, err := db.dequeue(ctx, types, arches, worker, lease, max)
 	switch {
 	case errors.Is(err, store.ErrNoJob):
 		g.foundNone(gen)
 	case err != nil:
-		// The statement may have held a job that others skipped and
-		// that is ready again now: let them look.
+		// The statement may have held jobs that others skipped and
+		// that are ready again now: let them look.
 		db.wake()
 	}
-	return l, err
+	return ls, err
 }
 
-func (db *DB) dequeue(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration) (store.Lease, error) {
+func (db *DB) dequeue(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration, max int) ([]store.Lease, error) {
 	if arches == nil {
 		arches = []string{}
 	}
-	token, hash := store.NewSecret("kjt_")
+	tokens := make(map[string]string, max)
+	hashes := make([]string, max)
+	for i := range hashes {
+		token, hash := store.NewSecret("kjt_")
+		tokens[hash], hashes[i] = token, hash
+	}
 	now := db.now()
-	var depTypes, depResults []string
-	j, err := rowscan.Job(db.pool.QueryRow(ctx, dequeueSQL, types, arches, worker.Name, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), worker.TokenID),
-		&depTypes, &depResults)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Lease{}, store.ErrNoJob
-	}
+	rows, err := db.pool.Query(ctx, dequeueSQL, types, arches, worker.Name, hashes, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), worker.TokenID, max)
 	if err != nil {
-		return store.Lease{}, err
+		return nil, err
 	}
-	deps := make(map[string]json.RawMessage, len(depTypes))
-	for i, t := range depTypes {
-		deps[t] = json.RawMessage(depResults[i])
+	defer rows.Close()
+	var out []store.Lease
+	for rows.Next() {
+		var hash string
+		var depTypes, depResults []string
+		j, err := rowscan.Job(rows, &hash, &depTypes, &depResults)
+		if err != nil {
+			return nil, err
+		}
+		deps := make(map[string]json.RawMessage, len(depTypes))
+		for i, t := range depTypes {
+			deps[t] = json.RawMessage(depResults[i])
+		}
+		out = append(out, store.Lease{Job: j, Token: tokens[hash], DepResults: deps})
 	}
-	return store.Lease{Job: j, Token: token, DepResults: deps}, nil
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, store.ErrNoJob
+	}
+	return out, nil
 }
 
 // queryer is a pool or a transaction.

@@ -14,11 +14,24 @@ import (
 
 // Dequeue implements store.Queue.
 func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration) (store.Lease, error) {
-	if len(types) == 0 {
-		return store.Lease{}, store.ErrNoJob
+	ls, err := db.DequeueBatch(ctx, types, arches, worker, lease, 1)
+	if err != nil {
+		return store.Lease{}, err
 	}
-	var out store.Lease
+	return ls[0], nil
+}
+
+// DequeueBatch implements store.Queue. SQLite has one writer: the write
+// transaction (begun IMMEDIATE) that picks and leases the jobs cannot
+// interleave with another's.
+func (db *DB) DequeueBatch(ctx context.Context, types, arches []string, worker store.Worker, lease time.Duration, max int) ([]store.Lease, error) {
+	if len(types) == 0 || max < 1 {
+		return nil, store.ErrNoJob
+	}
+	max = min(max, store.MaxDequeueBatch)
+	var out []store.Lease
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		out = nil
 		args := []any{store.JobPending}
 		for _, t := range types {
 			args = append(args, t)
@@ -26,35 +39,49 @@ func (db *DB) Dequeue(ctx context.Context, types, arches []string, worker store.
 		for _, a := range arches {
 			args = append(args, a)
 		}
-		args = append(args, store.JobSuccess)
-		var id string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs j
+		args = append(args, store.JobSuccess, max)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM jobs j
 			WHERE state = ? AND type IN (?`+strings.Repeat(", ?", len(types)-1)+`)
 			AND (arch = ''`+strings.Repeat(" OR arch = ?", len(arches))+`)
 			AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs dj ON dj.id = d.dep_id WHERE d.job_id = j.id AND dj.state != ?)
-			ORDER BY queued_at, seq LIMIT 1`, args...).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
+			ORDER BY queued_at, seq LIMIT ?`, args...)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
 			return store.ErrNoJob
 		}
-		if err != nil {
-			return err
-		}
-		token, hash := store.NewSecret("kjt_")
 		now := db.now()
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = attempts + 1, worker = ?, worker_token_id = ?, lease_hash = ?,
-			lease_expires_at = ?, started_at = ?, progress_done = 0, progress_total = 0, progress_step = '' WHERE id = ?`,
-			store.JobRunning, worker.Name, worker.TokenID, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), id); err != nil {
-			return err
+		for _, id := range ids {
+			token, hash := store.NewSecret("kjt_")
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, attempts = attempts + 1, worker = ?, worker_token_id = ?, lease_hash = ?,
+				lease_expires_at = ?, started_at = ?, progress_done = 0, progress_total = 0, progress_step = '' WHERE id = ?`,
+				store.JobRunning, worker.Name, worker.TokenID, hash, rowscan.Nano(now.Add(lease)), rowscan.Nano(now), id); err != nil {
+				return err
+			}
+			j, err := getJob(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			deps, err := depResults(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, store.Lease{Job: j, Token: token, DepResults: deps})
 		}
-		j, err := getJob(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		deps, err := depResults(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		out = store.Lease{Job: j, Token: token, DepResults: deps}
 		return nil
 	})
 	return out, err

@@ -58,6 +58,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("expiry", func(t *testing.T) { b, c := env(t); testExpiry(t, b, c) })
 	t.Run("concurrent dequeue", func(t *testing.T) { b, c := env(t); testConcurrentDequeue(t, b, c) })
 	t.Run("workers", func(t *testing.T) { b, c := env(t); testWorkers(t, b, c) })
+	t.Run("dequeue batch", func(t *testing.T) { b, c := env(t); testDequeueBatch(t, b, c) })
+	t.Run("concurrent dequeue batch", func(t *testing.T) { b, c := env(t); testConcurrentDequeueBatch(t, b, c) })
 }
 
 var ctx = context.Background()
@@ -760,4 +762,152 @@ func testWorkers(t *testing.T, b store.Backend, c *Clock) {
 	list, err = b.ConnectedWorkers(ctx, t0.Add(3*time.Minute))
 	require.NoError(t, err)
 	assert.Equal(t, []store.SeenWorker{{Name: "arm", Arches: []string{"aarch64"}, LastSeen: t0.Add(3 * time.Minute)}}, list)
+}
+
+func testDequeueBatch(t *testing.T, b store.Backend, c *Clock) {
+	var chains [][3]string
+	for range 5 {
+		_, ids := chain(t, b, "a", c, 0)
+		chains = append(chains, ids)
+	}
+	_, err := b.DequeueBatch(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w1"}, time.Minute, 0)
+	assert.ErrorIs(t, err, store.ErrNoJob, "a batch of none hands out nothing")
+
+	ls, err := b.DequeueBatch(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w1"}, time.Minute, 3)
+	require.NoError(t, err)
+	require.Len(t, ls, 3, "up to max jobs")
+	tokens := map[string]bool{}
+	for i, l := range ls {
+		assert.Equal(t, chains[i][0], l.Job.ID, "oldest first")
+		assert.Equal(t, store.JobRunning, l.Job.State)
+		assert.Equal(t, 1, l.Job.Attempts)
+		assert.Equal(t, "w1", l.Job.Worker)
+		assert.JSONEq(t, `{"packages":["jq"]}`, string(l.Job.Args))
+		assert.NotEmpty(t, l.Token)
+		tokens[l.Token] = true
+		j, err := b.Leased(ctx, l.Job.ID, l.Token)
+		require.NoError(t, err, "each job is leased under its own token")
+		assert.Equal(t, l.Job.ID, j.ID)
+	}
+	assert.Len(t, tokens, 3, "every job of a batch has a token of its own")
+	_, err = b.Leased(ctx, ls[0].Job.ID, ls[1].Token)
+	assert.ErrorIs(t, err, store.ErrLeaseLost, "one job's token holds no other job of the batch")
+	assert.ErrorIs(t, b.Heartbeat(ctx, ls[1].Job.ID, ls[0].Token, time.Minute), store.ErrLeaseLost)
+
+	rest, err := b.DequeueBatch(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w2"}, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, rest, 2, "fewer than max when fewer are ready")
+	assert.Equal(t, chains[3][0], rest[0].Job.ID)
+	assert.Equal(t, chains[4][0], rest[1].Job.ID)
+	_, err = b.DequeueBatch(ctx, []string{"depsolve"}, nil, store.Worker{Name: "w2"}, time.Minute, 10)
+	assert.ErrorIs(t, err, store.ErrNoJob, "nothing is handed out twice")
+
+	// Dependencies and architectures route a batch as they route Dequeue.
+	require.NoError(t, b.Finish(ctx, ls[0].Job.ID, ls[0].Token, json.RawMessage(`{"manifest":1}`), nil))
+	require.NoError(t, b.Finish(ctx, ls[1].Job.ID, ls[1].Token, json.RawMessage(`{"manifest":2}`), nil))
+	_, err = b.DequeueBatch(ctx, []string{"build"}, []string{"aarch64"}, store.Worker{Name: "arm"}, time.Minute, 10)
+	assert.ErrorIs(t, err, store.ErrNoJob, "an x86_64 build goes to no aarch64 worker")
+	builds, err := b.DequeueBatch(ctx, []string{"build", "upload"}, []string{"x86_64"}, store.Worker{Name: "w3"}, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, builds, 2, "only the builds whose depsolve succeeded")
+	assert.Equal(t, chains[0][1], builds[0].Job.ID)
+	assert.JSONEq(t, `{"manifest":1}`, string(builds[0].DepResults["depsolve"]))
+	assert.Equal(t, chains[1][1], builds[1].Job.ID)
+	assert.JSONEq(t, `{"manifest":2}`, string(builds[1].DepResults["depsolve"]))
+
+	// A worker that dies with a batch loses all of it to the rescue.
+	require.NoError(t, b.Heartbeat(ctx, rest[0].Job.ID, rest[0].Token, 10*time.Minute))
+	c.Advance(2 * time.Minute)
+	requeued, failed, err := b.Rescue(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 4, requeued, "the expired leases of both batches (ls[2], rest[1], two builds); not the one heartbeat kept")
+	assert.Zero(t, failed)
+	assert.ErrorIs(t, b.Finish(ctx, ls[2].Job.ID, ls[2].Token, nil, nil), store.ErrLeaseLost)
+	again, err := b.DequeueBatch(ctx, []string{"depsolve", "build"}, []string{"x86_64"}, store.Worker{Name: "w4"}, time.Minute, 10)
+	require.NoError(t, err)
+	got := map[string]int{}
+	for _, l := range again {
+		got[l.Job.ID] = l.Job.Attempts
+	}
+	assert.Equal(t, map[string]int{ls[2].Job.ID: 2, rest[1].Job.ID: 2, chains[0][1]: 2, chains[1][1]: 2}, got,
+		"the requeued jobs, on their second attempt")
+}
+
+// testConcurrentDequeueBatch races workers taking batches and single jobs
+// through whole chains: every job is handed out exactly once, and every
+// chain ends in success.
+func testConcurrentDequeueBatch(t *testing.T, b store.Backend, c *Clock) {
+	const chains = 40
+	var composes []store.Compose
+	for range chains {
+		cp, _ := chain(t, b, "a", c, 0)
+		composes = append(composes, cp)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	var done int
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(time.Minute)
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker := store.Worker{Name: fmt.Sprintf("w%d", w)}
+			types, arches := []string{"depsolve", "build", "upload"}, []string{"x86_64"}
+			for time.Now().Before(deadline) {
+				mu.Lock()
+				finished := done == 3*chains
+				mu.Unlock()
+				if finished {
+					return
+				}
+				wait := b.Wait()
+				var ls []store.Lease
+				var err error
+				if w%2 == 0 {
+					ls, err = b.DequeueBatch(ctx, types, arches, worker, time.Hour, 1+w)
+				} else {
+					var l store.Lease
+					l, err = b.Dequeue(ctx, types, arches, worker, time.Hour)
+					ls = []store.Lease{l}
+				}
+				if errors.Is(err, store.ErrNoJob) {
+					select {
+					case <-wait:
+					case <-time.After(50 * time.Millisecond):
+					}
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, l := range ls {
+					mu.Lock()
+					got[l.Job.ID]++
+					mu.Unlock()
+					if err := b.Finish(ctx, l.Job.ID, l.Token, json.RawMessage(`{}`), nil); err != nil {
+						errs <- fmt.Errorf("finishing %s: %w", l.Job.ID, err)
+						return
+					}
+					mu.Lock()
+					done++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	assert.Len(t, got, 3*chains, "every job is handed out")
+	for id, n := range got {
+		assert.Equal(t, 1, n, "job %s handed out once", id)
+	}
+	for _, cp := range composes {
+		assert.Equal(t, []string{store.JobSuccess, store.JobSuccess, store.JobSuccess}, states(t, b, cp))
+	}
 }
