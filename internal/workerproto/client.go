@@ -175,6 +175,28 @@ func (c *Client) RequestJob(ctx context.Context, req JobRequest) (*Job, error) {
 	return &j, nil
 }
 
+// RequestJobs long-polls for up to req.Max jobs (at least one); none
+// when none became ready. It reads a server's answer of one Job (from a
+// server that predates JobRequest.Max, or to a Max of 0 or 1) as a batch
+// of one.
+func (c *Client) RequestJobs(ctx context.Context, req JobRequest) ([]Job, error) {
+	var answer struct {
+		Job
+		Jobs []Job `json:"jobs"`
+	}
+	status, err := c.do(ctx, http.MethodPost, RouteJobs, c.Key, jsonBody(req), &answer)
+	if err != nil || status == http.StatusNoContent {
+		return nil, err
+	}
+	if answer.Jobs != nil {
+		return answer.Jobs, nil
+	}
+	if answer.ID == "" {
+		return nil, fmt.Errorf("POST %s: the answer holds no job", RouteJobs)
+	}
+	return []Job{answer.Job}, nil
+}
+
 // Heartbeat extends the lease and reports whether the job was canceled.
 func (c *Client) Heartbeat(ctx context.Context, j *Job) (canceled bool, err error) {
 	status, err := c.do(ctx, http.MethodPost, Path(RouteHeartbeat, j.ID), j.Token, nil, nil)

@@ -73,10 +73,27 @@ func Path(route string, values ...string) string {
 
 // JobRequest asks for a job of one of Types. Jobs for an architecture go
 // only to workers that list it in Arches.
+//
+// Max is how many jobs the worker takes with this request (it runs that
+// many at once). 0 or 1 asks for one job, answered as a Job: what every
+// worker asked before Max existed. Above 1 the answer is a JobBatch of
+// 1 to Max jobs (the server takes at most MaxJobsPerRequest). A server
+// that predates Max ignores it and answers one Job, which
+// Client.RequestJobs reads as a batch of one: old and new workers and
+// servers mix.
 type JobRequest struct {
 	Types  []string `json:"types"`
 	Arches []string `json:"arches"`
 	Worker string   `json:"worker"`
+	Max    int      `json:"max,omitempty"`
+}
+
+// MaxJobsPerRequest bounds the jobs one request hands out.
+const MaxJobsPerRequest = 100
+
+// JobBatch answers a JobRequest whose Max is above 1.
+type JobBatch struct {
+	Jobs []Job `json:"jobs"`
 }
 
 // Job is a leased job as the worker sees it.

@@ -280,10 +280,11 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req workerproto.JobRequest
-	if err := decodeJSON(io.LimitReader(r.Body, 64<<10), &req); err != nil || len(req.Types) == 0 || len(req.Types) > 16 || len(req.Arches) > 16 {
-		fail(w, http.StatusBadRequest, "expected {types: [...], arches: [...], worker}")
+	if err := decodeJSON(io.LimitReader(r.Body, 64<<10), &req); err != nil || len(req.Types) == 0 || len(req.Types) > 16 || len(req.Arches) > 16 || req.Max < 0 {
+		fail(w, http.StatusBadRequest, "expected {types: [...], arches: [...], worker, max (optional, 0 or more)}")
 		return
 	}
+	take := min(max(req.Max, 1), workerproto.MaxJobsPerRequest)
 	if a.cfg.Metrics != nil {
 		a.cfg.Metrics.WorkerSeen(req.Worker, time.Now())
 	}
@@ -292,14 +293,23 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	for {
 		wake := a.cfg.Queue.Wait()
-		l, err := a.cfg.Queue.Dequeue(ctx, req.Types, req.Arches, store.Worker{Name: req.Worker, TokenID: tokenID}, a.cfg.Lease)
+		ls, err := a.cfg.Queue.DequeueBatch(ctx, req.Types, req.Arches, store.Worker{Name: req.Worker, TokenID: tokenID}, a.cfg.Lease, take)
 		if err == nil {
-			if a.cfg.Metrics != nil && l.Job.StartedAt != nil {
-				a.cfg.Metrics.QueueWait.WithLabelValues(l.Job.Type, l.Job.Arch).Observe(l.Job.StartedAt.Sub(l.Job.QueuedAt).Seconds())
+			jobs := make([]workerproto.Job, len(ls))
+			for i, l := range ls {
+				if a.cfg.Metrics != nil && l.Job.StartedAt != nil {
+					a.cfg.Metrics.QueueWait.WithLabelValues(l.Job.Type, l.Job.Arch).Observe(l.Job.StartedAt.Sub(l.Job.QueuedAt).Seconds())
+				}
+				a.cfg.Log.Info("job leased", "job_id", l.Job.ID, "compose_id", l.Job.ComposeID, "org_id", l.Job.OrgID, "type", l.Job.Type, "worker", req.Worker)
+				jobs[i] = workerproto.Job{ID: l.Job.ID, Token: l.Token, ComposeID: l.Job.ComposeID, Type: l.Job.Type, Arch: l.Job.Arch,
+					Args: l.Job.Args, DepResults: l.DepResults, LeaseSeconds: int(a.cfg.Lease / time.Second)}
 			}
-			a.cfg.Log.Info("job leased", "job_id", l.Job.ID, "compose_id", l.Job.ComposeID, "org_id", l.Job.OrgID, "type", l.Job.Type, "worker", req.Worker)
-			reply(w, http.StatusCreated, workerproto.Job{ID: l.Job.ID, Token: l.Token, ComposeID: l.Job.ComposeID, Type: l.Job.Type, Arch: l.Job.Arch,
-				Args: l.Job.Args, DepResults: l.DepResults, LeaseSeconds: int(a.cfg.Lease / time.Second)})
+			if req.Max <= 1 {
+				// The answer every worker read before Max existed.
+				reply(w, http.StatusCreated, jobs[0])
+				return
+			}
+			reply(w, http.StatusCreated, workerproto.JobBatch{Jobs: jobs})
 			return
 		}
 		if !errors.Is(err, store.ErrNoJob) {

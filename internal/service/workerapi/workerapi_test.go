@@ -130,3 +130,59 @@ func TestHandlerServesEveryContractRoute(t *testing.T) {
 		})
 	}
 }
+
+// A worker that runs several jobs at once takes them with one request,
+// each under its own lease; a request without max gets one job in the
+// shape every worker read before batches existed, which RequestJobs
+// reads as a batch of one.
+func TestRequestJobBatch(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	var ids []string
+	for range 6 {
+		c := store.Compose{ID: store.NewID(), OrgID: "acme", CreatedAt: time.Now(), ImageName: "x", ImageType: "qcow2", Request: []byte(`{}`)}
+		id := store.NewID()
+		ids = append(ids, id)
+		require.NoError(t, db.CreateCompose(ctx, c, []store.Job{{ID: id, Type: "build", Arch: "x86_64"}}))
+	}
+	srv := httptest.NewServer(Handler(Config{Queue: db, Artifacts: artifacts.Local{Dir: t.TempDir()}, WorkerKey: "key", PollTimeout: 100 * time.Millisecond}))
+	t.Cleanup(srv.Close)
+	cl := &workerproto.Client{BaseURL: srv.URL, Key: "key"}
+	req := workerproto.JobRequest{Types: []string{"build"}, Arches: []string{"x86_64"}, Worker: "w", Max: 4}
+
+	jobs, err := cl.RequestJobs(ctx, req)
+	require.NoError(t, err)
+	require.Len(t, jobs, 4)
+	tokens := map[string]bool{}
+	for i, j := range jobs {
+		assert.Equal(t, ids[i], j.ID, "oldest first")
+		assert.Equal(t, 120, j.LeaseSeconds)
+		tokens[j.Token] = true
+		canceled, err := cl.Heartbeat(ctx, &j)
+		require.NoError(t, err, "each job's own token holds its lease")
+		assert.False(t, canceled)
+	}
+	assert.Len(t, tokens, 4)
+
+	one, err := cl.RequestJob(ctx, workerproto.JobRequest{Types: []string{"build"}, Arches: []string{"x86_64"}, Worker: "old"})
+	require.NoError(t, err)
+	require.NotNil(t, one, "a request without max gets one job, as a Job")
+	assert.Equal(t, ids[4], one.ID)
+
+	req.Max = 0
+	jobs, err = cl.RequestJobs(ctx, req)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1, "a single Job answer reads as a batch of one")
+	assert.Equal(t, ids[5], jobs[0].ID)
+
+	req.Max = 4
+	jobs, err = cl.RequestJobs(ctx, req)
+	require.NoError(t, err)
+	assert.Empty(t, jobs, "none ready within the poll timeout")
+
+	req.Max = -1
+	_, err = cl.RequestJobs(ctx, req)
+	assert.ErrorContains(t, err, "400")
+}
