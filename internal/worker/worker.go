@@ -39,6 +39,12 @@ type Config struct {
 	Name string
 	// Arches are the architectures it builds. Default x86_64.
 	Arches []string
+	// Jobs is how many jobs it runs at once; it asks for as many as it
+	// has room for in one request (workerproto.JobRequest.Max). Default 1:
+	// one job at a time, asked for as workers always did. More suits
+	// depsolve and upload workers, whose jobs mostly wait on the network;
+	// builds at once share the cache directory and the host's cores.
+	Jobs int
 	// Grace is how long a running job may go on after Run's context ends
 	// before it is handed back to the queue. Zero: at once.
 	Grace time.Duration
@@ -153,9 +159,37 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	defer stop()
 
+	jobs := max(w.cfg.Jobs, 1)
+	// A slot is taken for each job asked for and given back when it ends.
+	slots := make(chan struct{}, jobs)
+	var running sync.WaitGroup
+	defer running.Wait()
 	backoff := time.Second
 	for ctx.Err() == nil {
-		j, err := w.cfg.Client.RequestJob(ctx, workerproto.JobRequest{Types: w.cfg.Types, Arches: w.cfg.Arches, Worker: w.cfg.Name})
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		free := 1
+	more:
+		for free < jobs {
+			select {
+			case slots <- struct{}{}:
+				free++
+			default:
+				break more
+			}
+		}
+		req := workerproto.JobRequest{Types: w.cfg.Types, Arches: w.cfg.Arches, Worker: w.cfg.Name}
+		if jobs > 1 {
+			req.Max = free
+		}
+		js, err := w.cfg.Client.RequestJobs(ctx, req)
+		// Give back the slots no job took.
+		for range free - len(js) {
+			<-slots
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -170,8 +204,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		backoff = time.Second
 		w.cfg.Health.contacted(time.Now())
-		if j != nil {
-			w.runJob(jobsCtx, j)
+		for i := range js {
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				defer func() { <-slots }()
+				w.runJob(jobsCtx, &js[i])
+			}()
 		}
 	}
 	return nil

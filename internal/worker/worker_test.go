@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -451,4 +452,69 @@ func TestCancelingTheComposeStopsTheBuild(t *testing.T) {
 	assert.Equal(t, 1, fake.Builds())
 	_, err := q.files.Open(context.Background(), q.composeID, "t.tar.xz")
 	assert.ErrorIs(t, err, artifacts.ErrNotFound, "no image")
+}
+
+// barrierResolver blocks every call until n calls are in at once.
+type barrierResolver struct {
+	mu  sync.Mutex
+	n   int
+	all chan struct{}
+}
+
+func (b *barrierResolver) Resolve(ctx context.Context, _ depsolve.Request) (*depsolve.Result, error) {
+	b.mu.Lock()
+	b.n--
+	if b.n == 0 {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+		return nil, errors.New("released")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// A worker that runs several jobs at once takes them together and runs
+// them side by side.
+func TestAWorkerRunsJobsAtOnce(t *testing.T) {
+	db, url, secret, first := queueWithJob(t, time.Minute)
+	ctx := context.Background()
+	ids := []string{first}
+	for range 2 {
+		args, _ := json.Marshal(workerproto.DepsolveArgs{Distro: "debian-12", Arch: "x86_64", ImageType: "tar", Blueprint: json.RawMessage(`{"name":"t"}`)})
+		c := store.Compose{ID: store.NewID(), OrgID: "a", CreatedAt: time.Now(), ImageName: "t", Request: json.RawMessage(`{}`)}
+		require.NoError(t, db.CreateCompose(ctx, c, []store.Job{{ID: store.NewID(), Type: workerproto.KindDepsolve, Args: args}}))
+		ids = append(ids, c.ID)
+	}
+	r := &barrierResolver{n: 3, all: make(chan struct{})}
+	reg, err := distro.Load()
+	require.NoError(t, err)
+	w, err := worker.New(worker.Config{Client: &workerproto.Client{BaseURL: url, Key: secret}, Name: "w", Jobs: 3,
+		CacheDir: t.TempDir(), Resolver: r, Distros: reg,
+		Mirrors: map[string]string{"debian": "http://mirror.invalid/debian", "debian-security": "http://mirror.invalid/debian-security"}})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-r.all:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker did not run its three jobs at once")
+	}
+	require.Eventually(t, func() bool {
+		for _, id := range ids {
+			if jobState(t, db, id).State != store.JobFailure {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "every job ran to its end")
+	for _, id := range ids {
+		j := jobState(t, db, id)
+		assert.Equal(t, "w", j.Worker)
+		assert.Equal(t, 1, j.Attempts, "each job was handed out once")
+	}
 }
