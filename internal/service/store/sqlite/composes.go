@@ -35,6 +35,29 @@ func (db *DB) CreateComposes(ctx context.Context, org string, cs []store.NewComp
 				return qe
 			}
 		}
+		// One prepared statement per table for the whole request, and
+		// the jobs' seq read once: a request of many composes costs a
+		// step per row, not a parse per row.
+		insCompose, err := tx.PrepareContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, image_type, request, blueprint_id, blueprint_version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insCompose.Close()
+		ins := jobInserts{}
+		if ins.job, err = tx.PrepareContext(ctx, `INSERT INTO jobs (id, seq, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+			return err
+		}
+		defer ins.job.Close()
+		if ins.dep, err = tx.PrepareContext(ctx, `INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?)`); err != nil {
+			return err
+		}
+		defer ins.dep.Close()
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM jobs`).Scan(&ins.seq); err != nil {
+			return err
+		}
+		now := db.now()
 		for _, nc := range cs {
 			c := nc.Compose
 			if c.OrgID != org {
@@ -46,16 +69,16 @@ func (db *DB) CreateComposes(ctx context.Context, org string, cs []store.NewComp
 				bpID = sql.NullString{String: c.BlueprintID, Valid: true}
 				bpVersion = sql.NullInt64{Int64: int64(c.BlueprintVersion), Valid: true}
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO composes (id, org_id, created_at, image_name, image_type, request, blueprint_id, blueprint_version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, c.ImageType, string(c.Request), bpID, bpVersion); err != nil {
+			if _, err := insCompose.ExecContext(ctx, c.ID, c.OrgID, rowscan.Nano(c.CreatedAt), c.ImageName, c.ImageType, string(c.Request), bpID, bpVersion); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO org_compose_counts (org_id, visible) VALUES (?, 1)
-			ON CONFLICT (org_id) DO UPDATE SET visible = visible + 1`, c.OrgID); err != nil {
+			if err := ins.jobs(ctx, c, nc.Jobs, now); err != nil {
 				return err
 			}
-			if err := insertJobs(ctx, tx, c, nc.Jobs, db.now()); err != nil {
+		}
+		if len(cs) > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO org_compose_counts (org_id, visible) VALUES (?, ?)
+			ON CONFLICT (org_id) DO UPDATE SET visible = visible + excluded.visible`, org, len(cs)); err != nil {
 				return err
 			}
 		}
@@ -67,25 +90,25 @@ func (db *DB) CreateComposes(ctx context.Context, org string, cs []store.NewComp
 	return err
 }
 
-func insertJobs(ctx context.Context, tx *sql.Tx, c store.Compose, jobs []store.Job, now time.Time) error {
-	var seq int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM jobs`).Scan(&seq); err != nil {
-		return err
-	}
+// jobInserts stores jobs with prepared statements, numbering them on
+// from seq.
+type jobInserts struct {
+	job, dep *sql.Stmt
+	seq      int64
+}
+
+func (ins *jobInserts) jobs(ctx context.Context, c store.Compose, jobs []store.Job, now time.Time) error {
 	for _, j := range jobs {
-		seq++
-		max := store.AttemptsAllowed(j)
+		ins.seq++
 		args := string(j.Args)
 		if args == "" {
 			args = "null"
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			j.ID, seq, c.ID, c.OrgID, j.Type, j.Arch, args, max, store.JobPending, rowscan.Nano(now)); err != nil {
+		if _, err := ins.job.ExecContext(ctx, j.ID, ins.seq, c.ID, c.OrgID, j.Type, j.Arch, args, store.AttemptsAllowed(j), store.JobPending, rowscan.Nano(now)); err != nil {
 			return err
 		}
 		for _, d := range j.Deps {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?)`, j.ID, d); err != nil {
+			if _, err := ins.dep.ExecContext(ctx, j.ID, d); err != nil {
 				return err
 			}
 		}
