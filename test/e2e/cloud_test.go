@@ -18,6 +18,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/boottest"
 	"github.com/kiln-project/kiln/internal/engine"
+	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/target/targettest"
 	"github.com/kiln-project/kiln/internal/testhost"
 )
@@ -126,6 +127,19 @@ func TestCloudImages(t *testing.T) {
 	// GCE: the tarball imported from the bucket, shared, then deleted.
 	st, _ = k.wait(t, gceID, 30*time.Minute)
 	gce := k.download(t, gceID, filepath.Join(out, "gce", "cloud-debian-12-x86_64.gce.tar.gz"))
+	// The three again from the manifests the service built them from, in
+	// a second cache of their own (beside the boots below): the same bytes.
+	rebuilds := []struct {
+		m     *manifest.Manifest
+		image string
+	}{{k.manifest(t, amiID), ami}, {k.manifest(t, vhdID), vhd}, {k.manifest(t, gceID), gce}}
+	t.Run("reproducible", func(t *testing.T) {
+		t.Parallel()
+		again := newRebuilder(t)
+		for _, r := range rebuilds {
+			again.assertRebuildsIdentically(t, r.m, r.image, nil)
+		}
+	})
 	name, _ := st.ImageStatus.UploadStatus.Options["image_name"].(string)
 	assert.Equal(t, gcp.Compute.Project, st.ImageStatus.UploadStatus.Options["project_id"])
 	imp, ok := gcp.Compute.Imports()[name]

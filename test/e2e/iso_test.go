@@ -55,7 +55,8 @@ func TestISOImages(t *testing.T) {
 	// The three types install the same packages: one cache builds them once.
 	cache := sharedCache(t)
 	liveOut := filepath.Join(t.TempDir(), "live")
-	live := build(t, plan(t, bp, "live-iso"), cache, liveOut, nil)
+	liveManifest := plan(t, bp, "live-iso")
+	live := build(t, liveManifest, cache, liveOut, nil)
 	showBuildLogOnFailure(t, liveOut)
 	installerManifest := plan(t, bp, "image-installer")
 	installerOut := filepath.Join(t.TempDir(), "installer")
@@ -140,6 +141,15 @@ func TestISOImages(t *testing.T) {
 		assert.NotContains(t, sh("uname", "-r"), "cloud", "the raw image has the generic kernel")
 		assert.Equal(t, "install ok installed\ninstall ok installed", sh("dpkg-query", "-W", "-f", "${Status}\n", "linux-image-amd64", "jq"))
 		assert.Equal(t, "vfat", sh("findmnt", "-n", "-o", "FSTYPE", "/boot/efi"))
+	})
+	// Each type again from its manifest in a second cache, which the three
+	// share as the first builds do: the same bytes.
+	t.Run("reproducible", func(t *testing.T) {
+		t.Parallel()
+		again := newRebuilder(t)
+		again.assertRebuildsIdentically(t, liveManifest, live, nil)
+		again.assertRebuildsIdentically(t, installerManifest, installer, nil)
+		again.assertRebuildsIdentically(t, rawManifest, raw, nil)
 	})
 }
 

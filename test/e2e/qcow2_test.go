@@ -120,6 +120,12 @@ func TestQcow2Image(t *testing.T) {
 	m := plan(t, strings.ReplaceAll(everything, "KEY", pub), "qcow2")
 	image := build(t, m, sharedCache(t), filepath.Join(dir, "out"), nil)
 	showBuildLogOnFailure(t, filepath.Join(dir, "out"))
+	// The image again from its manifest in a second cache (beside the
+	// boots below): the same bytes.
+	t.Run("reproducible", func(t *testing.T) {
+		t.Parallel()
+		newRebuilder(t).assertRebuildsIdentically(t, m, image, nil)
+	})
 
 	info := run(t, "qemu-img", "info", "--output=json", image)
 	assert.Contains(t, info, `"format": "qcow2"`)

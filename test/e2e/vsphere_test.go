@@ -96,9 +96,18 @@ func TestVSphereImages(t *testing.T) {
 	cache := sharedCache(t)
 	// The types of one blueprint share their identifiers (filesystem and
 	// partition UUIDs), so the ova's os and image pipelines are the vmdk's.
-	vmdk := build(t, plan(t, bp, "vmdk"), cache, filepath.Join(dir, "vmdk"), nil)
+	vmdkManifest := plan(t, bp, "vmdk")
+	vmdk := build(t, vmdkManifest, cache, filepath.Join(dir, "vmdk"), nil)
 	ovaManifest := plan(t, bp, "vsphere-ova")
 	ova := build(t, ovaManifest, cache, filepath.Join(dir, "ova"), nil)
+	// Both again from their manifests in a second cache of their own (run
+	// once the checks and the boot below are done): the same bytes.
+	t.Run("reproducible", func(t *testing.T) {
+		t.Parallel()
+		again := newRebuilder(t)
+		again.assertRebuildsIdentically(t, vmdkManifest, vmdk, nil)
+		again.assertRebuildsIdentically(t, ovaManifest, ova, nil)
+	})
 	defer func() {
 		if t.Failed() {
 			for _, out := range []string{"vmdk", "ova"} {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -203,25 +204,36 @@ func TestISOInstaller(t *testing.T) {
 	assert.Contains(t, string(zinfo), "(67108864 B)", "the frame records the uncompressed size")
 }
 
-// TestISOReproducible builds the same live ISO twice and requires the
-// same bytes; another epoch gives other bytes.
+// TestISOReproducible builds the same installer ISO twice and requires the
+// same bytes, the second time from a copy of the tree and the payload (other
+// inodes, change times and directory order, as in another cache) and a
+// second later (anything stamped with the wall clock would differ); another
+// epoch gives other bytes.
 func TestISOReproducible(t *testing.T) {
 	t.Parallel()
 	requireISOTools(t)
-	tree := isoTree(t)
-	opts := manifest.ISO{Volume: "KILN_LIVE", BIOS: "i386-pc", UEFI: "x86_64-efi", KernelCmdline: []string{"quiet"}}
-	buildOnce := func(laterDays int) []byte {
-		out := filepath.Join(t.TempDir(), "live.iso")
-		env, log := isoEnv(t, tree, out, nil)
+	tree, payload := isoTree(t), payloadFile(t)
+	opts := installerISO()
+	buildOnce := func(tree, payload string, laterDays int) []byte {
+		out := filepath.Join(t.TempDir(), "installer.iso")
+		env, log := isoEnv(t, tree, out, map[string]string{"image": payload})
 		env.Epoch = env.Epoch.AddDate(0, 0, laterDays)
 		require.NoError(t, (&ISO{Opts: opts}).Run(context.Background(), env), log.String())
 		b, err := os.ReadFile(out)
 		require.NoError(t, err)
 		return b
 	}
-	a, b := buildOnce(0), buildOnce(0)
-	assert.True(t, bytes.Equal(a, b), "two builds give the same bytes")
-	c := buildOnce(1)
+	a := buildOnce(tree, payload, 0)
+	time.Sleep(1100 * time.Millisecond)
+	treeCopy := filepath.Join(t.TempDir(), "tree")
+	payloadCopy := filepath.Join(t.TempDir(), "disk.raw")
+	for _, cp := range [][2]string{{tree, treeCopy}, {payload, payloadCopy}} {
+		out, err := exec.Command("cp", "-r", "--sparse=always", cp[0], cp[1]).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	b := buildOnce(treeCopy, payloadCopy, 0)
+	assert.True(t, bytes.Equal(a, b), "two builds from two copies of the inputs give the same bytes")
+	c := buildOnce(tree, payload, 1)
 	assert.False(t, bytes.Equal(a, c), "another epoch gives other bytes")
 }
 
