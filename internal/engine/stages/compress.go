@@ -15,7 +15,7 @@ import (
 // file is the compressor's stdin and the output file its stdout, so nothing
 // is held in memory or in a temporary file; a sparse input's holes are read
 // as zeros, which both compressors shrink to almost nothing (but still
-// read: they cost xz at preset 3 about 6 ms of CPU per MiB, zstd under 2).
+// read: they cost xz about 6 ms of CPU per MiB, zstd about 2).
 // Both run in their multi-threaded mode on every processor, whose output
 // does not depend on the number of threads, so the same input gives the
 // same bytes.
