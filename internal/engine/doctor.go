@@ -37,6 +37,8 @@ var toolsByStage = map[string][]Tool{
 	manifest.TarArchive{}.StageType(): {
 		{"tar", "tar", "packs the root filesystem"},
 		{"xz", "xz-utils", "compresses archives"},
+		{"pigz", "pigz", "gzip-compresses archives on every processor"},
+		{"zstd", "zstd", "compresses archives"},
 	},
 	manifest.Compress{}.StageType(): {
 		{"xz", "xz-utils", "compresses disk images"},
@@ -44,7 +46,7 @@ var toolsByStage = map[string][]Tool{
 	},
 	manifest.FileArchive{}.StageType(): {
 		{"tar", "tar", "packs the disk image into a sparse archive"},
-		{"gzip", "gzip", "compresses the archive"},
+		{"pigz", "pigz", "gzip-compresses the archive on every processor"},
 	},
 	manifest.ISO{}.StageType(): {
 		{"mksquashfs", "squashfs-tools", "packs the live root filesystem"},

@@ -42,7 +42,7 @@ func (s *FileArchive) Run(ctx context.Context, env *Env) (err error) {
 	if err := validateFileArchive(&o); err != nil {
 		return fmt.Errorf("file archive: %w", err)
 	}
-	comp := compressors[o.Compression]
+	comp := compressorCommand(o.Compression, compressorThreads())
 	in, err := openRegular(env.Input)
 	if err != nil {
 		return fmt.Errorf("file archive: %w", err)

@@ -31,7 +31,7 @@ func decompressed(t *testing.T, p, comp string) []byte {
 
 func TestFileArchive(t *testing.T) {
 	t.Parallel()
-	requireTools(t, "tar", "gzip", "xz", "zstd")
+	requireTools(t, "tar", "gzip", "pigz", "xz", "zstd")
 	const size = 64 << 20
 	input := sparseDisk(t, size)
 	want := sha256File(t, input)

@@ -56,7 +56,7 @@ func sha256File(t *testing.T, p string) string {
 
 func TestTarArchiveIsReproducible(t *testing.T) {
 	t.Parallel()
-	requireTools(t, "tar", "xz", "gzip", "zstd")
+	requireTools(t, "tar", "xz", "gzip", "pigz", "zstd")
 	tree := tarTree(t)
 	for _, comp := range []string{"", "gzip", "xz", "zstd"} {
 		t.Run(orNone(comp), func(t *testing.T) {
