@@ -62,9 +62,23 @@ func TestTreeSnapshots(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v1\n", string(got))
 
-	// Writing into a shared file changes the entry too: it is discarded.
+	// A finished tree that shares the entry's files unchanged spares the
+	// entry its own walk.
+	fin := filepath.Join(t.TempDir(), "fin")
+	ok, err = e.restoreTree(ctx, "k1", fin)
+	require.NoError(t, err)
+	require.True(t, ok)
+	same, err := linkedDigest(fin)
+	require.NoError(t, err)
+	e.verifyLinked([]string{"k1"}, same)
+	assert.DirExists(t, e.entryPath("k1"))
+
+	// Writing into a shared file changes the entry too: it is discarded,
+	// also when the finished tree's digest is given (it shares the file).
 	require.NoError(t, os.WriteFile(filepath.Join(src, "usr/bin/tool"), []byte("in place\n"), 0o755))
-	e.verifyLinked([]string{"k1"})
+	changed, err := linkedDigest(fin)
+	require.NoError(t, err)
+	e.verifyLinked([]string{"k1"}, changed)
 	assert.NoDirExists(t, e.entryPath("k1"))
 	_, ok = e.cachedTree("k1")
 	assert.False(t, ok)
@@ -80,16 +94,18 @@ func TestMoveTree(t *testing.T) {
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "tree")
 	require.NoError(t, stages.WriteFile(dir, "/etc/hostname", []byte("a\n"), 0o644))
-	at, err := e.moveTree("k", dir)
+	at, digest, err := e.moveTree("k", dir)
 	require.NoError(t, err)
+	assert.NotEmpty(t, digest)
 	assert.Equal(t, e.treePath("k"), at)
 	assert.NoDirExists(t, dir)
 	assert.FileExists(t, filepath.Join(at, "etc/hostname"))
 
 	other := filepath.Join(t.TempDir(), "tree")
 	require.NoError(t, stages.WriteFile(other, "/etc/hostname", []byte("a\n"), 0o644))
-	at, err = e.moveTree("k", other)
+	at, digest, err = e.moveTree("k", other)
 	require.NoError(t, err)
+	assert.Empty(t, digest, "not stored: no digest")
 	assert.Equal(t, other, at)
 	assert.FileExists(t, filepath.Join(other, "etc/hostname"))
 	entries, err := os.ReadDir(filepath.Join(e.cfg.CacheDir, "trees"))

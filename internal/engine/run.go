@@ -266,8 +266,9 @@ func (r *run) env(p manifest.Pipeline, dir, file, scratch string) *stages.Env {
 func (r *run) finish(p manifest.Pipeline, dir, file string, linked []string) error {
 	var err error
 	if dir != "" {
-		r.e.verifyLinked(linked)
-		r.outputs[p.Name], err = r.e.moveTree(r.last[p.Name], dir)
+		var digest string
+		r.outputs[p.Name], digest, err = r.e.moveTree(r.last[p.Name], dir)
+		r.e.verifyLinked(linked, digest)
 	} else {
 		r.outputs[p.Name], err = r.e.storeFile(r.last[p.Name], p.Filename, file)
 	}
