@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -111,4 +112,32 @@ func TestMoveTree(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(e.cfg.CacheDir, "trees"))
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary entry is left")
+}
+
+// Facts are read from the shared /usr only: a finished tree whose linked
+// digest another finished tree had takes its facts from the cache, and a
+// tree with another /usr is read again.
+func TestFactsByLinkedDigest(t *testing.T) {
+	reads := 0
+	e, err := New(Config{CacheDir: t.TempDir(), TreeFacts: func(tree string) ([]byte, error) {
+		reads++
+		return os.ReadFile(filepath.Join(tree, "usr/share/doc/p/copyright"))
+	}})
+	require.NoError(t, err)
+	finish := func(key, hostname, license string) []byte {
+		dir := filepath.Join(t.TempDir(), "tree")
+		require.NoError(t, stages.WriteFile(dir, "/usr/share/doc/p/copyright", []byte(license), 0o644))
+		require.NoError(t, os.Chtimes(filepath.Join(dir, "usr/share/doc/p/copyright"), time.Unix(100, 0), time.Unix(100, 0)))
+		require.NoError(t, stages.WriteFile(dir, "/etc/hostname", []byte(hostname), 0o644))
+		at, digest, err := e.moveTree(key, dir)
+		require.NoError(t, err)
+		facts := map[string][]byte{}
+		require.NoError(t, e.readFacts("os", key, digest, at, facts))
+		return facts["os"]
+	}
+	assert.Equal(t, "MIT", string(finish("k1", "a", "MIT")))
+	assert.Equal(t, "MIT", string(finish("k2", "b", "MIT")))
+	assert.Equal(t, 1, reads, "the same /usr is not read twice")
+	assert.Equal(t, "GPL-2", string(finish("k3", "c", "GPL-2")))
+	assert.Equal(t, 2, reads, "another /usr is read")
 }

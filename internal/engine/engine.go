@@ -216,8 +216,12 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 }
 
 // readFacts fills facts[name] from the tree entry's facts, or from the
-// tree itself (saving them when the tree is in the cache).
-func (e *Engine) readFacts(name, key, tree string, facts map[string][]byte) error {
+// tree itself (saving them when the tree is in the cache). digest, when
+// known, is the tree's linked digest: facts are read from the shared /usr
+// only (the packages' copyright files), so trees with the same digest
+// (the same hostname-only rebuild, say) have the same facts, kept under
+// facts/<digest>.
+func (e *Engine) readFacts(name, key, digest, tree string, facts map[string][]byte) error {
 	if e.cfg.TreeFacts == nil {
 		return nil
 	}
@@ -225,9 +229,20 @@ func (e *Engine) readFacts(name, key, tree string, facts map[string][]byte) erro
 		facts[name] = b
 		return nil
 	}
-	b, err := e.cfg.TreeFacts(tree)
-	if err != nil {
-		return fmt.Errorf("%s: reading the finished tree: %w", name, err)
+	byDigest := ""
+	if digest != "" {
+		byDigest = filepath.Join(e.cfg.CacheDir, "facts", digest)
+	}
+	b, err := os.ReadFile(byDigest)
+	if byDigest == "" || err != nil {
+		if b, err = e.cfg.TreeFacts(tree); err != nil {
+			return fmt.Errorf("%s: reading the finished tree: %w", name, err)
+		}
+		if byDigest != "" {
+			if err := writeFileAtomic(byDigest, b); err != nil {
+				e.cfg.Log.Warn("could not cache the tree's facts", "pipeline", name, "err", err)
+			}
+		}
 	}
 	facts[name] = b
 	if tree == e.treePath(key) {
