@@ -7,6 +7,12 @@
 #   baseline cold    mmdebstrap + sfdisk + mkfs + GRUB + qemu-img, no cache
 # Prints wall times, kiln's own peak RSS (from its build log), the largest
 # process's peak RSS, and image sizes. RUNS=3 repeats each case (medians).
+# BEFORE=path/to/kiln also measures that binary's three kiln cases in the
+# same run (its own cache), for before/after figures. STAGES=1 prints, for
+# the rebuilds, each stage's time and the build's own total (--progress
+# plain).
+# The load average is printed at the start and the end: the machine's load
+# moves these figures more than anything kiln does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -24,13 +30,30 @@ timed() { # label cmd...: prints "label wall maxrss"
 }
 
 results=$tmp/results
+echo "load at start: $(cat /proc/loadavg)"
+progress=none
+[ "${STAGES:-0}" != 1 ] || progress=plain
+stages() { # label: the stages' own times from the last build's progress
+	[ "${STAGES:-0}" = 1 ] || return 0
+	echo "$1:"; grep -E '^\[|^built' "$tmp/err" | sed 's/^/  /'
+}
+kiln_cases() { # prefix binary cache out
+	local p=$1 bin=$2 cache=$3 out=$4
+	timed "${p}cold" "$bin" --cache-dir "$cache" build -b "$tmp/base.toml" -t qcow2 --distro debian-12 -o "$out" --progress "$progress" >>"$results"
+	grep -o "peak memory [0-9]* kB" "$out"/base-debian-12-x86_64.build.log | awk -v l="${p}rss" '{print l, $3}' >>"$results"
+	timed "${p}nochange" "$bin" --cache-dir "$cache" build -b "$tmp/base.toml" -t qcow2 --distro debian-12 -o "$out" --force --progress "$progress" >>"$results"
+	stages "${p}nochange"
+	timed "${p}hostname" "$bin" --cache-dir "$cache" build -b "$tmp/base-renamed.toml" -t qcow2 --distro debian-12 -o "$out" --force --progress "$progress" >>"$results"
+	stages "${p}hostname"
+}
 for i in $(seq "$runs"); do
 	cache=$tmp/cache-$i
-	timed "kiln-cold" bin/kiln --cache-dir "$cache" build -b "$tmp/base.toml" -t qcow2 --distro debian-12 -o "$tmp/out-$i" --progress none >>"$results"
-	grep -o "peak memory [0-9]* kB" "$tmp/out-$i"/base-debian-12-x86_64.build.log | awk -v l=kiln-rss '{print l, $3}' >>"$results"
-	timed "kiln-nochange" bin/kiln --cache-dir "$cache" build -b "$tmp/base.toml" -t qcow2 --distro debian-12 -o "$tmp/out-$i" --force --progress none >>"$results"
-	timed "kiln-hostname" bin/kiln --cache-dir "$cache" build -b "$tmp/base-renamed.toml" -t qcow2 --distro debian-12 -o "$tmp/out-$i" --force --progress none >>"$results"
+	kiln_cases kiln- bin/kiln "$cache" "$tmp/out-$i"
 	stat -c 'kiln-qcow2-bytes %s' "$tmp/out-$i"/base-debian-12-x86_64.qcow2 >>"$results"
+	if [ -n "${BEFORE:-}" ]; then
+		kiln_cases before- "$BEFORE" "$tmp/before-cache-$i" "$tmp/before-out-$i"
+		rm -rf "$tmp/before-cache-$i"
+	fi
 	timed "baseline-cold" bench/baseline.sh "$tmp/baseline-$i.qcow2" >>"$results"
 	stat -c 'baseline-qcow2-bytes %s' "$tmp/baseline-$i.qcow2" >>"$results"
 	rm -rf "$cache"
@@ -38,7 +61,9 @@ done
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-22s %10s %16s\n' case "wall (s)" "largest RSS (MB)"
-for c in kiln-cold kiln-nochange kiln-hostname baseline-cold; do
+cases="kiln-cold kiln-nochange kiln-hostname"
+[ -z "${BEFORE:-}" ] || cases="$cases before-cold before-nochange before-hostname"
+for c in $cases baseline-cold; do
 	w=$(awk -v c=$c '$1==c {print $2}' "$results" | median)
 	r=$(awk -v c=$c '$1==c {print $3/1024}' "$results" | median)
 	printf '%-22s %10s %16.1f\n' "$c" "$w" "$r"
@@ -47,3 +72,4 @@ printf 'kiln own peak RSS: %s kB\n' "$(awk '$1=="kiln-rss" {print $2}' "$results
 printf 'qcow2 size: kiln %s bytes, baseline %s bytes\n' \
 	"$(awk '$1=="kiln-qcow2-bytes" {print $2}' "$results" | median)" \
 	"$(awk '$1=="baseline-qcow2-bytes" {print $2}' "$results" | median)"
+echo "load at end: $(cat /proc/loadavg)"

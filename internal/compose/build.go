@@ -127,7 +127,11 @@ func Build(ctx context.Context, m *manifest.Manifest, opts BuildOptions) (*Built
 			if err := writeAtomic(out.Manifest, mb); err != nil {
 				return err
 			}
-			return copyOut(ctx, artifact, out.Artifact)
+			copied, err := placeArtifact(ctx, opts.CacheDir, artifact, out.Artifact)
+			if err == nil && !copied {
+				fmt.Fprintf(log, "== %s is already the cached artifact (unchanged since kiln copied it): kept\n", out.Artifact)
+			}
+			return err
 		})
 	}
 	if err != nil {
@@ -178,17 +182,6 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// copyOut copies the artifact src (sparsely) to dst, which appears only
-// complete.
-func copyOut(ctx context.Context, src, dst string) error {
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".partial")
-	defer os.Remove(tmp)
-	if err := engine.CopyFile(ctx, src, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
 }
 
 // Engine builds with the real engine: it is what the service's workers

@@ -165,10 +165,17 @@ func (e *Engine) verifyTree(key, want string) bool {
 }
 
 // verifyLinked re-checks entries a build shared files with, once it is done
-// with them.
-func (e *Engine) verifyLinked(keys []string) {
+// with them. finished is the linked digest of the build's finished tree,
+// when known: an entry whose recorded digest is the same needs no walk of
+// its own, since every linked file of the finished tree has the path and
+// the size, mode, owner and time the entry recorded, and a change made
+// through a hard link shows in both trees alike.
+func (e *Engine) verifyLinked(keys []string, finished string) {
 	for _, k := range keys {
 		if want, err := os.ReadFile(filepath.Join(e.entryPath(k), "linked")); err == nil {
+			if finished != "" && string(want) == finished {
+				continue
+			}
 			e.verifyTree(k, string(want))
 		}
 	}
@@ -196,17 +203,19 @@ func (e *Engine) restoreTree(ctx context.Context, key, dst string) (bool, error)
 // storeTree saves a snapshot of the tree src, which the build goes on
 // changing, under key.
 func (e *Engine) storeTree(ctx context.Context, key, src string) error {
-	return e.storeEntry(e.entryPath(key), func(tmp string) error {
+	_, err := e.storeEntry(e.entryPath(key), func(tmp string) error {
 		return snapshot(ctx, src, filepath.Join(tmp, "tree"))
 	}, nil)
+	return err
 }
 
 // moveTree moves the finished tree dir into the cache under key and
 // returns where the tree is now: in the cache, or still at dir when it was
-// not stored (another build stored it first, or storing failed).
-func (e *Engine) moveTree(key, dir string) (string, error) {
+// not stored (another build stored it first, or storing failed), and the
+// tree's linked digest when it was stored.
+func (e *Engine) moveTree(key, dir string) (string, string, error) {
 	stored := false
-	err := e.storeEntry(e.entryPath(key), func(tmp string) error {
+	digest, err := e.storeEntry(e.entryPath(key), func(tmp string) error {
 		if err := os.Rename(dir, filepath.Join(tmp, "tree")); err != nil {
 			return err
 		}
@@ -220,33 +229,33 @@ func (e *Engine) moveTree(key, dir string) (string, error) {
 		}
 	})
 	if stored {
-		return e.treePath(key), err
+		return e.treePath(key), digest, err
 	}
-	return dir, err
+	return dir, "", err
 }
 
 // storeEntry fills a tree entry under a temporary name, records its linked
-// digest and renames it into place. When that fails, or another build
-// stored the entry first, undo (if any) takes back what fill put there and
-// the rest is removed.
-func (e *Engine) storeEntry(final string, fill func(tmp string) error, undo func(tmp string)) error {
+// digest and renames it into place, returning the digest. When that fails,
+// or another build stored the entry first, undo (if any) takes back what
+// fill put there and the rest is removed.
+func (e *Engine) storeEntry(final string, fill func(tmp string) error, undo func(tmp string)) (string, error) {
 	if _, err := os.Stat(final); err == nil {
-		return nil
+		return "", nil
 	}
 	tmp := final + ".tmp-" + randomID()
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return err
+		return "", err
 	}
+	var digest string
 	err := fill(tmp)
 	if err == nil {
-		var digest string
 		if digest, err = linkedDigest(filepath.Join(tmp, "tree")); err == nil {
 			err = os.WriteFile(filepath.Join(tmp, "linked"), []byte(digest), 0o644)
 		}
 	}
 	if err == nil {
 		if err = os.Rename(tmp, final); err == nil {
-			return nil
+			return digest, nil
 		}
 		if errors.Is(err, fs.ErrExist) || isNotEmpty(err) {
 			err = nil // another build stored it first
@@ -256,7 +265,7 @@ func (e *Engine) storeEntry(final string, fill func(tmp string) error, undo func
 		undo(tmp)
 	}
 	os.RemoveAll(tmp)
-	return err
+	return "", err
 }
 
 // storeFile moves a file pipeline's finished output into the cache under

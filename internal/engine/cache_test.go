@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,9 +63,23 @@ func TestTreeSnapshots(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v1\n", string(got))
 
-	// Writing into a shared file changes the entry too: it is discarded.
+	// A finished tree that shares the entry's files unchanged spares the
+	// entry its own walk.
+	fin := filepath.Join(t.TempDir(), "fin")
+	ok, err = e.restoreTree(ctx, "k1", fin)
+	require.NoError(t, err)
+	require.True(t, ok)
+	same, err := linkedDigest(fin)
+	require.NoError(t, err)
+	e.verifyLinked([]string{"k1"}, same)
+	assert.DirExists(t, e.entryPath("k1"))
+
+	// Writing into a shared file changes the entry too: it is discarded,
+	// also when the finished tree's digest is given (it shares the file).
 	require.NoError(t, os.WriteFile(filepath.Join(src, "usr/bin/tool"), []byte("in place\n"), 0o755))
-	e.verifyLinked([]string{"k1"})
+	changed, err := linkedDigest(fin)
+	require.NoError(t, err)
+	e.verifyLinked([]string{"k1"}, changed)
 	assert.NoDirExists(t, e.entryPath("k1"))
 	_, ok = e.cachedTree("k1")
 	assert.False(t, ok)
@@ -80,19 +95,49 @@ func TestMoveTree(t *testing.T) {
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "tree")
 	require.NoError(t, stages.WriteFile(dir, "/etc/hostname", []byte("a\n"), 0o644))
-	at, err := e.moveTree("k", dir)
+	at, digest, err := e.moveTree("k", dir)
 	require.NoError(t, err)
+	assert.NotEmpty(t, digest)
 	assert.Equal(t, e.treePath("k"), at)
 	assert.NoDirExists(t, dir)
 	assert.FileExists(t, filepath.Join(at, "etc/hostname"))
 
 	other := filepath.Join(t.TempDir(), "tree")
 	require.NoError(t, stages.WriteFile(other, "/etc/hostname", []byte("a\n"), 0o644))
-	at, err = e.moveTree("k", other)
+	at, digest, err = e.moveTree("k", other)
 	require.NoError(t, err)
+	assert.Empty(t, digest, "not stored: no digest")
 	assert.Equal(t, other, at)
 	assert.FileExists(t, filepath.Join(other, "etc/hostname"))
 	entries, err := os.ReadDir(filepath.Join(e.cfg.CacheDir, "trees"))
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary entry is left")
+}
+
+// Facts are read from the shared /usr only: a finished tree whose linked
+// digest another finished tree had takes its facts from the cache, and a
+// tree with another /usr is read again.
+func TestFactsByLinkedDigest(t *testing.T) {
+	reads := 0
+	e, err := New(Config{CacheDir: t.TempDir(), TreeFacts: func(tree string) ([]byte, error) {
+		reads++
+		return os.ReadFile(filepath.Join(tree, "usr/share/doc/p/copyright"))
+	}})
+	require.NoError(t, err)
+	finish := func(key, hostname, license string) []byte {
+		dir := filepath.Join(t.TempDir(), "tree")
+		require.NoError(t, stages.WriteFile(dir, "/usr/share/doc/p/copyright", []byte(license), 0o644))
+		require.NoError(t, os.Chtimes(filepath.Join(dir, "usr/share/doc/p/copyright"), time.Unix(100, 0), time.Unix(100, 0)))
+		require.NoError(t, stages.WriteFile(dir, "/etc/hostname", []byte(hostname), 0o644))
+		at, digest, err := e.moveTree(key, dir)
+		require.NoError(t, err)
+		facts := map[string][]byte{}
+		require.NoError(t, e.readFacts("os", key, digest, at, facts))
+		return facts["os"]
+	}
+	assert.Equal(t, "MIT", string(finish("k1", "a", "MIT")))
+	assert.Equal(t, "MIT", string(finish("k2", "b", "MIT")))
+	assert.Equal(t, 1, reads, "the same /usr is not read twice")
+	assert.Equal(t, "GPL-2", string(finish("k3", "c", "GPL-2")))
+	assert.Equal(t, 2, reads, "another /usr is read")
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/engine/stages"
@@ -90,15 +91,22 @@ func New(cfg Config) (*Engine, error) {
 	if err := os.Chmod(cfg.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("closing the cache directory to other users: %w", err)
 	}
-	build, err := executableID()
+	build, err := executableID(cfg.CacheDir)
 	if err != nil {
 		return nil, err
 	}
 	return &Engine{cfg: cfg, http: &http.Client{Timeout: cfg.HTTPTimeout}, build: build}, nil
 }
 
-// executableID is the SHA-256 of the running binary.
-func executableID() (string, error) {
+// executableID is the SHA-256 of the running binary. Hashing a binary of
+// a hundred megabytes on every build would cost a no-change rebuild a
+// good part of its time, so the hash is kept in the cache under the
+// binary's identity: its path, device, inode, size and modification and
+// change times. Replacing or rewriting the binary changes its change time
+// (which no system call can set back), so a stale hash is never used. A
+// binary changed within the last second is hashed and not remembered: a
+// rewrite in the same clock tick could keep the change time.
+func executableID(cacheDir string) (string, error) {
 	p, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the kiln binary: %w", err)
@@ -108,11 +116,25 @@ func executableID() (string, error) {
 		return "", fmt.Errorf("reading the kiln binary: %w", err)
 	}
 	defer f.Close()
+	var stamp string
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && time.Since(time.Unix(st.Ctim.Unix())) > time.Second {
+			sum := sha256.Sum256(fmt.Appendf(nil, "%q %d %d %d %d %d", p, st.Dev, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano()))
+			stamp = filepath.Join(cacheDir, "binaries", hex.EncodeToString(sum[:]))
+			if b, err := os.ReadFile(stamp); err == nil && len(b) == sha256.Size*2 {
+				return string(b), nil
+			}
+		}
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("reading the kiln binary: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	id := hex.EncodeToString(h.Sum(nil))
+	if stamp != "" {
+		_ = writeFileAtomic(stamp, []byte(id)) // not remembered: hashed again next time
+	}
+	return id, nil
 }
 
 func (e *Engine) report(ev Event) {
@@ -194,8 +216,12 @@ func (e *Engine) Build(ctx context.Context, m *manifest.Manifest, log io.Writer,
 }
 
 // readFacts fills facts[name] from the tree entry's facts, or from the
-// tree itself (saving them when the tree is in the cache).
-func (e *Engine) readFacts(name, key, tree string, facts map[string][]byte) error {
+// tree itself (saving them when the tree is in the cache). digest, when
+// known, is the tree's linked digest: facts are read from the shared /usr
+// only (the packages' copyright files), so trees with the same digest
+// (the same hostname-only rebuild, say) have the same facts, kept under
+// facts/<digest>.
+func (e *Engine) readFacts(name, key, digest, tree string, facts map[string][]byte) error {
 	if e.cfg.TreeFacts == nil {
 		return nil
 	}
@@ -203,9 +229,20 @@ func (e *Engine) readFacts(name, key, tree string, facts map[string][]byte) erro
 		facts[name] = b
 		return nil
 	}
-	b, err := e.cfg.TreeFacts(tree)
-	if err != nil {
-		return fmt.Errorf("%s: reading the finished tree: %w", name, err)
+	byDigest := ""
+	if digest != "" {
+		byDigest = filepath.Join(e.cfg.CacheDir, "facts", digest)
+	}
+	b, err := os.ReadFile(byDigest)
+	if byDigest == "" || err != nil {
+		if b, err = e.cfg.TreeFacts(tree); err != nil {
+			return fmt.Errorf("%s: reading the finished tree: %w", name, err)
+		}
+		if byDigest != "" {
+			if err := writeFileAtomic(byDigest, b); err != nil {
+				e.cfg.Log.Warn("could not cache the tree's facts", "pipeline", name, "err", err)
+			}
+		}
 	}
 	facts[name] = b
 	if tree == e.treePath(key) {

@@ -136,7 +136,7 @@ func (r *run) pipeline(ctx context.Context, pi int) error {
 			r.e.report(Event{Kind: StageCached, Pipeline: p.Name, Stage: s.Type, Index: r.index, Total: r.total})
 		}
 		if p.Produces == "tree" && r.outputs[p.Name] != "" {
-			return r.e.readFacts(p.Name, r.last[p.Name], r.outputs[p.Name], r.facts)
+			return r.e.readFacts(p.Name, r.last[p.Name], "", r.outputs[p.Name], r.facts)
 		}
 		return nil
 	}
@@ -265,9 +265,10 @@ func (r *run) env(p manifest.Pipeline, dir, file, scratch string) *stages.Env {
 // read from, and reads a tree's facts.
 func (r *run) finish(p manifest.Pipeline, dir, file string, linked []string) error {
 	var err error
+	var digest string
 	if dir != "" {
-		r.e.verifyLinked(linked)
-		r.outputs[p.Name], err = r.e.moveTree(r.last[p.Name], dir)
+		r.outputs[p.Name], digest, err = r.e.moveTree(r.last[p.Name], dir)
+		r.e.verifyLinked(linked, digest)
 	} else {
 		r.outputs[p.Name], err = r.e.storeFile(r.last[p.Name], p.Filename, file)
 	}
@@ -275,7 +276,7 @@ func (r *run) finish(p manifest.Pipeline, dir, file string, linked []string) err
 		r.e.cfg.Log.Warn("could not cache the pipeline's output", "pipeline", p.Name, "err", err)
 	}
 	if dir != "" {
-		return r.e.readFacts(p.Name, r.last[p.Name], r.outputs[p.Name], r.facts)
+		return r.e.readFacts(p.Name, r.last[p.Name], digest, r.outputs[p.Name], r.facts)
 	}
 	return nil
 }
