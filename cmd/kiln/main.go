@@ -90,6 +90,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newMigrateCommand(a),
 		newComposeCommand(a),
 		newUploadCommand(a),
+		newVerifyCommand(a),
 	)
 	return root
 }

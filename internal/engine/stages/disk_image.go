@@ -357,7 +357,7 @@ func buildFilesystem(ctx context.Context, env *Env, img *os.File, p *disk.Partit
 
 	env.Logf("building %s", describePartition(p))
 	if fs.Type == "ext4" {
-		return makeExt4(ctx, env, work, img.Name(), int64(p.Start), src, fs, p.Size)
+		return makeExt4(ctx, env, work, img, int64(p.Start), src, fs, p.Size)
 	}
 	file := filepath.Join(work, "fs.img")
 	switch fs.Type {
@@ -475,12 +475,21 @@ const mke2fsConf = `[defaults]
 
 // makeExt4 writes an ext4 filesystem of size bytes holding src (when not
 // empty) into the file image at byte offset off.
-func makeExt4(ctx context.Context, env *Env, work, image string, off int64, src string, fs *disk.Filesystem, size disk.Size) error {
+//
+// With an epoch the filesystem depends only on the tree's names, contents,
+// modes, owners and modification times: mke2fs's own clock is the epoch
+// (E2FSPROGS_FAKE_TIME: superblock times, lost+found, creation times), it
+// reads each directory sorted by name (scandir with alphasort, in the C
+// locale), the UUID and directory hash seed are given, and afterwards
+// disk.NormalizeExt4Times sets the change and access times mke2fs copied
+// from the tree to the epoch and clamps later modification times to it.
+func makeExt4(ctx context.Context, env *Env, work string, img *os.File, off int64, src string, fs *disk.Filesystem, size disk.Size) error {
+	image := img.Name()
 	conf := filepath.Join(work, "mke2fs.conf")
 	if err := os.WriteFile(conf, []byte(mke2fsConf), 0o644); err != nil {
 		return err
 	}
-	extEnv := []string{"MKE2FS_CONFIG=" + conf}
+	extEnv := []string{"MKE2FS_CONFIG=" + conf, "LC_ALL=C"}
 	if !env.Epoch.IsZero() {
 		extEnv = append(extEnv, "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(env.Epoch.Unix(), 10))
 	}
@@ -504,6 +513,15 @@ func makeExt4(ctx context.Context, env *Env, work, image string, off int64, src 
 		}
 		return err
 	}
+	if env.Epoch.IsZero() {
+		return nil
+	}
+	t0 := time.Now()
+	res, err := disk.NormalizeExt4Times(img, img, off, env.Epoch.Unix())
+	if err != nil {
+		return err
+	}
+	env.Logf("set the times of %d of %d inodes from the epoch in %s", res.Changed, res.Inodes, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -517,8 +535,15 @@ func makeVFAT(ctx context.Context, env *Env, file, src string, fs *disk.Filesyst
 	if !env.Epoch.IsZero() {
 		extEnv = append(extEnv, "SOURCE_DATE_EPOCH="+strconv.FormatInt(env.Epoch.Unix(), 10))
 	}
-	argv := []string{"mkfs.vfat", "-C", "-i", strings.ReplaceAll(fs.UUID, "-", ""),
-		"-h", strconv.FormatUint(uint64(p.Start/disk.SectorSize), 10)}
+	argv := []string{"mkfs.vfat", "-C"}
+	if !env.Epoch.IsZero() {
+		// mkfs.fat 4.2 dates the volume label's directory entry with the
+		// clock and does not read SOURCE_DATE_EPOCH: --invariant fixes it
+		// (and the geometry it would query); -i after it sets the volume ID.
+		argv = append(argv, "--invariant")
+	}
+	argv = append(argv, "-i", strings.ReplaceAll(fs.UUID, "-", ""),
+		"-h", strconv.FormatUint(uint64(p.Start/disk.SectorSize), 10))
 	if p.Size >= 64*disk.MiB {
 		argv = append(argv, "-F", "32") // what UEFI firmware expects of an ESP
 	}
@@ -532,22 +557,71 @@ func makeVFAT(ctx context.Context, env *Env, file, src string, fs *disk.Filesyst
 	if src == "" {
 		return nil
 	}
-	entries, err := os.ReadDir(src)
+	dirs, files, err := vfatContents(src)
 	if err != nil {
 		return err
 	}
-	if len(entries) == 0 {
-		return nil
+	// mcopy -s would write each directory in the host's readdir order,
+	// which differs between filesystems and machines: make the
+	// directories, then copy each one's files, in name order. With an
+	// epoch, mtools dates every entry with SOURCE_DATE_EPOCH; without one,
+	// the files keep their modification times (-m).
+	if len(dirs) > 0 {
+		argv := append([]string{"mmd", "-i", file}, dirs...)
+		if err := runTool(ctx, env, nil, extEnv, argv...); err != nil {
+			return fmt.Errorf("making the directories of %s on the vfat filesystem: %w", fs.Mountpoint, err)
+		}
 	}
-	argv = []string{"mcopy", "-s", "-p", "-m", "-Q", "-i", file}
-	for _, e := range entries {
-		argv = append(argv, filepath.Join(src, e.Name()))
-	}
-	argv = append(argv, "::/")
-	if err := runTool(ctx, env, nil, extEnv, argv...); err != nil {
-		return fmt.Errorf("copying %s onto the vfat filesystem: %w", fs.Mountpoint, err)
+	for _, group := range files {
+		argv := []string{"mcopy", "-p", "-Q", "-i", file}
+		if env.Epoch.IsZero() {
+			argv = append(argv, "-m")
+		}
+		argv = append(argv, group.sources...)
+		argv = append(argv, group.dest)
+		if err := runTool(ctx, env, nil, extEnv, argv...); err != nil {
+			return fmt.Errorf("copying %s onto the vfat filesystem: %w", fs.Mountpoint, err)
+		}
 	}
 	return nil
+}
+
+// vfatFiles are files copied into one directory of a vfat filesystem.
+type vfatFiles struct {
+	dest    string   // "::/EFI/BOOT/"
+	sources []string // host paths, in name order
+}
+
+// vfatContents lists the tree src for a vfat filesystem in name order:
+// its directories as mtools paths (parents first) and its other entries
+// grouped by directory.
+func vfatContents(src string) (dirs []string, files []vfatFiles, err error) {
+	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		if d.IsDir() {
+			dirs = append(dirs, "::/"+filepath.ToSlash(rel))
+			return nil
+		}
+		dest := "::/"
+		if dir := filepath.Dir(rel); dir != "." {
+			dest += filepath.ToSlash(dir) + "/"
+		}
+		if n := len(files); n == 0 || files[n-1].dest != dest {
+			files = append(files, vfatFiles{dest: dest})
+		}
+		files[len(files)-1].sources = append(files[len(files)-1].sources, p)
+		return nil
+	})
+	return dirs, files, err
 }
 
 func makeSwap(ctx context.Context, env *Env, file string, fs *disk.Filesystem, size disk.Size) error {

@@ -1,11 +1,19 @@
 package stages
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kiln-project/kiln/internal/manifest"
 )
@@ -46,6 +54,18 @@ func (s *QemuImgConvert) Run(ctx context.Context, env *Env) (err error) {
 	env.Logf("converting the disk image to %s", s.Opts.Format)
 	if err := runTool(ctx, env, nil, nil, argv...); err != nil {
 		return fmt.Errorf("converting the disk image to %s: %w", s.Opts.Format, err)
+	}
+	if env.Epoch.IsZero() {
+		return nil
+	}
+	switch s.Opts.Format {
+	case "vpc":
+		err = fixVHDFooters(env.Output, env.Epoch)
+	case "vmdk":
+		err = fixVMDKCID(env.Output, env.Epoch)
+	}
+	if err != nil {
+		return fmt.Errorf("qemu-img convert: making the %s reproducible: %w", s.Opts.Format, err)
 	}
 	return nil
 }
@@ -117,4 +137,144 @@ func probeFormat(file string) (string, error) {
 		return "qcow2", nil
 	}
 	return "raw", nil
+}
+
+// VHD footer fields (Virtual Hard Disk Image Format Specification).
+const (
+	vhdFooterSize   = 512
+	vhdTimestamp    = 24 // seconds since 2000-01-01 00:00:00 UTC, big-endian
+	vhdChecksum     = 64 // one's complement of the sum of the other bytes
+	vhdUUID         = 68 // 16 bytes
+	vhdSavedState   = 84
+	vhdEpochSeconds = 946684800
+)
+
+// fixVHDFooters makes a VHD depend on its contents and the build's epoch
+// only: qemu-img's vpc driver writes the current time and a random UUID
+// into the footer (at the end, and its copy at the start of a dynamic
+// VHD). The time becomes the epoch and the UUID one derived from the rest
+// of the footer (size, geometry, type, time); the checksum is recomputed.
+func fixVHDFooters(file string, epoch time.Time) error {
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < vhdFooterSize {
+		return errors.New("the VHD is shorter than its footer")
+	}
+	offsets := []int64{fi.Size() - vhdFooterSize}
+	head := make([]byte, 8)
+	if _, err := f.ReadAt(head, 0); err == nil && string(head) == "conectix" && fi.Size() > vhdFooterSize {
+		offsets = append(offsets, 0) // a dynamic VHD's copy of the footer
+	}
+	for _, off := range offsets {
+		footer := make([]byte, vhdFooterSize)
+		if _, err := f.ReadAt(footer, off); err != nil {
+			return err
+		}
+		if err := fixVHDFooter(footer, epoch); err != nil {
+			return fmt.Errorf("the footer at byte %d: %w", off, err)
+		}
+		if _, err := f.WriteAt(footer, off); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// fixVHDFooter sets the time, UUID and checksum of one footer.
+func fixVHDFooter(footer []byte, epoch time.Time) error {
+	if len(footer) != vhdFooterSize || string(footer[:8]) != "conectix" {
+		return errors.New("no VHD footer (no conectix cookie)")
+	}
+	if got, want := binary.BigEndian.Uint32(footer[vhdChecksum:]), vhdFooterChecksum(footer); got != want {
+		return fmt.Errorf("the footer's checksum is %#x, not %#x", got, want)
+	}
+	secs := epoch.Unix() - vhdEpochSeconds
+	if secs < 0 || secs > 1<<32-1 {
+		return fmt.Errorf("the epoch %s cannot be written as a VHD time", epoch.UTC())
+	}
+	binary.BigEndian.PutUint32(footer[vhdTimestamp:], uint32(secs))
+	clear(footer[vhdUUID : vhdUUID+16])
+	binary.BigEndian.PutUint32(footer[vhdChecksum:], 0)
+	sum := sha256.Sum256(footer)
+	id := footer[vhdUUID : vhdUUID+16]
+	copy(id, sum[:16])
+	id[6] = id[6]&0x0f | 0x50 // a name-based UUID (version 5 layout)
+	id[8] = id[8]&0x3f | 0x80
+	binary.BigEndian.PutUint32(footer[vhdChecksum:], vhdFooterChecksum(footer))
+	return nil
+}
+
+func vhdFooterChecksum(footer []byte) uint32 {
+	var sum uint32
+	for i, b := range footer {
+		if i >= vhdChecksum && i < vhdChecksum+4 {
+			continue
+		}
+		sum += uint32(b)
+	}
+	return ^sum
+}
+
+var vmdkCIDRE = regexp.MustCompile(`(?m)^CID=[0-9a-fA-F]{8}$`)
+
+// vmdkCID is the content ID written instead of qemu-img's random one: a
+// function of the epoch. The CID only ties a child disk to its parent, and
+// these disks have none (parentCID=ffffffff).
+func vmdkCID(epoch time.Time) string {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "kiln vmdk %d", epoch.Unix())
+	return fmt.Sprintf("%08x", h.Sum32())
+}
+
+// fixVMDKCID replaces the random CID in a VMDK's descriptor, embedded in
+// a sparse VMDK (monolithicSparse, streamOptimized) or the file itself
+// for the flat subformats, with vmdkCID's. The descriptor keeps its length.
+func fixVMDKCID(file string, epoch time.Time) error {
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var off, size int64
+	hdr := make([]byte, 44)
+	if _, err := f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	switch {
+	case string(hdr[:4]) == "KDMV":
+		off = int64(binary.LittleEndian.Uint64(hdr[28:])) * 512
+		size = int64(binary.LittleEndian.Uint64(hdr[36:])) * 512
+		if off == 0 || size == 0 || size > 1<<20 {
+			return errors.New("the VMDK header names no embedded descriptor")
+		}
+	case bytes.HasPrefix(hdr, []byte("# Disk DescriptorFile")):
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if size = fi.Size(); size > 1<<20 {
+			return errors.New("the VMDK descriptor file is larger than 1 MiB")
+		}
+	default:
+		return errors.New("not a VMDK (no KDMV magic or descriptor)")
+	}
+	desc := make([]byte, size)
+	if _, err := f.ReadAt(desc, off); err != nil {
+		return fmt.Errorf("reading the descriptor: %w", err)
+	}
+	loc := vmdkCIDRE.FindIndex(desc)
+	if loc == nil {
+		return errors.New("the descriptor has no CID line")
+	}
+	if _, err := f.WriteAt([]byte("CID="+vmdkCID(epoch)), off+int64(loc[0])); err != nil {
+		return err
+	}
+	return f.Sync()
 }

@@ -1,12 +1,15 @@
 package stages
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,4 +93,72 @@ func TestQemuImgConvertRejects(t *testing.T) {
 			assert.NoFileExists(t, out)
 		})
 	}
+}
+
+// Converting the same raw image twice, at different moments, gives the
+// same bytes in every format: qemu-img's own time and random identifiers
+// (the VHD footer's time and UUID, the VMDK's CID) are replaced by ones
+// derived from the epoch, and qemu-img still reads the result.
+func TestQemuImgConvertIsReproducible(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "qemu-img")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk.raw")
+	f, err := os.Create(raw)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(16<<20))
+	_, err = f.WriteAt([]byte("kiln was here"), 1<<20)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	for _, opts := range []manifest.QemuImgConvert{
+		{Format: "qcow2", Compat: "1.1"},
+		{Format: "vpc", Subformat: "fixed"},
+		{Format: "vpc", Subformat: "dynamic"},
+		{Format: "vmdk", Subformat: "streamOptimized"},
+		{Format: "vmdk", Subformat: "monolithicSparse"},
+	} {
+		t.Run(opts.Format+" "+opts.Subformat, func(t *testing.T) {
+			t.Parallel()
+			var outs [2][]byte
+			for i := range outs {
+				if i == 1 {
+					time.Sleep(1100 * time.Millisecond) // another second in qemu-img's clock
+				}
+				// The same file name: the VMDK descriptor names its extent.
+				out := filepath.Join(t.TempDir(), "disk.out")
+				env, log := diskEnv(t, raw, out)
+				require.NoError(t, (&QemuImgConvert{Opts: opts}).Run(context.Background(), env), log.String())
+				check, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", opts.Format, raw, out).CombinedOutput()
+				require.NoError(t, err, "qemu-img reads the same disk back: %s", check)
+				outs[i], err = os.ReadFile(out)
+				require.NoError(t, err)
+			}
+			require.True(t, bytes.Equal(outs[0], outs[1]), "two conversions differ")
+			switch opts.Format {
+			case "vpc":
+				footer := outs[0][len(outs[0])-vhdFooterSize:]
+				assert.Equal(t, uint32(1700000000-vhdEpochSeconds), binary.BigEndian.Uint32(footer[vhdTimestamp:]))
+				assert.Equal(t, vhdFooterChecksum(footer), binary.BigEndian.Uint32(footer[vhdChecksum:]))
+			case "vmdk":
+				assert.Contains(t, string(outs[0][:64<<10]), "\nCID="+vmdkCID(time.Unix(1700000000, 0))+"\n")
+			}
+		})
+	}
+}
+
+func TestFixVHDFooterRefusesOtherData(t *testing.T) {
+	footer := make([]byte, vhdFooterSize)
+	assert.ErrorContains(t, fixVHDFooter(footer, time.Unix(1700000000, 0)), "conectix")
+	copy(footer, "conectix")
+	assert.ErrorContains(t, fixVHDFooter(footer, time.Unix(1700000000, 0)), "checksum")
+	binary.BigEndian.PutUint32(footer[vhdChecksum:], vhdFooterChecksum(footer))
+	assert.ErrorContains(t, fixVHDFooter(footer, time.Unix(0, 0)), "VHD time")
+	require.NoError(t, fixVHDFooter(footer, time.Unix(1700000000, 0)))
+	assert.Equal(t, vhdFooterChecksum(footer), binary.BigEndian.Uint32(footer[vhdChecksum:]))
+	assert.NotEqual(t, make([]byte, 16), footer[vhdUUID:vhdUUID+16], "the UUID is set")
+
+	file := filepath.Join(t.TempDir(), "x.vmdk")
+	require.NoError(t, os.WriteFile(file, []byte("not a disk"), 0o644))
+	assert.ErrorContains(t, fixVMDKCID(file, time.Unix(1700000000, 0)), "not a VMDK")
 }
