@@ -114,13 +114,12 @@ func bootTestOne(ctx context.Context, a *app, image, fw string, o bootTestOption
 	if a.log != nil {
 		a.log.Info("boot test", "image", image, "arch", o.arch, "firmware", fw, "kvm", kvm)
 	}
-	start := time.Now()
 	m, err := boottest.Boot(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	fmt.Fprintf(a.stdout, "%s: SSH answered after %s\n", fw, time.Since(start).Round(time.Second))
+	fmt.Fprintf(a.stdout, "%s: SSH answered after %.1f s\n", fw, m.SSHAfter().Seconds())
 
 	var errs []error
 	check := func(name string, fn func() (string, error)) {
@@ -136,6 +135,10 @@ func bootTestOne(ctx context.Context, a *app, image, fw string, o bootTestOption
 		fmt.Fprintf(a.stdout, "  ok    %s: %s\n", name, out)
 	}
 	check("system state", func() (string, error) { return systemState(ctx, m, a.stdout) })
+	// Once systemd is done: its split of the boot, kernel and userspace.
+	if times, err := m.BootTimes(ctx); err == nil && times != "" {
+		fmt.Fprintf(a.stdout, "%s: %s\n", fw, times)
+	}
 	check("hostname", func() (string, error) { return runTrimmed(ctx, m, "hostname") })
 	check("kernel", func() (string, error) { return runTrimmed(ctx, m, "uname", "-r") })
 	check("root filesystem", func() (string, error) {

@@ -234,8 +234,10 @@ var generatedFileRules = []generatedFileRule{
 		for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id", "/etc/resolv.conf", "/etc/ssh/ssh_host_", "/usr/sbin/policy-rc.d", "/root/.bash_history", "/tmp/", "/var/tmp/", "/var/lib/apt/lists/", "/var/cache/apt/"} {
 			out = append(out, generatedFile{path: p, from: from, fix: fix, removed: true})
 		}
-		// It also writes the unit that makes new SSH host keys.
-		out = append(out, generatedFile{path: "/etc/systemd/system/kiln-ssh-keygen.service", from: from, fix: "remove this file, or give your unit another name"})
+		// It also writes the units that make new SSH host keys.
+		for _, p := range []string{"/etc/systemd/system/kiln-ssh-keygen.service", "/etc/systemd/system/kiln-ssh-keygen-rsa.service"} {
+			out = append(out, generatedFile{path: p, from: from, fix: "remove this file, or give your unit another name"})
+		}
 		return out
 	}},
 }

@@ -112,6 +112,23 @@ func bootGuestWith(t *testing.T, cfg boottest.Config) *guest {
 	t.Cleanup(cancel)
 	vm, err := boottest.Boot(ctx, cfg)
 	require.NoError(t, err)
+	// The boot time in every log, so a slower boot shows; the load says
+	// how busy the host was (the tests boot side by side under TCG).
+	firmware, what := cfg.Firmware, cfg.Image
+	if firmware == "" {
+		firmware = "default"
+	}
+	if what == "" {
+		what = cfg.CDROM
+	}
+	accel := "tcg"
+	if vm.KVM() {
+		accel = "kvm"
+	}
+	loadavg, _ := os.ReadFile("/proc/loadavg")
+	load := strings.Fields(string(loadavg))
+	load = load[:min(3, len(load))]
+	t.Logf("boot: ssh after %.1f s (firmware %s, image %s, %s, load %s)", vm.SSHAfter().Seconds(), firmware, filepath.Base(what), accel, strings.Join(load, " "))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("end of the serial console:\n%s", vm.ConsoleTail(40))
@@ -126,6 +143,9 @@ func bootGuestWith(t *testing.T, cfg boottest.Config) *guest {
 		return strings.TrimSpace(out)
 	}
 	state, _ := vm.Run(ctx, "systemctl", "is-system-running", "--wait")
+	if times, err := vm.BootTimes(ctx); err == nil {
+		t.Logf("boot: %s (firmware %s, image %s)", times, firmware, filepath.Base(what))
+	}
 	if strings.TrimSpace(state) != "running" {
 		failed, _ := vm.Run(ctx, "systemctl", "--failed", "--no-legend", "--plain")
 		t.Errorf("system state %q; failed units:\n%s", strings.TrimSpace(state), failed)

@@ -218,6 +218,16 @@ func TestQcow2Image(t *testing.T) {
 			// A generic image: its own machine-id and fresh host keys.
 			assert.Len(t, sh("cat", "/etc/machine-id"), 32)
 			assert.NotEmpty(t, sh("sh", "-c", "ls /etc/ssh/ssh_host_ed25519_key.pub"))
+			// The RSA key is made after sshd started, off the way to the
+			// first login, and sshd offers it without a restart.
+			rsa := sh("sh", "-c", "for i in $(seq 300); do test -s /etc/ssh/ssh_host_rsa_key.pub && break; sleep 1; done; cut -d' ' -f2 /etc/ssh/ssh_host_rsa_key.pub")
+			require.NotEmpty(t, rsa, "the RSA host key is made")
+			assert.Contains(t, sh("ssh-keyscan", "-t", "rsa", "127.0.0.1"), rsa, "sshd offers the RSA key made after it started")
+			sshUp, err := strconv.ParseInt(sh("systemctl", "show", "-P", "ActiveEnterTimestampMonotonic", "ssh.service"), 10, 64)
+			require.NoError(t, err)
+			rsaDone, err := strconv.ParseInt(sh("systemctl", "show", "-P", "ExecMainExitTimestampMonotonic", "kiln-ssh-keygen-rsa.service"), 10, 64)
+			require.NoError(t, err)
+			assert.Less(t, sshUp, rsaDone, "sshd did not wait for the RSA key")
 		})
 	}
 }

@@ -20,9 +20,15 @@ import (
 //   - MachineID: /etc/machine-id is emptied (kept, so systemd generates an
 //     id on first boot) and /var/lib/dbus/machine-id becomes a link to it.
 //   - SSHHostKeys: /etc/ssh/ssh_host_* are removed, and when openssh-server
-//     is installed a oneshot unit, kiln-ssh-keygen.service, is installed
-//     and enabled to run "ssh-keygen -A" before ssh.service when no host
-//     key exists (Debian's openssh-server makes keys only when installed).
+//     is installed two units make the machine's own keys on its first boot
+//     (Debian's openssh-server makes keys only when installed):
+//     kiln-ssh-keygen.service, before ssh.service, makes the Ed25519 and
+//     ECDSA keys, which take milliseconds; kiln-ssh-keygen-rsa.service,
+//     after it and at idle priority, runs "ssh-keygen -A" for the RSA key
+//     (and any other type still missing), which takes seconds under
+//     emulation and so is kept off the way to the first SSH login. sshd
+//     starts with the keys there are and loads the host keys again for
+//     every connection, so the RSA key is offered as soon as it exists.
 //   - AptLists: the package lists in /var/lib/apt/lists (the directory and
 //     partial/ stay), apt's caches (*.bin) and downloaded packages.
 //
@@ -33,7 +39,10 @@ import (
 // Hostname stage's and is not touched.
 type Cleanup struct{ Opts manifest.Cleanup }
 
-// sshKeygenUnit regenerates SSH host keys on the first boot of an image.
+// sshKeygenUnit makes the fast host keys on the first boot of an image,
+// before sshd starts: Ed25519 and ECDSA keys take milliseconds even under
+// emulation. It runs only when the image has no host key at all, as
+// "ssh-keygen -A" did, so a machine keeps the keys it has.
 const sshKeygenUnit = `[Unit]
 Description=Generate SSH host keys on first boot
 Documentation=man:ssh-keygen(1)
@@ -42,14 +51,41 @@ Before=ssh.service ssh.socket
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -C "" -f /etc/ssh/ssh_host_ed25519_key
+ExecStart=/usr/bin/ssh-keygen -q -t ecdsa -N "" -C "" -f /etc/ssh/ssh_host_ecdsa_key
 RemainAfterExit=yes
 
 [Install]
 WantedBy=multi-user.target
 `
 
-const sshKeygenUnitPath = "/etc/systemd/system/kiln-ssh-keygen.service"
+// sshKeygenRSAUnit makes the RSA host key (and any other default type still
+// missing) after sshd has started, at idle priority: a 3072-bit RSA key
+// takes about a second on hardware and over ten under emulation, time a
+// first login need not wait for. "ssh-keygen -A" writes each key to a
+// temporary file and renames it, so sshd never reads half a key.
+const sshKeygenRSAUnit = `[Unit]
+Description=Generate the SSH RSA host key on first boot
+Documentation=man:ssh-keygen(1)
+ConditionPathExists=!/etc/ssh/ssh_host_rsa_key
+After=kiln-ssh-keygen.service ssh.service ssh.socket
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+Nice=19
+IOSchedulingClass=idle
+CPUSchedulingPolicy=idle
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+`
+
+const (
+	sshKeygenUnitPath    = "/etc/systemd/system/kiln-ssh-keygen.service"
+	sshKeygenRSAUnitPath = "/etc/systemd/system/kiln-ssh-keygen-rsa.service"
+)
 
 // Validate implements Stage: every combination of the switches is valid.
 func (s *Cleanup) Validate() error { return nil }
@@ -73,7 +109,7 @@ func (s *Cleanup) Run(_ context.Context, env *Env) error {
 			if err := installSSHKeygen(t); err != nil {
 				return err
 			}
-			env.Logf("enabled %s to make host keys on first boot", sshKeygenUnitPath)
+			env.Logf("enabled %s and %s to make host keys on first boot", sshKeygenUnitPath, sshKeygenRSAUnitPath)
 		}
 	}
 	if s.Opts.AptLists {
@@ -165,13 +201,21 @@ func emptyMachineID(tree string) error {
 	return nil
 }
 
-// installSSHKeygen writes and enables the first-boot host key unit, as
+// installSSHKeygen writes and enables the first-boot host key units, as
 // "systemctl enable" would: a link in multi-user.target.wants.
 func installSSHKeygen(tree string) error {
-	if err := WriteFile(tree, sshKeygenUnitPath, []byte(sshKeygenUnit), 0o644); err != nil {
-		return err
+	for _, u := range []struct{ path, text string }{
+		{sshKeygenUnitPath, sshKeygenUnit},
+		{sshKeygenRSAUnitPath, sshKeygenRSAUnit},
+	} {
+		if err := WriteFile(tree, u.path, []byte(u.text), 0o644); err != nil {
+			return err
+		}
+		if err := enableUnit(tree, u.path, "multi-user.target"); err != nil {
+			return err
+		}
 	}
-	return enableUnit(tree, sshKeygenUnitPath, "multi-user.target")
+	return nil
 }
 
 // removeGlob removes the entries of the tree's directory dir whose names

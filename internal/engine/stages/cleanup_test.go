@@ -46,9 +46,30 @@ func TestCleanupDebianTree(t *testing.T) {
 	require.Empty(t, keys)
 	require.FileExists(t, filepath.Join(tree, "etc/ssh/sshd_config"))
 	require.Equal(t, "enabled", isEnabled(t, tree, "kiln-ssh-keygen.service"))
-	require.Contains(t, readTree(t, tree, sshKeygenUnitPath), "ExecStart=/usr/bin/ssh-keygen -A")
-	// The unit is well-formed as systemd reads it.
-	inTree(t, tree, "systemd-analyze", "verify", "--man=no", sshKeygenUnitPath)
+	require.Equal(t, "enabled", isEnabled(t, tree, "kiln-ssh-keygen-rsa.service"))
+	// The fast keys before sshd, the slow RSA key after it.
+	fast := readTree(t, tree, sshKeygenUnitPath)
+	require.Contains(t, fast, "Before=ssh.service")
+	require.Contains(t, fast, "-t ed25519")
+	require.NotContains(t, fast, "rsa")
+	rsa := readTree(t, tree, sshKeygenRSAUnitPath)
+	require.Contains(t, rsa, "After=kiln-ssh-keygen.service ssh.service")
+	require.NotContains(t, rsa, "Before=")
+	require.Contains(t, rsa, "ExecStart=/usr/bin/ssh-keygen -A")
+	// The units are well-formed as systemd reads them.
+	inTree(t, tree, "systemd-analyze", "verify", "--man=no", sshKeygenUnitPath, sshKeygenRSAUnitPath)
+	// They make the keys they promise: the fast unit's commands, run in
+	// the tree, leave exactly the Ed25519 and ECDSA keys.
+	for _, line := range strings.Split(fast, "\n") {
+		if argv, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			inTree(t, tree, "sh", "-c", argv)
+		}
+	}
+	keys, err = filepath.Glob(filepath.Join(tree, "etc/ssh/ssh_host_*_key"))
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{
+		filepath.Join(tree, "etc/ssh/ssh_host_ecdsa_key"), filepath.Join(tree, "etc/ssh/ssh_host_ed25519_key"),
+	}, keys)
 
 	lists, err := os.ReadDir(filepath.Join(tree, "var/lib/apt/lists"))
 	require.NoError(t, err)
@@ -110,4 +131,5 @@ func TestCleanupKeepsResolvedLinkAndHostFiles(t *testing.T) {
 	require.True(t, fi.Mode().IsRegular(), "a linked machine-id is replaced by an empty file")
 	require.False(t, existsInTree(t, tree, "/etc/ssh/ssh_host_rsa_key"))
 	require.False(t, existsInTree(t, tree, sshKeygenUnitPath), "no openssh-server, no unit")
+	require.False(t, existsInTree(t, tree, sshKeygenRSAUnitPath), "no openssh-server, no unit")
 }
