@@ -222,7 +222,8 @@ func vhdFooterChecksum(footer []byte) uint32 {
 	return ^sum
 }
 
-var vmdkCIDRE = regexp.MustCompile(`(?m)^CID=[0-9a-fA-F]{8}$`)
+// qemu-img writes the CID with %x, so it has one to eight digits.
+var vmdkCIDRE = regexp.MustCompile(`(?m)^CID=[0-9a-fA-F]{1,8}$`)
 
 // vmdkCID is the content ID written instead of qemu-img's random one: a
 // function of the epoch. The CID only ties a child disk to its parent, and
@@ -273,7 +274,22 @@ func fixVMDKCID(file string, epoch time.Time) error {
 	if loc == nil {
 		return errors.New("the descriptor has no CID line")
 	}
-	if _, err := f.WriteAt([]byte("CID="+vmdkCID(epoch)), off+int64(loc[0])); err != nil {
+	// The random CID may be shorter than the fixed one, so the text after
+	// it moves: the descriptor is written again whole. An embedded one
+	// sits in a zero-padded area of fixed size; a descriptor file is cut
+	// to its new length.
+	text := bytes.TrimRight(desc, "\x00")
+	fixed := append(append(append([]byte{}, text[:loc[0]]...), "CID="+vmdkCID(epoch)...), text[loc[1]:]...)
+	if off == 0 {
+		if err := f.Truncate(int64(len(fixed))); err != nil {
+			return err
+		}
+	} else if int64(len(fixed)) > size {
+		return errors.New("the fixed descriptor does not fit in its area")
+	} else {
+		fixed = append(fixed, make([]byte, int(size)-len(fixed))...)
+	}
+	if _, err := f.WriteAt(fixed, off); err != nil {
 		return err
 	}
 	return f.Sync()

@@ -162,3 +162,23 @@ func TestFixVHDFooterRefusesOtherData(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("not a disk"), 0o644))
 	assert.ErrorContains(t, fixVMDKCID(file, time.Unix(1700000000, 0)), "not a VMDK")
 }
+
+// qemu-img prints the random CID with %x, so one time in sixteen it has
+// fewer than eight digits; the fixed descriptor must be the same bytes
+// whatever the random one's length.
+func TestFixVMDKCIDOfAnyLength(t *testing.T) {
+	epoch := time.Unix(1700000000, 0)
+	var results []string
+	for _, cid := range []string{"1a2b3c4d", "a2b3c4d", "d"} {
+		file := filepath.Join(t.TempDir(), "x.vmdk")
+		desc := "# Disk DescriptorFile\nversion=1\nCID=" + cid + "\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n"
+		require.NoError(t, os.WriteFile(file, []byte(desc), 0o644))
+		require.NoError(t, fixVMDKCID(file, epoch), "CID=%s", cid)
+		b, err := os.ReadFile(file)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), "\nCID="+vmdkCID(epoch)+"\nparentCID=ffffffff\n")
+		results = append(results, string(b))
+	}
+	assert.Equal(t, results[0], results[1])
+	assert.Equal(t, results[0], results[2])
+}
