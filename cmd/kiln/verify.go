@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -219,49 +218,6 @@ func fileSHA256(p string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// firstDifference returns the offset of the first byte at which a and b
-// differ (the shorter one's size when one is a prefix of the other), or
-// -1 when they are the same.
-func firstDifference(a, b string) (int64, error) {
-	fa, err := os.Open(a)
-	if err != nil {
-		return 0, err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return 0, err
-	}
-	defer fb.Close()
-	ra, rb := bufio.NewReaderSize(fa, 1<<20), bufio.NewReaderSize(fb, 1<<20)
-	bufA, bufB := make([]byte, 1<<16), make([]byte, 1<<16)
-	var off int64
-	for {
-		na, errA := io.ReadFull(ra, bufA)
-		nb, errB := io.ReadFull(rb, bufB)
-		n := min(na, nb)
-		for i := 0; i < n; i++ {
-			if bufA[i] != bufB[i] {
-				return off + int64(i), nil
-			}
-		}
-		if na != nb {
-			return off + int64(n), nil
-		}
-		off += int64(n)
-		endA := errors.Is(errA, io.EOF) || errors.Is(errA, io.ErrUnexpectedEOF)
-		endB := errors.Is(errB, io.EOF) || errors.Is(errB, io.ErrUnexpectedEOF)
-		switch {
-		case errA != nil && !endA:
-			return 0, errA
-		case errB != nil && !endB:
-			return 0, errB
-		case endA || endB:
-			return -1, nil
-		}
-	}
-}
-
 // partitionTable returns the partition table of the disk the manifest
 // builds, if it builds one.
 func partitionTable(m *manifest.Manifest) *disk.PartitionTable {
@@ -284,7 +240,7 @@ var qemuFormats = map[string]string{".qcow2": "qcow2", ".vhd": "vpc", ".vmdk": "
 // qcow2, VHD or VMDK it also compares the disks they hold.
 func describeDifference(ctx context.Context, a, b string, m *manifest.Manifest) (string, error) {
 	var out strings.Builder
-	off, err := firstDifference(a, b)
+	off, err := compose.FirstDifference(a, b)
 	if err != nil {
 		return "", err
 	}
@@ -313,7 +269,7 @@ func describeDifference(ctx context.Context, a, b string, m *manifest.Manifest) 
 			return "", fmt.Errorf("qemu-img convert %s: %w: %s", p, err, strings.TrimSpace(string(msg)))
 		}
 	}
-	off, err = firstDifference(raws[0], raws[1])
+	off, err = compose.FirstDifference(raws[0], raws[1])
 	if err != nil {
 		return "", err
 	}

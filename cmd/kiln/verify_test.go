@@ -154,32 +154,6 @@ func TestVerifyEpoch(t *testing.T) {
 	assert.ErrorContains(t, err, "reading the epoch from "+sbom)
 }
 
-func TestFirstDifference(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, data, 0o644))
-		return p
-	}
-	big := make([]byte, 3<<20)
-	for i := range big {
-		big[i] = byte(i % 253)
-	}
-	other := append([]byte(nil), big...)
-	other[2<<20+7] ^= 1
-	a, b := write("a", big), write("b", other)
-	off, err := firstDifference(a, b)
-	require.NoError(t, err)
-	assert.Equal(t, int64(2<<20+7), off)
-	off, err = firstDifference(a, a)
-	require.NoError(t, err)
-	assert.Equal(t, int64(-1), off)
-	short := write("short", big[:1<<20+3])
-	off, err = firstDifference(a, short)
-	require.NoError(t, err)
-	assert.Equal(t, int64(1<<20+3), off, "a prefix differs where it ends")
-}
-
 func TestWherein(t *testing.T) {
 	pt := &disk.PartitionTable{Type: disk.GPT, Size: 100 * disk.MiB, Partitions: []disk.Partition{
 		{Role: disk.RoleBIOSBoot, Start: disk.MiB, Size: disk.MiB},

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/manifest"
 )
 
@@ -53,8 +51,12 @@ func (r *rebuilder) assertRebuildsIdentically(t *testing.T, m *manifest.Manifest
 	if a == b {
 		return
 	}
-	where, err := firstDifference(first, second)
+	off, err := compose.FirstDifference(first, second)
 	require.NoError(t, err)
+	where := fmt.Sprintf("the first differing byte is at offset %d (%#x)", off, off)
+	if off < 0 {
+		where = "the bytes agree (the files changed while they were read)"
+	}
 	assert.Fail(t, "the image is not reproducible",
 		"%s: two builds of one manifest in two caches differ: sha256 %s and %s; %s",
 		what, a, b, where)
@@ -76,59 +78,4 @@ func (k *kiln) manifest(t *testing.T, id string) *manifest.Manifest {
 	m, err := manifest.Parse(ms[0])
 	require.NoError(t, err)
 	return m
-}
-
-// firstDifference says where the files a and b first differ: a byte
-// offset, or that one is a prefix of the other.
-func firstDifference(a, b string) (string, error) {
-	fa, err := os.Open(a)
-	if err != nil {
-		return "", err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return "", err
-	}
-	defer fb.Close()
-	ra, rb := bufio.NewReaderSize(fa, 1<<20), bufio.NewReaderSize(fb, 1<<20)
-	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
-	var off int64
-	for {
-		na, errA := io.ReadFull(ra, bufA)
-		nb, errB := io.ReadFull(rb, bufB)
-		n := min(na, nb)
-		if i := mismatch(bufA[:n], bufB[:n]); i >= 0 {
-			return fmt.Sprintf("the first differing byte is at offset %d (%#x)", off+int64(i), off+int64(i)), nil
-		}
-		off += int64(n)
-		endA := errors.Is(errA, io.EOF) || errors.Is(errA, io.ErrUnexpectedEOF)
-		endB := errors.Is(errB, io.EOF) || errors.Is(errB, io.ErrUnexpectedEOF)
-		if errA != nil && !endA {
-			return "", errA
-		}
-		if errB != nil && !endB {
-			return "", errB
-		}
-		switch {
-		case na != nb:
-			return fmt.Sprintf("the bytes agree up to offset %d, where the shorter file ends", off), nil
-		case endA && endB:
-			return "the bytes agree (the files changed while they were read)", nil
-		}
-	}
-}
-
-// mismatch is the index of the first byte where a and b (of one length)
-// differ, or -1.
-func mismatch(a, b []byte) int {
-	if bytes.Equal(a, b) {
-		return -1
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return -1
 }
