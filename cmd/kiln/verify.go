@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,13 +165,13 @@ func (a *app) verify(ctx context.Context, imagePath, manifestPath, epochFlag, ke
 	if err != nil {
 		return fmt.Errorf("rebuilding: %w", err)
 	}
-	want, err := fileSHA256(imagePath)
+	want, _, err := hashImage(ctx, imagePath)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading %s: %w", imagePath, err)
 	}
-	got, err := fileSHA256(built.Artifact)
+	got, _, err := hashImage(ctx, built.Artifact)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading %s: %w", built.Artifact, err)
 	}
 	fmt.Fprintf(a.stdout, "image    sha256:%s  %s\nrebuilt  sha256:%s  %s\n", want, imagePath, got, built.Artifact)
 	if want == got {
@@ -203,19 +201,6 @@ func matchesOutput(imagePath string, m *manifest.Manifest) error {
 		return nil
 	}
 	return fmt.Errorf("%s is a %s file, but the manifest builds a %s image, %s: give the manifest written next to the image", base, filepath.Ext(base), m.Target.ImageType, want)
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // partitionTable returns the partition table of the disk the manifest

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,7 +34,7 @@ func TestVerifyIdentical(t *testing.T) {
 	image, m := buildFake(t, config, b, "qcow2", ".qcow2")
 	stdout, stderr, err := runBuildCLI(t, config, b, "verify", image, "--manifest", m, "--progress", "none")
 	require.NoError(t, err, stderr)
-	sum, err := fileSHA256(image)
+	sum, _, err := hashImage(context.Background(), image)
 	require.NoError(t, err)
 	assert.Contains(t, stdout, "image    sha256:"+sum)
 	assert.Contains(t, stdout, "rebuilt  sha256:"+sum)
