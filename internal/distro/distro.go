@@ -382,6 +382,14 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 	if err := checkNetworkDrivers(it); err != nil {
 		return nil, err
 	}
+	for _, arg := range f.KernelCmdline {
+		// Debian's initramfs-tools sleeps for rootdelay= seconds on every
+		// boot before it looks for the root device (it then waits for the
+		// device by itself, up to max(30 s, rootdelay)).
+		if strings.HasPrefix(arg, "rootdelay=") {
+			return nil, fmt.Errorf("kernel_cmdline: %q makes Debian's initramfs sleep that long on every boot; leave it out (the initramfs waits for the root device by itself)", arg)
+		}
+	}
 	if it.Variant == "" {
 		it.Variant = "required"
 	}

@@ -137,6 +137,7 @@ func TestLoadRejectsBadDefinitions(t *testing.T) {
 		{"iso that does not boot", "data/imagetypes/t.yaml", "name: t\noutput: {format: iso}\n", "an iso boots"},
 		{"file with a broken template", "data/imagetypes/t.yaml", "name: t\noutput: {format: tar}\nfiles: [{path: /etc/x, mode: \"0644\", data: \"{{.User\"}]\n", "files[0]"},
 		{"file with a relative path", "data/imagetypes/t.yaml", "name: t\noutput: {format: tar}\nfiles: [{path: etc/x, mode: \"0644\", data: x}]\n", "path must be absolute"},
+		{"rootdelay on the command line", "data/imagetypes/t.yaml", "name: t\noutput: {format: tar}\nkernel_cmdline: [console=ttyS0, rootdelay=300]\n", `kernel_cmdline: "rootdelay=300" makes Debian's initramfs sleep`},
 		{"bad size", "data/imagetypes/t.yaml", "name: t\ndefault_size: 4 GB-ish\noutput: {format: tar}\n", "default_size"},
 		{"distro lists an unknown type", "data/distros/d.yaml", "name: d\ncodename: c\nkeyring: /k\narches: [{name: x86_64}]\nimage_types: [zzz]\n", "unknown image type \"zzz\""},
 		{"distro without keyring", "data/distros/d.yaml", "name: d\ncodename: c\n", "keyring"},
