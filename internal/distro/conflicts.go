@@ -226,6 +226,20 @@ var generatedFileRules = []generatedFileRule{
 		}
 		return out
 	}},
+	{manifest.Initramfs{}.StageType(), func(it *ImageType, _ *blueprint.Customizations) []generatedFile {
+		// The initramfs is built before the blueprint's files are
+		// written: a file replacing these would not change the image's
+		// initramfs, only the next one the machine builds.
+		if len(it.InitramfsDrivers) == 0 {
+			return nil
+		}
+		const from = "the image type's initramfs drivers"
+		const fix = "remove this file: the initramfs is built before customizations.files are written"
+		return []generatedFile{
+			{path: "/etc/initramfs-tools/conf.d/kiln-drivers.conf", from: from, fix: fix},
+			{path: "/etc/initramfs-tools/hooks/kiln-drivers", from: from, fix: fix},
+		}
+	}},
 	{manifest.Cleanup{}.StageType(), func(_ *ImageType, _ *blueprint.Customizations) []generatedFile {
 		// The cleanup runs last and removes or empties these.
 		const from = "the image's final cleanup"
@@ -247,7 +261,6 @@ var generatedFileRules = []generatedFileRule{
 var stagesWritingNoGeneratedFile = map[string]string{
 	manifest.DebsInstall{}.StageType():    "installs the packages before any blueprint file is written; a blueprint's file replacing a package's is what files are for",
 	manifest.CheckInstall{}.StageType():   "only reads the tree",
-	manifest.Initramfs{}.StageType():      "writes only /boot/initrd.img-<version>, built from the tree before the blueprint's files exist",
 	manifest.Directories{}.StageType():    "the blueprint's own directories",
 	manifest.DiskImage{}.StageType():      "writes an output file, not the tree",
 	manifest.QemuImgConvert{}.StageType(): "writes an output file, not the tree",

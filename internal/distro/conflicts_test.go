@@ -64,6 +64,8 @@ func TestFilesConflictingWithCustomizations(t *testing.T) {
 		{"network", "qcow2", "", "/etc/systemd/network/80-kiln-dhcp.network", "network configuration of image type qcow2"},
 		{"grub", "qcow2", "", "/boot/grub/grub.cfg", "boot loader of image type qcow2"},
 		{"image type file", "ami", "", "/etc/cloud/cloud.cfg.d/90_kiln_datasource.cfg", "configuration of image type ami"},
+		{"initramfs drivers", "qcow2", "", "/etc/initramfs-tools/conf.d/kiln-drivers.conf", "initramfs drivers"},
+		{"initramfs hook", "vhd", "", "/etc/initramfs-tools/hooks/kiln-drivers", "initramfs drivers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +115,9 @@ func TestFilesWithoutTheCustomizationAreKept(t *testing.T) {
 	bp := &blueprint.Blueprint{Name: "x", Customizations: &blueprint.Customizations{Files: []blueprint.FileCustomization{{Path: "/etc/fstab", Data: "x"}}}}
 	assert.Empty(t, imageType(t, reg, "debian-12", "x86_64", "tar").conflicts(bp))
 	assert.NotEmpty(t, imageType(t, reg, "debian-12", "x86_64", "qcow2").conflicts(bp))
+	// raw is for real hardware: its initramfs is initramfs-tools' own.
+	bp = &blueprint.Blueprint{Name: "x", Customizations: &blueprint.Customizations{Files: []blueprint.FileCustomization{{Path: "/etc/initramfs-tools/conf.d/kiln-drivers.conf", Data: "x"}}}}
+	assert.Empty(t, imageType(t, reg, "debian-12", "x86_64", "raw").conflicts(bp))
 }
 
 func TestFirewallNeedsNftables(t *testing.T) {

@@ -81,6 +81,7 @@ type imageTypeFile struct {
 	Kernel           *bool               `yaml:"kernel"`
 	KernelFlavor     string              `yaml:"kernel_flavor"`
 	NetworkDrivers   []string            `yaml:"network_drivers"`
+	InitramfsDrivers []string            `yaml:"initramfs_drivers"`
 	Bootloader       string              `yaml:"bootloader"`
 	Network          string              `yaml:"network"`
 	Packages         *packagesFile       `yaml:"packages"`

@@ -143,14 +143,18 @@ type ImageType struct {
 	// NetworkDrivers are the kernel modules of the network cards the
 	// type's platforms give a machine by default; the kernel flavour
 	// has them all (see flavorNetworkDrivers).
-	NetworkDrivers  []string
-	Bootloader      string
-	Network         string
-	Packages        []string
-	ExcludePackages []string
-	Services        Services
-	KernelCmdline   []string
-	DefaultSize     disk.Size
+	NetworkDrivers []string
+	// InitramfsDrivers, when set, are the storage drivers the initramfs
+	// holds (with the root filesystem's) in place of initramfs-tools'
+	// MODULES=most: the types for virtual machines set them.
+	InitramfsDrivers []string
+	Bootloader       string
+	Network          string
+	Packages         []string
+	ExcludePackages  []string
+	Services         Services
+	KernelCmdline    []string
+	DefaultSize      disk.Size
 	// PartitionTable is nil for types that are not disk images.
 	PartitionTable *disk.Template
 	Output         Output
@@ -379,6 +383,10 @@ func newImageType(f *imageTypeFile, a *Arch) (*ImageType, error) {
 		return nil, fmt.Errorf("kernel_flavor %q is not generic or cloud", f.KernelFlavor)
 	}
 	it.NetworkDrivers = f.NetworkDrivers
+	it.InitramfsDrivers = f.InitramfsDrivers
+	if len(it.InitramfsDrivers) > 0 && !it.Kernel {
+		return nil, fmt.Errorf("initramfs_drivers: the image type has no kernel")
+	}
 	if err := checkNetworkDrivers(it); err != nil {
 		return nil, err
 	}

@@ -357,7 +357,7 @@ func (p *Plan) Finish(res *depsolve.Result) (*manifest.Manifest, error) {
 		add(bl)
 	}
 	if it.Bootable {
-		add(&manifest.Initramfs{})
+		add(&manifest.Initramfs{Drivers: p.initramfsDrivers()})
 	}
 	add(&manifest.AptSources{Sources: p.repos})
 	if it.Network != "" {
@@ -548,6 +548,29 @@ func uniq(s []string) []string {
 	for _, v := range s {
 		if !slices.Contains(out, v) {
 			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// initramfsDrivers are the drivers the image's initramfs holds: the type's
+// storage drivers and the modules of the filesystems on its disk (the
+// initramfs mounts the root filesystem), or none for initramfs-tools'
+// default, most of the kernel's drivers, which the types for real
+// hardware keep.
+func (p *Plan) initramfsDrivers() []string {
+	if len(p.it.InitramfsDrivers) == 0 {
+		return nil
+	}
+	out := slices.Clone(p.it.InitramfsDrivers)
+	for _, fs := range p.pt.Filesystems() {
+		switch fs.Type {
+		case "vfat", "swap", "":
+			// The ESP and swap are the booted system's, not the initramfs'.
+		default:
+			if !slices.Contains(out, fs.Type) {
+				out = append(out, fs.Type)
+			}
 		}
 	}
 	return out

@@ -3,6 +3,8 @@ package distro
 import (
 	"testing"
 
+	"github.com/kiln-project/kiln/internal/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -58,4 +60,44 @@ func TestNetworkDriversTheKernelLacksAreRefused(t *testing.T) {
 	err = checkNetworkDrivers(&ImageType{NetworkDrivers: []string{"virtio_net"}})
 	assert.ErrorContains(t, err, "no kernel")
 	assert.NoError(t, checkNetworkDrivers(&ImageType{Kernel: true, KernelFlavor: "generic", NetworkDrivers: []string{"e1000"}}))
+}
+
+// The images for virtual machines carry their platforms' disk drivers in
+// the initramfs (and QEMU's, to be tried locally) plus the root
+// filesystem's module; the images for real hardware keep initramfs-tools'
+// default.
+func TestInitramfsDriversOfVirtualMachineTypes(t *testing.T) {
+	t.Parallel()
+	reg := loadRegistry(t)
+	platform := map[string][]string{
+		"qcow2":  {"virtio_blk", "virtio_scsi", "ahci"},
+		"vmdk":   {"vmw_pvscsi", "mptspi"},
+		"ova":    {"vmw_pvscsi", "mptspi"},
+		"vhd":    {"hv_storvsc"},
+		"ami":    {"nvme", "xen_blkfront"},
+		"ami-xz": {"nvme", "xen_blkfront"},
+		"gce":    {"virtio_scsi", "nvme"},
+	}
+	for _, d := range reg.Distros() {
+		for _, a := range d.Arches() {
+			for _, it := range a.ImageTypes() {
+				what := d.Name + " " + a.Name + " " + it.Name
+				want, vm := platform[it.Name]
+				if !vm {
+					assert.Empty(t, it.InitramfsDrivers, "%s: initramfs-tools' default for real hardware", what)
+					continue
+				}
+				for _, drv := range append(want, "virtio_blk", "ahci", "nvme") {
+					assert.Contains(t, it.InitramfsDrivers, drv, what)
+				}
+			}
+		}
+	}
+	bp := parseBlueprint(t, "testdata/blueprints/minimal.toml")
+	_, m := makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "qcow2"), bp, Options{})
+	drivers := stageOf[*manifest.Initramfs](t, m, "os").Drivers
+	assert.Contains(t, drivers, "ext4", "the root filesystem's module")
+	assert.NotContains(t, drivers, "vfat", "the ESP is mounted by the booted system")
+	_, m = makeManifest(t, imageType(t, reg, "debian-12", "x86_64", "raw"), bp, Options{})
+	assert.Empty(t, stageOf[*manifest.Initramfs](t, m, "os").Drivers)
 }

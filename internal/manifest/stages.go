@@ -291,8 +291,15 @@ type Bootloader struct {
 
 func (Bootloader) StageType() string { return "kiln.bootloader" }
 
-// Initramfs regenerates the initramfs of every installed kernel.
-type Initramfs struct{}
+// Initramfs regenerates the initramfs of every installed kernel. With
+// Drivers set, the initramfs holds those kernel modules (and what they
+// need) in place of initramfs-tools' default of most of the kernel's
+// storage, filesystem and network drivers: a virtual machine's image needs
+// its platforms' disk drivers and its root filesystem's, a fraction of
+// the size, which the firmware reads and the kernel unpacks on every boot.
+type Initramfs struct {
+	Drivers []string `json:"drivers,omitempty"`
+}
 
 func (Initramfs) StageType() string { return "kiln.initramfs" }
 

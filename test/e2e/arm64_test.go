@@ -79,7 +79,7 @@ func TestArm64Qcow2Image(t *testing.T) {
 	assert.Contains(t, g.sh("cat", "/proc/cmdline"), "console=ttyAMA0", "the serial console is the virt machine's PL011")
 	assert.Contains(t, g.sh("uname", "-r"), "cloud-arm64", "the guest image runs the cloud kernel")
 	assert.NotEmpty(t, g.sh("ls", "/sys/firmware/efi"), "booted with UEFI")
-	assert.Equal(t, []string{"/dev/vda1", "vfat"}, strings.Fields(g.sh("findmnt", "-n", "-o", "SOURCE,FSTYPE", "/boot/efi")), "the ESP is the first partition: no BIOS boot partition")
+	assert.Equal(t, []string{"/dev/vda1", "vfat"}, espMount(g.sh, "SOURCE,FSTYPE"), "the ESP is the first partition: no BIOS boot partition")
 	checkNetworkDriversOf(t, g.sh, "aarch64", "qcow2")
 }
 

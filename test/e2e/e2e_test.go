@@ -189,6 +189,13 @@ func checkNetworkDriversOf(t *testing.T, sh func(args ...string) string, arch, i
 	}
 }
 
+// espMount is the columns cols of findmnt for the ESP mounted at /boot/efi.
+// The ESP is mounted when first used (x-systemd.automount): listing it
+// mounts it first.
+func espMount(sh func(args ...string) string, cols string) []string {
+	return strings.Fields(sh("sh", "-c", `ls /boot/efi >/dev/null && findmnt -n -t vfat -o "$1" /boot/efi`, "sh", cols))
+}
+
 // newSSHKey makes a key pair for logging in to a built image and returns
 // the private key's path and the public key.
 func newSSHKey(t *testing.T) (key, pub string) {

@@ -156,7 +156,12 @@ func TestQcow2Image(t *testing.T) {
 			}
 			assert.Equal(t, "kiln-e2e", sh("hostname"))
 			assert.Equal(t, rootUUID, sh("findmnt", "-n", "-o", "UUID", "/"), "root mounted by the manifest's UUID")
-			assert.Equal(t, "vfat "+espUUID, strings.Join(strings.Fields(sh("findmnt", "-n", "-o", "FSTYPE,UUID", "/boot/efi")), " "), "the ESP mounted by the manifest's UUID")
+			assert.Equal(t, "active", sh("systemctl", "is-active", "boot-efi.automount"), "the ESP is mounted when first used, not on the way to SSH")
+			assert.Equal(t, []string{"vfat", espUUID}, espMount(sh, "FSTYPE,UUID"), "the ESP mounted by the manifest's UUID")
+			// The initramfs has the virtual machines' disk drivers, not
+			// the 30 MB of initramfs-tools' MODULES=most.
+			assert.Equal(t, "0", sh("sh", "-c", `lsinitramfs "/boot/initrd.img-$(uname -r)" | grep -c /kernel/drivers/net/ || true`), "no network drivers in the initramfs")
+			assert.Contains(t, sh("sh", "-c", `lsinitramfs "/boot/initrd.img-$(uname -r)" | grep -E '/(virtio_blk|ahci|nvme|hv_storvsc|vmw_pvscsi)\.ko' | sed 's|.*/||' | sort | tr '\n' ' '`), "ahci.ko")
 			assert.Contains(t, sh("cat", "/proc/cmdline"), "kiln.test=1")
 			assert.Contains(t, sh("cat", "/proc/cmdline"), "root=UUID="+rootUUID)
 

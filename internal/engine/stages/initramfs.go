@@ -19,12 +19,48 @@ import (
 // one already, "-c" for a kernel that has none. A kernel is a
 // /boot/vmlinuz-VERSION with its modules in /lib/modules/VERSION; a tree
 // without one is an error.
+//
+// With Opts.Drivers set, the stage first writes
+// /etc/initramfs-tools/conf.d/kiln-drivers.conf (MODULES=list) and the
+// hook /etc/initramfs-tools/hooks/kiln-drivers, which adds those modules
+// with what they depend on. udev loads them at boot as it finds their
+// devices, as it does with MODULES=most; a driver the kernel has built in
+// or lacks is skipped. Both files stay in the image, so an initramfs the
+// machine builds later for a new kernel holds the same drivers.
 type Initramfs struct{ Opts manifest.Initramfs }
 
-var kernelVersionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_~-]*$`)
+var (
+	kernelVersionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_~-]*$`)
+	// moduleNameRE is a kernel module's name as modprobe takes it.
+	moduleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+)
 
-// Validate implements Stage: the stage has no options.
-func (s *Initramfs) Validate() error { return nil }
+const (
+	initramfsDriversConf = "/etc/initramfs-tools/conf.d/kiln-drivers.conf"
+	initramfsDriversHook = "/etc/initramfs-tools/hooks/kiln-drivers"
+)
+
+// Validate implements Stage: every driver is a module name.
+func (s *Initramfs) Validate() error {
+	for i, d := range s.Opts.Drivers {
+		if !moduleNameRE.MatchString(d) {
+			return fmt.Errorf("initramfs: drivers[%d] %q is not a kernel module name (letters, digits, _ and -)", i, d)
+		}
+	}
+	return nil
+}
+
+// driversHook is the initramfs-tools hook that adds drivers. The names
+// were checked by Validate, so they are written as they are.
+func driversHook(drivers []string) string {
+	return `#!/bin/sh
+# Written by kiln: the drivers this image's initramfs holds
+# (with MODULES=list in ` + initramfsDriversConf + `).
+set -e
+case "$1" in prereqs) exit 0 ;; esac
+. /usr/share/initramfs-tools/hook-functions
+manual_add_modules ` + strings.Join(drivers, " ") + "\n"
+}
 
 // Run implements Stage.
 func (s *Initramfs) Run(ctx context.Context, env *Env) error {
@@ -45,6 +81,15 @@ func (s *Initramfs) Run(ctx context.Context, env *Env) error {
 	boot, err := ResolveInTree(env.Tree, "/boot")
 	if err != nil {
 		return fmt.Errorf("initramfs: %w", err)
+	}
+	if len(s.Opts.Drivers) > 0 {
+		if err := WriteFile(env.Tree, initramfsDriversConf, []byte("# Written by kiln: only the drivers "+initramfsDriversHook+" adds.\nMODULES=list\n"), 0o644); err != nil {
+			return fmt.Errorf("initramfs: %w", err)
+		}
+		if err := WriteFile(env.Tree, initramfsDriversHook, []byte(driversHook(s.Opts.Drivers)), 0o755); err != nil {
+			return fmt.Errorf("initramfs: %w", err)
+		}
+		env.Logf("initramfs drivers: %s", strings.Join(s.Opts.Drivers, " "))
 	}
 	for _, v := range versions {
 		verb := "-c"
