@@ -108,16 +108,42 @@ func (s *Keyboard) saveConsoleSetup(ctx context.Context, env *Env) error {
 	if err := env.Chroot(ctx, nil, "/usr/bin/setupcon", "--save-only"); err != nil {
 		return fmt.Errorf("keyboard: saving console-setup's keymap: %w", err)
 	}
-	cached, err := os.Stat(filepath.Join(env.Tree, "etc/console-setup/cached_setup_terminal.sh"))
-	if err != nil {
-		return fmt.Errorf("keyboard: setupcon --save-only wrote no cache: %w", err)
+	if err := dateConsoleSetupCache(env.Tree, env.Epoch); err != nil {
+		return fmt.Errorf("keyboard: %w", err)
 	}
-	// console-setup compares modification times, to the second on some
-	// shells: make the configuration clearly older than its cache.
-	older := cached.ModTime().Add(-time.Minute)
+	return nil
+}
+
+// dateConsoleSetupCache makes console-setup's cache newer than its
+// configuration, as console-setup checks on every boot (it rebuilds a
+// cache that is not newer, which is slow and, early in boot, can fail).
+// It compares modification times, to the second on some shells, so the
+// configuration is dated a minute before the cache. With an epoch, the
+// cache is dated at the epoch: the disk image's filesystems clamp every
+// later time to the epoch (disk.NormalizeExt4Times), which would
+// otherwise give the cache and its configuration the same time.
+func dateConsoleSetupCache(tree string, epoch time.Time) error {
+	cached, err := os.Stat(filepath.Join(tree, "etc/console-setup/cached_setup_terminal.sh"))
+	if err != nil {
+		return fmt.Errorf("setupcon --save-only wrote no cache: %w", err)
+	}
+	at := cached.ModTime()
+	if !epoch.IsZero() && at.After(epoch) {
+		at = epoch
+	}
+	caches, err := filepath.Glob(filepath.Join(tree, "etc/console-setup/cached_*"))
+	if err != nil {
+		return err
+	}
+	for _, c := range caches {
+		if err := os.Chtimes(c, at, at); err != nil {
+			return err
+		}
+	}
+	older := at.Add(-time.Minute)
 	for _, conf := range []string{"etc/default/keyboard", "etc/default/console-setup"} {
-		if err := os.Chtimes(filepath.Join(env.Tree, conf), older, older); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("keyboard: %w", err)
+		if err := os.Chtimes(filepath.Join(tree, conf), older, older); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
 	return nil

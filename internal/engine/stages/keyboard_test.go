@@ -2,8 +2,12 @@ package stages
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-project/kiln/internal/manifest"
@@ -72,4 +76,40 @@ func TestKeyboardRejects(t *testing.T) {
 			require.ErrorContains(t, (&Keyboard{Opts: tc.opts}).Run(context.Background(), env), tc.want)
 		})
 	}
+}
+
+// console-setup's cache stays newer than its configuration in the disk
+// image, whose filesystems clamp every time after the epoch to the epoch.
+func TestConsoleSetupCacheNewerAfterClamping(t *testing.T) {
+	t.Parallel()
+	tree := t.TempDir()
+	for _, f := range []string{"/etc/console-setup/cached_setup_terminal.sh", "/etc/console-setup/cached_setup_keyboard.sh", "/etc/default/keyboard", "/etc/default/console-setup"} {
+		writeTree(t, tree, f, "x")
+	}
+	epoch := time.Unix(1700000000, 0)
+	require.NoError(t, dateConsoleSetupCache(tree, epoch))
+	clamped := func(p string) time.Time {
+		fi, err := os.Stat(filepath.Join(tree, p))
+		require.NoError(t, err)
+		if fi.ModTime().After(epoch) {
+			return epoch
+		}
+		return fi.ModTime()
+	}
+	for _, cache := range []string{"etc/console-setup/cached_setup_terminal.sh", "etc/console-setup/cached_setup_keyboard.sh"} {
+		for _, conf := range []string{"etc/default/keyboard", "etc/default/console-setup"} {
+			assert.True(t, clamped(cache).Sub(clamped(conf)) >= time.Second, "%s is newer than %s by a second or more", cache, conf)
+		}
+	}
+	// Without an epoch the cache keeps its own time.
+	tree2 := t.TempDir()
+	writeTree(t, tree2, "/etc/console-setup/cached_setup_terminal.sh", "x")
+	writeTree(t, tree2, "/etc/default/keyboard", "x")
+	before, err := os.Stat(filepath.Join(tree2, "etc/console-setup/cached_setup_terminal.sh"))
+	require.NoError(t, err)
+	require.NoError(t, dateConsoleSetupCache(tree2, time.Time{}))
+	after, err := os.Stat(filepath.Join(tree2, "etc/console-setup/cached_setup_terminal.sh"))
+	require.NoError(t, err)
+	assert.Equal(t, before.ModTime(), after.ModTime())
+	assert.ErrorContains(t, dateConsoleSetupCache(t.TempDir(), epoch), "wrote no cache")
 }
