@@ -277,8 +277,13 @@ func fixVMDKCID(file string, epoch time.Time) error {
 	// The random CID may be shorter than the fixed one, so the text after
 	// it moves: the descriptor is written again whole. An embedded one
 	// sits in a zero-padded area of fixed size; a descriptor file is cut
-	// to its new length.
-	text := bytes.TrimRight(desc, "\x00")
+	// to its new length. The text ends at the first NUL: when qemu-img
+	// itself rewrites an embedded descriptor with a shorter CID, it writes
+	// the whole area back, and the old text's tail stays after the NUL.
+	text := desc
+	if end := bytes.IndexByte(desc, 0); end >= 0 {
+		text = desc[:end]
+	}
 	fixed := append(append(append([]byte{}, text[:loc[0]]...), "CID="+vmdkCID(epoch)...), text[loc[1]:]...)
 	if off == 0 {
 		if err := f.Truncate(int64(len(fixed))); err != nil {

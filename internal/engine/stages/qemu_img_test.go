@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,7 +135,15 @@ func TestQemuImgConvertIsReproducible(t *testing.T) {
 				outs[i], err = os.ReadFile(out)
 				require.NoError(t, err)
 			}
-			require.True(t, bytes.Equal(outs[0], outs[1]), "two conversions differ")
+			if !bytes.Equal(outs[0], outs[1]) {
+				at := 0
+				for at < min(len(outs[0]), len(outs[1])) && outs[0][at] == outs[1][at] {
+					at++
+				}
+				lo, hi := max(at-48, 0), at+48
+				require.Failf(t, "two conversions differ", "sizes %d and %d, first difference at byte %d:\n%q\n%q",
+					len(outs[0]), len(outs[1]), at, outs[0][lo:min(hi, len(outs[0]))], outs[1][lo:min(hi, len(outs[1]))])
+			}
 			switch opts.Format {
 			case "vpc":
 				footer := outs[0][len(outs[0])-vhdFooterSize:]
@@ -181,4 +190,26 @@ func TestFixVMDKCIDOfAnyLength(t *testing.T) {
 	}
 	assert.Equal(t, results[0], results[1])
 	assert.Equal(t, results[0], results[2])
+
+	// An embedded descriptor that qemu-img rewrote itself with a shorter
+	// CID: the old text's tail stays after the NUL and is not the text.
+	embedded := func(desc string) []byte {
+		img := make([]byte, 4096)
+		copy(img, "KDMV")
+		binary.LittleEndian.PutUint64(img[28:], 1) // descriptor at sector 1
+		binary.LittleEndian.PutUint64(img[36:], 2) // two sectors long
+		copy(img[512:], desc)
+		return img
+	}
+	const text = "# Disk DescriptorFile\nversion=1\nCID=%s\nparentCID=ffffffff\nddb.toolsVersion = \"2147483647\"\n"
+	var images [][]byte
+	for _, desc := range []string{fmt.Sprintf(text, "1a2b3c4d"), fmt.Sprintf(text, "2b3c4d") + "\x00\"\n"} {
+		file := filepath.Join(t.TempDir(), "x.vmdk")
+		require.NoError(t, os.WriteFile(file, embedded(desc), 0o644))
+		require.NoError(t, fixVMDKCID(file, epoch))
+		b, err := os.ReadFile(file)
+		require.NoError(t, err)
+		images = append(images, b)
+	}
+	assert.Equal(t, images[0], images[1], "the bytes after the descriptor's NUL are not kept")
 }
