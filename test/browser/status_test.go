@@ -222,8 +222,10 @@ func TestWaitingIsTheStatus(t *testing.T) {
 	b.Visit("#/composes/"+res.ID, `!!document.querySelector('.timeline')`)
 	assert.Equal(t, want, Eval[string](b, composeBadge))
 	// The step it stopped at (its packages are resolved by any worker)
-	// says why it does not go on.
-	assert.Equal(t, "Packages resolved: waiting for a worker that builds aarch64", Eval[string](b, `document.querySelector('.timeline li.tl-current .tl-label').textContent`))
+	// says why it does not go on. The badge shows as soon as the compose
+	// is queued; the page follows the package resolution when it ends.
+	WaitFor[bool](b, "the current step once the packages are resolved", 30*time.Second,
+		hasText(".timeline li.tl-current .tl-label", "Packages resolved: waiting for a worker that builds aarch64"))
 	b.Resize(390)
 	noHorizontalScroll(t, b, "the waiting compose")
 }
