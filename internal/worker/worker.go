@@ -283,6 +283,8 @@ func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 		failure = &jobFailure{Reason: "the worker shut down", Retry: true}
 	}
 	if failure != nil {
+		// Problems are about the blueprint, so always the user's doing.
+		failure.UserError = failure.UserError || len(failure.Problems) > 0
 		failure.Reason, failure.Details = w.scrub.Replace(failure.Reason), w.scrub.Replace(failure.Details)
 		for i := range failure.Problems {
 			failure.Problems[i].Message = w.scrub.Replace(failure.Problems[i].Message)
@@ -322,26 +324,41 @@ func (w *Worker) execute(ctx context.Context, j *workerproto.Job) (any, *jobFail
 func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
 	var args workerproto.DepsolveArgs
 	if err := json.Unmarshal(j.Args, &args); err != nil {
-		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
+		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error(), UserError: true}
 	}
 	bp, err := blueprint.Parse(args.Blueprint, blueprint.FormatJSON)
 	if err != nil {
-		return nil, &jobFailure{Reason: "the blueprint is invalid", Details: err.Error(), Problems: workerproto.ProblemsOf(err)}
+		return nil, &jobFailure{Reason: "the blueprint is invalid", Details: err.Error(), Problems: workerproto.ProblemsOf(err), UserError: true}
 	}
 	it, err := compose.ImageType(w.cfg.Distros, bp, compose.Request{Distro: args.Distro, Arch: args.Arch, ImageType: args.ImageType}, compose.Defaults{})
 	if err != nil {
-		return nil, &jobFailure{Reason: "the image type is unknown", Details: err.Error()}
+		return nil, &jobFailure{Reason: "the image type is unknown", Details: err.Error(), UserError: true}
 	}
 	res, err := compose.Manifest(ctx, it, bp, distro.Options{Mirrors: w.cfg.Mirrors}, w.cfg.Resolver)
 	if err != nil {
 		var mirror *depsolve.MirrorError
-		return nil, &jobFailure{Reason: "the packages could not be resolved", Details: err.Error(), Retry: errors.As(err, &mirror), Problems: workerproto.ProblemsOf(err)}
+		return nil, &jobFailure{Reason: "the packages could not be resolved", Details: err.Error(), Retry: errors.As(err, &mirror), Problems: workerproto.ProblemsOf(err),
+			UserError: userDepsolveError(err)}
 	}
 	data, err := res.Manifest.Marshal()
 	if err != nil {
 		return nil, &jobFailure{Reason: "writing the manifest", Details: err.Error()}
 	}
 	return workerproto.DepsolveResult{Manifest: data}, nil
+}
+
+// userDepsolveError tells whether a failed package resolution is the
+// user's doing: a package that does not exist, a request apt cannot
+// satisfy, or blueprint problems. An unreadable mirror, or anything else,
+// is the service's.
+func userDepsolveError(err error) bool {
+	var mirror *depsolve.MirrorError
+	if errors.As(err, &mirror) {
+		return false
+	}
+	var missing *depsolve.MissingPackagesError
+	var unsat *depsolve.UnsatisfiableError
+	return errors.As(err, &missing) || errors.As(err, &unsat) || len(workerproto.ProblemsOf(err)) > 0
 }
 
 // logStream sends the build log to the service in pieces, whole lines

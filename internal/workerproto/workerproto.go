@@ -143,6 +143,12 @@ type FinishError struct {
 	// lacks), are those problems, one each, with the blueprint field
 	// they are about.
 	Problems []Problem `json:"problems,omitempty"`
+	// UserError marks a failure caused by what the user submitted (a
+	// refused blueprint, a package that does not exist, an unknown image
+	// type), not by the service: the compose-success SLO leaves these
+	// out. A worker older than this field never sets it, so its failures
+	// count against the service unless they carry Problems.
+	UserError bool `json:"user_error,omitempty"`
 }
 
 // Problem is one thing wrong with a blueprint that a job found: Field is

@@ -286,7 +286,7 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 	}
 	take := min(max(req.Max, 1), workerproto.MaxJobsPerRequest)
 	if a.cfg.Metrics != nil {
-		a.cfg.Metrics.WorkerSeen(req.Worker, time.Now())
+		a.cfg.Metrics.WorkerSeen(req.Worker, time.Now(), req.Arches...)
 	}
 	a.sawWorker(r.Context(), req.Worker, req.Arches)
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PollTimeout)
@@ -559,7 +559,64 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 		}
 		a.cfg.Metrics.JobDuration.WithLabelValues(j.Type, j.Arch, outcome).Observe(time.Since(*j.StartedAt).Seconds())
 	}
+	if a.cfg.Metrics != nil {
+		a.countCompose(r.Context(), j, f.Error)
+	}
 	a.changed(j.ComposeID)
 	a.cfg.Log.Info("job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
 	reply(w, http.StatusOK, nil)
+}
+
+// countCompose counts j's compose in kiln_composes_finished_total when the
+// finish of j, which failed with failure (nil: succeeded), ended the
+// compose's last unfinished job: success, failure, or user_error when the
+// failure was what the user submitted. A canceled compose is not counted.
+// A failure is the user's when its worker says so (UserError) or when it
+// carries blueprint problems; a worker older than the UserError flag
+// sends only the problems, so its other failures count as the service's.
+// Two jobs of one compose finished at the same instant on two replicas
+// may both count it; jobs given up by the queue (their worker vanished)
+// never pass here.
+func (a *api) countCompose(ctx context.Context, j store.Job, failure *workerproto.FinishError) {
+	jobs, err := a.cfg.Queue.ComposeJobs(ctx, j.OrgID, j.ComposeID)
+	if err != nil {
+		a.cfg.Log.Warn("reading a compose's jobs to count it", "compose_id", j.ComposeID, "err", err)
+		return
+	}
+	userError := failure != nil && (failure.UserError || len(failure.Problems) > 0)
+	for _, o := range jobs {
+		switch o.State {
+		case store.JobPending, store.JobRunning:
+			return // not over yet; this job may have been requeued, too
+		case store.JobFailure:
+			if o.ID != j.ID && o.Error != nil {
+				if _, problems := workerproto.DecodeDetails(o.Error.Details); len(problems) > 0 {
+					userError = true
+				}
+			}
+		}
+	}
+	if store.ComposeCancelled(jobs) {
+		return
+	}
+	outcome := composeOutcome(store.ComposeStatus(jobs, workerproto.KindUpload), userError)
+	if outcome == "" {
+		return
+	}
+	a.cfg.Metrics.ComposeFinished(outcome)
+}
+
+// composeOutcome is the kiln_composes_finished_total outcome of a compose
+// that ended with status, or "" for a status that is not final.
+func composeOutcome(status string, userError bool) string {
+	switch {
+	case status == store.ComposeSuccess:
+		return metrics.OutcomeSuccess
+	case status != store.ComposeFailure:
+		return ""
+	case userError:
+		return metrics.OutcomeUserError
+	default:
+		return metrics.OutcomeFailure
+	}
 }
