@@ -91,6 +91,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newComposeCommand(a),
 		newUploadCommand(a),
 		newVerifyCommand(a),
+		newSLOCommand(a),
 	)
 	return root
 }
