@@ -132,7 +132,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.HTTPDuration.WithLabelValues("getComposes", "GET", "200").Observe(0.01)
 	m.JobDuration.WithLabelValues("build", "x86_64", "success").Observe(60)
 	m.QueueWait.WithLabelValues("build", "x86_64").Observe(1)
-	m.WorkerSeen("w1", time.Now())
+	m.WorkerSeen("w1", time.Now(), "x86_64")
 	families, err := m.Registry.Gather()
 	require.NoError(t, err)
 	// kiln worker's /metrics.
@@ -785,12 +785,19 @@ type ruleFile struct {
 var (
 	promString = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + "`[^`]*`")
 	kilnMetric = regexp.MustCompile(`\bkiln_[a-zA-Z0-9_:]+`)
+	// kilnRecorded is the name of a series a kiln recording rule makes.
+	kilnRecorded = regexp.MustCompile(`\bkiln:[a-zA-Z0-9_:]+`)
 )
 
 // metricsIn returns the kiln_* metric names an expression uses (label
 // values and other strings left out).
 func metricsIn(expr string) []string {
 	return kilnMetric.FindAllString(promString.ReplaceAllString(expr, `""`), -1)
+}
+
+// recordedIn returns the kiln:* recorded series an expression uses.
+func recordedIn(expr string) []string {
+	return kilnRecorded.FindAllString(promString.ReplaceAllString(expr, `""`), -1)
 }
 
 func TestDeployPrometheusRules(t *testing.T) {
@@ -801,6 +808,10 @@ func TestDeployPrometheusRules(t *testing.T) {
 	require.NotEmpty(t, files)
 	seen := map[string]bool{}
 	used := map[string]bool{}
+	// recording rules: the kiln metrics each recorded name reads, and the
+	// recorded names the alerts read.
+	records := map[string][]string{}
+	var alertRecords []string
 	for _, f := range files {
 		for _, doc := range yamlDocuments(t, f) {
 			b, err := yaml.Marshal(doc)
@@ -812,6 +823,15 @@ func TestDeployPrometheusRules(t *testing.T) {
 				require.NotEmpty(t, g.Rules, "%s: group %s has no rules", f, g.Name)
 				for _, r := range g.Rules {
 					if r.Record != "" {
+						where := fmt.Sprintf("%s: record %s", filepath.Base(f), r.Record)
+						assert.True(t, strings.HasPrefix(r.Record, "kiln:"), "%s: recorded names start with kiln: (kiln_ is for what kiln exports)", where)
+						for _, m := range metricsIn(r.Expr) {
+							assert.True(t, exported[m], "%s: uses %s, which kiln does not export", where, m)
+							records[r.Record] = append(records[r.Record], m)
+						}
+						for _, rec := range recordedIn(r.Expr) {
+							records[r.Record] = append(records[r.Record], rec)
+						}
 						continue
 					}
 					where := fmt.Sprintf("%s: %s", filepath.Base(f), r.Alert)
@@ -824,15 +844,40 @@ func TestDeployPrometheusRules(t *testing.T) {
 					}
 					assert.Contains(t, []string{"critical", "warning", "info"}, r.Labels["severity"], "%s: labels.severity", where)
 					assert.NotEmpty(t, r.Annotations["summary"], "%s: annotations.summary", where)
+					assert.Equal(t, "https://github.com/kiln-project/kiln/blob/main/docs/runbooks/"+r.Alert+".md", r.Annotations["runbook_url"], "%s: annotations.runbook_url", where)
 					for _, m := range metricsIn(r.Expr) {
 						used[m] = true
 						assert.True(t, exported[m], "%s: uses %s, which kiln does not export", where, m)
 					}
+					alertRecords = append(alertRecords, recordedIn(r.Expr)...)
 				}
 			}
 		}
 	}
-	for _, m := range []string{"kiln_jobs", "kiln_workers_active", "kiln_job_duration_seconds_count", "kiln_http_request_duration_seconds_count", "kiln_artifacts_bytes"} {
+	// What the alerts read through recording rules counts as watched.
+	followed := map[string]bool{}
+	for len(alertRecords) > 0 {
+		rec := alertRecords[0]
+		alertRecords = alertRecords[1:]
+		if followed[rec] {
+			continue
+		}
+		followed[rec] = true
+		reads, ok := records[rec]
+		assert.True(t, ok, "an alert reads %s, which no rule records", rec)
+		for _, m := range reads {
+			if strings.HasPrefix(m, "kiln:") {
+				alertRecords = append(alertRecords, m)
+			} else {
+				used[m] = true
+			}
+		}
+	}
+	// The compose failure ratio, API errors and latency and the queue wait
+	// are watched by the SLO alerts (slo.yaml), the rest by alerts.yaml.
+	for _, m := range []string{"kiln_jobs", "kiln_workers_active", "kiln_http_request_duration_seconds_count",
+		"kiln_http_request_duration_seconds_bucket", "kiln_artifacts_bytes", "kiln_composes_finished_total",
+		"kiln_job_queue_wait_seconds_bucket", "kiln_job_duration_seconds_bucket"} {
 		assert.True(t, used[m], "no alert watches %s", m)
 	}
 }
@@ -843,6 +888,8 @@ func TestDeployHelpers(t *testing.T) {
 	t.Parallel()
 	assert.Equal(t, []string{"kiln_jobs", "kiln_job_duration_seconds_count"},
 		metricsIn(`sum(kiln_jobs{job="kiln_x", arch='kiln_y'}) / rate(kiln_job_duration_seconds_count[5m])`))
+	assert.Equal(t, []string{"kiln:slo_error_ratio:rate1h"},
+		recordedIn(`kiln:slo_error_ratio:rate1h{slo="kiln:x"} > 0.1 and kiln_jobs`))
 	assert.Equal(t, []string{"/usr/bin/kiln", "serve", "--listen=:1", "--quota=5", "--rate-limit=1", "a b"},
 		execArgv(`-/usr/bin/kiln serve --listen=${L} $ARGS "a b"`, map[string]string{"L": ":1", "ARGS": "--quota=5  --rate-limit=1"}))
 	for _, tc := range []struct {
