@@ -25,6 +25,7 @@ func startTracing(ctx context.Context, endpoint, service string, log *slog.Logge
 			return nil, fmt.Errorf("--otlp-endpoint: %w", err)
 		}
 	}
+	telemetry.LogErrorsTo(log)
 	shutdown, err := telemetry.Setup(ctx, endpoint, service, version())
 	if err != nil {
 		return nil, fmt.Errorf("--otlp-endpoint: %w", err)

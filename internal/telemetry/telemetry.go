@@ -94,15 +94,25 @@ func Setup(ctx context.Context, endpoint, serviceName, version string) (func(con
 	if err != nil {
 		return nil, fmt.Errorf("the OTLP exporter: %w", err)
 	}
-	res, err := sdkresource.Merge(sdkresource.Default(),
-		sdkresource.NewSchemaless(semconv.ServiceName(serviceName), semconv.ServiceVersion(version)))
+	// Later detectors win: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+	// over kiln's own names.
+	res, err := sdkresource.New(ctx, sdkresource.WithTelemetrySDK(), sdkresource.WithHost(),
+		sdkresource.WithAttributes(semconv.ServiceName(serviceName), semconv.ServiceVersion(version)),
+		sdkresource.WithFromEnv())
 	if err != nil {
-		// Only a conflict of schema URLs; keep the defaults then.
-		res = sdkresource.Default()
+		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
+}
+
+// LogErrorsTo sends what goes wrong in tracing (a collector that does not
+// answer, spans dropped) to log, as warnings.
+func LogErrorsTo(log *slog.Logger) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("tracing", "err", err)
+	}))
 }
 
 // Inject returns the traceparent of the span in ctx ("00-<trace>-<span>-<flags>"),

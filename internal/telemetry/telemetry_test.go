@@ -20,6 +20,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestLogHandlerAddsTraceAndSpanIDs(t *testing.T) {
@@ -123,14 +125,24 @@ func TestTracesURL(t *testing.T) {
 
 // collector counts the OTLP/HTTP requests it receives.
 type collector struct {
-	mu    sync.Mutex
-	posts []*http.Request
+	mu       sync.Mutex
+	posts    []*http.Request
+	services []string // the service.name of each batch
 }
 
 func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	data, _ := io.ReadAll(r.Body)
+	var req coltracepb.ExportTraceServiceRequest
+	_ = proto.Unmarshal(data, &req)
 	c.mu.Lock()
 	c.posts = append(c.posts, r)
+	for _, rs := range req.GetResourceSpans() {
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.GetKey() == "service.name" {
+				c.services = append(c.services, kv.GetValue().GetStringValue())
+			}
+		}
+	}
 	c.mu.Unlock()
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK)
@@ -143,6 +155,26 @@ func (c *collector) got() []*http.Request {
 }
 
 func TestSetupExportsOverOTLPHTTP(t *testing.T) {
+	for _, env := range []string{"", "kiln-eu1"} {
+		t.Run("OTEL_SERVICE_NAME="+env, func(t *testing.T) {
+			if env != "" {
+				t.Setenv("OTEL_SERVICE_NAME", env)
+			}
+			col := exportOne(t)
+			want := "kiln-test"
+			if env != "" {
+				want = env
+			}
+			col.mu.Lock()
+			defer col.mu.Unlock()
+			assert.Equal(t, []string{want}, col.services, "the service's name; the variable wins")
+		})
+	}
+}
+
+// exportOne sets tracing up towards a collector, makes a span and shuts
+// tracing down, and returns what the collector received.
+func exportOne(t *testing.T) *collector {
 	col := &collector{}
 	srv := httptest.NewServer(col)
 	defer srv.Close()
@@ -165,6 +197,7 @@ func TestSetupExportsOverOTLPHTTP(t *testing.T) {
 		assert.Equal(t, TracesPath, p.URL.Path)
 		assert.Equal(t, "application/x-protobuf", p.Header.Get("Content-Type"))
 	}
+	return col
 }
 
 func TestSetupOffSendsNothing(t *testing.T) {
