@@ -576,10 +576,12 @@ func traced(ctx context.Context, j store.Job) context.Context {
 
 // queueWaitSpan records the time j waited in the queue, from when it was
 // queued until worker leased it, as a span of its compose's trace, and
-// returns a context in it.
+// returns a context in it. A job that came with no trace context (created
+// while tracing was off) gets none: a trace of its queue wait alone would
+// tell nothing.
 func queueWaitSpan(ctx context.Context, j store.Job, worker string) context.Context {
 	ctx = traced(ctx, j)
-	if j.StartedAt == nil {
+	if j.StartedAt == nil || j.TraceParent == "" {
 		return ctx
 	}
 	ctx, span := telemetry.Tracer().Start(ctx, "queue wait", trace.WithTimestamp(j.QueuedAt), trace.WithSpanKind(trace.SpanKindInternal),
