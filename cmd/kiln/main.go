@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/config"
 	"github.com/kiln-project/kiln/internal/distro"
+	"github.com/kiln-project/kiln/internal/telemetry"
 )
 
 // app is what every verb shares: resolved once at start-up.
@@ -101,7 +102,7 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if a.verbose {
 		level = slog.LevelInfo
 	}
-	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	a.log = slog.New(telemetry.NewLogHandler(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})))
 	path, explicit := a.configPath, a.configPath != ""
 	if !explicit {
 		path = config.DefaultPath

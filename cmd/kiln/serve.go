@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/internal/emulation"
 	"github.com/kiln-project/kiln/internal/service"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/telemetry"
 	"github.com/kiln-project/kiln/internal/worker"
 )
 
@@ -21,6 +22,7 @@ const defaultDataDir = "/var/lib/kiln"
 
 func newServeCommand(a *app) *cobra.Command {
 	var cfg service.Config
+	var otlpEndpoint string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the image-builder service: web UI, REST API, job queue and workers",
@@ -36,7 +38,12 @@ composes. Create API tokens with "kiln token create".`,
 			if cfg.Workers < -1 {
 				return fmt.Errorf("--workers %d: give how many in-process workers to run, 0 for none", cfg.Workers)
 			}
-			cfg.Log = slog.New(slog.NewJSONHandler(a.stderr, nil))
+			cfg.Log = slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(a.stderr, nil)))
+			stopTracing, err := startTracing(cmd.Context(), otlpEndpoint, "kiln", cfg.Log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			if cfg.Workers > 0 {
 				for i, arch := range cfg.WorkerArches {
 					cfg.WorkerArches[i] = strings.TrimSpace(arch)
@@ -47,7 +54,6 @@ composes. Create API tokens with "kiln token create".`,
 				}
 				cfg.Log.Info("in-process workers build", "arches", worker.DescribeArches(cfg.WorkerArches, modes))
 			}
-			var err error
 			if cfg.Mirrors, cfg.Resolver, err = a.workerDeps(); err != nil {
 				return err
 			}
@@ -82,6 +88,7 @@ composes. Create API tokens with "kiln token create".`,
 	f.IntVar(&cfg.RateLimit.Burst, "rate-burst", 100, "API requests an organization may make at once")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", 30*time.Second, "how long a request's body may take to arrive after its headers (408 past it); a worker's upload may stall this long")
 	f.IntVar(&cfg.LogStreams.PerOrg, "log-streams", 8, "build logs each organization may follow at once on this replica (429 past it)")
+	otlpFlag(f, &otlpEndpoint)
 	return cmd
 }
 

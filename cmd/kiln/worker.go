@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/emulation"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/telemetry"
 	"github.com/kiln-project/kiln/internal/worker"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
@@ -34,6 +35,7 @@ var checkArch worker.ArchCheck = emulation.Check
 func newWorkerCommand(a *app) *cobra.Command {
 	var (
 		token, name, listen string
+		otlpEndpoint        string
 		servers, arches     []string
 		concurrency         int
 		grace               time.Duration
@@ -91,7 +93,12 @@ it builds each.`,
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewJSONHandler(a.stderr, nil))
+			log := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(a.stderr, nil)))
+			stopTracing, err := startTracing(cmd.Context(), otlpEndpoint, "kiln-worker", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			for _, arch := range arches {
 				log.Info("builds", "arch", arch, "mode", string(modes[arch]))
 			}
@@ -150,6 +157,7 @@ it builds each.`,
 	f.StringVar(&name, "name", "", "the worker's name in the service's records (default: the host name)")
 	f.DurationVar(&grace, "grace", 10*time.Minute, "after SIGTERM, how long running jobs may go on before they are handed back")
 	f.StringVar(&listen, "listen", "", "address to serve /livez, /readyz and /metrics on (default: none)")
+	otlpFlag(f, &otlpEndpoint)
 	return cmd
 }
 

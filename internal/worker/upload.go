@@ -10,7 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/telemetry"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
@@ -46,7 +50,6 @@ func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailu
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	rep := &jobReporter{ctx: ctx, client: w.cfg.Client, job: j}
 	logf := func(format string, a ...any) {
 		_ = w.cfg.Client.Log(ctx, j, fmt.Appendf(nil, "upload: "+format+"\n", a...))
 	}
@@ -62,7 +65,10 @@ func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailu
 		a.Path = filepath.Join(dir, filepath.Base(built.Filename))
 		logf("fetching %s (%d bytes) from the service", built.Filename, built.Size)
 		start := time.Now()
-		err := w.cfg.Client.GetFile(ctx, j, built.Filename, a.Path, built.Size, built.SHA256, nil)
+		fctx, span := telemetry.Tracer().Start(ctx, "fetch image", trace.WithAttributes(attribute.Int64("kiln.size", built.Size)))
+		err := w.cfg.Client.GetFile(fctx, j, built.Filename, a.Path, built.Size, built.SHA256, nil)
+		telemetry.Fail(span, err)
+		span.End()
 		if err != nil {
 			// A copy cut short (the lease or the context ended) is gone
 			// on from by the next try here; anything else starts anew.
@@ -76,7 +82,12 @@ func (w *Worker) upload(ctx context.Context, j *workerproto.Job) (any, *jobFailu
 	}
 	logf("delivering %s to %s", built.Filename, args.Type)
 	start := time.Now()
-	res, err := tg.Upload(ctx, a, args.Options, rep)
+	uctx, span := telemetry.Tracer().Start(ctx, "upload "+args.Type, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("kiln.upload_type", args.Type), attribute.Int64("kiln.size", built.Size)))
+	rep := &jobReporter{ctx: uctx, client: w.cfg.Client, job: j}
+	res, err := tg.Upload(uctx, a, args.Options, rep)
+	telemetry.Fail(span, err)
+	span.End()
 	if err != nil {
 		logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 		reason := "the upload failed: " + err.Error()
@@ -127,6 +138,7 @@ func (r *jobReporter) Step(step string) {
 	p := r.progress()
 	r.mu.Unlock()
 	if changed {
+		trace.SpanFromContext(r.ctx).AddEvent(step)
 		_ = r.client.ProgressStep(r.ctx, r.job, p)
 	}
 }

@@ -22,6 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/compose"
 	"github.com/kiln-project/kiln/internal/depsolve"
@@ -29,6 +32,7 @@ import (
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/manifest"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/telemetry"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
@@ -220,8 +224,14 @@ func (w *Worker) Run(ctx context.Context) error {
 type jobFailure = workerproto.FinishError
 
 func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
+	// The job is a span of its compose's trace, and the job's log lines,
+	// made with ctx, carry the trace's ID.
+	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, j.TraceParent), "job "+j.Type, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(telemetry.ComposeID.String(j.ComposeID), telemetry.JobID.String(j.ID), telemetry.JobType.String(j.Type),
+			telemetry.Arch.String(j.Arch), telemetry.Worker.String(w.cfg.Name)))
+	defer span.End()
 	log := w.cfg.Log.With("job_id", j.ID, "compose_id", j.ComposeID, "type", j.Type)
-	log.Info("job started")
+	log.InfoContext(ctx, "job started")
 	w.cfg.Health.started()
 	outcome := "lost"
 	defer func() { w.cfg.Health.ended(j.Type, outcome) }()
@@ -258,7 +268,7 @@ func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 					cancel(err)
 					return
 				case err != nil && jobCtx.Err() == nil:
-					log.Warn("heartbeat failed", "err", err)
+					log.WarnContext(ctx, "heartbeat failed", "err", err)
 				}
 			}
 		}
@@ -275,7 +285,8 @@ func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 	defer fcancel()
 	switch {
 	case errors.Is(cause, workerproto.ErrLeaseLost):
-		log.Warn("the job's lease was lost; dropping it")
+		log.WarnContext(ctx, "the job's lease was lost; dropping it")
+		telemetry.FailReason(span, "the job's lease was lost")
 		return
 	case errors.Is(cause, errCanceled):
 		failure = &jobFailure{Reason: "canceled"}
@@ -291,7 +302,8 @@ func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 		}
 	}
 	if err := w.cfg.Client.Finish(fctx, j, result, failure); err != nil {
-		log.Error("finishing the job failed", "err", err)
+		log.ErrorContext(ctx, "finishing the job failed", "err", err)
+		telemetry.Fail(span, err)
 		return
 	}
 	switch {
@@ -302,10 +314,12 @@ func (w *Worker) runJob(ctx context.Context, j *workerproto.Job) {
 	default:
 		outcome = "failure"
 	}
+	span.SetAttributes(attribute.String("kiln.outcome", outcome))
 	if failure != nil {
-		log.Info("job failed", "reason", failure.Reason, "retry", failure.Retry)
+		telemetry.FailReason(span, failure.Reason)
+		log.InfoContext(ctx, "job failed", "reason", failure.Reason, "retry", failure.Retry)
 	} else {
-		log.Info("job done")
+		log.InfoContext(ctx, "job done")
 	}
 }
 
@@ -330,6 +344,7 @@ func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFai
 	if err != nil {
 		return nil, &jobFailure{Reason: "the blueprint is invalid", Details: err.Error(), Problems: workerproto.ProblemsOf(err), UserError: true}
 	}
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.ImageType.String(args.ImageType), telemetry.Arch.String(args.Arch))
 	it, err := compose.ImageType(w.cfg.Distros, bp, compose.Request{Distro: args.Distro, Arch: args.Arch, ImageType: args.ImageType}, compose.Defaults{})
 	if err != nil {
 		return nil, &jobFailure{Reason: "the image type is unknown", Details: err.Error(), UserError: true}
@@ -417,11 +432,14 @@ func (w *Worker) build(ctx context.Context, j *workerproto.Job) (any, *jobFailur
 	if err != nil {
 		return nil, &jobFailure{Reason: "the manifest is invalid", Details: err.Error()}
 	}
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.ImageType.String(m.Target.ImageType), telemetry.Arch.String(m.Target.Arch))
 	logs := &logStream{ctx: context.WithoutCancel(ctx), client: w.cfg.Client, job: j, scrub: w.scrub, last: time.Now()}
 	defer logs.Flush()
 	var failedMu sync.Mutex
 	var failed engine.Event // the stage that failed, as the engine reports it
+	stages := &stageSpans{ctx: ctx, open: map[int]trace.Span{}}
 	reporter := engine.ReporterFunc(func(ev engine.Event) {
+		stages.report(ev)
 		if ev.Kind == engine.BuildFailed {
 			failedMu.Lock()
 			failed = ev
@@ -436,6 +454,7 @@ func (w *Worker) build(ctx context.Context, j *workerproto.Job) (any, *jobFailur
 		}
 	})
 	out, err := w.buildAndUpload(ctx, j, m, dep.Manifest, logs, reporter)
+	stages.end(err)
 	if err != nil {
 		failedMu.Lock()
 		defer failedMu.Unlock()
@@ -463,7 +482,10 @@ func (w *Worker) buildAndUpload(ctx context.Context, j *workerproto.Job, m *mani
 	if err != nil {
 		return workerproto.BuildResult{}, err
 	}
+	ctx, span := telemetry.Tracer().Start(ctx, "store files")
+	defer span.End()
 	fail := func(err error) (workerproto.BuildResult, error) {
+		telemetry.Fail(span, err)
 		fmt.Fprintf(log, "build failed: %v\n", err)
 		return workerproto.BuildResult{}, err
 	}

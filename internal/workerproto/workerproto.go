@@ -107,6 +107,10 @@ type Job struct {
 	DepResults map[string]json.RawMessage `json:"dep_results,omitempty"`
 	// LeaseSeconds is how long the lease lasts without a heartbeat.
 	LeaseSeconds int `json:"lease_seconds"`
+	// TraceParent is the W3C trace context of the compose's trace
+	// ("00-<trace>-<span>-<flags>"): the worker's spans for the job are
+	// its children and its log lines carry its trace ID. Empty: none.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Heartbeat answers a heartbeat: whether the job was canceled.

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kiln-project/kiln/blueprint"
 	"github.com/kiln-project/kiln/internal/apimodel"
 	"github.com/kiln-project/kiln/internal/compose"
@@ -19,6 +22,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/telemetry"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
@@ -210,17 +214,40 @@ func (s *Server) newCompose(r *http.Request, req composeRequest, bpID string, bp
 // all of them or, past the org's quota, none.
 func (s *Server) storeComposes(r *http.Request, cs []store.NewCompose) error {
 	org := orgOf(r.Context())
+	// Each compose's trace goes on from here, through its jobs, to the
+	// workers that run them.
+	ctxs, spans := make([]context.Context, len(cs)), make([]trace.Span, len(cs))
+	for i := range cs {
+		c := &cs[i].Compose
+		ctx, span := telemetry.Tracer().Start(r.Context(), "create compose", trace.WithAttributes(
+			telemetry.ComposeID.String(c.ID), telemetry.ImageType.String(c.ImageType)))
+		defer span.End()
+		ctxs[i], spans[i] = ctx, span
+		tp := telemetry.Inject(ctx)
+		for k := range cs[i].Jobs {
+			cs[i].Jobs[k].TraceParent = tp
+			if a := cs[i].Jobs[k].Arch; a != "" {
+				span.SetAttributes(telemetry.Arch.String(a))
+			}
+		}
+	}
 	err := s.cfg.Store.CreateComposes(r.Context(), org, cs, s.cfg.Quota.of(org, s.cfg.Now().UTC()))
 	var qe *store.QuotaError
 	if errors.As(err, &qe) {
+		for _, span := range spans {
+			span.SetAttributes(attribute.Bool("kiln.quota_exceeded", true))
+		}
 		return s.cfg.Quota.exceeded(org, qe, len(cs))
 	}
 	if err != nil {
+		for _, span := range spans {
+			telemetry.Fail(span, err)
+		}
 		return err
 	}
-	for _, nc := range cs {
+	for i, nc := range cs {
 		c := nc.Compose
-		s.cfg.Log.Info("compose accepted", "compose_id", c.ID, "org_id", c.OrgID, "request_id", requestID(r.Context()),
+		s.cfg.Log.InfoContext(ctxs[i], "compose accepted", "compose_id", c.ID, "org_id", c.OrgID, "request_id", requestID(r.Context()),
 			"image_type", c.ImageType, "blueprint_id", c.BlueprintID)
 	}
 	return nil
@@ -733,7 +760,7 @@ func (s *Server) cancelCompose(w http.ResponseWriter, r *http.Request, params ma
 	case err != nil:
 		return err
 	}
-	s.cfg.Log.Info("compose cancelled", "compose_id", id, "org_id", org, "request_id", requestID(r.Context()))
+	s.cfg.Log.InfoContext(r.Context(), "compose cancelled", "compose_id", id, "org_id", org, "request_id", requestID(r.Context()))
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})
 	return nil
 }
@@ -753,7 +780,7 @@ func (s *Server) deleteCompose(w http.ResponseWriter, r *http.Request, params ma
 		}
 		return err
 	}
-	s.cfg.Log.Info("compose deleted", "compose_id", id, "org_id", org, "request_id", requestID(r.Context()))
+	s.cfg.Log.InfoContext(r.Context(), "compose deleted", "compose_id", id, "org_id", org, "request_id", requestID(r.Context()))
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})
 	return nil
 }

@@ -23,6 +23,11 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
@@ -30,6 +35,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/target"
+	"github.com/kiln-project/kiln/internal/telemetry"
 )
 
 // Config configures the API. The zero value of each field means its
@@ -174,7 +180,31 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _ = s.getReadiness(w, r, nil) })
 	mux.Handle(Prefix+"/", http.HandlerFunc(s.serveAPI))
-	return s.withRequestID(s.withLogging(s.withRecovery(mux)))
+	return s.withRequestID(s.withTracing(s.withLogging(s.withRecovery(mux))))
+}
+
+// withTracing makes each API request a server span (named by its
+// operation once routed, see serveAPI), the child of the trace context
+// the request carries if any: the access log and every log line and span
+// of the request are in it. Probes (/livez, /readyz) are not traced.
+func (s *Server) withTracing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, Prefix+"/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := telemetry.Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+				attribute.String("kiln.request_id", requestID(r.Context()))))
+		defer span.End()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+		if sw.status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		}
+	})
 }
 
 func (s *Server) withRequestID(next http.Handler) http.Handler {
@@ -223,7 +253,7 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		start := s.cfg.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.cfg.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		s.cfg.Log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 			"duration_ms", float64(s.cfg.Now().Sub(start).Microseconds())/1000, "request_id", requestID(r.Context()))
 	})
 }
@@ -235,7 +265,7 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.cfg.Log.Error("panic serving a request", "panic", fmt.Sprint(v), "request_id", requestID(r.Context()))
+				s.cfg.Log.ErrorContext(r.Context(), "panic serving a request", "panic", fmt.Sprint(v), "request_id", requestID(r.Context()))
 				writeError(w, r, newError(http.StatusInternalServerError))
 			}
 		}()
@@ -276,6 +306,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	op := route.Operation
 	routeName = op.OperationID
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetName(op.OperationID)
+		span.SetAttributes(attribute.String("http.route", route.Path))
+	}
 	public := op.Security != nil && len(*op.Security) == 0
 	if !public {
 		var org string
@@ -320,7 +354,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if err := h(w, r, params); err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
-			s.cfg.Log.Error("handler failed", "operation", op.OperationID, "err", err, "request_id", requestID(r.Context()), "org_id", orgOf(r.Context()))
+			s.cfg.Log.ErrorContext(r.Context(), "handler failed", "operation", op.OperationID, "err", err, "request_id", requestID(r.Context()), "org_id", orgOf(r.Context()))
 			ae = newError(http.StatusInternalServerError)
 		}
 		writeError(w, r, ae)

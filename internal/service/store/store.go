@@ -265,6 +265,10 @@ type Job struct {
 	Args        json.RawMessage
 	Deps        []string
 	MaxAttempts int // 0: DefaultMaxAttempts
+	// TraceParent is the W3C trace context of the request that created
+	// the job ("00-<trace>-<span>-<flags>"), which the worker running it
+	// continues; empty when there was none.
+	TraceParent string
 
 	State       string
 	Attempts    int

@@ -18,10 +18,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/bodydeadline"
 	"github.com/kiln-project/kiln/internal/service/metrics"
 	"github.com/kiln-project/kiln/internal/service/store"
+	"github.com/kiln-project/kiln/internal/telemetry"
 	"github.com/kiln-project/kiln/internal/workerproto"
 )
 
@@ -300,9 +303,10 @@ func (a *api) requestJob(w http.ResponseWriter, r *http.Request) {
 				if a.cfg.Metrics != nil && l.Job.StartedAt != nil {
 					a.cfg.Metrics.QueueWait.WithLabelValues(l.Job.Type, l.Job.Arch).Observe(l.Job.StartedAt.Sub(l.Job.QueuedAt).Seconds())
 				}
-				a.cfg.Log.Info("job leased", "job_id", l.Job.ID, "compose_id", l.Job.ComposeID, "org_id", l.Job.OrgID, "type", l.Job.Type, "worker", req.Worker)
+				lctx := queueWaitSpan(r.Context(), l.Job, req.Worker)
+				a.cfg.Log.InfoContext(lctx, "job leased", "job_id", l.Job.ID, "compose_id", l.Job.ComposeID, "org_id", l.Job.OrgID, "type", l.Job.Type, "worker", req.Worker)
 				jobs[i] = workerproto.Job{ID: l.Job.ID, Token: l.Token, ComposeID: l.Job.ComposeID, Type: l.Job.Type, Arch: l.Job.Arch,
-					Args: l.Job.Args, DepResults: l.DepResults, LeaseSeconds: int(a.cfg.Lease / time.Second)}
+					Args: l.Job.Args, DepResults: l.DepResults, LeaseSeconds: int(a.cfg.Lease / time.Second), TraceParent: l.Job.TraceParent}
 			}
 			if req.Max <= 1 {
 				// The answer every worker read before Max existed.
@@ -414,7 +418,7 @@ func (a *api) appendLog(w http.ResponseWriter, r *http.Request, j store.Job, _ s
 		return
 	}
 	if err := a.cfg.Artifacts.Append(r.Context(), j.ComposeID, artifacts.BuildLog, data); err != nil {
-		a.cfg.Log.Error("appending to a build log", "compose_id", j.ComposeID, "err", err)
+		a.cfg.Log.ErrorContext(traced(r.Context(), j), "appending to a build log", "compose_id", j.ComposeID, "err", err)
 		fail(w, http.StatusInternalServerError, "could not store the log")
 		return
 	}
@@ -430,7 +434,7 @@ func (a *api) putFile(w http.ResponseWriter, r *http.Request, j store.Job, _ str
 		return
 	}
 	if err != nil {
-		a.cfg.Log.Error("storing a file", "compose_id", j.ComposeID, "name", name, "err", err)
+		a.cfg.Log.ErrorContext(traced(r.Context(), j), "storing a file", "compose_id", j.ComposeID, "name", name, "err", err)
 		fail(w, http.StatusBadRequest, "could not store %s: %v", name, err)
 		return
 	}
@@ -445,7 +449,7 @@ func (a *api) getFile(w http.ResponseWriter, r *http.Request, j store.Job, _ str
 	if p, ok := a.cfg.Artifacts.(artifacts.Presigner); ok {
 		u, err := p.PresignGet(r.Context(), j.ComposeID, name, name, time.Hour)
 		if err != nil {
-			a.cfg.Log.Error("presigning a file for a worker", "compose_id", j.ComposeID, "name", name, "err", err)
+			a.cfg.Log.ErrorContext(traced(r.Context(), j), "presigning a file for a worker", "compose_id", j.ComposeID, "name", name, "err", err)
 			fail(w, http.StatusInternalServerError, "could not presign %s", name)
 			return
 		}
@@ -458,7 +462,7 @@ func (a *api) getFile(w http.ResponseWriter, r *http.Request, j store.Job, _ str
 		return
 	}
 	if err != nil {
-		a.cfg.Log.Error("opening a file for a worker", "compose_id", j.ComposeID, "name", name, "err", err)
+		a.cfg.Log.ErrorContext(traced(r.Context(), j), "opening a file for a worker", "compose_id", j.ComposeID, "name", name, "err", err)
 		fail(w, http.StatusInternalServerError, "could not open %s", name)
 		return
 	}
@@ -491,11 +495,11 @@ func (a *api) createUpload(w http.ResponseWriter, r *http.Request, j store.Job, 
 	}
 	up, err := p.CreateUpload(r.Context(), j.ComposeID, req.Name, req.Size, a.cfg.UploadExpiry)
 	if err != nil {
-		a.cfg.Log.Error("starting an upload", "compose_id", j.ComposeID, "name", req.Name, "err", err)
+		a.cfg.Log.ErrorContext(traced(r.Context(), j), "starting an upload", "compose_id", j.ComposeID, "name", req.Name, "err", err)
 		fail(w, http.StatusBadRequest, "could not start the upload of %s: %v", req.Name, err)
 		return
 	}
-	a.cfg.Log.Info("upload started", "job_id", j.ID, "compose_id", j.ComposeID, "name", req.Name, "size", req.Size, "parts", len(up.Parts))
+	a.cfg.Log.InfoContext(traced(r.Context(), j), "upload started", "job_id", j.ID, "compose_id", j.ComposeID, "name", req.Name, "size", req.Size, "parts", len(up.Parts))
 	reply(w, http.StatusOK, workerproto.UploadOffer{Presigned: true, Upload: up})
 }
 
@@ -517,7 +521,7 @@ func (a *api) completeUpload(w http.ResponseWriter, r *http.Request, j store.Job
 		return
 	}
 	if err := p.CompleteUpload(r.Context(), j.ComposeID, c.Name, r.PathValue("upload"), c.Parts, c.Size); err != nil {
-		a.cfg.Log.Error("completing an upload", "compose_id", j.ComposeID, "name", c.Name, "err", err)
+		a.cfg.Log.ErrorContext(traced(r.Context(), j), "completing an upload", "compose_id", j.ComposeID, "name", c.Name, "err", err)
 		fail(w, http.StatusBadRequest, "could not complete the upload of %s: %v", c.Name, err)
 		return
 	}
@@ -563,7 +567,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 		a.countCompose(r.Context(), j, f.Error)
 	}
 	a.changed(j.ComposeID)
-	a.cfg.Log.Info("job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
+	a.cfg.Log.InfoContext(traced(r.Context(), j), "job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
 	reply(w, http.StatusOK, nil)
 }
 
@@ -619,4 +623,28 @@ func composeOutcome(status string, userError bool) string {
 	default:
 		return metrics.OutcomeFailure
 	}
+}
+
+// traced is ctx in the trace of j's compose (when its request carried
+// one): log lines about the job made with it carry the trace's ID.
+func traced(ctx context.Context, j store.Job) context.Context {
+	return telemetry.Extract(ctx, j.TraceParent)
+}
+
+// queueWaitSpan records the time j waited in the queue, from when it was
+// queued until worker leased it, as a span of its compose's trace, and
+// returns a context in it. A job that came with no trace context (created
+// while tracing was off) gets none: a trace of its queue wait alone would
+// tell nothing.
+func queueWaitSpan(ctx context.Context, j store.Job, worker string) context.Context {
+	ctx = traced(ctx, j)
+	if j.StartedAt == nil || j.TraceParent == "" {
+		return ctx
+	}
+	ctx, span := telemetry.Tracer().Start(ctx, "queue wait", trace.WithTimestamp(j.QueuedAt), trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(telemetry.ComposeID.String(j.ComposeID), telemetry.JobID.String(j.ID), telemetry.JobType.String(j.Type),
+			telemetry.Arch.String(j.Arch), telemetry.Worker.String(worker)))
+	span.AddEvent("leased", trace.WithTimestamp(*j.StartedAt), trace.WithAttributes(telemetry.Worker.String(worker)))
+	span.End(trace.WithTimestamp(*j.StartedAt))
+	return ctx
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // createComposesSQL stores an org's composes ($2..$8, one array element
-// each), counts them in the org, stores their jobs ($10..$15, in order, so
-// that seq follows it) and dependencies and, when there are jobs, sends
+// each), counts them in the org, stores their jobs ($10..$15, and $20 their
+// trace contexts, in order, so that seq follows it) and dependencies and, when there are jobs, sends
 // the NOTIFY that wakes the workers of every replica at commit: however
 // many composes and jobs, one statement, one round trip. The foreign keys
 // are checked at the end of the statement, when every row is in.
@@ -26,10 +26,10 @@ const createComposesSQL = `WITH c AS (
 		INSERT INTO org_compose_counts (org_id, visible) VALUES ($1, cardinality($2::text[]))
 		ON CONFLICT (org_id) DO UPDATE SET visible = org_compose_counts.visible + excluded.visible
 	), j AS (
-		INSERT INTO jobs (id, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
-		SELECT u.id, u.compose, $1, u.type, u.arch, u.args, u.max, 'pending', $9
-		FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[]) WITH ORDINALITY
-			AS u (id, compose, type, arch, args, max, n)
+		INSERT INTO jobs (id, compose_id, org_id, type, arch, args, max_attempts, state, queued_at, traceparent)
+		SELECT u.id, u.compose, $1, u.type, u.arch, u.args, u.max, 'pending', $9, u.tp
+		FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $20::text[]) WITH ORDINALITY
+			AS u (id, compose, type, arch, args, max, tp, n)
 		ORDER BY u.n
 	), d AS (
 		INSERT INTO job_deps (job_id, dep_id) SELECT * FROM unnest($16::text[], $17::text[])
@@ -99,7 +99,7 @@ func (db *DB) createComposes(ctx context.Context, x execer, org string, cs []sto
 	nc := len(cs)
 	cIDs, created, names, requests, bpIDs, bpVersions, imageTypes :=
 		make([]string, nc), make([]int64, nc), make([]string, nc), make([]string, nc), make([]*string, nc), make([]*int32, nc), make([]string, nc)
-	var ids, composeIDs, types, arches, args []string
+	var ids, composeIDs, types, arches, args, traceparents []string
 	var maxes []int32
 	deps, depOf := []string{}, []string{}
 	for i, n := range cs {
@@ -116,13 +116,14 @@ func (db *DB) createComposes(ctx context.Context, x execer, org string, cs []sto
 			}
 			ids, composeIDs, types, arches, args = append(ids, j.ID), append(composeIDs, c.ID), append(types, j.Type), append(arches, j.Arch), append(args, a)
 			maxes = append(maxes, int32(store.AttemptsAllowed(j)))
+			traceparents = append(traceparents, j.TraceParent)
 			for _, d := range j.Deps {
 				depOf, deps = append(depOf, j.ID), append(deps, d)
 			}
 		}
 	}
 	if _, err := x.Exec(ctx, createComposesSQL, org, cIDs, created, names, requests, bpIDs, bpVersions, imageTypes,
-		rowscan.Nano(db.now()), ids, composeIDs, types, arches, args, maxes, depOf, deps, channel, db.id); err != nil {
+		rowscan.Nano(db.now()), ids, composeIDs, types, arches, args, maxes, depOf, deps, channel, db.id, traceparents); err != nil {
 		return 0, err
 	}
 	return len(ids), nil

@@ -91,7 +91,7 @@ func Compose(s Scanner) (store.Compose, error) {
 // JobColumns are the columns Job reads, in order.
 const JobColumns = `id, compose_id, org_id, type, arch, args, max_attempts, state, attempts, worker,
 	queued_at, started_at, finished_at, lease_expires_at, progress_done, progress_total, progress_step,
-	result, error_reason, error_details, cancel_requested`
+	result, error_reason, error_details, cancel_requested, traceparent`
 
 // Job reads a row of JobColumns, followed by the columns extra points to.
 func Job(s Scanner, extra ...any) (store.Job, error) {
@@ -102,7 +102,7 @@ func Job(s Scanner, extra ...any) (store.Job, error) {
 	var result, reason, details *string
 	dest := []any{&j.ID, &j.ComposeID, &j.OrgID, &j.Type, &j.Arch, &args, &j.MaxAttempts, &j.State, &j.Attempts, &j.Worker,
 		&queued, &started, &finished, &expiry, &j.Progress.Done, &j.Progress.Total, &j.Progress.Step,
-		&result, &reason, &details, &j.CancelRequested}
+		&result, &reason, &details, &j.CancelRequested, &j.TraceParent}
 	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return store.Job{}, err
 	}

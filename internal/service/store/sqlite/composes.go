@@ -45,8 +45,8 @@ func (db *DB) CreateComposes(ctx context.Context, org string, cs []store.NewComp
 		}
 		defer insCompose.Close()
 		ins := jobInserts{}
-		if ins.job, err = tx.PrepareContext(ctx, `INSERT INTO jobs (id, seq, compose_id, org_id, type, arch, args, max_attempts, state, queued_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		if ins.job, err = tx.PrepareContext(ctx, `INSERT INTO jobs (id, seq, compose_id, org_id, type, arch, args, max_attempts, state, queued_at, traceparent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
 			return err
 		}
 		defer ins.job.Close()
@@ -104,7 +104,7 @@ func (ins *jobInserts) jobs(ctx context.Context, c store.Compose, jobs []store.J
 		if args == "" {
 			args = "null"
 		}
-		if _, err := ins.job.ExecContext(ctx, j.ID, ins.seq, c.ID, c.OrgID, j.Type, j.Arch, args, store.AttemptsAllowed(j), store.JobPending, rowscan.Nano(now)); err != nil {
+		if _, err := ins.job.ExecContext(ctx, j.ID, ins.seq, c.ID, c.OrgID, j.Type, j.Arch, args, store.AttemptsAllowed(j), store.JobPending, rowscan.Nano(now), j.TraceParent); err != nil {
 			return err
 		}
 		for _, d := range j.Deps {
