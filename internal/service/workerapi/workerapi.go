@@ -584,7 +584,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 func (a *api) countCompose(ctx context.Context, j store.Job, failure *workerproto.FinishError) {
 	jobs, err := a.cfg.Queue.ComposeJobs(ctx, j.OrgID, j.ComposeID)
 	if err != nil {
-		a.cfg.Log.Warn("reading a compose's jobs to count it", "compose_id", j.ComposeID, "err", err)
+		a.cfg.Log.WarnContext(traced(ctx, j), "reading a compose's jobs to count it", "compose_id", j.ComposeID, "err", err)
 		return
 	}
 	userError := failure != nil && (failure.UserError || len(failure.Problems) > 0)
