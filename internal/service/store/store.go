@@ -419,5 +419,7 @@ type Backend interface {
 	Composes
 	Blueprints
 	Queue
+	Incidents
+	Uptime
 	Close() error
 }

@@ -60,6 +60,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("workers", func(t *testing.T) { b, c := env(t); testWorkers(t, b, c) })
 	t.Run("dequeue batch", func(t *testing.T) { b, c := env(t); testDequeueBatch(t, b, c) })
 	t.Run("concurrent dequeue batch", func(t *testing.T) { b, c := env(t); testConcurrentDequeueBatch(t, b, c) })
+	t.Run("incidents", func(t *testing.T) { b, c := env(t); testIncidents(t, b, c) })
+	t.Run("uptime", func(t *testing.T) { b, c := env(t); testUptime(t, b, c) })
 }
 
 var ctx = context.Background()
