@@ -111,3 +111,21 @@ type Uptime interface {
 	// PruneUptime deletes the days before before and says how many.
 	PruneUptime(ctx context.Context, before time.Time) (int, error)
 }
+
+// UploadOutcome counts the uploads to one upload type that ran and ended
+// in a time window: what the status page judges an upload target by,
+// without calling the cloud behind it.
+type UploadOutcome struct {
+	// Type is the upload type (aws, gcp, local, ...).
+	Type             string
+	Success, Failure int
+}
+
+// Uploads reads how recent uploads ended.
+type Uploads interface {
+	// UploadOutcomes counts, by upload type, the upload jobs that a
+	// worker ran (canceled ones and those whose build failed are left
+	// out) and that ended at or after since. Jobs queued more than a day
+	// before since are not looked at.
+	UploadOutcomes(ctx context.Context, since time.Time) ([]UploadOutcome, error)
+}

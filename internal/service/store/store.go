@@ -421,5 +421,6 @@ type Backend interface {
 	Queue
 	Incidents
 	Uptime
+	Uploads
 	Close() error
 }

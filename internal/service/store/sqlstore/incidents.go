@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -218,4 +220,56 @@ func (s *Store) PruneUptime(ctx context.Context, before time.Time) (int, error) 
 		return 0, err
 	}
 	return int(rowsAffected(res)), nil
+}
+
+// uploadJob is the type of the jobs that deliver an image to its target
+// (workerproto.KindUpload).
+const uploadJob = "upload"
+
+// UploadOutcomes implements store.Uploads. The upload type is read from
+// each job's arguments in Go, the same way in both backends; the
+// jobs_ready index (state, type, queued_at) bounds the rows read.
+func (s *Store) UploadOutcomes(ctx context.Context, since time.Time) ([]store.UploadOutcome, error) {
+	rows, err := s.R.QueryContext(ctx, s.q(`SELECT args, state FROM jobs
+		WHERE state IN ($1, $2) AND type = $3 AND queued_at >= $4 AND started_at IS NOT NULL AND finished_at >= $5`),
+		store.JobSuccess, store.JobFailure, uploadJob, rowscan.Nano(since.Add(-24*time.Hour)), rowscan.Nano(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	byType := map[string]*store.UploadOutcome{}
+	for rows.Next() {
+		var (
+			args  []byte
+			state string
+		)
+		if err := rows.Scan(&args, &state); err != nil {
+			return nil, err
+		}
+		var a struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(args, &a) != nil || a.Type == "" {
+			continue
+		}
+		o := byType[a.Type]
+		if o == nil {
+			o = &store.UploadOutcome{Type: a.Type}
+			byType[a.Type] = o
+		}
+		if state == store.JobSuccess {
+			o.Success++
+		} else {
+			o.Failure++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]store.UploadOutcome, 0, len(byType))
+	for _, o := range byType {
+		out = append(out, *o)
+	}
+	slices.SortFunc(out, func(a, b store.UploadOutcome) int { return strings.Compare(a.Type, b.Type) })
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -99,4 +100,39 @@ func testUptime(t *testing.T, b store.Backend, c *Clock) {
 	require.NoError(t, err)
 	require.Len(t, days, 1)
 	assert.Equal(t, "api", days[0].Component)
+}
+
+// testUploadOutcomes runs upload jobs to two types and checks what is
+// counted: uploads that ran and ended since, not those whose build failed.
+func testUploadOutcomes(t *testing.T, b store.Backend, c *Clock) {
+	w := store.Worker{Name: "w1"}
+	upload := func(typ string, ok bool) {
+		cp := newCompose("a", c.Now())
+		id := store.NewID()
+		require.NoError(t, b.CreateCompose(ctx, cp, []store.Job{{ID: id, Type: "upload", Args: json.RawMessage(`{"type":"` + typ + `"}`)}}))
+		l, err := b.Dequeue(ctx, []string{"upload"}, nil, w, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, id, l.Job.ID)
+		var failure *store.JobError
+		if !ok {
+			failure = &store.JobError{Reason: "the cloud refused"}
+		}
+		require.NoError(t, b.Finish(ctx, id, l.Token, json.RawMessage(`{}`), failure))
+	}
+	upload("aws", true)
+	c.Advance(2 * time.Hour)
+	since := c.Now()
+	upload("aws", true)
+	upload("aws", false)
+	upload("gcp", false)
+	// An upload whose build failed never ran: not the target's doing.
+	_, ids := chain(t, b, "a", c, 1)
+	l, err := b.Dequeue(ctx, []string{"depsolve"}, nil, w, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, ids[0], l.Job.ID)
+	require.NoError(t, b.Finish(ctx, ids[0], l.Token, nil, &store.JobError{Reason: "no such package"}))
+
+	got, err := b.UploadOutcomes(ctx, since)
+	require.NoError(t, err)
+	assert.Equal(t, []store.UploadOutcome{{Type: "aws", Success: 1, Failure: 1}, {Type: "gcp", Failure: 1}}, got)
 }
