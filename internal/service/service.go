@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/api"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/metrics"
+	"github.com/kiln-project/kiln/internal/service/status"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/backends"
 	"github.com/kiln-project/kiln/internal/service/ui"
@@ -87,6 +89,14 @@ type Config struct {
 	// LogStreams bounds each org's followed build logs (see
 	// api.LogStreams).
 	LogStreams api.LogStreams
+	// StatusInterval is how often the status page's prober checks the
+	// components. Default 30s.
+	StatusInterval time.Duration
+	// WorkerPoll is how long a worker's request for a job waits when
+	// none is ready. Default 25s. The status page counts a worker as
+	// gone once it has not been heard from for 4.8 times this (2m by
+	// default).
+	WorkerPoll time.Duration
 
 	// What the in-process workers need to build.
 	CacheDir string
@@ -121,6 +131,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Targets == nil {
+		cfg.Targets = target.New(target.Local{}, target.StoreLink{})
 	}
 	cfg.Retention.withDefaults()
 	if cfg.WorkerKey == "" {
@@ -162,15 +175,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// A worker is recorded at most every seenEvery and asks for a job
+	// at least every WorkerPoll: both scale with WorkerPoll, and so does
+	// how long the status page waits before it counts a worker as gone.
+	var seenEvery, workerWindow time.Duration
+	if cfg.WorkerPoll > 0 {
+		seenEvery = cfg.WorkerPoll * 15 / 25
+		workerWindow = store.ConnectedWindow * cfg.WorkerPoll / (25 * time.Second)
+	}
 	mux := http.NewServeMux()
 	apiHandler := apiServer.Handler()
 	mux.Handle(api.Prefix+"/", apiHandler)
 	mux.Handle("GET /livez", apiHandler)
 	mux.Handle("GET /readyz", apiHandler)
+	// The public status page, before the UI's catch-all.
+	prober := status.New(status.Config{Store: db, Artifacts: arts, Arches: offeredArches(cfg), Targets: cfg.Targets.Types(),
+		Interval: cfg.StatusInterval, WorkerWindow: workerWindow, Log: cfg.Log})
+	statusHandler := prober.Handler()
+	mux.Handle("GET /status", statusHandler)
+	mux.Handle("GET /status.json", statusHandler)
+	mux.Handle("GET /status/", statusHandler)
 	// Everything else is the web UI (and a JSON 404 for other /api/ paths).
 	mux.Handle("/", ui.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
-	mux.Handle(workerproto.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Workers: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets}))
+	mux.Handle(workerproto.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Workers: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets,
+		PollTimeout: cfg.WorkerPoll, SeenEvery: seenEvery}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -232,6 +261,29 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
+	// The status page's prober checks this replica's own readiness.
+	readyClient := &http.Client{Timeout: 10 * time.Second}
+	prober.SetReady(func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := readyClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz answered %s", resp.Status)
+		}
+		return nil
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		prober.Run(bg)
+	}()
+
 	workerCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
 	for i := range max(cfg.Workers, 0) {
@@ -273,4 +325,28 @@ func Run(ctx context.Context, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// offeredArches are the architectures some distribution builds: each is a
+// component of the status page (its workers). Without a distribution
+// registry, the in-process workers' architectures.
+func offeredArches(cfg Config) []string {
+	var arches []string
+	if cfg.Distros != nil {
+		for _, d := range cfg.Distros.Distros() {
+			for _, a := range d.Arches() {
+				if a.NotBuildable == "" && !slices.Contains(arches, a.Name) {
+					arches = append(arches, a.Name)
+				}
+			}
+		}
+	}
+	if len(arches) == 0 {
+		arches = slices.Clone(cfg.WorkerArches)
+	}
+	if len(arches) == 0 {
+		arches = []string{"x86_64"}
+	}
+	slices.Sort(arches)
+	return arches
 }
