@@ -86,6 +86,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newServeCommand(a),
 		newTokenCommand(a),
 		newWorkerTokenCommand(a),
+		newIncidentCommand(a),
 		newWorkerCommand(a),
 		newMigrateCommand(a),
 		newComposeCommand(a),

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -189,7 +188,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.Handle("GET /livez", apiHandler)
 	mux.Handle("GET /readyz", apiHandler)
 	// The public status page, before the UI's catch-all.
-	prober := status.New(status.Config{Store: db, Artifacts: arts, Arches: offeredArches(cfg), Targets: cfg.Targets.Types(),
+	prober := status.New(status.Config{Store: db, Artifacts: arts, Arches: status.OfferedArches(cfg.Distros, cfg.WorkerArches), Targets: cfg.Targets.Types(),
 		Interval: cfg.StatusInterval, WorkerWindow: workerWindow, Log: cfg.Log})
 	statusHandler := prober.Handler()
 	mux.Handle("GET /status", statusHandler)
@@ -325,28 +324,4 @@ func Run(ctx context.Context, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-// offeredArches are the architectures some distribution builds: each is a
-// component of the status page (its workers). Without a distribution
-// registry, the in-process workers' architectures.
-func offeredArches(cfg Config) []string {
-	var arches []string
-	if cfg.Distros != nil {
-		for _, d := range cfg.Distros.Distros() {
-			for _, a := range d.Arches() {
-				if a.NotBuildable == "" && !slices.Contains(arches, a.Name) {
-					arches = append(arches, a.Name)
-				}
-			}
-		}
-	}
-	if len(arches) == 0 {
-		arches = slices.Clone(cfg.WorkerArches)
-	}
-	if len(arches) == 0 {
-		arches = []string{"x86_64"}
-	}
-	slices.Sort(arches)
-	return arches
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/distro"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/store"
 )
@@ -420,4 +421,28 @@ func span(d time.Duration) string {
 		return unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// OfferedArches are the architectures some distribution of reg builds:
+// each is a component (its workers). Without a registry, fallback (the
+// in-process workers' architectures), else x86_64.
+func OfferedArches(reg *distro.Registry, fallback []string) []string {
+	var arches []string
+	if reg != nil {
+		for _, d := range reg.Distros() {
+			for _, a := range d.Arches() {
+				if a.NotBuildable == "" && !slices.Contains(arches, a.Name) {
+					arches = append(arches, a.Name)
+				}
+			}
+		}
+	}
+	if len(arches) == 0 {
+		arches = slices.Clone(fallback)
+	}
+	if len(arches) == 0 {
+		arches = []string{"x86_64"}
+	}
+	slices.Sort(arches)
+	return arches
 }
