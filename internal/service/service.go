@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var seenEvery, workerWindow time.Duration
 	if cfg.WorkerPoll > 0 {
 		seenEvery = cfg.WorkerPoll * 15 / 25
-		workerWindow = store.ConnectedWindow * cfg.WorkerPoll / (25 * time.Second)
+		workerWindow = cfg.WorkerPoll * 24 / 5 // store.ConnectedWindow at the default 25s
 	}
 	mux := http.NewServeMux()
 	apiHandler := apiServer.Handler()
@@ -260,10 +260,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	// The status page's prober checks this replica's own readiness.
+	// The status page's prober checks that this replica answers HTTP.
+	// It asks for the status page's stylesheet, which the access log
+	// leaves out: that the database answers is a component of its own.
 	readyClient := &http.Client{Timeout: 10 * time.Second}
 	prober.SetReady(func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+addr+"/status/status.css", nil)
 		if err != nil {
 			return err
 		}
@@ -273,7 +275,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz answered %s", resp.Status)
+			return fmt.Errorf("the server answered %s", resp.Status)
 		}
 		return nil
 	})

@@ -62,8 +62,9 @@ type Config struct {
 	Arches []string
 	// Targets are the configured upload types; each is a component.
 	Targets []string
-	// Ready checks that this replica serves its API and is ready (a
-	// request to its own /readyz).
+	// Ready checks that this replica answers HTTP on its address (a
+	// request to itself); whether its database answers is the database
+	// component.
 	Ready func(ctx context.Context) error
 	// Interval is how often the components are checked. Default 30s.
 	Interval time.Duration
