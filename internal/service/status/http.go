@@ -29,6 +29,7 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"percent": formatPercent,
 	"bar":     barClass,
+	"title":   Title,
 }).ParseFS(assets, "assets/status.html"))
 
 // Report is /status.json, and what /status shows.
