@@ -160,9 +160,21 @@ func TestStatusPageFollowsBreakage(t *testing.T) {
 	_ = worker
 
 	// The artifact store stops taking files.
+	// mount tries again when the mount system call fails: mounts by
+	// other processes of a busy host can make one fail (the log keeps
+	// every failure).
 	mount := func(args ...string) {
 		t.Helper()
-		out, err := exec.Command("mount", args...).CombinedOutput()
+		var (
+			out []byte
+			err error
+		)
+		for attempt := 1; attempt <= 3; attempt++ {
+			if out, err = exec.Command("mount", args...).CombinedOutput(); err == nil {
+				return
+			}
+			t.Logf("mount %v, attempt %d: %v: %s", args, attempt, err, out)
+		}
 		require.NoError(t, err, "mount %v: %s", args, out)
 	}
 	mount("--bind", arts, arts)
@@ -188,7 +200,12 @@ func TestStatusPageFollowsBreakage(t *testing.T) {
 	id := admin("incident", "open", "Image downloads failed", "--impact", "major", "--component", "artifact-store",
 		"--message", "The artifact store refused writes.")
 	admin("incident", "resolve", id, "--message", "The store takes files again.")
-	r, _ = report()
+	// The pages are built at most every 200ms here (the interval).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if r, _ = report(); len(r.Incidents) > 0 && r.Incidents[0].Status == "resolved" {
+			break
+		}
+	}
 	require.Len(t, r.Incidents, 1)
 	assert.Equal(t, id, r.Incidents[0].ID)
 	assert.Equal(t, "resolved", r.Incidents[0].Status)

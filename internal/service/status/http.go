@@ -155,6 +155,21 @@ func barClass(d UptimeDay) string {
 	return "down"
 }
 
+// cachedReport is Report, built at most once per min(Interval, 5s): the
+// pages are public, and a crowd reloading them during an outage must not
+// become the database's load.
+func (p *Prober) cachedReport(ctx context.Context) (Report, error) {
+	ttl := min(p.cfg.Interval, 5*time.Second)
+	p.reportMu.Lock()
+	defer p.reportMu.Unlock()
+	if !p.reportAt.IsZero() && time.Since(p.reportAt) < ttl {
+		return p.report, p.reportErr
+	}
+	p.report, p.reportErr = p.Report(ctx)
+	p.reportAt = time.Now()
+	return p.report, p.reportErr
+}
+
 func formatPercent(p *float64) string {
 	if p == nil {
 		return "no data"
@@ -195,7 +210,7 @@ func (p *Prober) Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		rep, err := p.Report(r.Context())
+		rep, err := p.cachedReport(r.Context())
 		if err != nil {
 			p.cfg.Log.Error("status: building the report", "err", err)
 			// The page still shows the states, which are this

@@ -96,6 +96,12 @@ type Prober struct {
 	mu      sync.Mutex
 	current []Component
 	pending []store.UptimeSample // samples the store did not take yet
+
+	// The pages' last report (see cachedReport).
+	reportMu  sync.Mutex
+	reportAt  time.Time
+	report    Report
+	reportErr error
 }
 
 // New returns a prober; Run starts it.
