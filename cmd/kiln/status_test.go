@@ -225,3 +225,19 @@ func TestStatusPageFollowsBreakage(t *testing.T) {
 	assert.NotContains(t, page, created.ID, "no compose is named")
 	assert.NotContains(t, get("/status.json"), fmt.Sprint("acme"))
 }
+
+// --status-interval comes from $KILN_STATUS_INTERVAL unless given; a bad
+// value names where it came from.
+func TestServeStatusFlags(t *testing.T) {
+	t.Setenv("KILN_STATUS_INTERVAL", "soon")
+	_, _, err := run(t, "serve", "--workers", "0", "--listen", "127.0.0.1:0", "--data", t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `$KILN_STATUS_INTERVAL "soon": give a duration such as 30s or 1m`)
+	t.Setenv("KILN_STATUS_INTERVAL", "10ms")
+	_, _, err = run(t, "serve", "--workers", "0", "--listen", "127.0.0.1:0", "--data", t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--status-interval 10ms: give at least 100ms")
+	_, _, err = run(t, "serve", "--workers", "0", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--status-interval", "1s", "--worker-poll", "0s")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--worker-poll 0s: give at least 100ms")
+}
