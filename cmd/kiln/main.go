@@ -87,6 +87,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newServeCommand(a),
 		newTokenCommand(a),
 		newWorkerTokenCommand(a),
+		newIncidentCommand(a),
 		newWorkerCommand(a),
 		newMigrateCommand(a),
 		newComposeCommand(a),

@@ -38,6 +38,9 @@ composes. Create API tokens with "kiln token create".`,
 			if cfg.Workers < -1 {
 				return fmt.Errorf("--workers %d: give how many in-process workers to run, 0 for none", cfg.Workers)
 			}
+			if err := statusFlags(cmd, &cfg); err != nil {
+				return err
+			}
 			cfg.Log = slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(a.stderr, nil)))
 			stopTracing, err := startTracing(cmd.Context(), otlpEndpoint, "kiln", cfg.Log)
 			if err != nil {
@@ -87,6 +90,8 @@ composes. Create API tokens with "kiln token create".`,
 	f.Float64Var(&cfg.RateLimit.PerSecond, "rate-limit", 50, "API requests per second each organization may make (-1: no limit)")
 	f.IntVar(&cfg.RateLimit.Burst, "rate-burst", 100, "API requests an organization may make at once")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", 30*time.Second, "how long a request's body may take to arrive after its headers (408 past it); a worker's upload may stall this long")
+	f.DurationVar(&cfg.StatusInterval, "status-interval", 30*time.Second, "how often the public status page (/status) checks the components and records their uptime (default $KILN_STATUS_INTERVAL, else 30s)")
+	f.DurationVar(&cfg.WorkerPoll, "worker-poll", 25*time.Second, "how long a worker's request for a job waits when none is ready; /status counts a worker as gone after 4.8 times this")
 	f.IntVar(&cfg.LogStreams.PerOrg, "log-streams", 8, "build logs each organization may follow at once on this replica (429 past it)")
 	otlpFlag(f, &otlpEndpoint)
 	return cmd
@@ -105,4 +110,23 @@ func version() string {
 		}
 	}
 	return v
+}
+
+// statusFlags takes --status-interval from $KILN_STATUS_INTERVAL unless
+// given, and checks it and --worker-poll.
+func statusFlags(cmd *cobra.Command, cfg *service.Config) error {
+	if v := os.Getenv("KILN_STATUS_INTERVAL"); v != "" && !cmd.Flags().Changed("status-interval") {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("$KILN_STATUS_INTERVAL %q: give a duration such as 30s or 1m", v)
+		}
+		cfg.StatusInterval = d
+	}
+	if cfg.StatusInterval < 100*time.Millisecond {
+		return fmt.Errorf("--status-interval %s: give at least 100ms (default 30s)", cfg.StatusInterval)
+	}
+	if cfg.WorkerPoll < 100*time.Millisecond {
+		return fmt.Errorf("--worker-poll %s: give at least 100ms (default 25s)", cfg.WorkerPoll)
+	}
+	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/kiln-project/kiln/internal/service/api"
 	"github.com/kiln-project/kiln/internal/service/artifacts"
 	"github.com/kiln-project/kiln/internal/service/metrics"
+	"github.com/kiln-project/kiln/internal/service/status"
 	"github.com/kiln-project/kiln/internal/service/store"
 	"github.com/kiln-project/kiln/internal/service/store/backends"
 	"github.com/kiln-project/kiln/internal/service/ui"
@@ -87,6 +88,14 @@ type Config struct {
 	// LogStreams bounds each org's followed build logs (see
 	// api.LogStreams).
 	LogStreams api.LogStreams
+	// StatusInterval is how often the status page's prober checks the
+	// components. Default 30s.
+	StatusInterval time.Duration
+	// WorkerPoll is how long a worker's request for a job waits when
+	// none is ready. Default 25s. The status page counts a worker as
+	// gone once it has not been heard from for 4.8 times this (2m by
+	// default).
+	WorkerPoll time.Duration
 
 	// What the in-process workers need to build.
 	CacheDir string
@@ -121,6 +130,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Targets == nil {
+		cfg.Targets = target.New(target.Local{}, target.StoreLink{})
 	}
 	cfg.Retention.withDefaults()
 	if cfg.WorkerKey == "" {
@@ -162,15 +174,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// A worker is recorded at most every seenEvery and asks for a job
+	// at least every WorkerPoll: both scale with WorkerPoll, and so does
+	// how long the status page waits before it counts a worker as gone.
+	var seenEvery, workerWindow time.Duration
+	if cfg.WorkerPoll > 0 {
+		seenEvery = cfg.WorkerPoll * 15 / 25
+		workerWindow = cfg.WorkerPoll * 24 / 5 // store.ConnectedWindow at the default 25s
+	}
 	mux := http.NewServeMux()
 	apiHandler := apiServer.Handler()
 	mux.Handle(api.Prefix+"/", apiHandler)
 	mux.Handle("GET /livez", apiHandler)
 	mux.Handle("GET /readyz", apiHandler)
+	// The public status page, before the UI's catch-all.
+	prober := status.New(status.Config{Store: db, Artifacts: arts, Arches: status.OfferedArches(cfg.Distros, cfg.WorkerArches), Targets: cfg.Targets.Types(),
+		Interval: cfg.StatusInterval, WorkerWindow: workerWindow, Log: cfg.Log})
+	statusHandler := prober.Handler()
+	mux.Handle("GET /status", statusHandler)
+	mux.Handle("GET /status.json", statusHandler)
+	mux.Handle("GET /status/", statusHandler)
 	// Everything else is the web UI (and a JSON 404 for other /api/ paths).
 	mux.Handle("/", ui.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.Registry, promhttp.HandlerOpts{}))
-	mux.Handle(workerproto.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Workers: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets}))
+	mux.Handle(workerproto.Prefix+"/", workerapi.Handler(workerapi.Config{Queue: db, Tokens: db, Workers: db, Artifacts: arts, WorkerKey: cfg.WorkerKey, Lease: cfg.Lease, BodyTimeout: cfg.BodyTimeout, Changed: apiServer.LogChanged, Log: cfg.Log, Metrics: mets,
+		PollTimeout: cfg.WorkerPoll, SeenEvery: seenEvery}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -230,6 +258,31 @@ func Run(ctx context.Context, cfg Config) error {
 			case <-t.C:
 			}
 		}
+	}()
+
+	// The status page's prober checks that this replica answers HTTP.
+	// It asks for the status page's stylesheet, which the access log
+	// leaves out: that the database answers is a component of its own.
+	readyClient := &http.Client{Timeout: 10 * time.Second}
+	prober.SetReady(func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+addr+"/status/status.css", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := readyClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("the server answered %s", resp.Status)
+		}
+		return nil
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		prober.Run(bg)
 	}()
 
 	workerCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))

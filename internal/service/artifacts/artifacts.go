@@ -6,6 +6,8 @@ package artifacts
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +54,19 @@ type Store interface {
 	Size(ctx context.Context, composeID string) (int64, error)
 	// Usage is how many bytes the store takes.
 	Usage(ctx context.Context) (int64, error)
+	// Probe writes a small object outside every compose, reads it back
+	// and deletes it: nil when the store takes, keeps and gives back
+	// files. The status page's prober calls it.
+	Probe(ctx context.Context) error
+}
+
+// probeData is what Probe writes: random, so that a read that returns an
+// earlier probe's bytes is caught.
+func probeData() (name string, data []byte) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return ".kiln-probe-" + h, []byte("kiln artifact store probe " + h + "\n")
 }
 
 // File is an opened file: seekable, so that it can be served with Range

@@ -177,6 +177,24 @@ func testStore(t *testing.T, s Store) {
 			assert.Error(t, err, "size of %q", id)
 		}
 	})
+
+	t.Run("probe", func(t *testing.T) {
+		before, err := s.Usage(ctx)
+		require.NoError(t, err)
+		require.NoError(t, s.Probe(ctx))
+		require.NoError(t, s.Probe(ctx))
+		after, err := s.Usage(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, before, after, "the probe leaves nothing behind")
+	})
+}
+
+// TestLocalProbeFails checks that a directory that cannot be written to
+// fails the probe: a file stands where the directory should be.
+func TestLocalProbeFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "artifacts")
+	require.NoError(t, os.WriteFile(dir, []byte("not a directory"), 0o600))
+	assert.Error(t, Local{Dir: dir}.Probe(context.Background()))
 }
 
 func TestLocal(t *testing.T) { testStore(t, Local{Dir: t.TempDir()}) }

@@ -164,3 +164,29 @@ func (l Local) DownloadKey() ([]byte, error) {
 	}
 	return key, nil
 }
+
+// Probe implements Store: a file in Dir, outside every compose's
+// directory, written, read back and removed.
+func (l Local) Probe(context.Context) error {
+	if err := os.MkdirAll(l.Dir, 0o750); err != nil {
+		return err
+	}
+	name, data := probeData()
+	p := filepath.Join(l.Dir, name)
+	if err := os.WriteFile(p, data, 0o640); err != nil {
+		os.Remove(p)
+		return fmt.Errorf("writing a probe file: %w", err)
+	}
+	got, err := os.ReadFile(p)
+	rmErr := os.Remove(p)
+	if err != nil {
+		return fmt.Errorf("reading the probe file back: %w", err)
+	}
+	if string(got) != string(data) {
+		return errors.New("the probe file read back differs from what was written")
+	}
+	if rmErr != nil {
+		return fmt.Errorf("removing the probe file: %w", rmErr)
+	}
+	return nil
+}

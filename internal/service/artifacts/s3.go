@@ -581,3 +581,34 @@ func (i s3Info) Mode() fs.FileMode  { return 0o444 }
 func (i s3Info) ModTime() time.Time { return i.f.mod }
 func (i s3Info) IsDir() bool        { return false }
 func (i s3Info) Sys() any           { return nil }
+
+// Probe implements Store: an object under the prefix, outside every
+// compose's, put, read back and removed.
+func (s *S3) Probe(ctx context.Context) error {
+	name, data := probeData()
+	key := name
+	if s.cfg.Prefix != "" {
+		key = s.cfg.Prefix + "/" + name
+	}
+	if _, err := s.client.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ContentType: "application/octet-stream"}); err != nil {
+		return fmt.Errorf("writing a probe object: %w", err)
+	}
+	defer s.client.RemoveObject(context.WithoutCancel(ctx), s.cfg.Bucket, key, minio.RemoveObjectOptions{})
+	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the probe object back: %w", err)
+	}
+	got, err := io.ReadAll(obj)
+	obj.Close()
+	if err != nil {
+		return fmt.Errorf("reading the probe object back: %w", err)
+	}
+	if !bytes.Equal(got, data) {
+		return errors.New("the probe object read back differs from what was written")
+	}
+	if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("removing the probe object: %w", err)
+	}
+	return nil
+}

@@ -423,5 +423,8 @@ type Backend interface {
 	Composes
 	Blueprints
 	Queue
+	Incidents
+	Uptime
+	Uploads
 	Close() error
 }

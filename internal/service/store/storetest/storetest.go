@@ -61,6 +61,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("dequeue batch", func(t *testing.T) { b, c := env(t); testDequeueBatch(t, b, c) })
 	t.Run("concurrent dequeue batch", func(t *testing.T) { b, c := env(t); testConcurrentDequeueBatch(t, b, c) })
 	t.Run("trace context", func(t *testing.T) { b, c := env(t); testTraceParent(t, b, c) })
+	t.Run("incidents", func(t *testing.T) { b, c := env(t); testIncidents(t, b, c) })
+	t.Run("uptime", func(t *testing.T) { b, c := env(t); testUptime(t, b, c) })
+	t.Run("upload outcomes", func(t *testing.T) { b, c := env(t); testUploadOutcomes(t, b, c) })
 }
 
 var ctx = context.Background()
