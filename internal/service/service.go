@@ -228,6 +228,11 @@ func Run(ctx context.Context, cfg Config) error {
 			} else if requeued+failed > 0 {
 				cfg.Log.Warn("jobs whose worker stopped heartbeating", "requeued", requeued, "failed", failed)
 			}
+			// A job given up here ends its compose (a compose runs one
+			// job at a time) without passing through the worker API's
+			// finish, so the compose-success SLO counts it here: the
+			// service lost it, the user did nothing wrong.
+			mets.ComposesFinished.WithLabelValues(metrics.OutcomeFailure).Add(float64(failed))
 			select {
 			case <-bg.Done():
 				return

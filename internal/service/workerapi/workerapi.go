@@ -580,7 +580,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 // sends only the problems, so its other failures count as the service's.
 // Two jobs of one compose finished at the same instant on two replicas
 // may both count it; jobs given up by the queue (their worker vanished)
-// never pass here.
+// never pass here: the service's rescue loop counts those.
 func (a *api) countCompose(ctx context.Context, j store.Job, failure *workerproto.FinishError) {
 	jobs, err := a.cfg.Queue.ComposeJobs(ctx, j.OrgID, j.ComposeID)
 	if err != nil {
