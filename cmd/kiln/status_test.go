@@ -197,8 +197,17 @@ func TestStatusPageFollowsBreakage(t *testing.T) {
 	pageSays("Artifact store (image downloads)", "operational")
 
 	// An incident shows on the page, in the JSON and in the feed.
-	id := admin("incident", "open", "Image downloads failed", "--impact", "major", "--component", "artifact-store",
+	id := admin("incident", "open", "Image downloads failed", "--impact", "critical", "--component", "artifact-store",
 		"--message", "The artifact store refused writes.")
+	// An open critical incident makes the service down though the checks
+	// find only aarch64 without workers (degraded): the operator saw what
+	// the checks cannot.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if r, _ = report(); len(r.Incidents) > 0 {
+			break
+		}
+	}
+	assert.Equal(t, "down", r.Overall, "with a critical incident open: %+v", r.Components)
 	admin("incident", "resolve", id, "--message", "The store takes files again.")
 	// The pages are built at most every 200ms here (the interval).
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -209,6 +218,7 @@ func TestStatusPageFollowsBreakage(t *testing.T) {
 	require.Len(t, r.Incidents, 1)
 	assert.Equal(t, id, r.Incidents[0].ID)
 	assert.Equal(t, "resolved", r.Incidents[0].Status)
+	assert.Equal(t, "degraded", r.Overall, "once the incident is resolved, only the checks count (aarch64 has no worker): %+v", r.Components)
 	page := get("/status")
 	assert.Contains(t, page, "Image downloads failed")
 	assert.Contains(t, page, "The store takes files again.")

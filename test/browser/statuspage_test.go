@@ -51,7 +51,8 @@ func TestStatusPage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	assert.Equal(t, "All systems operational", Eval[string](b, `document.querySelector('.overall h2').textContent`))
+	// Every check passes, but the open incident says something is wrong.
+	assert.Equal(t, "Some systems are degraded", Eval[string](b, `document.querySelector('.overall h2').textContent`))
 	titles := Eval[[]string](b, `[...document.querySelectorAll('.component h3')].map(e => e.textContent)`)
 	assert.Equal(t, []string{"API and web UI", "Database", "Job queue", "Build workers (aarch64)", "Build workers (x86_64)",
 		"Artifact store (image downloads)", "Uploads to aws.s3", "Uploads to local"}, titles)

@@ -139,7 +139,29 @@ func (p *Prober) Report(ctx context.Context) (Report, error) {
 		}
 		r.Incidents = append(r.Incidents, ri)
 	}
+	r.Overall = WithIncidents(r.Overall, incs)
 	return r, err
+}
+
+// WithIncidents is the overall state once the open incidents are taken
+// into account: an operator opens one for what the checks cannot see (slow
+// builds, a broken mirror), and a headline saying "All systems
+// operational" above it would contradict it. A critical incident makes
+// the service down, a major or minor one degraded at least; resolved
+// incidents change nothing.
+func WithIncidents(overall string, incs []store.Incident) string {
+	for _, inc := range incs {
+		if inc.ResolvedAt != nil {
+			continue
+		}
+		switch {
+		case inc.Impact == store.ImpactCritical:
+			overall = Down
+		case overall != Down:
+			overall = Degraded
+		}
+	}
+	return overall
 }
 
 // barClass is a day's colour on the page; its text says the same.

@@ -60,6 +60,17 @@ func TestOverall(t *testing.T) {
 	assert.Equal(t, Degraded, Overall(cs(Operational, Operational, Operational, Operational, Operational, Down)), "one upload target")
 }
 
+func TestWithIncidents(t *testing.T) {
+	resolved := time.Now()
+	open := func(impact string) store.Incident { return store.Incident{Impact: impact} }
+	assert.Equal(t, Operational, WithIncidents(Operational, nil))
+	assert.Equal(t, Operational, WithIncidents(Operational, []store.Incident{{Impact: store.ImpactCritical, ResolvedAt: &resolved}}), "a resolved incident")
+	assert.Equal(t, Degraded, WithIncidents(Operational, []store.Incident{open(store.ImpactMinor)}))
+	assert.Equal(t, Degraded, WithIncidents(Unknown, []store.Incident{open(store.ImpactMajor)}))
+	assert.Equal(t, Down, WithIncidents(Degraded, []store.Incident{open(store.ImpactMinor), open(store.ImpactCritical)}))
+	assert.Equal(t, Down, WithIncidents(Down, []store.Incident{open(store.ImpactMinor)}), "an incident never makes it better")
+}
+
 // brokenStore fails what the test says, else answers from a real store.
 type brokenStore struct {
 	Store
