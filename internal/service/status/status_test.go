@@ -88,7 +88,7 @@ type brokenArtifacts struct{ artifacts.Store }
 
 func (brokenArtifacts) Probe(context.Context) error { return errors.New("read-only file system") }
 
-func openStore(t *testing.T, now func() time.Time) *sqlite.DB {
+func openStore(t testing.TB, now func() time.Time) *sqlite.DB {
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{Now: now})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
