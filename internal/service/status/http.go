@@ -179,17 +179,51 @@ func barClass(d UptimeDay) string {
 
 // cachedReport is Report, built at most once per min(Interval, 5s): the
 // pages are public, and a crowd reloading them during an outage must not
-// become the database's load.
+// become the database's load. One build runs at a time, in the
+// background and bounded by the check timeout, whoever asked for it:
+// waiting visitors give up when their own request ends, a visitor who
+// leaves does not cancel (or spoil) the build the others wait for, and a
+// failed build is logged once, not once per visitor.
 func (p *Prober) cachedReport(ctx context.Context) (Report, error) {
 	ttl := min(p.cfg.Interval, 5*time.Second)
 	p.reportMu.Lock()
-	defer p.reportMu.Unlock()
 	if !p.reportAt.IsZero() && time.Since(p.reportAt) < ttl {
+		defer p.reportMu.Unlock()
 		return p.report, p.reportErr
 	}
-	p.report, p.reportErr = p.Report(ctx)
-	p.reportAt = time.Now()
-	return p.report, p.reportErr
+	b := p.building
+	if b == nil {
+		b = &reportBuild{done: make(chan struct{})}
+		p.building = b
+		go p.buildReport(b)
+	}
+	p.reportMu.Unlock()
+	select {
+	case <-b.done:
+		return b.report, b.err
+	case <-ctx.Done():
+		return Report{}, ctx.Err() // the visitor left
+	}
+}
+
+// reportBuild is one build of the report that visitors wait for.
+type reportBuild struct {
+	done   chan struct{}
+	report Report
+	err    error
+}
+
+func (p *Prober) buildReport(b *reportBuild) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+	defer cancel()
+	b.report, b.err = p.Report(ctx)
+	if b.err != nil {
+		p.cfg.Log.Error("status: building the report", "err", b.err)
+	}
+	p.reportMu.Lock()
+	p.report, p.reportErr, p.reportAt, p.building = b.report, b.err, time.Now(), nil
+	p.reportMu.Unlock()
+	close(b.done)
 }
 
 func formatPercent(p *float64) string {
@@ -232,11 +266,11 @@ func (p *Prober) Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		// Without the database the page still shows the states, which
+		// are this replica's own; the build logged why.
 		rep, err := p.cachedReport(r.Context())
-		if err != nil {
-			p.cfg.Log.Error("status: building the report", "err", err)
-			// The page still shows the states, which are this
-			// replica's own, when the database is gone.
+		if r.Context().Err() != nil {
+			return
 		}
 		h.Set("Cache-Control", "public, max-age=10")
 		var body bytes.Buffer

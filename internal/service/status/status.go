@@ -102,6 +102,7 @@ type Prober struct {
 	reportAt  time.Time
 	report    Report
 	reportErr error
+	building  *reportBuild // the build under way, if any
 }
 
 // New returns a prober; Run starts it.
@@ -204,6 +205,17 @@ func (p *Prober) Prune(ctx context.Context) error {
 	return err
 }
 
+// keep bounds the samples waiting for the database to a day of checks of
+// every component, the newest kept: an outage of the database longer than
+// that loses its oldest samples, not the replica's memory.
+func (p *Prober) keep(samples []store.UptimeSample) []store.UptimeSample {
+	limit := len(p.Components()) * int(24*time.Hour/p.cfg.Interval)
+	if len(samples) > limit {
+		samples = samples[len(samples)-limit:]
+	}
+	return samples
+}
+
 // Check checks every component once, keeps the result as the current
 // state and records it as uptime samples.
 func (p *Prober) Check(ctx context.Context) []Component {
@@ -218,22 +230,21 @@ func (p *Prober) Check(ctx context.Context) []Component {
 	}
 	p.mu.Lock()
 	p.current = cs
+	if ctx.Err() != nil {
+		// Shutting down: these samples wait with the others.
+		p.pending = p.keep(append(p.pending, samples...))
+		p.mu.Unlock()
+		return cs
+	}
 	samples = append(p.pending, samples...)
 	p.pending = nil
 	p.mu.Unlock()
-	if ctx.Err() != nil {
-		return cs
-	}
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	if err := p.cfg.Store.RecordUptime(rctx, samples); err != nil {
 		p.cfg.Log.Error("status: recording uptime", "err", err)
-		// Kept for the next check, within bounds: a day of samples.
-		if len(samples) > 3000 {
-			samples = samples[len(samples)-3000:]
-		}
 		p.mu.Lock()
-		p.pending = append(samples, p.pending...)
+		p.pending = p.keep(append(samples, p.pending...))
 		p.mu.Unlock()
 	}
 	return cs
