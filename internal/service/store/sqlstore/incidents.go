@@ -47,9 +47,16 @@ func (s *Store) AddIncidentUpdate(ctx context.Context, u store.IncidentUpdate) e
 			n := rowscan.Nano(u.CreatedAt)
 			resolvedAt = &n
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE incidents SET status = $1, updated_at = $2, resolved_at = $3 WHERE id = $4 AND resolved_at IS NULL`),
-			u.Status, rowscan.Nano(u.CreatedAt), resolvedAt, u.IncidentID); err != nil {
+		// The check above takes no lock: of two updates racing on an
+		// open incident (PostgreSQL runs them side by side), the one
+		// that finds it resolved by the other here is refused.
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE incidents SET status = $1, updated_at = $2, resolved_at = $3 WHERE id = $4 AND resolved_at IS NULL`),
+			u.Status, rowscan.Nano(u.CreatedAt), resolvedAt, u.IncidentID)
+		if err != nil {
 			return err
+		}
+		if rowsAffected(res) == 0 {
+			return store.ErrIncidentResolved
 		}
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO incident_updates (id, incident_id, status, body, created_at) VALUES ($1, $2, $3, $4, $5)`),
 			u.ID, u.IncidentID, u.Status, u.Body, rowscan.Nano(u.CreatedAt))
@@ -228,7 +235,8 @@ const uploadJob = "upload"
 
 // UploadOutcomes implements store.Uploads. The upload type is read from
 // each job's arguments in Go, the same way in both backends; the
-// jobs_ready index (state, type, queued_at) bounds the rows read.
+// jobs_finished index (type, finished_at) bounds the rows read to the
+// window's finished uploads.
 func (s *Store) UploadOutcomes(ctx context.Context, since time.Time) ([]store.UploadOutcome, error) {
 	rows, err := s.R.QueryContext(ctx, s.q(`SELECT args, state FROM jobs
 		WHERE state IN ($1, $2) AND type = $3 AND queued_at >= $4 AND started_at IS NOT NULL AND finished_at >= $5`),
