@@ -338,7 +338,9 @@ func (w *Worker) execute(ctx context.Context, j *workerproto.Job) (any, *jobFail
 func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFailure) {
 	var args workerproto.DepsolveArgs
 	if err := json.Unmarshal(j.Args, &args); err != nil {
-		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error(), UserError: true}
+		// The service wrote the arguments: malformed ones are its bug
+		// (or a worker of another version), never the user's.
+		return nil, &jobFailure{Reason: "the job's arguments are malformed", Details: err.Error()}
 	}
 	bp, err := blueprint.Parse(args.Blueprint, blueprint.FormatJSON)
 	if err != nil {
@@ -347,7 +349,12 @@ func (w *Worker) depsolve(ctx context.Context, j *workerproto.Job) (any, *jobFai
 	trace.SpanFromContext(ctx).SetAttributes(telemetry.ImageType.String(args.ImageType), telemetry.Arch.String(args.Arch))
 	it, err := compose.ImageType(w.cfg.Distros, bp, compose.Request{Distro: args.Distro, Arch: args.Arch, ImageType: args.ImageType}, compose.Defaults{})
 	if err != nil {
-		return nil, &jobFailure{Reason: "the image type is unknown", Details: err.Error(), UserError: true}
+		// The API checked the image type and its customizations when the
+		// compose was submitted: a failure here is a worker whose
+		// distributions differ from the service's, unless it names
+		// problems of the blueprint.
+		problems := workerproto.ProblemsOf(err)
+		return nil, &jobFailure{Reason: "the image type is unknown", Details: err.Error(), Problems: problems, UserError: len(problems) > 0}
 	}
 	res, err := compose.Manifest(ctx, it, bp, distro.Options{Mirrors: w.cfg.Mirrors}, w.cfg.Resolver)
 	if err != nil {
