@@ -37,6 +37,12 @@ func (s *stageSpans) report(ev engine.Event) {
 	defer s.mu.Unlock()
 	switch ev.Kind {
 	case engine.StageStart:
+		if span, ok := s.open[ev.Index]; ok {
+			// Started again before it ended: the first attempt's span
+			// ends here rather than never.
+			telemetry.Fail(span, errors.New("the stage started again"))
+			span.End(trace.WithTimestamp(ev.Time))
+		}
 		s.open[ev.Index] = s.start(ev)
 	case engine.StageDone:
 		if span, ok := s.open[ev.Index]; ok {

@@ -91,3 +91,24 @@ func TestStageSpansEndOpenStages(t *testing.T) {
 	assert.Equal(t, codes.Error, rec.Ended()[0].Status().Code)
 	assert.Equal(t, context.Canceled.Error(), rec.Ended()[0].Status().Description)
 }
+
+// A stage reported started twice without an end leaves no span open: the
+// first attempt's ends, failed, when the second starts.
+func TestStageSpansStageStartedTwice(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	s := &stageSpans{ctx: context.Background(), open: map[int]trace.Span{}}
+	start := engine.Event{Kind: engine.StageStart, Pipeline: "os", Stage: "kiln.apt", Index: 1, Total: 1}
+	s.report(start)
+	s.report(start)
+	require.Len(t, rec.Ended(), 1, "the first attempt's span ends")
+	assert.Equal(t, codes.Error, rec.Ended()[0].Status().Code)
+	s.report(engine.Event{Kind: engine.StageDone, Pipeline: "os", Stage: "kiln.apt", Index: 1, Total: 1})
+	require.Len(t, rec.Ended(), 2)
+	assert.Equal(t, codes.Unset, rec.Ended()[1].Status().Code)
+	assert.Empty(t, s.open)
+}
