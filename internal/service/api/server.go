@@ -193,8 +193,12 @@ func (s *Server) withTracing(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := telemetry.Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+		// A caller's traceparent is a tenant's input: it may not choose
+		// the trace (or its sampling) that the compose's jobs continue.
+		// Each request starts a trace of its own, linked to the caller's.
+		caller := trace.SpanContextFromContext(otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+		ctx, span := telemetry.Tracer().Start(r.Context(), r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot(),
+			trace.WithLinks(trace.Link{SpanContext: caller}),
 			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
 				attribute.String("kiln.request_id", requestID(r.Context()))))
 		defer span.End()
