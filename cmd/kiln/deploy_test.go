@@ -130,7 +130,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	m := metrics.New(fakeQueue{})
 	m.HTTPDuration.WithLabelValues("getComposes", "GET", "200").Observe(0.01)
-	m.JobDuration.WithLabelValues("build", "x86_64", "success").Observe(60)
+	m.JobDuration.WithLabelValues("build", "x86_64", "qcow2", "success").Observe(60)
 	m.QueueWait.WithLabelValues("build", "x86_64").Observe(1)
 	m.WorkerSeen("w1", time.Now(), "x86_64")
 	families, err := m.Registry.Gather()

@@ -263,7 +263,7 @@ func TestServiceBuildsACompose(t *testing.T) {
 	require.NoError(t, err)
 	mets, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
-	assert.Contains(t, string(mets), `kiln_job_duration_seconds_count{arch="x86_64",outcome="success",type="build"} 1`)
+	assert.Contains(t, string(mets), `kiln_job_duration_seconds_count{arch="x86_64",image_type="tar",outcome="success",type="build"} 1`)
 	assert.Contains(t, string(mets), `kiln_job_queue_wait_seconds_count{arch="",type="depsolve"} 2`, "leased twice")
 	assert.Contains(t, string(mets), `kiln_jobs{arch="",state="success",type="upload"} 1`)
 	assert.Regexp(t, `kiln_workers_active [12]\n`, string(mets))

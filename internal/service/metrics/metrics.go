@@ -67,9 +67,9 @@ func New(queue store.Queue) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30},
 		}, []string{"route", "method", "code"}),
 		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "kiln_job_duration_seconds", Help: "How long jobs ran, by type, architecture and outcome.",
+			Name: "kiln_job_duration_seconds", Help: "How long jobs ran, by job type, architecture, image type and outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
-		}, []string{"type", "arch", "outcome"}),
+		}, []string{"type", "arch", "image_type", "outcome"}),
 		QueueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "kiln_job_queue_wait_seconds", Help: "How long jobs waited in the queue before a worker took them.",
 			// Round bounds, so that the queue-wait SLO's threshold (300 s)

@@ -112,3 +112,45 @@ func TestCanceledComposeIsNotCounted(t *testing.T) {
 		assert.Zero(t, testutil.ToFloat64(mets.ComposesFinished.WithLabelValues(o)), "outcome %s", o)
 	}
 }
+
+// A job's duration is labelled with its compose's image type, read from
+// the compose's depsolve job, for every job of the compose.
+func TestJobDurationByImageType(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	c := store.Compose{ID: store.NewID(), OrgID: "acme", CreatedAt: time.Now(), ImageName: "x", ImageType: "vhd", Request: []byte(`{}`)}
+	dep := store.NewID()
+	require.NoError(t, db.CreateCompose(ctx, c, []store.Job{
+		{ID: dep, Type: workerproto.KindDepsolve, Args: []byte(`{"distro":"debian-12","arch":"x86_64","image_type":"vhd","blueprint":{}}`)},
+		{ID: store.NewID(), Type: workerproto.KindUpload, Arch: "x86_64", Deps: []string{dep}},
+	}))
+	mets := metrics.New(db)
+	srv := httptest.NewServer(Handler(Config{Queue: db, Artifacts: artifacts.Local{Dir: t.TempDir()}, WorkerKey: "key",
+		PollTimeout: 100 * time.Millisecond, Metrics: mets}))
+	t.Cleanup(srv.Close)
+	cl := &workerproto.Client{BaseURL: srv.URL, Key: "key"}
+	for _, kind := range []string{workerproto.KindDepsolve, workerproto.KindUpload} {
+		j, err := cl.RequestJob(ctx, workerproto.JobRequest{Types: []string{kind}, Arches: []string{"x86_64"}, Worker: "w"})
+		require.NoError(t, err)
+		require.NotNil(t, j, "no %s job to take", kind)
+		require.NoError(t, cl.Finish(ctx, j, struct{}{}, nil))
+	}
+	families, err := mets.Registry.Gather()
+	require.NoError(t, err)
+	got := map[string]uint64{}
+	for _, f := range families {
+		if f.GetName() != "kiln_job_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["type"]+"/"+labels["image_type"]+"/"+labels["outcome"]] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	assert.Equal(t, map[string]uint64{"depsolve/vhd/success": 1, "upload/vhd/success": 1}, got)
+}

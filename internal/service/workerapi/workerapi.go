@@ -556,19 +556,43 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 		a.leaseError(w, j.ID, err)
 		return
 	}
-	if a.cfg.Metrics != nil && j.StartedAt != nil {
-		outcome := "success"
-		if jerr != nil {
-			outcome = "failure"
-		}
-		a.cfg.Metrics.JobDuration.WithLabelValues(j.Type, j.Arch, outcome).Observe(time.Since(*j.StartedAt).Seconds())
-	}
 	if a.cfg.Metrics != nil {
-		a.countCompose(r.Context(), j, f.Error)
+		// One read of the compose's jobs serves both metrics: the image
+		// type is in its depsolve job's arguments, and whether it is over
+		// in their states.
+		jobs, err := a.cfg.Queue.ComposeJobs(r.Context(), j.OrgID, j.ComposeID)
+		if err != nil {
+			a.cfg.Log.WarnContext(traced(r.Context(), j), "reading a compose's jobs for its metrics", "compose_id", j.ComposeID, "err", err)
+		}
+		if j.StartedAt != nil {
+			outcome := "success"
+			if jerr != nil {
+				outcome = "failure"
+			}
+			a.cfg.Metrics.JobDuration.WithLabelValues(j.Type, j.Arch, imageTypeOf(jobs), outcome).Observe(time.Since(*j.StartedAt).Seconds())
+		}
+		if err == nil {
+			a.countCompose(j, f.Error, jobs)
+		}
 	}
 	a.changed(j.ComposeID)
 	a.cfg.Log.InfoContext(traced(r.Context(), j), "job finished", "job_id", j.ID, "compose_id", j.ComposeID, "org_id", j.OrgID, "type", j.Type, "failed", jerr != nil)
 	reply(w, http.StatusOK, nil)
+}
+
+// imageTypeOf is the image type a compose's jobs build, from its depsolve
+// job's arguments; "" when they do not say (jobs could not be read).
+func imageTypeOf(jobs []store.Job) string {
+	for _, o := range jobs {
+		if o.Type != workerproto.KindDepsolve {
+			continue
+		}
+		var args workerproto.DepsolveArgs
+		if json.Unmarshal(o.Args, &args) == nil {
+			return args.ImageType
+		}
+	}
+	return ""
 }
 
 // countCompose counts j's compose in kiln_composes_finished_total when the
@@ -581,12 +605,7 @@ func (a *api) finish(w http.ResponseWriter, r *http.Request, j store.Job, token 
 // Two jobs of one compose finished at the same instant on two replicas
 // may both count it; jobs given up by the queue (their worker vanished)
 // never pass here: the service's rescue loop counts those.
-func (a *api) countCompose(ctx context.Context, j store.Job, failure *workerproto.FinishError) {
-	jobs, err := a.cfg.Queue.ComposeJobs(ctx, j.OrgID, j.ComposeID)
-	if err != nil {
-		a.cfg.Log.WarnContext(traced(ctx, j), "reading a compose's jobs to count it", "compose_id", j.ComposeID, "err", err)
-		return
-	}
+func (a *api) countCompose(j store.Job, failure *workerproto.FinishError, jobs []store.Job) {
 	userError := failure != nil && (failure.UserError || len(failure.Problems) > 0)
 	for _, o := range jobs {
 		switch o.State {
