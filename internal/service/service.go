@@ -222,17 +222,7 @@ func Run(ctx context.Context, cfg Config) error {
 		t := time.NewTicker(cfg.RescueEvery)
 		defer t.Stop()
 		for {
-			requeued, failed, err := db.Rescue(bg)
-			if err != nil && bg.Err() == nil {
-				cfg.Log.Error("rescuing jobs", "err", err)
-			} else if requeued+failed > 0 {
-				cfg.Log.Warn("jobs whose worker stopped heartbeating", "requeued", requeued, "failed", failed)
-			}
-			// A job given up here ends its compose (a compose runs one
-			// job at a time) without passing through the worker API's
-			// finish, so the compose-success SLO counts it here: the
-			// service lost it, the user did nothing wrong.
-			mets.ComposesFinished.WithLabelValues(metrics.OutcomeFailure).Add(float64(failed))
+			rescue(bg, db, mets, cfg.Log)
 			select {
 			case <-bg.Done():
 				return
@@ -331,4 +321,23 @@ func Run(ctx context.Context, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// rescue requeues the jobs whose worker stopped heartbeating, or gives
+// them up once their attempts are used. A job given up ends its compose
+// (a compose runs one job at a time) without passing through the worker
+// API's finish, so the compose-success SLO counts it here: the service
+// lost it, the user did nothing wrong.
+func rescue(ctx context.Context, db store.Queue, mets *metrics.Metrics, log *slog.Logger) {
+	requeued, failed, err := db.Rescue(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error("rescuing jobs", "err", err)
+		}
+		return
+	}
+	if requeued+failed > 0 {
+		log.Warn("jobs whose worker stopped heartbeating", "requeued", requeued, "failed", failed)
+	}
+	mets.ComposesFinished.WithLabelValues(metrics.OutcomeFailure).Add(float64(failed))
 }
