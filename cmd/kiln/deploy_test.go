@@ -8,7 +8,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,15 +22,12 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-project/kiln/internal/service/metrics"
-	"github.com/kiln-project/kiln/internal/service/store"
-	"github.com/kiln-project/kiln/internal/worker"
+	"github.com/kiln-project/kiln/internal/service/metrics/metricstest"
 )
 
 // deployDir is the repository's deploy/ directory, seen from cmd/kiln.
@@ -111,45 +107,12 @@ func kilnEnvVars(t *testing.T) map[string]bool {
 	return vars
 }
 
-// fakeQueue answers the two queries the metrics read at each scrape.
-type fakeQueue struct{ store.Queue }
-
-func (fakeQueue) Counts(context.Context) ([]store.JobCount, error) {
-	return []store.JobCount{{Type: "build", Arch: "x86_64", State: "pending", N: 1}}, nil
-}
-
-func (fakeQueue) ComposeStatusCounts(context.Context, string) (map[string]int, error) {
-	return map[string]int{"pending": 1}, nil
-}
-
-// exportedMetrics returns every series name kiln serve's /metrics can
-// show, and kiln worker's: the service's registry, built as the service builds it, with one
-// observation in each labelled metric so that it is gathered; histograms
-// and summaries with their _bucket, _sum and _count series.
+// exportedMetrics returns every series name kiln serve's and kiln
+// worker's /metrics can show (see metricstest.Exported).
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	m := metrics.New(fakeQueue{})
-	m.HTTPDuration.WithLabelValues("getComposes", "GET", "200").Observe(0.01)
-	m.JobDuration.WithLabelValues("build", "x86_64", "qcow2", "success").Observe(60)
-	m.QueueWait.WithLabelValues("build", "x86_64").Observe(1)
-	m.WorkerSeen("w1", time.Now(), "x86_64")
-	families, err := m.Registry.Gather()
+	names, err := metricstest.Exported()
 	require.NoError(t, err)
-	// kiln worker's /metrics.
-	wf, err := worker.NewHealth().Registry.Gather()
-	require.NoError(t, err)
-	families = append(families, wf...)
-	names := map[string]bool{}
-	for _, f := range families {
-		n := f.GetName()
-		names[n] = true
-		switch f.GetType() {
-		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
-		case dto.MetricType_SUMMARY:
-			names[n+"_sum"], names[n+"_count"] = true, true
-		}
-	}
 	return names
 }
 

@@ -1,7 +1,6 @@
 package slo
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os/exec"
@@ -14,17 +13,12 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	dto "github.com/prometheus/client_model/go"
-
-	"github.com/kiln-project/kiln/internal/service/metrics"
-	"github.com/kiln-project/kiln/internal/service/store"
-	"github.com/kiln-project/kiln/internal/worker"
+	"github.com/kiln-project/kiln/internal/service/metrics/metricstest"
 )
 
 // ruleFiles are the rule files kiln ships.
@@ -36,57 +30,6 @@ func ruleFiles(t *testing.T) []string {
 	return files
 }
 
-// exported returns every series name kiln serve's and kiln worker's
-// /metrics can show, histograms with their _bucket, _sum and _count.
-func exported(t *testing.T) map[string]bool {
-	t.Helper()
-	m := metrics.New(countsQueue{})
-	m.HTTPDuration.WithLabelValues("getComposes", "GET", "200").Observe(0.01)
-	m.JobDuration.WithLabelValues("build", "x86_64", "qcow2", "success").Observe(60)
-	m.QueueWait.WithLabelValues("build", "x86_64").Observe(1)
-	m.WorkerSeen("w1", time.Now(), "x86_64")
-	families, err := m.Registry.Gather()
-	require.NoError(t, err)
-	wf, err := worker.NewHealth().Registry.Gather()
-	require.NoError(t, err)
-	names := map[string]bool{}
-	for _, f := range append(families, wf...) {
-		n := f.GetName()
-		names[n] = true
-		switch f.GetType() {
-		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
-		case dto.MetricType_SUMMARY:
-			names[n+"_sum"], names[n+"_count"] = true, true
-		}
-	}
-	for _, n := range []string{"kiln_composes_finished_total", "kiln_workers_active_by_arch", "kiln_jobs", "kiln_composes", "kiln_worker_jobs_total"} {
-		require.True(t, names[n], "%s is not gathered: the helper misses an observation", n)
-	}
-	return names
-}
-
-// selectorNames returns the metric names expr selects; "" for a selector
-// without one.
-func selectorNames(expr parser.Expr) []string {
-	var names []string
-	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
-		if vs, ok := n.(*parser.VectorSelector); ok {
-			name := vs.Name
-			if name == "" {
-				for _, m := range vs.LabelMatchers {
-					if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
-						name = m.Value
-					}
-				}
-			}
-			names = append(names, name)
-		}
-		return nil
-	})
-	return names
-}
-
 // What promtool check rules does (the rule files parse, with every
 // expression, label and annotation template; no duplicate rules), and
 // more: every alert has a severity, a summary and its runbook; every
@@ -94,7 +37,8 @@ func selectorNames(expr parser.Expr) []string {
 // record, up, or node_exporter's.
 func TestRuleFilesCheck(t *testing.T) {
 	p := parser.NewParser(parser.Options{})
-	have := exported(t)
+	have, err := metricstest.Exported()
+	require.NoError(t, err)
 	type parsed struct {
 		file   string
 		groups *rulefmt.RuleGroups
@@ -146,7 +90,7 @@ func TestRuleFilesCheck(t *testing.T) {
 				if !assert.NoError(t, err, where) {
 					continue
 				}
-				for _, n := range selectorNames(expr) {
+				for _, n := range metricstest.SelectorNames(expr) {
 					ok := have[n] || recorded[n] || n == "up" || strings.HasPrefix(n, "node_")
 					assert.True(t, ok, "%s: reads %q, which kiln does not export and no rule records", where, n)
 				}
@@ -203,15 +147,4 @@ func TestBinaryLinksNoPrometheusServer(t *testing.T) {
 	assert.False(t, slices.ContainsFunc(deps, func(d string) bool {
 		return strings.HasPrefix(d, "github.com/prometheus/prometheus/")
 	}), "cmd/kiln links github.com/prometheus/prometheus")
-}
-
-// countsQueue answers the two queries the metrics read at each scrape.
-type countsQueue struct{ store.Queue }
-
-func (countsQueue) Counts(context.Context) ([]store.JobCount, error) {
-	return []store.JobCount{{Type: "build", Arch: "x86_64", State: "pending", N: 1}}, nil
-}
-
-func (countsQueue) ComposeStatusCounts(context.Context, string) (map[string]int, error) {
-	return map[string]int{"pending": 1}, nil
 }
