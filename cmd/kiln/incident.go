@@ -214,34 +214,11 @@ func knownComponents(ctx context.Context, a *app, db store.Backend) ([]string, e
 	return slices.Compact(known), nil
 }
 
-type incidentJSON struct {
-	ID         string               `json:"id"`
-	Title      string               `json:"title"`
-	Impact     string               `json:"impact"`
-	Status     string               `json:"status"`
-	Components []string             `json:"components"`
-	CreatedAt  time.Time            `json:"created_at"`
-	UpdatedAt  time.Time            `json:"updated_at"`
-	ResolvedAt *time.Time           `json:"resolved_at"`
-	Updates    []incidentUpdateJSON `json:"updates"`
-}
-
-type incidentUpdateJSON struct {
-	Status    string    `json:"status"`
-	Body      string    `json:"body"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 func writeIncidents(w io.Writer, format string, incs []store.Incident) error {
 	if format == "json" {
-		out := []incidentJSON{}
+		out := []status.ReportIncident{}
 		for _, inc := range incs {
-			j := incidentJSON{ID: inc.ID, Title: inc.Title, Impact: inc.Impact, Status: inc.Status, Components: inc.Components,
-				CreatedAt: inc.CreatedAt, UpdatedAt: inc.UpdatedAt, ResolvedAt: inc.ResolvedAt, Updates: []incidentUpdateJSON{}}
-			for _, u := range inc.Updates {
-				j.Updates = append(j.Updates, incidentUpdateJSON{u.Status, u.Body, u.CreatedAt})
-			}
-			out = append(out, j)
+			out = append(out, status.IncidentOf(inc))
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-project/kiln/internal/service/status"
 )
 
 // An incident is opened, updated and resolved; bad input gets an error
@@ -18,11 +20,11 @@ func TestIncidentCommands(t *testing.T) {
 		out, _, err := run(t, append(args, "--data", data, "--database", "")...)
 		return out, err
 	}
-	list := func() []incidentJSON {
+	list := func() []status.ReportIncident {
 		t.Helper()
 		out, err := kiln("incident", "list", "--format", "json")
 		require.NoError(t, err)
-		var incs []incidentJSON
+		var incs []status.ReportIncident
 		require.NoError(t, json.Unmarshal([]byte(out), &incs), out)
 		return incs
 	}

@@ -9,6 +9,7 @@ import (
 	"html"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,20 @@ type ReportIncident struct {
 	Updates    []ReportUpdate `json:"updates"`
 }
 
+// IncidentOf is inc as the status page's JSON and `kiln incident list`
+// write it, its updates oldest first as the store keeps them.
+func IncidentOf(inc store.Incident) ReportIncident {
+	ri := ReportIncident{ID: inc.ID, Title: inc.Title, Impact: inc.Impact, Status: inc.Status, Components: inc.Components,
+		CreatedAt: inc.CreatedAt, UpdatedAt: inc.UpdatedAt, ResolvedAt: inc.ResolvedAt, Updates: []ReportUpdate{}}
+	if ri.Components == nil {
+		ri.Components = []string{}
+	}
+	for _, u := range inc.Updates {
+		ri.Updates = append(ri.Updates, ReportUpdate{Status: u.Status, Body: u.Body, CreatedAt: u.CreatedAt})
+	}
+	return ri
+}
+
 // ReportUpdate is one update of an incident.
 type ReportUpdate struct {
 	Status    string    `json:"status"`
@@ -127,16 +142,8 @@ func (p *Prober) Report(ctx context.Context) (Report, error) {
 		err = dayErr
 	}
 	for _, inc := range incs {
-		ri := ReportIncident{ID: inc.ID, Title: inc.Title, Impact: inc.Impact, Status: inc.Status, Components: inc.Components,
-			CreatedAt: inc.CreatedAt, UpdatedAt: inc.UpdatedAt, ResolvedAt: inc.ResolvedAt, Updates: []ReportUpdate{}}
-		if ri.Components == nil {
-			ri.Components = []string{}
-		}
-		// Newest first, as status pages read.
-		for i := len(inc.Updates) - 1; i >= 0; i-- {
-			u := inc.Updates[i]
-			ri.Updates = append(ri.Updates, ReportUpdate{Status: u.Status, Body: u.Body, CreatedAt: u.CreatedAt})
-		}
+		ri := IncidentOf(inc)
+		slices.Reverse(ri.Updates) // newest first, as status pages read
 		r.Incidents = append(r.Incidents, ri)
 	}
 	r.Overall = WithIncidents(r.Overall, incs)
