@@ -8,25 +8,20 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kiln-project/kiln/internal/engine"
 	"github.com/kiln-project/kiln/internal/telemetry"
+	"github.com/kiln-project/kiln/internal/telemetry/telemetrytest"
 )
 
 // The engine's stage events become one span per stage, children of the
 // build's span, timed by the events, a failed stage marked so and a
 // cached one marked cached.
 func TestStageSpans(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	rec := telemetrytest.Record(t)
 
 	ctx, build := telemetry.Tracer().Start(context.Background(), "job build")
 	s := &stageSpans{ctx: ctx, open: map[int]trace.Span{}}
@@ -78,11 +73,7 @@ func TestStageSpans(t *testing.T) {
 // A stage still open when the build ends (canceled) ends with the
 // build's error.
 func TestStageSpansEndOpenStages(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	rec := telemetrytest.Record(t)
 
 	s := &stageSpans{ctx: context.Background(), open: map[int]trace.Span{}}
 	s.report(engine.Event{Kind: engine.StageStart, Pipeline: "os", Stage: "kiln.apt", Index: 1, Total: 1})
@@ -95,11 +86,7 @@ func TestStageSpansEndOpenStages(t *testing.T) {
 // A stage reported started twice without an end leaves no span open: the
 // first attempt's ends, failed, when the second starts.
 func TestStageSpansStageStartedTwice(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	rec := telemetrytest.Record(t)
 
 	s := &stageSpans{ctx: context.Background(), open: map[int]trace.Span{}}
 	start := engine.Event{Kind: engine.StageStart, Pipeline: "os", Stage: "kiln.apt", Index: 1, Total: 1}
