@@ -79,6 +79,24 @@ type proc struct {
 
 // startProc starts bin with args and waits until its first line of
 // output (a server's "kiln serves on URL", a worker's greeting).
+// adminCommand returns a function that runs a kiln subcommand with
+// where (the flags naming its database) appended, fails t if it fails
+// (with its stderr), and returns what it printed, trimmed.
+func adminCommand(t testing.TB, ctx context.Context, bin string, env []string, where ...string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin, append(args, where...)...)
+		cmd.Env = env
+		out, err := cmd.Output()
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		require.NoError(t, err, string(stderr))
+		return strings.TrimSpace(string(out))
+	}
+}
+
 func startProc(t testing.TB, ctx context.Context, name, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.CommandContext(ctx, bin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
@@ -202,18 +220,7 @@ func startCluster(t testing.TB, ctx context.Context, workers int, real bool) *cl
 	}
 	cache := engineCache(t)
 
-	admin := func(args ...string) string {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, bin, append(args, "--database", c.dsn)...)
-		cmd.Env = env
-		out, err := cmd.Output()
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		require.NoError(t, err, string(stderr))
-		return strings.TrimSpace(string(out))
-	}
+	admin := adminCommand(t, ctx, bin, env, "--database", c.dsn)
 	admin("migrate")
 	workerToken := admin("worker-token", "create", "--name", "cluster")
 	c.token = admin("token", "create", "--org", "acme", "--name", "cluster")

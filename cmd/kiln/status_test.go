@@ -48,18 +48,7 @@ func TestStatusPageFollowsBreakage(t *testing.T) {
 	env := append(os.Environ(), "KILN_FAKE_STAGE_TIME=50ms", "KILN_FAKE_SIZE=4096", "KILN_DATABASE=")
 	data := t.TempDir()
 	cache := engineCache(t)
-	admin := func(args ...string) string {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, bin, append(args, "--data", data)...)
-		cmd.Env = env
-		out, err := cmd.Output()
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		require.NoError(t, err, string(stderr))
-		return strings.TrimSpace(string(out))
-	}
+	admin := adminCommand(t, ctx, bin, env, "--data", data)
 	admin("migrate")
 	workerToken := admin("worker-token", "create", "--name", "status-test")
 	token := admin("token", "create", "--org", "acme", "--name", "status-test")
