@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -20,6 +21,23 @@ import (
 // The restarted service still has the compose; the job whose worker died
 // is requeued when its lease expires, and the compose ends in success.
 // SIGTERM then stops the service cleanly.
+// servedURL reads kiln serve's stdout up to the line that says where it
+// serves and returns that URL ("" when the output ends first), and keeps
+// reading the rest in the background so the pipe never fills.
+func servedURL(stdout io.Reader) string {
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := regexp.MustCompile(`kiln serves on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return m[1]
+		}
+	}
+	return ""
+}
+
 func TestServeSurvivesKill9(t *testing.T) {
 	bin := fakeKiln(t)
 	data, cache := t.TempDir(), engineCache(t)
@@ -33,18 +51,9 @@ func TestServeSurvivesKill9(t *testing.T) {
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := regexp.MustCompile(`kiln serves on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-				go func() { // keep the pipe drained
-					for sc.Scan() {
-					}
-				}()
-				return cmd, m[1]
-			}
-		}
-		t.Fatal("kiln serve did not start")
-		return nil, ""
+		url := servedURL(stdout)
+		require.NotEmpty(t, url, "kiln serve did not start")
+		return cmd, url
 	}
 	first, url := start()
 	tok, _, err := run(t, "token", "create", "--org", "acme", "--name", "crash", "--data", data)
@@ -104,18 +113,7 @@ func TestComposeStatusSaysNoWorkerBuildsItsArch(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	var url string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if m := regexp.MustCompile(`kiln serves on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-			url = m[1]
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			break
-		}
-	}
+	url := servedURL(stdout)
 	require.NotEmpty(t, url, "kiln serve did not start")
 	tok, _, err := run(t, "token", "create", "--org", "acme", "--name", "arch", "--data", data)
 	require.NoError(t, err)

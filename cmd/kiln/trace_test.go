@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -152,18 +151,7 @@ func tracedServe(t *testing.T, env []string, flags ...string) (string, string, [
 			t.Logf("kiln serve's log:\n%s", tail(stderr.String(), 60))
 		}
 	})
-	var url string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if m := regexp.MustCompile(`kiln serves on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-			url = m[1]
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			break
-		}
-	}
+	url := servedURL(stdout)
 	require.NotEmpty(t, url, "kiln serve did not start:\n%s", stderr.String())
 
 	tok, _, err := run(t, "token", "create", "--org", "acme", "--name", "trace", "--data", data)
